@@ -1,0 +1,568 @@
+//! Global checks over the lowered stack: kinds and their parents, parameters,
+//! names (DNS labels, env var names) and the shape of every reference. Produces the
+//! base definition of each service (its kind chain with the service laid over it),
+//! which `plan` lays topology overrides over.
+//!
+//! Topology-specific checks (placement, ports, cycles, health gates) live in `plan`.
+
+use indexmap::IndexMap;
+
+use crate::diag::{suggest, Code, Diagnostic, Diagnostics};
+use crate::lower::SERVICE_FIELDS;
+use crate::model::*;
+use crate::syntax::{path_text, Ident};
+
+/// The stack with every service's kind chain applied.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// Base definition of each workload service (kind defaults ⊕ service).
+    pub bases: IndexMap<String, ServiceDef>,
+}
+
+/// Attributes a reference may name on a service, besides its parameters.
+pub const ATTRIBUTES: &[&str] = &[
+    "host",
+    "port",
+    "ports",
+    "address",
+    "url",
+    "read_url",
+    "public_url",
+];
+
+pub fn check(stack: &Stack, diags: &mut Diagnostics) -> Checked {
+    let mut checked = Checked::default();
+    for secret in stack.secrets.values() {
+        if !is_env_name(&secret.name.name) {
+            diags.push(
+                Diagnostic::error(
+                    Code::InvalidEnvName,
+                    secret.name.span,
+                    format!(
+                        "secret name `{}` is not a valid environment variable name",
+                        secret.name.name
+                    ),
+                )
+                .label("letters, digits and `_` only")
+                .help(format!(
+                    "a secret reaches services as the variable `{}`; try `{}`",
+                    secret.env_name,
+                    secret.name.name.replace('-', "_")
+                )),
+            );
+        }
+    }
+    let chains = kind_chains(stack, diags);
+    for decl in stack.services.values() {
+        dns_label(&decl.name, "service", diags);
+        match &decl.body {
+            ServiceBody::Workload(def) => {
+                let mut base = ServiceDef::default();
+                if let Some(kind) = &decl.kind {
+                    match chains.get(&kind.name) {
+                        Some(chain) => {
+                            for k in chain.iter().rev() {
+                                if let Some(kd) = stack.kinds.get(k) {
+                                    base.overlay(&kd.def);
+                                }
+                            }
+                        }
+                        None => diags.push(unknown_kind(stack, kind)),
+                    }
+                }
+                base.overlay(def);
+                check_args(&decl.name.name, &base, &[def], diags);
+                checked.bases.insert(decl.name.name.clone(), base);
+            }
+            ServiceBody::External(ext) => {
+                if let Some(kind) = &decl.kind {
+                    if !chains.contains_key(&kind.name) {
+                        diags.push(unknown_kind(stack, kind));
+                    }
+                }
+                for e in [&ext.url, &ext.read_url, &ext.public_url, &ext.host]
+                    .into_iter()
+                    .flatten()
+                {
+                    check_expr(stack, &checked.bases, None, e, diags);
+                }
+            }
+        }
+    }
+    // References are checked after every base exists, so that `db.user` can be
+    // checked against db's kind whatever the order of the file.
+    for (name, base) in &checked.bases {
+        check_def(stack, &checked.bases, name, base, diags);
+    }
+    for topo in stack.topologies.values() {
+        dns_label(&topo.name, "topology", diags);
+        for host in topo.hosts.values() {
+            dns_label(&host.name, "host", diags);
+        }
+        for ov in topo
+            .overrides
+            .values()
+            .chain(topo.hosts.values().flat_map(|h| &h.runs))
+        {
+            let Some(base) = checked.bases.get(&ov.service.name) else {
+                continue;
+            };
+            let mut eff = base.clone();
+            eff.overlay(&ov.over);
+            check_args(&ov.service.name, &eff, &[&ov.over], diags);
+            check_def(stack, &checked.bases, &ov.service.name, &eff, diags);
+        }
+        for (ident, ext) in topo.externals.values() {
+            for e in [&ext.url, &ext.read_url, &ext.public_url, &ext.host]
+                .into_iter()
+                .flatten()
+            {
+                check_expr(stack, &checked.bases, Some(&ident.name), e, diags);
+            }
+        }
+    }
+    if stack.topologies.is_empty() {
+        if let Some(first) = stack.services.values().next() {
+            diags.push(
+                Diagnostic::error(Code::NoTopology, first.name.span, "this stack defines no topology")
+                    .label("services are defined, but not where they run")
+                    .help("add `topology NAME { host NAME { run = [...] } }`; `build` has nothing to write"),
+            );
+        }
+    }
+    checked
+}
+
+fn unknown_kind(stack: &Stack, kind: &Ident) -> Diagnostic {
+    let d = Diagnostic::error(
+        Code::UnknownName,
+        kind.span,
+        format!("unknown kind `{}`", kind.name),
+    )
+    .label("no kind has this name");
+    match suggest(&kind.name, stack.kinds.keys().map(String::as_str)) {
+        Some(s) => d.help(format!("did you mean `{s}`?")),
+        None => d.help(format!(
+            "the kinds are: {}",
+            stack.kinds.keys().cloned().collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+/// For each kind, its chain of kinds from itself to its root. Unknown parents and
+/// cycles are reported; such kinds get a chain that stops before the problem.
+fn kind_chains(stack: &Stack, diags: &mut Diagnostics) -> IndexMap<String, Vec<String>> {
+    let mut chains = IndexMap::new();
+    for (name, kind) in &stack.kinds {
+        let mut chain = vec![name.clone()];
+        let mut current = kind;
+        while let Some(parent) = &current.parent {
+            if chain.contains(&parent.name) {
+                diags.push(
+                    Diagnostic::error(
+                        Code::DependencyCycle,
+                        parent.span,
+                        format!(
+                            "kinds extend each other in a cycle: {} -> {}",
+                            chain.join(" -> "),
+                            parent.name
+                        ),
+                    )
+                    .label("this closes the cycle"),
+                );
+                break;
+            }
+            match stack.kinds.get(&parent.name) {
+                Some(p) => {
+                    chain.push(parent.name.clone());
+                    current = p;
+                }
+                None => {
+                    diags.push(unknown_kind(stack, parent));
+                    break;
+                }
+            }
+        }
+        chains.insert(name.clone(), chain);
+    }
+    chains
+}
+
+/// Every argument must be a parameter of the kind chain; every parameter without a
+/// default must be given.
+fn check_args(service: &str, eff: &ServiceDef, written: &[&ServiceDef], diags: &mut Diagnostics) {
+    for def in written {
+        for (key, arg) in &def.args {
+            if !eff.params.contains_key(key) {
+                let mut known: Vec<&str> = SERVICE_FIELDS.to_vec();
+                known.extend(eff.params.keys().map(String::as_str));
+                let d = Diagnostic::error(
+                    Code::UnknownField,
+                    arg.key.span,
+                    format!("unknown field `{key}` for service `{service}`"),
+                )
+                .label("not a field of this service or its kind");
+                diags.push(match suggest(key, known.iter().copied()) {
+                    Some(s) => d.help(format!("did you mean `{s}`?")),
+                    None => d.help(format!("the fields are: {}", known.join(", "))),
+                });
+            }
+        }
+    }
+}
+
+fn check_def(
+    stack: &Stack,
+    bases: &IndexMap<String, ServiceDef>,
+    name: &str,
+    def: &ServiceDef,
+    diags: &mut Diagnostics,
+) {
+    for var in def.env.values() {
+        if !is_env_name(&var.key.name) {
+            diags.push(
+                Diagnostic::error(
+                    Code::InvalidEnvName,
+                    var.key.span,
+                    format!(
+                        "`{}` is not a valid environment variable name",
+                        var.key.name
+                    ),
+                )
+                .label("letters, digits and `_`, not starting with a digit")
+                .help(format!(
+                    "try `{}`",
+                    var.key.name.replace('-', "_").to_ascii_uppercase()
+                )),
+            );
+        }
+        check_expr(stack, bases, Some(name), &var.value, diags);
+    }
+    for e in [&def.url, &def.read_url, &def.public_url]
+        .into_iter()
+        .flatten()
+    {
+        check_expr(stack, bases, Some(name), e, diags);
+    }
+    for arg in def.args.values() {
+        check_expr(stack, bases, Some(name), &arg.value, diags);
+    }
+    for p in def.params.values() {
+        if let Some(d) = &p.default {
+            check_expr(stack, bases, Some(name), d, diags);
+        }
+        if p.default.is_none() && !def.args.contains_key(&p.name.name) {
+            diags.push(
+                Diagnostic::error(
+                    Code::MissingField,
+                    p.name.span,
+                    format!("service `{name}` does not set parameter `{}`", p.name.name),
+                )
+                .label("declared here without a default")
+                .help(format!(
+                    "set it in service `{name}`: `{} = ...`",
+                    p.name.name
+                )),
+            );
+        }
+    }
+    for vol in def.volumes.values() {
+        dns_label(&vol.name, "volume", diags);
+    }
+    let port_names: Vec<&str> = def.ports.keys().map(String::as_str).collect();
+    let port_ref = |ident: &Ident, what: &str, diags: &mut Diagnostics| {
+        if !def.ports.contains_key(&ident.name) {
+            let d = Diagnostic::error(
+                Code::UnknownName,
+                ident.span,
+                format!(
+                    "{what} names port `{}`, which service `{name}` does not declare",
+                    ident.name
+                ),
+            )
+            .label("no such port");
+            diags.push(match suggest(&ident.name, port_names.iter().copied()) {
+                Some(s) => d.help(format!("did you mean `{s}`?")),
+                None if port_names.is_empty() => d.help("declare it with `port NAME = NUMBER`"),
+                None => d.help(format!("the ports are: {}", port_names.join(", "))),
+            });
+        }
+    };
+    for p in def.public.iter().flat_map(|p| &p.value) {
+        port_ref(p, "`public`", diags);
+    }
+    for probe in [
+        &def.health.liveness,
+        &def.health.readiness,
+        &def.health.startup,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Some(p) = &probe.port {
+            port_ref(p, "the health check", diags);
+        }
+    }
+    for route in def.routes.values() {
+        if let Some(p) = &route.port {
+            port_ref(p, "the route", diags);
+        }
+    }
+    for port in def.ports.values() {
+        if port.container.is_none() {
+            diags.push(
+                Diagnostic::error(
+                    Code::MissingField,
+                    port.name.span,
+                    format!("port `{}` has no container port", port.name.name),
+                )
+                .label("number missing")
+                .help("write `port NAME = NUMBER` or `container = NUMBER` in its block"),
+            );
+        }
+    }
+    for dep in def.depends_on.iter().flat_map(|d| &d.value) {
+        if !stack.services.contains_key(&dep.service.name) {
+            diags.push(unknown_service(stack, &dep.service));
+        }
+    }
+    if let Some(ha) = &def.ha {
+        let modes: Vec<&str> = def
+            .ha_modes
+            .iter()
+            .flat_map(|m| &m.value)
+            .map(|m| m.name.as_str())
+            .collect();
+        if ha.name != "single" && !modes.contains(&ha.name.as_str()) {
+            let d = Diagnostic::error(
+                Code::InvalidValue,
+                ha.span,
+                format!("`{}` is not an HA mode of service `{name}`", ha.name),
+            )
+            .label("unknown HA mode");
+            diags.push(match suggest(&ha.name, modes.iter().copied()) {
+                Some(s) => d.help(format!("did you mean `{s}`?")),
+                None if modes.is_empty() => d.help(
+                    "its kind declares no HA modes (`ha_modes = [...]`); only `single` is possible",
+                ),
+                None => d.help(format!(
+                    "the HA modes of its kind are: single, {}",
+                    modes.join(", ")
+                )),
+            });
+        }
+    }
+}
+
+fn unknown_service(stack: &Stack, ident: &Ident) -> Diagnostic {
+    let d = Diagnostic::error(
+        Code::UnknownName,
+        ident.span,
+        format!("unknown service `{}`", ident.name),
+    )
+    .label("no service has this name");
+    match suggest(&ident.name, stack.services.keys().map(String::as_str)) {
+        Some(s) => d.help(format!("did you mean `{s}`?")),
+        None => d.help("declare it with `service NAME { ... }` or `external NAME { url = ... }`"),
+    }
+}
+
+/// Checks the shape of every reference in an expression. `owner` is the service the
+/// expression belongs to (for `self`).
+fn check_expr(
+    stack: &Stack,
+    bases: &IndexMap<String, ServiceDef>,
+    owner: Option<&str>,
+    expr: &Expr,
+    diags: &mut Diagnostics,
+) {
+    for r in expr.references() {
+        if let Some(d) = check_reference(stack, bases, owner, r) {
+            diags.push(d);
+        }
+    }
+}
+
+fn check_reference(
+    stack: &Stack,
+    bases: &IndexMap<String, ServiceDef>,
+    owner: Option<&str>,
+    r: &Reference,
+) -> Option<Diagnostic> {
+    let first = r.path.first()?;
+    if first.name == "secret" {
+        let Some(name) = r.path.get(1) else {
+            return Some(
+                Diagnostic::error(Code::UnknownName, r.span, "`secret` needs a secret name")
+                    .label("write `secret.NAME`"),
+            );
+        };
+        if !stack.secrets.contains_key(&name.name) {
+            let d = Diagnostic::error(
+                Code::UndeclaredSecret,
+                name.span,
+                format!("secret `{}` is not declared", name.name),
+            )
+            .label("not declared");
+            return Some(
+                match suggest(&name.name, stack.secrets.keys().map(String::as_str)) {
+                    Some(s) => d.help(format!(
+                        "did you mean `{s}`? Or declare it: `secret {}`",
+                        name.name
+                    )),
+                    None => d.help(format!("declare it: `secret {}`", name.name)),
+                },
+            );
+        }
+        return too_long(r, 2);
+    }
+    let service = if first.name == "self" {
+        match owner {
+            Some(o) => o.to_string(),
+            None => {
+                return Some(
+                    Diagnostic::error(
+                        Code::UnknownName,
+                        first.span,
+                        "`self` is not a service here",
+                    )
+                    .label("no service owns this value"),
+                )
+            }
+        }
+    } else {
+        if !stack.services.contains_key(&first.name) {
+            if r.path.len() == 1 {
+                // A single name: perhaps a choice written in the wrong place.
+                return Some(
+                    unknown_service(stack, first)
+                        .help(format!("a reference is `SERVICE.ATTRIBUTE`, like `{}.url`; a literal string is written in quotes", first.name)),
+                );
+            }
+            return Some(unknown_service(stack, first));
+        }
+        first.name.clone()
+    };
+    let Some(attr) = r.path.get(1) else {
+        return Some(
+            Diagnostic::error(
+                Code::UnknownAttribute,
+                r.span,
+                format!(
+                    "`{}` is a service; refer to one of its attributes",
+                    first.name
+                ),
+            )
+            .label("attribute missing")
+            .help(format!(
+                "for example `{}.url` or `{}.address`",
+                first.name, first.name
+            )),
+        );
+    };
+    let params: Vec<&str> = bases
+        .get(&service)
+        .map(|b| b.params.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    if attr.name == "ports" {
+        let Some(port) = r.path.get(2) else {
+            return Some(
+                Diagnostic::error(Code::UnknownAttribute, r.span, "`ports` needs a port name")
+                    .label(format!("write `{}.ports.NAME`", first.name)),
+            );
+        };
+        if let Some(base) = bases.get(&service) {
+            if !base.ports.contains_key(&port.name) {
+                let d = Diagnostic::error(
+                    Code::UnknownAttribute,
+                    port.span,
+                    format!("service `{service}` has no port `{}`", port.name),
+                )
+                .label("no such port");
+                return Some(
+                    match suggest(&port.name, base.ports.keys().map(String::as_str)) {
+                        Some(s) => d.help(format!("did you mean `{s}`?")),
+                        None => d,
+                    },
+                );
+            }
+        }
+        return too_long(r, 3);
+    }
+    if !ATTRIBUTES.contains(&attr.name.as_str()) && !params.contains(&attr.name.as_str()) {
+        let mut known: Vec<&str> = ATTRIBUTES.to_vec();
+        known.extend(params.iter().copied());
+        let d = Diagnostic::error(
+            Code::UnknownAttribute,
+            attr.span,
+            format!("service `{service}` has no attribute `{}`", attr.name),
+        )
+        .label("unknown attribute");
+        return Some(match suggest(&attr.name, known.iter().copied()) {
+            Some(s) => d.help(format!("did you mean `{s}`?")),
+            None => d.help(format!("the attributes are: {}", known.join(", "))),
+        });
+    }
+    too_long(r, 2)
+}
+
+fn too_long(r: &Reference, len: usize) -> Option<Diagnostic> {
+    let extra = r.path.get(len)?;
+    let last = r.path.last().map_or(extra.span, |l| l.span);
+    Some(
+        Diagnostic::error(
+            Code::UnknownAttribute,
+            extra.span.to(last),
+            format!("`{}` goes too deep", path_text(&r.path)),
+        )
+        .label("nothing to select here"),
+    )
+}
+
+pub fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+pub fn is_dns_label(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+}
+
+fn dns_label(ident: &Ident, what: &str, diags: &mut Diagnostics) {
+    if !is_dns_label(&ident.name) {
+        let fixed: String = ident
+            .name
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect::<String>()
+            .trim_matches('-')
+            .chars()
+            .take(63)
+            .collect();
+        let why = if ident.name.len() > 63 {
+            "longer than 63 characters"
+        } else {
+            "lowercase letters, digits and `-` only, starting and ending with a letter or digit"
+        };
+        diags.push(
+            Diagnostic::error(
+                Code::InvalidDnsName,
+                ident.span,
+                format!("{what} name `{}` is not a valid DNS label", ident.name),
+            )
+            .label(why)
+            .help(format!(
+                "it becomes a host name in the generated files; try `{fixed}`"
+            )),
+        );
+    }
+}

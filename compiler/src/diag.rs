@@ -1,0 +1,515 @@
+//! Diagnostics: spans into source files, the renderer-neutral `Diagnostic`, and its
+//! renderings (human text through miette, JSON for machines).
+//!
+//! Every stage reports problems by pushing a `Diagnostic` into a `Diagnostics` list and
+//! carries on; only the command line and (later) the language server render them.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+/// Index of a source file in a [`SourceMap`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct FileId(pub u32);
+
+/// A byte range in one source file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Span {
+    pub file: FileId,
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    pub fn new(file: FileId, start: usize, end: usize) -> Span {
+        Span {
+            file,
+            start: start as u32,
+            end: end as u32,
+        }
+    }
+
+    /// The smallest span that covers both.
+    pub fn to(self, other: Span) -> Span {
+        Span {
+            file: self.file,
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
+    }
+}
+
+/// A source file: its display name and text.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub name: String,
+    pub text: Arc<str>,
+}
+
+/// All source files of one compilation: the user's file and the stdlib files.
+#[derive(Debug, Clone, Default)]
+pub struct SourceMap {
+    files: Vec<SourceFile>,
+}
+
+impl SourceMap {
+    pub fn add(&mut self, name: impl Into<String>, text: impl Into<Arc<str>>) -> FileId {
+        self.files.push(SourceFile {
+            name: name.into(),
+            text: text.into(),
+        });
+        FileId(self.files.len() as u32 - 1)
+    }
+
+    pub fn get(&self, id: FileId) -> &SourceFile {
+        &self.files[id.0 as usize]
+    }
+
+    pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
+        self.files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (FileId(i as u32), f))
+    }
+
+    /// One-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, file: FileId, offset: u32) -> (usize, usize) {
+        let text = &self.get(file).text;
+        let offset = (offset as usize).min(text.len());
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let col = before[line_start..].chars().count() + 1;
+        (line, col)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// A labelled span of a diagnostic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Label {
+    pub span: Span,
+    pub message: String,
+}
+
+/// One problem found in the input, independent of how it is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Diagnostic {
+    pub code: Code,
+    pub severity: Severity,
+    pub message: String,
+    /// The main location; its label says what is wrong there.
+    pub primary: Label,
+    /// Other places that explain the problem (the first definition of a duplicate,
+    /// the other steps of a cycle).
+    pub secondary: Vec<Label>,
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn error(code: Code, span: Span, message: impl Into<String>) -> Diagnostic {
+        let message = message.into();
+        Diagnostic {
+            code,
+            severity: code.default_severity(),
+            primary: Label {
+                span,
+                message: String::new(),
+            },
+            message,
+            secondary: Vec::new(),
+            help: None,
+        }
+    }
+
+    pub fn label(mut self, label: impl Into<String>) -> Diagnostic {
+        self.primary.message = label.into();
+        self
+    }
+
+    pub fn with_secondary(mut self, span: Span, label: impl Into<String>) -> Diagnostic {
+        self.secondary.push(Label {
+            span,
+            message: label.into(),
+        });
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Diagnostic {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// The list every stage pushes into.
+#[derive(Debug, Default, Clone)]
+pub struct Diagnostics {
+    items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    pub fn push(&mut self, d: Diagnostic) {
+        self.items.push(d);
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.items.iter().any(Diagnostic::is_error)
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn extend(&mut self, other: Diagnostics) {
+        self.items.extend(other.items);
+    }
+
+    /// Sorted by position, duplicates removed: the same problem found in two
+    /// topologies is reported once.
+    pub fn finish(mut self) -> Vec<Diagnostic> {
+        self.items.sort_by(|a, b| {
+            (a.primary.span, a.code, &a.message).cmp(&(b.primary.span, b.code, &b.message))
+        });
+        self.items.dedup();
+        self.items
+    }
+}
+
+/// A did-you-mean suggestion: the closest candidate, if it is close enough.
+pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut best: Option<(f64, &str)> = None;
+    for candidate in candidates {
+        if candidate == name {
+            continue;
+        }
+        let score = strsim::normalized_damerau_levenshtein(name, candidate);
+        let prefix = candidate.starts_with(name) || name.starts_with(candidate);
+        let score = if prefix { score.max(0.7) } else { score };
+        if score >= 0.6 && best.is_none_or(|(s, _)| score > s) {
+            best = Some((score, candidate));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+macro_rules! codes {
+    ($( $(#[doc = $doc:literal])+ $name:ident = $code:literal, $sev:ident, $slug:literal; )*) => {
+        /// Stable diagnostic codes. A code is never reused for another meaning;
+        /// `stackc explain CODE` prints the doc comment.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Code { $( $(#[doc = $doc])+ $name, )* }
+
+        impl Code {
+            pub const ALL: &'static [Code] = &[$(Code::$name,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$name => $code,)* }
+            }
+
+            /// A short kebab-case name for the code.
+            pub fn slug(self) -> &'static str {
+                match self { $(Code::$name => $slug,)* }
+            }
+
+            pub fn default_severity(self) -> Severity {
+                match self { $(Code::$name => Severity::$sev,)* }
+            }
+
+            pub fn explanation(self) -> &'static str {
+                match self { $(Code::$name => concat!($($doc, "\n"),+),)* }
+            }
+        }
+    };
+}
+
+codes! {
+    /// The file does not follow the grammar of the .stack language.
+    Syntax = "E0001", Error, "syntax";
+    /// A string contains an escape sequence the language does not know.
+    BadEscape = "E0002", Error, "bad-escape";
+    /// A name refers to nothing: no service, kind, secret, host or attribute has it.
+    UnknownName = "E0101", Error, "unknown-name";
+    /// Two definitions share one name where names must be unique.
+    DuplicateName = "E0102", Error, "duplicate-name";
+    /// A referenced secret is not declared with `secret NAME`.
+    UndeclaredSecret = "E0103", Error, "undeclared-secret";
+    /// A name must be a valid DNS label (lowercase letters, digits and `-`, at most 63
+    /// characters, starting and ending with a letter or digit), because it becomes a
+    /// host name in the generated files.
+    InvalidDnsName = "E0104", Error, "invalid-dns-name";
+    /// An environment variable name (or a secret name, which becomes one) must match
+    /// `[A-Za-z_][A-Za-z0-9_]*`.
+    InvalidEnvName = "E0105", Error, "invalid-env-name";
+    /// A reference names an attribute that the service does not have.
+    UnknownAttribute = "E0106", Error, "unknown-attribute";
+    /// A field is not known for this kind of block.
+    UnknownField = "E0201", Error, "unknown-field";
+    /// A value has the wrong type for its field.
+    WrongType = "E0202", Error, "wrong-type";
+    /// A value is of the right type but not allowed (out of range, not one of the
+    /// allowed choices).
+    InvalidValue = "E0203", Error, "invalid-value";
+    /// A required field is missing.
+    MissingField = "E0204", Error, "missing-field";
+    /// A field is written twice in one block.
+    DuplicateField = "E0205", Error, "duplicate-field";
+    /// Services depend on each other in a cycle, so none of them can start first.
+    DependencyCycle = "E0301", Error, "dependency-cycle";
+    /// A dependency asks to wait until its target is healthy, but the target has no
+    /// health check.
+    HealthGateWithoutCheck = "E0302", Error, "health-gate-without-check";
+    /// A service is neither placed on a host of the topology nor external there.
+    NotPlaced = "E0401", Error, "not-placed";
+    /// A service is placed on a host that cannot run it (a GPU service on a host
+    /// without GPU).
+    CannotRunOnHost = "E0402", Error, "cannot-run-on-host";
+    /// Two services publish the same port on one host.
+    PortConflict = "E0403", Error, "port-conflict";
+    /// A stateful service has more than one replica but no HA mode: the replicas
+    /// would each have their own data.
+    StatefulReplicasWithoutHa = "E0404", Error, "stateful-replicas-without-ha";
+    /// A service with several replicas on one host publishes a fixed host port; only
+    /// one replica can bind it.
+    ReplicasPublishPort = "E0405", Error, "replicas-publish-port";
+    /// The topology asks for something no target of this stackc emits yet.
+    NotSupported = "E0406", Error, "not-supported";
+    /// A stateful service is published on all interfaces of its host.
+    PublicStateful = "W0407", Warning, "public-stateful";
+    /// A reference cannot be resolved in a topology (no public URL there, an external
+    /// service without that attribute).
+    Unresolvable = "E0408", Error, "unresolvable";
+    /// A placed service names the same host twice, or the same service is run twice on
+    /// one host.
+    DuplicatePlacement = "E0409", Error, "duplicate-placement";
+    /// The file defines no topology, so `build` has nothing to write.
+    NoTopology = "W0410", Warning, "no-topology";
+    /// An environment value cannot be written to an env file so that both
+    /// docker-compose and a POSIX shell read back the same string.
+    UnrepresentableEnvValue = "E0501", Error, "unrepresentable-env-value";
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Code {
+    pub fn parse(s: &str) -> Option<Code> {
+        Code::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str().eq_ignore_ascii_case(s) || c.slug() == s)
+    }
+}
+
+// ---- rendering -------------------------------------------------------------------
+
+#[derive(Debug)]
+struct MietteView<'a> {
+    diag: &'a Diagnostic,
+    source: miette::NamedSource<Arc<str>>,
+    code: String,
+}
+
+impl fmt::Display for MietteView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.diag.message)
+    }
+}
+
+impl std::error::Error for MietteView<'_> {}
+
+impl miette::Diagnostic for MietteView<'_> {
+    fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        Some(Box::new(&self.code))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.diag.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+
+    fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        self.diag
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.source)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        let file = self.diag.primary.span.file;
+        let primary = std::iter::once(&self.diag.primary).map(|l| {
+            miette::LabeledSpan::new_primary_with_span(
+                Some(l.message.clone()).filter(|m| !m.is_empty()),
+                to_miette(l.span),
+            )
+        });
+        // miette draws one source per diagnostic: labels in other files are listed
+        // in the help text by `render_human` instead.
+        let secondary = self
+            .diag
+            .secondary
+            .iter()
+            .filter(move |l| l.span.file == file)
+            .map(|l| {
+                miette::LabeledSpan::new_with_span(Some(l.message.clone()), to_miette(l.span))
+            });
+        Some(Box::new(primary.chain(secondary)))
+    }
+}
+
+fn to_miette(span: Span) -> miette::SourceSpan {
+    miette::SourceSpan::new(
+        (span.start as usize).into(),
+        (span.end - span.start) as usize,
+    )
+}
+
+/// Renders diagnostics as human-readable text, without colors when `color` is false.
+pub fn render_human(sources: &SourceMap, diags: &[Diagnostic], color: bool) -> String {
+    let theme = if color {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    };
+    let handler = miette::GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_links(false);
+    let mut out = String::new();
+    for diag in diags {
+        let file = sources.get(diag.primary.span.file);
+        let mut diag = diag.clone();
+        for other in diag
+            .secondary
+            .iter()
+            .filter(|l| l.span.file != diag.primary.span.file)
+        {
+            let f = sources.get(other.span.file);
+            let (line, col) = sources.line_col(other.span.file, other.span.start);
+            let note = format!("{} ({}:{}:{})", other.message, f.name, line, col);
+            diag.help = Some(match diag.help.take() {
+                Some(h) => format!("{h}\n{note}"),
+                None => note,
+            });
+        }
+        let view = MietteView {
+            diag: &diag,
+            source: miette::NamedSource::new(file.name.clone(), file.text.clone()),
+            code: diag.code.as_str().to_string(),
+        };
+        let _ = handler.render_report(&mut out, &view);
+    }
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    let warnings = diags.len() - errors;
+    if errors + warnings > 0 {
+        out.push_str(&format!(
+            "{} error{}, {} warning{}\n",
+            errors,
+            if errors == 1 { "" } else { "s" },
+            warnings,
+            if warnings == 1 { "" } else { "s" }
+        ));
+    }
+    out
+}
+
+#[derive(Serialize)]
+struct JsonLabel<'a> {
+    file: &'a str,
+    start: u32,
+    end: u32,
+    line: usize,
+    column: usize,
+    end_line: usize,
+    end_column: usize,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonDiagnostic<'a> {
+    code: &'static str,
+    name: &'static str,
+    severity: Severity,
+    message: &'a str,
+    primary: JsonLabel<'a>,
+    secondary: Vec<JsonLabel<'a>>,
+    help: Option<&'a str>,
+}
+
+/// Renders diagnostics as JSON lines: one object per diagnostic.
+pub fn render_json(sources: &SourceMap, diags: &[Diagnostic]) -> String {
+    let label = |l: &'_ Label| {
+        let (line, column) = sources.line_col(l.span.file, l.span.start);
+        let (end_line, end_column) = sources.line_col(l.span.file, l.span.end);
+        (
+            sources.get(l.span.file).name.clone(),
+            l.span,
+            line,
+            column,
+            end_line,
+            end_column,
+        )
+    };
+    let mut out = String::new();
+    for d in diags {
+        let p = label(&d.primary);
+        let secondary: Vec<_> = d.secondary.iter().map(|l| (label(l), l)).collect();
+        let json = JsonDiagnostic {
+            code: d.code.as_str(),
+            name: d.code.slug(),
+            severity: d.severity,
+            message: &d.message,
+            primary: JsonLabel {
+                file: &p.0,
+                start: p.1.start,
+                end: p.1.end,
+                line: p.2,
+                column: p.3,
+                end_line: p.4,
+                end_column: p.5,
+                message: &d.primary.message,
+            },
+            secondary: secondary
+                .iter()
+                .map(|(s, l)| JsonLabel {
+                    file: &s.0,
+                    start: s.1.start,
+                    end: s.1.end,
+                    line: s.2,
+                    column: s.3,
+                    end_line: s.4,
+                    end_column: s.5,
+                    message: &l.message,
+                })
+                .collect(),
+            help: d.help.as_deref(),
+        };
+        if let Ok(line) = serde_json::to_string(&json) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}

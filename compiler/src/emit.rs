@@ -1,0 +1,179 @@
+//! Writing artifacts to disk: the only stage (with `cli`) that touches the file
+//! system.
+//!
+//! - Ownership: a file belongs to stackc when the manifest of its topology
+//!   (`<topology>/stackc-manifest.json`) lists it. stackc refuses to overwrite or
+//!   delete any other file.
+//! - Atomicity: every file is first written to a temporary sibling; only when all
+//!   are written are they renamed into place. A failure leaves the previous output.
+//! - Staleness: files listed in an old manifest and not generated now are removed.
+//! - Unchanged files are not rewritten.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::targets::{Artifact, MANIFEST};
+
+#[derive(Debug)]
+pub enum EmitError {
+    /// A file that stackc did not generate is in the way.
+    NotOwned(PathBuf),
+    Io(PathBuf, io::Error),
+}
+
+impl std::fmt::Display for EmitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EmitError::NotOwned(p) => write!(
+                f,
+                "refusing to overwrite {}: stackc did not generate it (no stackc manifest lists it); move it away or choose another --out",
+                p.display()
+            ),
+            EmitError::Io(p, e) => write!(f, "{}: {e}", p.display()),
+        }
+    }
+}
+
+/// What a write did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub written: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct ManifestIn {
+    files: Vec<ManifestFileIn>,
+}
+
+#[derive(serde::Deserialize)]
+struct ManifestFileIn {
+    path: String,
+}
+
+/// The files an existing manifest says stackc generated (out-relative paths,
+/// manifest included). A missing manifest owns nothing.
+pub fn owned_files(out: &Path, topology: &str) -> BTreeSet<String> {
+    let mut owned = BTreeSet::new();
+    let path = out.join(topology).join(MANIFEST);
+    let Ok(text) = fs::read_to_string(&path) else {
+        return owned;
+    };
+    let Ok(m) = serde_json::from_str::<ManifestIn>(&text) else {
+        return owned;
+    };
+    for f in m.files {
+        // Never follow a path out of the topology's directory.
+        if f.path.split('/').any(|s| s == ".." || s.is_empty()) || f.path.starts_with('/') {
+            continue;
+        }
+        owned.insert(format!("{topology}/{}", f.path));
+    }
+    owned.insert(format!("{topology}/{MANIFEST}"));
+    owned
+}
+
+/// Topology directories in `out` that hold a stackc manifest.
+pub fn existing_topologies(out: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    if let Ok(entries) = fs::read_dir(out) {
+        for e in entries.flatten() {
+            if e.path().join(MANIFEST).is_file() {
+                if let Some(n) = e.file_name().to_str() {
+                    names.push(n.to_string());
+                }
+            }
+        }
+    }
+    names.sort();
+    names
+}
+
+/// Writes `artifacts` under `out`. `scope` is the set of topologies this build owns
+/// the output of: stale files are removed only there.
+pub fn write(out: &Path, artifacts: &[Artifact], scope: &[String]) -> Result<Report, EmitError> {
+    let mut owned = BTreeSet::new();
+    for t in scope {
+        owned.extend(owned_files(out, t));
+    }
+    let new: BTreeSet<&str> = artifacts.iter().map(|a| a.path.as_str()).collect();
+
+    // Check everything before writing anything.
+    let mut changes: Vec<(&Artifact, PathBuf)> = Vec::new();
+    let mut report = Report::default();
+    for a in artifacts {
+        let path = out.join(&a.path);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) => {
+                if !owned.contains(&a.path) || !meta.is_file() {
+                    return Err(EmitError::NotOwned(path));
+                }
+                match fs::read(&path) {
+                    Ok(old) if old == a.contents.as_bytes() => {
+                        report.unchanged.push(a.path.clone());
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(EmitError::Io(path, e)),
+        }
+        changes.push((a, path));
+    }
+    let stale: Vec<&String> = owned.iter().filter(|p| !new.contains(p.as_str())).collect();
+
+    // Stage every changed file next to its destination.
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let cleanup = |staged: &[(PathBuf, PathBuf)]| {
+        for (tmp, _) in staged {
+            let _ = fs::remove_file(tmp);
+        }
+    };
+    // The manifest goes last, so that an interrupted build never lists files it
+    // did not write.
+    changes.sort_by_key(|(a, _)| a.path.ends_with(MANIFEST));
+    for (a, path) in &changes {
+        let dir = path.parent().unwrap_or(out);
+        if let Err(e) = fs::create_dir_all(dir) {
+            cleanup(&staged);
+            return Err(EmitError::Io(dir.to_path_buf(), e));
+        }
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+        let tmp = dir.join(format!(".{name}.stackc-tmp"));
+        if let Err(e) = fs::write(&tmp, a.contents.as_bytes()) {
+            cleanup(&staged);
+            return Err(EmitError::Io(tmp, e));
+        }
+        staged.push((tmp, path.clone()));
+    }
+    for (tmp, path) in &staged {
+        if let Err(e) = fs::rename(tmp, path) {
+            cleanup(&staged);
+            return Err(EmitError::Io(path.clone(), e));
+        }
+    }
+    report.written = changes.iter().map(|(a, _)| a.path.clone()).collect();
+    for path in stale {
+        let full = out.join(path);
+        if full.is_file() {
+            fs::remove_file(&full).map_err(|e| EmitError::Io(full.clone(), e))?;
+            report.removed.push(path.clone());
+            remove_empty_parents(out, &full);
+        }
+    }
+    Ok(report)
+}
+
+fn remove_empty_parents(out: &Path, file: &Path) {
+    let mut dir = file.parent();
+    while let Some(d) = dir {
+        if d == out || !d.starts_with(out) || fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}

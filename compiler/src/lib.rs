@@ -1,0 +1,119 @@
+//! stackc: compiles a `.stack` file into the infrastructure files of each of its
+//! topologies. See `docs/ARCHITECTURE.md` for the stages.
+//!
+//! ```text
+//! text ──parse──▶ syntax::File ──lower──▶ model::Stack ──check──▶ Checked
+//!      ──plan──▶ plan::Plan ──targets──▶ Vec<Artifact>   (pure: no IO)
+//! emit: Vec<Artifact> ──▶ files on disk (atomic, never clobbers)
+//! ```
+
+pub mod check;
+pub mod cli;
+pub mod diag;
+pub mod emit;
+pub mod lower;
+pub mod model;
+pub mod plan;
+pub mod stdlib;
+pub mod syntax;
+pub mod targets;
+
+use diag::{Diagnostic, Diagnostics, SourceMap};
+
+/// What a compilation needs besides the source text.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The name of the source file as written in headers and diagnostics.
+    pub source_name: String,
+    /// Only these topologies (all when empty).
+    pub topologies: Vec<String>,
+    /// The stack's directory as seen from a generated compose file's directory, for
+    /// relative build contexts and mounts (`../../..` for the default `out/`).
+    pub source_dir_from_compose: String,
+}
+
+/// The result of a compilation: the sources (for rendering diagnostics), the
+/// diagnostics, and the artifacts when there are no errors.
+#[derive(Debug)]
+pub struct Compilation {
+    pub sources: SourceMap,
+    pub diagnostics: Vec<Diagnostic>,
+    pub artifacts: Vec<targets::Artifact>,
+}
+
+impl Compilation {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Parses, checks and plans; returns the plan when there are no errors.
+pub fn analyze(text: &str, options: &Options) -> (SourceMap, Option<plan::Plan>, Vec<Diagnostic>) {
+    let mut sources = SourceMap::default();
+    let mut diags = Diagnostics::default();
+    let mut files = Vec::new();
+    for (name, std_text) in stdlib::FILES {
+        let id = sources.add(format!("<stdlib>/{name}"), *std_text);
+        files.push((syntax::parse(id, std_text, &mut diags), true));
+    }
+    let user = sources.add(options.source_name.clone(), text);
+    files.push((syntax::parse(user, text, &mut diags), false));
+    let units: Vec<lower::Unit<'_>> = files
+        .iter()
+        .map(|(file, stdlib)| lower::Unit {
+            file,
+            stdlib: *stdlib,
+        })
+        .collect();
+    let default_name = std::path::Path::new(&options.source_name)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("stack")
+        .to_string();
+    let mut stack = lower::lower(&units, &default_name, &mut diags);
+    if !options.topologies.is_empty() {
+        for wanted in &options.topologies {
+            if !stack.topologies.contains_key(wanted) {
+                let span = diag::Span::new(user, 0, 0);
+                let mut d = Diagnostic::error(
+                    diag::Code::UnknownName,
+                    span,
+                    format!("no topology named `{wanted}`"),
+                )
+                .label("asked for on the command line");
+                if let Some(s) = diag::suggest(wanted, stack.topologies.keys().map(String::as_str))
+                {
+                    d = d.help(format!("did you mean `{s}`?"));
+                }
+                diags.push(d);
+            }
+        }
+        stack
+            .topologies
+            .retain(|name, _| options.topologies.contains(name));
+    }
+    let checked = check::check(&stack, &mut diags);
+    let plan = plan::plan(&stack, &checked, &mut diags);
+    let has_errors = diags.has_errors();
+    let diagnostics = diags.finish();
+    (sources, (!has_errors).then_some(plan), diagnostics)
+}
+
+/// The whole pipeline, without IO.
+pub fn compile(text: &str, options: &Options) -> Compilation {
+    let (sources, plan, mut diagnostics) = analyze(text, options);
+    let mut artifacts = Vec::new();
+    if let Some(plan) = plan {
+        let mut diags = Diagnostics::default();
+        artifacts = targets::generate(&plan, options, &mut diags);
+        diagnostics.extend(diags.finish());
+        if diagnostics.iter().any(Diagnostic::is_error) {
+            artifacts.clear();
+        }
+    }
+    Compilation {
+        sources,
+        diagnostics,
+        artifacts,
+    }
+}

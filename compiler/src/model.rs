@@ -1,0 +1,359 @@
+//! The typed model: what a .stack file means, after lowering and before topologies
+//! are resolved. Definitions are partial (every field optional) so that a kind, a
+//! service, a topology override and a per-host override can be laid over each other
+//! (`ServiceDef::overlay`) before the result is read as one `Service`.
+
+use indexmap::IndexMap;
+
+use crate::diag::Span;
+use crate::syntax::Ident;
+
+/// A value with the span it was written at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sp<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+impl<T> Sp<T> {
+    pub fn new(value: T, span: Span) -> Sp<T> {
+        Sp { value, span }
+    }
+}
+
+/// A string-valued expression: literal text and references, concatenated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    pub pieces: Vec<Piece>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Piece {
+    Text(String),
+    Ref(Reference),
+}
+
+/// `db.url`, `secret.jwt`, `self.port`: a dotted path and where it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reference {
+    pub path: Vec<Ident>,
+    pub span: Span,
+}
+
+impl Expr {
+    pub fn references(&self) -> impl Iterator<Item = &Reference> {
+        self.pieces.iter().filter_map(|p| match p {
+            Piece::Ref(r) => Some(r),
+            Piece::Text(_) => None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Stateless,
+    Stateful,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    No,
+    Always,
+    OnFailure,
+    UnlessStopped,
+}
+
+impl Restart {
+    pub fn as_compose(self) -> &'static str {
+        match self {
+            Restart::No => "no",
+            Restart::Always => "always",
+            Restart::OnFailure => "on-failure",
+            Restart::UnlessStopped => "unless-stopped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http,
+    Tcp,
+    Udp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    Compose,
+}
+
+/// `port NAME = N` or `port NAME { container = N  host = M  protocol = http }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortDef {
+    pub name: Ident,
+    pub container: Option<Sp<u16>>,
+    pub host: Option<Sp<u16>>,
+    pub protocol: Option<Sp<Protocol>>,
+}
+
+/// A command in exec form (list) or shell form (one string).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Exec(Vec<String>),
+    Shell(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProbeCheck {
+    /// HTTP GET on a path.
+    Http(String),
+    /// A TCP connect.
+    Tcp,
+    Command(Command),
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProbeDef {
+    pub check: Option<Sp<ProbeCheck>>,
+    pub port: Option<Ident>,
+    pub interval: Option<Sp<Duration>>,
+    pub timeout: Option<Sp<Duration>>,
+    pub retries: Option<Sp<u32>>,
+    pub start_period: Option<Sp<Duration>>,
+    pub span: Option<Span>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HealthDef {
+    pub liveness: Option<ProbeDef>,
+    pub readiness: Option<ProbeDef>,
+    pub startup: Option<ProbeDef>,
+}
+
+/// Milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Duration(pub u64);
+
+/// Bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Size(pub u64);
+
+/// Millicores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cpu(pub u64);
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ResourcesDef {
+    pub cpu: Option<Sp<Cpu>>,
+    pub memory: Option<Sp<Size>>,
+    pub cpu_limit: Option<Sp<Cpu>>,
+    pub memory_limit: Option<Sp<Size>>,
+    pub gpu: Option<Sp<u32>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeDef {
+    pub name: Ident,
+    pub path: Sp<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MountDef {
+    pub source: Sp<String>,
+    pub target: Sp<String>,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteDef {
+    pub path: Sp<String>,
+    pub port: Option<Ident>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Healthy if the target has a health check, started otherwise.
+    Default,
+    Healthy,
+    Started,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DepDecl {
+    pub service: Ident,
+    pub gate: Gate,
+    pub span: Span,
+}
+
+/// `param NAME = default` in a kind: a field its services may set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamDecl {
+    pub name: Ident,
+    pub default: Option<Expr>,
+}
+
+/// An env variable or a parameter value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    pub key: Ident,
+    pub value: Expr,
+}
+
+/// Everything a kind, a service or an override may say about a service.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServiceDef {
+    pub role: Option<Sp<Role>>,
+    pub image: Option<Sp<String>>,
+    pub build: Option<Sp<String>>,
+    pub command: Option<Sp<Command>>,
+    pub ports: IndexMap<String, PortDef>,
+    pub public: Option<Sp<Vec<Ident>>>,
+    pub env: IndexMap<String, Assignment>,
+    pub volumes: IndexMap<String, VolumeDef>,
+    pub mounts: IndexMap<String, MountDef>,
+    pub replicas: Option<Sp<u32>>,
+    pub resources: ResourcesDef,
+    pub health: HealthDef,
+    pub routes: IndexMap<String, RouteDef>,
+    pub restart: Option<Sp<Restart>>,
+    pub depends_on: Option<Sp<Vec<DepDecl>>>,
+    pub url: Option<Expr>,
+    pub read_url: Option<Expr>,
+    pub public_url: Option<Expr>,
+    pub ha: Option<Ident>,
+    pub ha_modes: Option<Sp<Vec<Ident>>>,
+    pub params: IndexMap<String, ParamDecl>,
+    pub args: IndexMap<String, Assignment>,
+}
+
+fn lay<T: Clone>(base: &mut Option<T>, top: &Option<T>) {
+    if top.is_some() {
+        base.clone_from(top);
+    }
+}
+
+fn lay_map<T: Clone>(base: &mut IndexMap<String, T>, top: &IndexMap<String, T>) {
+    for (k, v) in top {
+        base.insert(k.clone(), v.clone());
+    }
+}
+
+impl ServiceDef {
+    /// Lays `top` over `self`: scalars and lists are replaced, maps (env, ports,
+    /// volumes, routes, parameters) are merged by key, probes are replaced whole.
+    pub fn overlay(&mut self, top: &ServiceDef) {
+        lay(&mut self.role, &top.role);
+        lay(&mut self.image, &top.image);
+        lay(&mut self.build, &top.build);
+        lay(&mut self.command, &top.command);
+        for (name, port) in &top.ports {
+            match self.ports.get_mut(name) {
+                Some(base) => {
+                    lay(&mut base.container, &port.container);
+                    lay(&mut base.host, &port.host);
+                    lay(&mut base.protocol, &port.protocol);
+                }
+                None => {
+                    self.ports.insert(name.clone(), port.clone());
+                }
+            }
+        }
+        lay(&mut self.public, &top.public);
+        lay_map(&mut self.env, &top.env);
+        lay_map(&mut self.volumes, &top.volumes);
+        lay_map(&mut self.mounts, &top.mounts);
+        lay(&mut self.replicas, &top.replicas);
+        let (r, t) = (&mut self.resources, &top.resources);
+        lay(&mut r.cpu, &t.cpu);
+        lay(&mut r.memory, &t.memory);
+        lay(&mut r.cpu_limit, &t.cpu_limit);
+        lay(&mut r.memory_limit, &t.memory_limit);
+        lay(&mut r.gpu, &t.gpu);
+        lay(&mut self.health.liveness, &top.health.liveness);
+        lay(&mut self.health.readiness, &top.health.readiness);
+        lay(&mut self.health.startup, &top.health.startup);
+        lay_map(&mut self.routes, &top.routes);
+        lay(&mut self.restart, &top.restart);
+        lay(&mut self.depends_on, &top.depends_on);
+        lay(&mut self.url, &top.url);
+        lay(&mut self.read_url, &top.read_url);
+        lay(&mut self.public_url, &top.public_url);
+        lay(&mut self.ha, &top.ha);
+        lay(&mut self.ha_modes, &top.ha_modes);
+        lay_map(&mut self.params, &top.params);
+        lay_map(&mut self.args, &top.args);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretDef {
+    pub name: Ident,
+    /// The environment variable that carries it: the name in upper case.
+    pub env_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KindDef {
+    pub name: Ident,
+    pub parent: Option<Ident>,
+    pub def: ServiceDef,
+    pub from_stdlib: bool,
+}
+
+/// A managed service: only its URLs are known.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExternalDef {
+    pub url: Option<Expr>,
+    pub read_url: Option<Expr>,
+    pub public_url: Option<Expr>,
+    pub host: Option<Expr>,
+    pub port: Option<Sp<u16>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServiceBody {
+    Workload(Box<ServiceDef>),
+    External(ExternalDef),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceDecl {
+    pub name: Ident,
+    pub kind: Option<Ident>,
+    pub body: ServiceBody,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunDef {
+    pub service: Ident,
+    pub over: ServiceDef,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostDef {
+    pub name: Ident,
+    pub address: Option<Sp<String>>,
+    pub gpu: Option<Sp<u32>>,
+    /// A platform (a CDN, a PaaS) runs these services: env files, no compose file.
+    pub managed: bool,
+    pub runs: Vec<RunDef>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopologyDef {
+    pub name: Ident,
+    pub platform: Sp<Platform>,
+    pub hosts: IndexMap<String, HostDef>,
+    pub overrides: IndexMap<String, RunDef>,
+    pub externals: IndexMap<String, (Ident, ExternalDef)>,
+}
+
+/// A whole lowered stack.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Stack {
+    pub name: String,
+    pub secrets: IndexMap<String, SecretDef>,
+    pub kinds: IndexMap<String, KindDef>,
+    pub services: IndexMap<String, ServiceDecl>,
+    pub topologies: IndexMap<String, TopologyDef>,
+}

@@ -1,0 +1,259 @@
+//! pest pairs to the syntax tree, one function per grammar rule.
+
+use pest::iterators::Pair;
+use pest::Parser as _;
+
+use super::tree::*;
+use crate::diag::{Code, Diagnostic, Diagnostics, FileId, Span};
+
+#[derive(pest_derive::Parser)]
+#[grammar = "syntax/stack.pest"]
+struct StackParser;
+
+/// Parses one file. A syntax error yields an empty tree and one diagnostic (pest
+/// stops at the first error); string escapes are checked here too, all at once.
+pub fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> File {
+    match StackParser::parse(Rule::file, text) {
+        Ok(mut pairs) => {
+            let mut cx = Cx { file, diags };
+            let Some(root) = pairs.next() else {
+                return File::default();
+            };
+            let entries = root
+                .into_inner()
+                .filter(|p| p.as_rule() == Rule::entry)
+                .map(|p| cx.entry(p))
+                .collect();
+            File { entries }
+        }
+        Err(err) => {
+            diags.push(syntax_error(file, text, err));
+            File::default()
+        }
+    }
+}
+
+fn syntax_error(file: FileId, text: &str, err: pest::error::Error<Rule>) -> Diagnostic {
+    let (start, end) = match err.location {
+        pest::error::InputLocation::Pos(p) => (p, p),
+        pest::error::InputLocation::Span((s, e)) => (s, e),
+    };
+    // Point at the offending token (or the end of the file), never an empty span.
+    let tail = &text[start.min(text.len())..];
+    let token_len = tail
+        .char_indices()
+        .find(|(_, c)| c.is_whitespace())
+        .map_or(tail.len(), |(i, _)| i)
+        .max(tail.chars().next().map_or(0, char::len_utf8));
+    let end = end.max(start + token_len);
+    let found = if tail.is_empty() {
+        "end of file".to_string()
+    } else {
+        format!("`{}`", &tail[..token_len.min(tail.len())])
+    };
+    let expected = match &err.variant {
+        pest::error::ErrorVariant::ParsingError { positives, .. } => {
+            let mut names: Vec<&str> = positives.iter().filter_map(|r| rule_name(*r)).collect();
+            names.sort_unstable();
+            names.dedup();
+            names
+        }
+        pest::error::ErrorVariant::CustomError { .. } => Vec::new(),
+    };
+    let message = if expected.is_empty() {
+        format!("unexpected {found}")
+    } else {
+        format!("expected {}, found {found}", join_or(&expected))
+    };
+    let span = Span::new(file, start, end.min(text.len()).max(start));
+    let diag = Diagnostic::error(Code::Syntax, span, message).label("unexpected here");
+    match hint_for(tail) {
+        Some(h) => diag.help(h),
+        None => diag.help("every entry has the shape `key [label] [: kind] [= value | { ... }]`"),
+    }
+}
+
+fn hint_for(tail: &str) -> Option<&'static str> {
+    if tail.starts_with('\'') {
+        Some("strings are written in double quotes: \"...\"")
+    } else if tail.starts_with(':') {
+        Some("fields are assigned with `=`, not `:`; `:` only names the kind of a service")
+    } else if tail.starts_with("//") {
+        Some("comments start with `#`")
+    } else {
+        None
+    }
+}
+
+fn join_or(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} or {}", init.join(", "), last),
+    }
+}
+
+fn rule_name(rule: Rule) -> Option<&'static str> {
+    Some(match rule {
+        Rule::entry | Rule::key => "an entry",
+        Rule::label => "a label",
+        Rule::kind_annotation => "`:`",
+        Rule::assign => "`=`",
+        Rule::body => "`{`",
+        Rule::value => "a value",
+        Rule::list => "a list",
+        Rule::quantity => "a number",
+        Rule::boolean => "a boolean",
+        Rule::path | Rule::ident => "a name",
+        Rule::string => "a string",
+        Rule::EOI => "end of file",
+        _ => return None,
+    })
+}
+
+struct Cx<'d> {
+    file: FileId,
+    diags: &'d mut Diagnostics,
+}
+
+impl Cx<'_> {
+    fn span(&self, pair: &Pair<'_, Rule>) -> Span {
+        let s = pair.as_span();
+        Span::new(self.file, s.start(), s.end())
+    }
+
+    fn ident(&self, pair: Pair<'_, Rule>) -> Ident {
+        Ident {
+            name: pair.as_str().to_string(),
+            span: self.span(&pair),
+        }
+    }
+
+    fn entry(&mut self, pair: Pair<'_, Rule>) -> Entry {
+        let span = self.span(&pair);
+        let mut key = None;
+        let mut label = None;
+        let mut kind = None;
+        let mut value = EntryValue::None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::key => key = Some(self.ident(p)),
+                Rule::label => label = p.into_inner().next().map(|p| self.label(p)),
+                Rule::kind_annotation => kind = p.into_inner().next().map(|p| self.ident(p)),
+                Rule::assign => {
+                    if let Some(v) = p.into_inner().next() {
+                        value = EntryValue::Assign(self.value(v));
+                    }
+                }
+                Rule::body => {
+                    value = EntryValue::Block(
+                        p.into_inner()
+                            .filter(|p| p.as_rule() == Rule::entry)
+                            .map(|p| self.entry(p))
+                            .collect(),
+                    )
+                }
+                _ => {}
+            }
+        }
+        Entry {
+            key: key.unwrap_or(Ident {
+                name: String::new(),
+                span,
+            }),
+            label,
+            kind,
+            value,
+            span,
+        }
+    }
+
+    fn label(&mut self, pair: Pair<'_, Rule>) -> Label {
+        match pair.as_rule() {
+            Rule::string => Label::Str(self.template(pair)),
+            _ => Label::Ident(self.ident(pair)),
+        }
+    }
+
+    fn value(&mut self, pair: Pair<'_, Rule>) -> Value {
+        let span = self.span(&pair);
+        let inner = pair.into_inner().next();
+        let kind = match inner {
+            Some(p) => match p.as_rule() {
+                Rule::string => ValueKind::Str(self.template(p)),
+                Rule::quantity => {
+                    let text = p.as_str();
+                    let split = text
+                        .find(|c: char| c.is_ascii_alphabetic())
+                        .unwrap_or(text.len());
+                    ValueKind::Quantity {
+                        number: text[..split].to_string(),
+                        unit: text[split..].to_string(),
+                    }
+                }
+                Rule::boolean => ValueKind::Bool(p.as_str() == "true"),
+                Rule::list => ValueKind::List(p.into_inner().map(|v| self.value(v)).collect()),
+                Rule::path => ValueKind::Path(self.path(p)),
+                _ => ValueKind::List(Vec::new()),
+            },
+            None => ValueKind::List(Vec::new()),
+        };
+        Value { kind, span }
+    }
+
+    fn path(&self, pair: Pair<'_, Rule>) -> Vec<Ident> {
+        pair.into_inner().map(|p| self.ident(p)).collect()
+    }
+
+    fn template(&mut self, pair: Pair<'_, Rule>) -> Template {
+        let span = self.span(&pair);
+        let mut parts: Vec<TemplatePart> = Vec::new();
+        let push_text = |parts: &mut Vec<TemplatePart>, s: &str| {
+            if let Some(TemplatePart::Text(t)) = parts.last_mut() {
+                t.push_str(s);
+            } else {
+                parts.push(TemplatePart::Text(s.to_string()));
+            }
+        };
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::text => push_text(&mut parts, p.as_str()),
+                Rule::escape => {
+                    let text = p.as_str();
+                    let decoded = match &text[1..] {
+                        "\"" => Some("\""),
+                        "\\" => Some("\\"),
+                        "n" => Some("\n"),
+                        "t" => Some("\t"),
+                        "r" => Some("\r"),
+                        "$" => Some("$"),
+                        _ => None,
+                    };
+                    match decoded {
+                        Some(d) => push_text(&mut parts, d),
+                        None => {
+                            let span = self.span(&p);
+                            self.diags.push(
+                                Diagnostic::error(
+                                    Code::BadEscape,
+                                    span,
+                                    format!("unknown escape sequence `{text}`"),
+                                )
+                                .label("not an escape")
+                                .help(r#"the escapes are \" \\ \n \t \r and \$ (a literal `$` before `{`)"#),
+                            );
+                        }
+                    }
+                }
+                Rule::interp => {
+                    let ispan = self.span(&p);
+                    if let Some(path) = p.into_inner().next() {
+                        parts.push(TemplatePart::Interp(self.path(path), ispan));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Template { parts, span }
+    }
+}

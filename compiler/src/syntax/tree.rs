@@ -1,0 +1,151 @@
+//! The untyped syntax tree: entries, values and string templates, each with a span.
+
+use crate::diag::Span;
+
+/// An identifier with its place in the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ident {
+    pub name: String,
+    pub span: Span,
+}
+
+/// `key [label] [: kind] [= value | { entries }]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub key: Ident,
+    pub label: Option<Label>,
+    pub kind: Option<Ident>,
+    pub value: EntryValue,
+    /// The whole entry.
+    pub span: Span,
+}
+
+/// The label after a key: `port http`, `mount "./conf"`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Label {
+    Ident(Ident),
+    Str(Template),
+}
+
+impl Label {
+    pub fn span(&self) -> Span {
+        match self {
+            Label::Ident(i) => i.span,
+            Label::Str(t) => t.span,
+        }
+    }
+
+    /// The label as text: the identifier, or the string's literal text (a string
+    /// label with interpolations is rejected where it is used).
+    pub fn text(&self) -> String {
+        match self {
+            Label::Ident(i) => i.name.clone(),
+            Label::Str(t) => t.literal_text(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EntryValue {
+    /// A bare declaration: `secret jwt_secret`.
+    None,
+    Assign(Value),
+    Block(Vec<Entry>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Value {
+    pub kind: ValueKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValueKind {
+    Str(Template),
+    /// A number with an optional unit, kept as written: `3`, `1.5`, `500m`, `30s`,
+    /// `2Gi`. Its meaning depends on the field (CPU, duration, size).
+    Quantity {
+        number: String,
+        unit: String,
+    },
+    Bool(bool),
+    List(Vec<Value>),
+    /// A dotted name: a reference (`db.url`, `secret.jwt`) or a choice (`stateful`).
+    Path(Vec<Ident>),
+}
+
+impl ValueKind {
+    /// What the value is, for "expected X, found Y" messages.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            ValueKind::Str(_) => "a string",
+            ValueKind::Quantity { unit, .. } if unit.is_empty() => "a number",
+            ValueKind::Quantity { .. } => "a quantity with a unit",
+            ValueKind::Bool(_) => "a boolean",
+            ValueKind::List(_) => "a list",
+            ValueKind::Path(p) if p.len() == 1 => "a name",
+            ValueKind::Path(_) => "a reference",
+        }
+    }
+}
+
+/// A string literal: literal text and `${reference}` interpolations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    pub parts: Vec<TemplatePart>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TemplatePart {
+    Text(String),
+    Interp(Vec<Ident>, Span),
+}
+
+impl Template {
+    /// The text when there are no interpolations.
+    pub fn as_literal(&self) -> Option<String> {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                TemplatePart::Text(t) => out.push_str(t),
+                TemplatePart::Interp(..) => return None,
+            }
+        }
+        Some(out)
+    }
+
+    /// The text with interpolations written back as `${a.b}`.
+    pub fn literal_text(&self) -> String {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                TemplatePart::Text(t) => out.push_str(t),
+                TemplatePart::Interp(path, _) => {
+                    out.push_str("${");
+                    out.push_str(&path_text(path));
+                    out.push('}');
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `a.b.c`
+pub fn path_text(path: &[Ident]) -> String {
+    let mut out = String::new();
+    for (i, seg) in path.iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        out.push_str(&seg.name);
+    }
+    out
+}
+
+/// A parsed file.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct File {
+    pub entries: Vec<Entry>,
+}

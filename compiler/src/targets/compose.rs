@@ -1,0 +1,339 @@
+//! docker compose: one file per host, `out/<topology>/compose/<host>.yml`.
+//!
+//! Same-host references use the compose service name; other hosts are reached at
+//! their address and published port, bound to that address only. Secrets become
+//! `${NAME:?...}` interpolations, so `docker compose up` fails fast when one is
+//! missing. Ports are always quoted strings.
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use super::{header, yaml, Artifact};
+use crate::diag::Diagnostics;
+use crate::model::{Command, Cpu, Duration, ProbeCheck, Size};
+use crate::plan::{Bind, Condition, HostPlan, Instance, Out, Plan, TopologyPlan};
+use crate::Options;
+
+#[derive(Serialize)]
+struct ComposeFile {
+    services: IndexMap<String, Service>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    volumes: IndexMap<String, IndexMap<String, String>>,
+}
+
+#[derive(Serialize)]
+struct Service {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    build: Option<Build>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<CommandValue>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    environment: IndexMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ports: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    volumes: Vec<String>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    depends_on: IndexMap<String, DependsOn>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    healthcheck: Option<Healthcheck>,
+    restart: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deploy: Option<Deploy>,
+}
+
+#[derive(Serialize)]
+struct Build {
+    context: String,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum CommandValue {
+    Shell(String),
+    Exec(Vec<String>),
+}
+
+#[derive(Serialize)]
+struct DependsOn {
+    condition: &'static str,
+}
+
+#[derive(Serialize)]
+struct Healthcheck {
+    test: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interval: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retries: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_period: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Deploy {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replicas: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resources: Option<DeployResources>,
+}
+
+#[derive(Serialize, Default)]
+struct DeployResources {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limits: Option<Limits>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reservations: Option<Reservations>,
+}
+
+#[derive(Serialize)]
+struct Limits {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpus: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Reservations {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpus: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    devices: Vec<Device>,
+}
+
+#[derive(Serialize)]
+struct Device {
+    driver: &'static str,
+    count: u32,
+    capabilities: Vec<&'static str>,
+}
+
+pub fn generate(
+    _plan: &Plan,
+    topo: &TopologyPlan,
+    options: &Options,
+    out: &mut Vec<Artifact>,
+    diags: &mut Diagnostics,
+) {
+    let _ = diags;
+    for host in &topo.hosts {
+        if host.managed || host.services.is_empty() {
+            continue;
+        }
+        let file = compose_file(host, options);
+        let body = match yaml::to_string(&file) {
+            Ok(b) => b,
+            Err(_) => continue,
+        };
+        out.push(Artifact {
+            path: format!("{}/compose/{}.yml", topo.name, host.name),
+            contents: format!("{}{}", header("#", options, &topo.name), body),
+        });
+    }
+}
+
+fn compose_file(host: &HostPlan, options: &Options) -> ComposeFile {
+    let mut services = IndexMap::new();
+    let mut volumes = IndexMap::new();
+    for inst in &host.services {
+        for (name, _) in &inst.volumes {
+            volumes.insert(name.clone(), IndexMap::new());
+        }
+        services.insert(inst.name.clone(), service(inst, options));
+    }
+    ComposeFile { services, volumes }
+}
+
+/// A value for compose's `environment`: `$` doubled, secrets interpolated.
+pub fn compose_value(value: &[Out]) -> String {
+    let mut s = String::new();
+    for piece in value {
+        match piece {
+            Out::Text(t) => s.push_str(&t.replace('$', "$$")),
+            Out::Secret { name, env } => {
+                s.push_str(&format!("${{{env}:?secret {name} is not set}}"));
+            }
+        }
+    }
+    s
+}
+
+fn relative(path: &str, options: &Options) -> String {
+    if path.starts_with('/') {
+        return path.to_string();
+    }
+    let trimmed = path.strip_prefix("./").unwrap_or(path);
+    let base = options.source_dir_from_compose.trim_end_matches('/');
+    if trimmed.is_empty() || trimmed == "." {
+        base.to_string()
+    } else {
+        format!("{base}/{trimmed}")
+    }
+}
+
+fn service(inst: &Instance, options: &Options) -> Service {
+    let mut ports = Vec::new();
+    for port in &inst.ports {
+        let proto = match port.protocol {
+            crate::model::Protocol::Udp => "/udp",
+            _ => "",
+        };
+        for bind in &port.binds {
+            ports.push(match bind {
+                Bind::All => format!("{}:{}{proto}", port.host, port.container),
+                Bind::Address(a) if a.contains(':') => {
+                    format!("[{a}]:{}:{}{proto}", port.host, port.container)
+                }
+                Bind::Address(a) => format!("{a}:{}:{}{proto}", port.host, port.container),
+            });
+        }
+    }
+    let mut volumes: Vec<String> = inst
+        .volumes
+        .iter()
+        .map(|(name, path)| format!("{name}:{path}"))
+        .collect();
+    volumes.extend(inst.mounts.iter().map(|m| {
+        let ro = if m.read_only { ":ro" } else { "" };
+        format!("{}:{}{ro}", relative(&m.source, options), m.target)
+    }));
+    let r = &inst.resources;
+    let limits = (r.cpu_limit.is_some() || r.memory_limit.is_some()).then(|| Limits {
+        cpus: r.cpu_limit.map(cpus),
+        memory: r.memory_limit.map(memory),
+    });
+    let reservations = (r.cpu.is_some() || r.memory.is_some() || r.gpu > 0).then(|| Reservations {
+        cpus: r.cpu.map(cpus),
+        memory: r.memory.map(memory),
+        devices: if r.gpu > 0 {
+            vec![Device {
+                driver: "nvidia",
+                count: r.gpu,
+                capabilities: vec!["gpu"],
+            }]
+        } else {
+            Vec::new()
+        },
+    });
+    let resources = (limits.is_some() || reservations.is_some()).then_some(DeployResources {
+        limits,
+        reservations,
+    });
+    let deploy = (inst.replicas != 1 || resources.is_some()).then_some(Deploy {
+        replicas: (inst.replicas != 1).then_some(inst.replicas),
+        resources,
+    });
+    Service {
+        image: inst.image.clone(),
+        build: inst.build.as_ref().map(|b| Build {
+            context: relative(b, options),
+        }),
+        command: inst.command.as_ref().map(|c| match c {
+            Command::Shell(s) => CommandValue::Shell(s.replace('$', "$$")),
+            Command::Exec(v) => {
+                CommandValue::Exec(v.iter().map(|s| s.replace('$', "$$")).collect())
+            }
+        }),
+        environment: inst
+            .env
+            .iter()
+            .map(|v| (v.key.clone(), compose_value(&v.value)))
+            .collect(),
+        ports,
+        volumes,
+        depends_on: inst
+            .depends_on
+            .iter()
+            .map(|(name, cond)| {
+                (
+                    name.clone(),
+                    DependsOn {
+                        condition: match cond {
+                            Condition::Healthy => "service_healthy",
+                            Condition::Started => "service_started",
+                        },
+                    },
+                )
+            })
+            .collect(),
+        healthcheck: inst.health.as_ref().map(|p| Healthcheck {
+            test: match &p.check {
+                ProbeCheck::Http(path) => {
+                    let url = format!("http://localhost:{}{path}", p.port);
+                    vec![
+                        "CMD-SHELL".into(),
+                        format!(
+                            "curl -fsS -o /dev/null {url} || wget -q -O /dev/null {url} || exit 1"
+                        ),
+                    ]
+                }
+                ProbeCheck::Tcp => vec![
+                    "CMD-SHELL".into(),
+                    format!(
+                        "nc -z localhost {0} || bash -c ':> /dev/tcp/127.0.0.1/{0}' || exit 1",
+                        p.port
+                    ),
+                ],
+                ProbeCheck::Command(Command::Exec(args)) => {
+                    let mut v = vec!["CMD".to_string()];
+                    v.extend(args.iter().map(|a| a.replace('$', "$$")));
+                    v
+                }
+                ProbeCheck::Command(Command::Shell(s)) => {
+                    vec!["CMD-SHELL".into(), s.replace('$', "$$")]
+                }
+            },
+            interval: p.interval.map(duration),
+            timeout: p.timeout.map(duration),
+            retries: p.retries,
+            start_period: p.start_period.map(duration),
+        }),
+        restart: inst.restart.as_compose(),
+        deploy,
+    }
+}
+
+/// A Go duration as compose reads it: `500ms`, `30s`, `5m`.
+pub fn duration(d: Duration) -> String {
+    let ms = d.0;
+    if ms % 60_000 == 0 && ms >= 60_000 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// Compose's `cpus`: a decimal number of CPUs.
+pub fn cpus(c: Cpu) -> String {
+    let whole = c.0 / 1000;
+    let frac = c.0 % 1000;
+    if frac == 0 {
+        whole.to_string()
+    } else {
+        format!("{whole}.{}", format!("{frac:03}").trim_end_matches('0'))
+    }
+}
+
+/// Compose's memory: docker units are binary (`g` = GiB); exact bytes otherwise.
+pub fn memory(s: Size) -> String {
+    const K: u64 = 1024;
+    let b = s.0;
+    if b > 0 && b % (K * K * K) == 0 {
+        format!("{}g", b / (K * K * K))
+    } else if b > 0 && b % (K * K) == 0 {
+        format!("{}m", b / (K * K))
+    } else if b > 0 && b % K == 0 {
+        format!("{}k", b / K)
+    } else {
+        format!("{b}b")
+    }
+}

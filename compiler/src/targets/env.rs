@@ -1,0 +1,128 @@
+//! Env files: `out/<topology>/env/<host>/<service>.env`, the resolved environment of
+//! each service on each host.
+//!
+//! Values are written so that docker-compose (python-dotenv) and a POSIX shell read
+//! back exactly the intended string: plain when every character is safe, in single
+//! quotes otherwise, in double quotes when the value holds a `'` or `\`. A value
+//! that no quoting reads back the same in both (`${`, a `'` with a `$`, control
+//! characters) is an error, never a silently different string. Secrets are empty
+//! placeholders with a comment.
+
+use super::{header, Artifact};
+use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::plan::{Out, TopologyPlan};
+use crate::Options;
+
+pub fn generate(
+    topo: &TopologyPlan,
+    options: &Options,
+    out: &mut Vec<Artifact>,
+    diags: &mut Diagnostics,
+) {
+    for host in &topo.hosts {
+        for inst in &host.services {
+            let mut text = header("#", options, &topo.name);
+            for var in &inst.env {
+                let secrets: Vec<&str> = var
+                    .value
+                    .iter()
+                    .filter_map(|p| match p {
+                        Out::Secret { name, .. } => Some(name.as_str()),
+                        Out::Text(_) => None,
+                    })
+                    .collect();
+                if !secrets.is_empty() {
+                    if let [Out::Secret { name, .. }] = var.value.as_slice() {
+                        text.push_str(&format!("# secret `{name}`: set its value here\n"));
+                    } else {
+                        let shape: String = var
+                            .value
+                            .iter()
+                            .map(|p| match p {
+                                Out::Text(t) => t.clone(),
+                                Out::Secret { name, .. } => format!("<{name}>"),
+                            })
+                            .collect();
+                        let shape = shape.replace('\n', "\\n");
+                        text.push_str(&format!(
+                            "# holds secret{} {}: {shape}\n",
+                            if secrets.len() == 1 { "" } else { "s" },
+                            secrets.join(", ")
+                        ));
+                    }
+                    text.push_str(&format!("{}=\n", var.key));
+                    continue;
+                }
+                let value: String = var
+                    .value
+                    .iter()
+                    .map(|p| match p {
+                        Out::Text(t) => t.as_str(),
+                        Out::Secret { .. } => "",
+                    })
+                    .collect();
+                match quote(&value) {
+                    Some(q) => text.push_str(&format!("{}={q}\n", var.key)),
+                    None => diags.push(
+                        Diagnostic::error(
+                            Code::UnrepresentableEnvValue,
+                            var.span,
+                            format!(
+                                "the value of `{}` cannot be written to an env file that docker-compose and a shell both read back",
+                                var.key
+                            ),
+                        )
+                        .label("in service `".to_string() + &inst.name + "`")
+                        .help("docker-compose expands `${...}` in env files, even in single quotes, and keeps `\\$` in double quotes; avoid `${`, a `'` together with a `$`, and control characters"),
+                    ),
+                }
+            }
+            out.push(Artifact {
+                path: format!("{}/env/{}/{}.env", topo.name, host.name, inst.name),
+                contents: text,
+            });
+        }
+    }
+}
+
+fn is_safe_plain(c: char) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(c, '_' | '.' | '/' | ':' | ',' | '@' | '%' | '+' | '=' | '-')
+}
+
+/// The value as written after `KEY=`, or `None` when it cannot be written so that
+/// docker-compose and a shell agree.
+pub fn quote(value: &str) -> Option<String> {
+    if value.chars().any(|c| c.is_control()) || value.contains("${") {
+        return None;
+    }
+    if value.chars().all(is_safe_plain) {
+        return Some(value.to_string());
+    }
+    if !value.contains('\'') && !value.contains('\\') {
+        return Some(format!("'{value}'"));
+    }
+    // Double quotes: both read `\\` as `\` and `\"` as `"`; only a shell expands `$`
+    // and backquotes, so those cannot be written here.
+    if value.contains('$') || value.contains('`') {
+        return None;
+    }
+    let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+    Some(format!("\"{escaped}\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("plain").as_deref(), Some("plain"));
+        assert_eq!(quote("").as_deref(), Some(""));
+        assert_eq!(quote("a b").as_deref(), Some("'a b'"));
+        assert_eq!(quote("pa$$word").as_deref(), Some("'pa$$word'"));
+        assert_eq!(quote("it's").as_deref(), Some("\"it's\""));
+        assert_eq!(quote("${X}"), None);
+        assert_eq!(quote("it's $5"), None);
+    }
+}
