@@ -58,6 +58,7 @@ pub fn check(stack: &Stack, diags: &mut Diagnostics) -> Checked {
         match &decl.body {
             ServiceBody::Workload(def) => {
                 let mut base = ServiceDef::default();
+                let mut kind_known = true;
                 if let Some(kind) = &decl.kind {
                     match chains.get(&kind.name) {
                         Some(chain) => {
@@ -67,11 +68,19 @@ pub fn check(stack: &Stack, diags: &mut Diagnostics) -> Checked {
                                 }
                             }
                         }
-                        None => diags.push(unknown_kind(stack, kind)),
+                        None => {
+                            kind_known = false;
+                            diags.push(unknown_kind(stack, kind));
+                        }
                     }
                 }
                 base.overlay(def);
-                check_args(&decl.name.name, &base, &[def], diags);
+                // With an unknown kind its parameters are unknown too: one error is enough.
+                if kind_known {
+                    check_args(&decl.name.name, &base, &[def], diags);
+                } else {
+                    base.args.clear();
+                }
                 checked.bases.insert(decl.name.name.clone(), base);
             }
             ServiceBody::External(ext) => {

@@ -143,11 +143,11 @@ fn build(file: &Path, topologies: Vec<String>, out: Option<PathBuf>, format: Mes
         scope.extend(opts.topologies.iter().cloned());
     } else {
         // Topologies removed from the file: their old output is stale.
-        scope.extend(emit::existing_topologies(&out));
+        scope.extend(emit::existing_topologies(&out, &opts.source_name));
     }
     scope.sort();
     scope.dedup();
-    match emit::write(&out, &compilation.artifacts, &scope) {
+    match emit::write(&out, &opts.source_name, &compilation.artifacts, &scope) {
         Ok(r) => {
             if format == MessageFormat::Human {
                 eprintln!(

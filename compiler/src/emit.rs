@@ -28,7 +28,7 @@ impl std::fmt::Display for EmitError {
         match self {
             EmitError::NotOwned(p) => write!(
                 f,
-                "refusing to overwrite {}: stackc did not generate it (no stackc manifest lists it); move it away or choose another --out",
+                "refusing to overwrite {}: stackc did not generate it from this source file (no stackc manifest of this source lists it); move it away or choose another --out",
                 p.display()
             ),
             EmitError::Io(p, e) => write!(f, "{}: {e}", p.display()),
@@ -46,6 +46,7 @@ pub struct Report {
 
 #[derive(serde::Deserialize)]
 struct ManifestIn {
+    source: String,
     files: Vec<ManifestFileIn>,
 }
 
@@ -54,17 +55,22 @@ struct ManifestFileIn {
     path: String,
 }
 
-/// The files an existing manifest says stackc generated (out-relative paths,
-/// manifest included). A missing manifest owns nothing.
-pub fn owned_files(out: &Path, topology: &str) -> BTreeSet<String> {
+fn read_manifest(out: &Path, topology: &str) -> Option<ManifestIn> {
+    let text = fs::read_to_string(out.join(topology).join(MANIFEST)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The files that an existing manifest says stackc generated from `source`
+/// (out-relative paths, manifest included). A missing manifest, or one written for
+/// another source file, owns nothing.
+pub fn owned_files(out: &Path, topology: &str, source: &str) -> BTreeSet<String> {
     let mut owned = BTreeSet::new();
-    let path = out.join(topology).join(MANIFEST);
-    let Ok(text) = fs::read_to_string(&path) else {
+    let Some(m) = read_manifest(out, topology) else {
         return owned;
     };
-    let Ok(m) = serde_json::from_str::<ManifestIn>(&text) else {
+    if m.source != source {
         return owned;
-    };
+    }
     for f in m.files {
         // Never follow a path out of the topology's directory.
         if f.path.split('/').any(|s| s == ".." || s.is_empty()) || f.path.starts_with('/') {
@@ -76,15 +82,16 @@ pub fn owned_files(out: &Path, topology: &str) -> BTreeSet<String> {
     owned
 }
 
-/// Topology directories in `out` that hold a stackc manifest.
-pub fn existing_topologies(out: &Path) -> Vec<String> {
+/// Topology directories in `out` whose manifest was written for `source`.
+pub fn existing_topologies(out: &Path, source: &str) -> Vec<String> {
     let mut names = Vec::new();
     if let Ok(entries) = fs::read_dir(out) {
         for e in entries.flatten() {
-            if e.path().join(MANIFEST).is_file() {
-                if let Some(n) = e.file_name().to_str() {
-                    names.push(n.to_string());
-                }
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if read_manifest(out, &name).is_some_and(|m| m.source == source) {
+                names.push(name);
             }
         }
     }
@@ -94,10 +101,15 @@ pub fn existing_topologies(out: &Path) -> Vec<String> {
 
 /// Writes `artifacts` under `out`. `scope` is the set of topologies this build owns
 /// the output of: stale files are removed only there.
-pub fn write(out: &Path, artifacts: &[Artifact], scope: &[String]) -> Result<Report, EmitError> {
+pub fn write(
+    out: &Path,
+    source: &str,
+    artifacts: &[Artifact],
+    scope: &[String],
+) -> Result<Report, EmitError> {
     let mut owned = BTreeSet::new();
     for t in scope {
-        owned.extend(owned_files(out, t));
+        owned.extend(owned_files(out, t, source));
     }
     let new: BTreeSet<&str> = artifacts.iter().map(|a| a.path.as_str()).collect();
 

@@ -36,6 +36,7 @@ pub const SERVICE_FIELDS: &[&str] = &[
 ];
 const KIND_ONLY_FIELDS: &[&str] = &["param", "ha_modes"];
 const TOP_FIELDS: &[&str] = &["stack", "secret", "kind", "service", "external", "topology"];
+const SECRET_FIELDS: &[&str] = &["optional", "description"];
 const EXTERNAL_FIELDS: &[&str] = &["url", "read_url", "public_url", "host", "port"];
 const TOPOLOGY_FIELDS: &[&str] = &["platform", "host", "override", "external"];
 const HOST_FIELDS: &[&str] = &["address", "gpu", "managed", "run"];
@@ -561,12 +562,31 @@ impl Lower<'_> {
         let Some(name) = self.ident_label(e, "secret name") else {
             return;
         };
-        if !matches!(e.value, EntryValue::None) {
-            self.push(
-                Diagnostic::error(Code::Syntax, e.span, "a secret is declared by name only")
-                    .label("no value or block here")
-                    .help("secret values never appear in a .stack file; write `secret NAME`"),
-            );
+        let mut optional = false;
+        let mut description = None;
+        match &e.value {
+            EntryValue::None => {}
+            EntryValue::Assign(v) => self.push(
+                Diagnostic::error(Code::WrongType, v.span, "a secret has no value in a .stack file")
+                    .label("no value here")
+                    .help("secret values never appear in a .stack file; write `secret NAME` and set the value where the service runs"),
+            ),
+            EntryValue::Block(entries) => {
+                self.duplicates(entries, "a secret");
+                for f in entries {
+                    self.no_label(f);
+                    self.no_kind(f);
+                    let Some(v) = self.assigned(f) else { continue };
+                    match f.key.name.as_str() {
+                        "optional" => optional = self.boolean(v).unwrap_or(false),
+                        "description" => description = self.string(v).map(|s| s.value),
+                        _ => {
+                            let d = unknown_field(&f.key, "a secret", SECRET_FIELDS);
+                            self.push(d);
+                        }
+                    }
+                }
+            }
         }
         if let Some(first) = self.stack.secrets.get(&name.name) {
             let first = first.name.span;
@@ -574,9 +594,15 @@ impl Lower<'_> {
             return;
         }
         let env_name = name.name.to_ascii_uppercase();
-        self.stack
-            .secrets
-            .insert(name.name.clone(), SecretDef { name, env_name });
+        self.stack.secrets.insert(
+            name.name.clone(),
+            SecretDef {
+                name,
+                env_name,
+                optional,
+                description,
+            },
+        );
     }
 
     fn kind(&mut self, e: &Entry, stdlib: bool) {

@@ -290,6 +290,9 @@ pub struct SecretDef {
     pub name: Ident,
     /// The environment variable that carries it: the name in upper case.
     pub env_name: String,
+    /// An optional secret may be left empty; a required one stops `docker compose up`.
+    pub optional: bool,
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

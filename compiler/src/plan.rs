@@ -17,6 +17,8 @@ use crate::syntax::Ident;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub stack: String,
+    /// Every declared secret, for targets that describe what must be set.
+    pub secrets: IndexMap<String, SecretDef>,
     pub topologies: Vec<TopologyPlan>,
 }
 
@@ -40,7 +42,11 @@ pub struct HostPlan {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Out {
     Text(String),
-    Secret { name: String, env: String },
+    Secret {
+        name: String,
+        env: String,
+        optional: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +139,7 @@ pub fn plan(stack: &Stack, checked: &Checked, diags: &mut Diagnostics) -> Plan {
         .collect();
     Plan {
         stack: stack.name.clone(),
+        secrets: stack.secrets.clone(),
         topologies,
     }
 }
@@ -237,6 +244,7 @@ fn plan_topology(
             }
         }
         t.check_ports(h, &services, diags);
+        t.check_gpus(h, &services, diags);
         host_plans.push(HostPlan {
             name: host.name.name.clone(),
             address: host.address.as_ref().map(|a| a.value.clone()),
@@ -415,6 +423,7 @@ impl Topo<'_> {
             return Some(vec![Out::Secret {
                 name: name.clone(),
                 env: secret.env_name.clone(),
+                optional: secret.optional,
             }]);
         }
         if depth > 8 {
@@ -770,7 +779,8 @@ impl Topo<'_> {
         }
         let gpu = def.resources.gpu.as_ref().map_or(0, |g| g.value);
         let host_gpu = host.gpu.as_ref().map_or(0, |g| g.value);
-        if gpu > host_gpu {
+        if gpu.saturating_mul(replicas) > host_gpu {
+            let gpu = gpu.saturating_mul(replicas);
             let span = def.resources.gpu.as_ref().map_or(decl_span, |g| g.span);
             diags.push(
                 Diagnostic::error(
@@ -790,7 +800,7 @@ impl Topo<'_> {
                 .label("placed on a host without enough GPUs")
                 .with_secondary(span, "GPU requested here")
                 .help(format!(
-                    "run it on a GPU host, or declare `gpu = {gpu}` on host `{}`",
+                    "run it on a GPU host, or declare `gpu = {gpu}` on host `{}` (each replica reserves its own)",
                     host.name.name
                 )),
             );
@@ -969,6 +979,43 @@ impl Topo<'_> {
             retries: probe.retries.as_ref().map(|d| d.value),
             start_period: probe.start_period.as_ref().map(|d| d.value),
         })
+    }
+
+    /// The GPUs of all services on a host together must fit the host (each on its
+    /// own is checked in `instance`).
+    fn check_gpus(&self, h: usize, services: &[Instance], diags: &mut Diagnostics) {
+        let Some(host) = self.hosts.get(h) else {
+            return;
+        };
+        let host_gpu = host.gpu.as_ref().map_or(0, |g| g.value);
+        let users: Vec<&Instance> = services.iter().filter(|i| i.resources.gpu > 0).collect();
+        let total: u32 = users
+            .iter()
+            .map(|i| i.resources.gpu.saturating_mul(i.replicas))
+            .fold(0, u32::saturating_add);
+        if users.len() < 2 || total <= host_gpu {
+            return;
+        }
+        let names: Vec<String> = users
+            .iter()
+            .map(|i| format!("`{}` ({} x {})", i.name, i.replicas, i.resources.gpu))
+            .collect();
+        let span = host.gpu.as_ref().map_or(host.name.span, |g| g.span);
+        diags.push(
+            Diagnostic::error(
+                Code::CannotRunOnHost,
+                span,
+                format!(
+                    "host `{}` has {host_gpu} GPUs but its services reserve {total}",
+                    host.name.name
+                ),
+            )
+            .label("not enough GPUs for all of them")
+            .help(format!(
+                "reserved by {}; move one to another host or lower its replicas",
+                names.join(", ")
+            )),
+        );
     }
 
     fn check_ports(&self, h: usize, services: &[Instance], diags: &mut Diagnostics) {

@@ -157,7 +157,12 @@ pub fn compose_value(value: &[Out]) -> String {
     for piece in value {
         match piece {
             Out::Text(t) => s.push_str(&t.replace('$', "$$")),
-            Out::Secret { name, env } => {
+            Out::Secret {
+                env,
+                optional: true,
+                ..
+            } => s.push_str(&format!("${{{env}:-}}")),
+            Out::Secret { name, env, .. } => {
                 s.push_str(&format!("${{{env}:?secret {name} is not set}}"));
             }
         }

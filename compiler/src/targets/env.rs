@@ -10,10 +10,11 @@
 
 use super::{header, Artifact};
 use crate::diag::{Code, Diagnostic, Diagnostics};
-use crate::plan::{Out, TopologyPlan};
+use crate::plan::{Out, Plan, TopologyPlan};
 use crate::Options;
 
 pub fn generate(
+    plan: &Plan,
     topo: &TopologyPlan,
     options: &Options,
     out: &mut Vec<Artifact>,
@@ -32,8 +33,19 @@ pub fn generate(
                     })
                     .collect();
                 if !secrets.is_empty() {
-                    if let [Out::Secret { name, .. }] = var.value.as_slice() {
-                        text.push_str(&format!("# secret `{name}`: set its value here\n"));
+                    if let [Out::Secret { name, optional, .. }] = var.value.as_slice() {
+                        let what = if *optional {
+                            "optional secret"
+                        } else {
+                            "secret"
+                        };
+                        let about = plan
+                            .secrets
+                            .get(name)
+                            .and_then(|s| s.description.as_deref())
+                            .map(|d| format!(": {}", d.replace('\n', " ")))
+                            .unwrap_or_default();
+                        text.push_str(&format!("# {what} `{name}`{about}\n"));
                     } else {
                         let shape: String = var
                             .value

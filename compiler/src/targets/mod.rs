@@ -35,7 +35,7 @@ pub fn generate(plan: &Plan, options: &Options, diags: &mut Diagnostics) -> Vec<
     for topo in &plan.topologies {
         let start = artifacts.len();
         compose::generate(plan, topo, options, &mut artifacts, diags);
-        env::generate(topo, options, &mut artifacts, diags);
+        env::generate(plan, topo, options, &mut artifacts, diags);
         let files: Vec<&Artifact> = artifacts[start..].iter().collect();
         let manifest = manifest(topo, options, &files);
         artifacts.push(manifest);
