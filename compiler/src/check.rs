@@ -7,7 +7,7 @@
 
 use indexmap::IndexMap;
 
-use crate::diag::{suggest, Code, Diagnostic, Diagnostics};
+use crate::diag::{suggest, Code, Diagnostic, Diagnostics, Span};
 use crate::lower::SERVICE_FIELDS;
 use crate::model::*;
 use crate::syntax::{path_text, Ident};
@@ -101,7 +101,12 @@ pub fn check(stack: &Stack, diags: &mut Diagnostics) -> Checked {
     // References are checked after every base exists, so that `db.user` can be
     // checked against db's kind whatever the order of the file.
     for (name, base) in &checked.bases {
+        let span = stack
+            .services
+            .get(name)
+            .map_or_else(Span::default, |d| d.name.span);
         check_def(stack, &checked.bases, name, base, diags);
+        check_params(name, span, base, diags);
     }
     for topo in stack.topologies.values() {
         dns_label(&topo.name, "topology", diags);
@@ -260,20 +265,6 @@ fn check_def(
         if let Some(d) = &p.default {
             check_expr(stack, bases, Some(name), d, diags);
         }
-        if p.default.is_none() && !def.args.contains_key(&p.name.name) {
-            diags.push(
-                Diagnostic::error(
-                    Code::MissingField,
-                    p.name.span,
-                    format!("service `{name}` does not set parameter `{}`", p.name.name),
-                )
-                .label("declared here without a default")
-                .help(format!(
-                    "set it in service `{name}`: `{} = ...`",
-                    p.name.name
-                )),
-            );
-        }
     }
     for vol in def.volumes.values() {
         dns_label(&vol.name, "volume", diags);
@@ -318,7 +309,7 @@ fn check_def(
         }
     }
     for port in def.ports.values() {
-        if port.container.is_none() {
+        if port.container.is_none() && !port.invalid {
             diags.push(
                 Diagnostic::error(
                     Code::MissingField,
@@ -359,6 +350,28 @@ fn check_def(
                     modes.join(", ")
                 )),
             });
+        }
+    }
+}
+
+/// Every parameter without a default must be set by the service (checked on the
+/// base definition only, so that placements do not repeat it).
+fn check_params(name: &str, name_span: Span, def: &ServiceDef, diags: &mut Diagnostics) {
+    for p in def.params.values() {
+        if p.default.is_none() && !def.args.contains_key(&p.name.name) {
+            diags.push(
+                Diagnostic::error(
+                    Code::MissingField,
+                    name_span,
+                    format!("service `{name}` does not set parameter `{}`", p.name.name),
+                )
+                .label(format!("`{}` missing", p.name.name))
+                .with_secondary(p.name.span, "declared without a default here")
+                .help(format!(
+                    "set it in service `{name}`: `{} = ...`",
+                    p.name.name
+                )),
+            );
         }
     }
 }

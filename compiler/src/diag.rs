@@ -167,6 +167,11 @@ impl Diagnostics {
         self.items.iter().any(Diagnostic::is_error)
     }
 
+    /// The number of errors so far (warnings not counted).
+    pub fn error_count(&self) -> usize {
+        self.items.iter().filter(|d| d.is_error()).count()
+    }
+
     pub fn len(&self) -> usize {
         self.items.len()
     }

@@ -713,7 +713,11 @@ impl Lower<'_> {
         self.duplicates(entries, what);
         let mut def = ServiceDef::default();
         for e in entries {
+            let before = self.diags.error_count();
             self.service_field(&mut def, e, what, is_kind);
+            if self.diags.error_count() > before {
+                def.rejected.push(e.key.name.clone());
+            }
         }
         def
     }
@@ -961,9 +965,14 @@ impl Lower<'_> {
             container: None,
             host: None,
             protocol: None,
+            invalid: false,
         };
         match &e.value {
-            EntryValue::Assign(v) => port.container = self.integer(v, "a port number"),
+            EntryValue::Assign(v) => {
+                port.container = self.integer(v, "a port number");
+                // Reported already: later stages must not report it missing too.
+                port.invalid = port.container.is_none();
+            }
             EntryValue::Block(entries) => {
                 self.duplicates(entries, "a port");
                 for f in entries {
@@ -971,7 +980,10 @@ impl Lower<'_> {
                     self.no_kind(f);
                     let Some(v) = self.assigned(f) else { continue };
                     match f.key.name.as_str() {
-                        "container" => port.container = self.integer(v, "a port number"),
+                        "container" => {
+                            port.container = self.integer(v, "a port number");
+                            port.invalid = port.container.is_none();
+                        }
                         "host" => port.host = self.integer(v, "a port number"),
                         "protocol" => {
                             port.protocol = self.choice(

@@ -94,6 +94,8 @@ pub struct PortDef {
     pub container: Option<Sp<u16>>,
     pub host: Option<Sp<u16>>,
     pub protocol: Option<Sp<Protocol>>,
+    /// The number was written but rejected (and reported) while lowering.
+    pub invalid: bool,
 }
 
 /// A command in exec form (list) or shell form (one string).
@@ -224,6 +226,9 @@ pub struct ServiceDef {
     pub ha_modes: Option<Sp<Vec<Ident>>>,
     pub params: IndexMap<String, ParamDecl>,
     pub args: IndexMap<String, Assignment>,
+    /// Fields written with a value that was rejected (and reported) while lowering:
+    /// later checks do not report them missing too.
+    pub rejected: Vec<String>,
 }
 
 fn lay<T: Clone>(base: &mut Option<T>, top: &Option<T>) {
@@ -252,6 +257,7 @@ impl ServiceDef {
                     lay(&mut base.container, &port.container);
                     lay(&mut base.host, &port.host);
                     lay(&mut base.protocol, &port.protocol);
+                    base.invalid |= port.invalid;
                 }
                 None => {
                     self.ports.insert(name.clone(), port.clone());
@@ -282,6 +288,7 @@ impl ServiceDef {
         lay(&mut self.ha_modes, &top.ha_modes);
         lay_map(&mut self.params, &top.params);
         lay_map(&mut self.args, &top.args);
+        self.rejected.extend(top.rejected.iter().cloned());
     }
 }
 

@@ -507,6 +507,10 @@ impl Topo<'_> {
                 None => def.ports.values().next(),
             };
             let Some(port) = port else {
+                if name.is_some() {
+                    // An unknown port name was reported by `check`.
+                    return None;
+                }
                 diags.push(fail(
                     format!("service `{target}` declares no port"),
                     "no port to connect to",
@@ -553,7 +557,7 @@ impl Topo<'_> {
                                 format!("service `{target}` has no URL form"),
                                 "no `url` known",
                                 format!(
-                                    "give `{target}` a `url = \"scheme://${{self.address}}\"`, give it an HTTP port first, or refer to `{target}.address`"
+                                    "give `{target}` a `url = \"scheme://${{self.address}}\"`, or refer to `{target}.address`"
                                 ),
                             ));
                             return None;
@@ -725,7 +729,8 @@ impl Topo<'_> {
             .services
             .get(name)
             .map_or(p.run_span, |d| d.name.span);
-        if def.image.is_none() && def.build.is_none() {
+        let rejected = |f: &str| def.rejected.iter().any(|r| r == f);
+        if def.image.is_none() && def.build.is_none() && !rejected("image") && !rejected("build") {
             diags.push(
                 Diagnostic::error(
                     Code::MissingField,
@@ -764,7 +769,12 @@ impl Topo<'_> {
                 }),
             );
         }
-        if ha != "single" {
+        let known_mode = def
+            .ha_modes
+            .iter()
+            .flat_map(|m| &m.value)
+            .any(|m| m.name == ha);
+        if ha != "single" && known_mode {
             if let Some(h) = &def.ha {
                 diags.push(
                     Diagnostic::error(
@@ -993,7 +1003,11 @@ impl Topo<'_> {
             .iter()
             .map(|i| i.resources.gpu.saturating_mul(i.replicas))
             .fold(0, u32::saturating_add);
-        if users.len() < 2 || total <= host_gpu {
+        let alone_too_many = users
+            .iter()
+            .any(|i| i.resources.gpu.saturating_mul(i.replicas) > host_gpu);
+        // A service that does not fit alone was reported on its own.
+        if users.len() < 2 || total <= host_gpu || alone_too_many {
             return;
         }
         let names: Vec<String> = users

@@ -66,15 +66,57 @@ fn syntax_error(file: FileId, text: &str, err: pest::error::Error<Rule>) -> Diag
         format!("expected {}, found {found}", join_or(&expected))
     };
     let span = Span::new(file, start, end.min(text.len()).max(start));
-    let diag = Diagnostic::error(Code::Syntax, span, message).label("unexpected here");
-    match hint_for(tail) {
+    let mut diag = Diagnostic::error(Code::Syntax, span, message).label("unexpected here");
+    if tail.is_empty() {
+        if let Some(open) = unclosed_brace(text) {
+            diag = diag.with_secondary(Span::new(file, open, open + 1), "this `{` is never closed");
+        }
+    }
+    let before = text[..start.min(text.len())].trim_end();
+    match hint_for(before, tail) {
         Some(h) => diag.help(h),
         None => diag.help("every entry has the shape `key [label] [: kind] [= value | { ... }]`"),
     }
 }
 
-fn hint_for(tail: &str) -> Option<&'static str> {
-    if tail.starts_with('\'') {
+/// The offset of the last `{` that no `}` closes, outside strings and comments.
+fn unclosed_brace(text: &str) -> Option<usize> {
+    let mut open = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '#' => {
+                for (_, c) in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                while let Some((_, c)) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '{' => open.push(i),
+            '}' => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    open.pop()
+}
+
+fn hint_for(before: &str, tail: &str) -> Option<&'static str> {
+    if before.ends_with(':') && !tail.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        Some("fields are assigned with `=`, not `:`; `:` only names the kind of a service")
+    } else if tail.starts_with('\'') {
         Some("strings are written in double quotes: \"...\"")
     } else if tail.starts_with(':') {
         Some("fields are assigned with `=`, not `:`; `:` only names the kind of a service")

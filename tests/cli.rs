@@ -1,0 +1,314 @@
+//! The command line, driven as a user drives it: files in a temporary directory,
+//! arguments in, exit code and output out.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Test {
+    dir: tempfile::TempDir,
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+const GOOD: &str = r#"
+secret db_password
+
+service api {
+  image = "api:1"
+  port http = 8000
+  public = [http]
+  env {
+    DATABASE_URL = db.url
+  }
+  health { http = "/health" }
+}
+
+service db: postgres {
+  password = secret.db_password
+}
+
+topology single {
+  host main {
+    address = "10.0.0.1"
+    run = [api, db]
+  }
+}
+
+topology split {
+  host app {
+    address = "10.0.0.1"
+    run = [api]
+  }
+  host data {
+    address = "10.0.0.2"
+    run = [db]
+  }
+}
+"#;
+
+impl Test {
+    fn new() -> Test {
+        Test {
+            dir: tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}")),
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn write(&self, rel: &str, text: &str) -> &Test {
+        let p = self.path(rel);
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+        }
+        fs::write(&p, text).unwrap_or_else(|e| panic!("{e}"));
+        self
+    }
+
+    fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_stackc"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap_or_else(|e| panic!("run stackc: {e}"));
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let rel = e
+                .path()
+                .strip_prefix(dir)
+                .unwrap_or(e.path())
+                .to_string_lossy()
+                .into_owned();
+            (rel, fs::read_to_string(e.path()).unwrap_or_default())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn check_exit_codes() {
+    let t = Test::new();
+    t.write("good.stack", GOOD);
+    t.write("bad.stack", "service api { image = 1 }\n");
+    assert_eq!(t.run(&["check", "good.stack"]).code, 0);
+    let bad = t.run(&["check", "bad.stack"]);
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(bad.stderr.contains("E0202"), "{}", bad.stderr);
+    let missing = t.run(&["check", "missing.stack"]);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing.stderr.contains("missing.stack"),
+        "{}",
+        missing.stderr
+    );
+    assert_eq!(t.run(&["frobnicate"]).code, 2);
+    assert_eq!(t.run(&["build"]).code, 2);
+}
+
+#[test]
+fn build_writes_the_layout_to_out() {
+    let t = Test::new();
+    t.write("app/good.stack", GOOD);
+    let r = t.run(&["build", "app/good.stack", "--out", "generated"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let files: Vec<String> = files_under(&t.path("generated"))
+        .into_iter()
+        .map(|f| f.0)
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "single/compose/main.yml",
+            "single/env/main/api.env",
+            "single/env/main/db.env",
+            "single/stackc-manifest.json",
+            "split/compose/app.yml",
+            "split/compose/data.yml",
+            "split/env/app/api.env",
+            "split/env/data/db.env",
+            "split/stackc-manifest.json",
+        ]
+    );
+    // Cross-host: the database is published on its host's address only.
+    assert!(t
+        .read("generated/split/compose/data.yml")
+        .contains("\"10.0.0.2:5432:5432\""));
+    assert!(!t
+        .read("generated/single/compose/main.yml")
+        .contains("5432:5432"));
+    // The default output directory is `out` beside the .stack file.
+    assert_eq!(t.run(&["build", "app/good.stack"]).code, 0);
+    assert!(t.path("app/out/single/compose/main.yml").is_file());
+}
+
+#[test]
+fn builds_are_deterministic_and_skip_unchanged_files() {
+    let t = Test::new();
+    t.write("good.stack", GOOD);
+    assert_eq!(t.run(&["build", "good.stack", "--out", "a"]).code, 0);
+    assert_eq!(t.run(&["build", "good.stack", "--out", "b"]).code, 0);
+    assert_eq!(files_under(&t.path("a")), files_under(&t.path("b")));
+    let again = t.run(&["build", "good.stack", "--out", "a"]);
+    assert!(again.stderr.contains("wrote 0 files"), "{}", again.stderr);
+    assert!(again.stderr.contains("9 unchanged"), "{}", again.stderr);
+}
+
+#[test]
+fn errors_write_nothing_and_keep_the_previous_output() {
+    let t = Test::new();
+    t.write(
+        "s.stack",
+        "service api { image = 1 }\ntopology x { host h { run = [api] } }\n",
+    );
+    let r = t.run(&["build", "s.stack", "--out", "out"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        !t.path("out").exists(),
+        "nothing is written when the input has errors"
+    );
+
+    t.write("s.stack", GOOD);
+    assert_eq!(t.run(&["build", "s.stack", "--out", "out"]).code, 0);
+    let before = files_under(&t.path("out"));
+    t.write(
+        "s.stack",
+        &GOOD.replace("image = \"api:1\"", "image = \"api:2\"\n  bogus { }"),
+    );
+    assert_eq!(t.run(&["build", "s.stack", "--out", "out"]).code, 1);
+    assert_eq!(
+        files_under(&t.path("out")),
+        before,
+        "a failed build leaves the previous output"
+    );
+}
+
+#[test]
+fn refuses_to_overwrite_a_file_it_did_not_generate() {
+    let t = Test::new();
+    t.write("s.stack", GOOD);
+    t.write("out/single/compose/main.yml", "# hand-written\n");
+    let r = t.run(&["build", "s.stack", "--out", "out"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("main.yml"),
+        "the error names the file: {}",
+        r.stderr
+    );
+    assert_eq!(t.read("out/single/compose/main.yml"), "# hand-written\n");
+    assert!(
+        !t.path("out/single/env").exists(),
+        "nothing else was written"
+    );
+
+    // Another stack's output is not this stack's to overwrite either.
+    let t = Test::new();
+    t.write("one.stack", GOOD);
+    t.write("two.stack", GOOD);
+    assert_eq!(t.run(&["build", "one.stack", "--out", "out"]).code, 0);
+    let r = t.run(&["build", "two.stack", "--out", "out"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+#[test]
+fn removes_stale_files_it_generated_and_nothing_else() {
+    let t = Test::new();
+    t.write("s.stack", GOOD);
+    assert_eq!(t.run(&["build", "s.stack", "--out", "out"]).code, 0);
+    t.write("out/split/NOTES.md", "mine\n");
+    t.write("out/README", "mine too\n");
+    // The split topology goes away, and the single host is renamed.
+    let changed = GOOD
+        .split("topology split")
+        .next()
+        .unwrap_or_default()
+        .replace("host main", "host primary");
+    t.write("s.stack", &changed);
+    let r = t.run(&["build", "s.stack", "--out", "out"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let files: Vec<String> = files_under(&t.path("out"))
+        .into_iter()
+        .map(|f| f.0)
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "README",
+            "single/compose/primary.yml",
+            "single/env/primary/api.env",
+            "single/env/primary/db.env",
+            "single/stackc-manifest.json",
+            "split/NOTES.md",
+        ]
+    );
+}
+
+#[test]
+fn topology_filter() {
+    let t = Test::new();
+    t.write("s.stack", GOOD);
+    let r = t.run(&["build", "s.stack", "--out", "out", "--topology", "split"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(t.path("out/split").is_dir());
+    assert!(!t.path("out/single").exists());
+    let r = t.run(&["build", "s.stack", "--out", "out", "--topology", "splt"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("did you mean `split`?"), "{}", r.stderr);
+}
+
+#[test]
+fn json_diagnostics() {
+    let t = Test::new();
+    t.write("s.stack", "service api {\n  image = \"a\"\n  env { X = dbb.url }\n}\ntopology t { host h { run = [api] } }\n");
+    let r = t.run(&["check", "s.stack", "--message-format", "json"]);
+    assert_eq!(r.code, 1);
+    let lines: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", r.stdout);
+    let d = &lines[0];
+    assert_eq!(d["code"], "E0101");
+    assert_eq!(d["severity"], "error");
+    assert_eq!(d["primary"]["line"], 3);
+    assert_eq!(d["primary"]["column"], 13);
+    assert_eq!(d["primary"]["file"], "s.stack");
+    assert_eq!(
+        d["help"],
+        "declare it with `service NAME { ... }` or `external NAME { url = ... }`"
+    );
+}
+
+#[test]
+fn explain() {
+    let t = Test::new();
+    let r = t.run(&["explain", "E0301"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("cycle"), "{}", r.stdout);
+    assert_eq!(t.run(&["explain", "port-conflict"]).code, 0);
+    assert_eq!(t.run(&["explain", "E9999"]).code, 2);
+}

@@ -1,0 +1,15 @@
+//! The integration tests of stackc, one binary (see docs/CONTRIBUTING.md):
+//!
+//! - `examples`: every example x topology, all generated files, as snapshots with
+//!   the input echoed;
+//! - `errors`: every file in `tests/errors/` against the codes it declares, and its
+//!   rendered diagnostics as a snapshot;
+//! - `cli`: exit codes, `--out`, atomicity, ownership, stale files, determinism;
+//! - `real_programs`: the generated files run through docker-compose, yamllint
+//!   and a shell.
+
+mod cli;
+mod errors;
+mod examples;
+mod real_programs;
+mod support;

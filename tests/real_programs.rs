@@ -1,0 +1,336 @@
+//! The generated files, run through the real programs: `docker-compose config`
+//! (Debian's docker-compose 1.29), yamllint, and a POSIX shell reading env files.
+//! Each check fails when its program is missing under `CI=true`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use stackc::plan::{Out, Plan};
+
+use crate::support::{options, read, rel, require, stack_files};
+
+const SECRET_VALUE: &str = "s3cr$t value";
+
+/// Every example and test case, built into a temporary directory.
+struct Built {
+    _dir: tempfile::TempDir,
+    name: String,
+    out: PathBuf,
+    plan: Plan,
+    files: Vec<String>,
+}
+
+fn build_all() -> Vec<Built> {
+    let mut all = Vec::new();
+    for path in stack_files("examples")
+        .into_iter()
+        .chain(stack_files("tests/cases"))
+    {
+        let text = read(&path);
+        let opts = stackc::Options {
+            source_dir_from_compose: "../../../src".to_string(),
+            ..options(&path)
+        };
+        let (_, plan, diags) = stackc::analyze(&text, &opts);
+        let plan = plan.unwrap_or_else(|| panic!("{} has errors: {diags:?}", rel(&path)));
+        let compilation = stackc::compile(&text, &opts);
+        assert!(!compilation.has_errors(), "{}", rel(&path));
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let out = dir.path().join("out");
+        let mut files = Vec::new();
+        for a in &compilation.artifacts {
+            let p = out.join(&a.path);
+            fs::create_dir_all(p.parent().unwrap_or(&out)).unwrap_or_else(|e| panic!("{e}"));
+            fs::write(&p, &a.contents).unwrap_or_else(|e| panic!("{e}"));
+            files.push(a.path.clone());
+        }
+        all.push(Built {
+            name: rel(&path),
+            out,
+            plan,
+            files,
+            _dir: dir,
+        });
+    }
+    all
+}
+
+/// The environment value that a consumer of the generated files must see, with
+/// every secret set to `SECRET_VALUE` (or empty, for env files).
+fn expected(value: &[Out], secret: &str) -> String {
+    let has_secret = value.iter().any(|p| matches!(p, Out::Secret { .. }));
+    if has_secret && secret.is_empty() {
+        // Env files leave any value that holds a secret as an empty placeholder.
+        return String::new();
+    }
+    value
+        .iter()
+        .map(|p| match p {
+            Out::Text(t) => t.clone(),
+            Out::Secret { .. } => secret.to_string(),
+        })
+        .collect()
+}
+
+/// Parses docker-compose's output as docker-compose does: YAML 1.1 (PyYAML), where
+/// `0o17` or `1_000` are strings, not numbers as in YAML 1.2.
+fn yaml11(text: &[u8]) -> serde_json::Value {
+    use std::io::Write;
+    let mut child = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import sys, json, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3 with PyYAML (installed with docker-compose): {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(text).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("PyYAML output: {e}"))
+}
+
+fn compose(args: &[&str], env: &[(String, String)], cwd: &Path) -> std::process::Output {
+    Command::new("docker-compose")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir(cwd)
+        .output()
+        .unwrap_or_else(|e| panic!("docker-compose: {e}"))
+}
+
+/// Creates the build contexts and mount sources a compose file names, so that
+/// `docker-compose config` can resolve them.
+fn make_contexts(compose_file: &Path) {
+    let doc: serde_norway::Value =
+        serde_norway::from_str(&read(compose_file)).unwrap_or_else(|e| panic!("{e}"));
+    let dir = compose_file.parent().unwrap_or(Path::new("."));
+    let Some(services) = doc.get("services").and_then(|s| s.as_mapping()) else {
+        return;
+    };
+    for (_, svc) in services {
+        if let Some(ctx) = svc
+            .get("build")
+            .and_then(|b| b.get("context"))
+            .and_then(|c| c.as_str())
+        {
+            fs::create_dir_all(dir.join(ctx)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        for v in svc
+            .get("volumes")
+            .and_then(|v| v.as_sequence())
+            .into_iter()
+            .flatten()
+        {
+            let Some(spec) = v.as_str() else { continue };
+            if spec.starts_with('.') {
+                let source = spec.split(':').next().unwrap_or_default();
+                let p = dir.join(source);
+                fs::create_dir_all(p.parent().unwrap_or(dir)).unwrap_or_else(|e| panic!("{e}"));
+                fs::write(&p, "").unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn compose_files_pass_docker_compose_config() {
+    if !require("docker-compose") {
+        return;
+    }
+    for b in build_all() {
+        let secrets: Vec<(String, String)> = b
+            .plan
+            .secrets
+            .values()
+            .map(|s| (s.env_name.clone(), SECRET_VALUE.to_string()))
+            .collect();
+        let empty = b.out.join("empty.env");
+        fs::write(&empty, "").unwrap_or_else(|e| panic!("{e}"));
+        for f in b.files.iter().filter(|f| f.ends_with(".yml")) {
+            let file = b.out.join(f);
+            make_contexts(&file);
+            let args = [
+                "-f",
+                file.to_str().unwrap_or_default(),
+                "--env-file",
+                empty.to_str().unwrap_or_default(),
+            ];
+            let mut quiet = args.to_vec();
+            quiet.extend(["config", "-q"]);
+            let r = compose(&quiet, &secrets, &b.out);
+            assert!(
+                r.status.success(),
+                "{} {f}: docker-compose config failed:\n{}",
+                b.name,
+                String::from_utf8_lossy(&r.stderr)
+            );
+            // The environment docker-compose resolves is exactly the planned one.
+            let mut full = args.to_vec();
+            full.push("config");
+            let r = compose(&full, &secrets, &b.out);
+            let doc = yaml11(&r.stdout);
+            let topo = f.split('/').next().unwrap_or_default();
+            let host = f
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches(".yml");
+            let plan_host = b
+                .plan
+                .topologies
+                .iter()
+                .filter(|t| t.name == topo)
+                .flat_map(|t| &t.hosts)
+                .find(|h| h.name == host)
+                .unwrap_or_else(|| panic!("host {host}"));
+            for inst in &plan_host.services {
+                let env = doc["services"][inst.name.as_str()]["environment"].clone();
+                for var in &inst.env {
+                    let got = env[var.key.as_str()].as_str().map(|s| s.replace("$$", "$"));
+                    assert_eq!(
+                        got.as_deref(),
+                        Some(expected(&var.value, SECRET_VALUE).as_str()),
+                        "{} {f} {}.{}",
+                        b.name,
+                        inst.name,
+                        var.key
+                    );
+                }
+            }
+            // A required secret left unset stops compose with its name.
+            if let Some((name, _)) = secrets.first() {
+                let needs = b
+                    .plan
+                    .secrets
+                    .values()
+                    .any(|s| &s.env_name == name && !s.optional)
+                    && read(&file).contains(&format!("${{{name}:?"));
+                if needs {
+                    let r = compose(&quiet, &secrets[1..], &b.out);
+                    assert!(
+                        !r.status.success(),
+                        "{} {f}: missing {name} must fail",
+                        b.name
+                    );
+                    assert!(String::from_utf8_lossy(&r.stderr).contains(name.as_str()));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn yaml_has_no_duplicate_keys() {
+    if !require("yamllint") {
+        return;
+    }
+    for b in build_all() {
+        for f in b.files.iter().filter(|f| f.ends_with(".yml")) {
+            let r = Command::new("yamllint")
+                .args(["-d", "{extends: relaxed, rules: {line-length: disable}}"])
+                .arg(b.out.join(f))
+                .output()
+                .unwrap_or_else(|e| panic!("yamllint: {e}"));
+            assert!(
+                r.status.success(),
+                "{} {f}:\n{}",
+                b.name,
+                String::from_utf8_lossy(&r.stdout)
+            );
+        }
+    }
+}
+
+/// Every env file, read back through docker-compose's `--env-file` and through
+/// `sh`, gives exactly the intended values (secrets empty).
+#[test]
+fn env_files_read_back_exactly() {
+    let has_compose = require("docker-compose");
+    let has_sh = require("sh");
+    for b in build_all() {
+        for topo in &b.plan.topologies {
+            for host in &topo.hosts {
+                for inst in &host.services {
+                    let file = b
+                        .out
+                        .join(format!("{}/env/{}/{}.env", topo.name, host.name, inst.name));
+                    let want: BTreeMap<String, String> = inst
+                        .env
+                        .iter()
+                        .map(|v| (v.key.clone(), expected(&v.value, "")))
+                        .filter(|(k, _)| k != "PATH")
+                        .collect();
+                    if want.is_empty() {
+                        continue;
+                    }
+                    if has_compose {
+                        let probe = b.out.join("probe.yml");
+                        let mut yml = String::from(
+                            "services:\n  probe:\n    image: busybox\n    environment:\n",
+                        );
+                        for k in want.keys() {
+                            yml.push_str(&format!("      \"{k}\": \"${{{k}}}\"\n"));
+                        }
+                        fs::write(&probe, yml).unwrap_or_else(|e| panic!("{e}"));
+                        let r = compose(
+                            &[
+                                "-f",
+                                probe.to_str().unwrap_or_default(),
+                                "--env-file",
+                                file.to_str().unwrap_or_default(),
+                                "config",
+                            ],
+                            &[],
+                            &b.out,
+                        );
+                        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+                        let doc = yaml11(&r.stdout);
+                        for (k, v) in &want {
+                            let got = doc["services"]["probe"]["environment"][k.as_str()]
+                                .as_str()
+                                .map(|s| s.replace("$$", "$"));
+                            assert_eq!(
+                                got.as_deref(),
+                                Some(v.as_str()),
+                                "{} {} {k} via docker-compose",
+                                b.name,
+                                file.display()
+                            );
+                        }
+                    }
+                    if has_sh {
+                        let script = r#"set -a; . "$1"; shift; for k in "$@"; do eval "printf '%s\0' \"\${$k}\""; done"#;
+                        let r = Command::new("sh")
+                            .env_clear()
+                            .args(["-c", script, "sh"])
+                            .arg(&file)
+                            .args(want.keys())
+                            .output()
+                            .unwrap_or_else(|e| panic!("sh: {e}"));
+                        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+                        let got: Vec<String> = String::from_utf8_lossy(&r.stdout)
+                            .split('\0')
+                            .map(str::to_string)
+                            .collect();
+                        for (i, (k, v)) in want.iter().enumerate() {
+                            assert_eq!(
+                                got.get(i),
+                                Some(v),
+                                "{} {} {k} via sh",
+                                b.name,
+                                file.display()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Helpers shared by the test modules.
+
+use std::path::{Path, PathBuf};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The .stack files under a folder of the repository, sorted.
+pub fn stack_files(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(root().join(dir))
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| e.into_path())
+        .filter(|p| p.extension().is_some_and(|e| e == "stack"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The path relative to the repository root, with `/`.
+pub fn rel(path: &Path) -> String {
+    path.strip_prefix(root())
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// Options as the tests use them: stable names, the default output layout.
+pub fn options(path: &Path) -> stackc::Options {
+    stackc::Options {
+        source_name: rel(path),
+        topologies: Vec::new(),
+        source_dir_from_compose: "../../..".to_string(),
+    }
+}
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Whether an external program is available. Under CI (`CI=true`) a missing
+/// program fails the test instead of skipping it.
+pub fn require(program: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{program} is required under CI=true but is not installed (see .ci/run)");
+        }
+        eprintln!("note: {program} not installed; skipping this check (it fails under CI=true)");
+    }
+    found
+}
