@@ -70,3 +70,32 @@ fn every_file_has_the_header() {
         }
     }
 }
+
+/// The README's example builds, and gives what the README says it gives.
+#[test]
+fn readme_example() {
+    let readme = read(&crate::support::root().join("README.md"));
+    let start = readme.find("```stack\n").map(|i| i + "```stack\n".len());
+    let source = start
+        .and_then(|s| readme[s..].find("```").map(|e| &readme[s..s + e]))
+        .unwrap_or_else(|| panic!("README has a ```stack block"));
+    let mut opts = options(&crate::support::root().join("README.stack"));
+    opts.source_name = "README.stack".into();
+    let compilation = stackc::compile(source, &opts);
+    assert!(
+        compilation.diagnostics.is_empty(),
+        "{:?}",
+        compilation.diagnostics
+    );
+    let file = |p: &str| {
+        compilation
+            .artifacts
+            .iter()
+            .find(|a| a.path == p)
+            .map(|a| a.contents.clone())
+            .unwrap_or_else(|| panic!("{p} generated"))
+    };
+    assert!(file("split/compose/app.yml")
+        .contains("DATABASE_URL: \"postgresql://postgres:${DB_PASSWORD:?secret db_password is not set}@10.0.0.2:5432/app\""));
+    assert!(file("split/compose/data.yml").contains("- \"10.0.0.2:5432:5432\""));
+}

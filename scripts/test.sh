@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need, then
+# runs the formatter check, clippy and every test. `.ci/run` calls this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# The real programs the tests run the generated files through (see docs/testing.md).
+# docker-compose without its Recommends: no Docker engine is needed for `config`.
+need=()
+command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v yamllint >/dev/null || need+=(yamllint)
+/usr/bin/python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --locked
