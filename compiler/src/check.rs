@@ -121,6 +121,10 @@ pub fn check(stack: &Stack, diags: &mut Diagnostics) -> Checked {
             let Some(base) = checked.bases.get(&ov.service.name) else {
                 continue;
             };
+            if ov.over == ServiceDef::default() {
+                // A plain placement adds nothing to check.
+                continue;
+            }
             let mut eff = base.clone();
             eff.overlay(&ov.over);
             check_args(&ov.service.name, &eff, &[&ov.over], diags);

@@ -6,6 +6,8 @@
 //! This is also where the topology-specific checks run: placement, GPU, ports,
 //! replicas of stateful services, health gates and dependency cycles.
 
+use std::borrow::Cow;
+
 use indexmap::{IndexMap, IndexSet};
 use petgraph::graphmap::DiGraphMap;
 
@@ -144,9 +146,10 @@ pub fn plan(stack: &Stack, checked: &Checked, diags: &mut Diagnostics) -> Plan {
     }
 }
 
-struct Placement {
+struct Placement<'a> {
     host: usize,
-    def: ServiceDef,
+    /// Borrowed when no override changes the definition (the common case).
+    def: Cow<'a, ServiceDef>,
     run_span: Span,
 }
 
@@ -155,8 +158,8 @@ struct Topo<'a> {
     topo: &'a TopologyDef,
     hosts: Vec<&'a HostDef>,
     /// Per service: base ⊕ topology override.
-    defs: IndexMap<String, ServiceDef>,
-    placements: IndexMap<String, Vec<Placement>>,
+    defs: IndexMap<&'a str, Cow<'a, ServiceDef>>,
+    placements: IndexMap<&'a str, Vec<Placement<'a>>>,
 }
 
 #[derive(Default)]
@@ -176,11 +179,15 @@ fn plan_topology(
     let hosts: Vec<&HostDef> = topo.hosts.values().collect();
     let mut defs = IndexMap::new();
     for (name, base) in &checked.bases {
-        let mut def = base.clone();
-        if let Some(ov) = topo.overrides.get(name) {
-            def.overlay(&ov.over);
-        }
-        defs.insert(name.clone(), def);
+        let def = match topo.overrides.get(name) {
+            Some(ov) => {
+                let mut def = base.clone();
+                def.overlay(&ov.over);
+                Cow::Owned(def)
+            }
+            None => Cow::Borrowed(base),
+        };
+        defs.insert(name.as_str(), def);
     }
     for ov in topo.overrides.values() {
         if !stack.services.contains_key(&ov.service.name) {
@@ -291,7 +298,7 @@ impl Topo<'_> {
         }
     }
 
-    fn placement(&self, service: &str, host: usize) -> Option<&Placement> {
+    fn placement(&self, service: &str, host: usize) -> Option<&Placement<'_>> {
         self.placements
             .get(service)?
             .iter()
@@ -340,23 +347,25 @@ impl Topo<'_> {
                     );
                     continue;
                 }
-                let Some(topo_def) = self.defs.get(name) else {
+                let Some((&key, topo_def)) = self.defs.get_key_value(name) else {
                     continue;
                 };
-                let mut def = topo_def.clone();
-                def.overlay(&run.over);
-                self.placements
-                    .entry(name.to_string())
-                    .or_default()
-                    .push(Placement {
-                        host: h,
-                        def,
-                        run_span: run.service.span,
-                    });
+                let def = if run.over == ServiceDef::default() {
+                    topo_def.clone()
+                } else {
+                    let mut def = topo_def.clone().into_owned();
+                    def.overlay(&run.over);
+                    Cow::Owned(def)
+                };
+                self.placements.entry(key).or_default().push(Placement {
+                    host: h,
+                    def,
+                    run_span: run.service.span,
+                });
             }
         }
         for (name, decl) in &self.stack.services {
-            if self.is_external(name) || self.placements.contains_key(name) {
+            if self.is_external(name) || self.placements.contains_key(name.as_str()) {
                 continue;
             }
             diags.push(
@@ -374,7 +383,7 @@ impl Topo<'_> {
         }
     }
 
-    fn where_is(&self, service: &str, consumer_host: usize) -> Option<(bool, &Placement)> {
+    fn where_is(&self, service: &str, consumer_host: usize) -> Option<(bool, &Placement<'_>)> {
         let placements = self.placements.get(service)?;
         if let Some(p) = placements.iter().find(|p| p.host == consumer_host) {
             return Some((true, p));
