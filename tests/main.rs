@@ -13,3 +13,4 @@ mod errors;
 mod examples;
 mod real_programs;
 mod support;
+mod tidy;

@@ -73,6 +73,15 @@ impl SourceMap {
             .map(|(i, f)| (FileId(i as u32), f))
     }
 
+    /// The length in characters of the line that holds a byte offset.
+    pub fn line_len(&self, file: FileId, offset: u32) -> usize {
+        let text = &self.get(file).text;
+        let offset = (offset as usize).min(text.len());
+        let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+        text.get(start..end).map_or(0, |l| l.chars().count())
+    }
+
     /// One-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, file: FileId, offset: u32) -> (usize, usize) {
         let text = &self.get(file).text;
@@ -328,9 +337,15 @@ impl Code {
 #[derive(Debug)]
 struct MietteView<'a> {
     diag: &'a Diagnostic,
-    source: miette::NamedSource<Arc<str>>,
+    /// `None` when a label is too far right to draw a snippet (see `render_human`).
+    source: Option<miette::NamedSource<Arc<str>>>,
     code: String,
 }
+
+/// Lines longer than this are not drawn as snippets: miette pads labels with
+/// format widths, which panic past 65535, and prints whole lines, which would be
+/// unreadable anyway.
+const MAX_SNIPPET_COLUMN: usize = 1000;
 
 impl fmt::Display for MietteView<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -360,10 +375,11 @@ impl miette::Diagnostic for MietteView<'_> {
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        Some(&self.source)
+        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        self.source.as_ref()?;
         let file = self.diag.primary.span.file;
         let primary = std::iter::once(&self.diag.primary).map(|l| {
             miette::LabeledSpan::new_primary_with_span(
@@ -419,9 +435,25 @@ pub fn render_human(sources: &SourceMap, diags: &[Diagnostic], color: bool) -> S
                 None => note,
             });
         }
+        let too_wide = std::iter::once(&diag.primary)
+            .chain(&diag.secondary)
+            .filter(|l| l.span.file == diag.primary.span.file)
+            .any(|l| {
+                sources.line_len(l.span.file, l.span.start) > MAX_SNIPPET_COLUMN
+                    || sources.line_len(l.span.file, l.span.end) > MAX_SNIPPET_COLUMN
+            });
+        if too_wide {
+            let (line, col) = sources.line_col(diag.primary.span.file, diag.primary.span.start);
+            let at = format!("at {}:{line}:{col}: {}", file.name, diag.primary.message);
+            diag.help = Some(match diag.help.take() {
+                Some(h) => format!("{at}\n{h}"),
+                None => at,
+            });
+        }
         let view = MietteView {
             diag: &diag,
-            source: miette::NamedSource::new(file.name.clone(), file.text.clone()),
+            source: (!too_wide)
+                .then(|| miette::NamedSource::new(file.name.clone(), file.text.clone())),
             code: diag.code.as_str().to_string(),
         };
         let _ = handler.render_report(&mut out, &view);

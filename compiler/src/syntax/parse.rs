@@ -12,7 +12,24 @@ struct StackParser;
 
 /// Parses one file. A syntax error yields an empty tree and one diagnostic (pest
 /// stops at the first error); string escapes are checked here too, all at once.
+/// Blocks and lists nest at most this deep. Real files nest four or five levels;
+/// the limit keeps every recursive pass far from the end of the stack.
+pub const MAX_NESTING: usize = 64;
+
 pub fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> File {
+    let scan = scan(text);
+    if let Some(at) = scan.too_deep {
+        diags.push(
+            Diagnostic::error(
+                Code::Syntax,
+                Span::new(file, at, at + 1),
+                format!("blocks and lists nest deeper than {MAX_NESTING} levels"),
+            )
+            .label("too deep here")
+            .help("a .stack file nests a few levels: service, health, liveness"),
+        );
+        return File::default();
+    }
     match StackParser::parse(Rule::file, text) {
         Ok(mut pairs) => {
             let mut cx = Cx { file, diags };
@@ -49,7 +66,11 @@ fn syntax_error(file: FileId, text: &str, err: pest::error::Error<Rule>) -> Diag
     let found = if tail.is_empty() {
         "end of file".to_string()
     } else {
-        format!("`{}`", &tail[..token_len.min(tail.len())])
+        let token = &tail[..token_len.min(tail.len())];
+        match token.char_indices().nth(40) {
+            Some((cut, _)) => format!("`{}...`", &token[..cut]),
+            None => format!("`{token}`"),
+        }
     };
     let expected = match &err.variant {
         pest::error::ErrorVariant::ParsingError { positives, .. } => {
@@ -68,7 +89,7 @@ fn syntax_error(file: FileId, text: &str, err: pest::error::Error<Rule>) -> Diag
     let span = Span::new(file, start, end.min(text.len()).max(start));
     let mut diag = Diagnostic::error(Code::Syntax, span, message).label("unexpected here");
     if tail.is_empty() {
-        if let Some(open) = unclosed_brace(text) {
+        if let Some(open) = scan(text).unclosed {
             diag = diag.with_secondary(Span::new(file, open, open + 1), "this `{` is never closed");
         }
     }
@@ -79,9 +100,17 @@ fn syntax_error(file: FileId, text: &str, err: pest::error::Error<Rule>) -> Diag
     }
 }
 
-/// The offset of the last `{` that no `}` closes, outside strings and comments.
-fn unclosed_brace(text: &str) -> Option<usize> {
-    let mut open = Vec::new();
+struct Scan {
+    /// The offset of the last `{` that no `}` closes.
+    unclosed: Option<usize>,
+    /// The first `{` or `[` past `MAX_NESTING`.
+    too_deep: Option<usize>,
+}
+
+/// Brackets outside strings and comments.
+fn scan(text: &str) -> Scan {
+    let mut open: Vec<(usize, char)> = Vec::new();
+    let mut too_deep = None;
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
         match c {
@@ -103,14 +132,22 @@ fn unclosed_brace(text: &str) -> Option<usize> {
                     }
                 }
             }
-            '{' => open.push(i),
-            '}' => {
+            '{' | '[' => {
+                open.push((i, c));
+                if open.len() > MAX_NESTING && too_deep.is_none() {
+                    too_deep = Some(i);
+                }
+            }
+            '}' | ']' => {
                 open.pop();
             }
             _ => {}
         }
     }
-    open.pop()
+    Scan {
+        unclosed: open.iter().rev().find(|(_, c)| *c == '{').map(|(i, _)| *i),
+        too_deep,
+    }
 }
 
 fn hint_for(before: &str, tail: &str) -> Option<&'static str> {
