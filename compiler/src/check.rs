@@ -139,6 +139,12 @@ pub fn check(stack: &Stack, diags: &mut Diagnostics) -> Checked {
             }
         }
     }
+    checked
+}
+
+/// A stack with services but no topology has nothing to build (a warning). Runs
+/// before `--topology` narrows the topologies.
+pub fn no_topology(stack: &Stack, diags: &mut Diagnostics) {
     if stack.topologies.is_empty() {
         if let Some(first) = stack.services.values().next() {
             diags.push(
@@ -148,7 +154,6 @@ pub fn check(stack: &Stack, diags: &mut Diagnostics) -> Checked {
             );
         }
     }
-    checked
 }
 
 fn unknown_kind(stack: &Stack, kind: &Ident) -> Diagnostic {

@@ -71,22 +71,36 @@ pub fn analyze(text: &str, options: &Options) -> (SourceMap, Option<plan::Plan>,
         .unwrap_or("stack")
         .to_string();
     let mut stack = lower::lower(&units, &default_name, &mut diags);
+    check::no_topology(&stack, &mut diags);
     if !options.topologies.is_empty() {
         for wanted in &options.topologies {
-            if !stack.topologies.contains_key(wanted) {
-                let span = diag::Span::new(user, 0, 0);
-                let mut d = Diagnostic::error(
+            if stack.topologies.contains_key(wanted) {
+                continue;
+            }
+            let names = stack.topologies.keys().map(String::as_str);
+            let (span, label) = match diag::suggest(wanted, names) {
+                Some(close) => (
+                    stack.topologies[close].name.span,
+                    format!("did you mean `{close}`?"),
+                ),
+                None => match stack.topologies.values().next() {
+                    Some(first) => (
+                        first.name.span,
+                        "the first topology of the file".to_string(),
+                    ),
+                    None => (diag::Span::new(user, 0, 0), "no topology here".to_string()),
+                },
+            };
+            let known: Vec<&str> = stack.topologies.keys().map(String::as_str).collect();
+            diags.push(
+                Diagnostic::error(
                     diag::Code::UnknownName,
                     span,
-                    format!("no topology named `{wanted}`"),
+                    format!("no topology named `{wanted}` (asked for with --topology)"),
                 )
-                .label("asked for on the command line");
-                if let Some(s) = diag::suggest(wanted, stack.topologies.keys().map(String::as_str))
-                {
-                    d = d.help(format!("did you mean `{s}`?"));
-                }
-                diags.push(d);
-            }
+                .label(label)
+                .help(format!("the topologies are: {}", known.join(", "))),
+            );
         }
         stack
             .topologies
