@@ -385,7 +385,7 @@ fn check_params(name: &str, name_span: Span, def: &ServiceDef, diags: &mut Diagn
     }
 }
 
-fn unknown_service(stack: &Stack, ident: &Ident) -> Diagnostic {
+pub(crate) fn unknown_service(stack: &Stack, ident: &Ident) -> Diagnostic {
     let d = Diagnostic::error(
         Code::UnknownName,
         ident.span,

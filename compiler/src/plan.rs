@@ -11,10 +11,9 @@ use std::borrow::Cow;
 use indexmap::{IndexMap, IndexSet};
 use petgraph::graphmap::DiGraphMap;
 
-use crate::check::Checked;
-use crate::diag::{suggest, Code, Diagnostic, Diagnostics, Span};
+use crate::check::{unknown_service, Checked};
+use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 use crate::model::*;
-use crate::syntax::Ident;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -263,19 +262,6 @@ fn plan_topology(
         name: topo.name.name.clone(),
         platform: topo.platform.value,
         hosts: host_plans,
-    }
-}
-
-fn unknown_service(stack: &Stack, ident: &Ident) -> Diagnostic {
-    let d = Diagnostic::error(
-        Code::UnknownName,
-        ident.span,
-        format!("unknown service `{}`", ident.name),
-    )
-    .label("no service has this name");
-    match suggest(&ident.name, stack.services.keys().map(String::as_str)) {
-        Some(s) => d.help(format!("did you mean `{s}`?")),
-        None => d,
     }
 }
 
