@@ -1,0 +1,310 @@
+//! Lowering: the untyped tree to the typed model (`model::Stack`), checking the
+//! shape of every entry against the schema of its block. Every problem is pushed
+//! as a diagnostic and lowering goes on, so that one run reports them all.
+//!
+//! Fields that a kind may declare (`param NAME`) cannot be known while one block
+//! is lowered; any unknown `key = value` in a service is kept as an argument and
+//! `check` reports it if no kind of the service declares it.
+
+use crate::diag::{suggest, Code, Diagnostic, Diagnostics, Span};
+use crate::model::*;
+use crate::syntax::{self, Entry, EntryValue, Ident};
+
+mod service;
+mod topology;
+mod values;
+
+/// The fields of a service (and of a kind, and of overrides).
+pub const SERVICE_FIELDS: &[&str] = &[
+    "role",
+    "image",
+    "build",
+    "command",
+    "port",
+    "public",
+    "env",
+    "volume",
+    "mount",
+    "replicas",
+    "resources",
+    "health",
+    "route",
+    "restart",
+    "depends_on",
+    "url",
+    "read_url",
+    "public_url",
+    "ha",
+];
+const KIND_ONLY_FIELDS: &[&str] = &["param", "ha_modes"];
+const TOP_FIELDS: &[&str] = &["stack", "secret", "kind", "service", "external", "topology"];
+const SECRET_FIELDS: &[&str] = &["optional", "description"];
+const EXTERNAL_FIELDS: &[&str] = &["url", "read_url", "public_url", "host", "port"];
+const TOPOLOGY_FIELDS: &[&str] = &["platform", "host", "override", "external"];
+const HOST_FIELDS: &[&str] = &["address", "gpu", "managed", "run"];
+const RESOURCE_FIELDS: &[&str] = &["cpu", "memory", "cpu_limit", "memory_limit", "gpu"];
+const HEALTH_FIELDS: &[&str] = &["liveness", "readiness", "startup"];
+const PROBE_FIELDS: &[&str] = &[
+    "http",
+    "tcp",
+    "command",
+    "port",
+    "interval",
+    "timeout",
+    "retries",
+    "start_period",
+];
+const PORT_FIELDS: &[&str] = &["container", "host", "protocol"];
+const MOUNT_FIELDS: &[&str] = &["target", "read_only"];
+const ROUTE_FIELDS: &[&str] = &["port"];
+
+/// One file's entries, and whether it is part of the stdlib.
+pub struct Unit<'a> {
+    pub file: &'a syntax::File,
+    pub stdlib: bool,
+}
+
+/// Lowers the stdlib files and the user's file into one stack.
+pub fn lower(units: &[Unit<'_>], default_name: &str, diags: &mut Diagnostics) -> Stack {
+    let mut cx = Lower {
+        diags,
+        stack: Stack {
+            name: default_name.to_string(),
+            ..Stack::default()
+        },
+        stack_name: None,
+    };
+    for unit in units {
+        for entry in &unit.file.entries {
+            cx.top(entry, unit.stdlib);
+        }
+    }
+    cx.stack
+}
+
+pub(super) struct Lower<'d> {
+    diags: &'d mut Diagnostics,
+    stack: Stack,
+    stack_name: Option<Span>,
+}
+
+pub(super) fn unknown_field(key: &Ident, block: &str, known: &[&str]) -> Diagnostic {
+    let mut d = Diagnostic::error(
+        Code::UnknownField,
+        key.span,
+        format!("unknown field `{}` in {block}", key.name),
+    )
+    .label("not a field here");
+    d = match suggest(&key.name, known.iter().copied()) {
+        Some(s) => d.help(format!("did you mean `{s}`?")),
+        None => d.help(format!("the fields of {block} are: {}", known.join(", "))),
+    };
+    d
+}
+
+impl Lower<'_> {
+    fn push(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    fn top(&mut self, e: &Entry, stdlib: bool) {
+        match e.key.name.as_str() {
+            "stack" => {
+                self.no_kind(e);
+                if !matches!(e.value, EntryValue::None) {
+                    self.push(
+                        Diagnostic::error(Code::Syntax, e.span, "`stack` takes a name only")
+                            .label("no value or block here")
+                            .help("write `stack NAME`"),
+                    );
+                }
+                if let Some(name) = self.ident_label(e, "stack name") {
+                    if let Some(first) = self.stack_name {
+                        self.push(
+                            Diagnostic::error(
+                                Code::DuplicateName,
+                                name.span,
+                                "the stack is named twice",
+                            )
+                            .label("named again here")
+                            .with_secondary(first, "first named here"),
+                        );
+                    } else {
+                        self.stack_name = Some(name.span);
+                        self.stack.name = name.name;
+                    }
+                }
+            }
+            "secret" => self.secret(e),
+            "kind" => self.kind(e, stdlib),
+            "service" => self.service(e),
+            "external" => self.external_decl(e),
+            "topology" => self.topology(e),
+            _ => {
+                let d = unknown_field(&e.key, "a .stack file", TOP_FIELDS);
+                self.push(d);
+            }
+        }
+    }
+
+    fn secret(&mut self, e: &Entry) {
+        self.no_kind(e);
+        let Some(name) = self.ident_label(e, "secret name") else {
+            return;
+        };
+        let mut optional = false;
+        let mut description = None;
+        match &e.value {
+            EntryValue::None => {}
+            EntryValue::Assign(v) => self.push(
+                Diagnostic::error(Code::WrongType, v.span, "a secret has no value in a .stack file")
+                    .label("no value here")
+                    .help("secret values never appear in a .stack file; write `secret NAME` and set the value where the service runs"),
+            ),
+            EntryValue::Block(entries) => {
+                self.duplicates(entries, "a secret");
+                for f in entries {
+                    self.no_label(f);
+                    self.no_kind(f);
+                    let Some(v) = self.assigned(f) else { continue };
+                    match f.key.name.as_str() {
+                        "optional" => optional = self.boolean(v).unwrap_or(false),
+                        "description" => description = self.string(v).map(|s| s.value),
+                        _ => {
+                            let d = unknown_field(&f.key, "a secret", SECRET_FIELDS);
+                            self.push(d);
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(first) = self.stack.secrets.get(&name.name) {
+            let first = first.name.span;
+            self.push(duplicate(&name, "secret", first));
+            return;
+        }
+        let env_name = name.name.to_ascii_uppercase();
+        self.stack.secrets.insert(
+            name.name.clone(),
+            SecretDef {
+                name,
+                env_name,
+                optional,
+                description,
+            },
+        );
+    }
+
+    fn kind(&mut self, e: &Entry, stdlib: bool) {
+        let Some(name) = self.ident_label(e, "kind name") else {
+            return;
+        };
+        let entries = self.block(e);
+        let def = self.service_def(entries, "a kind", true);
+        if let Some(first) = self.stack.kinds.get(&name.name) {
+            // A user's kind may replace a stdlib kind of the same name.
+            if !first.from_stdlib || stdlib {
+                let first = first.name.span;
+                self.push(duplicate(&name, "kind", first));
+                return;
+            }
+        }
+        self.stack.kinds.insert(
+            name.name.clone(),
+            KindDef {
+                name,
+                parent: e.kind.clone(),
+                def,
+                from_stdlib: stdlib,
+            },
+        );
+    }
+
+    fn service(&mut self, e: &Entry) {
+        let Some(name) = self.ident_label(e, "service name") else {
+            return;
+        };
+        let entries = self.block(e);
+        let def = self.service_def(entries, "a service", false);
+        self.add_service(ServiceDecl {
+            name,
+            kind: e.kind.clone(),
+            body: ServiceBody::Workload(Box::new(def)),
+        });
+    }
+
+    fn add_service(&mut self, decl: ServiceDecl) {
+        if let Some(first) = self.stack.services.get(&decl.name.name) {
+            let first = first.name.span;
+            self.push(duplicate(&decl.name, "service", first));
+            return;
+        }
+        self.stack.services.insert(decl.name.name.clone(), decl);
+    }
+
+    fn external_decl(&mut self, e: &Entry) {
+        let Some(name) = self.ident_label(e, "service name") else {
+            return;
+        };
+        let def = self.external_def(e);
+        self.add_service(ServiceDecl {
+            name,
+            kind: e.kind.clone(),
+            body: ServiceBody::External(def),
+        });
+    }
+
+    fn external_def(&mut self, e: &Entry) -> ExternalDef {
+        let entries = self.block(e);
+        self.duplicates(entries, "an external service");
+        let mut def = ExternalDef::default();
+        for f in entries {
+            self.no_label(f);
+            self.no_kind(f);
+            match f.key.name.as_str() {
+                "url" | "read_url" | "public_url" | "host" => {
+                    let Some(v) = self.assigned(f) else { continue };
+                    let expr = self.expr(v);
+                    match f.key.name.as_str() {
+                        "url" => def.url = expr,
+                        "read_url" => def.read_url = expr,
+                        "public_url" => def.public_url = expr,
+                        _ => def.host = expr,
+                    }
+                }
+                "port" => {
+                    if let Some(v) = self.assigned(f) {
+                        def.port = self.integer(v, "a port number");
+                    }
+                }
+                _ => {
+                    let d = unknown_field(&f.key, "an external service", EXTERNAL_FIELDS);
+                    self.push(d);
+                }
+            }
+        }
+        if def.url.is_none() && def.public_url.is_none() && def.host.is_none() {
+            self.push(
+                Diagnostic::error(
+                    Code::MissingField,
+                    e.key.span,
+                    "an external service needs a `url`, a `public_url` or a `host`",
+                )
+                .label("nothing to refer to")
+                .help("for a managed database: `url = secret.database_url`"),
+            );
+        }
+        def
+    }
+}
+
+pub(super) fn duplicate(name: &Ident, what: &str, first: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::DuplicateName,
+        name.span,
+        format!("{what} `{}` is defined twice", name.name),
+    )
+    .label("defined again here")
+    .with_secondary(first, "first defined here")
+    .help(format!("rename one of them; {what} names are unique"))
+}

@@ -1,0 +1,519 @@
+//! Lowering of services, kinds and overrides: every field of a service.
+
+use crate::diag::{Code, Diagnostic, Span};
+use crate::model::*;
+use crate::syntax::{Entry, EntryValue, Value, ValueKind};
+
+use super::{
+    unknown_field, Lower, HEALTH_FIELDS, KIND_ONLY_FIELDS, MOUNT_FIELDS, PORT_FIELDS, PROBE_FIELDS,
+    RESOURCE_FIELDS, ROUTE_FIELDS, SERVICE_FIELDS,
+};
+
+impl Lower<'_> {
+    pub(super) fn service_def(
+        &mut self,
+        entries: &[Entry],
+        what: &str,
+        is_kind: bool,
+    ) -> ServiceDef {
+        self.duplicates(entries, what);
+        let mut def = ServiceDef::default();
+        for e in entries {
+            let before = self.diags.error_count();
+            self.service_field(&mut def, e, what, is_kind);
+            if self.diags.error_count() > before {
+                def.rejected.push(e.key.name.clone());
+            }
+        }
+        def
+    }
+
+    pub(super) fn service_field(
+        &mut self,
+        def: &mut ServiceDef,
+        e: &Entry,
+        what: &str,
+        is_kind: bool,
+    ) {
+        let key = e.key.name.as_str();
+        let labelled = matches!(key, "port" | "volume" | "mount" | "route" | "param");
+        if !labelled {
+            self.no_label(e);
+        }
+        self.no_kind(e);
+        match key {
+            "role" => {
+                if let Some(v) = self.assigned(e) {
+                    def.role = self.choice(
+                        v,
+                        &[("stateless", Role::Stateless), ("stateful", Role::Stateful)],
+                    );
+                }
+            }
+            "image" => {
+                if let Some(v) = self.assigned(e) {
+                    def.image = self.string(v);
+                }
+            }
+            "build" => {
+                if let Some(v) = self.assigned(e) {
+                    def.build = self.string(v);
+                }
+            }
+            "command" => {
+                if let Some(v) = self.assigned(e) {
+                    def.command = self.command(v);
+                }
+            }
+            "port" => self.port(def, e),
+            "public" => {
+                if let Some(v) = self.assigned(e) {
+                    def.public = self.names(v);
+                }
+            }
+            "env" => {
+                let entries = self.block(e);
+                self.duplicates(entries, "an env block");
+                for f in entries {
+                    self.no_label(f);
+                    self.no_kind(f);
+                    let Some(v) = self.assigned(f) else { continue };
+                    if let Some(value) = self.expr(v) {
+                        def.env.insert(
+                            f.key.name.clone(),
+                            Assignment {
+                                key: f.key.clone(),
+                                value,
+                            },
+                        );
+                    }
+                }
+            }
+            "volume" => {
+                let Some(name) = self.ident_label(e, "volume name") else {
+                    return;
+                };
+                let Some(v) = self.assigned(e) else { return };
+                if let Some(path) = self.string(v) {
+                    self.absolute_path(&path);
+                    def.volumes
+                        .insert(name.name.clone(), VolumeDef { name, path });
+                }
+            }
+            "mount" => self.mount(def, e),
+            "replicas" => {
+                if let Some(v) = self.assigned(e) {
+                    def.replicas = self.integer(v, "a replica count");
+                }
+            }
+            "resources" => {
+                let entries = self.block(e);
+                self.duplicates(entries, "resources");
+                for f in entries {
+                    self.no_label(f);
+                    self.no_kind(f);
+                    let Some(v) = self.assigned(f) else { continue };
+                    let r = &mut def.resources;
+                    match f.key.name.as_str() {
+                        "cpu" => r.cpu = self.cpu(v),
+                        "cpu_limit" => r.cpu_limit = self.cpu(v),
+                        "memory" => r.memory = self.size(v),
+                        "memory_limit" => r.memory_limit = self.size(v),
+                        "gpu" => r.gpu = self.integer(v, "a GPU count"),
+                        _ => {
+                            let d = unknown_field(&f.key, "resources", RESOURCE_FIELDS);
+                            self.push(d);
+                        }
+                    }
+                }
+            }
+            "health" => self.health(def, e),
+            "route" => {
+                let Some(path) = self.string_label(e, "path prefix") else {
+                    return;
+                };
+                if !path.value.starts_with('/') {
+                    self.push(
+                        Diagnostic::error(
+                            Code::InvalidValue,
+                            path.span,
+                            format!("route `{}` does not start with `/`", path.value),
+                        )
+                        .label("a path prefix starts with `/`"),
+                    );
+                }
+                let mut route = RouteDef { path, port: None };
+                let entries = self.block(e);
+                for f in entries {
+                    self.no_label(f);
+                    match f.key.name.as_str() {
+                        "port" => {
+                            if let Some(v) = self.assigned(f) {
+                                route.port = self.name(v);
+                            }
+                        }
+                        _ => {
+                            let d = unknown_field(&f.key, "a route", ROUTE_FIELDS);
+                            self.push(d);
+                        }
+                    }
+                }
+                def.routes.insert(route.path.value.clone(), route);
+            }
+            "restart" => {
+                if let Some(v) = self.assigned(e) {
+                    def.restart = self.choice(
+                        v,
+                        &[
+                            ("no", Restart::No),
+                            ("always", Restart::Always),
+                            ("on-failure", Restart::OnFailure),
+                            ("unless-stopped", Restart::UnlessStopped),
+                        ],
+                    );
+                }
+            }
+            "depends_on" => {
+                if let Some(v) = self.assigned(e) {
+                    def.depends_on = self.depends_on(v);
+                }
+            }
+            "url" | "read_url" | "public_url" => {
+                let Some(v) = self.assigned(e) else { return };
+                let expr = self.expr(v);
+                match key {
+                    "url" => def.url = expr,
+                    "read_url" => def.read_url = expr,
+                    _ => def.public_url = expr,
+                }
+            }
+            "ha" => {
+                if let Some(v) = self.assigned(e) {
+                    def.ha = self.name(v);
+                }
+            }
+            "ha_modes" if is_kind => {
+                if let Some(v) = self.assigned(e) {
+                    def.ha_modes = self.names(v);
+                }
+            }
+            "param" if is_kind => {
+                let Some(name) = self.ident_label(e, "parameter name") else {
+                    return;
+                };
+                if SERVICE_FIELDS.contains(&name.name.as_str()) {
+                    self.push(
+                        Diagnostic::error(
+                            Code::DuplicateName,
+                            name.span,
+                            format!("parameter `{}` has the name of a service field", name.name),
+                        )
+                        .label("already a field"),
+                    );
+                    return;
+                }
+                let default = match &e.value {
+                    EntryValue::Assign(v) => self.expr(v),
+                    EntryValue::None => None,
+                    EntryValue::Block(_) => {
+                        self.push(
+                            Diagnostic::error(
+                                Code::WrongType,
+                                e.span,
+                                "a parameter takes a value, not a block",
+                            )
+                            .label("expected `= value`"),
+                        );
+                        None
+                    }
+                };
+                def.params
+                    .insert(name.name.clone(), ParamDecl { name, default });
+            }
+            _ => match &e.value {
+                // A value for a parameter that the kind may declare; `check` decides.
+                EntryValue::Assign(v) if e.label.is_none() => {
+                    if let Some(value) = self.expr(v) {
+                        def.args.insert(
+                            e.key.name.clone(),
+                            Assignment {
+                                key: e.key.clone(),
+                                value,
+                            },
+                        );
+                    }
+                }
+                _ => {
+                    let mut known: Vec<&str> = SERVICE_FIELDS.to_vec();
+                    if is_kind {
+                        known.extend(KIND_ONLY_FIELDS);
+                    }
+                    let d = unknown_field(&e.key, what, &known);
+                    self.push(d);
+                }
+            },
+        }
+    }
+
+    pub(super) fn absolute_path(&mut self, path: &Sp<String>) {
+        if !path.value.starts_with('/') {
+            self.push(
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    path.span,
+                    format!("`{}` is not an absolute path in the container", path.value),
+                )
+                .label("expected a path starting with `/`"),
+            );
+        }
+    }
+
+    pub(super) fn port(&mut self, def: &mut ServiceDef, e: &Entry) {
+        let Some(name) = self.ident_label(e, "port name") else {
+            return;
+        };
+        let mut port = PortDef {
+            name: name.clone(),
+            container: None,
+            host: None,
+            protocol: None,
+            invalid: false,
+        };
+        match &e.value {
+            EntryValue::Assign(v) => {
+                port.container = self.integer(v, "a port number");
+                // Reported already: later stages must not report it missing too.
+                port.invalid = port.container.is_none();
+            }
+            EntryValue::Block(entries) => {
+                self.duplicates(entries, "a port");
+                for f in entries {
+                    self.no_label(f);
+                    self.no_kind(f);
+                    let Some(v) = self.assigned(f) else { continue };
+                    match f.key.name.as_str() {
+                        "container" => {
+                            port.container = self.integer(v, "a port number");
+                            port.invalid = port.container.is_none();
+                        }
+                        "host" => port.host = self.integer(v, "a port number"),
+                        "protocol" => {
+                            port.protocol = self.choice(
+                                v,
+                                &[
+                                    ("http", Protocol::Http),
+                                    ("tcp", Protocol::Tcp),
+                                    ("udp", Protocol::Udp),
+                                ],
+                            )
+                        }
+                        _ => {
+                            let d = unknown_field(&f.key, "a port", PORT_FIELDS);
+                            self.push(d);
+                        }
+                    }
+                }
+            }
+            EntryValue::None => {
+                self.push(
+                    Diagnostic::error(Code::MissingField, e.span, "a port needs a number")
+                        .label("expected `= NUMBER`"),
+                );
+            }
+        }
+        for p in [&port.container, &port.host].into_iter().flatten() {
+            if p.value == 0 {
+                self.push(
+                    Diagnostic::error(Code::InvalidValue, p.span, "port 0 is not a port")
+                        .label("expected 1 to 65535"),
+                );
+            }
+        }
+        def.ports.insert(name.name, port);
+    }
+
+    pub(super) fn mount(&mut self, def: &mut ServiceDef, e: &Entry) {
+        let Some(source) = self.string_label(e, "host path") else {
+            return;
+        };
+        let mut target = None;
+        let mut read_only = false;
+        match &e.value {
+            EntryValue::Assign(v) => target = self.string(v),
+            EntryValue::Block(entries) => {
+                for f in entries {
+                    self.no_label(f);
+                    let Some(v) = self.assigned(f) else { continue };
+                    match f.key.name.as_str() {
+                        "target" => target = self.string(v),
+                        "read_only" => read_only = self.boolean(v).unwrap_or(false),
+                        _ => {
+                            let d = unknown_field(&f.key, "a mount", MOUNT_FIELDS);
+                            self.push(d);
+                        }
+                    }
+                }
+            }
+            EntryValue::None => {}
+        }
+        let Some(target) = target else {
+            self.push(
+                Diagnostic::error(Code::MissingField, e.span, "a mount needs a target path")
+                    .label("expected `= \"/path/in/container\"`"),
+            );
+            return;
+        };
+        self.absolute_path(&target);
+        def.mounts.insert(
+            source.value.clone(),
+            MountDef {
+                source,
+                target,
+                read_only,
+            },
+        );
+    }
+
+    pub(super) fn depends_on(&mut self, v: &Value) -> Option<Sp<Vec<DepDecl>>> {
+        let ValueKind::List(items) = &v.kind else {
+            self.wrong_type(v, "a list of services");
+            return None;
+        };
+        let mut deps = Vec::new();
+        for item in items {
+            match &item.kind {
+                ValueKind::Path(p) if !p.is_empty() && p.len() <= 2 => {
+                    let gate = match p.get(1).map(|i| i.name.as_str()) {
+                        None => Gate::Default,
+                        Some("healthy") => Gate::Healthy,
+                        Some("started") => Gate::Started,
+                        Some(other) => {
+                            let d = Diagnostic::error(
+                                Code::InvalidValue,
+                                item.span,
+                                format!("`{other}` is not a dependency condition"),
+                            )
+                            .label("expected `healthy` or `started`")
+                            .help("write `db`, `db.healthy` (wait for its health check) or `db.started`");
+                            self.push(d);
+                            continue;
+                        }
+                    };
+                    deps.push(DepDecl {
+                        service: p[0].clone(),
+                        gate,
+                        span: item.span,
+                    });
+                }
+                _ => self.wrong_type(item, "a service name, `NAME.healthy` or `NAME.started`"),
+            }
+        }
+        Some(Sp::new(deps, v.span))
+    }
+
+    pub(super) fn health(&mut self, def: &mut ServiceDef, e: &Entry) {
+        let entries = self.block(e);
+        self.duplicates(entries, "a health block");
+        // Probe fields written directly in `health` define one check used for
+        // liveness and readiness.
+        let (probes, direct): (Vec<&Entry>, Vec<&Entry>) = entries
+            .iter()
+            .partition(|f| HEALTH_FIELDS.contains(&f.key.name.as_str()));
+        if !direct.is_empty() {
+            let probe = self.probe(&direct, e.span);
+            def.health.liveness = Some(probe.clone());
+            def.health.readiness = Some(probe);
+        }
+        for f in probes {
+            self.no_label(f);
+            self.no_kind(f);
+            let inner: Vec<&Entry> = self.block(f).iter().collect();
+            let probe = self.probe(&inner, f.span);
+            match f.key.name.as_str() {
+                "liveness" => def.health.liveness = Some(probe),
+                "readiness" => def.health.readiness = Some(probe),
+                _ => def.health.startup = Some(probe),
+            }
+        }
+    }
+
+    pub(super) fn probe(&mut self, entries: &[&Entry], span: Span) -> ProbeDef {
+        let mut p = ProbeDef {
+            span: Some(span),
+            ..ProbeDef::default()
+        };
+        for f in entries {
+            self.no_label(f);
+            self.no_kind(f);
+            let Some(v) = self.assigned(f) else { continue };
+            let check = |c: ProbeCheck| Some(Sp::new(c, f.span));
+            let previous = p.check.as_ref().map(|c| c.span);
+            match f.key.name.as_str() {
+                "http" => {
+                    if let Some(path) = self.string(v) {
+                        if !path.value.starts_with('/') {
+                            self.push(
+                                Diagnostic::error(
+                                    Code::InvalidValue,
+                                    path.span,
+                                    "an HTTP check path starts with `/`",
+                                )
+                                .label("expected `/...`"),
+                            );
+                        }
+                        p.check = check(ProbeCheck::Http(path.value));
+                    }
+                }
+                "tcp" => {
+                    if self.boolean(v) == Some(true) {
+                        p.check = check(ProbeCheck::Tcp);
+                    }
+                }
+                "command" => {
+                    if let Some(c) = self.command(v) {
+                        p.check = check(ProbeCheck::Command(c.value));
+                    }
+                }
+                "port" => p.port = self.name(v),
+                "interval" => p.interval = self.duration(v),
+                "timeout" => p.timeout = self.duration(v),
+                "start_period" => p.start_period = self.duration(v),
+                "retries" => p.retries = self.integer(v, "a retry count"),
+                _ => {
+                    let mut known = PROBE_FIELDS.to_vec();
+                    known.extend(HEALTH_FIELDS);
+                    let d = unknown_field(&f.key, "a health check", &known);
+                    self.push(d);
+                    continue;
+                }
+            }
+            if let (Some(prev), true) = (
+                previous,
+                matches!(f.key.name.as_str(), "http" | "tcp" | "command"),
+            ) {
+                self.push(
+                    Diagnostic::error(
+                        Code::DuplicateField,
+                        f.key.span,
+                        "a health check has one kind of check",
+                    )
+                    .label("second check here")
+                    .with_secondary(prev, "first check here")
+                    .help("use one of `http`, `tcp` or `command`"),
+                );
+            }
+        }
+        if p.check.is_none() {
+            self.push(
+                Diagnostic::error(
+                    Code::MissingField,
+                    span,
+                    "a health check needs `http`, `tcp` or `command`",
+                )
+                .label("no check given")
+                .help("for example `http = \"/health\"`"),
+            );
+        }
+        p
+    }
+}

@@ -1,0 +1,432 @@
+//! Shape and value helpers of lowering: labels, values of each type, units, and
+//! the diagnostics for a value of the wrong shape.
+
+use indexmap::IndexMap;
+
+use crate::diag::{suggest, Code, Diagnostic, Span};
+use crate::model::*;
+use crate::syntax::{Entry, EntryValue, Ident, Label, TemplatePart, Value, ValueKind};
+
+use super::Lower;
+
+impl Lower<'_> {
+    pub(super) fn no_label(&mut self, e: &Entry) {
+        if let Some(label) = &e.label {
+            self.push(
+                Diagnostic::error(
+                    Code::Syntax,
+                    label.span(),
+                    format!("`{}` takes no label", e.key.name),
+                )
+                .label("unexpected label")
+                .help(format!(
+                    "write `{} = ...` or `{} {{ ... }}`",
+                    e.key.name, e.key.name
+                )),
+            );
+        }
+    }
+
+    pub(super) fn no_kind(&mut self, e: &Entry) {
+        if let Some(kind) = &e.kind {
+            self.push(
+                Diagnostic::error(
+                    Code::Syntax,
+                    kind.span,
+                    format!("`{}` takes no `: kind`", e.key.name),
+                )
+                .label("unexpected kind")
+                .help("only `service`, `external` and `kind` entries name a kind"),
+            );
+        }
+    }
+
+    pub(super) fn ident_label(&mut self, e: &Entry, what: &str) -> Option<Ident> {
+        match &e.label {
+            Some(Label::Ident(i)) => Some(i.clone()),
+            Some(Label::Str(t)) => {
+                self.push(
+                    Diagnostic::error(
+                        Code::WrongType,
+                        t.span,
+                        format!("the {what} must be a name, not a string"),
+                    )
+                    .label("write it without quotes"),
+                );
+                None
+            }
+            None => {
+                self.push(
+                    Diagnostic::error(
+                        Code::MissingField,
+                        e.key.span,
+                        format!("`{}` needs a {what}", e.key.name),
+                    )
+                    .label(format!("{what} missing after this"))
+                    .help(format!("write `{} NAME ...`", e.key.name)),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn string_label(&mut self, e: &Entry, what: &str) -> Option<Sp<String>> {
+        match &e.label {
+            Some(Label::Str(t)) => match t.as_literal() {
+                Some(s) => Some(Sp::new(s, t.span)),
+                None => {
+                    self.push(
+                        Diagnostic::error(
+                            Code::WrongType,
+                            t.span,
+                            format!("the {what} cannot contain references"),
+                        )
+                        .label("`${...}` not allowed here"),
+                    );
+                    None
+                }
+            },
+            Some(Label::Ident(i)) => Some(Sp::new(i.name.clone(), i.span)),
+            None => {
+                self.push(
+                    Diagnostic::error(
+                        Code::MissingField,
+                        e.key.span,
+                        format!("`{}` needs a {what}", e.key.name),
+                    )
+                    .label(format!("{what} missing after this")),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn assigned<'e>(&mut self, e: &'e Entry) -> Option<&'e Value> {
+        match &e.value {
+            EntryValue::Assign(v) => Some(v),
+            EntryValue::Block(_) => {
+                self.push(
+                    Diagnostic::error(
+                        Code::WrongType,
+                        e.span,
+                        format!("`{}` takes a value, not a block", e.key.name),
+                    )
+                    .label("expected `= value`"),
+                );
+                None
+            }
+            EntryValue::None => {
+                self.push(
+                    Diagnostic::error(
+                        Code::MissingField,
+                        e.key.span,
+                        format!("`{}` needs a value", e.key.name),
+                    )
+                    .label("expected `= value` after this"),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn block<'e>(&mut self, e: &'e Entry) -> &'e [Entry] {
+        match &e.value {
+            EntryValue::Block(entries) => entries,
+            EntryValue::Assign(v) => {
+                self.push(
+                    Diagnostic::error(
+                        Code::WrongType,
+                        v.span,
+                        format!("`{}` is a block, not a value", e.key.name),
+                    )
+                    .label("expected `{ ... }`"),
+                );
+                &[]
+            }
+            EntryValue::None => &[],
+        }
+    }
+
+    pub(super) fn wrong_type(&mut self, v: &Value, expected: &str) {
+        self.push(
+            Diagnostic::error(
+                Code::WrongType,
+                v.span,
+                format!("expected {expected}, found {}", v.kind.describe()),
+            )
+            .label(format!("expected {expected}")),
+        );
+    }
+
+    /// Reports fields written twice in one block (same key and label).
+    pub(super) fn duplicates(&mut self, entries: &[Entry], what: &str) {
+        let mut seen: IndexMap<(String, String), Span> = IndexMap::new();
+        for e in entries {
+            let k = (
+                e.key.name.clone(),
+                e.label.as_ref().map(Label::text).unwrap_or_default(),
+            );
+            if let Some(first) = seen.get(&k) {
+                let name = if k.1.is_empty() {
+                    k.0.clone()
+                } else {
+                    format!("{} {}", k.0, k.1)
+                };
+                let first = *first;
+                self.push(
+                    Diagnostic::error(
+                        Code::DuplicateField,
+                        e.key
+                            .span
+                            .to(e.label.as_ref().map_or(e.key.span, Label::span)),
+                        format!("`{name}` is written twice in {what}"),
+                    )
+                    .label("written again here")
+                    .with_secondary(first, "first written here")
+                    .help("remove one of them"),
+                );
+            } else {
+                seen.insert(k, e.key.span);
+            }
+        }
+    }
+
+    pub(super) fn string(&mut self, v: &Value) -> Option<Sp<String>> {
+        match &v.kind {
+            ValueKind::Str(t) => match t.as_literal() {
+                Some(s) => Some(Sp::new(s, v.span)),
+                None => {
+                    self.push(
+                        Diagnostic::error(
+                            Code::WrongType,
+                            v.span,
+                            "this field cannot contain references",
+                        )
+                        .label("`${...}` not allowed here")
+                        .help("write `\\$` for a literal `$`"),
+                    );
+                    None
+                }
+            },
+            _ => {
+                self.wrong_type(v, "a string");
+                None
+            }
+        }
+    }
+
+    pub(super) fn integer<T: TryFrom<u64>>(&mut self, v: &Value, what: &str) -> Option<Sp<T>> {
+        if let ValueKind::Quantity { number, unit } = &v.kind {
+            if unit.is_empty() && !number.contains('.') {
+                if let Some(n) = number.parse::<u64>().ok().and_then(|n| T::try_from(n).ok()) {
+                    return Some(Sp::new(n, v.span));
+                }
+                self.push(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        v.span,
+                        format!("{number} is out of range for {what}"),
+                    )
+                    .label("out of range"),
+                );
+                return None;
+            }
+        }
+        self.wrong_type(v, what);
+        None
+    }
+
+    pub(super) fn boolean(&mut self, v: &Value) -> Option<bool> {
+        match v.kind {
+            ValueKind::Bool(b) => Some(b),
+            _ => {
+                self.wrong_type(v, "`true` or `false`");
+                None
+            }
+        }
+    }
+
+    pub(super) fn choice<T: Copy>(&mut self, v: &Value, choices: &[(&str, T)]) -> Option<Sp<T>> {
+        let names: Vec<&str> = choices.iter().map(|c| c.0).collect();
+        let expected = format!("one of {}", names.join(", "));
+        match &v.kind {
+            ValueKind::Path(p) if p.len() == 1 => {
+                let name = &p[0].name;
+                if let Some((_, t)) = choices.iter().find(|c| c.0 == name) {
+                    return Some(Sp::new(*t, v.span));
+                }
+                let mut d = Diagnostic::error(
+                    Code::InvalidValue,
+                    v.span,
+                    format!("`{name}` is not {expected}"),
+                )
+                .label("unknown choice");
+                d = match suggest(name, names.iter().copied()) {
+                    Some(s) => d.help(format!("did you mean `{s}`?")),
+                    None => d.help(format!("expected {expected}")),
+                };
+                self.push(d);
+                None
+            }
+            _ => {
+                self.wrong_type(v, &expected);
+                None
+            }
+        }
+    }
+
+    pub(super) fn name(&mut self, v: &Value) -> Option<Ident> {
+        match &v.kind {
+            ValueKind::Path(p) if p.len() == 1 => p.first().cloned(),
+            _ => {
+                self.wrong_type(v, "a name");
+                None
+            }
+        }
+    }
+
+    pub(super) fn names(&mut self, v: &Value) -> Option<Sp<Vec<Ident>>> {
+        match &v.kind {
+            ValueKind::List(items) => Some(Sp::new(
+                items.iter().filter_map(|i| self.name(i)).collect(),
+                v.span,
+            )),
+            _ => {
+                self.wrong_type(v, "a list of names");
+                None
+            }
+        }
+    }
+
+    pub(super) fn strings(&mut self, v: &Value) -> Option<Vec<String>> {
+        match &v.kind {
+            ValueKind::List(items) => Some(
+                items
+                    .iter()
+                    .filter_map(|i| self.string(i).map(|s| s.value))
+                    .collect(),
+            ),
+            _ => {
+                self.wrong_type(v, "a list of strings");
+                None
+            }
+        }
+    }
+
+    pub(super) fn command(&mut self, v: &Value) -> Option<Sp<Command>> {
+        match &v.kind {
+            ValueKind::List(_) => self
+                .strings(v)
+                .map(|items| Sp::new(Command::Exec(items), v.span)),
+            ValueKind::Str(_) => self
+                .string(v)
+                .map(|s| Sp::new(Command::Shell(s.value), v.span)),
+            _ => {
+                self.wrong_type(v, "a string or a list of strings");
+                None
+            }
+        }
+    }
+
+    /// A string-valued expression: strings (with interpolations), references,
+    /// numbers, quantities and booleans as written.
+    pub(super) fn expr(&mut self, v: &Value) -> Option<Expr> {
+        let pieces = match &v.kind {
+            ValueKind::Str(t) => t
+                .parts
+                .iter()
+                .map(|p| match p {
+                    TemplatePart::Text(s) => Piece::Text(s.clone()),
+                    TemplatePart::Interp(path, span) => Piece::Ref(Reference {
+                        path: path.clone(),
+                        span: *span,
+                    }),
+                })
+                .collect(),
+            ValueKind::Quantity { number, unit } => vec![Piece::Text(format!("{number}{unit}"))],
+            ValueKind::Bool(b) => vec![Piece::Text(b.to_string())],
+            ValueKind::Path(path) => vec![Piece::Ref(Reference {
+                path: path.clone(),
+                span: v.span,
+            })],
+            ValueKind::List(_) => {
+                self.wrong_type(v, "a string, a number or a reference");
+                return None;
+            }
+        };
+        Some(Expr {
+            pieces,
+            span: v.span,
+        })
+    }
+
+    pub(super) fn quantity(
+        &mut self,
+        v: &Value,
+        what: &str,
+        units: &[(&str, f64)],
+    ) -> Option<(f64, Span)> {
+        if let ValueKind::Quantity { number, unit } = &v.kind {
+            if let (Ok(n), Some((_, factor))) =
+                (number.parse::<f64>(), units.iter().find(|u| u.0 == unit))
+            {
+                return Some((n * factor, v.span));
+            }
+            let list: Vec<String> = units
+                .iter()
+                .map(|u| {
+                    if u.0.is_empty() {
+                        "no unit".into()
+                    } else {
+                        u.0.to_string()
+                    }
+                })
+                .collect();
+            self.push(
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    v.span,
+                    format!("`{number}{unit}` is not {what}"),
+                )
+                .label(format!("unit `{unit}` not allowed here"))
+                .help(format!("{what} takes the units: {}", list.join(", "))),
+            );
+            return None;
+        }
+        self.wrong_type(v, what);
+        None
+    }
+
+    pub(super) fn duration(&mut self, v: &Value) -> Option<Sp<Duration>> {
+        let units = [
+            ("ms", 1.0),
+            ("s", 1000.0),
+            ("m", 60_000.0),
+            ("h", 3_600_000.0),
+        ];
+        self.quantity(v, "a duration (`30s`, `500ms`, `5m`)", &units)
+            .map(|(ms, span)| Sp::new(Duration(ms.round() as u64), span))
+    }
+
+    pub(super) fn size(&mut self, v: &Value) -> Option<Sp<Size>> {
+        let units = [
+            ("", 1.0),
+            ("K", 1e3),
+            ("M", 1e6),
+            ("G", 1e9),
+            ("T", 1e12),
+            ("Ki", 1024.0),
+            ("Mi", 1024.0 * 1024.0),
+            ("Gi", 1024.0 * 1024.0 * 1024.0),
+            ("Ti", 1024.0 * 1024.0 * 1024.0 * 1024.0),
+        ];
+        self.quantity(v, "a size (`512Mi`, `2Gi`)", &units)
+            .map(|(b, span)| Sp::new(Size(b.round() as u64), span))
+    }
+
+    pub(super) fn cpu(&mut self, v: &Value) -> Option<Sp<Cpu>> {
+        let units = [("", 1000.0), ("m", 1.0)];
+        self.quantity(v, "a CPU amount (`2`, `0.5`, `500m`)", &units)
+            .map(|(m, span)| Sp::new(Cpu(m.round() as u64), span))
+    }
+}

@@ -1,0 +1,190 @@
+//! Topology checks across instances: dependency cycles, GPUs per host, ports per
+//! host.
+
+use crate::diag::{Code, Diagnostic, Diagnostics, Span};
+
+use super::*;
+
+impl Topo<'_> {
+    pub(super) fn check_cycles(&self, effects: &[Vec<Effects>], diags: &mut Diagnostics) {
+        let mut graph: DiGraphMap<usize, Span, std::hash::RandomState> = DiGraphMap::default();
+        let index = |name: &str| self.stack.services.get_index_of(name);
+        for (h, host) in self.hosts.iter().enumerate() {
+            for (i, run) in host.runs.iter().enumerate() {
+                let Some(from) = index(&run.service.name) else {
+                    continue;
+                };
+                graph.add_node(from);
+                let refs = effects[h][i].deps.iter().map(|(t, s)| (t.as_str(), *s));
+                let explicit = self
+                    .placement(&run.service.name, h)
+                    .and_then(|p| p.def.depends_on.as_ref())
+                    .into_iter()
+                    .flat_map(|d| d.value.iter().map(|d| (d.service.name.as_str(), d.span)));
+                for (target, span) in refs.chain(explicit) {
+                    if let Some(to) = index(target) {
+                        if to != from && !graph.contains_edge(from, to) {
+                            graph.add_edge(from, to, span);
+                        }
+                    }
+                }
+            }
+        }
+        for scc in petgraph::algo::tarjan_scc(&graph) {
+            if scc.len() < 2 {
+                continue;
+            }
+            // Walk the cycle from the service written first.
+            let Some(&start) = scc.iter().min() else {
+                continue;
+            };
+            let mut path = vec![start];
+            let mut current = start;
+            loop {
+                let next = graph
+                    .neighbors(current)
+                    .filter(|n| scc.contains(n))
+                    .find(|n| *n == start || !path.contains(n))
+                    .or_else(|| graph.neighbors(current).find(|n| scc.contains(n)));
+                let Some(next) = next else { break };
+                if next == start || path.contains(&next) {
+                    path.push(next);
+                    break;
+                }
+                path.push(next);
+                current = next;
+            }
+            let names: Vec<&str> = path
+                .iter()
+                .filter_map(|i| self.stack.services.get_index(*i).map(|(n, _)| n.as_str()))
+                .collect();
+            let mut edges = path.windows(2).filter_map(|w| {
+                let span = graph.edge_weight(w[0], w[1])?;
+                let from = self.stack.services.get_index(w[0])?.0;
+                let to = self.stack.services.get_index(w[1])?.0;
+                Some((*span, format!("`{from}` needs `{to}` here")))
+            });
+            let Some((first_span, first_label)) = edges.next() else {
+                continue;
+            };
+            let mut d = Diagnostic::error(
+                Code::DependencyCycle,
+                first_span,
+                format!("dependency cycle: {}", names.join(" -> ")),
+            )
+            .label(first_label)
+            .help("no service of the cycle can start first; break it by referring to a `public_url`, or by removing one dependency");
+            for (span, label) in edges {
+                d = d.with_secondary(span, label);
+            }
+            diags.push(d);
+        }
+    }
+
+    /// The GPUs of all services on a host together must fit the host (each on its
+    /// own is checked in `instance`).
+    pub(super) fn check_gpus(&self, h: usize, services: &[Instance], diags: &mut Diagnostics) {
+        let Some(host) = self.hosts.get(h) else {
+            return;
+        };
+        let host_gpu = host.gpu.as_ref().map_or(0, |g| g.value);
+        let users: Vec<&Instance> = services.iter().filter(|i| i.resources.gpu > 0).collect();
+        let total: u32 = users
+            .iter()
+            .map(|i| i.resources.gpu.saturating_mul(i.replicas))
+            .fold(0, u32::saturating_add);
+        let alone_too_many = users
+            .iter()
+            .any(|i| i.resources.gpu.saturating_mul(i.replicas) > host_gpu);
+        // A service that does not fit alone was reported on its own.
+        if users.len() < 2 || total <= host_gpu || alone_too_many {
+            return;
+        }
+        let names: Vec<String> = users
+            .iter()
+            .map(|i| format!("`{}` ({} x {})", i.name, i.replicas, i.resources.gpu))
+            .collect();
+        let span = host.gpu.as_ref().map_or(host.name.span, |g| g.span);
+        diags.push(
+            Diagnostic::error(
+                Code::CannotRunOnHost,
+                span,
+                format!(
+                    "host `{}` has {host_gpu} GPUs but its services reserve {total}",
+                    host.name.name
+                ),
+            )
+            .label("not enough GPUs for all of them")
+            .help(format!(
+                "reserved by {}; move one to another host or lower its replicas",
+                names.join(", ")
+            )),
+        );
+    }
+
+    pub(super) fn check_ports(&self, h: usize, services: &[Instance], diags: &mut Diagnostics) {
+        let Some(host) = self.hosts.get(h) else {
+            return;
+        };
+        // (host port, bind) -> (service, port name)
+        let mut taken: Vec<(u16, &Bind, &str, &str)> = Vec::new();
+        for inst in services {
+            let Some(p) = self.placement(&inst.name, h) else {
+                continue;
+            };
+            for port in &inst.ports {
+                let span = p
+                    .def
+                    .ports
+                    .get(&port.name)
+                    .map_or(p.run_span, |d| d.name.span);
+                for bind in &port.binds {
+                    if inst.replicas > 1 {
+                        diags.push(
+                            Diagnostic::error(
+                                Code::ReplicasPublishPort,
+                                span,
+                                format!(
+                                    "`{}` runs {} replicas on host `{}` but publishes host port {}",
+                                    inst.name, inst.replicas, host.name.name, port.host
+                                ),
+                            )
+                            .label("only one replica can bind this port")
+                            .help(
+                                "put a proxy in front of the replicas, or use one replica per host",
+                            ),
+                        );
+                    }
+                    let clash = taken.iter().find(|(n, b, _, _)| {
+                        *n == port.host
+                            && (matches!(b, Bind::All) || matches!(bind, Bind::All) || *b == bind)
+                    });
+                    if let Some((_, _, other, other_port)) = clash {
+                        let other_span = self
+                            .placement(other, h)
+                            .and_then(|p| p.def.ports.get(*other_port))
+                            .map_or(span, |d| d.name.span);
+                        diags.push(
+                            Diagnostic::error(
+                                Code::PortConflict,
+                                span,
+                                format!(
+                                    "`{}` and `{other}` both publish port {} on host `{}`",
+                                    inst.name, port.host, host.name.name
+                                ),
+                            )
+                            .label(format!("`{}` publishes {} here", inst.name, port.host))
+                            .with_secondary(other_span, format!("`{other}` publishes it here"))
+                            .help(format!(
+                                "give one of them another host port: `port {} {{ container = {}  host = ... }}`",
+                                port.name, port.container
+                            )),
+                        );
+                    } else {
+                        taken.push((port.host, bind, &inst.name, &port.name));
+                    }
+                }
+            }
+        }
+    }
+}

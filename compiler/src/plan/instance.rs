@@ -1,0 +1,295 @@
+//! One service as it runs on one host: ports, health, start order, and the checks
+//! on the effective definition (image, GPUs, replicas of stateful services).
+
+use indexmap::{IndexMap, IndexSet};
+
+use crate::diag::{Code, Diagnostic, Diagnostics, Span};
+
+use super::*;
+
+impl Topo<'_> {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn instance(
+        &self,
+        name: &str,
+        h: usize,
+        p: &Placement,
+        env: Vec<EnvVar>,
+        fx: &Effects,
+        publishes: &IndexSet<(String, usize, String)>,
+        diags: &mut Diagnostics,
+    ) -> Option<Instance> {
+        let def = &p.def;
+        let host = self.hosts.get(h)?;
+        let decl_span = self
+            .stack
+            .services
+            .get(name)
+            .map_or(p.run_span, |d| d.name.span);
+        let rejected = |f: &str| def.rejected.iter().any(|r| r == f);
+        if def.image.is_none() && def.build.is_none() && !rejected("image") && !rejected("build") {
+            diags.push(
+                Diagnostic::error(
+                    Code::MissingField,
+                    decl_span,
+                    format!("service `{name}` has neither `image` nor `build`"),
+                )
+                .label("nothing to run")
+                .help("set `image = \"...\"`, `build = \"./path\"`, or give it a kind that has an image"),
+            );
+        }
+        let role = def.role.as_ref().map_or(Role::Stateless, |r| r.value);
+        let replicas = def.replicas.as_ref().map_or(1, |r| r.value);
+        let ha = def.ha.as_ref().map(|h| h.name.as_str()).unwrap_or("single");
+        if role == Role::Stateful && replicas > 1 && ha == "single" {
+            let span = def.replicas.as_ref().map_or(decl_span, |r| r.span);
+            let modes: Vec<&str> = def
+                .ha_modes
+                .iter()
+                .flat_map(|m| &m.value)
+                .map(|m| m.name.as_str())
+                .collect();
+            diags.push(
+                Diagnostic::error(
+                    Code::StatefulReplicasWithoutHa,
+                    span,
+                    format!("stateful service `{name}` has {replicas} replicas and no HA mode"),
+                )
+                .label("each replica would keep its own data")
+                .help(if modes.is_empty() {
+                    "use one replica, or a kind with HA modes".to_string()
+                } else {
+                    format!(
+                        "choose an HA mode (`ha = {}`) or use one replica",
+                        modes.join(" | ")
+                    )
+                }),
+            );
+        }
+        let known_mode = def
+            .ha_modes
+            .iter()
+            .flat_map(|m| &m.value)
+            .any(|m| m.name == ha);
+        if ha != "single" && known_mode {
+            if let Some(h) = &def.ha {
+                diags.push(
+                    Diagnostic::error(
+                        Code::NotSupported,
+                        h.span,
+                        format!("HA mode `{ha}` is not emitted by this version of stackc"),
+                    )
+                    .label("no target writes this mode yet")
+                    .help("use `ha = single` for now; Patroni, streaming replication and Sentinel configs come with the HA data tier"),
+                );
+            }
+        }
+        let gpu = def.resources.gpu.as_ref().map_or(0, |g| g.value);
+        let host_gpu = host.gpu.as_ref().map_or(0, |g| g.value);
+        if gpu.saturating_mul(replicas) > host_gpu {
+            let gpu = gpu.saturating_mul(replicas);
+            let span = def.resources.gpu.as_ref().map_or(decl_span, |g| g.span);
+            diags.push(
+                Diagnostic::error(
+                    Code::CannotRunOnHost,
+                    p.run_span,
+                    format!(
+                        "service `{name}` needs {gpu} GPU{} but host `{}` has {}",
+                        if gpu == 1 { "" } else { "s" },
+                        host.name.name,
+                        if host_gpu == 0 {
+                            "none".to_string()
+                        } else {
+                            host_gpu.to_string()
+                        }
+                    ),
+                )
+                .label("placed on a host without enough GPUs")
+                .with_secondary(span, "GPU requested here")
+                .help(format!(
+                    "run it on a GPU host, or declare `gpu = {gpu}` on host `{}` (each replica reserves its own)",
+                    host.name.name
+                )),
+            );
+        }
+        let public: Vec<&str> = def
+            .public
+            .iter()
+            .flat_map(|p| &p.value)
+            .map(|i| i.name.as_str())
+            .collect();
+        let mut ports = Vec::new();
+        for port in def.ports.values() {
+            let Some(container) = port.container.as_ref().map(|c| c.value) else {
+                continue;
+            };
+            let mut binds = Vec::new();
+            if public.contains(&port.name.name.as_str()) {
+                binds.push(Bind::All);
+            } else if publishes.contains(&(name.to_string(), h, port.name.name.clone())) {
+                if let Some(a) = &host.address {
+                    binds.push(Bind::Address(a.value.clone()));
+                }
+            }
+            let protocol = port.protocol.as_ref().map_or(
+                if port.name.name == "http" {
+                    Protocol::Http
+                } else {
+                    Protocol::Tcp
+                },
+                |p| p.value,
+            );
+            ports.push(PortPlan {
+                name: port.name.name.clone(),
+                container,
+                host: port.host.as_ref().map_or(container, |h| h.value),
+                protocol,
+                binds,
+            });
+        }
+        if role == Role::Stateful && !public.is_empty() {
+            let span = def.public.as_ref().map_or(decl_span, |p| p.span);
+            diags.push(
+                Diagnostic::error(
+                    Code::PublicStateful,
+                    span,
+                    format!("stateful service `{name}` is published on all interfaces of host `{}`", host.name.name),
+                )
+                .label("reachable from anywhere the host is")
+                .help("remove `public`: services on other hosts that refer to it get a port bound to this host's address only"),
+            );
+        }
+        let health = self.probe(name, def, diags);
+        let mut depends_on: IndexMap<String, Condition> = IndexMap::new();
+        let mut gate = |target: &str, gate: Gate, span: Span, diags: &mut Diagnostics| {
+            let Some(tp) = self.placement(target, h) else {
+                return;
+            };
+            let has_check = [
+                &tp.def.health.readiness,
+                &tp.def.health.liveness,
+                &tp.def.health.startup,
+            ]
+            .iter()
+            .any(|p| p.is_some());
+            let cond = match gate {
+                Gate::Healthy if !has_check => {
+                    diags.push(
+                        Diagnostic::error(
+                            Code::HealthGateWithoutCheck,
+                            span,
+                            format!("`{name}` waits for `{target}` to be healthy, but `{target}` has no health check"),
+                        )
+                        .label("health-gated here")
+                        .help(format!("give `{target}` a `health {{ ... }}` block, or write `{target}.started`")),
+                    );
+                    Condition::Started
+                }
+                Gate::Started => Condition::Started,
+                _ if has_check => Condition::Healthy,
+                _ => Condition::Started,
+            };
+            let entry = depends_on.entry(target.to_string()).or_insert(cond);
+            if cond == Condition::Healthy {
+                *entry = Condition::Healthy;
+            }
+        };
+        let explicit: Vec<(&str, Gate, Span)> = def
+            .depends_on
+            .iter()
+            .flat_map(|d| &d.value)
+            .map(|d| (d.service.name.as_str(), d.gate, d.span))
+            .collect();
+        for (target, g, span) in &explicit {
+            gate(target, *g, *span, diags);
+        }
+        for (target, span) in &fx.deps {
+            if !explicit.iter().any(|(t, _, _)| t == target) {
+                gate(target, Gate::Default, *span, diags);
+            }
+        }
+        depends_on.shift_remove(name);
+        Some(Instance {
+            name: name.to_string(),
+            role,
+            image: def.image.as_ref().map(|i| i.value.clone()),
+            build: def.build.as_ref().map(|b| b.value.clone()),
+            command: def.command.as_ref().map(|c| c.value.clone()),
+            ports,
+            env,
+            volumes: def
+                .volumes
+                .values()
+                .map(|v| (format!("{name}-{}", v.name.name), v.path.value.clone()))
+                .collect(),
+            mounts: def
+                .mounts
+                .values()
+                .map(|m| Mount {
+                    source: m.source.value.clone(),
+                    target: m.target.value.clone(),
+                    read_only: m.read_only,
+                })
+                .collect(),
+            replicas,
+            resources: Resources {
+                cpu: def.resources.cpu.as_ref().map(|c| c.value),
+                memory: def.resources.memory.as_ref().map(|c| c.value),
+                cpu_limit: def.resources.cpu_limit.as_ref().map(|c| c.value),
+                memory_limit: def.resources.memory_limit.as_ref().map(|c| c.value),
+                gpu,
+            },
+            health,
+            restart: def
+                .restart
+                .as_ref()
+                .map_or(Restart::UnlessStopped, |r| r.value),
+            depends_on: depends_on.into_iter().collect(),
+        })
+    }
+
+    pub(super) fn probe(
+        &self,
+        name: &str,
+        def: &ServiceDef,
+        diags: &mut Diagnostics,
+    ) -> Option<Probe> {
+        let probe = def
+            .health
+            .readiness
+            .as_ref()
+            .or(def.health.liveness.as_ref())
+            .or(def.health.startup.as_ref())?;
+        let check = probe.check.as_ref()?.value.clone();
+        let port = match &probe.port {
+            Some(p) => def.ports.get(&p.name),
+            None => def.ports.values().next(),
+        };
+        let port = match (port, &check) {
+            (Some(p), _) => p.container.as_ref().map_or(0, |c| c.value),
+            (None, ProbeCheck::Command(_)) => 0,
+            (None, _) => {
+                diags.push(
+                    Diagnostic::error(
+                        Code::MissingField,
+                        probe.span.unwrap_or_default(),
+                        format!(
+                            "the health check of `{name}` needs a port, and `{name}` declares none"
+                        ),
+                    )
+                    .label("which port to check?")
+                    .help("declare a port, or use `command = [...]`"),
+                );
+                return None;
+            }
+        };
+        Some(Probe {
+            check,
+            port,
+            interval: probe.interval.as_ref().map(|d| d.value),
+            timeout: probe.timeout.as_ref().map(|d| d.value),
+            retries: probe.retries.as_ref().map(|d| d.value),
+            start_period: probe.start_period.as_ref().map(|d| d.value),
+        })
+    }
+}

@@ -1,0 +1,322 @@
+//! Planning: each topology resolved into hosts and the service instances they run,
+//! with every reference turned into text (or a secret) as the consuming instance
+//! sees it, the ports each host must publish, and the start order. Targets read a
+//! `Plan` only; they never see the syntax tree or the partial definitions.
+//!
+//! This is also where the topology-specific checks run: placement, GPU, ports,
+//! replicas of stateful services, health gates and dependency cycles.
+
+use std::borrow::Cow;
+
+use indexmap::{IndexMap, IndexSet};
+use petgraph::graphmap::DiGraphMap;
+
+use crate::check::{unknown_service, Checked};
+use crate::diag::{Diagnostics, Span};
+use crate::model::*;
+
+mod checks;
+mod instance;
+mod place;
+mod resolve;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub stack: String,
+    /// Every declared secret, for targets that describe what must be set.
+    pub secrets: IndexMap<String, SecretDef>,
+    pub topologies: Vec<TopologyPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopologyPlan {
+    pub name: String,
+    pub platform: Platform,
+    pub hosts: Vec<HostPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostPlan {
+    pub name: String,
+    pub address: Option<String>,
+    pub managed: bool,
+    pub services: Vec<Instance>,
+}
+
+/// A piece of a resolved value: text, or a secret that the target writes in its
+/// own way (never its value, which stackc does not know).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Out {
+    Text(String),
+    Secret {
+        name: String,
+        env: String,
+        optional: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvVar {
+    pub key: String,
+    pub value: Vec<Out>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bind {
+    /// All interfaces: `public = [...]`.
+    All,
+    /// One address of the host: another host needs this port.
+    Address(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortPlan {
+    pub name: String,
+    pub container: u16,
+    pub host: u16,
+    pub protocol: Protocol,
+    pub binds: Vec<Bind>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    pub check: ProbeCheck,
+    pub port: u16,
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub retries: Option<u32>,
+    pub start_period: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    Started,
+    Healthy,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mount {
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Resources {
+    pub cpu: Option<Cpu>,
+    pub memory: Option<Size>,
+    pub cpu_limit: Option<Cpu>,
+    pub memory_limit: Option<Size>,
+    pub gpu: u32,
+}
+
+/// One service as it runs on one host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    pub name: String,
+    pub role: Role,
+    pub image: Option<String>,
+    pub build: Option<String>,
+    pub command: Option<Command>,
+    pub ports: Vec<PortPlan>,
+    pub env: Vec<EnvVar>,
+    /// (volume name, path in the container)
+    pub volumes: Vec<(String, String)>,
+    pub mounts: Vec<Mount>,
+    pub replicas: u32,
+    pub resources: Resources,
+    /// The check that says the service is ready (readiness, else liveness, else
+    /// startup).
+    pub health: Option<Probe>,
+    pub restart: Restart,
+    pub depends_on: Vec<(String, Condition)>,
+}
+
+/// Attributes whose use means "needs the service running": they become start-order
+/// edges. `public_url` and parameters do not (a browser, not the service, uses them).
+const RUNTIME_ATTRIBUTES: &[&str] = &["host", "port", "ports", "address", "url", "read_url"];
+
+pub fn plan(stack: &Stack, checked: &Checked, diags: &mut Diagnostics) -> Plan {
+    let topologies = stack
+        .topologies
+        .values()
+        .map(|topo| plan_topology(stack, checked, topo, diags))
+        .collect();
+    Plan {
+        stack: stack.name.clone(),
+        secrets: stack.secrets.clone(),
+        topologies,
+    }
+}
+
+pub(super) struct Placement<'a> {
+    pub(super) host: usize,
+    /// Borrowed when no override changes the definition (the common case).
+    pub(super) def: Cow<'a, ServiceDef>,
+    pub(super) run_span: Span,
+}
+
+pub(super) struct Topo<'a> {
+    pub(super) stack: &'a Stack,
+    pub(super) topo: &'a TopologyDef,
+    pub(super) hosts: Vec<&'a HostDef>,
+    /// Per service: base ⊕ topology override.
+    pub(super) defs: IndexMap<&'a str, Cow<'a, ServiceDef>>,
+    pub(super) placements: IndexMap<&'a str, Vec<Placement<'a>>>,
+}
+
+#[derive(Default)]
+pub(super) struct Effects {
+    /// (target service, span of the reference)
+    pub(super) deps: Vec<(String, Span)>,
+    /// (service, host index, port name)
+    pub(super) publishes: IndexSet<(String, usize, String)>,
+}
+
+fn plan_topology(
+    stack: &Stack,
+    checked: &Checked,
+    topo: &TopologyDef,
+    diags: &mut Diagnostics,
+) -> TopologyPlan {
+    let hosts: Vec<&HostDef> = topo.hosts.values().collect();
+    let mut defs = IndexMap::new();
+    for (name, base) in &checked.bases {
+        let def = match topo.overrides.get(name) {
+            Some(ov) => {
+                let mut def = base.clone();
+                def.overlay(&ov.over);
+                Cow::Owned(def)
+            }
+            None => Cow::Borrowed(base),
+        };
+        defs.insert(name.as_str(), def);
+    }
+    for ov in topo.overrides.values() {
+        if !stack.services.contains_key(&ov.service.name) {
+            diags.push(unknown_service(stack, &ov.service));
+        }
+    }
+    let mut t = Topo {
+        stack,
+        topo,
+        hosts,
+        defs,
+        placements: IndexMap::new(),
+    };
+    t.place(diags);
+
+    // Resolve every instance's environment, collecting start-order edges and the
+    // ports other hosts need.
+    let mut effects: Vec<Vec<Effects>> = Vec::new();
+    let mut envs: Vec<Vec<Vec<EnvVar>>> = Vec::new();
+    for (h, host) in t.hosts.iter().enumerate() {
+        let mut host_effects = Vec::new();
+        let mut host_envs = Vec::new();
+        for run in &host.runs {
+            let mut fx = Effects::default();
+            let mut env = Vec::new();
+            if let Some(p) = t.placement(&run.service.name, h) {
+                for var in p.def.env.values() {
+                    let value = t.eval(&run.service.name, h, &var.value, &mut fx, diags, 0);
+                    env.push(EnvVar {
+                        key: var.key.name.clone(),
+                        value,
+                        span: var.key.span,
+                    });
+                }
+            }
+            host_effects.push(fx);
+            host_envs.push(env);
+        }
+        effects.push(host_effects);
+        envs.push(host_envs);
+    }
+    let publishes: IndexSet<(String, usize, String)> = effects
+        .iter()
+        .flatten()
+        .flat_map(|fx| fx.publishes.iter().cloned())
+        .collect();
+
+    t.check_cycles(&effects, diags);
+
+    let mut host_plans = Vec::new();
+    for (h, host) in t.hosts.iter().enumerate() {
+        let mut services = Vec::new();
+        for (i, run) in host.runs.iter().enumerate() {
+            let Some(p) = t.placement(&run.service.name, h) else {
+                continue;
+            };
+            let env = std::mem::take(&mut envs[h][i]);
+            let fx = &effects[h][i];
+            if let Some(inst) = t.instance(&run.service.name, h, p, env, fx, &publishes, diags) {
+                services.push(inst);
+            }
+        }
+        t.check_ports(h, &services, diags);
+        t.check_gpus(h, &services, diags);
+        host_plans.push(HostPlan {
+            name: host.name.name.clone(),
+            address: host.address.as_ref().map(|a| a.value.clone()),
+            managed: host.managed,
+            services,
+        });
+    }
+    TopologyPlan {
+        name: topo.name.name.clone(),
+        platform: topo.platform.value,
+        hosts: host_plans,
+    }
+}
+
+impl Topo<'_> {
+    pub(super) fn is_external(&self, name: &str) -> bool {
+        self.topo.externals.contains_key(name)
+            || matches!(
+                self.stack.services.get(name).map(|d| &d.body),
+                Some(ServiceBody::External(_))
+            )
+    }
+
+    pub(super) fn external(&self, name: &str) -> Option<&ExternalDef> {
+        if let Some((_, e)) = self.topo.externals.get(name) {
+            return Some(e);
+        }
+        match self.stack.services.get(name).map(|d| &d.body) {
+            Some(ServiceBody::External(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    pub(super) fn placement(&self, service: &str, host: usize) -> Option<&Placement<'_>> {
+        self.placements
+            .get(service)?
+            .iter()
+            .find(|p| p.host == host)
+    }
+
+    pub(super) fn where_is(
+        &self,
+        service: &str,
+        consumer_host: usize,
+    ) -> Option<(bool, &Placement<'_>)> {
+        let placements = self.placements.get(service)?;
+        if let Some(p) = placements.iter().find(|p| p.host == consumer_host) {
+            return Some((true, p));
+        }
+        placements.first().map(|p| (false, p))
+    }
+}
+
+/// Joins adjacent text pieces.
+pub(super) fn normalize(pieces: Vec<Out>) -> Vec<Out> {
+    let mut out: Vec<Out> = Vec::with_capacity(pieces.len());
+    for p in pieces {
+        match (out.last_mut(), p) {
+            (Some(Out::Text(a)), Out::Text(b)) => a.push_str(&b),
+            (_, p) => out.push(p),
+        }
+    }
+    out
+}

@@ -1,0 +1,89 @@
+//! Placement: which services run on which host, and every service placed or
+//! external.
+
+use indexmap::IndexMap;
+
+use crate::check::unknown_service;
+use crate::diag::{Code, Diagnostic, Diagnostics, Span};
+
+use super::*;
+
+impl Topo<'_> {
+    pub(super) fn place(&mut self, diags: &mut Diagnostics) {
+        for (name, (ident, _)) in &self.topo.externals {
+            if !self.stack.services.contains_key(name) {
+                diags.push(unknown_service(self.stack, ident).help(
+                    "`external` in a topology replaces a service of the stack by a managed one",
+                ));
+            }
+        }
+        for (h, host) in self.hosts.iter().enumerate() {
+            let mut seen: IndexMap<&str, Span> = IndexMap::new();
+            for run in &host.runs {
+                let name = run.service.name.as_str();
+                if let Some(first) = seen.get(name) {
+                    diags.push(
+                        Diagnostic::error(
+                            Code::DuplicatePlacement,
+                            run.service.span,
+                            format!("service `{name}` runs twice on host `{}`", host.name.name),
+                        )
+                        .label("placed again here")
+                        .with_secondary(*first, "first placed here")
+                        .help("use `replicas` for several copies on one host"),
+                    );
+                    continue;
+                }
+                seen.insert(name, run.service.span);
+                if !self.stack.services.contains_key(name) {
+                    diags.push(unknown_service(self.stack, &run.service));
+                    continue;
+                }
+                if self.is_external(name) {
+                    diags.push(
+                        Diagnostic::error(
+                            Code::DuplicatePlacement,
+                            run.service.span,
+                            format!("service `{name}` is external in topology `{}` and cannot run on a host", self.topo.name.name),
+                        )
+                        .label("external services are not run by stackc")
+                        .help("remove it from the host, or remove the `external` declaration"),
+                    );
+                    continue;
+                }
+                let Some((&key, topo_def)) = self.defs.get_key_value(name) else {
+                    continue;
+                };
+                let def = if run.over == ServiceDef::default() {
+                    topo_def.clone()
+                } else {
+                    let mut def = topo_def.clone().into_owned();
+                    def.overlay(&run.over);
+                    Cow::Owned(def)
+                };
+                self.placements.entry(key).or_default().push(Placement {
+                    host: h,
+                    def,
+                    run_span: run.service.span,
+                });
+            }
+        }
+        for (name, decl) in &self.stack.services {
+            if self.is_external(name) || self.placements.contains_key(name.as_str()) {
+                continue;
+            }
+            diags.push(
+                Diagnostic::error(
+                    Code::NotPlaced,
+                    self.topo.name.span,
+                    format!("service `{name}` is not placed in topology `{}`", self.topo.name.name),
+                )
+                .label(format!("`{name}` runs nowhere here"))
+                .with_secondary(decl.name.span, "service defined here")
+                .help(format!(
+                    "add `{name}` to a host's `run` list, or declare it managed: `external {name} {{ url = ... }}`"
+                )),
+            );
+        }
+    }
+}

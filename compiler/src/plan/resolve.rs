@@ -1,0 +1,275 @@
+//! Reference resolution: a reference as the consuming instance sees it, from its
+//! host.
+
+use crate::diag::{Code, Diagnostic, Diagnostics, Span};
+
+use super::*;
+
+impl Topo<'_> {
+    /// Resolves an expression owned by `owner` as seen from an instance on
+    /// `consumer_host`.
+    pub(super) fn eval(
+        &self,
+        owner: &str,
+        consumer_host: usize,
+        expr: &Expr,
+        fx: &mut Effects,
+        diags: &mut Diagnostics,
+        depth: usize,
+    ) -> Vec<Out> {
+        let mut out = Vec::new();
+        for piece in &expr.pieces {
+            match piece {
+                Piece::Text(t) => out.push(Out::Text(t.clone())),
+                Piece::Ref(r) => {
+                    if let Some(v) = self.reference(owner, consumer_host, r, fx, diags, depth) {
+                        out.extend(v);
+                    }
+                }
+            }
+        }
+        normalize(out)
+    }
+
+    pub(super) fn reference(
+        &self,
+        owner: &str,
+        consumer_host: usize,
+        r: &Reference,
+        fx: &mut Effects,
+        diags: &mut Diagnostics,
+        depth: usize,
+    ) -> Option<Vec<Out>> {
+        let first = r.path.first()?;
+        if first.name == "secret" {
+            let name = &r.path.get(1)?.name;
+            let secret = self.stack.secrets.get(name)?;
+            return Some(vec![Out::Secret {
+                name: name.clone(),
+                env: secret.env_name.clone(),
+                optional: secret.optional,
+            }]);
+        }
+        if depth > 8 {
+            diags.push(
+                Diagnostic::error(
+                    Code::DependencyCycle,
+                    r.span,
+                    "this value refers to itself through other values",
+                )
+                .label("the chain of references does not end"),
+            );
+            return None;
+        }
+        let target = if first.name == "self" {
+            owner
+        } else {
+            first.name.as_str()
+        };
+        let attr = r.path.get(1)?.name.as_str();
+        if depth == 0
+            && target != owner
+            && RUNTIME_ATTRIBUTES.contains(&attr)
+            && !self.is_external(target)
+        {
+            fx.deps.push((target.to_string(), r.span));
+        }
+        if let Some(ext) = self.external(target) {
+            return self.external_attr(target, ext, attr, r, fx, diags, depth);
+        }
+        let (local, placement) = self.where_is(target, consumer_host)?;
+        let def = &placement.def;
+        let host = self.hosts.get(placement.host)?;
+        let fail = |msg: String, label: &str, help: String| {
+            Diagnostic::error(Code::Unresolvable, r.span, msg)
+                .label(label.to_string())
+                .help(help)
+        };
+        let needs_network = matches!(
+            attr,
+            "host" | "port" | "ports" | "address" | "url" | "read_url"
+        );
+        if !local && host.managed && needs_network && def.url.is_none() {
+            diags.push(fail(
+                format!(
+                    "`{target}` runs on the managed host `{}`, which has no address to connect to",
+                    host.name.name
+                ),
+                "not reachable by address",
+                format!("refer to `{target}.public_url` instead"),
+            ));
+            return None;
+        }
+        let hostname = |diags: &mut Diagnostics| -> Option<String> {
+            if local {
+                return Some(target.to_string());
+            }
+            match &host.address {
+                Some(a) => Some(a.value.clone()),
+                None => {
+                    diags.push(
+                        fail(
+                            format!(
+                                "`{target}` runs on host `{}`, which has no address",
+                                host.name.name
+                            ),
+                            "another host connects here",
+                            format!("give host `{}` an `address = \"...\"`", host.name.name),
+                        )
+                        .with_secondary(host.name.span, "host declared here"),
+                    );
+                    None
+                }
+            }
+        };
+        let port_of = |name: Option<&str>,
+                       fx: &mut Effects,
+                       diags: &mut Diagnostics|
+         -> Option<u16> {
+            let port = match name {
+                Some(n) => def.ports.get(n),
+                None => def.ports.values().next(),
+            };
+            let Some(port) = port else {
+                if name.is_some() {
+                    // An unknown port name was reported by `check`.
+                    return None;
+                }
+                diags.push(fail(
+                    format!("service `{target}` declares no port"),
+                    "no port to connect to",
+                    format!("declare one in `{target}`: `port NAME = NUMBER`"),
+                ));
+                return None;
+            };
+            let container = port.container.as_ref()?.value;
+            if local {
+                Some(container)
+            } else {
+                fx.publishes
+                    .insert((target.to_string(), placement.host, port.name.name.clone()));
+                Some(port.host.as_ref().map_or(container, |h| h.value))
+            }
+        };
+        match attr {
+            "host" => hostname(diags).map(|h| vec![Out::Text(h)]),
+            "port" => port_of(None, fx, diags).map(|p| vec![Out::Text(p.to_string())]),
+            "ports" => {
+                let name = r.path.get(2)?.name.as_str();
+                port_of(Some(name), fx, diags).map(|p| vec![Out::Text(p.to_string())])
+            }
+            "address" => {
+                let h = hostname(diags)?;
+                let p = port_of(None, fx, diags)?;
+                Some(vec![Out::Text(format!("{h}:{p}"))])
+            }
+            "url" | "read_url" => {
+                let template = if attr == "read_url" {
+                    def.read_url.as_ref().or(def.url.as_ref())
+                } else {
+                    def.url.as_ref()
+                };
+                match template {
+                    Some(t) => Some(self.eval(target, consumer_host, t, fx, diags, depth + 1)),
+                    None => {
+                        let http = def.ports.values().next().filter(|p| {
+                            p.protocol.as_ref().map(|p| p.value) == Some(Protocol::Http)
+                                || (p.protocol.is_none() && p.name.name == "http")
+                        });
+                        if http.is_none() {
+                            diags.push(fail(
+                                format!("service `{target}` has no URL form"),
+                                "no `url` known",
+                                format!(
+                                    "give `{target}` a `url = \"scheme://${{self.address}}\"`, or refer to `{target}.address`"
+                                ),
+                            ));
+                            return None;
+                        }
+                        let h = hostname(diags)?;
+                        let p = port_of(None, fx, diags)?;
+                        Some(vec![Out::Text(format!("http://{h}:{p}"))])
+                    }
+                }
+            }
+            "public_url" => match &def.public_url {
+                Some(t) => Some(self.eval(target, consumer_host, t, fx, diags, depth + 1)),
+                None => {
+                    diags.push(fail(
+                        format!("service `{target}` has no public URL in topology `{}`", self.topo.name.name),
+                        "no `public_url` here",
+                        format!("set `public_url = \"https://...\"` on `{target}`, or in an `override {target}` of this topology"),
+                    ));
+                    None
+                }
+            },
+            param => {
+                let value = def
+                    .args
+                    .get(param)
+                    .map(|a| &a.value)
+                    .or_else(|| def.params.get(param).and_then(|p| p.default.as_ref()))?;
+                Some(self.eval(target, consumer_host, value, fx, diags, depth + 1))
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn external_attr(
+        &self,
+        target: &str,
+        ext: &ExternalDef,
+        attr: &str,
+        r: &Reference,
+        fx: &mut Effects,
+        diags: &mut Diagnostics,
+        depth: usize,
+    ) -> Option<Vec<Out>> {
+        let expr = match attr {
+            "url" => ext.url.as_ref(),
+            "read_url" => ext.read_url.as_ref().or(ext.url.as_ref()),
+            "public_url" => ext.public_url.as_ref().or(ext.url.as_ref()),
+            "host" => ext.host.as_ref(),
+            "port" => {
+                return ext
+                    .port
+                    .as_ref()
+                    .map(|p| vec![Out::Text(p.value.to_string())])
+                    .or_else(|| {
+                        diags.push(missing_external(target, attr, r.span, self));
+                        None
+                    })
+            }
+            "address" => {
+                let (Some(h), Some(p)) = (&ext.host, &ext.port) else {
+                    diags.push(missing_external(target, "host` and `port", r.span, self));
+                    return None;
+                };
+                let mut out = self.eval(target, 0, h, fx, diags, depth + 1);
+                out.push(Out::Text(format!(":{}", p.value)));
+                return Some(normalize(out));
+            }
+            _ => None,
+        };
+        match expr {
+            Some(e) => Some(self.eval(target, 0, e, fx, diags, depth + 1)),
+            None => {
+                diags.push(missing_external(target, attr, r.span, self));
+                None
+            }
+        }
+    }
+}
+
+pub(super) fn missing_external(target: &str, attr: &str, span: Span, t: &Topo<'_>) -> Diagnostic {
+    Diagnostic::error(
+        Code::Unresolvable,
+        span,
+        format!(
+            "external service `{target}` has no `{attr}` in topology `{}`",
+            t.topo.name.name
+        ),
+    )
+    .label("not known for a managed service")
+    .help(format!("give `external {target}` a `{attr} = ...`"))
+}
