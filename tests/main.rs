@@ -9,6 +9,7 @@
 //!   and a shell.
 
 mod cli;
+mod consistency;
 mod errors;
 mod examples;
 mod real_programs;
