@@ -72,45 +72,55 @@ pub fn analyze(text: &str, options: &Options) -> (SourceMap, Option<plan::Plan>,
         .to_string();
     let mut stack = lower::lower(&units, &default_name, &mut diags);
     check::no_topology(&stack, &mut diags);
-    if !options.topologies.is_empty() {
-        for wanted in &options.topologies {
-            if stack.topologies.contains_key(wanted) {
-                continue;
-            }
-            let names = stack.topologies.keys().map(String::as_str);
-            let (span, label) = match diag::suggest(wanted, names) {
-                Some(close) => (
-                    stack.topologies[close].name.span,
-                    format!("did you mean `{close}`?"),
-                ),
-                None => match stack.topologies.values().next() {
-                    Some(first) => (
-                        first.name.span,
-                        "the first topology of the file".to_string(),
-                    ),
-                    None => (diag::Span::new(user, 0, 0), "no topology here".to_string()),
-                },
-            };
-            let known: Vec<&str> = stack.topologies.keys().map(String::as_str).collect();
-            diags.push(
-                Diagnostic::error(
-                    diag::Code::UnknownName,
-                    span,
-                    format!("no topology named `{wanted}` (asked for with --topology)"),
-                )
-                .label(label)
-                .help(format!("the topologies are: {}", known.join(", "))),
-            );
-        }
-        stack
-            .topologies
-            .retain(|name, _| options.topologies.contains(name));
-    }
+    select_topologies(&mut stack, &options.topologies, user, &mut diags);
     let checked = check::check(&stack, &mut diags);
     let plan = plan::plan(&stack, &checked, &mut diags);
     let has_errors = diags.has_errors();
     let diagnostics = diags.finish();
     (sources, (!has_errors).then_some(plan), diagnostics)
+}
+
+/// Keeps the topologies asked for with `--topology` (all when none is named), and
+/// reports a name that matches none, at the closest topology of the file.
+fn select_topologies(
+    stack: &mut model::Stack,
+    wanted: &[String],
+    user: diag::FileId,
+    diags: &mut Diagnostics,
+) {
+    if wanted.is_empty() {
+        return;
+    }
+    for name in wanted {
+        if stack.topologies.contains_key(name) {
+            continue;
+        }
+        let names = stack.topologies.keys().map(String::as_str);
+        let (span, label) = match diag::suggest(name, names) {
+            Some(close) => (
+                stack.topologies[close].name.span,
+                format!("did you mean `{close}`?"),
+            ),
+            None => match stack.topologies.values().next() {
+                Some(first) => (
+                    first.name.span,
+                    "the first topology of the file".to_string(),
+                ),
+                None => (diag::Span::new(user, 0, 0), "no topology here".to_string()),
+            },
+        };
+        let known: Vec<&str> = stack.topologies.keys().map(String::as_str).collect();
+        diags.push(
+            Diagnostic::error(
+                diag::Code::UnknownName,
+                span,
+                format!("no topology named `{name}` (asked for with --topology)"),
+            )
+            .label(label)
+            .help(format!("the topologies are: {}", known.join(", "))),
+        );
+    }
+    stack.topologies.retain(|name, _| wanted.contains(name));
 }
 
 /// The whole pipeline, without IO.
