@@ -54,8 +54,10 @@ fn every_error_case() {
             )
         );
     }
+    // E0900 is stackc's own failure: no input produces it.
     let missing: Vec<&str> = Code::ALL
         .iter()
+        .filter(|c| **c != Code::Internal)
         .map(|c| c.as_str())
         .filter(|c| !covered.contains(*c))
         .collect();

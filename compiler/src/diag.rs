@@ -315,6 +315,9 @@ codes! {
     /// An environment value cannot be written to an env file so that both
     /// docker-compose and a POSIX shell read back the same string.
     UnrepresentableEnvValue = "E0501", Error, "unrepresentable-env-value";
+    /// stackc failed to write a file it should be able to write: a bug in stackc.
+    /// Nothing is written; please report it with the input.
+    Internal = "E0900", Error, "internal";
 }
 
 impl fmt::Display for Code {

@@ -31,6 +31,8 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopologyPlan {
     pub name: String,
+    /// Where the topology is defined, for diagnostics of the targets.
+    pub span: Span,
     pub platform: Platform,
     pub hosts: Vec<HostPlan>,
 }
@@ -265,6 +267,7 @@ fn plan_topology(
     }
     TopologyPlan {
         name: topo.name.name.clone(),
+        span: topo.name.span,
         platform: topo.platform.value,
         hosts: host_plans,
     }

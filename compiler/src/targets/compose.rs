@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::{header, yaml, Artifact};
 use crate::diag::Diagnostics;
 use crate::model::{Command, Cpu, Duration, ProbeCheck, Size};
-use crate::plan::{Bind, Condition, HostPlan, Instance, Out, Plan, TopologyPlan};
+use crate::plan::{Bind, Condition, HostPlan, Instance, Out, TopologyPlan};
 use crate::Options;
 
 #[derive(Serialize)]
@@ -116,13 +116,11 @@ struct Device {
 }
 
 pub fn generate(
-    _plan: &Plan,
     topo: &TopologyPlan,
     options: &Options,
     out: &mut Vec<Artifact>,
     diags: &mut Diagnostics,
 ) {
-    let _ = diags;
     for host in &topo.hosts {
         if host.managed || host.services.is_empty() {
             continue;
@@ -130,7 +128,14 @@ pub fn generate(
         let file = compose_file(host, options);
         let body = match yaml::to_string(&file) {
             Ok(b) => b,
-            Err(_) => continue,
+            Err(e) => {
+                diags.push(super::internal(
+                    topo,
+                    &format!("compose file of host `{}`", host.name),
+                    &e,
+                ));
+                continue;
+            }
         };
         out.push(Artifact {
             path: format!("{}/compose/{}.yml", topo.name, host.name),

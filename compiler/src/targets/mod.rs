@@ -8,7 +8,7 @@ pub mod yaml;
 
 use serde::Serialize;
 
-use crate::diag::Diagnostics;
+use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::plan::{Plan, TopologyPlan};
 use crate::Options;
 
@@ -30,15 +30,28 @@ pub fn header(comment: &str, options: &Options, topology: &str) -> String {
     )
 }
 
+/// A target failed where it cannot fail: reported, never a missing file.
+fn internal(topo: &TopologyPlan, what: &str, error: &str) -> Diagnostic {
+    Diagnostic::error(
+        Code::Internal,
+        topo.span,
+        format!("internal error: cannot write the {what}: {error}"),
+    )
+    .label(format!("in topology `{}`", topo.name))
+    .help("this is a bug in stackc; nothing was written. Please report it with this file")
+}
+
 pub fn generate(plan: &Plan, options: &Options, diags: &mut Diagnostics) -> Vec<Artifact> {
     let mut artifacts = Vec::new();
     for topo in &plan.topologies {
         let start = artifacts.len();
-        compose::generate(plan, topo, options, &mut artifacts, diags);
+        compose::generate(topo, options, &mut artifacts, diags);
         env::generate(plan, topo, options, &mut artifacts, diags);
         let files: Vec<&Artifact> = artifacts[start..].iter().collect();
-        let manifest = manifest(topo, options, &files);
-        artifacts.push(manifest);
+        match manifest(topo, options, &files) {
+            Ok(m) => artifacts.push(m),
+            Err(e) => diags.push(internal(topo, "manifest", &e)),
+        }
     }
     artifacts
 }
@@ -59,7 +72,11 @@ struct ManifestFile<'a> {
 
 /// `out/<topology>/stackc-manifest.json`: every file generated for the topology.
 /// `emit` reads it back to know which files stackc owns.
-fn manifest(topo: &TopologyPlan, options: &Options, files: &[&Artifact]) -> Artifact {
+fn manifest(
+    topo: &TopologyPlan,
+    options: &Options,
+    files: &[&Artifact],
+) -> Result<Artifact, String> {
     let prefix = format!("{}/", topo.name);
     let m = Manifest {
         generated_by: "stackc",
@@ -73,10 +90,10 @@ fn manifest(topo: &TopologyPlan, options: &Options, files: &[&Artifact]) -> Arti
             })
             .collect(),
     };
-    let mut contents = serde_json::to_string_pretty(&m).unwrap_or_default();
+    let mut contents = serde_json::to_string_pretty(&m).map_err(|e| e.to_string())?;
     contents.push('\n');
-    Artifact {
+    Ok(Artifact {
         path: format!("{}/{MANIFEST}", topo.name),
         contents,
-    }
+    })
 }
