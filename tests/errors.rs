@@ -20,6 +20,8 @@ fn every_error_case() {
     let files = stack_files("tests/errors");
     assert!(!files.is_empty());
     let mut covered = BTreeSet::new();
+    // Every diagnostic has a label and a help line.
+    let mut incomplete = Vec::new();
     for path in files {
         let text = read(&path);
         let expected = expected_codes(&text);
@@ -37,6 +39,11 @@ fn every_error_case() {
         let rendered =
             stackc::diag::render_human(&compilation.sources, &compilation.diagnostics, false);
         assert_eq!(found, expected, "codes of {}:\n{rendered}", rel(&path));
+        for d in &compilation.diagnostics {
+            if d.primary.message.is_empty() || d.help.is_none() {
+                incomplete.push(format!("{}: {}", rel(&path), d.message));
+            }
+        }
         if compilation.has_errors() {
             assert!(
                 compilation.artifacts.is_empty(),
@@ -54,6 +61,10 @@ fn every_error_case() {
             )
         );
     }
+    assert!(
+        incomplete.is_empty(),
+        "diagnostics without a label or help: {incomplete:#?}"
+    );
     // E0900 is stackc's own failure: no input produces it.
     let missing: Vec<&str> = Code::ALL
         .iter()

@@ -191,7 +191,8 @@ fn kind_chains(stack: &Stack, diags: &mut Diagnostics) -> IndexMap<String, Vec<S
                             parent.name
                         ),
                     )
-                    .label("this closes the cycle"),
+                    .label("this closes the cycle")
+                    .help("a kind cannot extend itself, directly or through other kinds"),
                 );
                 break;
             }
@@ -425,7 +426,8 @@ fn check_reference(
         let Some(name) = r.path.get(1) else {
             return Some(
                 Diagnostic::error(Code::UnknownName, r.span, "`secret` needs a secret name")
-                    .label("write `secret.NAME`"),
+                    .label("write `secret.NAME`")
+                    .help("write `secret.NAME`, with NAME declared by `secret NAME`"),
             );
         };
         if !stack.secrets.contains_key(&name.name) {
@@ -457,7 +459,8 @@ fn check_reference(
                         first.span,
                         "`self` is not a service here",
                     )
-                    .label("no service owns this value"),
+                    .label("no service owns this value")
+.help("`self` refers to the service a value belongs to; outside a service, name the service"),
                 )
             }
         }
@@ -499,7 +502,8 @@ fn check_reference(
         let Some(port) = r.path.get(2) else {
             return Some(
                 Diagnostic::error(Code::UnknownAttribute, r.span, "`ports` needs a port name")
-                    .label(format!("write `{}.ports.NAME`", first.name)),
+                    .label(format!("write `{}.ports.NAME`", first.name))
+                    .help(format!("for example `{}.ports.http`", first.name)),
             );
         };
         if let Some(base) = bases.get(&service) {
@@ -510,12 +514,15 @@ fn check_reference(
                     format!("service `{service}` has no port `{}`", port.name),
                 )
                 .label("no such port");
-                return Some(
-                    match suggest(&port.name, base.ports.keys().map(String::as_str)) {
-                        Some(s) => d.help(format!("did you mean `{s}`?")),
-                        None => d,
-                    },
-                );
+                let names: Vec<&str> = base.ports.keys().map(String::as_str).collect();
+                return Some(match suggest(&port.name, names.iter().copied()) {
+                    Some(s) => d.help(format!("did you mean `{s}`?")),
+                    None if names.is_empty() => d.help(format!("`{service}` declares no port")),
+                    None => d.help(format!(
+                        "the ports of `{service}` are: {}",
+                        names.join(", ")
+                    )),
+                });
             }
         }
         return too_long(r, 3);
@@ -546,7 +553,8 @@ fn too_long(r: &Reference, len: usize) -> Option<Diagnostic> {
             extra.span.to(last),
             format!("`{}` goes too deep", path_text(&r.path)),
         )
-        .label("nothing to select here"),
+        .label("nothing to select here")
+        .help("a reference is `SERVICE.ATTRIBUTE`, `SERVICE.ports.NAME` or `secret.NAME`"),
     )
 }
 

@@ -127,6 +127,7 @@ impl Lower<'_> {
                                 "the stack is named twice",
                             )
                             .label("named again here")
+                            .help("keep one `stack NAME`")
                             .with_secondary(first, "first named here"),
                         );
                     } else {

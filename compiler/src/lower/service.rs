@@ -139,7 +139,8 @@ impl Lower<'_> {
                             path.span,
                             format!("route `{}` does not start with `/`", path.value),
                         )
-                        .label("a path prefix starts with `/`"),
+                        .label("a path prefix starts with `/`")
+                        .help(format!("write `route \"/{}\"`", path.value)),
                     );
                 }
                 let mut route = RouteDef { path, port: None };
@@ -208,7 +209,8 @@ impl Lower<'_> {
                             name.span,
                             format!("parameter `{}` has the name of a service field", name.name),
                         )
-                        .label("already a field"),
+                        .label("already a field")
+                        .help("rename the parameter"),
                     );
                     return;
                 }
@@ -222,7 +224,8 @@ impl Lower<'_> {
                                 e.span,
                                 "a parameter takes a value, not a block",
                             )
-                            .label("expected `= value`"),
+                            .label("expected `= value`")
+.help("write `param NAME = DEFAULT`, or `param NAME` for one that services must set"),
                         );
                         None
                     }
@@ -263,7 +266,11 @@ impl Lower<'_> {
                     path.span,
                     format!("`{}` is not an absolute path in the container", path.value),
                 )
-                .label("expected a path starting with `/`"),
+                .label("expected a path starting with `/`")
+                .help(format!(
+                    "write `\"/{}\"`",
+                    path.value.trim_start_matches("./")
+                )),
             );
         }
     }
@@ -317,7 +324,8 @@ impl Lower<'_> {
             EntryValue::None => {
                 self.push(
                     Diagnostic::error(Code::MissingField, e.span, "a port needs a number")
-                        .label("expected `= NUMBER`"),
+                        .label("expected `= NUMBER`")
+                        .help("write `port NAME = NUMBER`"),
                 );
             }
         }
@@ -325,7 +333,8 @@ impl Lower<'_> {
             if p.value == 0 {
                 self.push(
                     Diagnostic::error(Code::InvalidValue, p.span, "port 0 is not a port")
-                        .label("expected 1 to 65535"),
+                        .label("expected 1 to 65535")
+                        .help("choose a port from 1 to 65535"),
                 );
             }
         }
@@ -359,7 +368,8 @@ impl Lower<'_> {
         let Some(target) = target else {
             self.push(
                 Diagnostic::error(Code::MissingField, e.span, "a mount needs a target path")
-                    .label("expected `= \"/path/in/container\"`"),
+                    .label("expected `= \"/path/in/container\"`")
+                    .help("write `mount \"./host/path\" = \"/path/in/container\"`"),
             );
             return;
         };
@@ -458,7 +468,8 @@ impl Lower<'_> {
                                     path.span,
                                     "an HTTP check path starts with `/`",
                                 )
-                                .label("expected `/...`"),
+                                .label("expected `/...`")
+                                .help(format!("write `http = \"/{}\"`", path.value)),
                             );
                         }
                         p.check = check(ProbeCheck::Http(path.value));

@@ -51,7 +51,8 @@ impl Lower<'_> {
                         t.span,
                         format!("the {what} must be a name, not a string"),
                     )
-                    .label("write it without quotes"),
+                    .label("write it without quotes")
+                    .help("names are written without quotes"),
                 );
                 None
             }
@@ -81,7 +82,8 @@ impl Lower<'_> {
                             t.span,
                             format!("the {what} cannot contain references"),
                         )
-                        .label("`${...}` not allowed here"),
+                        .label("`${...}` not allowed here")
+                        .help("write `\\${` for a literal `${`"),
                     );
                     None
                 }
@@ -94,7 +96,8 @@ impl Lower<'_> {
                         e.key.span,
                         format!("`{}` needs a {what}", e.key.name),
                     )
-                    .label(format!("{what} missing after this")),
+                    .label(format!("{what} missing after this"))
+                    .help(format!("write `{} \"...\" ...`", e.key.name)),
                 );
                 None
             }
@@ -111,7 +114,8 @@ impl Lower<'_> {
                         e.span,
                         format!("`{}` takes a value, not a block", e.key.name),
                     )
-                    .label("expected `= value`"),
+                    .label("expected `= value`")
+                    .help(format!("write `{} = ...`", e.key.name)),
                 );
                 None
             }
@@ -122,7 +126,8 @@ impl Lower<'_> {
                         e.key.span,
                         format!("`{}` needs a value", e.key.name),
                     )
-                    .label("expected `= value` after this"),
+                    .label("expected `= value` after this")
+                    .help(format!("write `{} = ...`", e.key.name)),
                 );
                 None
             }
@@ -139,7 +144,8 @@ impl Lower<'_> {
                         v.span,
                         format!("`{}` is a block, not a value", e.key.name),
                     )
-                    .label("expected `{ ... }`"),
+                    .label("expected `{ ... }`")
+                    .help(format!("write `{} {{ ... }}`", e.key.name)),
                 );
                 &[]
             }
@@ -154,7 +160,8 @@ impl Lower<'_> {
                 v.span,
                 format!("expected {expected}, found {}", v.kind.describe()),
             )
-            .label(format!("expected {expected}")),
+            .label(format!("expected {expected}"))
+            .help(type_help(expected)),
         );
     }
 
@@ -227,7 +234,8 @@ impl Lower<'_> {
                         v.span,
                         format!("{number} is out of range for {what}"),
                     )
-                    .label("out of range"),
+                    .label("out of range")
+                    .help(format!("{what} is at most {}", max_of::<T>())),
                 );
                 return None;
             }
@@ -429,4 +437,34 @@ impl Lower<'_> {
         self.quantity(v, "a CPU amount (`2`, `0.5`, `500m`)", &units)
             .map(|(m, span)| Sp::new(Cpu(m.round() as u64), span))
     }
+}
+
+/// The largest value of an integer field's type, for "out of range" help.
+fn max_of<T: TryFrom<u64>>() -> u64 {
+    [u64::from(u16::MAX), u64::from(u32::MAX)]
+        .into_iter()
+        .find(|m| T::try_from(m + 1).is_err())
+        .unwrap_or(u64::MAX)
+}
+
+/// How to write a value of the expected type.
+fn type_help(expected: &str) -> String {
+    let example = if expected.contains("string") {
+        "strings are written in double quotes: \"...\""
+    } else if expected.contains("size") {
+        "write a number with a unit: `512Mi`, `2Gi`"
+    } else if expected.contains("duration") {
+        "write a number with a unit: `500ms`, `30s`, `5m`"
+    } else if expected.contains("CPU") {
+        "write cores (`2`, `0.5`) or millicores (`500m`)"
+    } else if expected.contains("list") {
+        "write a list in brackets: `[a, b]`"
+    } else if expected.contains("true") {
+        "write `true` or `false`"
+    } else if expected.contains("name") || expected.contains("one of") {
+        "write the name without quotes"
+    } else {
+        "write a number without quotes: `3`, `8000`"
+    };
+    example.to_string()
 }

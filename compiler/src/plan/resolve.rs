@@ -57,7 +57,8 @@ impl Topo<'_> {
                     r.span,
                     "this value refers to itself through other values",
                 )
-                .label("the chain of references does not end"),
+                .label("the chain of references does not end")
+.help("a `url` or parameter refers back to itself through other values; write one of them out"),
             );
             return None;
         }
