@@ -337,12 +337,7 @@ fn check_def(
         }
     }
     if let Some(ha) = &def.ha {
-        let modes: Vec<&str> = def
-            .ha_modes
-            .iter()
-            .flat_map(|m| &m.value)
-            .map(|m| m.name.as_str())
-            .collect();
+        let modes = def.ha_mode_names();
         if ha.name != "single" && !modes.contains(&ha.name.as_str()) {
             let d = Diagnostic::error(
                 Code::InvalidValue,

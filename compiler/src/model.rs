@@ -244,6 +244,15 @@ fn lay_map<T: Clone>(base: &mut IndexMap<String, T>, top: &IndexMap<String, T>) 
 }
 
 impl ServiceDef {
+    /// The HA modes its kind offers (`single` is always allowed besides them).
+    pub fn ha_mode_names(&self) -> Vec<&str> {
+        self.ha_modes
+            .iter()
+            .flat_map(|m| &m.value)
+            .map(|m| m.name.as_str())
+            .collect()
+    }
+
     /// Lays `top` over `self`: scalars and lists are replaced, maps (env, ports,
     /// volumes, routes, parameters) are merged by key, probes are replaced whole.
     pub fn overlay(&mut self, top: &ServiceDef) {

@@ -41,6 +41,18 @@ impl Lower<'_> {
         }
     }
 
+    fn missing_label(&mut self, e: &Entry, what: &str, example: &str) {
+        self.push(
+            Diagnostic::error(
+                Code::MissingField,
+                e.key.span,
+                format!("`{}` needs a {what}", e.key.name),
+            )
+            .label(format!("{what} missing after this"))
+            .help(format!("write `{} {example} ...`", e.key.name)),
+        );
+    }
+
     pub(super) fn ident_label(&mut self, e: &Entry, what: &str) -> Option<Ident> {
         match &e.label {
             Some(Label::Ident(i)) => Some(i.clone()),
@@ -57,15 +69,7 @@ impl Lower<'_> {
                 None
             }
             None => {
-                self.push(
-                    Diagnostic::error(
-                        Code::MissingField,
-                        e.key.span,
-                        format!("`{}` needs a {what}", e.key.name),
-                    )
-                    .label(format!("{what} missing after this"))
-                    .help(format!("write `{} NAME ...`", e.key.name)),
-                );
+                self.missing_label(e, what, "NAME");
                 None
             }
         }
@@ -90,15 +94,7 @@ impl Lower<'_> {
             },
             Some(Label::Ident(i)) => Some(Sp::new(i.name.clone(), i.span)),
             None => {
-                self.push(
-                    Diagnostic::error(
-                        Code::MissingField,
-                        e.key.span,
-                        format!("`{}` needs a {what}", e.key.name),
-                    )
-                    .label(format!("{what} missing after this"))
-                    .help(format!("write `{} \"...\" ...`", e.key.name)),
-                );
+                self.missing_label(e, what, "\"...\"");
                 None
             }
         }

@@ -43,12 +43,7 @@ impl Topo<'_> {
         let ha = def.ha.as_ref().map(|h| h.name.as_str()).unwrap_or("single");
         if role == Role::Stateful && replicas > 1 && ha == "single" {
             let span = def.replicas.as_ref().map_or(decl_span, |r| r.span);
-            let modes: Vec<&str> = def
-                .ha_modes
-                .iter()
-                .flat_map(|m| &m.value)
-                .map(|m| m.name.as_str())
-                .collect();
+            let modes = def.ha_mode_names();
             diags.push(
                 Diagnostic::error(
                     Code::StatefulReplicasWithoutHa,
@@ -66,11 +61,7 @@ impl Topo<'_> {
                 }),
             );
         }
-        let known_mode = def
-            .ha_modes
-            .iter()
-            .flat_map(|m| &m.value)
-            .any(|m| m.name == ha);
+        let known_mode = def.ha_mode_names().contains(&ha);
         if ha != "single" && known_mode {
             if let Some(h) = &def.ha {
                 diags.push(
