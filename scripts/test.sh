@@ -18,6 +18,16 @@ if [ ${#need[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# kubernetes-validate (PyPI), in a venv of its own.
+tools=${STACKC_TOOLS:-/opt/stackc-tools}
+if ! command -v kubernetes-validate >/dev/null && [ ! -x "$tools/kv/bin/kubernetes-validate" ]; then
+  echo "installing: kubernetes-validate (PyPI) in $tools/kv"
+  as_root mkdir -p "$tools"
+  as_root python3 -m venv "$tools/kv"
+  as_root "$tools/kv/bin/pip" install -q kubernetes-validate
+fi
+export PATH="$tools/kv/bin:$PATH"
+
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 cargo fmt --all -- --check

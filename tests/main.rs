@@ -12,6 +12,7 @@ mod cli;
 mod consistency;
 mod errors;
 mod examples;
+mod kubernetes;
 mod real_programs;
 mod support;
 mod tidy;

@@ -1,5 +1,7 @@
 //! The generated files, run through the real programs: `docker-compose config`
-//! (Debian's docker-compose 1.29), yamllint, and a POSIX shell reading env files.
+//! (Debian's docker-compose 1.29), yamllint, a POSIX shell reading env files and
+//! parsing scripts, and kubernetes-validate (strict, oldest and newest supported
+//! Kubernetes).
 //! Each check fails when its program is missing under `CI=true`.
 
 use std::collections::BTreeMap;
@@ -7,6 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use stackc::model::Platform;
 use stackc::plan::{Out, Plan};
 
 use crate::support::{options, read, rel, require, stack_files};
@@ -255,7 +258,13 @@ fn env_files_read_back_exactly() {
     let has_compose = require("docker-compose");
     let has_sh = require("sh");
     for b in build_all() {
-        for topo in &b.plan.topologies {
+        // Kubernetes topologies have no env files: their manifests carry the env.
+        for topo in b
+            .plan
+            .topologies
+            .iter()
+            .filter(|t| t.platform == Platform::Compose)
+        {
             for host in &topo.hosts {
                 for inst in &host.services {
                     let file = b
@@ -331,6 +340,69 @@ fn env_files_read_back_exactly() {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The oldest and the newest Kubernetes minor versions stackc supports.
+const KUBERNETES_VERSIONS: [&str; 2] = ["1.29.0", "1.37.0"];
+
+#[test]
+fn kubernetes_manifests_pass_kubernetes_validate() {
+    if !require("kubernetes-validate") {
+        return;
+    }
+    let mut files = 0;
+    for b in build_all() {
+        let manifests: Vec<PathBuf> = b
+            .files
+            .iter()
+            .filter(|f| f.contains("/k8s/") && f.ends_with(".yaml"))
+            .map(|f| b.out.join(f))
+            .collect();
+        if manifests.is_empty() {
+            continue;
+        }
+        files += manifests.len();
+        for version in KUBERNETES_VERSIONS {
+            let r = Command::new("kubernetes-validate")
+                .args(["--strict", "--quiet", "-k", version])
+                .args(&manifests)
+                .output()
+                .unwrap_or_else(|e| panic!("kubernetes-validate: {e}"));
+            assert!(
+                r.status.success(),
+                "{} against Kubernetes {version}:\n{}{}",
+                b.name,
+                String::from_utf8_lossy(&r.stdout),
+                String::from_utf8_lossy(&r.stderr)
+            );
+        }
+    }
+    assert!(
+        files > 5,
+        "the examples have Kubernetes manifests ({files})"
+    );
+}
+
+#[test]
+fn generated_scripts_parse() {
+    if !require("sh") {
+        return;
+    }
+    for b in build_all() {
+        for f in b.files.iter().filter(|f| f.ends_with(".sh")) {
+            let r = Command::new("sh")
+                .arg("-n")
+                .arg(b.out.join(f))
+                .output()
+                .unwrap_or_else(|e| panic!("sh: {e}"));
+            assert!(
+                r.status.success(),
+                "{} {f}: {}",
+                b.name,
+                String::from_utf8_lossy(&r.stderr)
+            );
         }
     }
 }

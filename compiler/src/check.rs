@@ -278,6 +278,20 @@ fn check_def(
     }
     for vol in def.volumes.values() {
         dns_label(&vol.name, "volume", diags);
+        if vol.path.is_none() && !def.rejected.iter().any(|r| r == "volume") {
+            diags.push(
+                Diagnostic::error(
+                    Code::MissingField,
+                    vol.name.span,
+                    format!("volume `{}` has no path in the container", vol.name.name),
+                )
+                .label("path missing")
+                .help(format!(
+                    "write `volume {} = \"/path\"` or `path = \"/path\"` in its block",
+                    vol.name.name
+                )),
+            );
+        }
     }
     let port_names: Vec<&str> = def.ports.keys().map(String::as_str).collect();
     let port_ref = |ident: &Ident, what: &str, diags: &mut Diagnostics| {

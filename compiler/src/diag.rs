@@ -312,6 +312,15 @@ codes! {
     DuplicatePlacement = "E0409", Error, "duplicate-placement";
     /// The file defines no topology, so `build` has nothing to write.
     NoTopology = "W0410", Warning, "no-topology";
+    /// An autoscaler's bounds do not hold: 1 <= min <= replicas <= max.
+    AutoscaleBounds = "E0411", Error, "autoscale-bounds";
+    /// A disruption budget keeps every pod: `min_available` is not below the
+    /// number of replicas, so no voluntary eviction (node drain) can proceed.
+    DisruptionBudgetBlocks = "E0412", Error, "disruption-budget-blocks";
+    /// A name is not valid where Kubernetes uses it: Service names must start with a
+    /// letter (DNS-1035), port names have at most 15 characters, lowercase letters,
+    /// digits and `-`, with at least one letter.
+    InvalidKubernetesName = "E0413", Error, "invalid-kubernetes-name";
     /// An environment value cannot be written to an env file so that both
     /// docker-compose and a POSIX shell read back the same string.
     UnrepresentableEnvValue = "E0501", Error, "unrepresentable-env-value";

@@ -85,6 +85,7 @@ pub enum Protocol {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Platform {
     Compose,
+    Kubernetes,
 }
 
 /// `port NAME = N` or `port NAME { container = N  host = M  protocol = http }`.
@@ -156,7 +157,40 @@ pub struct ResourcesDef {
 #[derive(Debug, Clone, PartialEq)]
 pub struct VolumeDef {
     pub name: Ident,
-    pub path: Sp<String>,
+    /// Required once the kind and the overrides are laid over each other.
+    pub path: Option<Sp<String>>,
+    /// The storage a Kubernetes volume claim asks for (default 1Gi).
+    pub size: Option<Sp<Size>>,
+}
+
+/// `autoscale { min = 3  max = 20  cpu = 70  memory = 80  scale_up { ... } }`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AutoscaleDef {
+    pub min: Option<Sp<u32>>,
+    pub max: Option<Sp<u32>>,
+    /// Target average utilization, percent of the request.
+    pub cpu: Option<Sp<u32>>,
+    pub memory: Option<Sp<u32>>,
+    pub scale_up: Option<ScalePolicyDef>,
+    pub scale_down: Option<ScalePolicyDef>,
+    pub span: Span,
+}
+
+/// How fast an autoscaler may move: `scale_down { window = 300s  percent = 50  period = 60s }`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ScalePolicyDef {
+    /// Stabilization window.
+    pub window: Option<Sp<Duration>>,
+    pub percent: Option<Sp<u32>>,
+    pub pods: Option<Sp<u32>>,
+    pub period: Option<Sp<Duration>>,
+}
+
+/// A rolling update: `update { max_surge = 1  max_unavailable = 0 }`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UpdateDef {
+    pub max_surge: Option<Sp<u32>>,
+    pub max_unavailable: Option<Sp<u32>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -224,6 +258,13 @@ pub struct ServiceDef {
     pub public_url: Option<Expr>,
     pub ha: Option<Ident>,
     pub ha_modes: Option<Sp<Vec<Ident>>>,
+    pub autoscale: Option<AutoscaleDef>,
+    pub update: UpdateDef,
+    pub stop_grace_period: Option<Sp<Duration>>,
+    /// A delay before the stop signal, while endpoints drain.
+    pub pre_stop: Option<Sp<Duration>>,
+    /// The PodDisruptionBudget's `minAvailable` (default: `maxUnavailable: 1`).
+    pub min_available: Option<Sp<u32>>,
     pub params: IndexMap<String, ParamDecl>,
     pub args: IndexMap<String, Assignment>,
     /// Fields written with a value that was rejected (and reported) while lowering:
@@ -275,7 +316,17 @@ impl ServiceDef {
         }
         lay(&mut self.public, &top.public);
         lay_map(&mut self.env, &top.env);
-        lay_map(&mut self.volumes, &top.volumes);
+        for (name, vol) in &top.volumes {
+            match self.volumes.get_mut(name) {
+                Some(base) => {
+                    lay(&mut base.path, &vol.path);
+                    lay(&mut base.size, &vol.size);
+                }
+                None => {
+                    self.volumes.insert(name.clone(), vol.clone());
+                }
+            }
+        }
         lay_map(&mut self.mounts, &top.mounts);
         lay(&mut self.replicas, &top.replicas);
         let (r, t) = (&mut self.resources, &top.resources);
@@ -295,6 +346,15 @@ impl ServiceDef {
         lay(&mut self.public_url, &top.public_url);
         lay(&mut self.ha, &top.ha);
         lay(&mut self.ha_modes, &top.ha_modes);
+        lay(&mut self.autoscale, &top.autoscale);
+        lay(&mut self.update.max_surge, &top.update.max_surge);
+        lay(
+            &mut self.update.max_unavailable,
+            &top.update.max_unavailable,
+        );
+        lay(&mut self.stop_grace_period, &top.stop_grace_period);
+        lay(&mut self.pre_stop, &top.pre_stop);
+        lay(&mut self.min_available, &top.min_available);
         lay_map(&mut self.params, &top.params);
         lay_map(&mut self.args, &top.args);
         self.rejected.extend(top.rejected.iter().cloned());
@@ -358,10 +418,21 @@ pub struct HostDef {
     pub runs: Vec<RunDef>,
 }
 
+/// The name of the one host of a Kubernetes topology.
+pub const CLUSTER_HOST: &str = "cluster";
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopologyDef {
     pub name: Ident,
     pub platform: Sp<Platform>,
+    /// Kubernetes: the namespace (default: the stack's name).
+    pub namespace: Option<Sp<String>>,
+    /// Kubernetes: the cluster has GPU nodes (`nvidia.com/gpu` schedulable).
+    pub gpu_nodes: bool,
+    /// Kubernetes: the IngressClass of public routes.
+    pub ingress_class: Option<Sp<String>>,
+    /// Compose: the hosts. Kubernetes: one host, `cluster`, made from the
+    /// topology's `run` list.
     pub hosts: IndexMap<String, HostDef>,
     pub overrides: IndexMap<String, RunDef>,
     pub externals: IndexMap<String, (Ident, ExternalDef)>,

@@ -35,12 +35,30 @@ pub const SERVICE_FIELDS: &[&str] = &[
     "read_url",
     "public_url",
     "ha",
+    "autoscale",
+    "update",
+    "stop_grace_period",
+    "pre_stop",
+    "min_available",
 ];
 const KIND_ONLY_FIELDS: &[&str] = &["param", "ha_modes"];
 const TOP_FIELDS: &[&str] = &["stack", "secret", "kind", "service", "external", "topology"];
 const SECRET_FIELDS: &[&str] = &["optional", "description"];
 const EXTERNAL_FIELDS: &[&str] = &["url", "read_url", "public_url", "host", "port"];
-const TOPOLOGY_FIELDS: &[&str] = &["platform", "host", "override", "external"];
+const TOPOLOGY_FIELDS: &[&str] = &[
+    "platform",
+    "host",
+    "run",
+    "override",
+    "external",
+    "namespace",
+    "gpu_nodes",
+    "ingress_class",
+];
+const AUTOSCALE_FIELDS: &[&str] = &["min", "max", "cpu", "memory", "scale_up", "scale_down"];
+const SCALE_POLICY_FIELDS: &[&str] = &["window", "percent", "pods", "period"];
+const UPDATE_FIELDS: &[&str] = &["max_surge", "max_unavailable"];
+const VOLUME_FIELDS: &[&str] = &["path", "size"];
 const HOST_FIELDS: &[&str] = &["address", "gpu", "managed", "run"];
 const RESOURCE_FIELDS: &[&str] = &["cpu", "memory", "cpu_limit", "memory_limit", "gpu"];
 const HEALTH_FIELDS: &[&str] = &["liveness", "readiness", "startup"];

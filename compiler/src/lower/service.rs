@@ -5,8 +5,9 @@ use crate::model::*;
 use crate::syntax::{Entry, EntryValue, Value, ValueKind};
 
 use super::{
-    unknown_field, Lower, HEALTH_FIELDS, KIND_ONLY_FIELDS, MOUNT_FIELDS, PORT_FIELDS, PROBE_FIELDS,
-    RESOURCE_FIELDS, ROUTE_FIELDS, SERVICE_FIELDS,
+    unknown_field, Lower, AUTOSCALE_FIELDS, HEALTH_FIELDS, KIND_ONLY_FIELDS, MOUNT_FIELDS,
+    PORT_FIELDS, PROBE_FIELDS, RESOURCE_FIELDS, ROUTE_FIELDS, SCALE_POLICY_FIELDS, SERVICE_FIELDS,
+    UPDATE_FIELDS, VOLUME_FIELDS,
 };
 
 impl Lower<'_> {
@@ -89,15 +90,40 @@ impl Lower<'_> {
                     }
                 }
             }
-            "volume" => {
-                let Some(name) = self.ident_label(e, "volume name") else {
-                    return;
-                };
-                let Some(v) = self.assigned(e) else { return };
-                if let Some(path) = self.string(v) {
-                    self.absolute_path(&path);
-                    def.volumes
-                        .insert(name.name.clone(), VolumeDef { name, path });
+            "volume" => self.volume(def, e),
+            "autoscale" => def.autoscale = Some(self.autoscale(e)),
+            "update" => {
+                let entries = self.block(e);
+                self.duplicates(entries, "an update block");
+                for f in entries {
+                    self.no_label(f);
+                    self.no_kind(f);
+                    let Some(v) = self.assigned(f) else { continue };
+                    match f.key.name.as_str() {
+                        "max_surge" => def.update.max_surge = self.integer(v, "a pod count"),
+                        "max_unavailable" => {
+                            def.update.max_unavailable = self.integer(v, "a pod count")
+                        }
+                        _ => {
+                            let d = unknown_field(&f.key, "an update block", UPDATE_FIELDS);
+                            self.push(d);
+                        }
+                    }
+                }
+            }
+            "stop_grace_period" => {
+                if let Some(v) = self.assigned(e) {
+                    def.stop_grace_period = self.duration(v);
+                }
+            }
+            "pre_stop" => {
+                if let Some(v) = self.assigned(e) {
+                    def.pre_stop = self.duration(v);
+                }
+            }
+            "min_available" => {
+                if let Some(v) = self.assigned(e) {
+                    def.min_available = self.integer(v, "a pod count");
                 }
             }
             "mount" => self.mount(def, e),
@@ -256,6 +282,131 @@ impl Lower<'_> {
                 }
             },
         }
+    }
+
+    /// `volume NAME = "/path"` or `volume NAME { path = "/path"  size = 10Gi }`.
+    pub(super) fn volume(&mut self, def: &mut ServiceDef, e: &Entry) {
+        let Some(name) = self.ident_label(e, "volume name") else {
+            return;
+        };
+        let (mut path, mut size) = (None, None);
+        match &e.value {
+            EntryValue::Assign(v) => path = self.string(v),
+            EntryValue::Block(entries) => {
+                self.duplicates(entries, "a volume");
+                for f in entries {
+                    self.no_label(f);
+                    self.no_kind(f);
+                    let Some(v) = self.assigned(f) else { continue };
+                    match f.key.name.as_str() {
+                        "path" => path = self.string(v),
+                        "size" => size = self.size(v),
+                        _ => {
+                            let d = unknown_field(&f.key, "a volume", VOLUME_FIELDS);
+                            self.push(d);
+                        }
+                    }
+                }
+            }
+            EntryValue::None => {}
+        }
+        if matches!(e.value, EntryValue::None) {
+            self.push(
+                Diagnostic::error(
+                    Code::MissingField,
+                    e.span,
+                    "a volume needs a path in the container",
+                )
+                .label("expected a path")
+                .help(format!(
+                    "write `volume {} = \"/path/in/container\"`",
+                    name.name
+                )),
+            );
+            return;
+        }
+        if let Some(path) = &path {
+            self.absolute_path(path);
+        }
+        def.volumes
+            .insert(name.name.clone(), VolumeDef { name, path, size });
+    }
+
+    pub(super) fn autoscale(&mut self, e: &Entry) -> AutoscaleDef {
+        let mut a = AutoscaleDef {
+            span: e.span,
+            ..AutoscaleDef::default()
+        };
+        let entries = self.block(e);
+        self.duplicates(entries, "an autoscale block");
+        for f in entries {
+            self.no_label(f);
+            self.no_kind(f);
+            match f.key.name.as_str() {
+                "scale_up" | "scale_down" => {
+                    let policy = self.scale_policy(f);
+                    if f.key.name == "scale_up" {
+                        a.scale_up = Some(policy);
+                    } else {
+                        a.scale_down = Some(policy);
+                    }
+                }
+                key => {
+                    let Some(v) = self.assigned(f) else { continue };
+                    match key {
+                        "min" => a.min = self.integer(v, "a replica count"),
+                        "max" => a.max = self.integer(v, "a replica count"),
+                        "cpu" => a.cpu = self.percent(v),
+                        "memory" => a.memory = self.percent(v),
+                        _ => {
+                            let d = unknown_field(&f.key, "an autoscale block", AUTOSCALE_FIELDS);
+                            self.push(d);
+                        }
+                    }
+                }
+            }
+        }
+        a
+    }
+
+    fn scale_policy(&mut self, e: &Entry) -> ScalePolicyDef {
+        let mut p = ScalePolicyDef::default();
+        let entries = self.block(e);
+        self.duplicates(entries, "a scaling policy");
+        for f in entries {
+            self.no_label(f);
+            self.no_kind(f);
+            let Some(v) = self.assigned(f) else { continue };
+            match f.key.name.as_str() {
+                "window" => p.window = self.duration(v),
+                "period" => p.period = self.duration(v),
+                "percent" => p.percent = self.integer(v, "a percentage"),
+                "pods" => p.pods = self.integer(v, "a pod count"),
+                _ => {
+                    let d = unknown_field(&f.key, "a scaling policy", SCALE_POLICY_FIELDS);
+                    self.push(d);
+                }
+            }
+        }
+        p
+    }
+
+    /// A utilization target in percent (1 to 100, or more for bursting pods).
+    fn percent(&mut self, v: &Value) -> Option<Sp<u32>> {
+        let p = self.integer::<u32>(v, "a percentage")?;
+        if p.value == 0 {
+            self.push(
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    p.span,
+                    "a utilization target of 0% scales forever",
+                )
+                .label("expected a percentage above 0")
+                .help("targets are percentages of the requested CPU or memory, like `70`"),
+            );
+            return None;
+        }
+        Some(p)
     }
 
     pub(super) fn absolute_path(&mut self, path: &Sp<String>) {

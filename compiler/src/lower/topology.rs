@@ -2,9 +2,9 @@
 
 use indexmap::IndexMap;
 
-use crate::diag::{Code, Diagnostic};
+use crate::diag::{Code, Diagnostic, Span};
 use crate::model::*;
-use crate::syntax::{Entry, EntryValue, ValueKind};
+use crate::syntax::{Entry, EntryValue, Ident, ValueKind};
 
 use super::{duplicate, unknown_field, Lower, HOST_FIELDS, TOPOLOGY_FIELDS};
 
@@ -19,18 +19,50 @@ impl Lower<'_> {
         let mut topo = TopologyDef {
             name: name.clone(),
             platform: Sp::new(Platform::Compose, name.span),
+            namespace: None,
+            gpu_nodes: false,
+            ingress_class: None,
             hosts: IndexMap::new(),
             overrides: IndexMap::new(),
             externals: IndexMap::new(),
         };
+        let mut cluster_runs = Vec::new();
+        let mut run_spans = Vec::new();
         for f in entries {
             match f.key.name.as_str() {
                 "platform" => {
                     self.no_label(f);
                     if let Some(v) = self.assigned(f) {
-                        if let Some(p) = self.choice(v, &[("compose", Platform::Compose)]) {
+                        let choices = [
+                            ("compose", Platform::Compose),
+                            ("kubernetes", Platform::Kubernetes),
+                        ];
+                        if let Some(p) = self.choice(v, &choices) {
                             topo.platform = p;
                         }
+                    }
+                }
+                "run" => {
+                    self.no_kind(f);
+                    run_spans.push(f.key.span);
+                    self.run_entry(f, &mut cluster_runs);
+                }
+                "namespace" | "ingress_class" => {
+                    self.no_label(f);
+                    let Some(v) = self.assigned(f) else { continue };
+                    let Some(value) = self.string(v) else {
+                        continue;
+                    };
+                    if f.key.name == "namespace" {
+                        topo.namespace = Some(value);
+                    } else {
+                        topo.ingress_class = Some(value);
+                    }
+                }
+                "gpu_nodes" => {
+                    self.no_label(f);
+                    if let Some(v) = self.assigned(f) {
+                        topo.gpu_nodes = self.boolean(v).unwrap_or(false);
                     }
                 }
                 "host" => {
@@ -63,6 +95,7 @@ impl Lower<'_> {
                 }
             }
         }
+        self.platform_shape(&mut topo, cluster_runs, &run_spans);
         if let Some(first) = self.stack.topologies.get(&name.name) {
             let first = first.name.span;
             self.push(duplicate(&name, "topology", first));
@@ -110,41 +143,7 @@ impl Lower<'_> {
                         host.managed = self.boolean(v).unwrap_or(false);
                     }
                 }
-                "run" => match (&f.label, &f.value) {
-                    (None, EntryValue::Assign(v)) => {
-                        if let Some(names) = self.names(v) {
-                            host.runs
-                                .extend(names.value.into_iter().map(|service| RunDef {
-                                    service,
-                                    over: ServiceDef::default(),
-                                }));
-                        }
-                    }
-                    _ => {
-                        let Some(service) = self.ident_label(f, "service name") else {
-                            continue;
-                        };
-                        let over = match &f.value {
-                            EntryValue::Block(entries) => {
-                                self.service_def(entries, "a per-host override", false)
-                            }
-                            EntryValue::Assign(v) => {
-                                self.push(
-                                    Diagnostic::error(
-                                        Code::WrongType,
-                                        v.span,
-                                        "`run NAME` takes a block of overrides, not a value",
-                                    )
-                                    .label("expected `{ ... }`")
-                                    .help("write `run = [a, b]` for several services, or `run NAME { ... }` for one with overrides"),
-                                );
-                                ServiceDef::default()
-                            }
-                            EntryValue::None => ServiceDef::default(),
-                        };
-                        host.runs.push(RunDef { service, over });
-                    }
-                },
+                "run" => self.run_entry(f, &mut host.runs),
                 _ => {
                     let d = unknown_field(&f.key, "a host", HOST_FIELDS);
                     self.push(d);
@@ -152,5 +151,104 @@ impl Lower<'_> {
             }
         }
         Some(host)
+    }
+
+    /// `run = [a, b]`, `run NAME` or `run NAME { overrides }`.
+    fn run_entry(&mut self, f: &Entry, runs: &mut Vec<RunDef>) {
+        match (&f.label, &f.value) {
+            (None, EntryValue::Assign(v)) => {
+                if let Some(names) = self.names(v) {
+                    runs.extend(names.value.into_iter().map(|service| RunDef {
+                        service,
+                        over: ServiceDef::default(),
+                    }));
+                }
+            }
+            _ => {
+                let Some(service) = self.ident_label(f, "service name") else {
+                    return;
+                };
+                let over = match &f.value {
+                    EntryValue::Block(entries) => {
+                        self.service_def(entries, "a per-host override", false)
+                    }
+                    EntryValue::Assign(v) => {
+                        self.push(
+                            Diagnostic::error(
+                                Code::WrongType,
+                                v.span,
+                                "`run NAME` takes a block of overrides, not a value",
+                            )
+                            .label("expected `{ ... }`")
+                            .help("write `run = [a, b]` for several services, or `run NAME { ... }` for one with overrides"),
+                        );
+                        ServiceDef::default()
+                    }
+                    EntryValue::None => ServiceDef::default(),
+                };
+                runs.push(RunDef { service, over });
+            }
+        }
+    }
+
+    /// Compose topologies place services on hosts; a Kubernetes topology runs them
+    /// in one cluster, which becomes its only host, `cluster`.
+    fn platform_shape(&mut self, topo: &mut TopologyDef, runs: Vec<RunDef>, run_spans: &[Span]) {
+        match topo.platform.value {
+            Platform::Compose => {
+                for span in run_spans {
+                    self.push(
+                        Diagnostic::error(Code::UnknownField, *span, "`run` belongs in a host of a compose topology")
+                            .label("no host here")
+                            .help("write `host NAME { run = [...] }`, or `platform = kubernetes` to run the services in a cluster"),
+                    );
+                }
+                let k8s_only = [
+                    ("namespace", topo.namespace.as_ref().map(|n| n.span)),
+                    ("ingress_class", topo.ingress_class.as_ref().map(|n| n.span)),
+                ];
+                for (field, span) in k8s_only {
+                    if let Some(span) = span {
+                        self.push(
+                            Diagnostic::error(
+                                Code::UnknownField,
+                                span,
+                                format!("`{field}` is for Kubernetes topologies"),
+                            )
+                            .label("this topology runs on compose")
+                            .help("set `platform = kubernetes`, or remove it"),
+                        );
+                    }
+                }
+            }
+            Platform::Kubernetes => {
+                let mut runs = runs;
+                for host in topo.hosts.values() {
+                    // Reported; its services still run in the cluster, so that the
+                    // mistake is not reported again as unplaced services.
+                    runs.extend(host.runs.iter().cloned());
+                    self.push(
+                        Diagnostic::error(Code::UnknownField, host.name.span, "a Kubernetes topology has no hosts")
+                            .label("hosts are for compose topologies")
+                            .help("list the services with `run = [...]` in the topology; the cluster schedules them"),
+                    );
+                }
+                let name = Ident {
+                    name: CLUSTER_HOST.to_string(),
+                    span: topo.name.span,
+                };
+                let host = HostDef {
+                    name,
+                    address: None,
+                    gpu: Some(Sp::new(
+                        if topo.gpu_nodes { u32::MAX } else { 0 },
+                        topo.name.span,
+                    )),
+                    managed: false,
+                    runs,
+                };
+                topo.hosts = IndexMap::from([(CLUSTER_HOST.to_string(), host)]);
+            }
+        }
     }
 }

@@ -14,7 +14,7 @@ impl Topo<'_> {
         name: &str,
         h: usize,
         p: &Placement,
-        env: Vec<EnvVar>,
+        resolved: Resolved,
         fx: &Effects,
         publishes: &IndexSet<(String, usize, String)>,
         diags: &mut Diagnostics,
@@ -77,7 +77,24 @@ impl Topo<'_> {
         }
         let gpu = def.resources.gpu.as_ref().map_or(0, |g| g.value);
         let host_gpu = host.gpu.as_ref().map_or(0, |g| g.value);
-        if gpu.saturating_mul(replicas) > host_gpu {
+        if self.topo.platform.value == Platform::Kubernetes && gpu > 0 && host_gpu == 0 {
+            let span = def.resources.gpu.as_ref().map_or(decl_span, |g| g.span);
+            diags.push(
+                Diagnostic::error(
+                    Code::CannotRunOnHost,
+                    p.run_span,
+                    format!(
+                        "service `{name}` needs a GPU but topology `{}` declares no GPU nodes",
+                        self.topo.name.name
+                    ),
+                )
+                .label("no node can schedule it")
+                .with_secondary(span, "GPU requested here")
+                .help("declare `gpu_nodes = true` in the topology when the cluster has GPU nodes"),
+            );
+        } else if self.topo.platform.value == Platform::Compose
+            && gpu.saturating_mul(replicas) > host_gpu
+        {
             let gpu = gpu.saturating_mul(replicas);
             let span = def.resources.gpu.as_ref().map_or(decl_span, |g| g.span);
             diags.push(
@@ -150,7 +167,26 @@ impl Topo<'_> {
                 .help("remove `public`: services on other hosts that refer to it get a port bound to this host's address only"),
             );
         }
-        let health = self.probe(name, def, diags);
+        let probes = Probes {
+            liveness: self.probe(name, def, def.health.liveness.as_ref(), diags),
+            readiness: self.probe(name, def, def.health.readiness.as_ref(), diags),
+            startup: self.probe(name, def, def.health.startup.as_ref(), diags),
+        };
+        let autoscale = self.autoscale(name, def, decl_span, diags);
+        if let Some(min) = &def.min_available {
+            let least = autoscale.as_ref().map_or(replicas, |a| a.min);
+            if min.value >= least {
+                diags.push(
+                    Diagnostic::error(
+                        Code::DisruptionBudgetBlocks,
+                        min.span,
+                        format!("`min_available = {}` with {least} replica{} blocks every voluntary eviction", min.value, if least == 1 { "" } else { "s" }),
+                    )
+                    .label("no pod may ever be evicted")
+                    .help(format!("node drains and upgrades would hang; use `min_available = {}` or more replicas", least.saturating_sub(1))),
+                );
+            }
+        }
         let mut depends_on: IndexMap<String, Condition> = IndexMap::new();
         let mut gate = |target: &str, gate: Gate, span: Span, diags: &mut Diagnostics| {
             let Some(tp) = self.placement(target, h) else {
@@ -207,11 +243,17 @@ impl Topo<'_> {
             build: def.build.as_ref().map(|b| b.value.clone()),
             command: def.command.as_ref().map(|c| c.value.clone()),
             ports,
-            env,
+            env: resolved.env,
             volumes: def
                 .volumes
                 .values()
-                .map(|v| (format!("{name}-{}", v.name.name), v.path.value.clone()))
+                .filter_map(|v| {
+                    Some(Volume {
+                        name: format!("{name}-{}", v.name.name),
+                        path: v.path.as_ref()?.value.clone(),
+                        size: v.size.as_ref().map_or(Size(1 << 30), |s| s.value),
+                    })
+                })
                 .collect(),
             mounts: def
                 .mounts
@@ -230,12 +272,121 @@ impl Topo<'_> {
                 memory_limit: def.resources.memory_limit.as_ref().map(|c| c.value),
                 gpu,
             },
-            health,
+            probes,
             restart: def
                 .restart
                 .as_ref()
                 .map_or(Restart::UnlessStopped, |r| r.value),
             depends_on: depends_on.into_iter().collect(),
+            kind: self
+                .stack
+                .services
+                .get(name)
+                .and_then(|d| d.kind.as_ref())
+                .map(|k| k.name.clone()),
+            public: public.iter().map(|p| p.to_string()).collect(),
+            public_url: resolved.public_url,
+            routes: def
+                .routes
+                .values()
+                .filter_map(|r| {
+                    let port = match &r.port {
+                        Some(p) => p.name.clone(),
+                        None => def.ports.keys().next()?.clone(),
+                    };
+                    Some((r.path.value.clone(), port))
+                })
+                .collect(),
+            autoscale,
+            update: Update {
+                max_surge: def.update.max_surge.as_ref().map_or(1, |v| v.value),
+                max_unavailable: def.update.max_unavailable.as_ref().map_or(0, |v| v.value),
+            },
+            stop_grace_period: def.stop_grace_period.as_ref().map(|d| d.value),
+            pre_stop: def.pre_stop.as_ref().map(|d| d.value),
+            min_available: def.min_available.as_ref().map(|m| m.value),
+        })
+    }
+
+    /// The autoscaler, with its bounds checked: 1 <= min <= replicas <= max.
+    fn autoscale(
+        &self,
+        name: &str,
+        def: &ServiceDef,
+        decl_span: Span,
+        diags: &mut Diagnostics,
+    ) -> Option<Autoscale> {
+        let a = def.autoscale.as_ref()?;
+        let min = a.min.as_ref().map_or(1, |m| m.value);
+        let Some(max) = a.max.as_ref().map(|m| m.value) else {
+            diags.push(
+                Diagnostic::error(
+                    Code::MissingField,
+                    a.span,
+                    format!("the autoscaler of `{name}` has no `max`"),
+                )
+                .label("how far may it scale?")
+                .help("write `max = N` in the autoscale block"),
+            );
+            return None;
+        };
+        let bound = |span: Span, message: String, help: String| {
+            Diagnostic::error(Code::AutoscaleBounds, span, message)
+                .label("outside the autoscaler's bounds")
+                .help(help)
+        };
+        let min_span = a.min.as_ref().map_or(a.span, |m| m.span);
+        if min == 0 {
+            diags.push(bound(
+                min_span,
+                "an autoscaler's `min` is at least 1".into(),
+                "write `min = 1` or more".into(),
+            ));
+        } else if min > max {
+            diags.push(bound(
+                min_span,
+                format!("autoscale `min = {min}` is above `max = {max}`"),
+                "swap them, or raise `max`".into(),
+            ));
+        } else if let Some(r) = &def.replicas {
+            if r.value < min || r.value > max {
+                diags.push(
+                    bound(
+                        r.span,
+                        format!("`replicas = {}` is outside the autoscaler's bounds {min}..{max}", r.value),
+                        format!("with an autoscaler, `replicas` is the starting count: write a number from {min} to {max}, or remove it"),
+                    )
+                    .with_secondary(a.span, "autoscaler here"),
+                );
+            }
+        }
+        if a.cpu.is_none() && a.memory.is_none() {
+            diags.push(
+                Diagnostic::error(
+                    Code::MissingField,
+                    a.span,
+                    format!("the autoscaler of `{name}` has no target"),
+                )
+                .label("scale on what?")
+                .help("write `cpu = 70` and/or `memory = 80` (percent of the requests)"),
+            );
+        }
+        let _ = decl_span;
+        let policy = |p: &Option<ScalePolicyDef>| {
+            p.as_ref().map(|p| ScalePolicy {
+                window: p.window.as_ref().map(|d| d.value),
+                percent: p.percent.as_ref().map(|d| d.value),
+                pods: p.pods.as_ref().map(|d| d.value),
+                period: p.period.as_ref().map(|d| d.value),
+            })
+        };
+        Some(Autoscale {
+            min,
+            max,
+            cpu: a.cpu.as_ref().map(|c| c.value),
+            memory: a.memory.as_ref().map(|c| c.value),
+            scale_up: policy(&a.scale_up),
+            scale_down: policy(&a.scale_down),
         })
     }
 
@@ -243,22 +394,21 @@ impl Topo<'_> {
         &self,
         name: &str,
         def: &ServiceDef,
+        probe: Option<&ProbeDef>,
         diags: &mut Diagnostics,
     ) -> Option<Probe> {
-        let probe = def
-            .health
-            .readiness
-            .as_ref()
-            .or(def.health.liveness.as_ref())
-            .or(def.health.startup.as_ref())?;
+        let probe = probe?;
         let check = probe.check.as_ref()?.value.clone();
         let port = match &probe.port {
             Some(p) => def.ports.get(&p.name),
             None => def.ports.values().next(),
         };
-        let port = match (port, &check) {
-            (Some(p), _) => p.container.as_ref().map_or(0, |c| c.value),
-            (None, ProbeCheck::Command(_)) => 0,
+        let (port_name, port) = match (port, &check) {
+            (_, ProbeCheck::Command(_)) => (None, 0),
+            (Some(p), _) => (
+                Some(p.name.name.clone()),
+                p.container.as_ref().map_or(0, |c| c.value),
+            ),
             (None, _) => {
                 diags.push(
                     Diagnostic::error(
@@ -276,6 +426,7 @@ impl Topo<'_> {
         };
         Some(Probe {
             check,
+            port_name,
             port,
             interval: probe.interval.as_ref().map(|d| d.value),
             timeout: probe.timeout.as_ref().map(|d| d.value),

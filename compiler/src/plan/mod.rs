@@ -17,6 +17,7 @@ use crate::model::*;
 
 mod checks;
 mod instance;
+mod kubernetes;
 mod place;
 mod resolve;
 
@@ -31,6 +32,10 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopologyPlan {
     pub name: String,
+    /// Kubernetes: the namespace.
+    pub namespace: String,
+    /// Kubernetes: the IngressClass of public routes.
+    pub ingress_class: Option<String>,
     /// Where the topology is defined, for diagnostics of the targets.
     pub span: Span,
     pub platform: Platform,
@@ -84,6 +89,8 @@ pub struct PortPlan {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Probe {
     pub check: ProbeCheck,
+    /// The checked port's name and container port (none for a command check).
+    pub port_name: Option<String>,
     pub port: u16,
     pub interval: Option<Duration>,
     pub timeout: Option<Duration>,
@@ -123,16 +130,83 @@ pub struct Instance {
     pub command: Option<Command>,
     pub ports: Vec<PortPlan>,
     pub env: Vec<EnvVar>,
-    /// (volume name, path in the container)
-    pub volumes: Vec<(String, String)>,
+    pub volumes: Vec<Volume>,
     pub mounts: Vec<Mount>,
     pub replicas: u32,
     pub resources: Resources,
-    /// The check that says the service is ready (readiness, else liveness, else
-    /// startup).
-    pub health: Option<Probe>,
+    pub probes: Probes,
     pub restart: Restart,
     pub depends_on: Vec<(String, Condition)>,
+    /// The kind the service was declared with, if any.
+    pub kind: Option<String>,
+    pub public: Vec<String>,
+    pub public_url: Option<Vec<Out>>,
+    /// (path prefix, port name)
+    pub routes: Vec<(String, String)>,
+    pub autoscale: Option<Autoscale>,
+    pub update: Update,
+    pub stop_grace_period: Option<Duration>,
+    pub pre_stop: Option<Duration>,
+    pub min_available: Option<u32>,
+}
+
+impl Instance {
+    /// The check that says the service is ready: readiness, else liveness, else
+    /// startup. Compose has one health check and uses this one.
+    pub fn ready_check(&self) -> Option<&Probe> {
+        self.probes
+            .readiness
+            .as_ref()
+            .or(self.probes.liveness.as_ref())
+            .or(self.probes.startup.as_ref())
+    }
+
+    /// The fewest replicas the service runs with (the autoscaler's minimum).
+    pub fn min_replicas(&self) -> u32 {
+        self.autoscale.as_ref().map_or(self.replicas, |a| a.min)
+    }
+}
+
+/// A named volume: `<service>-<name>`, mounted at `path`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Volume {
+    pub name: String,
+    pub path: String,
+    /// What a Kubernetes volume claim asks for.
+    pub size: Size,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Probes {
+    pub liveness: Option<Probe>,
+    pub readiness: Option<Probe>,
+    pub startup: Option<Probe>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Autoscale {
+    pub min: u32,
+    pub max: u32,
+    pub cpu: Option<u32>,
+    pub memory: Option<u32>,
+    pub scale_up: Option<ScalePolicy>,
+    pub scale_down: Option<ScalePolicy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ScalePolicy {
+    pub window: Option<Duration>,
+    pub percent: Option<u32>,
+    pub pods: Option<u32>,
+    pub period: Option<Duration>,
+}
+
+/// A rolling update: at most `max_surge` extra pods, at most `max_unavailable`
+/// pods missing (defaults 1 and 0: no capacity lost during an update).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Update {
+    pub max_surge: u32,
+    pub max_unavailable: u32,
 }
 
 /// Attributes whose use means "needs the service running": they become start-order
@@ -166,6 +240,13 @@ pub(super) struct Topo<'a> {
     /// Per service: base ⊕ topology override.
     pub(super) defs: IndexMap<&'a str, Cow<'a, ServiceDef>>,
     pub(super) placements: IndexMap<&'a str, Vec<Placement<'a>>>,
+}
+
+/// The values of one instance, resolved from its host.
+#[derive(Default)]
+pub(super) struct Resolved {
+    pub(super) env: Vec<EnvVar>,
+    pub(super) public_url: Option<Vec<Out>>,
 }
 
 #[derive(Default)]
@@ -212,25 +293,29 @@ fn plan_topology(
     // Resolve every instance's environment, collecting start-order edges and the
     // ports other hosts need.
     let mut effects: Vec<Vec<Effects>> = Vec::new();
-    let mut envs: Vec<Vec<Vec<EnvVar>>> = Vec::new();
+    let mut envs: Vec<Vec<Resolved>> = Vec::new();
     for (h, host) in t.hosts.iter().enumerate() {
         let mut host_effects = Vec::new();
         let mut host_envs = Vec::new();
         for run in &host.runs {
             let mut fx = Effects::default();
-            let mut env = Vec::new();
+            let mut resolved = Resolved::default();
             if let Some(p) = t.placement(&run.service.name, h) {
+                let name = &run.service.name;
                 for var in p.def.env.values() {
-                    let value = t.eval(&run.service.name, h, &var.value, &mut fx, diags, 0);
-                    env.push(EnvVar {
+                    let value = t.eval(name, h, &var.value, &mut fx, diags, 0);
+                    resolved.env.push(EnvVar {
                         key: var.key.name.clone(),
                         value,
                         span: var.key.span,
                     });
                 }
+                if let Some(url) = &p.def.public_url {
+                    resolved.public_url = Some(t.eval(name, h, url, &mut fx, diags, 0));
+                }
             }
             host_effects.push(fx);
-            host_envs.push(env);
+            host_envs.push(resolved);
         }
         effects.push(host_effects);
         envs.push(host_envs);
@@ -250,14 +335,20 @@ fn plan_topology(
             let Some(p) = t.placement(&run.service.name, h) else {
                 continue;
             };
-            let env = std::mem::take(&mut envs[h][i]);
+            let resolved = std::mem::take(&mut envs[h][i]);
             let fx = &effects[h][i];
-            if let Some(inst) = t.instance(&run.service.name, h, p, env, fx, &publishes, diags) {
+            if let Some(inst) = t.instance(&run.service.name, h, p, resolved, fx, &publishes, diags)
+            {
                 services.push(inst);
             }
         }
-        t.check_ports(h, &services, diags);
-        t.check_gpus(h, &services, diags);
+        match topo.platform.value {
+            Platform::Compose => {
+                t.check_ports(h, &services, diags);
+                t.check_gpus(h, &services, diags);
+            }
+            Platform::Kubernetes => t.check_kubernetes(h, &services, diags),
+        }
         host_plans.push(HostPlan {
             name: host.name.name.clone(),
             address: host.address.as_ref().map(|a| a.value.clone()),
@@ -267,6 +358,11 @@ fn plan_topology(
     }
     TopologyPlan {
         name: topo.name.name.clone(),
+        namespace: topo
+            .namespace
+            .as_ref()
+            .map_or_else(|| stack.name.clone(), |n| n.value.clone()),
+        ingress_class: topo.ingress_class.as_ref().map(|c| c.value.clone()),
         span: topo.name.span,
         platform: topo.platform.value,
         hosts: host_plans,

@@ -148,8 +148,8 @@ fn compose_file(host: &HostPlan, options: &Options) -> ComposeFile {
     let mut services = IndexMap::new();
     let mut volumes = IndexMap::new();
     for inst in &host.services {
-        for (name, _) in &inst.volumes {
-            volumes.insert(name.clone(), IndexMap::new());
+        for v in &inst.volumes {
+            volumes.insert(v.name.clone(), IndexMap::new());
         }
         services.insert(inst.name.clone(), service(inst, options));
     }
@@ -208,7 +208,7 @@ fn service(inst: &Instance, options: &Options) -> Service {
     let mut volumes: Vec<String> = inst
         .volumes
         .iter()
-        .map(|(name, path)| format!("{name}:{path}"))
+        .map(|v| format!("{}:{}", v.name, v.path))
         .collect();
     volumes.extend(inst.mounts.iter().map(|m| {
         let ro = if m.read_only { ":ro" } else { "" };
@@ -273,7 +273,7 @@ fn service(inst: &Instance, options: &Options) -> Service {
                 )
             })
             .collect(),
-        healthcheck: inst.health.as_ref().map(|p| Healthcheck {
+        healthcheck: inst.ready_check().map(|p| Healthcheck {
             test: match &p.check {
                 ProbeCheck::Http(path) => {
                     let url = format!("http://localhost:{}{path}", p.port);

@@ -4,11 +4,14 @@
 
 pub mod compose;
 pub mod env;
+mod k8s_types;
+pub mod kubernetes;
 pub mod yaml;
 
 use serde::Serialize;
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::model::Platform;
 use crate::plan::{Plan, TopologyPlan};
 use crate::Options;
 
@@ -45,8 +48,15 @@ pub fn generate(plan: &Plan, options: &Options, diags: &mut Diagnostics) -> Vec<
     let mut artifacts = Vec::new();
     for topo in &plan.topologies {
         let start = artifacts.len();
-        compose::generate(topo, options, &mut artifacts, diags);
-        env::generate(plan, topo, options, &mut artifacts, diags);
+        match topo.platform {
+            Platform::Compose => {
+                compose::generate(topo, options, &mut artifacts, diags);
+                env::generate(plan, topo, options, &mut artifacts, diags);
+            }
+            Platform::Kubernetes => {
+                kubernetes::generate(plan, topo, options, &mut artifacts, diags)
+            }
+        }
         let files: Vec<&Artifact> = artifacts[start..].iter().collect();
         match manifest(topo, options, &files) {
             Ok(m) => artifacts.push(m),

@@ -1,0 +1,428 @@
+//! The Kubernetes objects stackc writes, as typed structs: only the fields it
+//! sets, in the API's field names. Serialized by `targets::yaml`.
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+pub type Labels = IndexMap<String, String>;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Object<S: Serialize> {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: Metadata,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec: Option<S>,
+}
+
+#[derive(Serialize)]
+pub struct Metadata {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub labels: Labels,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Selector {
+    pub match_labels: Labels,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    pub selector: Selector,
+    pub strategy: Strategy,
+    pub template: PodTemplate,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Strategy {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub rolling_update: RollingUpdate,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RollingUpdate {
+    pub max_surge: u32,
+    pub max_unavailable: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatefulSetSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    pub service_name: String,
+    pub selector: Selector,
+    pub template: PodTemplate,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volume_claim_templates: Vec<ClaimTemplate>,
+}
+
+#[derive(Serialize)]
+pub struct ClaimTemplate {
+    pub metadata: NameOnly,
+    pub spec: ClaimSpec,
+}
+
+#[derive(Serialize)]
+pub struct NameOnly {
+    pub name: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimSpec {
+    pub access_modes: Vec<&'static str>,
+    pub resources: ClaimResources,
+}
+
+#[derive(Serialize)]
+pub struct ClaimResources {
+    pub requests: IndexMap<&'static str, String>,
+}
+
+#[derive(Serialize)]
+pub struct PodTemplate {
+    pub metadata: TemplateMetadata,
+    pub spec: PodSpec,
+}
+
+#[derive(Serialize)]
+pub struct TemplateMetadata {
+    pub labels: Labels,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub termination_grace_period_seconds: Option<u64>,
+    pub containers: Vec<Container>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<PodVolume>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodVolume {
+    pub name: String,
+    pub persistent_volume_claim: ClaimRef,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimRef {
+    pub claim_name: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Affinity {
+    pub pod_anti_affinity: PodAntiAffinity,
+}
+
+#[derive(Serialize)]
+pub struct PodAntiAffinity {
+    #[serde(rename = "preferredDuringSchedulingIgnoredDuringExecution")]
+    pub preferred: Vec<WeightedTerm>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WeightedTerm {
+    pub weight: u32,
+    pub pod_affinity_term: AffinityTerm,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AffinityTerm {
+    pub label_selector: Selector,
+    pub topology_key: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Container {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<ContainerPort>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub liveness_probe: Option<Probe>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readiness_probe: Option<Probe>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub startup_probe: Option<Probe>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<VolumeMount>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerPort {
+    pub name: String,
+    pub container_port: u16,
+    pub protocol: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVar {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<ValueFrom>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValueFrom {
+    pub secret_key_ref: SecretKeyRef,
+}
+
+#[derive(Serialize)]
+pub struct SecretKeyRef {
+    pub name: String,
+    pub key: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+}
+
+#[derive(Serialize)]
+pub struct Resources {
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub requests: IndexMap<&'static str, String>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub limits: IndexMap<&'static str, String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Probe {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_get: Option<HttpGet>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_socket: Option<TcpSocket>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exec: Option<Exec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial_delay_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_threshold: Option<u32>,
+}
+
+#[derive(Serialize)]
+pub struct HttpGet {
+    pub path: String,
+    pub port: String,
+}
+
+#[derive(Serialize)]
+pub struct TcpSocket {
+    pub port: String,
+}
+
+#[derive(Serialize)]
+pub struct Exec {
+    pub command: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lifecycle {
+    pub pre_stop: Handler,
+}
+
+#[derive(Serialize)]
+pub struct Handler {
+    pub exec: Exec,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeMount {
+    pub name: String,
+    pub mount_path: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    #[serde(rename = "clusterIP", skip_serializing_if = "Option::is_none")]
+    pub cluster_ip: Option<&'static str>,
+    pub selector: Labels,
+    pub ports: Vec<ServicePort>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePort {
+    pub name: String,
+    pub port: u16,
+    pub target_port: String,
+    pub protocol: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HpaSpec {
+    pub scale_target_ref: TargetRef,
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+    pub metrics: Vec<Metric>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub behavior: Option<Behavior>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetRef {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub name: String,
+}
+
+#[derive(Serialize)]
+pub struct Metric {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub resource: ResourceMetric,
+}
+
+#[derive(Serialize)]
+pub struct ResourceMetric {
+    pub name: &'static str,
+    pub target: MetricTarget,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricTarget {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub average_utilization: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Behavior {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale_up: Option<ScalingRules>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale_down: Option<ScalingRules>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingRules {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stabilization_window_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<ScalingPolicy>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingPolicy {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub value: u32,
+    pub period_seconds: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PdbSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_available: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<u32>,
+    pub selector: Selector,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimObjectSpec {
+    pub access_modes: Vec<&'static str>,
+    pub resources: ClaimResources,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ingress_class_name: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tls: Vec<IngressTls>,
+    pub rules: Vec<IngressRule>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressTls {
+    pub hosts: Vec<String>,
+    pub secret_name: String,
+}
+
+#[derive(Serialize)]
+pub struct IngressRule {
+    pub host: String,
+    pub http: IngressHttp,
+}
+
+#[derive(Serialize)]
+pub struct IngressHttp {
+    pub paths: Vec<IngressPath>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressPath {
+    pub path: String,
+    pub path_type: &'static str,
+    pub backend: IngressBackend,
+}
+
+#[derive(Serialize)]
+pub struct IngressBackend {
+    pub service: BackendService,
+}
+
+#[derive(Serialize)]
+pub struct BackendService {
+    pub name: String,
+    pub port: NamedPort,
+}
+
+#[derive(Serialize)]
+pub struct NamedPort {
+    pub name: String,
+}

@@ -1,0 +1,765 @@
+//! Kubernetes: `out/<topology>/k8s/`, for topologies with `platform = kubernetes`.
+//!
+//! - `00-namespace.yaml`: the Namespace (applied first by `kubectl apply -f k8s/`);
+//! - `<service>.yaml`: the workload (a Deployment for stateless services, a
+//!   StatefulSet with a headless Service and volume claims for stateful ones), its
+//!   Service, and its HorizontalPodAutoscaler, PodDisruptionBudget and volume claims;
+//! - `ingress.yaml`: one Ingress for every service with a public URL;
+//! - `secrets.sh`: the secret keys the topology needs and the command that creates
+//!   the Secret from environment variables. No secret value is ever written.
+//!
+//! References resolve to Service names in the namespace. A value that embeds a
+//! secret is built with `$(VAR)` expansion from a variable defined earlier in the
+//! same container's env.
+
+use indexmap::IndexMap;
+
+use super::k8s_types::*;
+use super::{header, yaml, Artifact};
+use crate::diag::Diagnostics;
+use crate::model::{Command, Cpu, Duration, ProbeCheck, Protocol, Role, Size};
+use crate::plan::{self, Instance, Out, Plan, TopologyPlan};
+use crate::Options;
+
+/// What one topology's objects share.
+struct Cx<'a> {
+    plan: &'a Plan,
+    topo: &'a TopologyPlan,
+    secret_name: String,
+}
+
+pub fn generate(
+    plan: &Plan,
+    topo: &TopologyPlan,
+    options: &Options,
+    out: &mut Vec<Artifact>,
+    diags: &mut Diagnostics,
+) {
+    let cx = Cx {
+        plan,
+        topo,
+        secret_name: format!("{}-secrets", plan.stack),
+    };
+    let mut write = |file: &str, docs: Vec<Result<String, String>>, out: &mut Vec<Artifact>| {
+        let mut body = header("#", options, &topo.name);
+        for (i, doc) in docs.into_iter().enumerate() {
+            match doc {
+                Ok(text) => {
+                    if i > 0 {
+                        body.push_str("---\n");
+                    }
+                    body.push_str(&text);
+                }
+                Err(e) => {
+                    diags.push(super::internal(
+                        topo,
+                        &format!("Kubernetes file {file}"),
+                        &e,
+                    ));
+                    return;
+                }
+            }
+        }
+        out.push(Artifact {
+            path: format!("{}/k8s/{file}", topo.name),
+            contents: body,
+        });
+    };
+    let namespace = Object::<()> {
+        api_version: "v1",
+        kind: "Namespace",
+        metadata: Metadata {
+            name: topo.namespace.clone(),
+            namespace: None,
+            labels: cx.part_of(),
+        },
+        spec: None,
+    };
+    write("00-namespace.yaml", vec![yaml::to_string(&namespace)], out);
+    let instances: Vec<&Instance> = topo.hosts.iter().flat_map(|h| &h.services).collect();
+    for inst in &instances {
+        write(
+            &format!("{}.yaml", inst.name),
+            cx.service_objects(inst),
+            out,
+        );
+    }
+    if let Some(ingress) = cx.ingress(&instances) {
+        write("ingress.yaml", vec![yaml::to_string(&ingress)], out);
+    }
+    out.push(Artifact {
+        path: format!("{}/k8s/secrets.sh", topo.name),
+        contents: cx.secrets_script(&instances, options),
+    });
+}
+
+impl Cx<'_> {
+    fn part_of(&self) -> Labels {
+        IndexMap::from([
+            ("app.kubernetes.io/part-of".into(), self.plan.stack.clone()),
+            ("app.kubernetes.io/managed-by".into(), "stackc".into()),
+        ])
+    }
+
+    /// The labels that select a service's pods.
+    fn selector(&self, inst: &Instance) -> Labels {
+        IndexMap::from([
+            ("app.kubernetes.io/name".into(), inst.name.clone()),
+            ("app.kubernetes.io/instance".into(), self.plan.stack.clone()),
+        ])
+    }
+
+    fn labels(&self, inst: &Instance) -> Labels {
+        let mut labels = self.selector(inst);
+        let component = inst.kind.clone().unwrap_or_else(|| match inst.role {
+            Role::Stateful => "stateful".into(),
+            Role::Stateless => "stateless".into(),
+        });
+        labels.insert("app.kubernetes.io/component".into(), component);
+        labels.extend(self.part_of());
+        labels
+    }
+
+    fn metadata(&self, name: String, inst: &Instance) -> Metadata {
+        Metadata {
+            name,
+            namespace: Some(self.topo.namespace.clone()),
+            labels: self.labels(inst),
+        }
+    }
+
+    fn service_objects(&self, inst: &Instance) -> Vec<Result<String, String>> {
+        let mut docs = Vec::new();
+        let stateful = inst.role == Role::Stateful;
+        let replicas = (inst.autoscale.is_none()).then_some(inst.replicas);
+        let template = PodTemplate {
+            metadata: TemplateMetadata {
+                labels: self.labels(inst),
+            },
+            spec: self.pod_spec(inst, stateful),
+        };
+        let selector = Selector {
+            match_labels: self.selector(inst),
+        };
+        if stateful {
+            docs.push(yaml::to_string(&Object {
+                api_version: "apps/v1",
+                kind: "StatefulSet",
+                metadata: self.metadata(inst.name.clone(), inst),
+                spec: Some(StatefulSetSpec {
+                    replicas,
+                    service_name: headless_name(&inst.name),
+                    selector,
+                    template,
+                    volume_claim_templates: inst
+                        .volumes
+                        .iter()
+                        .map(|v| ClaimTemplate {
+                            metadata: NameOnly {
+                                name: v.name.clone(),
+                            },
+                            spec: ClaimSpec {
+                                access_modes: vec!["ReadWriteOnce"],
+                                resources: storage(v.size),
+                            },
+                        })
+                        .collect(),
+                }),
+            }));
+        } else {
+            for v in &inst.volumes {
+                docs.push(yaml::to_string(&Object {
+                    api_version: "v1",
+                    kind: "PersistentVolumeClaim",
+                    metadata: self.metadata(v.name.clone(), inst),
+                    spec: Some(ClaimObjectSpec {
+                        access_modes: vec!["ReadWriteOnce"],
+                        resources: storage(v.size),
+                    }),
+                }));
+            }
+            docs.push(yaml::to_string(&Object {
+                api_version: "apps/v1",
+                kind: "Deployment",
+                metadata: self.metadata(inst.name.clone(), inst),
+                spec: Some(DeploymentSpec {
+                    replicas,
+                    selector,
+                    strategy: Strategy {
+                        kind: "RollingUpdate",
+                        rolling_update: RollingUpdate {
+                            max_surge: inst.update.max_surge,
+                            max_unavailable: inst.update.max_unavailable,
+                        },
+                    },
+                    template,
+                }),
+            }));
+        }
+        if !inst.ports.is_empty() {
+            let ports: Vec<ServicePort> = inst
+                .ports
+                .iter()
+                .map(|p| ServicePort {
+                    name: p.name.clone(),
+                    port: p.container,
+                    target_port: p.name.clone(),
+                    protocol: protocol(p.protocol),
+                })
+                .collect();
+            let load_balancer = !inst.public.is_empty() && inst.public_url.is_none();
+            docs.push(yaml::to_string(&Object {
+                api_version: "v1",
+                kind: "Service",
+                metadata: self.metadata(inst.name.clone(), inst),
+                spec: Some(ServiceSpec {
+                    kind: Some(if load_balancer {
+                        "LoadBalancer"
+                    } else {
+                        "ClusterIP"
+                    }),
+                    cluster_ip: None,
+                    selector: self.selector(inst),
+                    ports: if load_balancer {
+                        ports
+                            .into_iter()
+                            .filter(|p| inst.public.contains(&p.name))
+                            .collect()
+                    } else {
+                        ports
+                    },
+                }),
+            }));
+            if stateful {
+                docs.push(yaml::to_string(&Object {
+                    api_version: "v1",
+                    kind: "Service",
+                    metadata: self.metadata(headless_name(&inst.name), inst),
+                    spec: Some(ServiceSpec {
+                        kind: None,
+                        cluster_ip: Some("None"),
+                        selector: self.selector(inst),
+                        ports: inst
+                            .ports
+                            .iter()
+                            .map(|p| ServicePort {
+                                name: p.name.clone(),
+                                port: p.container,
+                                target_port: p.name.clone(),
+                                protocol: protocol(p.protocol),
+                            })
+                            .collect(),
+                    }),
+                }));
+            }
+        }
+        if let Some(a) = &inst.autoscale {
+            docs.push(yaml::to_string(&Object {
+                api_version: "autoscaling/v2",
+                kind: "HorizontalPodAutoscaler",
+                metadata: self.metadata(inst.name.clone(), inst),
+                spec: Some(hpa(inst, a)),
+            }));
+        }
+        if inst.min_replicas() > 1 {
+            let (min_available, max_unavailable) = match inst.min_available {
+                Some(m) => (Some(m), None),
+                None => (None, Some(1)),
+            };
+            docs.push(yaml::to_string(&Object {
+                api_version: "policy/v1",
+                kind: "PodDisruptionBudget",
+                metadata: self.metadata(inst.name.clone(), inst),
+                spec: Some(PdbSpec {
+                    min_available,
+                    max_unavailable,
+                    selector: Selector {
+                        match_labels: self.selector(inst),
+                    },
+                }),
+            }));
+        }
+        docs
+    }
+
+    fn pod_spec(&self, inst: &Instance, stateful: bool) -> PodSpec {
+        let replicated = inst.replicas > 1 || inst.autoscale.as_ref().is_some_and(|a| a.max > 1);
+        let r = &inst.resources;
+        let mut requests = IndexMap::new();
+        let mut limits = IndexMap::new();
+        if let Some(c) = r.cpu {
+            requests.insert("cpu", cpu(c));
+        }
+        if let Some(m) = r.memory {
+            requests.insert("memory", memory(m));
+        }
+        if let Some(c) = r.cpu_limit {
+            limits.insert("cpu", cpu(c));
+        }
+        if let Some(m) = r.memory_limit {
+            limits.insert("memory", memory(m));
+        }
+        if r.gpu > 0 {
+            limits.insert("nvidia.com/gpu", r.gpu.to_string());
+        }
+        let resources =
+            (!requests.is_empty() || !limits.is_empty()).then_some(Resources { requests, limits });
+        let container = Container {
+            name: inst.name.clone(),
+            image: inst.image.clone(),
+            command: inst.command.as_ref().map(command),
+            ports: inst
+                .ports
+                .iter()
+                .map(|p| ContainerPort {
+                    name: p.name.clone(),
+                    container_port: p.container,
+                    protocol: protocol(p.protocol),
+                })
+                .collect(),
+            env: self.env(inst),
+            resources,
+            liveness_probe: inst.probes.liveness.as_ref().map(probe),
+            readiness_probe: inst.probes.readiness.as_ref().map(probe),
+            startup_probe: inst.probes.startup.as_ref().map(probe),
+            lifecycle: inst.pre_stop.map(|d| Lifecycle {
+                pre_stop: Handler {
+                    exec: Exec {
+                        command: vec![
+                            "/bin/sh".into(),
+                            "-c".into(),
+                            format!("sleep {}", seconds(d)),
+                        ],
+                    },
+                },
+            }),
+            volume_mounts: inst
+                .volumes
+                .iter()
+                .map(|v| VolumeMount {
+                    name: v.name.clone(),
+                    mount_path: v.path.clone(),
+                })
+                .collect(),
+        };
+        PodSpec {
+            affinity: replicated.then(|| Affinity {
+                pod_anti_affinity: PodAntiAffinity {
+                    preferred: vec![WeightedTerm {
+                        weight: 100,
+                        pod_affinity_term: AffinityTerm {
+                            label_selector: Selector {
+                                match_labels: self.selector(inst),
+                            },
+                            topology_key: "kubernetes.io/hostname",
+                        },
+                    }],
+                },
+            }),
+            termination_grace_period_seconds: inst
+                .stop_grace_period
+                .map(seconds)
+                .or_else(|| inst.pre_stop.map(|d| seconds(d) + 30)),
+            containers: vec![container],
+            volumes: if stateful {
+                Vec::new()
+            } else {
+                inst.volumes
+                    .iter()
+                    .map(|v| PodVolume {
+                        name: v.name.clone(),
+                        persistent_volume_claim: ClaimRef {
+                            claim_name: v.name.clone(),
+                        },
+                    })
+                    .collect()
+            },
+        }
+    }
+
+    /// The container's env. A value that embeds a secret reads it from a variable
+    /// defined earlier in the list: the secret's own variable when the service
+    /// already has it, else a helper `STACKC_<NAME>` placed first.
+    fn env(&self, inst: &Instance) -> Vec<EnvVar> {
+        let secret_ref = |env: &str, optional: bool| ValueFrom {
+            secret_key_ref: SecretKeyRef {
+                name: self.secret_name.clone(),
+                key: env.to_string(),
+                optional,
+            },
+        };
+        // Variables that are exactly one secret: usable by later `$(VAR)`s.
+        let direct: IndexMap<&str, &str> = inst
+            .env
+            .iter()
+            .filter_map(|v| match v.value.as_slice() {
+                [Out::Secret { env, .. }] => Some((env.as_str(), v.key.as_str())),
+                _ => None,
+            })
+            .collect();
+        let mut helpers: IndexMap<String, (String, bool)> = IndexMap::new();
+        let mut hoisted: Vec<&str> = Vec::new();
+        for var in &inst.env {
+            if var.value.len() < 2 {
+                continue;
+            }
+            for piece in &var.value {
+                if let Out::Secret { env, optional, .. } = piece {
+                    match direct.get(env.as_str()) {
+                        Some(key) => {
+                            if !hoisted.contains(key) {
+                                hoisted.push(key);
+                            }
+                        }
+                        None => {
+                            helpers.insert(format!("STACKC_{env}"), (env.clone(), *optional));
+                        }
+                    }
+                }
+            }
+        }
+        let mut out: Vec<EnvVar> = helpers
+            .iter()
+            .map(|(name, (env, optional))| EnvVar {
+                name: name.clone(),
+                value: None,
+                value_from: Some(secret_ref(env, *optional)),
+            })
+            .collect();
+        let mut ordered: Vec<&plan::EnvVar> = inst
+            .env
+            .iter()
+            .filter(|v| hoisted.contains(&v.key.as_str()))
+            .collect();
+        ordered.extend(
+            inst.env
+                .iter()
+                .filter(|v| !hoisted.contains(&v.key.as_str())),
+        );
+        for var in ordered {
+            out.push(match var.value.as_slice() {
+                [Out::Secret { env, optional, .. }] => EnvVar {
+                    name: var.key.clone(),
+                    value: None,
+                    value_from: Some(secret_ref(env, *optional)),
+                },
+                pieces => EnvVar {
+                    name: var.key.clone(),
+                    value: Some(
+                        pieces
+                            .iter()
+                            .map(|p| match p {
+                                // Kubernetes expands `$(NAME)`: a literal one is `$$(NAME)`.
+                                Out::Text(t) => t.replace("$(", "$$("),
+                                Out::Secret { env, .. } => {
+                                    let var = direct
+                                        .get(env.as_str())
+                                        .map_or_else(|| format!("STACKC_{env}"), |k| k.to_string());
+                                    format!("$({var})")
+                                }
+                            })
+                            .collect(),
+                    ),
+                    value_from: None,
+                },
+            });
+        }
+        out
+    }
+
+    fn ingress(&self, instances: &[&Instance]) -> Option<Object<IngressSpec>> {
+        let mut rules: IndexMap<String, Vec<IngressPath>> = IndexMap::new();
+        let mut tls: Vec<String> = Vec::new();
+        for inst in instances {
+            let Some(url) = inst.public_url.as_ref().and_then(|u| literal(u)) else {
+                continue;
+            };
+            let Some((scheme, host)) = split_url(&url) else {
+                continue;
+            };
+            let routes: Vec<(String, String)> = if inst.routes.is_empty() {
+                match inst.ports.first() {
+                    Some(p) => vec![("/".to_string(), p.name.clone())],
+                    None => continue,
+                }
+            } else {
+                inst.routes.clone()
+            };
+            if scheme == "https" && !tls.contains(&host) {
+                tls.push(host.clone());
+            }
+            let paths = rules.entry(host).or_default();
+            for (path, port) in routes {
+                paths.push(IngressPath {
+                    path,
+                    path_type: "Prefix",
+                    backend: IngressBackend {
+                        service: BackendService {
+                            name: inst.name.clone(),
+                            port: NamedPort { name: port },
+                        },
+                    },
+                });
+            }
+        }
+        if rules.is_empty() {
+            return None;
+        }
+        Some(Object {
+            api_version: "networking.k8s.io/v1",
+            kind: "Ingress",
+            metadata: Metadata {
+                name: self.plan.stack.clone(),
+                namespace: Some(self.topo.namespace.clone()),
+                labels: self.part_of(),
+            },
+            spec: Some(IngressSpec {
+                ingress_class_name: self.topo.ingress_class.clone(),
+                tls: tls
+                    .into_iter()
+                    .map(|h| IngressTls {
+                        secret_name: format!("{}-tls", h.replace('.', "-")),
+                        hosts: vec![h],
+                    })
+                    .collect(),
+                rules: rules
+                    .into_iter()
+                    .map(|(host, paths)| IngressRule {
+                        host,
+                        http: IngressHttp { paths },
+                    })
+                    .collect(),
+            }),
+        })
+    }
+
+    /// `secrets.sh`: the keys the workloads read, and the command that creates the
+    /// Secret from environment variables of the same names.
+    fn secrets_script(&self, instances: &[&Instance], options: &Options) -> String {
+        let mut keys: IndexMap<&str, (&str, bool)> = IndexMap::new();
+        for inst in instances {
+            for var in &inst.env {
+                for p in &var.value {
+                    if let Out::Secret {
+                        name,
+                        env,
+                        optional,
+                    } = p
+                    {
+                        keys.insert(env, (name, *optional));
+                    }
+                }
+            }
+        }
+        let mut s = String::from("#!/bin/sh\n");
+        s.push_str(&header("#", options, &self.topo.name));
+        s.push_str(&format!(
+            "#\n# Creates (or updates) the Secret `{}` in namespace `{}` from environment\n# variables of the same names. No value is stored in this file.\n#\n",
+            self.secret_name, self.topo.namespace
+        ));
+        if keys.is_empty() {
+            s.push_str("# This topology reads no secret.\nexit 0\n");
+            return s;
+        }
+        s.push_str("# Keys:\n");
+        for (env, (name, optional)) in &keys {
+            let about = self
+                .plan
+                .secrets
+                .get(*name)
+                .and_then(|d| d.description.as_deref())
+                .map(|d| format!(": {}", d.replace('\n', " ")))
+                .unwrap_or_default();
+            let what = if *optional { "optional" } else { "required" };
+            s.push_str(&format!("#   {env}  ({what}, secret `{name}`){about}\n"));
+        }
+        s.push_str("set -eu\n");
+        for (env, (name, optional)) in &keys {
+            if !optional {
+                s.push_str(&format!(": \"${{{env}:?secret {name} is not set}}\"\n"));
+            }
+        }
+        s.push_str(&format!(
+            "kubectl create secret generic {} --namespace {} \\\n",
+            self.secret_name, self.topo.namespace
+        ));
+        for (env, (_, optional)) in &keys {
+            let value = if *optional {
+                format!("${{{env}:-}}")
+            } else {
+                format!("${env}")
+            };
+            s.push_str(&format!("  --from-literal={env}=\"{value}\" \\\n"));
+        }
+        s.push_str("  --dry-run=client -o yaml | kubectl apply -f -\n");
+        s
+    }
+}
+
+fn headless_name(service: &str) -> String {
+    format!("{service}-headless")
+}
+
+fn hpa(inst: &Instance, a: &plan::Autoscale) -> HpaSpec {
+    let metric = |name: &'static str, pct: u32| Metric {
+        kind: "Resource",
+        resource: ResourceMetric {
+            name,
+            target: MetricTarget {
+                kind: "Utilization",
+                average_utilization: pct,
+            },
+        },
+    };
+    let rules = |p: &plan::ScalePolicy| {
+        let period = p.period.map_or(60, seconds);
+        let mut policies = Vec::new();
+        if let Some(v) = p.percent {
+            policies.push(ScalingPolicy {
+                kind: "Percent",
+                value: v,
+                period_seconds: period,
+            });
+        }
+        if let Some(v) = p.pods {
+            policies.push(ScalingPolicy {
+                kind: "Pods",
+                value: v,
+                period_seconds: period,
+            });
+        }
+        ScalingRules {
+            stabilization_window_seconds: p.window.map(|d| d.0 / 1000),
+            policies,
+        }
+    };
+    let behavior = (a.scale_up.is_some() || a.scale_down.is_some()).then(|| Behavior {
+        scale_up: a.scale_up.as_ref().map(rules),
+        scale_down: a.scale_down.as_ref().map(rules),
+    });
+    let mut metrics = Vec::new();
+    if let Some(c) = a.cpu {
+        metrics.push(metric("cpu", c));
+    }
+    if let Some(m) = a.memory {
+        metrics.push(metric("memory", m));
+    }
+    HpaSpec {
+        scale_target_ref: TargetRef {
+            api_version: "apps/v1",
+            kind: if inst.role == Role::Stateful {
+                "StatefulSet"
+            } else {
+                "Deployment"
+            },
+            name: inst.name.clone(),
+        },
+        min_replicas: a.min,
+        max_replicas: a.max,
+        metrics,
+        behavior,
+    }
+}
+
+fn probe(p: &plan::Probe) -> Probe {
+    let port = p.port_name.clone().unwrap_or_default();
+    let (http_get, tcp_socket, exec) = match &p.check {
+        ProbeCheck::Http(path) => (
+            Some(HttpGet {
+                path: path.clone(),
+                port,
+            }),
+            None,
+            None,
+        ),
+        ProbeCheck::Tcp => (None, Some(TcpSocket { port }), None),
+        ProbeCheck::Command(c) => (
+            None,
+            None,
+            Some(Exec {
+                command: command(c),
+            }),
+        ),
+    };
+    Probe {
+        http_get,
+        tcp_socket,
+        exec,
+        initial_delay_seconds: p.start_period.map(|d| d.0 / 1000),
+        period_seconds: p.interval.map(seconds),
+        timeout_seconds: p.timeout.map(seconds),
+        failure_threshold: p.retries,
+    }
+}
+
+fn command(c: &Command) -> Vec<String> {
+    match c {
+        Command::Exec(v) => v.clone(),
+        Command::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
+    }
+}
+
+/// Whole seconds, at least 1 (Kubernetes counts probe periods in seconds).
+fn seconds(d: Duration) -> u64 {
+    d.0.div_ceil(1000).max(1)
+}
+
+fn protocol(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Udp => "UDP",
+        _ => "TCP",
+    }
+}
+
+/// A Kubernetes CPU quantity: cores, or millicores.
+pub fn cpu(c: Cpu) -> String {
+    if c.0 % 1000 == 0 {
+        (c.0 / 1000).to_string()
+    } else {
+        format!("{}m", c.0)
+    }
+}
+
+/// A Kubernetes memory quantity, in the largest binary or decimal unit that is exact.
+pub fn memory(s: Size) -> String {
+    let b = s.0;
+    let units: [(u64, &str); 6] = [
+        (1 << 40, "Ti"),
+        (1 << 30, "Gi"),
+        (1 << 20, "Mi"),
+        (1_000_000_000, "G"),
+        (1_000_000, "M"),
+        (1 << 10, "Ki"),
+    ];
+    for (size, unit) in units {
+        if b >= size && b % size == 0 {
+            return format!("{}{unit}", b / size);
+        }
+    }
+    b.to_string()
+}
+
+fn storage(size: Size) -> ClaimResources {
+    ClaimResources {
+        requests: IndexMap::from([("storage", memory(size))]),
+    }
+}
+
+fn literal(value: &[Out]) -> Option<String> {
+    value
+        .iter()
+        .map(|p| match p {
+            Out::Text(t) => Some(t.as_str()),
+            Out::Secret { .. } => None,
+        })
+        .collect()
+}
+
+/// `https://api.example.com/x` → ("https", "api.example.com").
+fn split_url(url: &str) -> Option<(String, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split(['/', '?', '#']).next()?;
+    let host = host.rsplit('@').next()?;
+    let host = host.split(':').next()?;
+    (!host.is_empty()).then(|| (scheme.to_ascii_lowercase(), host.to_ascii_lowercase()))
+}

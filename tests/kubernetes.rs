@@ -1,0 +1,371 @@
+//! The Kubernetes manifests of every example, checked across objects, as the API
+//! server and the controllers would use them. No schema validator checks any of
+//! this (see ../shared/TARGETS.md 1.7 and 2.8).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_norway::Value;
+
+use crate::support::{options, read, rel, stack_files};
+
+/// One topology's manifests: every document, and the secrets script.
+struct Set {
+    name: String,
+    docs: Vec<Value>,
+    secrets_script: String,
+}
+
+fn sets() -> Vec<Set> {
+    let mut sets: BTreeMap<String, Set> = BTreeMap::new();
+    for path in stack_files("examples")
+        .into_iter()
+        .chain(stack_files("tests/cases"))
+    {
+        let compilation = stackc::compile(&read(&path), &options(&path));
+        for a in &compilation.artifacts {
+            let Some((topology, file)) = a.path.split_once("/k8s/") else {
+                continue;
+            };
+            let key = format!("{} {topology}", rel(&path));
+            let set = sets.entry(key.clone()).or_insert_with(|| Set {
+                name: key,
+                docs: Vec::new(),
+                secrets_script: String::new(),
+            });
+            if file == "secrets.sh" {
+                set.secrets_script = a.contents.clone();
+                continue;
+            }
+            for doc in serde_norway::Deserializer::from_str(&a.contents) {
+                let value = <Value as serde::Deserialize>::deserialize(doc)
+                    .unwrap_or_else(|e| panic!("{}: {e}", a.path));
+                set.docs.push(value);
+            }
+        }
+    }
+    let sets: Vec<Set> = sets.into_values().collect();
+    assert!(sets.len() >= 2, "the examples have Kubernetes topologies");
+    sets
+}
+
+fn kind(doc: &Value) -> &str {
+    doc["kind"].as_str().unwrap_or_default()
+}
+
+fn name(doc: &Value) -> &str {
+    doc["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+fn labels(v: &Value) -> BTreeMap<String, String> {
+    v.as_mapping()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            let value = v
+                .as_str()
+                .unwrap_or_else(|| panic!("label {k:?} is not a string: {v:?}"));
+            (
+                k.as_str().unwrap_or_default().to_string(),
+                value.to_string(),
+            )
+        })
+        .collect()
+}
+
+fn subset(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> bool {
+    a.iter().all(|(k, v)| b.get(k) == Some(v))
+}
+
+fn workloads(set: &Set) -> Vec<&Value> {
+    set.docs
+        .iter()
+        .filter(|d| matches!(kind(d), "Deployment" | "StatefulSet"))
+        .collect()
+}
+
+fn containers(workload: &Value) -> Vec<&Value> {
+    workload["spec"]["template"]["spec"]["containers"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+fn port_names(container: &Value) -> BTreeSet<String> {
+    container["ports"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn selectors_match_their_templates() {
+    for set in sets() {
+        for w in workloads(&set) {
+            let selector = labels(&w["spec"]["selector"]["matchLabels"]);
+            let template = labels(&w["spec"]["template"]["metadata"]["labels"]);
+            assert!(
+                !selector.is_empty(),
+                "{}: {} selects nothing",
+                set.name,
+                name(w)
+            );
+            assert!(
+                subset(&selector, &template),
+                "{}: {} selector not in its template labels",
+                set.name,
+                name(w)
+            );
+        }
+    }
+}
+
+#[test]
+fn services_select_pods_and_target_declared_ports() {
+    for set in sets() {
+        for svc in set.docs.iter().filter(|d| kind(d) == "Service") {
+            let selector = labels(&svc["spec"]["selector"]);
+            let selected: Vec<&Value> = workloads(&set)
+                .into_iter()
+                .filter(|w| {
+                    subset(
+                        &selector,
+                        &labels(&w["spec"]["template"]["metadata"]["labels"]),
+                    )
+                })
+                .collect();
+            assert!(
+                !selected.is_empty(),
+                "{}: Service {} selects no pod template",
+                set.name,
+                name(svc)
+            );
+            for port in svc["spec"]["ports"].as_sequence().into_iter().flatten() {
+                let target = port["targetPort"].as_str().unwrap_or_default();
+                for w in &selected {
+                    assert!(
+                        containers(w).iter().any(|c| port_names(c).contains(target)),
+                        "{}: Service {} targets port {target}, which {} does not declare",
+                        set.name,
+                        name(svc),
+                        name(w)
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn probes_use_declared_ports() {
+    let mut probes = 0;
+    for set in sets() {
+        for w in workloads(&set) {
+            for c in containers(w) {
+                let ports = port_names(c);
+                for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+                    for check in ["httpGet", "tcpSocket"] {
+                        if let Some(port) = c[probe][check]["port"].as_str() {
+                            probes += 1;
+                            assert!(
+                                ports.contains(port),
+                                "{}: {} {probe} on undeclared port {port}",
+                                set.name,
+                                name(w)
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(probes > 3, "the examples have probes on named ports");
+}
+
+#[test]
+fn statefulsets_name_a_headless_service() {
+    let mut seen = 0;
+    for set in sets() {
+        for sts in set.docs.iter().filter(|d| kind(d) == "StatefulSet") {
+            seen += 1;
+            let service = sts["spec"]["serviceName"].as_str().unwrap_or_default();
+            let headless = set.docs.iter().any(|d| {
+                kind(d) == "Service"
+                    && name(d) == service
+                    && d["spec"]["clusterIP"].as_str() == Some("None")
+            });
+            assert!(
+                headless,
+                "{}: StatefulSet {} names {service}, not a headless Service",
+                set.name,
+                name(sts)
+            );
+        }
+    }
+    assert!(seen > 0, "the examples have StatefulSets");
+}
+
+#[test]
+fn secret_keys_are_listed_and_env_expansions_defined_earlier() {
+    let mut refs = 0;
+    let mut expansions = 0;
+    for set in sets() {
+        let listed: BTreeSet<String> = set
+            .secrets_script
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("--from-literal="))
+            .filter_map(|l| l.split('=').next().map(str::to_string))
+            .collect();
+        for w in workloads(&set) {
+            for c in containers(w) {
+                let mut defined: BTreeSet<String> = BTreeSet::new();
+                for var in c["env"].as_sequence().into_iter().flatten() {
+                    let var_name = var["name"].as_str().unwrap_or_default().to_string();
+                    if let Some(r) = var["valueFrom"]["secretKeyRef"].as_mapping() {
+                        refs += 1;
+                        let key = r.get("key").and_then(Value::as_str).unwrap_or_default();
+                        assert!(
+                            listed.contains(key),
+                            "{}: {} reads secret key {key}, not in secrets.sh",
+                            set.name,
+                            name(w)
+                        );
+                        assert!(
+                            set.secrets_script.contains(&format!(
+                                "create secret generic {} ",
+                                r.get("name").and_then(Value::as_str).unwrap_or_default()
+                            )),
+                            "{}: {} reads a Secret that secrets.sh does not create",
+                            set.name,
+                            name(w)
+                        );
+                    }
+                    let value = var["value"].as_str().unwrap_or_default();
+                    for used in expansions_in(value) {
+                        expansions += 1;
+                        assert!(
+                            defined.contains(&used),
+                            "{}: {}.{var_name} uses $({used}) before it is defined",
+                            set.name,
+                            name(w)
+                        );
+                    }
+                    defined.insert(var_name);
+                }
+            }
+        }
+    }
+    assert!(
+        refs > 5 && expansions > 0,
+        "the examples read secrets ({refs}) and compose them ({expansions})"
+    );
+}
+
+#[test]
+fn autoscalers_budgets_and_ingresses_point_at_what_exists() {
+    for set in sets() {
+        let workload_names: BTreeSet<(&str, &str)> =
+            workloads(&set).iter().map(|w| (kind(w), name(w))).collect();
+        for hpa in set
+            .docs
+            .iter()
+            .filter(|d| kind(d) == "HorizontalPodAutoscaler")
+        {
+            let target = &hpa["spec"]["scaleTargetRef"];
+            let t = (
+                target["kind"].as_str().unwrap_or_default(),
+                target["name"].as_str().unwrap_or_default(),
+            );
+            assert!(
+                workload_names.contains(&t),
+                "{}: HPA {} scales {t:?}, which does not exist",
+                set.name,
+                name(hpa)
+            );
+        }
+        for pdb in set.docs.iter().filter(|d| kind(d) == "PodDisruptionBudget") {
+            let selector = labels(&pdb["spec"]["selector"]["matchLabels"]);
+            assert!(
+                workloads(&set).iter().any(|w| subset(
+                    &selector,
+                    &labels(&w["spec"]["template"]["metadata"]["labels"])
+                )),
+                "{}: PDB {} selects no pods",
+                set.name,
+                name(pdb)
+            );
+        }
+        for ing in set.docs.iter().filter(|d| kind(d) == "Ingress") {
+            for rule in ing["spec"]["rules"].as_sequence().into_iter().flatten() {
+                for p in rule["http"]["paths"].as_sequence().into_iter().flatten() {
+                    let svc = p["backend"]["service"]["name"].as_str().unwrap_or_default();
+                    let port = p["backend"]["service"]["port"]["name"]
+                        .as_str()
+                        .unwrap_or_default();
+                    let found = set.docs.iter().any(|d| {
+                        kind(d) == "Service"
+                            && name(d) == svc
+                            && d["spec"]["ports"]
+                                .as_sequence()
+                                .into_iter()
+                                .flatten()
+                                .any(|sp| sp["name"].as_str() == Some(port))
+                    });
+                    assert!(
+                        found,
+                        "{}: Ingress routes to {svc}:{port}, which no Service has",
+                        set.name
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn names_are_dns_labels() {
+    for set in sets() {
+        for doc in &set.docs {
+            let n = name(doc);
+            assert!(
+                stackc::check::is_dns_label(n),
+                "{}: {} name {n:?}",
+                set.name,
+                kind(doc)
+            );
+            if kind(doc) == "Service" {
+                assert!(
+                    n.starts_with(|c: char| c.is_ascii_lowercase()),
+                    "{}: Service {n} must start with a letter",
+                    set.name
+                );
+            }
+            labels(&doc["metadata"]["labels"])
+                .values()
+                .for_each(|v| assert!(v.len() <= 63, "{}: label value {v}", set.name));
+        }
+    }
+}
+
+/// The `$(NAME)` expansions in a value (`$$(` is a literal).
+fn expansions_in(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = value;
+    while let Some(i) = rest.find("$(") {
+        if rest[..i].ends_with('$') {
+            rest = &rest[i + 2..];
+            continue;
+        }
+        let after = &rest[i + 2..];
+        match after.find(')') {
+            Some(j) => {
+                out.push(after[..j].to_string());
+                rest = &after[j..];
+            }
+            None => break,
+        }
+    }
+    out
+}
