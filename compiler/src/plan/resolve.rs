@@ -250,7 +250,17 @@ impl Topo<'_> {
                 out.push(Out::Text(format!(":{}", p.value)));
                 return Some(normalize(out));
             }
-            _ => None,
+            _ => {
+                let declared_external = matches!(
+                    self.stack.services.get(target).map(|d| &d.body),
+                    Some(ServiceBody::External(_))
+                );
+                if declared_external {
+                    // `check` reported the unknown attribute already.
+                    return None;
+                }
+                None
+            }
         };
         match expr {
             Some(e) => Some(self.eval(target, 0, e, fx, diags, depth + 1)),
@@ -272,5 +282,11 @@ pub(super) fn missing_external(target: &str, attr: &str, span: Span, t: &Topo<'_
         ),
     )
     .label("not known for a managed service")
-    .help(format!("give `external {target}` a `{attr} = ...`"))
+    .help(if matches!(attr, "url" | "read_url" | "public_url" | "host" | "port" | "host` and `port") {
+        format!("give `external {target}` a `{attr} = ...`")
+    } else {
+        format!(
+            "a managed service is known by `url`, `read_url`, `public_url`, `host` and `port` only; refer to `{target}.url`, or write the value here"
+        )
+    })
 }

@@ -41,6 +41,8 @@ struct Service {
     healthcheck: Option<Healthcheck>,
     restart: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    stop_grace_period: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     deploy: Option<Deploy>,
 }
 
@@ -306,6 +308,7 @@ fn service(inst: &Instance, options: &Options) -> Service {
             start_period: p.start_period.map(duration),
         }),
         restart: inst.restart.as_compose(),
+        stop_grace_period: inst.stop_grace_period.map(duration),
         deploy,
     }
 }
