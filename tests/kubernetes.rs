@@ -369,3 +369,55 @@ fn expansions_in(value: &str) -> Vec<String> {
     }
     out
 }
+
+/// A CloudNativePG Cluster bootstraps from a basic-auth Secret that secrets.sh
+/// creates, and clients reach it on the operator's `-rw` and `-ro` Services.
+#[test]
+fn cloudnativepg_clusters_are_wired() {
+    let mut clusters = 0;
+    for set in sets() {
+        let names: BTreeSet<&str> = set
+            .docs
+            .iter()
+            .filter(|d| kind(d) == "Cluster")
+            .map(name)
+            .collect();
+        for cluster in set.docs.iter().filter(|d| kind(d) == "Cluster") {
+            clusters += 1;
+            let secret = cluster["spec"]["bootstrap"]["initdb"]["secret"]["name"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                set.secrets_script
+                    .contains(&format!("create secret generic {secret} --namespace ")),
+                "{}: Cluster {} bootstraps from {secret}, which secrets.sh does not create",
+                set.name,
+                name(cluster)
+            );
+            assert!(set
+                .secrets_script
+                .contains("--type=kubernetes.io/basic-auth"));
+            assert!(cluster["spec"]["instances"].as_u64().unwrap_or(0) >= 1);
+        }
+        // Every `<x>-rw` / `<x>-ro` host in an env value is a Cluster's Service.
+        for w in workloads(&set) {
+            for c in containers(w) {
+                for var in c["env"].as_sequence().into_iter().flatten() {
+                    let value = var["value"].as_str().unwrap_or_default();
+                    for suffix in ["-rw:", "-ro:"] {
+                        if let Some(i) = value.find(suffix) {
+                            let host = value[..i].rsplit(['@', '/']).next().unwrap_or_default();
+                            assert!(
+                                names.contains(host),
+                                "{}: {} points at {host}{suffix} but no Cluster {host}",
+                                set.name,
+                                name(w)
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(clusters > 0, "the examples have a CloudNativePG Cluster");
+}

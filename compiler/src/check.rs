@@ -25,6 +25,8 @@ pub const ATTRIBUTES: &[&str] = &[
     "port",
     "ports",
     "address",
+    "read_host",
+    "read_address",
     "url",
     "read_url",
     "public_url",

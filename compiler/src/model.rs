@@ -418,6 +418,9 @@ pub struct HostDef {
     pub runs: Vec<RunDef>,
 }
 
+/// The HA mode of PostgreSQL run by the CloudNativePG operator (Kubernetes).
+pub const CLOUDNATIVEPG: &str = "cloudnativepg";
+
 /// The name of the one host of a Kubernetes topology.
 pub const CLUSTER_HOST: &str = "cluster";
 

@@ -61,18 +61,35 @@ impl Topo<'_> {
                 }),
             );
         }
-        let known_mode = def.ha_mode_names().contains(&ha);
-        if ha != "single" && known_mode {
-            if let Some(h) = &def.ha {
-                diags.push(
-                    Diagnostic::error(
-                        Code::NotSupported,
-                        h.span,
-                        format!("HA mode `{ha}` is not emitted by this version of stackc"),
-                    )
-                    .label("no target writes this mode yet")
-                    .help("use `ha = single` for now; Patroni, streaming replication and Sentinel configs come with the HA data tier"),
-                );
+        let modes = def.ha_mode_names();
+        if let (Some(h), true) = (&def.ha, ha != "single" && modes.contains(&ha)) {
+            let kubernetes = self.topo.platform.value == Platform::Kubernetes;
+            let unsupported = |message: String, help: String| {
+                Diagnostic::error(Code::NotSupported, h.span, message)
+                    .label(format!(
+                        "not emitted for topology `{}`",
+                        self.topo.name.name
+                    ))
+                    .help(help)
+            };
+            match (kubernetes, ha == CLOUDNATIVEPG) {
+                (true, true) => {}
+                (false, true) => diags.push(unsupported(
+                    format!("HA mode `{ha}` runs on Kubernetes only"),
+                    "CloudNativePG is a Kubernetes operator; on hosts, keep `ha = single` for now (streaming replication and Patroni come with the HA data tier)".into(),
+                )),
+                (true, false) if modes.contains(&CLOUDNATIVEPG) => diags.push(unsupported(
+                    format!("HA mode `{ha}` is not emitted for Kubernetes"),
+                    format!("on Kubernetes, PostgreSQL HA is `ha = {CLOUDNATIVEPG}` (a CloudNativePG Cluster)"),
+                )),
+                (true, false) => diags.push(unsupported(
+                    format!("HA mode `{ha}` is not emitted for Kubernetes by this version of stackc"),
+                    "use `ha = single` for now; Sentinel StatefulSets come with the HA data tier".into(),
+                )),
+                (false, false) => diags.push(unsupported(
+                    format!("HA mode `{ha}` is not emitted by this version of stackc"),
+                    "use `ha = single` for now; Patroni, streaming replication and Sentinel configs come with the HA data tier".into(),
+                )),
             }
         }
         let gpu = def.resources.gpu.as_ref().map_or(0, |g| g.value);
@@ -305,6 +322,8 @@ impl Topo<'_> {
             stop_grace_period: def.stop_grace_period.as_ref().map(|d| d.value),
             pre_stop: def.pre_stop.as_ref().map(|d| d.value),
             min_available: def.min_available.as_ref().map(|m| m.value),
+            ha: ha.to_string(),
+            params: resolved.params,
         })
     }
 

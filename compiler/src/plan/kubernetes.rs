@@ -1,7 +1,7 @@
 //! Checks that only hold on Kubernetes: names the API server accepts, images to
 //! pull, and what a cluster cannot do (bind mounts).
 
-use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 
 use super::*;
 
@@ -78,6 +78,9 @@ impl Topo<'_> {
                     )),
                 );
             }
+            if inst.ha == CLOUDNATIVEPG {
+                self.check_cloudnativepg(inst, def, decl, diags);
+            }
             for m in def.mounts.values() {
                 diags.push(
                     Diagnostic::error(
@@ -89,6 +92,57 @@ impl Topo<'_> {
                     .help("use a `volume`; configuration files belong in the image or a ConfigMap"),
                 );
             }
+        }
+    }
+
+    /// CloudNativePG bootstraps the database from a name, an owner and a Secret
+    /// holding the owner's password.
+    fn check_cloudnativepg(
+        &self,
+        inst: &Instance,
+        def: &ServiceDef,
+        decl: Span,
+        diags: &mut Diagnostics,
+    ) {
+        for param in ["database", "user"] {
+            let identifier = match inst.params.get(param).map(Vec::as_slice) {
+                Some([Out::Text(t)]) => {
+                    t.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                        && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                }
+                _ => false,
+            };
+            if !identifier {
+                let span = def.args.get(param).map_or(decl, |a| a.value.span);
+                diags.push(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        span,
+                        format!("CloudNativePG needs `{param}` as a plain identifier"),
+                    )
+                    .label("not letters, digits and `_`")
+                    .help(format!(
+                        "write `{param} = \"app\"` (letters, digits and `_`) on service `{}`",
+                        inst.name
+                    )),
+                );
+            }
+        }
+        let secret = matches!(
+            inst.params.get("password").map(Vec::as_slice),
+            Some([Out::Secret { .. }])
+        );
+        if !secret {
+            let span = def.args.get("password").map_or(decl, |a| a.value.span);
+            diags.push(
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    span,
+                    "CloudNativePG reads the owner's password from a Secret",
+                )
+                .label("not a secret")
+                .help("declare `secret NAME` and write `password = secret.NAME`"),
+            );
         }
     }
 }

@@ -148,6 +148,10 @@ pub struct Instance {
     pub stop_grace_period: Option<Duration>,
     pub pre_stop: Option<Duration>,
     pub min_available: Option<u32>,
+    /// The HA mode (`single` when none is chosen).
+    pub ha: String,
+    /// The values of its kind's parameters, resolved.
+    pub params: IndexMap<String, Vec<Out>>,
 }
 
 impl Instance {
@@ -211,7 +215,16 @@ pub struct Update {
 
 /// Attributes whose use means "needs the service running": they become start-order
 /// edges. `public_url` and parameters do not (a browser, not the service, uses them).
-const RUNTIME_ATTRIBUTES: &[&str] = &["host", "port", "ports", "address", "url", "read_url"];
+const RUNTIME_ATTRIBUTES: &[&str] = &[
+    "host",
+    "port",
+    "ports",
+    "address",
+    "read_host",
+    "read_address",
+    "url",
+    "read_url",
+];
 
 pub fn plan(stack: &Stack, checked: &Checked, diags: &mut Diagnostics) -> Plan {
     let topologies = stack
@@ -247,6 +260,7 @@ pub(super) struct Topo<'a> {
 pub(super) struct Resolved {
     pub(super) env: Vec<EnvVar>,
     pub(super) public_url: Option<Vec<Out>>,
+    pub(super) params: IndexMap<String, Vec<Out>>,
 }
 
 #[derive(Default)]
@@ -312,6 +326,18 @@ fn plan_topology(
                 }
                 if let Some(url) = &p.def.public_url {
                     resolved.public_url = Some(t.eval(name, h, url, &mut fx, diags, 0));
+                }
+                for (param, decl) in &p.def.params {
+                    let value = p
+                        .def
+                        .args
+                        .get(param)
+                        .map(|a| &a.value)
+                        .or(decl.default.as_ref());
+                    if let Some(value) = value {
+                        let value = t.eval(name, h, value, &mut fx, diags, 0);
+                        resolved.params.insert(param.clone(), value);
+                    }
                 }
             }
             host_effects.push(fx);

@@ -86,10 +86,7 @@ impl Topo<'_> {
                 .label(label.to_string())
                 .help(help)
         };
-        let needs_network = matches!(
-            attr,
-            "host" | "port" | "ports" | "address" | "url" | "read_url"
-        );
+        let needs_network = RUNTIME_ATTRIBUTES.contains(&attr);
         if !local && host.managed && needs_network && def.url.is_none() {
             diags.push(fail(
                 format!(
@@ -101,7 +98,13 @@ impl Topo<'_> {
             ));
             return None;
         }
-        let hostname = |diags: &mut Diagnostics| -> Option<String> {
+        // An HA mode run by an operator answers on its own Services.
+        let operator = self.topo.platform.value == Platform::Kubernetes
+            && def.ha.as_ref().is_some_and(|h| h.name == CLOUDNATIVEPG);
+        let hostname = |read: bool, diags: &mut Diagnostics| -> Option<String> {
+            if operator {
+                return Some(format!("{target}-{}", if read { "ro" } else { "rw" }));
+            }
             if local {
                 return Some(target.to_string());
             }
@@ -153,14 +156,16 @@ impl Topo<'_> {
             }
         };
         match attr {
-            "host" => hostname(diags).map(|h| vec![Out::Text(h)]),
+            "host" | "read_host" => {
+                hostname(attr == "read_host", diags).map(|h| vec![Out::Text(h)])
+            }
             "port" => port_of(None, fx, diags).map(|p| vec![Out::Text(p.to_string())]),
             "ports" => {
                 let name = r.path.get(2)?.name.as_str();
                 port_of(Some(name), fx, diags).map(|p| vec![Out::Text(p.to_string())])
             }
-            "address" => {
-                let h = hostname(diags)?;
+            "address" | "read_address" => {
+                let h = hostname(attr == "read_address", diags)?;
                 let p = port_of(None, fx, diags)?;
                 Some(vec![Out::Text(format!("{h}:{p}"))])
             }
@@ -187,7 +192,7 @@ impl Topo<'_> {
                             ));
                             return None;
                         }
-                        let h = hostname(diags)?;
+                        let h = hostname(false, diags)?;
                         let p = port_of(None, fx, diags)?;
                         Some(vec![Out::Text(format!("http://{h}:{p}"))])
                     }
@@ -230,7 +235,7 @@ impl Topo<'_> {
             "url" => ext.url.as_ref(),
             "read_url" => ext.read_url.as_ref().or(ext.url.as_ref()),
             "public_url" => ext.public_url.as_ref().or(ext.url.as_ref()),
-            "host" => ext.host.as_ref(),
+            "host" | "read_host" => ext.host.as_ref(),
             "port" => {
                 return ext
                     .port
@@ -241,7 +246,7 @@ impl Topo<'_> {
                         None
                     })
             }
-            "address" => {
+            "address" | "read_address" => {
                 let (Some(h), Some(p)) = (&ext.host, &ext.port) else {
                     diags.push(missing_external(target, "host` and `port", r.span, self));
                     return None;

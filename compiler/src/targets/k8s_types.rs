@@ -426,3 +426,40 @@ pub struct BackendService {
 pub struct NamedPort {
     pub name: String,
 }
+
+/// A CloudNativePG `Cluster` (postgresql.cnpg.io/v1): the operator runs the
+/// instances, fails over, and serves `<name>-rw` and `<name>-ro`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CnpgClusterSpec {
+    pub instances: u32,
+    pub bootstrap: CnpgBootstrap,
+    pub storage: CnpgStorage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    pub affinity: CnpgAffinity,
+}
+
+#[derive(Serialize)]
+pub struct CnpgBootstrap {
+    pub initdb: CnpgInitDb,
+}
+
+#[derive(Serialize)]
+pub struct CnpgInitDb {
+    pub database: String,
+    pub owner: String,
+    pub secret: NameOnly,
+}
+
+#[derive(Serialize)]
+pub struct CnpgStorage {
+    pub size: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CnpgAffinity {
+    pub enable_pod_anti_affinity: bool,
+    pub topology_key: &'static str,
+}

@@ -17,7 +17,7 @@ use indexmap::IndexMap;
 use super::k8s_types::*;
 use super::{header, yaml, Artifact};
 use crate::diag::Diagnostics;
-use crate::model::{Command, Cpu, Duration, ProbeCheck, Protocol, Role, Size};
+use crate::model::{Command, Cpu, Duration, ProbeCheck, Protocol, Role, Size, CLOUDNATIVEPG};
 use crate::plan::{self, Instance, Out, Plan, TopologyPlan};
 use crate::Options;
 
@@ -128,7 +128,43 @@ impl Cx<'_> {
         }
     }
 
+    /// A CloudNativePG Cluster in place of the StatefulSet and Services: the
+    /// operator creates the pods, the volume claims and the `-rw`/`-ro` Services.
+    fn cnpg_cluster(&self, inst: &Instance) -> Vec<Result<String, String>> {
+        let text = |param: &str| {
+            literal(inst.params.get(param).map_or(&[][..], Vec::as_slice)).unwrap_or_default()
+        };
+        let size = inst.volumes.first().map_or(Size(1 << 30), |v| v.size);
+        let cluster = Object {
+            api_version: "postgresql.cnpg.io/v1",
+            kind: "Cluster",
+            metadata: self.metadata(inst.name.clone(), inst),
+            spec: Some(CnpgClusterSpec {
+                instances: inst.replicas.max(1),
+                bootstrap: CnpgBootstrap {
+                    initdb: CnpgInitDb {
+                        database: text("database"),
+                        owner: text("user"),
+                        secret: NameOnly {
+                            name: cnpg_secret(&inst.name),
+                        },
+                    },
+                },
+                storage: CnpgStorage { size: memory(size) },
+                resources: resources(inst),
+                affinity: CnpgAffinity {
+                    enable_pod_anti_affinity: true,
+                    topology_key: "kubernetes.io/hostname",
+                },
+            }),
+        };
+        vec![yaml::to_string(&cluster)]
+    }
+
     fn service_objects(&self, inst: &Instance) -> Vec<Result<String, String>> {
+        if inst.ha == CLOUDNATIVEPG {
+            return self.cnpg_cluster(inst);
+        }
         let mut docs = Vec::new();
         let stateful = inst.role == Role::Stateful;
         let replicas = (inst.autoscale.is_none()).then_some(inst.replicas);
@@ -284,26 +320,7 @@ impl Cx<'_> {
 
     fn pod_spec(&self, inst: &Instance, stateful: bool) -> PodSpec {
         let replicated = inst.replicas > 1 || inst.autoscale.as_ref().is_some_and(|a| a.max > 1);
-        let r = &inst.resources;
-        let mut requests = IndexMap::new();
-        let mut limits = IndexMap::new();
-        if let Some(c) = r.cpu {
-            requests.insert("cpu", cpu(c));
-        }
-        if let Some(m) = r.memory {
-            requests.insert("memory", memory(m));
-        }
-        if let Some(c) = r.cpu_limit {
-            limits.insert("cpu", cpu(c));
-        }
-        if let Some(m) = r.memory_limit {
-            limits.insert("memory", memory(m));
-        }
-        if r.gpu > 0 {
-            limits.insert("nvidia.com/gpu", r.gpu.to_string());
-        }
-        let resources =
-            (!requests.is_empty() || !limits.is_empty()).then_some(Resources { requests, limits });
+        let resources = resources(inst);
         let container = Container {
             name: inst.name.clone(),
             image: inst.image.clone(),
@@ -592,8 +609,56 @@ impl Cx<'_> {
             s.push_str(&format!("  --from-literal={env}=\"{value}\" \\\n"));
         }
         s.push_str("  --dry-run=client -o yaml | kubectl apply -f -\n");
+        for inst in instances.iter().filter(|i| i.ha == CLOUDNATIVEPG) {
+            let user =
+                literal(inst.params.get("user").map_or(&[][..], Vec::as_slice)).unwrap_or_default();
+            let Some([Out::Secret { env, .. }]) = inst.params.get("password").map(Vec::as_slice)
+            else {
+                continue;
+            };
+            s.push_str(&format!(
+                "# The owner of the PostgreSQL cluster `{}`, for CloudNativePG's bootstrap.\n",
+                inst.name
+            ));
+            s.push_str(&format!(
+                "kubectl create secret generic {} --namespace {} --type=kubernetes.io/basic-auth \\\n",
+                cnpg_secret(&inst.name),
+                self.topo.namespace
+            ));
+            s.push_str(&format!("  --from-literal=username='{user}' \\\n"));
+            s.push_str(&format!("  --from-literal=password=\"${env}\" \\\n"));
+            s.push_str("  --dry-run=client -o yaml | kubectl apply -f -\n");
+        }
         s
     }
+}
+
+/// Requests and limits; GPUs as the `nvidia.com/gpu` limit.
+fn resources(inst: &Instance) -> Option<Resources> {
+    let r = &inst.resources;
+    let mut requests = IndexMap::new();
+    let mut limits = IndexMap::new();
+    if let Some(c) = r.cpu {
+        requests.insert("cpu", cpu(c));
+    }
+    if let Some(m) = r.memory {
+        requests.insert("memory", memory(m));
+    }
+    if let Some(c) = r.cpu_limit {
+        limits.insert("cpu", cpu(c));
+    }
+    if let Some(m) = r.memory_limit {
+        limits.insert("memory", memory(m));
+    }
+    if r.gpu > 0 {
+        limits.insert("nvidia.com/gpu", r.gpu.to_string());
+    }
+    (!requests.is_empty() || !limits.is_empty()).then_some(Resources { requests, limits })
+}
+
+/// The `kubernetes.io/basic-auth` Secret a CloudNativePG Cluster bootstraps from.
+fn cnpg_secret(service: &str) -> String {
+    format!("{service}-app")
 }
 
 fn headless_name(service: &str) -> String {
