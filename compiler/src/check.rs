@@ -352,7 +352,53 @@ fn check_def(
             diags.push(unknown_service(stack, &dep.service));
         }
     }
-    if let Some(ha) = &def.ha {
+    if let Some(h) = &def.ha {
+        let sentinel_options = [
+            ("sentinels", h.sentinels.as_ref().map(|v| v.span)),
+            ("quorum", h.quorum.as_ref().map(|v| v.span)),
+            ("down_after", h.down_after.as_ref().map(|v| v.span)),
+            (
+                "failover_timeout",
+                h.failover_timeout.as_ref().map(|v| v.span),
+            ),
+            ("master_name", h.master_name.as_ref().map(|v| v.span)),
+        ];
+        if h.mode.name != "sentinel" {
+            for (option, span) in sentinel_options {
+                if let Some(span) = span {
+                    diags.push(
+                        Diagnostic::error(
+                            Code::InvalidValue,
+                            span,
+                            format!(
+                                "`{option}` applies to `mode = sentinel`, not `{}`",
+                                h.mode.name
+                            ),
+                        )
+                        .label("ignored by this mode")
+                        .help("remove it, or choose `mode = sentinel`"),
+                    );
+                }
+            }
+        }
+        if let (Some(q), Some(n)) = (&h.quorum, &h.sentinels) {
+            if q.value == 0 || q.value > n.value {
+                diags.push(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        q.span,
+                        format!(
+                            "a quorum of {} with {} sentinels can never be reached",
+                            q.value, n.value
+                        ),
+                    )
+                    .label("from 1 to the number of sentinels")
+                    .help(format!("a majority is `quorum = {}`", n.value / 2 + 1)),
+                );
+            }
+        }
+    }
+    if let Some(ha) = def.ha.as_ref().map(|h| &h.mode) {
         let modes = def.ha_mode_names();
         if ha.name != "single" && !modes.contains(&ha.name.as_str()) {
             let d = Diagnostic::error(

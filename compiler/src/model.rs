@@ -186,6 +186,24 @@ pub struct ScalePolicyDef {
     pub period: Option<Sp<Duration>>,
 }
 
+/// `ha = MODE` or `ha { mode = MODE  ...options }`: how a stateful service is
+/// replicated. Options apply to the modes that use them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HaDef {
+    pub mode: Ident,
+    /// Sentinel: how many sentinels watch the master (default 3).
+    pub sentinels: Option<Sp<u32>>,
+    /// Sentinel: how many sentinels must agree that the master is down (default: a majority).
+    pub quorum: Option<Sp<u32>>,
+    /// Sentinel: how long the master may not answer before it is down (default 5s).
+    pub down_after: Option<Sp<Duration>>,
+    /// Sentinel: the failover timeout (default 3 x `down_after`, at least 10s).
+    pub failover_timeout: Option<Sp<Duration>>,
+    /// Sentinel: the name clients ask for (default: the service's name).
+    pub master_name: Option<Sp<String>>,
+    pub span: Span,
+}
+
 /// A rolling update: `update { max_surge = 1  max_unavailable = 0 }`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct UpdateDef {
@@ -256,7 +274,7 @@ pub struct ServiceDef {
     pub url: Option<Expr>,
     pub read_url: Option<Expr>,
     pub public_url: Option<Expr>,
-    pub ha: Option<Ident>,
+    pub ha: Option<HaDef>,
     pub ha_modes: Option<Sp<Vec<Ident>>>,
     pub autoscale: Option<AutoscaleDef>,
     pub update: UpdateDef,

@@ -59,6 +59,14 @@ const AUTOSCALE_FIELDS: &[&str] = &["min", "max", "cpu", "memory", "scale_up", "
 const SCALE_POLICY_FIELDS: &[&str] = &["window", "percent", "pods", "period"];
 const UPDATE_FIELDS: &[&str] = &["max_surge", "max_unavailable"];
 const VOLUME_FIELDS: &[&str] = &["path", "size"];
+const HA_FIELDS: &[&str] = &[
+    "mode",
+    "sentinels",
+    "quorum",
+    "down_after",
+    "failover_timeout",
+    "master_name",
+];
 const HOST_FIELDS: &[&str] = &["address", "gpu", "managed", "run"];
 const RESOURCE_FIELDS: &[&str] = &["cpu", "memory", "cpu_limit", "memory_limit", "gpu"];
 const HEALTH_FIELDS: &[&str] = &["liveness", "readiness", "startup"];

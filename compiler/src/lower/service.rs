@@ -2,12 +2,12 @@
 
 use crate::diag::{Code, Diagnostic, Span};
 use crate::model::*;
-use crate::syntax::{Entry, EntryValue, Value, ValueKind};
+use crate::syntax::{Entry, EntryValue, Ident, Value, ValueKind};
 
 use super::{
-    unknown_field, Lower, AUTOSCALE_FIELDS, HEALTH_FIELDS, KIND_ONLY_FIELDS, MOUNT_FIELDS,
-    PORT_FIELDS, PROBE_FIELDS, RESOURCE_FIELDS, ROUTE_FIELDS, SCALE_POLICY_FIELDS, SERVICE_FIELDS,
-    UPDATE_FIELDS, VOLUME_FIELDS,
+    unknown_field, Lower, AUTOSCALE_FIELDS, HA_FIELDS, HEALTH_FIELDS, KIND_ONLY_FIELDS,
+    MOUNT_FIELDS, PORT_FIELDS, PROBE_FIELDS, RESOURCE_FIELDS, ROUTE_FIELDS, SCALE_POLICY_FIELDS,
+    SERVICE_FIELDS, UPDATE_FIELDS, VOLUME_FIELDS,
 };
 
 impl Lower<'_> {
@@ -214,11 +214,7 @@ impl Lower<'_> {
                     _ => def.public_url = expr,
                 }
             }
-            "ha" => {
-                if let Some(v) = self.assigned(e) {
-                    def.ha = self.name(v);
-                }
-            }
+            "ha" => def.ha = self.ha(e),
             "ha_modes" if is_kind => {
                 if let Some(v) = self.assigned(e) {
                     def.ha_modes = self.names(v);
@@ -281,6 +277,74 @@ impl Lower<'_> {
                     self.push(d);
                 }
             },
+        }
+    }
+
+    /// `ha = MODE` or `ha { mode = MODE  sentinels = 3  quorum = 2  ... }`.
+    pub(super) fn ha(&mut self, e: &Entry) -> Option<HaDef> {
+        match &e.value {
+            EntryValue::Assign(v) => Some(HaDef {
+                mode: self.name(v)?,
+                sentinels: None,
+                quorum: None,
+                down_after: None,
+                failover_timeout: None,
+                master_name: None,
+                span: e.span,
+            }),
+            EntryValue::Block(entries) => {
+                self.duplicates(entries, "an ha block");
+                let mut ha = HaDef {
+                    mode: Ident {
+                        name: String::new(),
+                        span: e.key.span,
+                    },
+                    sentinels: None,
+                    quorum: None,
+                    down_after: None,
+                    failover_timeout: None,
+                    master_name: None,
+                    span: e.span,
+                };
+                let mut mode = None;
+                for f in entries {
+                    self.no_label(f);
+                    self.no_kind(f);
+                    let Some(v) = self.assigned(f) else { continue };
+                    match f.key.name.as_str() {
+                        "mode" => mode = self.name(v),
+                        "sentinels" => ha.sentinels = self.integer(v, "a sentinel count"),
+                        "quorum" => ha.quorum = self.integer(v, "a sentinel count"),
+                        "down_after" => ha.down_after = self.duration(v),
+                        "failover_timeout" => ha.failover_timeout = self.duration(v),
+                        "master_name" => ha.master_name = self.string(v),
+                        _ => {
+                            let d = unknown_field(&f.key, "an ha block", HA_FIELDS);
+                            self.push(d);
+                        }
+                    }
+                }
+                match mode {
+                    Some(m) => ha.mode = m,
+                    None => {
+                        self.push(
+                            Diagnostic::error(Code::MissingField, e.key.span, "an `ha` block needs a `mode`")
+                                .label("which HA mode?")
+                                .help("write `mode = sentinel` (or another mode of the kind) in the block"),
+                        );
+                        return None;
+                    }
+                }
+                Some(ha)
+            }
+            EntryValue::None => {
+                self.push(
+                    Diagnostic::error(Code::MissingField, e.key.span, "`ha` needs a mode")
+                        .label("expected `= MODE` or a block")
+                        .help("write `ha = sentinel` or `ha { mode = sentinel ... }`"),
+                );
+                None
+            }
         }
     }
 

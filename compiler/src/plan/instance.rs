@@ -40,7 +40,11 @@ impl Topo<'_> {
         }
         let role = def.role.as_ref().map_or(Role::Stateless, |r| r.value);
         let replicas = def.replicas.as_ref().map_or(1, |r| r.value);
-        let ha = def.ha.as_ref().map(|h| h.name.as_str()).unwrap_or("single");
+        let ha = def
+            .ha
+            .as_ref()
+            .map(|h| h.mode.name.as_str())
+            .unwrap_or("single");
         if role == Role::Stateful && replicas > 1 && ha == "single" {
             let span = def.replicas.as_ref().map_or(decl_span, |r| r.span);
             let modes = def.ha_mode_names();
@@ -62,7 +66,10 @@ impl Topo<'_> {
             );
         }
         let modes = def.ha_mode_names();
-        if let (Some(h), true) = (&def.ha, ha != "single" && modes.contains(&ha)) {
+        if let (Some(h), true) = (
+            def.ha.as_ref().map(|h| &h.mode),
+            ha != "single" && modes.contains(&ha),
+        ) {
             let kubernetes = self.topo.platform.value == Platform::Kubernetes;
             let unsupported = |message: String, help: String| {
                 Diagnostic::error(Code::NotSupported, h.span, message)

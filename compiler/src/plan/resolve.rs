@@ -100,7 +100,10 @@ impl Topo<'_> {
         }
         // An HA mode run by an operator answers on its own Services.
         let operator = self.topo.platform.value == Platform::Kubernetes
-            && def.ha.as_ref().is_some_and(|h| h.name == CLOUDNATIVEPG);
+            && def
+                .ha
+                .as_ref()
+                .is_some_and(|h| h.mode.name == CLOUDNATIVEPG);
         let hostname = |read: bool, diags: &mut Diagnostics| -> Option<String> {
             if operator {
                 return Some(format!("{target}-{}", if read { "ro" } else { "rw" }));
