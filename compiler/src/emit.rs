@@ -148,11 +148,15 @@ pub fn write(
     // The manifest goes last, so that an interrupted build never lists files it
     // did not write.
     changes.sort_by_key(|(a, _)| a.path.ends_with(MANIFEST));
+    let mut made: BTreeSet<&Path> = BTreeSet::new();
     for (a, path) in &changes {
         let dir = path.parent().unwrap_or(out);
-        if let Err(e) = fs::create_dir_all(dir) {
-            cleanup(&staged);
-            return Err(EmitError::Io(dir.to_path_buf(), e));
+        // Each directory once: thousands of env files share one.
+        if made.insert(dir) {
+            if let Err(e) = fs::create_dir_all(dir) {
+                cleanup(&staged);
+                return Err(EmitError::Io(dir.to_path_buf(), e));
+            }
         }
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
         let tmp = dir.join(format!(".{name}.stackc-tmp"));
