@@ -50,6 +50,44 @@ impl Topo<'_> {
                     .help(format!("rename it, for example `svc-{}`", inst.name)),
                 );
             }
+            // Names Kubernetes derives from the service's: a StatefulSet's pods carry
+            // the label `controller-revision-hash: <name>-<10 characters>`, which
+            // must fit in 63 characters.
+            let stateful = inst.role == Role::Stateful && inst.ha != CLOUDNATIVEPG;
+            let limit = if stateful { 52 } else { 63 };
+            if inst.name.len() > limit {
+                diags.push(
+                    Diagnostic::error(
+                        Code::InvalidKubernetesName,
+                        decl,
+                        format!("`{}` is {} characters, too long for a Kubernetes {}", inst.name, inst.name.len(), if stateful { "StatefulSet" } else { "Deployment" }),
+                    )
+                    .label(format!("at most {limit} characters here"))
+                    .help(if stateful {
+                        "a StatefulSet's name and a 10-character revision hash must fit in one 63-character label; shorten the name"
+                    } else {
+                        "shorten the name"
+                    }),
+                );
+            }
+            for v in &inst.volumes {
+                if v.name.len() > 63 {
+                    let span = def
+                        .volumes
+                        .values()
+                        .find(|d| v.name.ends_with(&d.name.name))
+                        .map_or(decl, |d| d.name.span);
+                    diags.push(
+                        Diagnostic::error(
+                            Code::InvalidKubernetesName,
+                            span,
+                            format!("the volume name `{}` is longer than 63 characters", v.name),
+                        )
+                        .label("`<service>-<volume>` names the claim")
+                        .help("shorten the volume's or the service's name"),
+                    );
+                }
+            }
             for port in def.ports.values() {
                 if !is_port_name(&port.name.name) {
                     diags.push(
