@@ -233,16 +233,7 @@ impl Cx<'_> {
             }));
         }
         if !inst.ports.is_empty() {
-            let ports: Vec<ServicePort> = inst
-                .ports
-                .iter()
-                .map(|p| ServicePort {
-                    name: p.name.clone(),
-                    port: p.container,
-                    target_port: p.name.clone(),
-                    protocol: protocol(p.protocol),
-                })
-                .collect();
+            let ports = service_ports(inst);
             let load_balancer = !inst.public.is_empty() && inst.public_url.is_none();
             docs.push(yaml::to_string(&Object {
                 api_version: "v1",
@@ -275,16 +266,7 @@ impl Cx<'_> {
                         kind: None,
                         cluster_ip: Some("None"),
                         selector: self.selector(inst),
-                        ports: inst
-                            .ports
-                            .iter()
-                            .map(|p| ServicePort {
-                                name: p.name.clone(),
-                                port: p.container,
-                                target_port: p.name.clone(),
-                                protocol: protocol(p.protocol),
-                            })
-                            .collect(),
+                        ports: service_ports(inst),
                     }),
                 }));
             }
@@ -654,6 +636,19 @@ fn resources(inst: &Instance) -> Option<Resources> {
         limits.insert("nvidia.com/gpu", r.gpu.to_string());
     }
     (!requests.is_empty() || !limits.is_empty()).then_some(Resources { requests, limits })
+}
+
+/// Every port of the service, by name, on the container's port number.
+fn service_ports(inst: &Instance) -> Vec<ServicePort> {
+    inst.ports
+        .iter()
+        .map(|p| ServicePort {
+            name: p.name.clone(),
+            port: p.container,
+            target_port: p.name.clone(),
+            protocol: protocol(p.protocol),
+        })
+        .collect()
 }
 
 /// The `kubernetes.io/basic-auth` Secret a CloudNativePG Cluster bootstraps from.
