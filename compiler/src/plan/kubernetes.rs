@@ -54,7 +54,8 @@ impl Topo<'_> {
             // the label `controller-revision-hash: <name>-<10 characters>`, which
             // must fit in 63 characters.
             let stateful = inst.role == Role::Stateful && inst.ha != CLOUDNATIVEPG;
-            let limit = if stateful { 52 } else { 63 };
+            // `-headless` and `-public` Services are derived from the name too.
+            let limit = if stateful { 52 } else { 63 - "-public".len() };
             if inst.name.len() > limit {
                 diags.push(
                     Diagnostic::error(

@@ -233,30 +233,35 @@ impl Cx<'_> {
             }));
         }
         if !inst.ports.is_empty() {
-            let ports = service_ports(inst);
-            let load_balancer = !inst.public.is_empty() && inst.public_url.is_none();
+            // In-cluster references use `<name>`, with every port.
             docs.push(yaml::to_string(&Object {
                 api_version: "v1",
                 kind: "Service",
                 metadata: self.metadata(inst.name.clone(), inst),
                 spec: Some(ServiceSpec {
-                    kind: Some(if load_balancer {
-                        "LoadBalancer"
-                    } else {
-                        "ClusterIP"
-                    }),
+                    kind: Some("ClusterIP"),
                     cluster_ip: None,
                     selector: self.selector(inst),
-                    ports: if load_balancer {
-                        ports
-                            .into_iter()
-                            .filter(|p| inst.public.contains(&p.name))
-                            .collect()
-                    } else {
-                        ports
-                    },
+                    ports: service_ports(inst),
                 }),
             }));
+            // Public ports without a public URL (an Ingress) get a load balancer.
+            if !inst.public.is_empty() && inst.public_url.is_none() {
+                docs.push(yaml::to_string(&Object {
+                    api_version: "v1",
+                    kind: "Service",
+                    metadata: self.metadata(format!("{}-public", inst.name), inst),
+                    spec: Some(ServiceSpec {
+                        kind: Some("LoadBalancer"),
+                        cluster_ip: None,
+                        selector: self.selector(inst),
+                        ports: service_ports(inst)
+                            .into_iter()
+                            .filter(|p| inst.public.contains(&p.name))
+                            .collect(),
+                    }),
+                }));
+            }
             if stateful {
                 docs.push(yaml::to_string(&Object {
                     api_version: "v1",
