@@ -321,6 +321,16 @@ codes! {
     /// letter (DNS-1035), port names have at most 15 characters, lowercase letters,
     /// digits and `-`, with at least one letter.
     InvalidKubernetesName = "E0413", Error, "invalid-kubernetes-name";
+    /// A route leads to a port that is not HTTP: a proxy can only route HTTP there.
+    RouteNotHttp = "E0414", Error, "route-not-http";
+    /// Two routes of one domain overlap (one prefix starts the other) and neither is
+    /// marked `default = true`: which service answers would depend on the proxy.
+    OverlappingRoutes = "E0415", Error, "overlapping-routes";
+    /// A placement has a `weight`, but the route to it does not use the `weighted`
+    /// strategy, so the weight would be ignored.
+    WeightWithoutWeightedStrategy = "E0416", Error, "weight-without-weighted-strategy";
+    /// A proxy has TLS settings for a domain that no route serves.
+    TlsWithoutDomain = "E0417", Error, "tls-without-domain";
     /// An environment value cannot be written to an env file so that both
     /// docker-compose and a POSIX shell read back the same string.
     UnrepresentableEnvValue = "E0501", Error, "unrepresentable-env-value";

@@ -222,6 +222,63 @@ pub struct MountDef {
 pub struct RouteDef {
     pub path: Sp<String>,
     pub port: Option<Ident>,
+    /// The domain it is served on (default: the host of the service's public URL).
+    pub domain: Option<Sp<String>>,
+    pub strategy: Option<Sp<Strategy>>,
+    /// Requests per second per client address.
+    pub rate: Option<Sp<u32>>,
+    pub burst: Option<Sp<u32>>,
+    /// The status past the rate limit (default 429).
+    pub limit_status: Option<Sp<u16>>,
+    pub connect_timeout: Option<Sp<Duration>>,
+    pub send_timeout: Option<Sp<Duration>>,
+    pub read_timeout: Option<Sp<Duration>>,
+    pub body_size: Option<Sp<Size>>,
+    pub websocket: bool,
+    /// The catch-all of its domain: may overlap the other prefixes.
+    pub default: bool,
+    /// Forward without the matched prefix (`/api/users` → `/users`).
+    pub strip_prefix: bool,
+}
+
+/// How a proxy spreads requests over a service's servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    RoundRobin,
+    LeastConn,
+    IpHash,
+    Weighted,
+}
+
+/// A proxy of a topology: `proxy edge: nginx { host = app ... }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxyDef {
+    pub name: Ident,
+    pub kind: Sp<ProxyKind>,
+    pub host: Option<Ident>,
+    /// Runs on the host itself (a system service), not in its compose file.
+    pub on_host: bool,
+    /// The address it listens on (default: all of the host's).
+    pub bind: Option<Sp<String>>,
+    pub http: Option<Sp<u16>>,
+    pub https: Option<Sp<u16>>,
+    pub image: Option<Sp<String>>,
+    /// Per-domain certificate paths (default: the Let's Encrypt layout).
+    pub tls: IndexMap<String, TlsDef>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyKind {
+    Nginx,
+    Haproxy,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsDef {
+    pub domain: Sp<String>,
+    pub cert: Option<Sp<String>>,
+    pub key: Option<Sp<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,6 +340,8 @@ pub struct ServiceDef {
     pub pre_stop: Option<Sp<Duration>>,
     /// The PodDisruptionBudget's `minAvailable` (default: `maxUnavailable: 1`).
     pub min_available: Option<Sp<u32>>,
+    /// This placement's share of a weighted route (`run api { weight = 3 }`).
+    pub weight: Option<Sp<u32>>,
     pub params: IndexMap<String, ParamDecl>,
     pub args: IndexMap<String, Assignment>,
     /// Fields written with a value that was rejected (and reported) while lowering:
@@ -373,6 +432,7 @@ impl ServiceDef {
         lay(&mut self.stop_grace_period, &top.stop_grace_period);
         lay(&mut self.pre_stop, &top.pre_stop);
         lay(&mut self.min_available, &top.min_available);
+        lay(&mut self.weight, &top.weight);
         lay_map(&mut self.params, &top.params);
         lay_map(&mut self.args, &top.args);
         self.rejected.extend(top.rejected.iter().cloned());
@@ -457,6 +517,7 @@ pub struct TopologyDef {
     pub hosts: IndexMap<String, HostDef>,
     pub overrides: IndexMap<String, RunDef>,
     pub externals: IndexMap<String, (Ident, ExternalDef)>,
+    pub proxies: IndexMap<String, ProxyDef>,
 }
 
 /// A whole lowered stack.

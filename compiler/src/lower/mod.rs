@@ -40,6 +40,7 @@ pub const SERVICE_FIELDS: &[&str] = &[
     "stop_grace_period",
     "pre_stop",
     "min_available",
+    "weight",
 ];
 const KIND_ONLY_FIELDS: &[&str] = &["param", "ha_modes"];
 const TOP_FIELDS: &[&str] = &["stack", "secret", "kind", "service", "external", "topology"];
@@ -54,6 +55,7 @@ const TOPOLOGY_FIELDS: &[&str] = &[
     "namespace",
     "gpu_nodes",
     "ingress_class",
+    "proxy",
 ];
 const AUTOSCALE_FIELDS: &[&str] = &["min", "max", "cpu", "memory", "scale_up", "scale_down"];
 const SCALE_POLICY_FIELDS: &[&str] = &["window", "percent", "pods", "period"];
@@ -82,7 +84,23 @@ const PROBE_FIELDS: &[&str] = &[
 ];
 const PORT_FIELDS: &[&str] = &["container", "host", "protocol"];
 const MOUNT_FIELDS: &[&str] = &["target", "read_only"];
-const ROUTE_FIELDS: &[&str] = &["port"];
+const ROUTE_FIELDS: &[&str] = &[
+    "port",
+    "domain",
+    "strategy",
+    "rate",
+    "burst",
+    "limit_status",
+    "connect_timeout",
+    "send_timeout",
+    "read_timeout",
+    "body_size",
+    "websocket",
+    "default",
+    "strip_prefix",
+];
+const PROXY_FIELDS: &[&str] = &["host", "on_host", "bind", "http", "https", "image", "tls"];
+const TLS_FIELDS: &[&str] = &["cert", "key"];
 
 /// One file's entries, and whether it is part of the stdlib.
 pub struct Unit<'a> {

@@ -121,6 +121,20 @@ impl Lower<'_> {
                     def.pre_stop = self.duration(v);
                 }
             }
+            "weight" => {
+                if let Some(v) = self.assigned(e) {
+                    def.weight = self.integer(v, "a weight");
+                    if let Some(w) = &def.weight {
+                        if w.value == 0 {
+                            self.push(
+                                Diagnostic::error(Code::InvalidValue, w.span, "a weight of 0 sends no request")
+                                    .label("expected 1 or more")
+                                    .help("remove the placement instead, or give it a weight of 1 or more"),
+                            );
+                        }
+                    }
+                }
+            }
             "min_available" => {
                 if let Some(v) = self.assigned(e) {
                     def.min_available = self.integer(v, "a pod count");
@@ -169,22 +183,7 @@ impl Lower<'_> {
                         .help(format!("write `route \"/{}\"`", path.value)),
                     );
                 }
-                let mut route = RouteDef { path, port: None };
-                let entries = self.block(e);
-                for f in entries {
-                    self.no_label(f);
-                    match f.key.name.as_str() {
-                        "port" => {
-                            if let Some(v) = self.assigned(f) {
-                                route.port = self.name(v);
-                            }
-                        }
-                        _ => {
-                            let d = unknown_field(&f.key, "a route", ROUTE_FIELDS);
-                            self.push(d);
-                        }
-                    }
-                }
+                let route = self.route(path, e);
                 def.routes.insert(route.path.value.clone(), route);
             }
             "restart" => {
@@ -278,6 +277,63 @@ impl Lower<'_> {
                 }
             },
         }
+    }
+
+    /// `route "/prefix"` or `route "/prefix" { strategy = least_conn  rate = 10 ... }`.
+    fn route(&mut self, path: Sp<String>, e: &Entry) -> RouteDef {
+        let mut r = RouteDef {
+            path,
+            port: None,
+            domain: None,
+            strategy: None,
+            rate: None,
+            burst: None,
+            limit_status: None,
+            connect_timeout: None,
+            send_timeout: None,
+            read_timeout: None,
+            body_size: None,
+            websocket: false,
+            default: false,
+            strip_prefix: false,
+        };
+        let entries = self.block(e);
+        self.duplicates(entries, "a route");
+        for f in entries {
+            self.no_label(f);
+            self.no_kind(f);
+            let Some(v) = self.assigned(f) else { continue };
+            match f.key.name.as_str() {
+                "port" => r.port = self.name(v),
+                "domain" => r.domain = self.string(v),
+                "strategy" => {
+                    r.strategy = self.choice(
+                        v,
+                        &[
+                            ("round_robin", Strategy::RoundRobin),
+                            ("least_conn", Strategy::LeastConn),
+                            ("ip_hash", Strategy::IpHash),
+                            ("weighted", Strategy::Weighted),
+                        ],
+                    )
+                }
+                "rate" => r.rate = self.integer(v, "requests per second"),
+                "burst" => r.burst = self.integer(v, "a request count"),
+                "limit_status" => r.limit_status = self.integer(v, "an HTTP status"),
+                "connect_timeout" => r.connect_timeout = self.duration(v),
+                "send_timeout" => r.send_timeout = self.duration(v),
+                "read_timeout" => r.read_timeout = self.duration(v),
+                "body_size" => r.body_size = self.size(v),
+                "websocket" => r.websocket = self.boolean(v).unwrap_or(false),
+                "default" => r.default = self.boolean(v).unwrap_or(false),
+                "strip_prefix" => r.strip_prefix = self.boolean(v).unwrap_or(false),
+                _ => {
+                    let d = unknown_field(&f.key, "a route", ROUTE_FIELDS);
+                    self.push(d);
+                }
+            }
+        }
+        r
     }
 
     /// `ha = MODE` or `ha { mode = MODE  sentinels = 3  quorum = 2  ... }`.

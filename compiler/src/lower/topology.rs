@@ -6,7 +6,9 @@ use crate::diag::{Code, Diagnostic, Span};
 use crate::model::*;
 use crate::syntax::{Entry, EntryValue, Ident, ValueKind};
 
-use super::{duplicate, unknown_field, Lower, HOST_FIELDS, TOPOLOGY_FIELDS};
+use super::{
+    duplicate, unknown_field, Lower, HOST_FIELDS, PROXY_FIELDS, TLS_FIELDS, TOPOLOGY_FIELDS,
+};
 
 impl Lower<'_> {
     pub(super) fn topology(&mut self, e: &Entry) {
@@ -25,6 +27,7 @@ impl Lower<'_> {
             hosts: IndexMap::new(),
             overrides: IndexMap::new(),
             externals: IndexMap::new(),
+            proxies: IndexMap::new(),
         };
         let mut cluster_runs = Vec::new();
         let mut run_spans = Vec::new();
@@ -57,6 +60,16 @@ impl Lower<'_> {
                         topo.namespace = Some(value);
                     } else {
                         topo.ingress_class = Some(value);
+                    }
+                }
+                "proxy" => {
+                    if let Some(proxy) = self.proxy(f) {
+                        if let Some(first) = topo.proxies.get(&proxy.name.name) {
+                            let first = first.name.span;
+                            self.push(duplicate(&proxy.name, "proxy", first));
+                        } else {
+                            topo.proxies.insert(proxy.name.name.clone(), proxy);
+                        }
                     }
                 }
                 "gpu_nodes" => {
@@ -250,5 +263,91 @@ impl Lower<'_> {
                 topo.hosts = IndexMap::from([(CLUSTER_HOST.to_string(), host)]);
             }
         }
+    }
+
+    /// `proxy NAME: nginx { host = app  on_host = false  http = 80  https = 443 ... }`.
+    fn proxy(&mut self, e: &Entry) -> Option<ProxyDef> {
+        let name = self.ident_label(e, "proxy name")?;
+        let kinds = [("nginx", ProxyKind::Nginx), ("haproxy", ProxyKind::Haproxy)];
+        let kind = match &e.kind {
+            Some(k) => {
+                match kinds.iter().find(|(n, _)| *n == k.name) {
+                    Some((_, kind)) => Sp::new(*kind, k.span),
+                    None => {
+                        self.push(
+                        Diagnostic::error(Code::InvalidValue, k.span, format!("`{}` is not a proxy", k.name))
+                            .label("expected nginx or haproxy")
+                            .help("write `proxy NAME: nginx { ... }` or `proxy NAME: haproxy { ... }`"),
+                    );
+                        return None;
+                    }
+                }
+            }
+            None => {
+                self.push(
+                    Diagnostic::error(Code::MissingField, name.span, "a proxy needs a kind")
+                        .label("nginx or haproxy?")
+                        .help(format!("write `proxy {}: nginx {{ ... }}`", name.name)),
+                );
+                return None;
+            }
+        };
+        let mut proxy = ProxyDef {
+            name,
+            kind,
+            host: None,
+            on_host: false,
+            bind: None,
+            http: None,
+            https: None,
+            image: None,
+            tls: IndexMap::new(),
+            span: e.span,
+        };
+        let entries = self.block(e);
+        self.duplicates(entries, "a proxy");
+        for f in entries {
+            self.no_kind(f);
+            if f.key.name == "tls" {
+                let Some(domain) = self.string_label(f, "domain") else {
+                    continue;
+                };
+                let mut tls = TlsDef {
+                    domain,
+                    cert: None,
+                    key: None,
+                };
+                for g in self.block(f) {
+                    self.no_label(g);
+                    self.no_kind(g);
+                    let Some(v) = self.assigned(g) else { continue };
+                    match g.key.name.as_str() {
+                        "cert" => tls.cert = self.string(v),
+                        "key" => tls.key = self.string(v),
+                        _ => {
+                            let d = unknown_field(&g.key, "a tls block", TLS_FIELDS);
+                            self.push(d);
+                        }
+                    }
+                }
+                proxy.tls.insert(tls.domain.value.clone(), tls);
+                continue;
+            }
+            self.no_label(f);
+            let Some(v) = self.assigned(f) else { continue };
+            match f.key.name.as_str() {
+                "host" => proxy.host = self.name(v),
+                "on_host" => proxy.on_host = self.boolean(v).unwrap_or(false),
+                "bind" => proxy.bind = self.string(v),
+                "http" => proxy.http = self.integer(v, "a port number"),
+                "https" => proxy.https = self.integer(v, "a port number"),
+                "image" => proxy.image = self.string(v),
+                _ => {
+                    let d = unknown_field(&f.key, "a proxy", PROXY_FIELDS);
+                    self.push(d);
+                }
+            }
+        }
+        Some(proxy)
     }
 }

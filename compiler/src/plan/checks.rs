@@ -129,15 +129,17 @@ impl Topo<'_> {
         // (host port, bind) -> (service, port name)
         let mut taken: Vec<(u16, &Bind, &str, &str)> = Vec::new();
         for inst in services {
-            let Some(p) = self.placement(&inst.name, h) else {
+            let placement = self.placement(&inst.name, h);
+            let Some(fallback) = placement
+                .map(|p| p.run_span)
+                .or_else(|| super::proxy::proxy_span(self.topo, &inst.name))
+            else {
                 continue;
             };
             for port in &inst.ports {
-                let span = p
-                    .def
-                    .ports
-                    .get(&port.name)
-                    .map_or(p.run_span, |d| d.name.span);
+                let span = placement
+                    .and_then(|p| p.def.ports.get(&port.name))
+                    .map_or(fallback, |d| d.name.span);
                 for bind in &port.binds {
                     if inst.replicas > 1 {
                         diags.push(
@@ -163,7 +165,9 @@ impl Topo<'_> {
                         let other_span = self
                             .placement(other, h)
                             .and_then(|p| p.def.ports.get(*other_port))
-                            .map_or(span, |d| d.name.span);
+                            .map(|d| d.name.span)
+                            .or_else(|| super::proxy::proxy_span(self.topo, other))
+                            .unwrap_or(span);
                         diags.push(
                             Diagnostic::error(
                                 Code::PortConflict,

@@ -1,7 +1,7 @@
 //! One service as it runs on one host: ports, health, start order, and the checks
 //! on the effective definition (image, GPUs, replicas of stateful services).
 
-use indexmap::{IndexMap, IndexSet};
+use indexmap::IndexMap;
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 
@@ -16,7 +16,7 @@ impl Topo<'_> {
         p: &Placement,
         resolved: Resolved,
         fx: &Effects,
-        publishes: &IndexSet<(String, usize, String)>,
+        published: &Published<'_>,
         diags: &mut Diagnostics,
     ) -> Option<Instance> {
         let def = &p.def;
@@ -158,9 +158,15 @@ impl Topo<'_> {
             let mut binds = Vec::new();
             if public.contains(&port.name.name.as_str()) {
                 binds.push(Bind::All);
-            } else if publishes.contains(&(name.to_string(), h, port.name.name.clone())) {
-                if let Some(a) = &host.address {
-                    binds.push(Bind::Address(a.value.clone()));
+            } else {
+                let key = (name.to_string(), h, port.name.name.clone());
+                if published.on_address.contains(&key) {
+                    if let Some(a) = &host.address {
+                        binds.push(Bind::Address(a.value.clone()));
+                    }
+                }
+                if published.on_loopback.contains(&key) {
+                    binds.push(Bind::Address("127.0.0.1".into()));
                 }
             }
             let protocol = port.protocol.as_ref().map_or(
@@ -286,6 +292,7 @@ impl Topo<'_> {
                     source: m.source.value.clone(),
                     target: m.target.value.clone(),
                     read_only: m.read_only,
+                    generated: false,
                 })
                 .collect(),
             replicas,

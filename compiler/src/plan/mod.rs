@@ -19,7 +19,10 @@ mod checks;
 mod instance;
 mod kubernetes;
 mod place;
+mod proxy;
 mod resolve;
+
+pub use proxy::{ProxyPlan, RateLimit, RoutePlan, Site, Tls, Upstream, UpstreamServer};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -36,6 +39,7 @@ pub struct TopologyPlan {
     pub namespace: String,
     /// Kubernetes: the IngressClass of public routes.
     pub ingress_class: Option<String>,
+    pub proxies: Vec<ProxyPlan>,
     /// Where the topology is defined, for diagnostics of the targets.
     pub span: Span,
     pub platform: Platform,
@@ -109,6 +113,9 @@ pub struct Mount {
     pub source: String,
     pub target: String,
     pub read_only: bool,
+    /// The source is a generated file, relative to the topology's output directory
+    /// (else it is relative to the .stack file, or absolute).
+    pub generated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -255,6 +262,13 @@ pub(super) struct Topo<'a> {
     pub(super) placements: IndexMap<&'a str, Vec<Placement<'a>>>,
 }
 
+/// The ports other hosts (on their address) and on-host proxies (on 127.0.0.1)
+/// need: (service, host index, port name).
+pub(super) struct Published<'a> {
+    pub(super) on_address: &'a IndexSet<(String, usize, String)>,
+    pub(super) on_loopback: &'a IndexSet<(String, usize, String)>,
+}
+
 /// The values of one instance, resolved from its host.
 #[derive(Default)]
 pub(super) struct Resolved {
@@ -303,6 +317,7 @@ fn plan_topology(
         placements: IndexMap::new(),
     };
     t.place(diags);
+    let (proxies, proxy_fx) = t.proxies(diags);
 
     // Resolve every instance's environment, collecting start-order edges and the
     // ports other hosts need.
@@ -346,11 +361,12 @@ fn plan_topology(
         effects.push(host_effects);
         envs.push(host_envs);
     }
-    let publishes: IndexSet<(String, usize, String)> = effects
+    let mut publishes: IndexSet<(String, usize, String)> = effects
         .iter()
         .flatten()
         .flat_map(|fx| fx.publishes.iter().cloned())
         .collect();
+    publishes.extend(proxy_fx.publishes.iter().cloned());
 
     t.check_cycles(&effects, diags);
 
@@ -363,10 +379,21 @@ fn plan_topology(
             };
             let resolved = std::mem::take(&mut envs[h][i]);
             let fx = &effects[h][i];
-            if let Some(inst) = t.instance(&run.service.name, h, p, resolved, fx, &publishes, diags)
+            let published = Published {
+                on_address: &publishes,
+                on_loopback: &proxy_fx.loopback,
+            };
+            if let Some(inst) = t.instance(&run.service.name, h, p, resolved, fx, &published, diags)
             {
                 services.push(inst);
             }
+        }
+        for proxy in proxies
+            .iter()
+            .filter(|p| p.host == host.name.name && !p.on_host)
+        {
+            let inst = t.proxy_instance(proxy, &proxy_fx, &services);
+            services.push(inst);
         }
         match topo.platform.value {
             Platform::Compose => {
@@ -383,6 +410,7 @@ fn plan_topology(
         });
     }
     TopologyPlan {
+        proxies,
         name: topo.name.name.clone(),
         namespace: topo
             .namespace

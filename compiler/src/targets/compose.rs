@@ -214,7 +214,13 @@ fn service(inst: &Instance, options: &Options) -> Service {
         .collect();
     volumes.extend(inst.mounts.iter().map(|m| {
         let ro = if m.read_only { ":ro" } else { "" };
-        format!("{}:{}{ro}", relative(&m.source, options), m.target)
+        let source = if m.generated {
+            // Generated files sit beside compose/ in the topology's directory.
+            format!("../{}", m.source)
+        } else {
+            relative(&m.source, options)
+        };
+        format!("{source}:{}{ro}", m.target)
     }));
     let r = &inst.resources;
     let limits = (r.cpu_limit.is_some() || r.memory_limit.is_some()).then(|| Limits {

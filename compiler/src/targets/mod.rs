@@ -6,6 +6,8 @@ pub mod compose;
 pub mod env;
 mod k8s_types;
 pub mod kubernetes;
+pub mod nginx;
+mod templates;
 pub mod yaml;
 
 use serde::Serialize;
@@ -52,6 +54,7 @@ pub fn generate(plan: &Plan, options: &Options, diags: &mut Diagnostics) -> Vec<
             Platform::Compose => {
                 compose::generate(topo, options, &mut artifacts, diags);
                 env::generate(plan, topo, options, &mut artifacts, diags);
+                nginx::generate(topo, options, &mut artifacts, diags);
             }
             Platform::Kubernetes => {
                 kubernetes::generate(plan, topo, options, &mut artifacts, diags)

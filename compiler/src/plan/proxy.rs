@@ -1,0 +1,658 @@
+//! Proxies: each `proxy` of a topology, with its sites (one per domain), the routes
+//! of the services, and upstreams made of every placement of each routed service:
+//! the compose name on the proxy's own host, the host's address and published port
+//! elsewhere, and 127.0.0.1 when the proxy runs on the host itself.
+//!
+//! Names and start order: a proxy in a compose file `depends_on` the services it
+//! routes to on its host, so their names resolve when it starts (nginx resolves
+//! upstream names once, at start); services on other hosts are addressed by IP.
+
+use indexmap::{IndexMap, IndexSet};
+
+use crate::diag::{Code, Diagnostic, Diagnostics, Span};
+
+use super::*;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxyPlan {
+    pub name: String,
+    pub kind: ProxyKind,
+    /// The host it runs on.
+    pub host: String,
+    /// On the host itself, not in its compose file.
+    pub on_host: bool,
+    /// The address it listens on (all addresses when none).
+    pub bind: Option<String>,
+    pub image: String,
+    pub http: u16,
+    pub https: u16,
+    pub sites: Vec<Site>,
+    pub upstreams: Vec<Upstream>,
+}
+
+impl ProxyPlan {
+    pub fn has_tls(&self) -> bool {
+        self.sites.iter().any(|s| s.tls.is_some())
+    }
+}
+
+/// The routes of one domain (`None`: the default server).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Site {
+    pub domain: Option<String>,
+    pub tls: Option<Tls>,
+    pub routes: Vec<RoutePlan>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tls {
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutePlan {
+    pub path: String,
+    /// The name of its upstream.
+    pub upstream: String,
+    pub strip_prefix: bool,
+    pub rate: Option<RateLimit>,
+    pub connect_timeout: Option<Duration>,
+    pub send_timeout: Option<Duration>,
+    pub read_timeout: Option<Duration>,
+    pub body_size: Option<Size>,
+    pub websocket: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Requests per second per client address.
+    pub rate: u32,
+    pub burst: u32,
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    pub name: String,
+    pub service: String,
+    pub strategy: Strategy,
+    pub servers: Vec<UpstreamServer>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamServer {
+    /// `host:port`
+    pub address: String,
+    pub weight: Option<u32>,
+}
+
+/// What proxies ask of the rest of the plan.
+#[derive(Default)]
+pub(super) struct ProxyEffects {
+    /// (service, host index, port name) published on the host's address.
+    pub(super) publishes: IndexSet<(String, usize, String)>,
+    /// ... published on 127.0.0.1, for a proxy on the host itself.
+    pub(super) loopback: IndexSet<(String, usize, String)>,
+    /// (proxy name, service) on the proxy's host: start order.
+    pub(super) deps: Vec<(String, String)>,
+}
+
+/// The default image of each proxy.
+fn default_image(kind: ProxyKind) -> &'static str {
+    match kind {
+        ProxyKind::Nginx => "nginx:1.27-alpine",
+        ProxyKind::Haproxy => "haproxy:2.8-alpine",
+    }
+}
+
+impl Topo<'_> {
+    pub(super) fn proxies(&self, diags: &mut Diagnostics) -> (Vec<ProxyPlan>, ProxyEffects) {
+        let mut fx = ProxyEffects::default();
+        let mut plans = Vec::new();
+        if self.topo.proxies.is_empty() {
+            return (plans, fx);
+        }
+        if self.topo.platform.value == Platform::Kubernetes {
+            for proxy in self.topo.proxies.values() {
+                diags.push(
+                    Diagnostic::error(Code::NotSupported, proxy.name.span, "a Kubernetes topology routes through its Ingress, not a proxy")
+                        .label("no proxy in a cluster")
+                        .help("remove the proxy; routes and public URLs become the Ingress (`ingress_class` chooses the controller)"),
+                );
+            }
+            return (plans, fx);
+        }
+        self.check_route_overlaps(diags);
+        for proxy in self.topo.proxies.values() {
+            if proxy.kind.value == ProxyKind::Haproxy {
+                diags.push(
+                    Diagnostic::error(
+                        Code::NotSupported,
+                        proxy.kind.span,
+                        "HAProxy configs are not emitted by this version of stackc",
+                    )
+                    .label("no target writes it yet")
+                    .help("use `proxy NAME: nginx { ... }` for now"),
+                );
+                continue;
+            }
+            if let Some(plan) = self.proxy(proxy, &mut fx, diags) {
+                plans.push(plan);
+            }
+        }
+        (plans, fx)
+    }
+
+    fn proxy(
+        &self,
+        proxy: &ProxyDef,
+        fx: &mut ProxyEffects,
+        diags: &mut Diagnostics,
+    ) -> Option<ProxyPlan> {
+        let Some(host_ident) = &proxy.host else {
+            diags.push(
+                Diagnostic::error(
+                    Code::MissingField,
+                    proxy.name.span,
+                    format!("proxy `{}` runs on no host", proxy.name.name),
+                )
+                .label("which host?")
+                .help("write `host = NAME` in the proxy block"),
+            );
+            return None;
+        };
+        let Some(h) = self
+            .hosts
+            .iter()
+            .position(|x| x.name.name == host_ident.name)
+        else {
+            let names = self.hosts.iter().map(|x| x.name.name.as_str());
+            let d = Diagnostic::error(
+                Code::UnknownName,
+                host_ident.span,
+                format!("unknown host `{}`", host_ident.name),
+            )
+            .label("no host of this topology has this name");
+            diags.push(match crate::diag::suggest(&host_ident.name, names) {
+                Some(s) => d.help(format!("did you mean `{s}`?")),
+                None => d.help("declare it with `host NAME { ... }`"),
+            });
+            return None;
+        };
+        let host = self.hosts.get(h)?;
+        if host.managed {
+            diags.push(
+                Diagnostic::error(
+                    Code::NotSupported,
+                    host_ident.span,
+                    format!(
+                        "host `{}` is managed: stackc runs nothing there",
+                        host.name.name
+                    ),
+                )
+                .label("a managed host")
+                .help("run the proxy on a host of your own"),
+            );
+            return None;
+        }
+        let mut sites: IndexMap<Option<String>, Site> = IndexMap::new();
+        let mut upstreams: IndexMap<String, Upstream> = IndexMap::new();
+        for (name, all) in &self.placements {
+            // A managed host's platform serves its services itself.
+            let placements: Vec<&Placement<'_>> = all
+                .iter()
+                .filter(|p| self.hosts.get(p.host).is_some_and(|h| !h.managed))
+                .collect();
+            let Some(first) = placements.first() else {
+                continue;
+            };
+            let def = &first.def;
+            if def.routes.is_empty() {
+                continue;
+            }
+            let service_domain = self.domain(name, first.host, def, diags);
+            for route in def.routes.values() {
+                let domain = route
+                    .domain
+                    .as_ref()
+                    .map(|d| d.value.to_ascii_lowercase())
+                    .or_else(|| service_domain.clone());
+                let Some(port) = self.route_port(name, def, route, diags) else {
+                    continue;
+                };
+                let strategy = route
+                    .strategy
+                    .as_ref()
+                    .map_or(Strategy::RoundRobin, |s| s.value);
+                let upstream_name = format!(
+                    "{}_{}",
+                    name.replace('-', "_"),
+                    port.name.name.replace('-', "_")
+                );
+                if let Some(existing) = upstreams.get(&upstream_name) {
+                    if existing.strategy != strategy {
+                        let span = route.strategy.as_ref().map_or(route.path.span, |s| s.span);
+                        diags.push(
+                            Diagnostic::error(Code::InvalidValue, span, format!("the routes of `{name}` to port `{}` ask for different strategies", port.name.name))
+                                .label("one upstream, one strategy")
+                                .help("give every route of this service and port the same `strategy`"),
+                        );
+                    }
+                } else {
+                    let servers = self.upstream_servers(
+                        proxy,
+                        h,
+                        name,
+                        &placements,
+                        port,
+                        strategy,
+                        fx,
+                        diags,
+                    );
+                    upstreams.insert(
+                        upstream_name.clone(),
+                        Upstream {
+                            name: upstream_name.clone(),
+                            service: name.to_string(),
+                            strategy,
+                            servers,
+                        },
+                    );
+                }
+                let site = sites.entry(domain.clone()).or_insert_with(|| Site {
+                    domain: domain.clone(),
+                    tls: None,
+                    routes: Vec::new(),
+                });
+                site.routes.push(RoutePlan {
+                    path: route.path.value.clone(),
+                    upstream: upstream_name,
+                    strip_prefix: route.strip_prefix,
+                    rate: route.rate.as_ref().map(|r| RateLimit {
+                        rate: r.value,
+                        burst: route.burst.as_ref().map_or(0, |b| b.value),
+                        status: route.limit_status.as_ref().map_or(429, |s| s.value),
+                    }),
+                    connect_timeout: route.connect_timeout.as_ref().map(|d| d.value),
+                    send_timeout: route.send_timeout.as_ref().map(|d| d.value),
+                    read_timeout: route.read_timeout.as_ref().map(|d| d.value),
+                    body_size: route.body_size.as_ref().map(|s| s.value),
+                    websocket: route.websocket,
+                });
+            }
+        }
+        // TLS: https public URLs, with the proxy's certificate paths or Let's Encrypt's.
+        let https: IndexSet<String> = self.https_domains();
+        for site in sites.values_mut() {
+            if let Some(d) = &site.domain {
+                if https.contains(d) {
+                    let custom = proxy.tls.get(d);
+                    site.tls = Some(Tls {
+                        cert: custom.and_then(|t| t.cert.as_ref()).map_or_else(
+                            || format!("/etc/letsencrypt/live/{d}/fullchain.pem"),
+                            |c| c.value.clone(),
+                        ),
+                        key: custom.and_then(|t| t.key.as_ref()).map_or_else(
+                            || format!("/etc/letsencrypt/live/{d}/privkey.pem"),
+                            |k| k.value.clone(),
+                        ),
+                    });
+                }
+            }
+        }
+        for tls in proxy.tls.values() {
+            let served = sites
+                .get(&Some(tls.domain.value.clone()))
+                .is_some_and(|s| s.tls.is_some());
+            if !served {
+                diags.push(
+                    Diagnostic::error(Code::TlsWithoutDomain, tls.domain.span, format!("no route is served on `https://{}`", tls.domain.value))
+                        .label("TLS for a domain without routes")
+                        .help("give a routed service `public_url = \"https://DOMAIN\"`, or remove this block"),
+                );
+            }
+        }
+        // Sites in a stable order: the default server first, then by domain.
+        let mut sites: Vec<Site> = sites.into_values().collect();
+        sites.sort_by(|a, b| a.domain.cmp(&b.domain));
+        for site in &mut sites {
+            // Longest prefix first reads best; nginx matches the longest anyway.
+            site.routes
+                .sort_by(|a, b| b.path.len().cmp(&a.path.len()).then(a.path.cmp(&b.path)));
+        }
+        Some(ProxyPlan {
+            name: proxy.name.name.clone(),
+            kind: proxy.kind.value,
+            host: host.name.name.clone(),
+            on_host: proxy.on_host,
+            bind: proxy.bind.as_ref().map(|b| b.value.clone()),
+            image: proxy.image.as_ref().map_or_else(
+                || default_image(proxy.kind.value).to_string(),
+                |i| i.value.clone(),
+            ),
+            http: proxy.http.as_ref().map_or(80, |p| p.value),
+            https: proxy.https.as_ref().map_or(443, |p| p.value),
+            sites,
+            upstreams: upstreams.into_values().collect(),
+        })
+    }
+
+    /// The host of a service's public URL, if it has one.
+    fn domain(
+        &self,
+        name: &str,
+        host: usize,
+        def: &ServiceDef,
+        diags: &mut Diagnostics,
+    ) -> Option<String> {
+        let url = def.public_url.as_ref()?;
+        let mut fx = Effects::default();
+        let value = self.eval(name, host, url, &mut fx, diags, 0);
+        let text: String = value
+            .iter()
+            .map(|p| match p {
+                Out::Text(t) => Some(t.as_str()),
+                Out::Secret { .. } => None,
+            })
+            .collect::<Option<String>>()?;
+        let rest = text.split_once("://").map_or(text.as_str(), |(_, r)| r);
+        let host = rest
+            .split(['/', '?', '#', ':'])
+            .next()?
+            .to_ascii_lowercase();
+        (!host.is_empty()).then_some(host)
+    }
+
+    fn https_domains(&self) -> IndexSet<String> {
+        let mut out = IndexSet::new();
+        for placements in self.placements.values() {
+            let Some(first) = placements.first() else {
+                continue;
+            };
+            if let Some(url) = &first.def.public_url {
+                if let Some(Piece::Text(t)) = url.pieces.first() {
+                    if let Some(rest) = t.strip_prefix("https://") {
+                        if let Some(h) = rest.split(['/', '?', '#', ':']).next() {
+                            out.insert(h.to_ascii_lowercase());
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The port a route leads to; it must be HTTP.
+    fn route_port<'d>(
+        &self,
+        name: &str,
+        def: &'d ServiceDef,
+        route: &RouteDef,
+        diags: &mut Diagnostics,
+    ) -> Option<&'d PortDef> {
+        let port = match &route.port {
+            Some(p) => def.ports.get(&p.name)?,
+            None => match def.ports.values().next() {
+                Some(p) => p,
+                None => {
+                    diags.push(
+                        Diagnostic::error(
+                            Code::RouteNotHttp,
+                            route.path.span,
+                            format!(
+                                "route `{}` leads to `{name}`, which declares no port",
+                                route.path.value
+                            ),
+                        )
+                        .label("nowhere to send requests")
+                        .help(format!(
+                            "declare an HTTP port on `{name}`: `port http = NUMBER`"
+                        )),
+                    );
+                    return None;
+                }
+            },
+        };
+        let http = match &port.protocol {
+            Some(p) => p.value == Protocol::Http,
+            None => port.name.name == "http",
+        };
+        if !http {
+            diags.push(
+                Diagnostic::error(Code::RouteNotHttp, route.path.span, format!("route `{}` leads to port `{}` of `{name}`, which is not HTTP", route.path.value, port.name.name))
+                    .label("a proxy routes HTTP")
+                    .help(format!("route to an HTTP port (`port = http`), or declare `protocol = http` on port `{}`", port.name.name)),
+            );
+            return None;
+        }
+        Some(port)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn upstream_servers(
+        &self,
+        proxy: &ProxyDef,
+        proxy_host: usize,
+        name: &str,
+        placements: &[&Placement<'_>],
+        port: &PortDef,
+        strategy: Strategy,
+        fx: &mut ProxyEffects,
+        diags: &mut Diagnostics,
+    ) -> Vec<UpstreamServer> {
+        let container = port.container.as_ref().map_or(0, |c| c.value);
+        let published = port.host.as_ref().map_or(container, |h| h.value);
+        let mut servers = Vec::new();
+        for p in placements {
+            let weight = p.def.weight.as_ref();
+            if let (Some(w), false) = (weight, strategy == Strategy::Weighted) {
+                diags.push(
+                    Diagnostic::error(Code::WeightWithoutWeightedStrategy, w.span, format!("`{name}` has a weight, but its route does not use `strategy = weighted`"))
+                        .label("this weight would be ignored")
+                        .help("set `strategy = weighted` on the route, or remove the weight"),
+                );
+            }
+            let Some(host) = self.hosts.get(p.host) else {
+                continue;
+            };
+            let address = if p.host == proxy_host && !proxy.on_host {
+                fx.deps.push((proxy.name.name.clone(), name.to_string()));
+                format!("{name}:{container}")
+            } else if p.host == proxy_host {
+                fx.loopback
+                    .insert((name.to_string(), p.host, port.name.name.clone()));
+                format!("127.0.0.1:{published}")
+            } else {
+                let Some(addr) = &host.address else {
+                    diags.push(
+                        Diagnostic::error(
+                            Code::Unresolvable,
+                            p.run_span,
+                            format!(
+                                "proxy `{}` routes to `{name}` on host `{}`, which has no address",
+                                proxy.name.name, host.name.name
+                            ),
+                        )
+                        .label("unreachable from the proxy")
+                        .help(format!(
+                            "give host `{}` an `address = \"...\"`",
+                            host.name.name
+                        )),
+                    );
+                    continue;
+                };
+                fx.publishes
+                    .insert((name.to_string(), p.host, port.name.name.clone()));
+                format!("{}:{published}", addr.value)
+            };
+            servers.push(UpstreamServer {
+                address,
+                weight: (strategy == Strategy::Weighted).then(|| weight.map_or(1, |w| w.value)),
+            });
+        }
+        servers
+    }
+
+    /// Two routes of one domain overlap when one prefix starts the other; allowed
+    /// only when the shorter one is the domain's `default`.
+    fn check_route_overlaps(&self, diags: &mut Diagnostics) {
+        let mut by_domain: IndexMap<Option<String>, Vec<(&str, &RouteDef)>> = IndexMap::new();
+        for (name, placements) in &self.placements {
+            let Some(first) = placements.first() else {
+                continue;
+            };
+            let mut quiet = Diagnostics::default();
+            let domain = self.domain(name, first.host, &first.def, &mut quiet);
+            for route in first.def.routes.values() {
+                let d = route
+                    .domain
+                    .as_ref()
+                    .map(|d| d.value.to_ascii_lowercase())
+                    .or_else(|| domain.clone());
+                by_domain.entry(d).or_default().push((name, route));
+            }
+        }
+        for routes in by_domain.values() {
+            for (i, (a_svc, a)) in routes.iter().enumerate() {
+                for (b_svc, b) in routes.iter().skip(i + 1) {
+                    let (short, long, long_svc, short_svc) =
+                        if a.path.value.len() <= b.path.value.len() {
+                            (a, b, b_svc, a_svc)
+                        } else {
+                            (b, a, a_svc, b_svc)
+                        };
+                    // One service's routes may nest (`/api/` and `/api/upload/` with its
+                    // own settings): they reach the same servers either way.
+                    if a_svc != b_svc
+                        && long.path.value.starts_with(&short.path.value)
+                        && !short.default
+                    {
+                        diags.push(
+                            Diagnostic::error(Code::OverlappingRoutes, long.path.span, format!("route `{}` of `{long_svc}` overlaps route `{}` of `{short_svc}`", long.path.value, short.path.value))
+                                .label("both match these paths")
+                                .with_secondary(short.path.span, "the shorter prefix")
+                                .help(format!("mark the catch-all `route \"{}\" {{ default = true }}`, or use distinct prefixes", short.path.value)),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The proxy as a service of its host's compose file.
+    pub(super) fn proxy_instance(
+        &self,
+        proxy: &ProxyPlan,
+        fx: &ProxyEffects,
+        services: &[Instance],
+    ) -> Instance {
+        let mut ports = vec![PortPlan {
+            name: "http".into(),
+            container: proxy.http,
+            host: proxy.http,
+            protocol: Protocol::Http,
+            binds: vec![Bind::All],
+        }];
+        if proxy.has_tls() {
+            ports.push(PortPlan {
+                name: "https".into(),
+                container: proxy.https,
+                host: proxy.https,
+                protocol: Protocol::Tcp,
+                binds: vec![Bind::All],
+            });
+        }
+        let (config_path, dir) = match proxy.kind {
+            ProxyKind::Nginx => ("/etc/nginx/nginx.conf", "nginx"),
+            ProxyKind::Haproxy => ("/usr/local/etc/haproxy/haproxy.cfg", "haproxy"),
+        };
+        let mut mounts = vec![Mount {
+            source: format!("{dir}/{}.conf", proxy.name),
+            target: config_path.into(),
+            read_only: true,
+            generated: true,
+        }];
+        if proxy.has_tls() {
+            for path in ["/etc/letsencrypt", "/var/www/certbot"] {
+                mounts.push(Mount {
+                    source: path.into(),
+                    target: path.into(),
+                    read_only: true,
+                    generated: false,
+                });
+            }
+        }
+        let depends_on = fx
+            .deps
+            .iter()
+            .filter(|(p, _)| *p == proxy.name)
+            .map(|(_, s)| s)
+            .collect::<IndexSet<_>>()
+            .into_iter()
+            .map(|s| {
+                let healthy = services
+                    .iter()
+                    .any(|i| &i.name == s && i.ready_check().is_some());
+                (
+                    s.clone(),
+                    if healthy {
+                        Condition::Healthy
+                    } else {
+                        Condition::Started
+                    },
+                )
+            })
+            .collect();
+        let health = Probe {
+            check: ProbeCheck::Command(Command::Shell(format!(
+                "wget -q -O /dev/null http://127.0.0.1:{}/health || exit 1",
+                proxy.http
+            ))),
+            port_name: None,
+            port: 0,
+            interval: Some(Duration(10_000)),
+            timeout: Some(Duration(3_000)),
+            retries: Some(3),
+            start_period: None,
+        };
+        Instance {
+            name: proxy.name.clone(),
+            role: Role::Stateless,
+            image: Some(proxy.image.clone()),
+            build: None,
+            command: None,
+            ports,
+            env: Vec::new(),
+            volumes: Vec::new(),
+            mounts,
+            replicas: 1,
+            resources: Resources::default(),
+            probes: Probes {
+                readiness: Some(health),
+                ..Probes::default()
+            },
+            restart: Restart::UnlessStopped,
+            depends_on,
+            kind: Some(dir.to_string()),
+            public: Vec::new(),
+            public_url: None,
+            routes: Vec::new(),
+            autoscale: None,
+            update: Update {
+                max_surge: 1,
+                max_unavailable: 0,
+            },
+            stop_grace_period: None,
+            pre_stop: None,
+            min_available: None,
+            ha: "single".into(),
+            params: IndexMap::new(),
+        }
+    }
+}
+
+/// Spans for diagnostics about a proxy's ports.
+pub(super) fn proxy_span(topo: &TopologyDef, name: &str) -> Option<Span> {
+    topo.proxies.get(name).map(|p| p.name.span)
+}

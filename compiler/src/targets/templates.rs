@@ -1,0 +1,33 @@
+//! The handlebars registry for the line-based targets: strict (a missing field is
+//! an error, not an empty string) and without HTML escaping.
+
+use handlebars::Handlebars;
+use serde::Serialize;
+
+/// Templates, compiled into the binary from the repository's `targets/`.
+const TEMPLATES: &[(&str, &str)] = &[(
+    "nginx",
+    include_str!("../../../targets/nginx/nginx.conf.hbs"),
+)];
+
+fn registry() -> Result<Handlebars<'static>, String> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(handlebars::no_escape);
+    for (name, text) in TEMPLATES {
+        hb.register_template_string(name, text)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(hb)
+}
+
+/// Renders a template with a view-model.
+pub fn render<T: Serialize>(template: &str, model: &T) -> Result<String, String> {
+    thread_local! {
+        static REGISTRY: Result<Handlebars<'static>, String> = registry();
+    }
+    REGISTRY.with(|r| match r {
+        Ok(hb) => hb.render(template, model).map_err(|e| e.to_string()),
+        Err(e) => Err(e.clone()),
+    })
+}
