@@ -406,3 +406,106 @@ fn generated_scripts_parse() {
         }
     }
 }
+
+/// The upstream host names of an nginx config that are names, not addresses.
+fn nginx_names(conf: &str) -> Vec<String> {
+    let mut names: Vec<String> = conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("server "))
+        .filter_map(|rest| rest.split(':').next())
+        .filter(|h| !h.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Every generated nginx config passes `nginx -t`, with its upstream names
+/// resolving (a private mount namespace with its own /etc/hosts, as
+/// ../shared/TARGETS.md 1.1 shows) and self-signed certificates at the
+/// Let's Encrypt paths it names.
+#[test]
+fn nginx_configs_pass_nginx_t() {
+    if !require("nginx") || !require("unshare") || !require("openssl") {
+        return;
+    }
+    let mut checked = 0;
+    for b in build_all() {
+        for f in b.files.iter().filter(|f| f.contains("/nginx/")) {
+            let conf = b.out.join(f);
+            let text = read(&conf);
+            let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+            for name in nginx_names(&text) {
+                hosts.push_str(&format!("127.0.0.1 {name}\n"));
+            }
+            fs::write(tmp.path().join("hosts"), hosts).unwrap_or_else(|e| panic!("{e}"));
+            let le = tmp.path().join("letsencrypt");
+            for line in text
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("ssl_certificate "))
+            {
+                let cert = line.trim_end_matches(';');
+                let Some(rel) = cert.strip_prefix("/etc/letsencrypt/") else {
+                    continue;
+                };
+                let dir = le
+                    .join(rel)
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default();
+                fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+                let domain = dir
+                    .file_name()
+                    .and_then(|d| d.to_str())
+                    .unwrap_or("localhost")
+                    .to_string();
+                let r = Command::new("openssl")
+                    .args([
+                        "req",
+                        "-x509",
+                        "-newkey",
+                        "ec",
+                        "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1",
+                        "-nodes",
+                        "-days",
+                        "1",
+                    ])
+                    .args(["-subj", &format!("/CN={domain}")])
+                    .arg("-keyout")
+                    .arg(dir.join("privkey.pem"))
+                    .arg("-out")
+                    .arg(dir.join("fullchain.pem"))
+                    .output()
+                    .unwrap_or_else(|e| panic!("openssl: {e}"));
+                assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+            }
+            fs::create_dir_all(&le).unwrap_or_else(|e| panic!("{e}"));
+            // The mount point must exist; an empty directory is all this leaves.
+            fs::create_dir_all("/etc/letsencrypt").unwrap_or_else(|e| panic!("{e}"));
+            let prefix = tmp.path().join("prefix");
+            fs::create_dir_all(&prefix).unwrap_or_else(|e| panic!("{e}"));
+            let script = format!(
+                "mount --bind {hosts} /etc/hosts && mount --bind {le} /etc/letsencrypt && nginx -e stderr -t -q -p {prefix}/ -g 'pid {prefix}/nginx.pid;' -c {conf}",
+                hosts = tmp.path().join("hosts").display(),
+                le = le.display(),
+                prefix = prefix.display(),
+                conf = conf.display(),
+            );
+            let r = Command::new("unshare")
+                .args(["-m", "sh", "-c", &script])
+                .output()
+                .unwrap_or_else(|e| panic!("unshare: {e}"));
+            assert!(
+                r.status.success(),
+                "{} {f}: nginx -t failed:\n{}",
+                b.name,
+                String::from_utf8_lossy(&r.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "the examples have nginx proxies ({checked})");
+}

@@ -1,0 +1,188 @@
+//! End to end: the generated nginx config, run by the real nginx on loopback in
+//! front of small HTTP backends that this test starts. Requests reach the right
+//! service by path, spread over the replicas, keep succeeding when a backend is
+//! killed, and get the rate-limit status past the burst. Every process is started
+//! and stopped by this test, by PID; every wait is bounded.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{options, read, require, root};
+
+/// A child process killed (and reaped) when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const BACKEND: &str = r#"
+import http.server, sys
+name, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = name.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer((host, port), H).serve_forever()
+"#;
+
+fn backend(name: &str, addr: &str) -> Proc {
+    let (host, port) = addr.split_once(':').unwrap_or((addr, "0"));
+    let child = Command::new("python3")
+        .args(["-c", BACKEND, name, host, port])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3: {e}"));
+    wait_for(addr);
+    Proc(child)
+}
+
+fn wait_for(addr: &str) {
+    let addr: SocketAddr = addr.parse().unwrap_or_else(|e| panic!("{addr}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on {addr} after 10 s");
+}
+
+/// `GET path` through the proxy: (status, body).
+fn get(proxy: &str, path: &str) -> (u16, String) {
+    let addr: SocketAddr = proxy.parse().unwrap_or_else(|e| panic!("{e}"));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("connect {proxy}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: e2e.test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut response = String::new();
+    let _ = s.read_to_string(&mut response);
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (status, body)
+}
+
+#[test]
+fn nginx_routes_balances_survives_and_limits() {
+    if !require("nginx") || !require("python3") {
+        return;
+    }
+    let path = root().join("tests/cases/proxy-e2e.stack");
+    let compilation = stackc::compile(&read(&path), &options(&path));
+    assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics);
+    let conf = compilation
+        .artifacts
+        .iter()
+        .find(|a| a.path == "e2e/nginx/edge.conf")
+        .unwrap_or_else(|| panic!("the stack has an nginx proxy"));
+    // The upstreams are the placements, by address and published port.
+    assert!(
+        conf.contents.contains("server 127.0.0.21:28081"),
+        "{}",
+        conf.contents
+    );
+    assert!(
+        conf.contents.contains("server 127.0.0.22:28081"),
+        "{}",
+        conf.contents
+    );
+
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let conf_path = tmp.path().join("nginx.conf");
+    std::fs::write(&conf_path, &conf.contents).unwrap_or_else(|e| panic!("{e}"));
+
+    let api1 = backend("api-1", "127.0.0.21:28081");
+    let api2 = backend("api-2", "127.0.0.22:28081");
+    let _web = backend("web", "127.0.0.21:28091");
+    let nginx = Proc(
+        Command::new("nginx")
+            .args(["-e", "stderr", "-p"])
+            .arg(format!("{}/", tmp.path().display()))
+            .arg("-g")
+            .arg(format!(
+                "pid {}; daemon off;",
+                tmp.path().join("nginx.pid").display()
+            ))
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("nginx: {e}")),
+    );
+    let proxy = "127.0.0.20:28080";
+    wait_for(proxy);
+
+    // The proxy's own health.
+    assert_eq!(get(proxy, "/health"), (200, "OK\n".to_string()));
+    // By path: /api/ to the API, everything else to the default route (web).
+    let (status, body) = get(proxy, "/some/page");
+    assert_eq!((status, body.as_str()), (200, "web"));
+    // Round robin over both API hosts.
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..10 {
+        let (status, body) = get(proxy, "/api/items");
+        assert_eq!(status, 200, "{body}");
+        *seen.entry(body).or_insert(0) += 1;
+    }
+    assert_eq!(
+        seen.len(),
+        2,
+        "requests spread over both API servers: {seen:?}"
+    );
+    assert!(seen.values().all(|n| *n >= 3), "{seen:?}");
+
+    // Kill one API server: every request still succeeds, on the other one.
+    drop(api2);
+    for _ in 0..10 {
+        assert_eq!(get(proxy, "/api/items"), (200, "api-1".to_string()));
+    }
+
+    // Past the burst, the limited route answers 429.
+    let statuses: Vec<u16> = (0..6).map(|_| get(proxy, "/limited/x").0).collect();
+    assert!(statuses.contains(&200), "{statuses:?}");
+    assert!(
+        statuses.contains(&429),
+        "the rate limit answers 429 past the burst: {statuses:?}"
+    );
+
+    drop(nginx);
+    drop(api1);
+}
