@@ -6,6 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -99,59 +100,83 @@ fn get(proxy: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
-#[test]
-fn nginx_routes_balances_survives_and_limits() {
-    if !require("nginx") || !require("python3") {
-        return;
-    }
+/// How to run a proxy's generated config in the foreground.
+enum Program {
+    Nginx,
+    Haproxy,
+}
+
+fn start_proxy(program: &Program, conf: &Path, dir: &Path) -> Proc {
+    let mut cmd = match program {
+        Program::Nginx => {
+            let mut c = Command::new("nginx");
+            c.args(["-e", "stderr", "-p"])
+                .arg(format!("{}/", dir.display()))
+                .arg("-g")
+                .arg(format!(
+                    "pid {}; daemon off;",
+                    dir.join("nginx.pid").display()
+                ))
+                .arg("-c")
+                .arg(conf);
+            c
+        }
+        Program::Haproxy => {
+            let mut c = Command::new("haproxy");
+            c.args(["-db", "-f"]).arg(conf);
+            c
+        }
+    };
+    Proc(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("proxy: {e}")),
+    )
+}
+
+/// Routing, spreading, surviving a killed server, and the rate limit, through
+/// the proxy of `topology`, whose hosts lb, b1, b2 are `base`.20/.21/.22-like
+/// loopback addresses.
+fn exercise(program: Program, topology: &str, lb: &str, b1: &str, b2: &str) {
     let path = root().join("tests/cases/proxy-e2e.stack");
     let compilation = stackc::compile(&read(&path), &options(&path));
     assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics);
+    let file = match program {
+        Program::Nginx => format!("{topology}/nginx/edge.conf"),
+        Program::Haproxy => format!("{topology}/haproxy/edge.cfg"),
+    };
     let conf = compilation
         .artifacts
         .iter()
-        .find(|a| a.path == "e2e/nginx/edge.conf")
-        .unwrap_or_else(|| panic!("the stack has an nginx proxy"));
+        .find(|a| a.path == file)
+        .unwrap_or_else(|| panic!("{file} is generated"));
     // The upstreams are the placements, by address and published port.
     assert!(
-        conf.contents.contains("server 127.0.0.21:28081"),
+        conf.contents.contains(&format!("{b1}:28081")),
         "{}",
         conf.contents
     );
     assert!(
-        conf.contents.contains("server 127.0.0.22:28081"),
+        conf.contents.contains(&format!("{b2}:28081")),
         "{}",
         conf.contents
     );
 
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let conf_path = tmp.path().join("nginx.conf");
+    let conf_path = tmp.path().join("proxy.conf");
     std::fs::write(&conf_path, &conf.contents).unwrap_or_else(|e| panic!("{e}"));
 
-    let api1 = backend("api-1", "127.0.0.21:28081");
-    let api2 = backend("api-2", "127.0.0.22:28081");
-    let _web = backend("web", "127.0.0.21:28091");
-    let nginx = Proc(
-        Command::new("nginx")
-            .args(["-e", "stderr", "-p"])
-            .arg(format!("{}/", tmp.path().display()))
-            .arg("-g")
-            .arg(format!(
-                "pid {}; daemon off;",
-                tmp.path().join("nginx.pid").display()
-            ))
-            .arg("-c")
-            .arg(&conf_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("nginx: {e}")),
-    );
-    let proxy = "127.0.0.20:28080";
-    wait_for(proxy);
+    let api1 = backend("api-1", &format!("{b1}:28081"));
+    let api2 = backend("api-2", &format!("{b2}:28081"));
+    let _web = backend("web", &format!("{b1}:28091"));
+    let proxy_process = start_proxy(&program, &conf_path, tmp.path());
+    let proxy = format!("{lb}:28080");
+    wait_for(&proxy);
+    let proxy = proxy.as_str();
 
     // The proxy's own health.
-    assert_eq!(get(proxy, "/health"), (200, "OK\n".to_string()));
+    assert_eq!(get(proxy, "/health").0, 200);
     // By path: /api/ to the API, everything else to the default route (web).
     let (status, body) = get(proxy, "/some/page");
     assert_eq!((status, body.as_str()), (200, "web"));
@@ -183,6 +208,34 @@ fn nginx_routes_balances_survives_and_limits() {
         "the rate limit answers 429 past the burst: {statuses:?}"
     );
 
-    drop(nginx);
+    drop(proxy_process);
     drop(api1);
+}
+
+#[test]
+fn nginx_routes_balances_survives_and_limits() {
+    if !require("nginx") || !require("python3") {
+        return;
+    }
+    exercise(
+        Program::Nginx,
+        "e2e",
+        "127.0.0.20",
+        "127.0.0.21",
+        "127.0.0.22",
+    );
+}
+
+#[test]
+fn haproxy_routes_balances_survives_and_limits() {
+    if !require("haproxy") || !require("python3") {
+        return;
+    }
+    exercise(
+        Program::Haproxy,
+        "e2e-haproxy",
+        "127.0.0.30",
+        "127.0.0.31",
+        "127.0.0.32",
+    );
 }

@@ -509,3 +509,94 @@ fn nginx_configs_pass_nginx_t() {
     }
     assert!(checked >= 5, "the examples have nginx proxies ({checked})");
 }
+
+/// Every generated HAProxy config passes `haproxy -c -dW`: zero warnings, since a
+/// warning can mean a health check that silently never runs
+/// (../shared/TARGETS.md 1.2). Names resolve in a private mount namespace;
+/// certificates are self-signed PEMs (chain and key together) at the paths named.
+#[test]
+fn haproxy_configs_pass_haproxy_c() {
+    if !require("haproxy") || !require("unshare") || !require("openssl") {
+        return;
+    }
+    let mut checked = 0;
+    for b in build_all() {
+        for f in b.files.iter().filter(|f| f.contains("/haproxy/")) {
+            let conf = b.out.join(f);
+            let text = read(&conf);
+            let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let mut names: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("server "))
+                .filter_map(|rest| rest.split_whitespace().nth(1))
+                .filter_map(|addr| addr.split(':').next())
+                .filter(|h| !h.chars().all(|c| c.is_ascii_digit() || c == '.'))
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+            for name in names {
+                hosts.push_str(&format!("127.0.0.1 {name}\n"));
+            }
+            fs::write(tmp.path().join("hosts"), hosts).unwrap_or_else(|e| panic!("{e}"));
+            let certs = tmp.path().join("certs");
+            fs::create_dir_all(&certs).unwrap_or_else(|e| panic!("{e}"));
+            for cert in text
+                .split_whitespace()
+                .filter(|w| w.starts_with("/etc/haproxy/certs/"))
+            {
+                let name = Path::new(cert)
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("x.pem");
+                let (key, crt) = (tmp.path().join("k"), tmp.path().join("c"));
+                let r = Command::new("openssl")
+                    .args([
+                        "req",
+                        "-x509",
+                        "-newkey",
+                        "ec",
+                        "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1",
+                        "-nodes",
+                        "-days",
+                        "1",
+                        "-subj",
+                        "/CN=stackc.test",
+                    ])
+                    .arg("-keyout")
+                    .arg(&key)
+                    .arg("-out")
+                    .arg(&crt)
+                    .output()
+                    .unwrap_or_else(|e| panic!("openssl: {e}"));
+                assert!(r.status.success());
+                let pem = read(&crt) + &read(&key);
+                fs::write(certs.join(name), pem).unwrap_or_else(|e| panic!("{e}"));
+            }
+            fs::create_dir_all("/etc/haproxy/certs").unwrap_or_else(|e| panic!("{e}"));
+            let script = format!(
+                "mount --bind {hosts} /etc/hosts && mount --bind {certs} /etc/haproxy/certs && haproxy -c -dW -f {conf}",
+                hosts = tmp.path().join("hosts").display(),
+                certs = certs.display(),
+                conf = conf.display(),
+            );
+            let r = Command::new("unshare")
+                .args(["-m", "sh", "-c", &script])
+                .output()
+                .unwrap_or_else(|e| panic!("unshare: {e}"));
+            assert!(
+                r.status.success(),
+                "{} {f}: haproxy -c -dW failed:\n{}{}",
+                b.name,
+                String::from_utf8_lossy(&r.stdout),
+                String::from_utf8_lossy(&r.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 2,
+        "the examples and cases have HAProxy proxies ({checked})"
+    );
+}

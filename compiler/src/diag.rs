@@ -331,6 +331,9 @@ codes! {
     WeightWithoutWeightedStrategy = "E0416", Error, "weight-without-weighted-strategy";
     /// A proxy has TLS settings for a domain that no route serves.
     TlsWithoutDomain = "E0417", Error, "tls-without-domain";
+    /// HAProxy checks its servers actively, on the service's HTTP health check; the
+    /// service has none on the routed port.
+    ActiveCheckWithoutHttpHealth = "E0418", Error, "active-check-without-http-health";
     /// An environment value cannot be written to an env file so that both
     /// docker-compose and a POSIX shell read back the same string.
     UnrepresentableEnvValue = "E0501", Error, "unrepresentable-env-value";

@@ -22,7 +22,10 @@ mod place;
 mod proxy;
 mod resolve;
 
-pub use proxy::{ProxyPlan, RateLimit, RoutePlan, Site, Tls, Upstream, UpstreamServer};
+pub use proxy::{
+    HttpHealth, ProxyPlan, RateLimit, RoutePlan, Site, Tls, Upstream, UpstreamServer,
+    HAPROXY_METRICS_PORT, HAPROXY_STATS_PORT,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {

@@ -23,6 +23,8 @@ pub struct ProxyPlan {
     pub on_host: bool,
     /// The address it listens on (all addresses when none).
     pub bind: Option<String>,
+    /// The host's private address: HAProxy's stats page and metrics listen there.
+    pub private_address: Option<String>,
     pub image: String,
     pub http: u16,
     pub https: u16,
@@ -78,6 +80,19 @@ pub struct Upstream {
     pub service: String,
     pub strategy: Strategy,
     pub servers: Vec<UpstreamServer>,
+    /// The service's HTTP health check on the routed port, for active checks.
+    pub health: Option<HttpHealth>,
+    /// The longest read timeout of the routes to it (HAProxy sets it per backend).
+    pub read_timeout: Option<Duration>,
+    pub connect_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpHealth {
+    pub path: String,
+    pub interval: Duration,
+    /// Failed checks before a server is down.
+    pub fall: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +100,10 @@ pub struct UpstreamServer {
     /// `host:port`
     pub address: String,
     pub weight: Option<u32>,
+    /// A compose name with this many replicas behind it (1 for an address).
+    pub replicas: u32,
+    /// `address` is a compose name, resolved by Docker's DNS.
+    pub by_name: bool,
 }
 
 /// What proxies ask of the rest of the plan.
@@ -97,6 +116,11 @@ pub(super) struct ProxyEffects {
     /// (proxy name, service) on the proxy's host: start order.
     pub(super) deps: Vec<(String, String)>,
 }
+
+/// HAProxy's stats page, on the host's private address.
+pub const HAPROXY_STATS_PORT: u16 = 8404;
+/// HAProxy's Prometheus exporter, on the host's private address.
+pub const HAPROXY_METRICS_PORT: u16 = 8405;
 
 /// The default image of each proxy.
 fn default_image(kind: ProxyKind) -> &'static str {
@@ -125,18 +149,6 @@ impl Topo<'_> {
         }
         self.check_route_overlaps(diags);
         for proxy in self.topo.proxies.values() {
-            if proxy.kind.value == ProxyKind::Haproxy {
-                diags.push(
-                    Diagnostic::error(
-                        Code::NotSupported,
-                        proxy.kind.span,
-                        "HAProxy configs are not emitted by this version of stackc",
-                    )
-                    .label("no target writes it yet")
-                    .help("use `proxy NAME: nginx { ... }` for now"),
-                );
-                continue;
-            }
             if let Some(plan) = self.proxy(proxy, &mut fx, diags) {
                 plans.push(plan);
             }
@@ -250,6 +262,7 @@ impl Topo<'_> {
                         fx,
                         diags,
                     );
+                    let health = self.http_health(proxy, name, def, port, route, diags);
                     upstreams.insert(
                         upstream_name.clone(),
                         Upstream {
@@ -257,8 +270,19 @@ impl Topo<'_> {
                             service: name.to_string(),
                             strategy,
                             servers,
+                            health,
+                            read_timeout: None,
+                            connect_timeout: None,
                         },
                     );
+                }
+                if let Some(u) = upstreams.get_mut(&upstream_name) {
+                    let longest = |a: Option<Duration>, b: Option<&Sp<Duration>>| match (a, b) {
+                        (Some(a), Some(b)) => Some(a.max(b.value)),
+                        (a, b) => a.or(b.map(|b| b.value)),
+                    };
+                    u.read_timeout = longest(u.read_timeout, route.read_timeout.as_ref());
+                    u.connect_timeout = longest(u.connect_timeout, route.connect_timeout.as_ref());
                 }
                 let site = sites.entry(domain.clone()).or_insert_with(|| Site {
                     domain: domain.clone(),
@@ -288,15 +312,23 @@ impl Topo<'_> {
             if let Some(d) = &site.domain {
                 if https.contains(d) {
                     let custom = proxy.tls.get(d);
+                    let (cert, key) = match proxy.kind.value {
+                        // HAProxy reads one PEM holding the chain and the key.
+                        ProxyKind::Haproxy => {
+                            (format!("/etc/haproxy/certs/{d}.pem"), String::new())
+                        }
+                        ProxyKind::Nginx => (
+                            format!("/etc/letsencrypt/live/{d}/fullchain.pem"),
+                            format!("/etc/letsencrypt/live/{d}/privkey.pem"),
+                        ),
+                    };
                     site.tls = Some(Tls {
-                        cert: custom.and_then(|t| t.cert.as_ref()).map_or_else(
-                            || format!("/etc/letsencrypt/live/{d}/fullchain.pem"),
-                            |c| c.value.clone(),
-                        ),
-                        key: custom.and_then(|t| t.key.as_ref()).map_or_else(
-                            || format!("/etc/letsencrypt/live/{d}/privkey.pem"),
-                            |k| k.value.clone(),
-                        ),
+                        cert: custom
+                            .and_then(|t| t.cert.as_ref())
+                            .map_or(cert, |c| c.value.clone()),
+                        key: custom
+                            .and_then(|t| t.key.as_ref())
+                            .map_or(key, |k| k.value.clone()),
                     });
                 }
             }
@@ -327,6 +359,7 @@ impl Topo<'_> {
             host: host.name.name.clone(),
             on_host: proxy.on_host,
             bind: proxy.bind.as_ref().map(|b| b.value.clone()),
+            private_address: host.address.as_ref().map(|a| a.value.clone()),
             image: proxy.image.as_ref().map_or_else(
                 || default_image(proxy.kind.value).to_string(),
                 |i| i.value.clone(),
@@ -486,12 +519,64 @@ impl Topo<'_> {
                     .insert((name.to_string(), p.host, port.name.name.clone()));
                 format!("{}:{published}", addr.value)
             };
+            let by_name = p.host == proxy_host && !proxy.on_host;
             servers.push(UpstreamServer {
                 address,
                 weight: (strategy == Strategy::Weighted).then(|| weight.map_or(1, |w| w.value)),
+                replicas: if by_name {
+                    p.def.replicas.as_ref().map_or(1, |r| r.value)
+                } else {
+                    1
+                },
+                by_name,
             });
         }
         servers
+    }
+
+    /// The service's HTTP health check on the routed port. HAProxy checks servers
+    /// actively, so a service it routes to must have one.
+    fn http_health(
+        &self,
+        proxy: &ProxyDef,
+        name: &str,
+        def: &ServiceDef,
+        port: &PortDef,
+        route: &RouteDef,
+        diags: &mut Diagnostics,
+    ) -> Option<HttpHealth> {
+        let probe = def
+            .health
+            .readiness
+            .as_ref()
+            .or(def.health.liveness.as_ref());
+        let found = probe.and_then(|p| {
+            let ProbeCheck::Http(path) = &p.check.as_ref()?.value else {
+                return None;
+            };
+            let probe_port = p.port.as_ref().map_or_else(
+                || def.ports.keys().next().cloned().unwrap_or_default(),
+                |i| i.name.clone(),
+            );
+            (probe_port == port.name.name).then(|| HttpHealth {
+                path: path.clone(),
+                interval: p.interval.as_ref().map_or(Duration(2_000), |d| d.value),
+                fall: p.retries.as_ref().map_or(3, |r| r.value.max(1)),
+            })
+        });
+        if found.is_none() && proxy.kind.value == ProxyKind::Haproxy {
+            diags.push(
+                Diagnostic::error(
+                    Code::ActiveCheckWithoutHttpHealth,
+                    route.path.span,
+                    format!("HAProxy checks `{name}` actively, but it has no HTTP health check on port `{}`", port.name.name),
+                )
+                .label("routed through HAProxy")
+                .with_secondary(proxy.kind.span, "HAProxy here")
+                .help(format!("give `{name}` `health {{ http = \"/health\" }}` on port `{}`", port.name.name)),
+            );
+        }
+        found
     }
 
     /// Two routes of one domain overlap when one prefix starts the other; allowed
@@ -563,21 +648,46 @@ impl Topo<'_> {
                 binds: vec![Bind::All],
             });
         }
+        if proxy.kind == ProxyKind::Haproxy {
+            let private = proxy
+                .private_address
+                .clone()
+                .unwrap_or_else(|| "127.0.0.1".into());
+            for (name, port) in [
+                ("stats", HAPROXY_STATS_PORT),
+                ("metrics", HAPROXY_METRICS_PORT),
+            ] {
+                ports.push(PortPlan {
+                    name: name.into(),
+                    container: port,
+                    host: port,
+                    protocol: Protocol::Http,
+                    binds: vec![Bind::Address(private.clone())],
+                });
+            }
+        }
         let (config_path, dir) = match proxy.kind {
             ProxyKind::Nginx => ("/etc/nginx/nginx.conf", "nginx"),
             ProxyKind::Haproxy => ("/usr/local/etc/haproxy/haproxy.cfg", "haproxy"),
         };
         let mut mounts = vec![Mount {
-            source: format!("{dir}/{}.conf", proxy.name),
+            source: match proxy.kind {
+                ProxyKind::Nginx => format!("nginx/{}.conf", proxy.name),
+                ProxyKind::Haproxy => format!("haproxy/{}.cfg", proxy.name),
+            },
             target: config_path.into(),
             read_only: true,
             generated: true,
         }];
         if proxy.has_tls() {
-            for path in ["/etc/letsencrypt", "/var/www/certbot"] {
+            let paths: &[&str] = match proxy.kind {
+                ProxyKind::Nginx => &["/etc/letsencrypt", "/var/www/certbot"],
+                ProxyKind::Haproxy => &["/etc/haproxy/certs"],
+            };
+            for path in paths {
                 mounts.push(Mount {
-                    source: path.into(),
-                    target: path.into(),
+                    source: path.to_string(),
+                    target: path.to_string(),
                     read_only: true,
                     generated: false,
                 });

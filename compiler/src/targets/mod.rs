@@ -4,6 +4,7 @@
 
 pub mod compose;
 pub mod env;
+pub mod haproxy;
 mod k8s_types;
 pub mod kubernetes;
 pub mod nginx;
@@ -55,6 +56,7 @@ pub fn generate(plan: &Plan, options: &Options, diags: &mut Diagnostics) -> Vec<
                 compose::generate(topo, options, &mut artifacts, diags);
                 env::generate(plan, topo, options, &mut artifacts, diags);
                 nginx::generate(topo, options, &mut artifacts, diags);
+                haproxy::generate(topo, options, &mut artifacts, diags);
             }
             Platform::Kubernetes => {
                 kubernetes::generate(plan, topo, options, &mut artifacts, diags)

@@ -5,10 +5,16 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 /// Templates, compiled into the binary from the repository's `targets/`.
-const TEMPLATES: &[(&str, &str)] = &[(
-    "nginx",
-    include_str!("../../../targets/nginx/nginx.conf.hbs"),
-)];
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "nginx",
+        include_str!("../../../targets/nginx/nginx.conf.hbs"),
+    ),
+    (
+        "haproxy",
+        include_str!("../../../targets/haproxy/haproxy.cfg.hbs"),
+    ),
+];
 
 fn registry() -> Result<Handlebars<'static>, String> {
     let mut hb = Handlebars::new();
