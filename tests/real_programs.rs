@@ -156,7 +156,7 @@ fn compose_files_pass_docker_compose_config() {
             .collect();
         let empty = b.out.join("empty.env");
         fs::write(&empty, "").unwrap_or_else(|e| panic!("{e}"));
-        for f in b.files.iter().filter(|f| f.ends_with(".yml")) {
+        for f in b.files.iter().filter(|f| f.contains("/compose/")) {
             let file = b.out.join(f);
             make_contexts(&file);
             let args = [
@@ -235,7 +235,11 @@ fn yaml_has_no_duplicate_keys() {
         return;
     }
     for b in build_all() {
-        for f in b.files.iter().filter(|f| f.ends_with(".yml")) {
+        for f in b
+            .files
+            .iter()
+            .filter(|f| f.ends_with(".yml") || f.ends_with(".yaml"))
+        {
             let r = Command::new("yamllint")
                 .args(["-d", "{extends: relaxed, rules: {line-length: disable}}"])
                 .arg(b.out.join(f))
@@ -598,5 +602,39 @@ fn haproxy_configs_pass_haproxy_c() {
     assert!(
         checked >= 2,
         "the examples and cases have HAProxy proxies ({checked})"
+    );
+}
+
+/// Every generated Prometheus config passes `promtool check config`.
+#[test]
+fn prometheus_configs_pass_promtool() {
+    if !require("promtool") {
+        return;
+    }
+    let mut checked = 0;
+    for b in build_all() {
+        for f in b
+            .files
+            .iter()
+            .filter(|f| f.ends_with("prometheus/prometheus.yml"))
+        {
+            let r = Command::new("promtool")
+                .args(["check", "config"])
+                .arg(b.out.join(f))
+                .output()
+                .unwrap_or_else(|e| panic!("promtool: {e}"));
+            assert!(
+                r.status.success(),
+                "{} {f}: {}{}",
+                b.name,
+                String::from_utf8_lossy(&r.stdout),
+                String::from_utf8_lossy(&r.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 3,
+        "the examples have Prometheus configs ({checked})"
     );
 }

@@ -334,6 +334,9 @@ fn check_def(
             port_ref(p, "the route", diags);
         }
     }
+    if let Some(p) = def.metrics.as_ref().and_then(|m| m.port.as_ref()) {
+        port_ref(p, "`metrics`", diags);
+    }
     for port in def.ports.values() {
         if port.container.is_none() && !port.invalid {
             diags.push(

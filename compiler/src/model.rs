@@ -241,6 +241,16 @@ pub struct RouteDef {
     pub strip_prefix: bool,
 }
 
+/// `metrics = PORT` or `metrics { port = PORT  path = "/metrics"  interval = 15s  timeout = 10s }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsDef {
+    pub port: Option<Ident>,
+    pub path: Option<Sp<String>>,
+    pub interval: Option<Sp<Duration>>,
+    pub timeout: Option<Sp<Duration>>,
+    pub span: Span,
+}
+
 /// How a proxy spreads requests over a service's servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
@@ -340,6 +350,8 @@ pub struct ServiceDef {
     pub pre_stop: Option<Sp<Duration>>,
     /// The PodDisruptionBudget's `minAvailable` (default: `maxUnavailable: 1`).
     pub min_available: Option<Sp<u32>>,
+    /// What Prometheus scrapes: `metrics { port = http  path = "/metrics" }`.
+    pub metrics: Option<MetricsDef>,
     /// This placement's share of a weighted route (`run api { weight = 3 }`).
     pub weight: Option<Sp<u32>>,
     pub params: IndexMap<String, ParamDecl>,
@@ -433,6 +445,7 @@ impl ServiceDef {
         lay(&mut self.pre_stop, &top.pre_stop);
         lay(&mut self.min_available, &top.min_available);
         lay(&mut self.weight, &top.weight);
+        lay(&mut self.metrics, &top.metrics);
         lay_map(&mut self.params, &top.params);
         lay_map(&mut self.args, &top.args);
         self.rejected.extend(top.rejected.iter().cloned());

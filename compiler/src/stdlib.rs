@@ -10,4 +10,8 @@ pub const FILES: &[(&str, &str)] = &[
     ("redis.stack", include_str!("../../stdlib/redis.stack")),
     ("qdrant.stack", include_str!("../../stdlib/qdrant.stack")),
     ("etcd.stack", include_str!("../../stdlib/etcd.stack")),
+    (
+        "prometheus.stack",
+        include_str!("../../stdlib/prometheus.stack"),
+    ),
 ];

@@ -41,6 +41,7 @@ pub const SERVICE_FIELDS: &[&str] = &[
     "pre_stop",
     "min_available",
     "weight",
+    "metrics",
 ];
 const KIND_ONLY_FIELDS: &[&str] = &["param", "ha_modes"];
 const TOP_FIELDS: &[&str] = &["stack", "secret", "kind", "service", "external", "topology"];
@@ -61,6 +62,7 @@ const AUTOSCALE_FIELDS: &[&str] = &["min", "max", "cpu", "memory", "scale_up", "
 const SCALE_POLICY_FIELDS: &[&str] = &["window", "percent", "pods", "period"];
 const UPDATE_FIELDS: &[&str] = &["max_surge", "max_unavailable"];
 const VOLUME_FIELDS: &[&str] = &["path", "size"];
+const METRICS_FIELDS: &[&str] = &["port", "path", "interval", "timeout"];
 const HA_FIELDS: &[&str] = &[
     "mode",
     "sentinels",

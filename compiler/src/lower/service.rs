@@ -6,8 +6,8 @@ use crate::syntax::{Entry, EntryValue, Ident, Value, ValueKind};
 
 use super::{
     unknown_field, Lower, AUTOSCALE_FIELDS, HA_FIELDS, HEALTH_FIELDS, KIND_ONLY_FIELDS,
-    MOUNT_FIELDS, PORT_FIELDS, PROBE_FIELDS, RESOURCE_FIELDS, ROUTE_FIELDS, SCALE_POLICY_FIELDS,
-    SERVICE_FIELDS, UPDATE_FIELDS, VOLUME_FIELDS,
+    METRICS_FIELDS, MOUNT_FIELDS, PORT_FIELDS, PROBE_FIELDS, RESOURCE_FIELDS, ROUTE_FIELDS,
+    SCALE_POLICY_FIELDS, SERVICE_FIELDS, UPDATE_FIELDS, VOLUME_FIELDS,
 };
 
 impl Lower<'_> {
@@ -121,6 +121,7 @@ impl Lower<'_> {
                     def.pre_stop = self.duration(v);
                 }
             }
+            "metrics" => def.metrics = self.metrics(e),
             "weight" => {
                 if let Some(v) = self.assigned(e) {
                     def.weight = self.integer(v, "a weight");
@@ -334,6 +335,52 @@ impl Lower<'_> {
             }
         }
         r
+    }
+
+    fn metrics(&mut self, e: &Entry) -> Option<MetricsDef> {
+        let mut m = MetricsDef {
+            port: None,
+            path: None,
+            interval: None,
+            timeout: None,
+            span: e.span,
+        };
+        match &e.value {
+            EntryValue::Assign(v) => m.port = Some(self.name(v)?),
+            EntryValue::Block(entries) => {
+                self.duplicates(entries, "a metrics block");
+                for f in entries {
+                    self.no_label(f);
+                    self.no_kind(f);
+                    let Some(v) = self.assigned(f) else { continue };
+                    match f.key.name.as_str() {
+                        "port" => m.port = self.name(v),
+                        "path" => m.path = self.string(v),
+                        "interval" => m.interval = self.duration(v),
+                        "timeout" => m.timeout = self.duration(v),
+                        _ => {
+                            let d = unknown_field(&f.key, "a metrics block", METRICS_FIELDS);
+                            self.push(d);
+                        }
+                    }
+                }
+            }
+            EntryValue::None => {}
+        }
+        if let (Some(i), Some(t)) = (&m.interval, &m.timeout) {
+            if t.value > i.value {
+                self.push(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        t.span,
+                        "the scrape timeout is longer than the scrape interval",
+                    )
+                    .label("Prometheus rejects this")
+                    .help("make `timeout` at most `interval`"),
+                );
+            }
+        }
+        Some(m)
     }
 
     /// `ha = MODE` or `ha { mode = MODE  sentinels = 3  quorum = 2  ... }`.

@@ -288,11 +288,20 @@ impl Topo<'_> {
             mounts: def
                 .mounts
                 .values()
-                .map(|m| Mount {
-                    source: m.source.value.clone(),
-                    target: m.target.value.clone(),
-                    read_only: m.read_only,
-                    generated: false,
+                .map(|m| match m.source.value.strip_prefix("@out/") {
+                    // A file stackc generates for this topology.
+                    Some(generated) => Mount {
+                        source: generated.to_string(),
+                        target: m.target.value.clone(),
+                        read_only: m.read_only,
+                        generated: true,
+                    },
+                    None => Mount {
+                        source: m.source.value.clone(),
+                        target: m.target.value.clone(),
+                        read_only: m.read_only,
+                        generated: false,
+                    },
                 })
                 .collect(),
             replicas,

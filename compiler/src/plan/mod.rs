@@ -19,9 +19,11 @@ mod checks;
 mod instance;
 mod kubernetes;
 mod place;
+mod prometheus;
 mod proxy;
 mod resolve;
 
+pub use prometheus::{ScrapeJob, PROMETHEUS_CONFIG};
 pub use proxy::{
     HttpHealth, ProxyPlan, RateLimit, RoutePlan, Site, Tls, Upstream, UpstreamServer,
     HAPROXY_METRICS_PORT, HAPROXY_STATS_PORT,
@@ -43,6 +45,9 @@ pub struct TopologyPlan {
     /// Kubernetes: the IngressClass of public routes.
     pub ingress_class: Option<String>,
     pub proxies: Vec<ProxyPlan>,
+    pub scrape_jobs: Vec<ScrapeJob>,
+    /// Write `prometheus/prometheus.yml` (there are jobs, or a service mounts it).
+    pub prometheus_config: bool,
     /// Where the topology is defined, for diagnostics of the targets.
     pub span: Span,
     pub platform: Platform,
@@ -321,6 +326,8 @@ fn plan_topology(
     };
     t.place(diags);
     let (proxies, proxy_fx) = t.proxies(diags);
+    let (scrape_jobs, scrape_publishes) = t.prometheus(&proxies, diags);
+    let generated = t.check_generated_mounts(&proxies, &scrape_jobs, diags);
 
     // Resolve every instance's environment, collecting start-order edges and the
     // ports other hosts need.
@@ -370,6 +377,7 @@ fn plan_topology(
         .flat_map(|fx| fx.publishes.iter().cloned())
         .collect();
     publishes.extend(proxy_fx.publishes.iter().cloned());
+    publishes.extend(scrape_publishes);
 
     t.check_cycles(&effects, diags);
 
@@ -414,6 +422,8 @@ fn plan_topology(
     }
     TopologyPlan {
         proxies,
+        scrape_jobs,
+        prometheus_config: generated.contains(PROMETHEUS_CONFIG),
         name: topo.name.name.clone(),
         namespace: topo
             .namespace

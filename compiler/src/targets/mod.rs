@@ -8,6 +8,7 @@ pub mod haproxy;
 mod k8s_types;
 pub mod kubernetes;
 pub mod nginx;
+pub mod prometheus;
 mod templates;
 pub mod yaml;
 
@@ -57,6 +58,7 @@ pub fn generate(plan: &Plan, options: &Options, diags: &mut Diagnostics) -> Vec<
                 env::generate(plan, topo, options, &mut artifacts, diags);
                 nginx::generate(topo, options, &mut artifacts, diags);
                 haproxy::generate(topo, options, &mut artifacts, diags);
+                prometheus::generate(topo, options, &mut artifacts, diags);
             }
             Platform::Kubernetes => {
                 kubernetes::generate(plan, topo, options, &mut artifacts, diags)

@@ -1,0 +1,195 @@
+//! Prometheus scrape jobs: one per service that declares `metrics`, with one
+//! target per placement, plus each HAProxy proxy's exporter. Targets are addressed
+//! from the Prometheus server's host (a service of kind `prometheus`): by DNS
+//! discovery of the compose name on that host (every replica), by address and
+//! published port elsewhere. Without a Prometheus service, every target is an
+//! address and a published port, for a Prometheus outside the topology.
+
+use indexmap::IndexSet;
+
+use crate::diag::{Code, Diagnostic, Diagnostics};
+
+use super::*;
+
+/// The generated config, as a Prometheus service mounts it (`@out/...`).
+pub const PROMETHEUS_CONFIG: &str = "prometheus/prometheus.yml";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrapeJob {
+    pub name: String,
+    pub path: String,
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    /// (compose name, port): discovered through Docker's DNS, every replica.
+    pub dns: Vec<(String, u16)>,
+    /// (`host:port`, host name)
+    pub targets: Vec<(String, String)>,
+}
+
+impl Topo<'_> {
+    /// The scrape jobs, and the ports they need published: (service, host, port).
+    pub(super) fn prometheus(
+        &self,
+        proxies: &[ProxyPlan],
+        diags: &mut Diagnostics,
+    ) -> (Vec<ScrapeJob>, IndexSet<(String, usize, String)>) {
+        let mut publishes = IndexSet::new();
+        let mut jobs = Vec::new();
+        if self.topo.platform.value != Platform::Compose {
+            return (jobs, publishes);
+        }
+        // The host of the Prometheus server, if the topology runs one.
+        let server = self.placements.iter().find_map(|(name, ps)| {
+            let kind = self
+                .stack
+                .services
+                .get(name.as_ref() as &str)?
+                .kind
+                .as_ref()?;
+            (kind.name == "prometheus")
+                .then(|| ps.first().map(|p| p.host))
+                .flatten()
+        });
+        for (name, placements) in &self.placements {
+            let Some(first) = placements.first() else {
+                continue;
+            };
+            let Some(m) = &first.def.metrics else {
+                continue;
+            };
+            let port = match &m.port {
+                Some(p) => first.def.ports.get(&p.name),
+                None => first.def.ports.values().next(),
+            };
+            let Some(port) = port else {
+                if m.port.is_some() {
+                    // An unknown port name was reported by `check`.
+                    continue;
+                }
+                diags.push(
+                    Diagnostic::error(
+                        Code::UnknownName,
+                        m.span,
+                        format!("`{name}` exposes metrics but declares no port"),
+                    )
+                    .label("which port serves the metrics?")
+                    .help("declare a port, and name it: `metrics = PORT`"),
+                );
+                continue;
+            };
+            let container = port.container.as_ref().map_or(0, |c| c.value);
+            let published = port.host.as_ref().map_or(container, |h| h.value);
+            let mut job = ScrapeJob {
+                name: name.to_string(),
+                path: m
+                    .path
+                    .as_ref()
+                    .map_or_else(|| "/metrics".into(), |p| p.value.clone()),
+                interval: m.interval.as_ref().map(|d| d.value),
+                timeout: m.timeout.as_ref().map(|d| d.value),
+                dns: Vec::new(),
+                targets: Vec::new(),
+            };
+            for p in placements.iter() {
+                let Some(host) = self.hosts.get(p.host) else {
+                    continue;
+                };
+                if host.managed {
+                    continue;
+                }
+                if Some(p.host) == server {
+                    job.dns.push((name.to_string(), container));
+                    continue;
+                }
+                let Some(addr) = &host.address else {
+                    diags.push(
+                        Diagnostic::error(Code::Unresolvable, p.run_span, format!("Prometheus cannot reach `{name}` on host `{}`, which has no address", host.name.name))
+                            .label("its metrics are unreachable")
+                            .help(format!("give host `{}` an `address = \"...\"`", host.name.name)),
+                    );
+                    continue;
+                };
+                publishes.insert((name.to_string(), p.host, port.name.name.clone()));
+                job.targets.push((
+                    format!("{}:{published}", addr.value),
+                    host.name.name.clone(),
+                ));
+            }
+            jobs.push(job);
+        }
+        for proxy in proxies.iter().filter(|p| p.kind == ProxyKind::Haproxy) {
+            let host = self.hosts.iter().position(|h| h.name.name == proxy.host);
+            let local = host.is_some() && host == server && !proxy.on_host;
+            let mut job = ScrapeJob {
+                name: format!("haproxy-{}", proxy.name),
+                path: "/metrics".into(),
+                interval: None,
+                timeout: None,
+                dns: Vec::new(),
+                targets: Vec::new(),
+            };
+            if local {
+                job.dns.push((proxy.name.clone(), HAPROXY_METRICS_PORT));
+            } else {
+                let addr = proxy
+                    .private_address
+                    .clone()
+                    .unwrap_or_else(|| "127.0.0.1".into());
+                job.targets
+                    .push((format!("{addr}:{HAPROXY_METRICS_PORT}"), proxy.host.clone()));
+            }
+            jobs.push(job);
+        }
+        (jobs, publishes)
+    }
+
+    /// The files this topology generates that a service may mount (`@out/...`);
+    /// a mount of any other is reported.
+    pub(super) fn check_generated_mounts(
+        &self,
+        proxies: &[ProxyPlan],
+        jobs: &[ScrapeJob],
+        diags: &mut Diagnostics,
+    ) -> IndexSet<String> {
+        let mut available: IndexSet<String> = proxies
+            .iter()
+            .map(|p| match p.kind {
+                ProxyKind::Nginx => format!("nginx/{}.conf", p.name),
+                ProxyKind::Haproxy => format!("haproxy/{}.cfg", p.name),
+            })
+            .collect();
+        let mounted = self.placements.values().flatten().any(|p| {
+            p.def
+                .mounts
+                .values()
+                .any(|m| m.source.value == format!("@out/{PROMETHEUS_CONFIG}"))
+        });
+        if !jobs.is_empty() || mounted {
+            available.insert(PROMETHEUS_CONFIG.to_string());
+        }
+        for p in self.placements.values().flatten() {
+            for m in p.def.mounts.values() {
+                let Some(file) = m.source.value.strip_prefix("@out/") else {
+                    continue;
+                };
+                if !available.contains(file) {
+                    let list: Vec<&str> = available.iter().map(String::as_str).collect();
+                    diags.push(
+                        Diagnostic::error(
+                            Code::Unresolvable,
+                            m.source.span,
+                            format!("topology `{}` generates no `{file}`", self.topo.name.name),
+                        )
+                        .label("not a generated file")
+                        .help(if list.is_empty() {
+                            "this topology generates no file to mount".to_string()
+                        } else {
+                            format!("the files it generates: {}", list.join(", "))
+                        }),
+                    );
+                }
+            }
+        }
+        available
+    }
+}
