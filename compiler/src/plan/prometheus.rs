@@ -40,12 +40,7 @@ impl Topo<'_> {
         }
         // The host of the Prometheus server, if the topology runs one.
         let server = self.placements.iter().find_map(|(name, ps)| {
-            let kind = self
-                .stack
-                .services
-                .get(name.as_ref() as &str)?
-                .kind
-                .as_ref()?;
+            let kind = self.stack.services.get(*name)?.kind.as_ref()?;
             (kind.name == "prometheus")
                 .then(|| ps.first().map(|p| p.host))
                 .flatten()
