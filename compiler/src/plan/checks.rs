@@ -179,10 +179,15 @@ impl Topo<'_> {
                             )
                             .label(format!("`{}` publishes {} here", inst.name, port.host))
                             .with_secondary(other_span, format!("`{other}` publishes it here"))
-                            .help(format!(
-                                "give one of them another host port: `port {} {{ container = {}  host = ... }}`",
-                                port.name, port.container
-                            )),
+                            .help(if placement.is_none() {
+                                // A proxy: its ports are its `http` and `https`.
+                                format!("give proxy `{}` another port: `{} = ...` in its block", inst.name, port.name)
+                            } else {
+                                format!(
+                                    "give one of them another host port: `port {} {{ container = {}  host = ... }}`",
+                                    port.name, port.container
+                                )
+                            }),
                         );
                     } else {
                         taken.push((port.host, bind, &inst.name, &port.name));
