@@ -15,5 +15,6 @@ mod examples;
 mod kubernetes;
 mod proxy_e2e;
 mod real_programs;
+mod redis_sentinel;
 mod support;
 mod tidy;

@@ -27,6 +27,8 @@ pub const ATTRIBUTES: &[&str] = &[
     "address",
     "read_host",
     "read_address",
+    "sentinels",
+    "master_name",
     "url",
     "read_url",
     "public_url",

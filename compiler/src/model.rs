@@ -509,6 +509,9 @@ pub struct HostDef {
     pub runs: Vec<RunDef>,
 }
 
+/// The HA mode of Redis watched by Sentinel.
+pub const SENTINEL: &str = "sentinel";
+
 /// The HA mode of PostgreSQL run by the CloudNativePG operator (Kubernetes).
 pub const CLOUDNATIVEPG: &str = "cloudnativepg";
 

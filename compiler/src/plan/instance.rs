@@ -81,6 +81,16 @@ impl Topo<'_> {
             };
             match (kubernetes, ha == CLOUDNATIVEPG) {
                 (true, true) => {}
+                (true, false) if ha == SENTINEL => {
+                    if replicas < 2 {
+                        let span = def.replicas.as_ref().map_or(h.span, |r| r.span);
+                        diags.push(
+                            Diagnostic::error(Code::InvalidValue, span, format!("Sentinel needs a master and a replica: `{name}` has {replicas} replica"))
+                                .label("nothing to fail over to")
+                                .help("set `replicas = 3` (a master and two replicas)"),
+                        );
+                    }
+                }
                 (false, true) => diags.push(unsupported(
                     format!("HA mode `{ha}` runs on Kubernetes only"),
                     "CloudNativePG is a Kubernetes operator; on hosts, keep `ha = single` for now (streaming replication and Patroni come with the HA data tier)".into(),
@@ -91,7 +101,7 @@ impl Topo<'_> {
                 )),
                 (true, false) => diags.push(unsupported(
                     format!("HA mode `{ha}` is not emitted for Kubernetes by this version of stackc"),
-                    "use `ha = single` for now; Sentinel StatefulSets come with the HA data tier".into(),
+                    "on Kubernetes, Redis HA is `ha = sentinel`".into(),
                 )),
                 (false, false) => diags.push(unsupported(
                     format!("HA mode `{ha}` is not emitted by this version of stackc"),
@@ -346,6 +356,13 @@ impl Topo<'_> {
             pre_stop: def.pre_stop.as_ref().map(|d| d.value),
             min_available: def.min_available.as_ref().map(|m| m.value),
             ha: ha.to_string(),
+            sentinel: def
+                .ha
+                .as_ref()
+                .filter(|h| {
+                    h.mode.name == SENTINEL && self.topo.platform.value == Platform::Kubernetes
+                })
+                .map(|h| SentinelPlan::from_def(name, h)),
             params: resolved.params,
         })
     }

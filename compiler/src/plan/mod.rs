@@ -165,6 +165,8 @@ pub struct Instance {
     pub min_available: Option<u32>,
     /// The HA mode (`single` when none is chosen).
     pub ha: String,
+    /// Redis with Sentinel (Kubernetes).
+    pub sentinel: Option<SentinelPlan>,
     /// The values of its kind's parameters, resolved.
     pub params: IndexMap<String, Vec<Out>>,
 }
@@ -193,6 +195,36 @@ pub struct Volume {
     pub path: String,
     /// What a Kubernetes volume claim asks for.
     pub size: Size,
+}
+
+/// Sentinel's settings, with their defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentinelPlan {
+    pub sentinels: u32,
+    pub quorum: u32,
+    pub down_after: Duration,
+    pub failover_timeout: Duration,
+    pub master_name: String,
+}
+
+impl SentinelPlan {
+    pub fn from_def(service: &str, ha: &HaDef) -> SentinelPlan {
+        let sentinels = ha.sentinels.as_ref().map_or(3, |s| s.value.max(1));
+        let down_after = ha.down_after.as_ref().map_or(Duration(5_000), |d| d.value);
+        SentinelPlan {
+            sentinels,
+            quorum: ha.quorum.as_ref().map_or(sentinels / 2 + 1, |q| q.value),
+            down_after,
+            failover_timeout: ha
+                .failover_timeout
+                .as_ref()
+                .map_or(Duration((down_after.0 * 3).max(10_000)), |d| d.value),
+            master_name: ha
+                .master_name
+                .as_ref()
+                .map_or_else(|| service.to_string(), |m| m.value.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -231,6 +263,8 @@ pub struct Update {
 /// Attributes whose use means "needs the service running": they become start-order
 /// edges. `public_url` and parameters do not (a browser, not the service, uses them).
 const RUNTIME_ATTRIBUTES: &[&str] = &[
+    "sentinels",
+    "master_name",
     "host",
     "port",
     "ports",

@@ -757,6 +757,7 @@ impl Topo<'_> {
             pre_stop: None,
             min_available: None,
             ha: "single".into(),
+            sentinel: None,
             params: IndexMap::new(),
         }
     }

@@ -201,6 +201,27 @@ impl Topo<'_> {
                     }
                 }
             }
+            "sentinels" | "master_name" => {
+                let sentinel = def.ha.as_ref().filter(|h| {
+                    h.mode.name == SENTINEL && self.topo.platform.value == Platform::Kubernetes
+                });
+                let Some(ha) = sentinel else {
+                    diags.push(fail(
+                        format!("`{target}` is not watched by Sentinel in topology `{}`", self.topo.name.name),
+                        "no sentinels here",
+                        format!("refer to `{target}.url`; `{attr}` exists where `{target}` has `ha = sentinel` on Kubernetes"),
+                    ));
+                    return None;
+                };
+                let plan = SentinelPlan::from_def(target, ha);
+                if attr == "master_name" {
+                    return Some(vec![Out::Text(plan.master_name)]);
+                }
+                let list: Vec<String> = (0..plan.sentinels)
+                    .map(|i| format!("{target}-sentinel-{i}.{target}-sentinel-headless:26379"))
+                    .collect();
+                Some(vec![Out::Text(list.join(","))])
+            }
             "public_url" => match &def.public_url {
                 Some(t) => Some(self.eval(target, consumer_host, t, fx, diags, depth + 1)),
                 None => {

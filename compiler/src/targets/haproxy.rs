@@ -36,6 +36,18 @@ struct Section {
     lines: Vec<String>,
 }
 
+/// Renders titled sections of lines as an HAProxy config.
+pub(crate) fn render(header: &str, sections: Vec<(String, Vec<String>)>) -> Result<String, String> {
+    let model = HaproxyCfg {
+        header: header.to_string(),
+        sections: sections
+            .into_iter()
+            .map(|(title, lines)| Section { title, lines })
+            .collect(),
+    };
+    templates::render("haproxy", &model)
+}
+
 fn section(title: impl Into<String>, lines: Vec<String>) -> Section {
     Section {
         title: title.into(),

@@ -108,19 +108,44 @@ pub struct PodSpec {
     pub affinity: Option<Affinity>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub termination_grace_period_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub init_containers: Vec<Container>,
     pub containers: Vec<Container>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<PodVolume>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct PodVolume {
     pub name: String,
-    pub persistent_volume_claim: ClaimRef,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub persistent_volume_claim: Option<ClaimRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ConfigMapRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub empty_dir: Option<EmptyDir>,
 }
 
+#[derive(Serialize, Clone)]
+pub struct ConfigMapRef {
+    pub name: String,
+}
+
+#[derive(Serialize, Clone)]
+pub struct EmptyDir {}
+
+/// A ConfigMap (v1): text files mounted into pods.
 #[derive(Serialize)]
+pub struct ConfigMap {
+    #[serde(rename = "apiVersion")]
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: Metadata,
+    pub data: IndexMap<String, String>,
+}
+
+#[derive(Serialize, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct ClaimRef {
     pub claim_name: String,
@@ -186,7 +211,7 @@ pub struct ContainerPort {
     pub protocol: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvVar {
     pub name: String,
@@ -196,13 +221,22 @@ pub struct EnvVar {
     pub value_from: Option<ValueFrom>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct ValueFrom {
-    pub secret_key_ref: SecretKeyRef,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_key_ref: Option<SecretKeyRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field_ref: Option<FieldRef>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldRef {
+    pub field_path: &'static str,
+}
+
+#[derive(Serialize, Clone)]
 pub struct SecretKeyRef {
     pub name: String,
     pub key: String,
@@ -278,6 +312,10 @@ pub struct ServiceSpec {
     pub kind: Option<&'static str>,
     #[serde(rename = "clusterIP", skip_serializing_if = "Option::is_none")]
     pub cluster_ip: Option<&'static str>,
+    /// Headless Services of StatefulSets whose pods find each other before they
+    /// are ready (Redis replicas, sentinels).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub publish_not_ready_addresses: bool,
     pub selector: Labels,
     pub ports: Vec<ServicePort>,
 }

@@ -18,15 +18,19 @@ use super::k8s_types::*;
 use super::{header, yaml, Artifact};
 use crate::diag::Diagnostics;
 use crate::model::{Command, Cpu, Duration, ProbeCheck, Protocol, Role, Size, CLOUDNATIVEPG};
-use crate::plan::{self, Instance, Out, Plan, TopologyPlan};
+use crate::plan::{self, Instance, Out, Plan, SentinelPlan, TopologyPlan};
 use crate::Options;
 
 /// What one topology's objects share.
 struct Cx<'a> {
     plan: &'a Plan,
     topo: &'a TopologyPlan,
+    options: &'a Options,
     secret_name: String,
 }
+
+/// The image of a Redis master endpoint.
+const REDIS_PROXY_IMAGE: &str = "haproxy:2.8-alpine";
 
 pub fn generate(
     plan: &Plan,
@@ -38,6 +42,7 @@ pub fn generate(
     let cx = Cx {
         plan,
         topo,
+        options,
         secret_name: format!("{}-secrets", plan.stack),
     };
     let mut write = |file: &str, docs: Vec<Result<String, String>>, out: &mut Vec<Artifact>| {
@@ -103,19 +108,28 @@ impl Cx<'_> {
 
     /// The labels that select a service's pods.
     fn selector(&self, inst: &Instance) -> Labels {
+        self.named_selector(&inst.name)
+    }
+
+    /// The labels that select the pods of one workload (a service may have several).
+    fn named_selector(&self, name: &str) -> Labels {
         IndexMap::from([
-            ("app.kubernetes.io/name".into(), inst.name.clone()),
+            ("app.kubernetes.io/name".into(), name.to_string()),
             ("app.kubernetes.io/instance".into(), self.plan.stack.clone()),
         ])
     }
 
     fn labels(&self, inst: &Instance) -> Labels {
-        let mut labels = self.selector(inst);
         let component = inst.kind.clone().unwrap_or_else(|| match inst.role {
             Role::Stateful => "stateful".into(),
             Role::Stateless => "stateless".into(),
         });
-        labels.insert("app.kubernetes.io/component".into(), component);
+        self.named_labels(&inst.name, &component)
+    }
+
+    fn named_labels(&self, name: &str, component: &str) -> Labels {
+        let mut labels = self.named_selector(name);
+        labels.insert("app.kubernetes.io/component".into(), component.to_string());
         labels.extend(self.part_of());
         labels
     }
@@ -161,9 +175,340 @@ impl Cx<'_> {
         vec![yaml::to_string(&cluster)]
     }
 
+    /// Redis with Sentinel: the Redis StatefulSet, the sentinels' StatefulSet (each
+    /// sentinel's config written into an emptyDir at start), and the master
+    /// endpoint (HAProxy) behind the Service clients use.
+    fn redis_sentinel(&self, inst: &Instance, s: &SentinelPlan) -> Vec<Result<String, String>> {
+        use super::redis_sentinel::{files, headless, proxy_name, sentinel_name};
+        let ns = &self.topo.namespace;
+        let header = header("#", self.options, &self.topo.name);
+        let files = match files(inst, s, ns, &header) {
+            Ok(f) => f,
+            Err(e) => return vec![Err(e)],
+        };
+        let image = inst.image.clone();
+        let config = format!("{}-config", inst.name);
+        let sentinel = sentinel_name(&inst.name);
+        let proxy = proxy_name(&inst.name);
+        let component = |c: &str| format!("{}-{c}", inst.kind.as_deref().unwrap_or("redis"));
+        let meta = |name: &str, c: &str| Metadata {
+            name: name.to_string(),
+            namespace: Some(ns.clone()),
+            labels: self.named_labels(name, &component(c)),
+        };
+        let pod_name = EnvVar {
+            name: "POD_NAME".into(),
+            value: None,
+            value_from: Some(ValueFrom {
+                secret_key_ref: None,
+                field_ref: Some(FieldRef {
+                    field_path: "metadata.name",
+                }),
+            }),
+        };
+        let mount = |name: &str, path: &str| VolumeMount {
+            name: name.into(),
+            mount_path: path.into(),
+        };
+        let config_volume = PodVolume {
+            name: "config".into(),
+            persistent_volume_claim: None,
+            config_map: Some(ConfigMapRef {
+                name: config.clone(),
+            }),
+            empty_dir: None,
+        };
+        let port = |name: &str, n: u16| ContainerPort {
+            name: name.into(),
+            container_port: n,
+            protocol: "TCP",
+        };
+        let service_port = |name: &str, n: u16| ServicePort {
+            name: name.into(),
+            port: n,
+            target_port: name.into(),
+            protocol: "TCP",
+        };
+        let exec = |args: &[&str]| Probe {
+            http_get: None,
+            tcp_socket: None,
+            exec: Some(Exec {
+                command: args.iter().map(|a| a.to_string()).collect(),
+            }),
+            initial_delay_seconds: None,
+            period_seconds: Some(5),
+            timeout_seconds: Some(3),
+            failure_threshold: Some(3),
+        };
+        let anti_affinity = |name: &str| {
+            Some(Affinity {
+                pod_anti_affinity: PodAntiAffinity {
+                    preferred: vec![WeightedTerm {
+                        weight: 100,
+                        pod_affinity_term: AffinityTerm {
+                            label_selector: Selector {
+                                match_labels: self.named_selector(name),
+                            },
+                            topology_key: "kubernetes.io/hostname",
+                        },
+                    }],
+                },
+            })
+        };
+        let headless_service = |name: &str, ports: Vec<ServicePort>, c: &str| Object {
+            api_version: "v1",
+            kind: "Service",
+            metadata: meta(&headless(name), c),
+            spec: Some(ServiceSpec {
+                kind: None,
+                cluster_ip: Some("None"),
+                publish_not_ready_addresses: true,
+                selector: self.named_selector(name),
+                ports,
+            }),
+        };
+        let pdb = |name: &str, c: &str| Object {
+            api_version: "policy/v1",
+            kind: "PodDisruptionBudget",
+            metadata: meta(name, c),
+            spec: Some(PdbSpec {
+                min_available: None,
+                max_unavailable: Some(1),
+                selector: Selector {
+                    match_labels: self.named_selector(name),
+                },
+            }),
+        };
+        let mut docs = vec![yaml::to_string(&ConfigMap {
+            api_version: "v1",
+            kind: "ConfigMap",
+            metadata: meta(&config, "config"),
+            data: IndexMap::from([
+                ("redis.conf".to_string(), files.redis_conf),
+                ("start-redis.sh".to_string(), files.start_redis),
+                ("start-sentinel.sh".to_string(), files.start_sentinel),
+                ("haproxy.cfg".to_string(), files.haproxy_cfg),
+            ]),
+        })];
+        // The Redis nodes.
+        let data = inst.volumes.first();
+        let mut redis_mounts = vec![mount("config", "/config")];
+        if let Some(v) = data {
+            redis_mounts.push(mount(&v.name, &v.path));
+        }
+        docs.push(yaml::to_string(&headless_service(
+            &inst.name,
+            vec![service_port("redis", 6379)],
+            "node",
+        )));
+        docs.push(yaml::to_string(&Object {
+            api_version: "apps/v1",
+            kind: "StatefulSet",
+            metadata: self.metadata(inst.name.clone(), inst),
+            spec: Some(StatefulSetSpec {
+                replicas: Some(inst.replicas),
+                service_name: headless(&inst.name),
+                selector: Selector {
+                    match_labels: self.selector(inst),
+                },
+                template: PodTemplate {
+                    metadata: TemplateMetadata {
+                        labels: self.labels(inst),
+                    },
+                    spec: PodSpec {
+                        affinity: anti_affinity(&inst.name),
+                        termination_grace_period_seconds: None,
+                        init_containers: Vec::new(),
+                        containers: vec![Container {
+                            name: "redis".into(),
+                            image: image.clone(),
+                            command: Some(vec!["sh".into(), "/config/start-redis.sh".into()]),
+                            ports: vec![port("redis", 6379)],
+                            env: vec![pod_name.clone()],
+                            resources: resources(inst),
+                            liveness_probe: Some(exec(&["redis-cli", "ping"])),
+                            readiness_probe: Some(exec(&["redis-cli", "ping"])),
+                            startup_probe: None,
+                            lifecycle: None,
+                            volume_mounts: redis_mounts,
+                        }],
+                        volumes: vec![config_volume.clone()],
+                    },
+                },
+                volume_claim_templates: inst
+                    .volumes
+                    .iter()
+                    .take(1)
+                    .map(|v| ClaimTemplate {
+                        metadata: NameOnly {
+                            name: v.name.clone(),
+                        },
+                        spec: ClaimSpec {
+                            access_modes: vec!["ReadWriteOnce"],
+                            resources: storage(v.size),
+                        },
+                    })
+                    .collect(),
+            }),
+        }));
+        docs.push(yaml::to_string(&pdb(&inst.name, "node")));
+        // The sentinels.
+        docs.push(yaml::to_string(&headless_service(
+            &sentinel,
+            vec![service_port("sentinel", 26379)],
+            "sentinel",
+        )));
+        docs.push(yaml::to_string(&Object {
+            api_version: "v1",
+            kind: "Service",
+            metadata: meta(&sentinel, "sentinel"),
+            spec: Some(ServiceSpec {
+                kind: Some("ClusterIP"),
+                cluster_ip: None,
+                publish_not_ready_addresses: false,
+                selector: self.named_selector(&sentinel),
+                ports: vec![service_port("sentinel", 26379)],
+            }),
+        }));
+        docs.push(yaml::to_string(&Object {
+            api_version: "apps/v1",
+            kind: "StatefulSet",
+            metadata: meta(&sentinel, "sentinel"),
+            spec: Some(StatefulSetSpec {
+                replicas: Some(s.sentinels),
+                service_name: headless(&sentinel),
+                selector: Selector {
+                    match_labels: self.named_selector(&sentinel),
+                },
+                template: PodTemplate {
+                    metadata: TemplateMetadata {
+                        labels: self.named_labels(&sentinel, &component("sentinel")),
+                    },
+                    spec: PodSpec {
+                        affinity: anti_affinity(&sentinel),
+                        termination_grace_period_seconds: None,
+                        init_containers: vec![Container {
+                            name: "sentinel-config".into(),
+                            image: image.clone(),
+                            command: Some(vec!["sh".into(), "/config/start-sentinel.sh".into()]),
+                            ports: Vec::new(),
+                            env: vec![pod_name.clone()],
+                            resources: None,
+                            liveness_probe: None,
+                            readiness_probe: None,
+                            startup_probe: None,
+                            lifecycle: None,
+                            volume_mounts: vec![
+                                mount("config", "/config"),
+                                mount("sentinel", "/sentinel"),
+                            ],
+                        }],
+                        containers: vec![Container {
+                            name: "sentinel".into(),
+                            image: image.clone(),
+                            command: Some(vec![
+                                "redis-sentinel".into(),
+                                "/sentinel/sentinel.conf".into(),
+                            ]),
+                            ports: vec![port("sentinel", 26379)],
+                            env: Vec::new(),
+                            resources: None,
+                            liveness_probe: Some(exec(&["redis-cli", "-p", "26379", "ping"])),
+                            readiness_probe: Some(exec(&["redis-cli", "-p", "26379", "ping"])),
+                            startup_probe: None,
+                            lifecycle: None,
+                            volume_mounts: vec![mount("sentinel", "/sentinel")],
+                        }],
+                        volumes: vec![
+                            config_volume.clone(),
+                            PodVolume {
+                                name: "sentinel".into(),
+                                persistent_volume_claim: None,
+                                config_map: None,
+                                empty_dir: Some(EmptyDir {}),
+                            },
+                        ],
+                    },
+                },
+                volume_claim_templates: Vec::new(),
+            }),
+        }));
+        docs.push(yaml::to_string(&pdb(&sentinel, "sentinel")));
+        // The master endpoint: clients use the service's own name.
+        docs.push(yaml::to_string(&Object {
+            api_version: "apps/v1",
+            kind: "Deployment",
+            metadata: meta(&proxy, "master-endpoint"),
+            spec: Some(DeploymentSpec {
+                replicas: Some(2),
+                selector: Selector {
+                    match_labels: self.named_selector(&proxy),
+                },
+                strategy: Strategy {
+                    kind: "RollingUpdate",
+                    rolling_update: RollingUpdate {
+                        max_surge: 1,
+                        max_unavailable: 0,
+                    },
+                },
+                template: PodTemplate {
+                    metadata: TemplateMetadata {
+                        labels: self.named_labels(&proxy, &component("master-endpoint")),
+                    },
+                    spec: PodSpec {
+                        affinity: anti_affinity(&proxy),
+                        termination_grace_period_seconds: None,
+                        init_containers: Vec::new(),
+                        containers: vec![Container {
+                            name: "haproxy".into(),
+                            image: Some(REDIS_PROXY_IMAGE.into()),
+                            command: None,
+                            ports: vec![port("redis", 6379)],
+                            env: Vec::new(),
+                            resources: None,
+                            liveness_probe: None,
+                            readiness_probe: Some(Probe {
+                                http_get: None,
+                                tcp_socket: Some(TcpSocket {
+                                    port: "redis".into(),
+                                }),
+                                exec: None,
+                                initial_delay_seconds: None,
+                                period_seconds: Some(5),
+                                timeout_seconds: Some(2),
+                                failure_threshold: Some(3),
+                            }),
+                            startup_probe: None,
+                            lifecycle: None,
+                            volume_mounts: vec![mount("config", "/usr/local/etc/haproxy")],
+                        }],
+                        volumes: vec![config_volume],
+                    },
+                },
+            }),
+        }));
+        docs.push(yaml::to_string(&Object {
+            api_version: "v1",
+            kind: "Service",
+            metadata: meta(&inst.name, "master-endpoint"),
+            spec: Some(ServiceSpec {
+                kind: Some("ClusterIP"),
+                cluster_ip: None,
+                publish_not_ready_addresses: false,
+                selector: self.named_selector(&proxy),
+                ports: vec![service_port("redis", 6379)],
+            }),
+        }));
+        docs.push(yaml::to_string(&pdb(&proxy, "master-endpoint")));
+        docs
+    }
+
     fn service_objects(&self, inst: &Instance) -> Vec<Result<String, String>> {
         if inst.ha == CLOUDNATIVEPG {
             return self.cnpg_cluster(inst);
+        }
+        if let Some(s) = &inst.sentinel {
+            return self.redis_sentinel(inst, s);
         }
         let mut docs = Vec::new();
         let stateful = inst.role == Role::Stateful;
@@ -241,6 +586,7 @@ impl Cx<'_> {
                 spec: Some(ServiceSpec {
                     kind: Some("ClusterIP"),
                     cluster_ip: None,
+                    publish_not_ready_addresses: false,
                     selector: self.selector(inst),
                     ports: service_ports(inst),
                 }),
@@ -254,6 +600,7 @@ impl Cx<'_> {
                     spec: Some(ServiceSpec {
                         kind: Some("LoadBalancer"),
                         cluster_ip: None,
+                        publish_not_ready_addresses: false,
                         selector: self.selector(inst),
                         ports: service_ports(inst)
                             .into_iter()
@@ -270,6 +617,7 @@ impl Cx<'_> {
                     spec: Some(ServiceSpec {
                         kind: None,
                         cluster_ip: Some("None"),
+                        publish_not_ready_addresses: false,
                         selector: self.selector(inst),
                         ports: service_ports(inst),
                     }),
@@ -364,6 +712,7 @@ impl Cx<'_> {
                 .stop_grace_period
                 .map(seconds)
                 .or_else(|| inst.pre_stop.map(|d| seconds(d) + 30)),
+            init_containers: Vec::new(),
             containers: vec![container],
             volumes: if stateful {
                 Vec::new()
@@ -372,9 +721,11 @@ impl Cx<'_> {
                     .iter()
                     .map(|v| PodVolume {
                         name: v.name.clone(),
-                        persistent_volume_claim: ClaimRef {
+                        persistent_volume_claim: Some(ClaimRef {
                             claim_name: v.name.clone(),
-                        },
+                        }),
+                        config_map: None,
+                        empty_dir: None,
                     })
                     .collect()
             },
@@ -386,11 +737,12 @@ impl Cx<'_> {
     /// already has it, else a helper `STACKC_<NAME>` placed first.
     fn env(&self, inst: &Instance) -> Vec<EnvVar> {
         let secret_ref = |env: &str, optional: bool| ValueFrom {
-            secret_key_ref: SecretKeyRef {
+            secret_key_ref: Some(SecretKeyRef {
                 name: self.secret_name.clone(),
                 key: env.to_string(),
                 optional,
-            },
+            }),
+            field_ref: None,
         };
         // Variables that are exactly one secret: usable by later `$(VAR)`s.
         let direct: IndexMap<&str, &str> = inst

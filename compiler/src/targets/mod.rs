@@ -9,6 +9,7 @@ mod k8s_types;
 pub mod kubernetes;
 pub mod nginx;
 pub mod prometheus;
+pub mod redis_sentinel;
 mod templates;
 pub mod yaml;
 

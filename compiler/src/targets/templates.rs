@@ -14,6 +14,18 @@ const TEMPLATES: &[(&str, &str)] = &[
         "haproxy",
         include_str!("../../../targets/haproxy/haproxy.cfg.hbs"),
     ),
+    (
+        "redis.conf",
+        include_str!("../../../targets/redis/redis.conf.hbs"),
+    ),
+    (
+        "start-redis.sh",
+        include_str!("../../../targets/redis/start-redis.sh.hbs"),
+    ),
+    (
+        "start-sentinel.sh",
+        include_str!("../../../targets/redis/start-sentinel.sh.hbs"),
+    ),
 ];
 
 fn registry() -> Result<Handlebars<'static>, String> {

@@ -75,6 +75,12 @@ fn write_block(out: &mut String, value: &Value, level: usize) {
 }
 
 fn write_child(out: &mut String, v: &Value, level: usize) {
+    if let Value::String(s) = v {
+        if literal_block_ok(s) {
+            write_literal(out, s, level + 2);
+            return;
+        }
+    }
     if is_scalar_or_empty(v) {
         out.push(' ');
         write_scalar(out, v);
@@ -98,6 +104,34 @@ fn write_scalar(out: &mut String, v: &Value) {
         Value::Sequence(_) => out.push_str("[]"),
         Value::Mapping(_) => out.push_str("{}"),
         Value::Tagged(t) => write_scalar(out, &t.value),
+    }
+}
+
+/// A multi-line string reads best as a literal block (`|`): scripts and config
+/// files in a ConfigMap. Only when the block gives back exactly the string.
+fn literal_block_ok(s: &str) -> bool {
+    s.contains('\n')
+        && !s.starts_with([' ', '\t', '\n'])
+        && !s.ends_with("\n\n")
+        && s.chars().all(|c| c == '\n' || c == '\t' || !c.is_control())
+        && s.split('\n')
+            .all(|line| line.is_empty() || !line.trim().is_empty())
+}
+
+fn write_literal(out: &mut String, s: &str, indent_by: usize) {
+    let (body, chomp) = match s.strip_suffix('\n') {
+        Some(body) => (body, ""),
+        None => (s, "-"),
+    };
+    out.push_str(" |");
+    out.push_str(chomp);
+    out.push('\n');
+    for line in body.split('\n') {
+        if !line.is_empty() {
+            indent(out, indent_by);
+            out.push_str(line);
+        }
+        out.push('\n');
     }
 }
 
@@ -140,6 +174,30 @@ fn write_string(out: &mut String, s: &str) {
 mod tests {
     use super::*;
     use indexmap::IndexMap;
+
+    #[test]
+    fn multi_line_strings_round_trip() {
+        let mut m = IndexMap::new();
+        for (i, s) in [
+            "#!/bin/sh\nset -eu\n  indented\nend\n",
+            "no newline at the end\nsecond",
+            "blank\n\nline\n",
+            " leading space\nx\n",
+            "two trailing\n\n",
+            "spaces only\n   \nx",
+            "tab\tinside\nok\n",
+        ]
+        .iter()
+        .enumerate()
+        {
+            m.insert(format!("k{i}"), s.to_string());
+        }
+        let text = to_string(&m).unwrap_or_default();
+        let back: IndexMap<String, String> = serde_norway::from_str(&text).unwrap_or_default();
+        assert_eq!(back, m, "{text}");
+        assert!(text.contains("k0: |\n  #!/bin/sh"));
+        assert!(text.contains("k1: |-\n"));
+    }
 
     #[test]
     fn quotes_what_yaml_1_1_would_misread() {
