@@ -18,12 +18,19 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 command -v openssl >/dev/null || need+=(openssl)
 command -v unshare >/dev/null || need+=(util-linux)
+command -v gosu >/dev/null || need+=(gosu)
+# PostgreSQL's programs (postgres, initdb, pg_ctl, psql, pg_basebackup) live in
+# /usr/lib/postgresql/<version>/bin on Debian.
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+{ command -v pg_ctl >/dev/null || [ -n "$(pg_bin)" ]; } || need+=(postgresql)
 /usr/bin/python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+if ! command -v pg_ctl >/dev/null; then export PATH="$PATH:$(pg_bin)"; fi
 
 # kubernetes-validate (PyPI), in a venv of its own.
 tools=${STACKC_TOOLS:-/opt/stackc-tools}

@@ -358,33 +358,59 @@ fn check_def(
         }
     }
     if let Some(h) = &def.ha {
-        let sentinel_options = [
-            ("sentinels", h.sentinels.as_ref().map(|v| v.span)),
-            ("quorum", h.quorum.as_ref().map(|v| v.span)),
-            ("down_after", h.down_after.as_ref().map(|v| v.span)),
+        let options = [
             (
+                "sentinel",
+                "sentinels",
+                h.sentinels.as_ref().map(|v| v.span),
+            ),
+            ("sentinel", "quorum", h.quorum.as_ref().map(|v| v.span)),
+            (
+                "sentinel",
+                "down_after",
+                h.down_after.as_ref().map(|v| v.span),
+            ),
+            (
+                "sentinel",
                 "failover_timeout",
                 h.failover_timeout.as_ref().map(|v| v.span),
             ),
-            ("master_name", h.master_name.as_ref().map(|v| v.span)),
+            (
+                "sentinel",
+                "master_name",
+                h.master_name.as_ref().map(|v| v.span),
+            ),
+            (
+                "streaming",
+                "replication_user",
+                h.replication_user.as_ref().map(|v| v.span),
+            ),
+            (
+                "streaming",
+                "replication_password",
+                h.replication_password.as_ref().map(|v| v.span),
+            ),
         ];
-        if h.mode.name != "sentinel" {
-            for (option, span) in sentinel_options {
-                if let Some(span) = span {
-                    diags.push(
-                        Diagnostic::error(
-                            Code::InvalidValue,
-                            span,
-                            format!(
-                                "`{option}` applies to `mode = sentinel`, not `{}`",
-                                h.mode.name
-                            ),
-                        )
-                        .label("ignored by this mode")
-                        .help("remove it, or choose `mode = sentinel`"),
-                    );
-                }
-            }
+        // An option of another mode than the chosen one.
+        for (mode, option, span) in options {
+            let Some(span) = span.filter(|_| h.mode.name != mode) else {
+                continue;
+            };
+            diags.push(
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    span,
+                    format!(
+                        "`{option}` applies to `mode = {mode}`, not `{}`",
+                        h.mode.name
+                    ),
+                )
+                .label("ignored by this mode")
+                .help(format!("remove it, or choose `mode = {mode}`")),
+            );
+        }
+        if let Some(p) = &h.replication_password {
+            check_expr(stack, bases, Some(name), p, diags);
         }
         if let (Some(q), Some(n)) = (&h.quorum, &h.sentinels) {
             if q.value == 0 || q.value > n.value {

@@ -201,6 +201,10 @@ pub struct HaDef {
     pub failover_timeout: Option<Sp<Duration>>,
     /// Sentinel: the name clients ask for (default: the service's name).
     pub master_name: Option<Sp<String>>,
+    /// Streaming: the replication role (default `replicator`).
+    pub replication_user: Option<Sp<String>>,
+    /// Streaming: the replication role's password, a secret.
+    pub replication_password: Option<Expr>,
     pub span: Span,
 }
 
@@ -508,6 +512,9 @@ pub struct HostDef {
     pub managed: bool,
     pub runs: Vec<RunDef>,
 }
+
+/// The HA mode of PostgreSQL with one primary and streaming standbys.
+pub const STREAMING: &str = "streaming";
 
 /// The HA mode of Redis watched by Sentinel.
 pub const SENTINEL: &str = "sentinel";

@@ -70,6 +70,8 @@ const HA_FIELDS: &[&str] = &[
     "down_after",
     "failover_timeout",
     "master_name",
+    "replication_user",
+    "replication_password",
 ];
 const HOST_FIELDS: &[&str] = &["address", "gpu", "managed", "run"];
 const RESOURCE_FIELDS: &[&str] = &["cpu", "memory", "cpu_limit", "memory_limit", "gpu"];

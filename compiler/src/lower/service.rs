@@ -393,6 +393,8 @@ impl Lower<'_> {
                 down_after: None,
                 failover_timeout: None,
                 master_name: None,
+                replication_user: None,
+                replication_password: None,
                 span: e.span,
             }),
             EntryValue::Block(entries) => {
@@ -407,6 +409,8 @@ impl Lower<'_> {
                     down_after: None,
                     failover_timeout: None,
                     master_name: None,
+                    replication_user: None,
+                    replication_password: None,
                     span: e.span,
                 };
                 let mut mode = None;
@@ -421,6 +425,8 @@ impl Lower<'_> {
                         "down_after" => ha.down_after = self.duration(v),
                         "failover_timeout" => ha.failover_timeout = self.duration(v),
                         "master_name" => ha.master_name = self.string(v),
+                        "replication_user" => ha.replication_user = self.string(v),
+                        "replication_password" => ha.replication_password = self.expr(v),
                         _ => {
                             let d = unknown_field(&f.key, "an ha block", HA_FIELDS);
                             self.push(d);

@@ -81,6 +81,7 @@ impl Topo<'_> {
             };
             match (kubernetes, ha == CLOUDNATIVEPG) {
                 (true, true) => {}
+                (false, false) if ha == STREAMING => {}
                 (true, false) if ha == SENTINEL => {
                     if replicas < 2 {
                         let span = def.replicas.as_ref().map_or(h.span, |r| r.span);
@@ -93,7 +94,7 @@ impl Topo<'_> {
                 }
                 (false, true) => diags.push(unsupported(
                     format!("HA mode `{ha}` runs on Kubernetes only"),
-                    "CloudNativePG is a Kubernetes operator; on hosts, keep `ha = single` for now (streaming replication and Patroni come with the HA data tier)".into(),
+                    format!("CloudNativePG is a Kubernetes operator; on hosts, PostgreSQL replication is `ha = {STREAMING}` (a primary and standbys)"),
                 )),
                 (true, false) if modes.contains(&CLOUDNATIVEPG) => diags.push(unsupported(
                     format!("HA mode `{ha}` is not emitted for Kubernetes"),
@@ -103,9 +104,13 @@ impl Topo<'_> {
                     format!("HA mode `{ha}` is not emitted for Kubernetes by this version of stackc"),
                     "on Kubernetes, Redis HA is `ha = sentinel`".into(),
                 )),
+                (false, false) if modes.contains(&STREAMING) => diags.push(unsupported(
+                    format!("HA mode `{ha}` is not emitted for hosts by this version of stackc"),
+                    format!("on hosts, PostgreSQL replication is `ha = {STREAMING}` (a primary and standbys)"),
+                )),
                 (false, false) => diags.push(unsupported(
-                    format!("HA mode `{ha}` is not emitted by this version of stackc"),
-                    "use `ha = single` for now; Patroni, streaming replication and Sentinel configs come with the HA data tier".into(),
+                    format!("HA mode `{ha}` is not emitted for hosts by this version of stackc"),
+                    "use `ha = single` on hosts for now; Redis Sentinel is emitted for Kubernetes".into(),
                 )),
             }
         }
@@ -276,7 +281,7 @@ impl Topo<'_> {
             }
         }
         depends_on.shift_remove(name);
-        Some(Instance {
+        let mut instance = Instance {
             name: name.to_string(),
             role,
             image: def.image.as_ref().map(|i| i.value.clone()),
@@ -356,6 +361,7 @@ impl Topo<'_> {
             pre_stop: def.pre_stop.as_ref().map(|d| d.value),
             min_available: def.min_available.as_ref().map(|m| m.value),
             ha: ha.to_string(),
+            streaming: self.streaming_plan(name, h),
             sentinel: def
                 .ha
                 .as_ref()
@@ -364,7 +370,11 @@ impl Topo<'_> {
                 })
                 .map(|h| SentinelPlan::from_def(name, h)),
             params: resolved.params,
-        })
+        };
+        if let Some(s) = instance.streaming.clone() {
+            s.wire(&mut instance);
+        }
+        Some(instance)
     }
 
     /// The autoscaler, with its bounds checked: 1 <= min <= replicas <= max.

@@ -22,12 +22,14 @@ mod place;
 mod prometheus;
 mod proxy;
 mod resolve;
+mod streaming;
 
 pub use prometheus::{ScrapeJob, PROMETHEUS_CONFIG};
 pub use proxy::{
     HttpHealth, ProxyPlan, RateLimit, RoutePlan, Site, Tls, Upstream, UpstreamServer,
     HAPROXY_METRICS_PORT, HAPROXY_STATS_PORT,
 };
+pub use streaming::{StreamingPlan, REPLICATION_PASSWORD_ENV, STREAMING_DIR};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -167,6 +169,8 @@ pub struct Instance {
     pub ha: String,
     /// Redis with Sentinel (Kubernetes).
     pub sentinel: Option<SentinelPlan>,
+    /// PostgreSQL streaming replication (hosts).
+    pub streaming: Option<StreamingPlan>,
     /// The values of its kind's parameters, resolved.
     pub params: IndexMap<String, Vec<Out>>,
 }
@@ -361,6 +365,7 @@ fn plan_topology(
     t.place(diags);
     let (proxies, proxy_fx) = t.proxies(diags);
     let (scrape_jobs, scrape_publishes) = t.prometheus(&proxies, diags);
+    let streaming_publishes = t.streaming(diags);
     let generated = t.check_generated_mounts(&proxies, &scrape_jobs, diags);
 
     // Resolve every instance's environment, collecting start-order edges and the
@@ -412,6 +417,7 @@ fn plan_topology(
         .collect();
     publishes.extend(proxy_fx.publishes.iter().cloned());
     publishes.extend(scrape_publishes);
+    publishes.extend(streaming_publishes);
 
     t.check_cycles(&effects, diags);
 

@@ -758,6 +758,7 @@ impl Topo<'_> {
             min_available: None,
             ha: "single".into(),
             sentinel: None,
+            streaming: None,
             params: IndexMap::new(),
         }
     }

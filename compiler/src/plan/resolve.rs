@@ -78,7 +78,12 @@ impl Topo<'_> {
         if let Some(ext) = self.external(target) {
             return self.external_attr(target, ext, attr, r, fx, diags, depth);
         }
-        let (local, placement) = self.where_is(target, consumer_host)?;
+        let (local, placement) = if self.is_streaming(target) {
+            let read = matches!(attr, "read_host" | "read_address" | "read_url");
+            self.streaming_target(target, consumer_host, read)?
+        } else {
+            self.where_is(target, consumer_host)?
+        };
         let def = &placement.def;
         let host = self.hosts.get(placement.host)?;
         let fail = |msg: String, label: &str, help: String| {

@@ -8,6 +8,7 @@ pub mod haproxy;
 mod k8s_types;
 pub mod kubernetes;
 pub mod nginx;
+pub mod postgres;
 pub mod prometheus;
 pub mod redis_sentinel;
 mod templates;
@@ -60,6 +61,7 @@ pub fn generate(plan: &Plan, options: &Options, diags: &mut Diagnostics) -> Vec<
                 nginx::generate(topo, options, &mut artifacts, diags);
                 haproxy::generate(topo, options, &mut artifacts, diags);
                 prometheus::generate(topo, options, &mut artifacts, diags);
+                postgres::generate(topo, options, &mut artifacts, diags);
             }
             Platform::Kubernetes => {
                 kubernetes::generate(plan, topo, options, &mut artifacts, diags)

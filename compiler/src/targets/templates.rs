@@ -15,6 +15,22 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../targets/haproxy/haproxy.cfg.hbs"),
     ),
     (
+        "postgresql.conf",
+        include_str!("../../../targets/postgres/postgresql.conf.hbs"),
+    ),
+    (
+        "pg_hba.conf",
+        include_str!("../../../targets/postgres/pg_hba.conf.hbs"),
+    ),
+    (
+        "init-replication.sh",
+        include_str!("../../../targets/postgres/init-replication.sh.hbs"),
+    ),
+    (
+        "standby.sh",
+        include_str!("../../../targets/postgres/standby.sh.hbs"),
+    ),
+    (
         "redis.conf",
         include_str!("../../../targets/redis/redis.conf.hbs"),
     ),

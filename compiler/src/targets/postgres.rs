@@ -1,0 +1,104 @@
+//! PostgreSQL streaming replication on hosts: for each node,
+//! `out/<topology>/<service>/<host>/` holds its `postgresql.conf` and
+//! `pg_hba.conf`, and the primary's `init-replication.sh` (the replication role,
+//! created by the image at initdb) or the standby's `standby.sh` (clone the
+//! primary once with pg_basebackup, then stream from it). The compose file mounts
+//! the directory read-only at `STREAMING_DIR`.
+//!
+//! Replication connections are accepted from the nodes' host addresses only, with
+//! scram-sha-256; the password is read from the environment by the scripts.
+
+use serde::Serialize;
+
+use super::{header, templates, Artifact};
+use crate::diag::Diagnostics;
+use crate::plan::{StreamingPlan, TopologyPlan, REPLICATION_PASSWORD_ENV};
+use crate::Options;
+
+#[derive(Serialize)]
+struct Model<'a> {
+    header: String,
+    service: &'a str,
+    node: &'a str,
+    role: &'static str,
+    port: u16,
+    max_wal_senders: usize,
+    user: &'a str,
+    /// The nodes' addresses as CIDRs, allowed to replicate.
+    replication: Vec<String>,
+    password_env: &'static str,
+    primary: String,
+    primary_host: &'a str,
+    primary_port: u16,
+}
+
+pub fn generate(
+    topo: &TopologyPlan,
+    options: &Options,
+    out: &mut Vec<Artifact>,
+    diags: &mut Diagnostics,
+) {
+    for host in &topo.hosts {
+        for inst in &host.services {
+            let Some(s) = &inst.streaming else { continue };
+            let model = model(&inst.name, s, header("#", options, &topo.name));
+            let mut files = vec!["postgresql.conf", "pg_hba.conf"];
+            files.push(if s.standby {
+                "standby.sh"
+            } else {
+                "init-replication.sh"
+            });
+            for file in files {
+                match templates::render(file, &model) {
+                    Ok(text) => out.push(Artifact {
+                        path: format!("{}/{}/{file}", topo.name, s.dir),
+                        contents: text,
+                    }),
+                    Err(e) => diags.push(super::internal(
+                        topo,
+                        &format!("{file} of `{}` on host `{}`", inst.name, host.name),
+                        &e,
+                    )),
+                }
+            }
+        }
+    }
+}
+
+fn model<'a>(service: &'a str, s: &'a StreamingPlan, header: String) -> Model<'a> {
+    let primary_host = s.primary_address.as_str();
+    let bracketed = if primary_host.contains(':') {
+        format!("[{primary_host}]")
+    } else {
+        primary_host.to_string()
+    };
+    let mut replication: Vec<String> = s
+        .standby_addresses
+        .iter()
+        .chain(std::iter::once(&s.primary_address))
+        .map(|a| {
+            if a.contains(':') {
+                format!("{a}/128")
+            } else {
+                format!("{a}/32")
+            }
+        })
+        .collect();
+    replication.dedup();
+    Model {
+        header,
+        service,
+        node: &s.node,
+        role: if s.standby { "standby" } else { "primary" },
+        port: s.port,
+        // Every other node, plus the two connections of a streaming base backup,
+        // with room for a rebuild.
+        max_wal_senders: (s.standby_addresses.len() + 2) * 2 + 2,
+        user: &s.user,
+        replication,
+        password_env: REPLICATION_PASSWORD_ENV,
+        primary: format!("{bracketed}:{}", s.primary_port),
+        primary_host,
+        primary_port: s.primary_port,
+    }
+}
