@@ -412,6 +412,9 @@ fn check_def(
         if let Some(p) = &h.replication_password {
             check_expr(stack, bases, Some(name), p, diags);
         }
+        if h.mode.name == "sentinel" {
+            sentinel_fragility(h, diags);
+        }
         if let (Some(q), Some(n)) = (&h.quorum, &h.sentinels) {
             if q.value == 0 || q.value > n.value {
                 diags.push(
@@ -691,5 +694,52 @@ fn dns_label(ident: &Ident, what: &str, diags: &mut Diagnostics) {
                 "it becomes a host name in the generated files; try `{fixed}`"
             )),
         );
+    }
+}
+
+/// Sentinel counts and quorums that fail over less safely than they look
+/// (../shared/TARGETS.md 2.4: a failover needs a majority of all sentinels).
+fn sentinel_fragility(h: &HaDef, diags: &mut Diagnostics) {
+    let n = h.sentinels.as_ref().map_or(3, |s| s.value);
+    let span = h.sentinels.as_ref().map_or(h.span, |s| s.span);
+    let majority = n / 2 + 1;
+    let warn = |span, message: String, label: &str, help: String| {
+        Diagnostic::error(Code::FragileFailover, span, message)
+            .label(label.to_string())
+            .help(help)
+    };
+    if n < 3 {
+        diags.push(warn(
+            span,
+            format!(
+                "{n} sentinel{} cannot fail over when one is lost",
+                if n == 1 { "" } else { "s" }
+            ),
+            "a failover needs a majority of all sentinels",
+            "run `sentinels = 3`, on separate hosts or nodes".into(),
+        ));
+    } else if n % 2 == 0 {
+        diags.push(warn(
+            span,
+            format!(
+                "{n} sentinels tolerate as few losses as {} (a failover needs {majority} of them)",
+                n - 1
+            ),
+            "an even count adds no tolerance",
+            format!("run `sentinels = {}` or `sentinels = {}`", n - 1, n + 1),
+        ));
+    }
+    if let Some(q) = &h.quorum {
+        if q.value >= 1 && q.value < majority && q.value <= n {
+            diags.push(warn(
+                q.span,
+                format!(
+                    "a quorum of {} lets a minority of the {n} sentinels mark the master down",
+                    q.value
+                ),
+                "below a majority",
+                format!("a majority is `quorum = {majority}`"),
+            ));
+        }
     }
 }

@@ -334,6 +334,11 @@ codes! {
     /// HAProxy checks its servers actively, on the service's HTTP health check; the
     /// service has none on the routed port.
     ActiveCheckWithoutHttpHealth = "E0418", Error, "active-check-without-http-health";
+    /// An HA setup that fails over less safely than it looks: fewer than 3
+    /// sentinels (a failover needs a majority of all sentinels, so losing one of 2
+    /// blocks it), an even number of them (4 tolerate no more losses than 3), or a
+    /// quorum below a majority (a minority marks the master down).
+    FragileFailover = "W0419", Warning, "fragile-failover";
     /// An environment value cannot be written to an env file so that both
     /// docker-compose and a POSIX shell read back the same string.
     UnrepresentableEnvValue = "E0501", Error, "unrepresentable-env-value";
