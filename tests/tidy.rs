@@ -1,5 +1,5 @@
 //! Repository hygiene: every Rust module starts with a `//!` doc comment that
-//! says what it is for.
+//! says what it is for, and no snapshot waits unreviewed.
 
 use crate::support::root;
 
@@ -21,4 +21,17 @@ fn every_module_has_a_doc_comment() {
         }
     }
     assert!(missing.is_empty(), "modules without a //! doc: {missing:?}");
+}
+
+/// A `.snap.new` is a snapshot insta wrote and nobody reviewed: accept or reject
+/// it (`cargo insta review`), never commit it.
+#[test]
+fn no_snapshot_is_pending_review() {
+    let pending: Vec<String> = walkdir::WalkDir::new(root().join("tests/snapshots"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| e.path().display().to_string())
+        .filter(|p| p.ends_with(".snap.new"))
+        .collect();
+    assert!(pending.is_empty(), "snapshots pending review: {pending:?}");
 }
