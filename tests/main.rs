@@ -16,6 +16,7 @@ mod kubernetes;
 mod postgres_streaming;
 mod proxy_e2e;
 mod real_programs;
+mod redis_replica;
 mod redis_sentinel;
 mod support;
 mod tidy;

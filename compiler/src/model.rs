@@ -516,6 +516,9 @@ pub struct HostDef {
 /// The HA mode of PostgreSQL with one primary and streaming standbys.
 pub const STREAMING: &str = "streaming";
 
+/// The HA mode of Redis with one master and replicas (no automatic failover).
+pub const REPLICA: &str = "replica";
+
 /// The HA mode of Redis watched by Sentinel.
 pub const SENTINEL: &str = "sentinel";
 

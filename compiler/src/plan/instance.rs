@@ -81,7 +81,7 @@ impl Topo<'_> {
             };
             match (kubernetes, ha == CLOUDNATIVEPG) {
                 (true, true) => {}
-                (false, false) if ha == STREAMING => {}
+                (false, false) if ha == STREAMING || ha == REPLICA => {}
                 (true, false) if ha == SENTINEL => {
                     if replicas < 2 {
                         let span = def.replicas.as_ref().map_or(h.span, |r| r.span);
@@ -110,7 +110,7 @@ impl Topo<'_> {
                 )),
                 (false, false) => diags.push(unsupported(
                     format!("HA mode `{ha}` is not emitted for hosts by this version of stackc"),
-                    "use `ha = single` on hosts for now; Redis Sentinel is emitted for Kubernetes".into(),
+                    format!("on hosts, Redis replication is `ha = {REPLICA}` (a master and replicas); Sentinel is emitted for Kubernetes"),
                 )),
             }
         }
@@ -374,6 +374,7 @@ impl Topo<'_> {
         if let Some(s) = instance.streaming.clone() {
             s.wire(&mut instance);
         }
+        self.wire_redis_replica(name, h, &mut instance);
         Some(instance)
     }
 

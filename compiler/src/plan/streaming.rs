@@ -1,7 +1,8 @@
-//! PostgreSQL streaming replication on hosts (`ha = streaming`): the first
-//! placement is the primary, the others are standbys that stream from it over the
-//! primary host's address. `url` goes to the primary from everywhere; `read_url`
-//! to the consumer's own standby, else the first standby.
+//! Replication on hosts: PostgreSQL streaming (`ha = streaming`) and Redis
+//! replicas (`ha = replica`). The first placement is the primary (master), the
+//! others are standbys (replicas) that replicate from it over the primary host's
+//! address. `url` goes to the primary from everywhere; `read_url` to the
+//! consumer's own standby, else the first standby.
 
 use indexmap::IndexSet;
 
@@ -83,15 +84,28 @@ impl StreamingPlan {
 }
 
 impl Topo<'_> {
-    /// Whether a service is streaming-replicated in this topology.
+    /// The replication mode of a service in this topology, when it is
+    /// replicated from a primary on hosts (`streaming` or `replica`).
+    fn replication_mode(&self, service: &str) -> Option<&str> {
+        if self.topo.platform.value != Platform::Compose {
+            return None;
+        }
+        let mode = self
+            .placements
+            .get(service)?
+            .first()?
+            .def
+            .ha
+            .as_ref()?
+            .mode
+            .name
+            .as_str();
+        [STREAMING, REPLICA].contains(&mode).then_some(mode)
+    }
+
+    /// Whether a service is replicated from a primary on hosts.
     pub(super) fn is_streaming(&self, service: &str) -> bool {
-        self.topo.platform.value == Platform::Compose
-            && self
-                .placements
-                .get(service)
-                .and_then(|ps| ps.first())
-                .and_then(|p| p.def.ha.as_ref())
-                .is_some_and(|h| h.mode.name == STREAMING)
+        self.replication_mode(service).is_some()
     }
 
     /// The placement a reference reaches: the primary, or for reads the
@@ -122,16 +136,21 @@ impl Topo<'_> {
     pub(super) fn streaming(&self, diags: &mut Diagnostics) -> IndexSet<(String, usize, String)> {
         let mut publishes = IndexSet::new();
         for (name, ps) in &self.placements {
-            if !self.is_streaming(name) {
+            let Some(mode) = self.replication_mode(name) else {
                 continue;
-            }
+            };
+            let (what, node) = if mode == STREAMING {
+                ("streaming replication", "standby")
+            } else {
+                ("replication", "replica")
+            };
             let Some(primary) = ps.first() else { continue };
             let ha_span = primary.def.ha.as_ref().map_or(primary.run_span, |h| h.span);
             if ps.len() < 2 {
                 diags.push(
-                    Diagnostic::error(Code::InvalidValue, ha_span, format!("streaming replication of `{name}` needs a standby: it runs on one host only"))
-                        .label("no standby in this topology")
-                        .help(format!("run `{name}` on a second host too: the first host listed runs the primary, the others standbys")),
+                    Diagnostic::error(Code::InvalidValue, ha_span, format!("{what} of `{name}` needs a {node}: it runs on one host only"))
+                        .label(format!("no {node} in this topology"))
+                        .help(format!("run `{name}` on a second host too: the first host listed runs the primary, the others {node}s")),
                 );
                 continue;
             }
@@ -145,7 +164,7 @@ impl Topo<'_> {
                             Code::Unresolvable,
                             p.run_span,
                             format!(
-                                "streaming replication of `{name}` needs the address of host `{}`",
+                                "{what} of `{name}` needs the address of host `{}`",
                                 host.name.name
                             ),
                         )
@@ -162,7 +181,7 @@ impl Topo<'_> {
                 .ha
                 .as_ref()
                 .and_then(|h| h.replication_password.as_ref());
-            let secret = password.is_some_and(|e| {
+            let secret = mode != STREAMING || password.is_some_and(|e| {
                 matches!(e.pieces.as_slice(), [Piece::Ref(r)] if r.path.first().is_some_and(|s| s.name == "secret"))
             });
             if !secret {
@@ -179,9 +198,64 @@ impl Topo<'_> {
         publishes
     }
 
+    /// Wires a Redis replica to its master: `--replicaof` the master's address
+    /// and port, announcing its own host's address and port (behind Docker's NAT
+    /// the master would otherwise list the address it is connected from).
+    pub(super) fn wire_redis_replica(&self, name: &str, h: usize, inst: &mut Instance) {
+        if self.replication_mode(name) != Some(REPLICA) {
+            return;
+        }
+        let Some(ps) = self.placements.get(name) else {
+            return;
+        };
+        let Some(primary) = ps.first().filter(|p| p.host != h) else {
+            return;
+        };
+        let address = |host: usize| {
+            self.hosts
+                .get(host)
+                .and_then(|x| x.address.as_ref())
+                .map(|a| a.value.clone())
+        };
+        let published = |p: &Placement<'_>| {
+            p.def.ports.values().next().map(|port| {
+                let container = port.container.as_ref().map_or(6379, |c| c.value);
+                port.host.as_ref().map_or(container, |p| p.value)
+            })
+        };
+        let (Some(master), Some(own), Some(master_port)) =
+            (address(primary.host), address(h), published(primary))
+        else {
+            return;
+        };
+        let mut args = vec![
+            "--replicaof".to_string(),
+            master,
+            master_port.to_string(),
+            "--replica-announce-ip".to_string(),
+            own,
+        ];
+        if let Some(own_port) = ps.iter().find(|p| p.host == h).and_then(published) {
+            args.extend(["--replica-announce-port".to_string(), own_port.to_string()]);
+        }
+        args.extend(["--replica-read-only".to_string(), "yes".to_string()]);
+        inst.command = Some(match inst.command.take() {
+            Some(Command::Exec(mut v)) => {
+                v.extend(args);
+                Command::Exec(v)
+            }
+            Some(Command::Shell(s)) => Command::Shell(format!("{s} {}", args.join(" "))),
+            None => {
+                let mut v = vec!["redis-server".to_string()];
+                v.extend(args);
+                Command::Exec(v)
+            }
+        });
+    }
+
     /// The streaming role of a placement, when its service is streaming-replicated.
     pub(super) fn streaming_plan(&self, name: &str, h: usize) -> Option<StreamingPlan> {
-        if !self.is_streaming(name) {
+        if self.replication_mode(name) != Some(STREAMING) {
             return None;
         }
         let ps = self.placements.get(name)?;
