@@ -21,15 +21,15 @@ mod kubernetes;
 mod place;
 mod prometheus;
 mod proxy;
+mod replication;
 mod resolve;
-mod streaming;
 
 pub use prometheus::{ScrapeJob, PROMETHEUS_CONFIG};
 pub use proxy::{
     HttpHealth, ProxyPlan, RateLimit, RoutePlan, Site, Tls, Upstream, UpstreamServer,
     HAPROXY_METRICS_PORT, HAPROXY_STATS_PORT,
 };
-pub use streaming::{StreamingPlan, REPLICATION_PASSWORD_ENV, STREAMING_DIR};
+pub use replication::{StreamingPlan, REPLICATION_PASSWORD_ENV, STREAMING_DIR};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -365,7 +365,7 @@ fn plan_topology(
     t.place(diags);
     let (proxies, proxy_fx) = t.proxies(diags);
     let (scrape_jobs, scrape_publishes) = t.prometheus(&proxies, diags);
-    let streaming_publishes = t.streaming(diags);
+    let replication_publishes = t.replication(diags);
     let generated = t.check_generated_mounts(&proxies, &scrape_jobs, diags);
 
     // Resolve every instance's environment, collecting start-order edges and the
@@ -417,7 +417,7 @@ fn plan_topology(
         .collect();
     publishes.extend(proxy_fx.publishes.iter().cloned());
     publishes.extend(scrape_publishes);
-    publishes.extend(streaming_publishes);
+    publishes.extend(replication_publishes);
 
     t.check_cycles(&effects, diags);
 

@@ -78,9 +78,9 @@ impl Topo<'_> {
         if let Some(ext) = self.external(target) {
             return self.external_attr(target, ext, attr, r, fx, diags, depth);
         }
-        let (local, placement) = if self.is_streaming(target) {
+        let (local, placement) = if self.is_replicated(target) {
             let read = matches!(attr, "read_host" | "read_address" | "read_url");
-            self.streaming_target(target, consumer_host, read)?
+            self.replicated_target(target, consumer_host, read)?
         } else {
             self.where_is(target, consumer_host)?
         };

@@ -104,13 +104,13 @@ impl Topo<'_> {
     }
 
     /// Whether a service is replicated from a primary on hosts.
-    pub(super) fn is_streaming(&self, service: &str) -> bool {
+    pub(super) fn is_replicated(&self, service: &str) -> bool {
         self.replication_mode(service).is_some()
     }
 
     /// The placement a reference reaches: the primary, or for reads the
     /// consumer's own standby, else the first standby.
-    pub(super) fn streaming_target(
+    pub(super) fn replicated_target(
         &self,
         service: &str,
         consumer_host: usize,
@@ -131,9 +131,9 @@ impl Topo<'_> {
         }
     }
 
-    /// Checks every streaming service, and the primary's port the standbys need
+    /// Checks every replicated service, and the primary's port the standbys need
     /// published on its address: (service, host, port name).
-    pub(super) fn streaming(&self, diags: &mut Diagnostics) -> IndexSet<(String, usize, String)> {
+    pub(super) fn replication(&self, diags: &mut Diagnostics) -> IndexSet<(String, usize, String)> {
         let mut publishes = IndexSet::new();
         for (name, ps) in &self.placements {
             let Some(mode) = self.replication_mode(name) else {
