@@ -7,11 +7,12 @@
 //!   role script (the image runs it at initdb) through psql, the standby's
 //!   `standby.sh` as root (it drops to postgres with gosu) cloning the primary over
 //!   its host address with the replication password; then the standby streams,
-//!   serves reads, refuses writes, and takes writes once promoted (2.5).
+//!   serves reads, streams again after a restart without a second clone,
+//!   refuses writes, and takes writes once promoted (2.5).
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use crate::support::{options, read, require};
@@ -338,47 +339,54 @@ fn streaming_standby_clones_streams_and_promotes() {
 
     // The standby, as its container starts it: the script as root, which owns
     // the data directory, drops to postgres and clones the primary.
+    let start_standby = |log: &Path| {
+        let log_file = fs::File::create(log).unwrap_or_else(|e| panic!("{e}"));
+        let mut script = Command::new(if is_root() { "env" } else { "sh" });
+        if is_root() {
+            script.arg("sh");
+        }
+        let child = script
+            .arg(standby_dir.join("standby.sh"))
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "port=25442",
+                "-c",
+                &format!("unix_socket_directories={}", sock_s.display()),
+            ])
+            .env("PGDATA", &standby)
+            .env("STACKC_REPLICATION_PASSWORD", password)
+            .stdout(log_file.try_clone().unwrap_or_else(|e| panic!("{e}")))
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("standby.sh: {e}"));
+        Running(child, standby.clone())
+    };
+    let streaming = |log: &Path, child: &mut Running| {
+        let standby_log = || fs::read_to_string(log).unwrap_or_default();
+        wait_for(
+            "the standby streams from the primary",
+            60,
+            || {
+                if let Ok(Some(status)) = child.0.try_wait() {
+                    panic!("standby.sh exited ({status}):\n{}", standby_log());
+                }
+                psql(
+                    &sock_p,
+                    25441,
+                    "SELECT state FROM pg_stat_replication WHERE application_name = 'two'",
+                )
+                .stdout
+                .starts_with(b"streaming")
+            },
+            standby_log,
+        );
+    };
     let slog = tmp.path().join("standby.log");
-    let log_file = fs::File::create(&slog).unwrap_or_else(|e| panic!("{e}"));
-    let mut script = Command::new(if is_root() { "env" } else { "sh" });
-    if is_root() {
-        script.arg("sh");
-    }
-    let child = script
-        .arg(standby_dir.join("standby.sh"))
-        .args([
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "port=25442",
-            "-c",
-            &format!("unix_socket_directories={}", sock_s.display()),
-        ])
-        .env("PGDATA", &standby)
-        .env("STACKC_REPLICATION_PASSWORD", password)
-        .stdout(Stdio::null())
-        .stderr(log_file)
-        .spawn()
-        .unwrap_or_else(|e| panic!("standby.sh: {e}"));
-    let mut child = Running(child, standby.clone());
+    let mut child = start_standby(&slog);
+    streaming(&slog, &mut child);
     let standby_log = || fs::read_to_string(&slog).unwrap_or_default();
-    wait_for(
-        "the standby streams from the primary",
-        60,
-        || {
-            if let Ok(Some(status)) = child.0.try_wait() {
-                panic!("standby.sh exited ({status}):\n{}", standby_log());
-            }
-            psql(
-                &sock_p,
-                25441,
-                "SELECT state FROM pg_stat_replication WHERE application_name = 'two'",
-            )
-            .stdout
-            .starts_with(b"streaming")
-        },
-        standby_log,
-    );
     assert!(
         standby.join("standby.signal").exists(),
         "pg_basebackup -R wrote standby.signal"
@@ -399,6 +407,20 @@ fn streaming_standby_clones_streams_and_promotes() {
         },
         standby_log,
     );
+    assert!(standby_log().contains("cloning the primary"));
+
+    // A restart keeps the data directory: no second clone, and it streams again.
+    drop(child);
+    let slog2 = tmp.path().join("standby-restart.log");
+    let mut child = start_standby(&slog2);
+    streaming(&slog2, &mut child);
+    let restart_log = fs::read_to_string(&slog2).unwrap_or_default();
+    assert!(
+        !restart_log.contains("cloning the primary"),
+        "a restarted standby does not clone again:\n{restart_log}"
+    );
+    assert_eq!(query(&sock_s, 25442, "SELECT count(*) FROM t"), "2");
+
     let refused = psql(&sock_s, 25442, "INSERT INTO t VALUES ('standby')");
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("read-only transaction"),
