@@ -18,5 +18,6 @@ mod proxy_e2e;
 mod real_programs;
 mod redis_replica;
 mod redis_sentinel;
+mod sentinel_failover;
 mod support;
 mod tidy;

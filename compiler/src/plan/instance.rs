@@ -81,7 +81,7 @@ impl Topo<'_> {
             };
             match (kubernetes, ha == CLOUDNATIVEPG) {
                 (true, true) => {}
-                (false, false) if ha == STREAMING || ha == REPLICA => {}
+                (false, false) if ha == STREAMING || ha == REPLICA || ha == SENTINEL => {}
                 (true, false) if ha == SENTINEL => {
                     if replicas < 2 {
                         let span = def.replicas.as_ref().map_or(h.span, |r| r.span);
@@ -110,7 +110,7 @@ impl Topo<'_> {
                 )),
                 (false, false) => diags.push(unsupported(
                     format!("HA mode `{ha}` is not emitted for hosts by this version of stackc"),
-                    format!("on hosts, Redis replication is `ha = {REPLICA}` (a master and replicas); Sentinel is emitted for Kubernetes"),
+                    format!("stackc emits `{STREAMING}` (PostgreSQL), `{REPLICA}` and `{SENTINEL}` (Redis) on hosts; use `ha = single` otherwise"),
                 )),
             }
         }
@@ -362,6 +362,7 @@ impl Topo<'_> {
             min_available: def.min_available.as_ref().map(|m| m.value),
             ha: ha.to_string(),
             streaming: self.streaming_plan(name, h),
+            sentinel_node: self.sentinel_node(name, h),
             sentinel: def
                 .ha
                 .as_ref()
@@ -375,6 +376,9 @@ impl Topo<'_> {
             s.wire(&mut instance);
         }
         self.wire_redis_replica(name, h, &mut instance);
+        if let Some(node) = instance.sentinel_node.clone() {
+            node.wire(&mut instance);
+        }
         Some(instance)
     }
 

@@ -29,7 +29,9 @@ pub use proxy::{
     HttpHealth, ProxyPlan, RateLimit, RoutePlan, Site, Tls, Upstream, UpstreamServer,
     HAPROXY_METRICS_PORT, HAPROXY_STATS_PORT,
 };
-pub use replication::{StreamingPlan, REPLICATION_PASSWORD_ENV, STREAMING_DIR};
+pub use replication::{
+    SentinelNode, StreamingPlan, REDIS_DIR, REPLICATION_PASSWORD_ENV, SENTINEL_PORT, STREAMING_DIR,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -171,11 +173,51 @@ pub struct Instance {
     pub sentinel: Option<SentinelPlan>,
     /// PostgreSQL streaming replication (hosts).
     pub streaming: Option<StreamingPlan>,
+    /// A node of a Sentinel-watched Redis (hosts).
+    pub sentinel_node: Option<SentinelNode>,
     /// The values of its kind's parameters, resolved.
     pub params: IndexMap<String, Vec<Out>>,
 }
 
 impl Instance {
+    /// A container stackc adds beside the declared services (a proxy, a
+    /// sentinel): one replica, restarted unless stopped, with nothing else set.
+    pub(crate) fn auxiliary(name: String, role: Role) -> Instance {
+        Instance {
+            name,
+            role,
+            image: None,
+            build: None,
+            command: None,
+            ports: Vec::new(),
+            env: Vec::new(),
+            volumes: Vec::new(),
+            mounts: Vec::new(),
+            replicas: 1,
+            resources: Resources::default(),
+            probes: Probes::default(),
+            restart: Restart::UnlessStopped,
+            depends_on: Vec::new(),
+            kind: None,
+            public: Vec::new(),
+            public_url: None,
+            routes: Vec::new(),
+            autoscale: None,
+            update: Update {
+                max_surge: 1,
+                max_unavailable: 0,
+            },
+            stop_grace_period: None,
+            pre_stop: None,
+            min_available: None,
+            ha: "single".into(),
+            sentinel: None,
+            sentinel_node: None,
+            streaming: None,
+            params: IndexMap::new(),
+        }
+    }
+
     /// The check that says the service is ready: readiness, else liveness, else
     /// startup. Compose has one health check and uses this one.
     pub fn ready_check(&self) -> Option<&Probe> {
@@ -436,7 +478,12 @@ fn plan_topology(
             };
             if let Some(inst) = t.instance(&run.service.name, h, p, resolved, fx, &published, diags)
             {
+                let sentinel = inst
+                    .sentinel_node
+                    .as_ref()
+                    .map(|n| n.sentinel_instance(&inst));
                 services.push(inst);
+                services.extend(sentinel);
             }
         }
         for proxy in proxies

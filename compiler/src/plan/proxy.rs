@@ -727,39 +727,16 @@ impl Topo<'_> {
             start_period: None,
         };
         Instance {
-            name: proxy.name.clone(),
-            role: Role::Stateless,
             image: Some(proxy.image.clone()),
-            build: None,
-            command: None,
             ports,
-            env: Vec::new(),
-            volumes: Vec::new(),
             mounts,
-            replicas: 1,
-            resources: Resources::default(),
             probes: Probes {
                 readiness: Some(health),
                 ..Probes::default()
             },
-            restart: Restart::UnlessStopped,
             depends_on,
             kind: Some(dir.to_string()),
-            public: Vec::new(),
-            public_url: None,
-            routes: Vec::new(),
-            autoscale: None,
-            update: Update {
-                max_surge: 1,
-                max_unavailable: 0,
-            },
-            stop_grace_period: None,
-            pre_stop: None,
-            min_available: None,
-            ha: "single".into(),
-            sentinel: None,
-            streaming: None,
-            params: IndexMap::new(),
+            ..Instance::auxiliary(proxy.name.clone(), Role::Stateless)
         }
     }
 }

@@ -4,7 +4,7 @@
 //! address. `url` goes to the primary from everywhere; `read_url` to the
 //! consumer's own standby, else the first standby.
 
-use indexmap::IndexSet;
+use indexmap::{IndexMap, IndexSet};
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
 
@@ -100,7 +100,9 @@ impl Topo<'_> {
             .mode
             .name
             .as_str();
-        [STREAMING, REPLICA].contains(&mode).then_some(mode)
+        [STREAMING, REPLICA, SENTINEL]
+            .contains(&mode)
+            .then_some(mode)
     }
 
     /// Whether a service is replicated from a primary on hosts.
@@ -135,6 +137,8 @@ impl Topo<'_> {
     /// published on its address: (service, host, port name).
     pub(super) fn replication(&self, diags: &mut Diagnostics) -> IndexSet<(String, usize, String)> {
         let mut publishes = IndexSet::new();
+        // The sentinel published on each host, by the service it watches.
+        let mut sentinel_hosts: IndexMap<usize, &str> = IndexMap::new();
         for (name, ps) in &self.placements {
             let Some(mode) = self.replication_mode(name) else {
                 continue;
@@ -191,8 +195,35 @@ impl Topo<'_> {
                         .help("declare `secret replication_password` and write `replication_password = secret.replication_password` in the `ha` block"),
                 );
             }
-            if let Some(port) = primary.def.ports.values().next() {
-                publishes.insert((name.to_string(), primary.host, port.name.name.clone()));
+            // Sentinels and replicas reach every node of a Sentinel-watched Redis,
+            // any of which may become the master; otherwise only the primary.
+            let reached = if mode == SENTINEL { ps.len() } else { 1 };
+            for p in ps.iter().take(reached) {
+                if let Some(port) = p.def.ports.values().next() {
+                    publishes.insert((name.to_string(), p.host, port.name.name.clone()));
+                }
+            }
+            if mode == SENTINEL {
+                self.check_sentinel_count(name, ps, diags);
+                for p in ps.iter() {
+                    match sentinel_hosts.get(&p.host) {
+                        Some(other) => diags.push(
+                            Diagnostic::error(
+                                Code::PortConflict,
+                                p.run_span,
+                                format!(
+                                    "the sentinels of `{other}` and `{name}` both publish port {SENTINEL_PORT} on host `{}`",
+                                    self.hosts.get(p.host).map_or("", |h| h.name.name.as_str())
+                                ),
+                            )
+                            .label("a second sentinel on this host")
+                            .help(format!("run `{name}` on other hosts than `{other}`: one Sentinel-watched Redis per host")),
+                        ),
+                        None => {
+                            sentinel_hosts.insert(p.host, name);
+                        }
+                    }
+                }
             }
         }
         publishes
@@ -303,5 +334,217 @@ impl Topo<'_> {
                 self.hosts.get(h).map_or("", |x| x.name.name.as_str())
             ),
         })
+    }
+}
+
+/// The port of a sentinel, in its container and published on its host's address.
+pub const SENTINEL_PORT: u16 = 26379;
+/// Where a Redis node's and its sentinel's generated files are mounted.
+pub const REDIS_DIR: &str = "/etc/redis/stackc";
+
+/// A node of a Sentinel-watched Redis on hosts: its config and its sentinel's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentinelNode {
+    pub plan: SentinelPlan,
+    /// The initial master, as every node and sentinel reaches it.
+    pub master_address: String,
+    pub master_port: u16,
+    pub master: bool,
+    /// This node's host address and published port, announced to the others.
+    pub address: String,
+    pub port: u16,
+    /// The port Redis listens on in its container.
+    pub container_port: u16,
+    /// The directory of this node's generated files, relative to the topology's
+    /// output directory: `<service>/<host>`.
+    pub dir: String,
+}
+
+impl Topo<'_> {
+    /// On hosts a sentinel runs beside each node: `sentinels` may only say so.
+    fn check_sentinel_count(&self, name: &str, ps: &[Placement<'_>], diags: &mut Diagnostics) {
+        let Some(ha) = ps.first().and_then(|p| p.def.ha.as_ref()) else {
+            return;
+        };
+        let n = ps.len() as u32;
+        if let Some(s) = ha.sentinels.as_ref().filter(|s| s.value != n) {
+            diags.push(
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    s.span,
+                    format!(
+                        "on hosts, a sentinel runs beside each node of `{name}`: {n}, not {}",
+                        s.value
+                    ),
+                )
+                .label("one sentinel per host")
+                .help(format!(
+                    "remove `sentinels`, or run `{name}` on {} hosts",
+                    s.value
+                )),
+            );
+        } else if ha.sentinels.is_none() && n < 3 {
+            diags.push(
+                Diagnostic::error(
+                    Code::FragileFailover,
+                    ha.span,
+                    format!("{n} sentinels (one per host of `{name}`) cannot fail over when one is lost"),
+                )
+                .label("a failover needs a majority of all sentinels")
+                .help(format!("run `{name}` on a third host")),
+            );
+        }
+        if let Some(q) = ha.quorum.as_ref().filter(|q| q.value > n) {
+            diags.push(
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    q.span,
+                    format!(
+                        "a quorum of {} with {n} sentinels can never be reached",
+                        q.value
+                    ),
+                )
+                .label("from 1 to the number of sentinels")
+                .help(format!("a majority is `quorum = {}`", n / 2 + 1)),
+            );
+        }
+    }
+
+    /// The Sentinel role of a placement, when its service is watched by Sentinel
+    /// on hosts.
+    pub(super) fn sentinel_node(&self, name: &str, h: usize) -> Option<SentinelNode> {
+        if self.replication_mode(name) != Some(SENTINEL) {
+            return None;
+        }
+        let ps = self.placements.get(name)?;
+        let primary = ps.first()?;
+        let own = ps.iter().find(|p| p.host == h)?;
+        let ha = primary.def.ha.as_ref()?;
+        let mut plan = SentinelPlan::from_def(name, ha);
+        plan.sentinels = ps.len() as u32;
+        plan.quorum = ha
+            .quorum
+            .as_ref()
+            .map_or(plan.sentinels / 2 + 1, |q| q.value);
+        let address = |p: &Placement<'_>| {
+            self.hosts
+                .get(p.host)
+                .and_then(|x| x.address.as_ref())
+                .map(|a| a.value.clone())
+        };
+        let ports = |p: &Placement<'_>| {
+            p.def.ports.values().next().map(|port| {
+                let container = port.container.as_ref().map_or(6379, |c| c.value);
+                (container, port.host.as_ref().map_or(container, |p| p.value))
+            })
+        };
+        let (container_port, port) = ports(own)?;
+        Some(SentinelNode {
+            plan,
+            master_address: address(primary)?,
+            master_port: ports(primary)?.1,
+            master: primary.host == h,
+            address: address(own)?,
+            port,
+            container_port,
+            dir: format!(
+                "{name}/{}",
+                self.hosts.get(h).map_or("", |x| x.name.name.as_str())
+            ),
+        })
+    }
+
+    /// Whether a service is a Sentinel-watched Redis on hosts.
+    pub(super) fn is_host_sentinel(&self, service: &str) -> bool {
+        self.replication_mode(service) == Some(SENTINEL)
+    }
+
+    /// The addresses of the sentinels of a Redis on hosts.
+    pub(super) fn host_sentinels(&self, name: &str) -> Vec<String> {
+        self.placements
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| self.hosts.get(p.host)?.address.as_ref())
+            .map(|a| {
+                if a.value.contains(':') {
+                    format!("[{}]:{SENTINEL_PORT}", a.value)
+                } else {
+                    format!("{}:{SENTINEL_PORT}", a.value)
+                }
+            })
+            .collect()
+    }
+}
+
+impl SentinelNode {
+    /// Wires a node's container: its config is copied into the data volume at
+    /// the first start (Sentinel rewrites it at failover), then the image's
+    /// entrypoint runs Redis on it (it owns the volume and drops root).
+    pub(super) fn wire(&self, inst: &mut Instance) {
+        inst.mounts.push(Mount {
+            source: self.dir.clone(),
+            target: REDIS_DIR.to_string(),
+            read_only: true,
+            generated: true,
+        });
+        inst.command = Some(Command::Exec(vec![
+            "sh".into(),
+            "-c".into(),
+            format!("test -f /data/redis.conf || cp {REDIS_DIR}/redis.conf /data/redis.conf; exec docker-entrypoint.sh redis-server /data/redis.conf"),
+        ]));
+    }
+
+    /// The sentinel beside a node: `<service>-sentinel`, its config copied into a
+    /// volume of its own at the first start, its port published on the host's
+    /// address.
+    pub(super) fn sentinel_instance(&self, node: &Instance) -> Instance {
+        let name = format!("{}-sentinel", node.name);
+        let check = Probe {
+            check: ProbeCheck::Command(Command::Exec(vec![
+                "redis-cli".into(),
+                "-p".into(),
+                SENTINEL_PORT.to_string(),
+                "ping".into(),
+            ])),
+            port_name: None,
+            port: 0,
+            interval: Some(Duration(5_000)),
+            timeout: Some(Duration(3_000)),
+            retries: Some(5),
+            start_period: None,
+        };
+        Instance {
+            image: node.image.clone(),
+            command: Some(Command::Exec(vec![
+                "sh".into(),
+                "-c".into(),
+                format!("test -f /data/sentinel.conf || cp {REDIS_DIR}/sentinel.conf /data/sentinel.conf; exec docker-entrypoint.sh redis-server /data/sentinel.conf --sentinel"),
+            ])),
+            ports: vec![PortPlan {
+                name: "sentinel".into(),
+                container: SENTINEL_PORT,
+                host: SENTINEL_PORT,
+                protocol: Protocol::Tcp,
+                binds: vec![Bind::Address(self.address.clone())],
+            }],
+            volumes: vec![Volume {
+                name: format!("{name}-data"),
+                path: "/data".into(),
+                size: Size(1 << 20),
+            }],
+            mounts: vec![Mount {
+                source: self.dir.clone(),
+                target: REDIS_DIR.to_string(),
+                read_only: true,
+                generated: true,
+            }],
+            probes: Probes {
+                readiness: Some(check),
+                ..Probes::default()
+            },
+            kind: node.kind.clone(),
+            ..Instance::auxiliary(name, Role::Stateful)
+        }
     }
 }

@@ -78,6 +78,33 @@ impl Topo<'_> {
         if let Some(ext) = self.external(target) {
             return self.external_attr(target, ext, attr, r, fx, diags, depth);
         }
+        let network = matches!(
+            attr,
+            "host"
+                | "port"
+                | "ports"
+                | "address"
+                | "url"
+                | "read_host"
+                | "read_address"
+                | "read_url"
+        );
+        if network && self.is_host_sentinel(target) {
+            diags.push(
+                Diagnostic::error(
+                    Code::Unresolvable,
+                    r.span,
+                    format!(
+                        "`{target}.{attr}` has no fixed address: Sentinel moves the master between hosts"
+                    ),
+                )
+                .label("the master changes at failover")
+                .help(format!(
+                    "connect through Sentinel: `{target}.sentinels` (the sentinels' addresses) and `{target}.master_name`"
+                )),
+            );
+            return None;
+        }
         let (local, placement) = if self.is_replicated(target) {
             let read = matches!(attr, "read_host" | "read_address" | "read_url");
             self.replicated_target(target, consumer_host, read)?
@@ -207,20 +234,21 @@ impl Topo<'_> {
                 }
             }
             "sentinels" | "master_name" => {
-                let sentinel = def.ha.as_ref().filter(|h| {
-                    h.mode.name == SENTINEL && self.topo.platform.value == Platform::Kubernetes
-                });
+                let sentinel = def.ha.as_ref().filter(|h| h.mode.name == SENTINEL);
                 let Some(ha) = sentinel else {
                     diags.push(fail(
                         format!("`{target}` is not watched by Sentinel in topology `{}`", self.topo.name.name),
                         "no sentinels here",
-                        format!("refer to `{target}.url`; `{attr}` exists where `{target}` has `ha = sentinel` on Kubernetes"),
+                        format!("refer to `{target}.url`; `{attr}` exists where `{target}` has `ha = sentinel`"),
                     ));
                     return None;
                 };
                 let plan = SentinelPlan::from_def(target, ha);
                 if attr == "master_name" {
                     return Some(vec![Out::Text(plan.master_name)]);
+                }
+                if self.topo.platform.value == Platform::Compose {
+                    return Some(vec![Out::Text(self.host_sentinels(target).join(","))]);
                 }
                 let list: Vec<String> = (0..plan.sentinels)
                     .map(|i| format!("{target}-sentinel-{i}.{target}-sentinel-headless:26379"))

@@ -11,6 +11,7 @@ pub mod nginx;
 pub mod postgres;
 pub mod prometheus;
 pub mod redis_sentinel;
+pub mod sentinel_hosts;
 mod templates;
 pub mod yaml;
 
@@ -50,6 +51,31 @@ fn internal(topo: &TopologyPlan, what: &str, error: &str) -> Diagnostic {
     .help("this is a bug in stackc; nothing was written. Please report it with this file")
 }
 
+/// Renders one node's files into `<topology>/<dir>/`: (file name, template).
+fn node_files<T: Serialize>(
+    topo: &TopologyPlan,
+    dir: &str,
+    files: &[(&str, &str)],
+    model: &T,
+    node: (&str, &str),
+    out: &mut Vec<Artifact>,
+    diags: &mut Diagnostics,
+) {
+    for (file, template) in files {
+        match templates::render(template, model) {
+            Ok(text) => out.push(Artifact {
+                path: format!("{}/{dir}/{file}", topo.name),
+                contents: text,
+            }),
+            Err(e) => diags.push(internal(
+                topo,
+                &format!("{file} of `{}` on host `{}`", node.0, node.1),
+                &e,
+            )),
+        }
+    }
+}
+
 pub fn generate(plan: &Plan, options: &Options, diags: &mut Diagnostics) -> Vec<Artifact> {
     let mut artifacts = Vec::new();
     for topo in &plan.topologies {
@@ -62,6 +88,7 @@ pub fn generate(plan: &Plan, options: &Options, diags: &mut Diagnostics) -> Vec<
                 haproxy::generate(topo, options, &mut artifacts, diags);
                 prometheus::generate(topo, options, &mut artifacts, diags);
                 postgres::generate(topo, options, &mut artifacts, diags);
+                sentinel_hosts::generate(topo, options, &mut artifacts, diags);
             }
             Platform::Kubernetes => {
                 kubernetes::generate(plan, topo, options, &mut artifacts, diags)

@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use super::{header, templates, Artifact};
+use super::{header, Artifact};
 use crate::diag::Diagnostics;
 use crate::plan::{StreamingPlan, TopologyPlan, REPLICATION_PASSWORD_ENV};
 use crate::Options;
@@ -42,25 +42,18 @@ pub fn generate(
         for inst in &host.services {
             let Some(s) = &inst.streaming else { continue };
             let model = model(&inst.name, s, header("#", options, &topo.name));
-            let mut files = vec!["postgresql.conf", "pg_hba.conf"];
-            files.push(if s.standby {
+            let script = if s.standby {
                 "standby.sh"
             } else {
                 "init-replication.sh"
-            });
-            for file in files {
-                match templates::render(file, &model) {
-                    Ok(text) => out.push(Artifact {
-                        path: format!("{}/{}/{file}", topo.name, s.dir),
-                        contents: text,
-                    }),
-                    Err(e) => diags.push(super::internal(
-                        topo,
-                        &format!("{file} of `{}` on host `{}`", inst.name, host.name),
-                        &e,
-                    )),
-                }
-            }
+            };
+            let files = [
+                ("postgresql.conf", "postgresql.conf"),
+                ("pg_hba.conf", "pg_hba.conf"),
+                (script, script),
+            ];
+            let node = (inst.name.as_str(), host.name.as_str());
+            super::node_files(topo, &s.dir, &files, &model, node, out, diags);
         }
     }
 }

@@ -31,6 +31,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../targets/postgres/standby.sh.hbs"),
     ),
     (
+        "redis-node.conf",
+        include_str!("../../../targets/redis/node.conf.hbs"),
+    ),
+    (
+        "sentinel-host.conf",
+        include_str!("../../../targets/redis/sentinel-host.conf.hbs"),
+    ),
+    (
         "redis.conf",
         include_str!("../../../targets/redis/redis.conf.hbs"),
     ),

@@ -1,0 +1,281 @@
+//! Redis watched by Sentinel on hosts, failed over with the real programs: three
+//! nodes and three sentinels start on loopback addresses (one per host) with
+//! exactly the commands of their compose files (the image's entrypoint stood in
+//! by `exec "$@"`, `/data` a directory of the test's, and the listening address
+//! and port set as Docker's port mapping would). Once the sentinels know each
+//! other and the replicas, the master is killed with SIGKILL; a client that asks
+//! the sentinels for the master must write again within `down_after` + 5 s,
+//! and the write acknowledged before the kill is still there. The compose files
+//! pass `docker-compose config`.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_norway::Value;
+
+use crate::support::{options, require};
+
+const HOSTS: [(&str, &str); 3] = [
+    ("one", "127.0.0.61"),
+    ("two", "127.0.0.62"),
+    ("three", "127.0.0.63"),
+];
+const REDIS_PORT: u16 = 26391;
+const SENTINEL_PORT: u16 = 26379;
+const DOWN_AFTER: Duration = Duration::from_secs(2);
+
+const STACK: &str = r#"
+stack watched
+
+service cache: redis {
+  port redis { container = 6379  host = 26391 }
+}
+
+service app {
+  image = "app:1"
+  env {
+    REDIS_SENTINELS = cache.sentinels
+    REDIS_MASTER = cache.master_name
+  }
+}
+
+topology trio {
+  host one {
+    address = "127.0.0.61"
+    run = [cache, app]
+  }
+  host two {
+    address = "127.0.0.62"
+    run = [cache]
+  }
+  host three {
+    address = "127.0.0.63"
+    run = [cache]
+  }
+  override cache {
+    ha {
+      mode = sentinel
+      down_after = 2s
+      master_name = "main-cache"
+    }
+  }
+}
+"#;
+
+/// Started programs, killed even when an assertion fails.
+struct Running(Vec<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn cli(host: &str, port: u16, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .args(["-h", host, "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    start.elapsed()
+}
+
+/// The shell command of a compose service (`sh -c LINE`).
+fn shell_line(compose: &str, service: &str) -> String {
+    let v: Value = serde_norway::from_str(compose).unwrap_or_else(|e| panic!("{e}"));
+    let cmd = &v["services"][service]["command"];
+    assert_eq!(cmd[0].as_str(), Some("sh"), "{compose}");
+    assert_eq!(cmd[1].as_str(), Some("-c"), "{compose}");
+    cmd[2].as_str().unwrap_or_default().to_string()
+}
+
+/// Runs a compose command line here: `/data` and the mounted directory mapped to
+/// the test's, the image's entrypoint a pass-through, the address and port set.
+fn start(line: &str, data: &Path, config: &Path, bin: &Path, bind: &str, port: u16) -> Child {
+    let line = line
+        .replace("/etc/redis/stackc", &config.display().to_string())
+        .replace("/data", &data.display().to_string());
+    let line = format!("{line} --bind {bind} --port {port}");
+    // The image's working directory is /data.
+    Command::new("sh")
+        .args(["-c", &line])
+        .current_dir(data)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("sh: {e}"))
+}
+
+fn master_of(sentinel: &str) -> String {
+    cli(
+        sentinel,
+        SENTINEL_PORT,
+        &["sentinel", "get-master-addr-by-name", "main-cache"],
+    )
+    .lines()
+    .next()
+    .unwrap_or_default()
+    .to_string()
+}
+
+#[test]
+fn sentinel_fails_over_when_the_master_is_killed() {
+    if !require("redis-server") || !require("redis-cli") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let compilation = stackc::compile(STACK, &options(&tmp.path().join("watched.stack")));
+    assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics);
+    let file = |path: String| {
+        compilation
+            .artifacts
+            .iter()
+            .find(|a| a.path == path)
+            .unwrap_or_else(|| panic!("{path}"))
+            .contents
+            .clone()
+    };
+    let app = file("trio/compose/one.yml".into());
+    assert!(
+        app.contains("REDIS_SENTINELS: \"127.0.0.61:26379,127.0.0.62:26379,127.0.0.63:26379\""),
+        "{app}"
+    );
+    // The compose files are valid for docker-compose, the mounts included.
+    if require("docker-compose") {
+        let out = tmp.path().join("out");
+        for a in &compilation.artifacts {
+            let p = out.join(&a.path);
+            fs::create_dir_all(p.parent().unwrap_or(&out)).unwrap_or_else(|e| panic!("{e}"));
+            fs::write(&p, &a.contents).unwrap_or_else(|e| panic!("{e}"));
+        }
+        for (host, _) in HOSTS {
+            let f = out.join(format!("trio/compose/{host}.yml"));
+            let o = Command::new("docker-compose")
+                .arg("-f")
+                .arg(&f)
+                .args(["config", "-q"])
+                .output()
+                .unwrap_or_else(|e| panic!("docker-compose: {e}"));
+            assert!(
+                o.status.success(),
+                "{}: {}",
+                f.display(),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+    let bin = tmp.path().join("bin");
+    fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("{e}"));
+    let entry = bin.join("docker-entrypoint.sh");
+    fs::write(&entry, "#!/bin/sh\nexec \"$@\"\n").unwrap_or_else(|e| panic!("{e}"));
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&entry)
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let mut nodes = Vec::new();
+    let mut sentinels = Vec::new();
+    for (host, address) in HOSTS {
+        let compose = file(format!("trio/compose/{host}.yml"));
+        let config = tmp.path().join("config").join(host);
+        fs::create_dir_all(&config).unwrap_or_else(|e| panic!("{e}"));
+        for name in ["redis.conf", "sentinel.conf"] {
+            let text = file(format!("trio/cache/{host}/{name}"));
+            fs::write(config.join(name), text).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let node_data = tmp.path().join("data").join(host);
+        let sentinel_data = tmp.path().join("sentinel").join(host);
+        for d in [&node_data, &sentinel_data] {
+            fs::create_dir_all(d).unwrap_or_else(|e| panic!("{e}"));
+        }
+        nodes.push(start(
+            &shell_line(&compose, "cache"),
+            &node_data,
+            &config,
+            &bin,
+            address,
+            REDIS_PORT,
+        ));
+        sentinels.push(start(
+            &shell_line(&compose, "cache-sentinel"),
+            &sentinel_data,
+            &config,
+            &bin,
+            address,
+            SENTINEL_PORT,
+        ));
+    }
+    let _sentinels = Running(sentinels);
+    let mut nodes = Running(nodes);
+
+    // The sentinels agree on the master and know both replicas and each other.
+    wait_for(
+        "the sentinels know the cluster",
+        Duration::from_secs(30),
+        || {
+            HOSTS.iter().all(|(_, a)| {
+                let m = cli(a, SENTINEL_PORT, &["sentinel", "master", "main-cache"]);
+                let field = |k: &str| {
+                    let lines: Vec<&str> = m.lines().collect();
+                    lines
+                        .iter()
+                        .position(|l| *l == k)
+                        .and_then(|i| lines.get(i + 1).map(|v| v.to_string()))
+                };
+                field("num-slaves").as_deref() == Some("2")
+                    && field("num-other-sentinels").as_deref() == Some("2")
+            })
+        },
+    );
+    assert_eq!(master_of("127.0.0.62"), "127.0.0.61");
+    assert!(cli("127.0.0.61", REDIS_PORT, &["set", "k", "acknowledged"]).contains("OK"));
+    assert!(cli("127.0.0.61", REDIS_PORT, &["wait", "2", "2000"]).trim() == "2");
+
+    // Kill -9 the master.
+    let _ = nodes.0[0].kill();
+    let _ = nodes.0[0].wait();
+    let elapsed = wait_for(
+        "a client finds a new master through the sentinels and writes",
+        DOWN_AFTER + Duration::from_secs(5),
+        || {
+            let master = master_of("127.0.0.62");
+            master != "127.0.0.61"
+                && !master.is_empty()
+                && cli(&master, REDIS_PORT, &["set", "after", "failover"]).contains("OK")
+        },
+    );
+    let master = master_of("127.0.0.63");
+    assert_ne!(
+        master, "127.0.0.61",
+        "the sentinels agree on the new master"
+    );
+    assert_eq!(
+        cli(&master, REDIS_PORT, &["get", "k"]).trim(),
+        "acknowledged",
+        "no acknowledged write is lost"
+    );
+    eprintln!("failover: writes again {elapsed:?} after the kill");
+}
