@@ -267,10 +267,12 @@ fn sentinel_fails_over_when_the_master_is_killed() {
                 && cli(&master, REDIS_PORT, &["set", "after", "failover"]).contains("OK")
         },
     );
-    let master = master_of("127.0.0.63");
-    assert_ne!(
-        master, "127.0.0.61",
-        "the sentinels agree on the new master"
+    // The other sentinels learn the new master from the leader's hello messages.
+    let master = master_of("127.0.0.62");
+    wait_for(
+        "the sentinels agree on the new master",
+        Duration::from_secs(10),
+        || master_of("127.0.0.61") == master && master_of("127.0.0.63") == master,
     );
     assert_eq!(
         cli(&master, REDIS_PORT, &["get", "k"]).trim(),

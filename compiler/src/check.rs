@@ -28,6 +28,7 @@ pub const ATTRIBUTES: &[&str] = &[
     "read_host",
     "read_address",
     "sentinels",
+    "sentinel_url",
     "master_name",
     "url",
     "read_url",

@@ -310,6 +310,7 @@ pub struct Update {
 /// edges. `public_url` and parameters do not (a browser, not the service, uses them).
 const RUNTIME_ATTRIBUTES: &[&str] = &[
     "sentinels",
+    "sentinel_url",
     "master_name",
     "host",
     "port",

@@ -100,7 +100,7 @@ impl Topo<'_> {
                 )
                 .label("the master changes at failover")
                 .help(format!(
-                    "connect through Sentinel: `{target}.sentinels` (the sentinels' addresses) and `{target}.master_name`"
+                    "connect through Sentinel: `{target}.sentinels` (the sentinels' addresses) or `{target}.sentinel_url` (Celery's form), and `{target}.master_name`"
                 )),
             );
             return None;
@@ -233,7 +233,7 @@ impl Topo<'_> {
                     }
                 }
             }
-            "sentinels" | "master_name" => {
+            "sentinels" | "sentinel_url" | "master_name" => {
                 let sentinel = def.ha.as_ref().filter(|h| h.mode.name == SENTINEL);
                 let Some(ha) = sentinel else {
                     diags.push(fail(
@@ -247,12 +247,19 @@ impl Topo<'_> {
                 if attr == "master_name" {
                     return Some(vec![Out::Text(plan.master_name)]);
                 }
-                if self.topo.platform.value == Platform::Compose {
-                    return Some(vec![Out::Text(self.host_sentinels(target).join(","))]);
+                let list: Vec<String> = if self.topo.platform.value == Platform::Compose {
+                    self.host_sentinels(target)
+                } else {
+                    (0..plan.sentinels)
+                        .map(|i| format!("{target}-sentinel-{i}.{target}-sentinel-headless:26379"))
+                        .collect()
+                };
+                if attr == "sentinel_url" {
+                    // Celery's (kombu's) form: one `sentinel://` URL per sentinel.
+                    let urls: Vec<String> =
+                        list.iter().map(|s| format!("sentinel://{s}")).collect();
+                    return Some(vec![Out::Text(urls.join(";"))]);
                 }
-                let list: Vec<String> = (0..plan.sentinels)
-                    .map(|i| format!("{target}-sentinel-{i}.{target}-sentinel-headless:26379"))
-                    .collect();
                 Some(vec![Out::Text(list.join(","))])
             }
             "public_url" => match &def.public_url {
