@@ -251,8 +251,16 @@ fn sentinel_fails_over_when_the_master_is_killed() {
         },
     );
     assert_eq!(master_of("127.0.0.62"), "127.0.0.61");
+    // Both replicas have synced: the write is acknowledged by both.
+    wait_for("both replicas are online", Duration::from_secs(30), || {
+        cli("127.0.0.61", REDIS_PORT, &["info", "replication"])
+            .matches("state=online")
+            .count()
+            == 2
+    });
     assert!(cli("127.0.0.61", REDIS_PORT, &["set", "k", "acknowledged"]).contains("OK"));
-    assert!(cli("127.0.0.61", REDIS_PORT, &["wait", "2", "2000"]).trim() == "2");
+    let acks = cli("127.0.0.61", REDIS_PORT, &["wait", "2", "10000"]);
+    assert_eq!(acks.trim(), "2", "both replicas acknowledge the write");
 
     // Kill -9 the master.
     let _ = nodes.0[0].kill();
