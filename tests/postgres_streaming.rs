@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::support::{options, read, require};
+use crate::support::{options, read, require, write_artifacts};
 
 const PG_PROGRAMS: [&str; 5] = ["postgres", "initdb", "pg_ctl", "psql", "pg_basebackup"];
 
@@ -157,15 +157,6 @@ fn wait_for(what: &str, seconds: u64, mut done: impl FnMut() -> bool, log: impl 
     }
 }
 
-/// Writes a compilation's files under `dir`.
-fn write_out(artifacts: &[stackc::targets::Artifact], dir: &Path) {
-    for a in artifacts {
-        let p = dir.join(&a.path);
-        fs::create_dir_all(p.parent().unwrap_or(dir)).unwrap_or_else(|e| panic!("{e}"));
-        fs::write(&p, &a.contents).unwrap_or_else(|e| panic!("{e}"));
-    }
-}
-
 #[test]
 fn examples_postgres_configs_are_accepted_by_postgres() {
     if !PG_PROGRAMS.iter().all(|p| require(p)) {
@@ -267,7 +258,7 @@ fn streaming_standby_clones_streams_and_promotes() {
     let compilation = stackc::compile(STREAMING_STACK, &options(&stack));
     assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics);
     let out = tmp.path().join("out");
-    write_out(&compilation.artifacts, &out);
+    write_artifacts(&compilation, &out);
     let primary_dir = out.join("pair/db/one");
     let standby_dir = out.join("pair/db/two");
     let compose = read(&out.join("pair/compose/one.yml"));

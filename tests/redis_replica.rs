@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_norway::Value;
 
-use crate::support::{options, require};
+use crate::support::{artifact, options, require};
 
 const STACK: &str = r#"
 stack replicated
@@ -97,16 +97,7 @@ fn redis_replica_syncs_serves_reads_and_promotes() {
     let stack = tmp.path().join("replicated.stack");
     let compilation = stackc::compile(STACK, &options(&stack));
     assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics);
-    let file = |host: &str| {
-        let path = format!("pair/compose/{host}.yml");
-        compilation
-            .artifacts
-            .iter()
-            .find(|a| a.path == path)
-            .unwrap_or_else(|| panic!("{path}"))
-            .contents
-            .clone()
-    };
+    let file = |host: &str| artifact(&compilation, &format!("pair/compose/{host}.yml"));
     let (one, two) = (file("one"), file("two"));
     assert!(
         one.contains("127.0.0.51:26381:6379"),

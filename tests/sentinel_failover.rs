@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_norway::Value;
 
-use crate::support::{options, require};
+use crate::support::{artifact, options, require, write_artifacts};
 
 const HOSTS: [(&str, &str); 3] = [
     ("one", "127.0.0.61"),
@@ -148,15 +148,7 @@ fn sentinel_fails_over_when_the_master_is_killed() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let compilation = stackc::compile(STACK, &options(&tmp.path().join("watched.stack")));
     assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics);
-    let file = |path: String| {
-        compilation
-            .artifacts
-            .iter()
-            .find(|a| a.path == path)
-            .unwrap_or_else(|| panic!("{path}"))
-            .contents
-            .clone()
-    };
+    let file = |path: String| artifact(&compilation, &path);
     let app = file("trio/compose/one.yml".into());
     assert!(
         app.contains("REDIS_SENTINELS: \"127.0.0.61:26379,127.0.0.62:26379,127.0.0.63:26379\""),
@@ -165,11 +157,7 @@ fn sentinel_fails_over_when_the_master_is_killed() {
     // The compose files are valid for docker-compose, the mounts included.
     if require("docker-compose") {
         let out = tmp.path().join("out");
-        for a in &compilation.artifacts {
-            let p = out.join(&a.path);
-            fs::create_dir_all(p.parent().unwrap_or(&out)).unwrap_or_else(|e| panic!("{e}"));
-            fs::write(&p, &a.contents).unwrap_or_else(|e| panic!("{e}"));
-        }
+        write_artifacts(&compilation, &out);
         for (host, _) in HOSTS {
             let f = out.join(format!("trio/compose/{host}.yml"));
             let o = Command::new("docker-compose")

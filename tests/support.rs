@@ -59,3 +59,23 @@ pub fn require(program: &str) -> bool {
     }
     found
 }
+
+/// A generated file of a compilation, by its path in the output directory.
+pub fn artifact(compilation: &stackc::Compilation, path: &str) -> String {
+    compilation
+        .artifacts
+        .iter()
+        .find(|a| a.path == path)
+        .unwrap_or_else(|| panic!("no generated file {path}"))
+        .contents
+        .clone()
+}
+
+/// Writes a compilation's files under `dir`, as `stackc build --out dir` would.
+pub fn write_artifacts(compilation: &stackc::Compilation, dir: &std::path::Path) {
+    for a in &compilation.artifacts {
+        let p = dir.join(&a.path);
+        std::fs::create_dir_all(p.parent().unwrap_or(dir)).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&p, &a.contents).unwrap_or_else(|e| panic!("{e}"));
+    }
+}

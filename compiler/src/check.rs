@@ -360,34 +360,30 @@ fn check_def(
     }
     if let Some(h) = &def.ha {
         let options = [
+            (SENTINEL, "sentinels", h.sentinels.as_ref().map(|v| v.span)),
+            (SENTINEL, "quorum", h.quorum.as_ref().map(|v| v.span)),
             (
-                "sentinel",
-                "sentinels",
-                h.sentinels.as_ref().map(|v| v.span),
-            ),
-            ("sentinel", "quorum", h.quorum.as_ref().map(|v| v.span)),
-            (
-                "sentinel",
+                SENTINEL,
                 "down_after",
                 h.down_after.as_ref().map(|v| v.span),
             ),
             (
-                "sentinel",
+                SENTINEL,
                 "failover_timeout",
                 h.failover_timeout.as_ref().map(|v| v.span),
             ),
             (
-                "sentinel",
+                SENTINEL,
                 "master_name",
                 h.master_name.as_ref().map(|v| v.span),
             ),
             (
-                "streaming",
+                STREAMING,
                 "replication_user",
                 h.replication_user.as_ref().map(|v| v.span),
             ),
             (
-                "streaming",
+                STREAMING,
                 "replication_password",
                 h.replication_password.as_ref().map(|v| v.span),
             ),
@@ -413,7 +409,7 @@ fn check_def(
         if let Some(p) = &h.replication_password {
             check_expr(stack, bases, Some(name), p, diags);
         }
-        if h.mode.name == "sentinel" {
+        if h.mode.name == SENTINEL {
             sentinel_fragility(h, diags);
         }
         if let (Some(q), Some(n)) = (&h.quorum, &h.sentinels) {

@@ -99,6 +99,21 @@ pub struct PortDef {
     pub invalid: bool,
 }
 
+impl PortDef {
+    /// The port in the container (none when it was not written).
+    pub fn container_port(&self) -> Option<u16> {
+        self.container.as_ref().map(|c| c.value)
+    }
+
+    /// The port other hosts connect to: the published one, else the container's.
+    pub fn published_port(&self) -> Option<u16> {
+        self.host
+            .as_ref()
+            .map(|h| h.value)
+            .or(self.container_port())
+    }
+}
+
 /// A command in exec form (list) or shell form (one string).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {

@@ -211,11 +211,7 @@ impl Lower<'_> {
                     .help("secret values never appear in a .stack file; write `secret NAME` and set the value where the service runs"),
             ),
             EntryValue::Block(entries) => {
-                self.duplicates(entries, "a secret");
-                for f in entries {
-                    self.no_label(f);
-                    self.no_kind(f);
-                    let Some(v) = self.assigned(f) else { continue };
+                for (f, v) in self.settings(entries, "a secret") {
                     match f.key.name.as_str() {
                         "optional" => optional = self.boolean(v).unwrap_or(false),
                         "description" => description = self.string(v).map(|s| s.value),

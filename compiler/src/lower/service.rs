@@ -74,11 +74,7 @@ impl Lower<'_> {
             }
             "env" => {
                 let entries = self.block(e);
-                self.duplicates(entries, "an env block");
-                for f in entries {
-                    self.no_label(f);
-                    self.no_kind(f);
-                    let Some(v) = self.assigned(f) else { continue };
+                for (f, v) in self.settings(entries, "an env block") {
                     if let Some(value) = self.expr(v) {
                         def.env.insert(
                             f.key.name.clone(),
@@ -94,11 +90,7 @@ impl Lower<'_> {
             "autoscale" => def.autoscale = Some(self.autoscale(e)),
             "update" => {
                 let entries = self.block(e);
-                self.duplicates(entries, "an update block");
-                for f in entries {
-                    self.no_label(f);
-                    self.no_kind(f);
-                    let Some(v) = self.assigned(f) else { continue };
+                for (f, v) in self.settings(entries, "an update block") {
                     match f.key.name.as_str() {
                         "max_surge" => def.update.max_surge = self.integer(v, "a pod count"),
                         "max_unavailable" => {
@@ -149,11 +141,7 @@ impl Lower<'_> {
             }
             "resources" => {
                 let entries = self.block(e);
-                self.duplicates(entries, "resources");
-                for f in entries {
-                    self.no_label(f);
-                    self.no_kind(f);
-                    let Some(v) = self.assigned(f) else { continue };
+                for (f, v) in self.settings(entries, "resources") {
                     let r = &mut def.resources;
                     match f.key.name.as_str() {
                         "cpu" => r.cpu = self.cpu(v),
@@ -299,11 +287,7 @@ impl Lower<'_> {
             strip_prefix: false,
         };
         let entries = self.block(e);
-        self.duplicates(entries, "a route");
-        for f in entries {
-            self.no_label(f);
-            self.no_kind(f);
-            let Some(v) = self.assigned(f) else { continue };
+        for (f, v) in self.settings(entries, "a route") {
             match f.key.name.as_str() {
                 "port" => r.port = self.name(v),
                 "domain" => r.domain = self.string(v),
@@ -348,11 +332,7 @@ impl Lower<'_> {
         match &e.value {
             EntryValue::Assign(v) => m.port = Some(self.name(v)?),
             EntryValue::Block(entries) => {
-                self.duplicates(entries, "a metrics block");
-                for f in entries {
-                    self.no_label(f);
-                    self.no_kind(f);
-                    let Some(v) = self.assigned(f) else { continue };
+                for (f, v) in self.settings(entries, "a metrics block") {
                     match f.key.name.as_str() {
                         "port" => m.port = self.name(v),
                         "path" => m.path = self.string(v),
@@ -466,11 +446,7 @@ impl Lower<'_> {
         match &e.value {
             EntryValue::Assign(v) => path = self.string(v),
             EntryValue::Block(entries) => {
-                self.duplicates(entries, "a volume");
-                for f in entries {
-                    self.no_label(f);
-                    self.no_kind(f);
-                    let Some(v) = self.assigned(f) else { continue };
+                for (f, v) in self.settings(entries, "a volume") {
                     match f.key.name.as_str() {
                         "path" => path = self.string(v),
                         "size" => size = self.size(v),
@@ -545,11 +521,7 @@ impl Lower<'_> {
     fn scale_policy(&mut self, e: &Entry) -> ScalePolicyDef {
         let mut p = ScalePolicyDef::default();
         let entries = self.block(e);
-        self.duplicates(entries, "a scaling policy");
-        for f in entries {
-            self.no_label(f);
-            self.no_kind(f);
-            let Some(v) = self.assigned(f) else { continue };
+        for (f, v) in self.settings(entries, "a scaling policy") {
             match f.key.name.as_str() {
                 "window" => p.window = self.duration(v),
                 "period" => p.period = self.duration(v),
@@ -617,11 +589,7 @@ impl Lower<'_> {
                 port.invalid = port.container.is_none();
             }
             EntryValue::Block(entries) => {
-                self.duplicates(entries, "a port");
-                for f in entries {
-                    self.no_label(f);
-                    self.no_kind(f);
-                    let Some(v) = self.assigned(f) else { continue };
+                for (f, v) in self.settings(entries, "a port") {
                     match f.key.name.as_str() {
                         "container" => {
                             port.container = self.integer(v, "a port number");

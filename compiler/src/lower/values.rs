@@ -162,6 +162,25 @@ impl Lower<'_> {
     }
 
     /// Reports fields written twice in one block (same key and label).
+    /// The `key = value` settings of a block: duplicates, labels and `: kind`
+    /// are reported, and an entry that is a block instead of a value is skipped
+    /// (after its diagnostic).
+    pub(super) fn settings<'e>(
+        &mut self,
+        entries: &'e [Entry],
+        what: &str,
+    ) -> Vec<(&'e Entry, &'e Value)> {
+        self.duplicates(entries, what);
+        entries
+            .iter()
+            .filter_map(|f| {
+                self.no_label(f);
+                self.no_kind(f);
+                Some((f, self.assigned(f)?))
+            })
+            .collect()
+    }
+
     pub(super) fn duplicates(&mut self, entries: &[Entry], what: &str) {
         let mut seen: IndexMap<(String, String), Span> = IndexMap::new();
         for e in entries {

@@ -306,21 +306,12 @@ pub struct Update {
     pub max_unavailable: u32,
 }
 
-/// Attributes whose use means "needs the service running": they become start-order
-/// edges. `public_url` and parameters do not (a browser, not the service, uses them).
-const RUNTIME_ATTRIBUTES: &[&str] = &[
-    "sentinels",
-    "sentinel_url",
-    "master_name",
-    "host",
-    "port",
-    "ports",
-    "address",
-    "read_host",
-    "read_address",
-    "url",
-    "read_url",
-];
+/// Whether using an attribute means "needs the service running": it becomes a
+/// start-order edge. `public_url` and parameters do not (a browser, not the
+/// service, uses them).
+fn runtime_attribute(attr: &str) -> bool {
+    attr != "public_url" && crate::check::ATTRIBUTES.contains(&attr)
+}
 
 pub fn plan(stack: &Stack, checked: &Checked, diags: &mut Diagnostics) -> Plan {
     let topologies = stack

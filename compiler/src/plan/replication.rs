@@ -199,7 +199,7 @@ impl Topo<'_> {
             // any of which may become the master; otherwise only the primary.
             let reached = if mode == SENTINEL { ps.len() } else { 1 };
             for p in ps.iter().take(reached) {
-                if let Some(port) = p.def.ports.values().next() {
+                if let Some(port) = first_port(p) {
                     publishes.insert((name.to_string(), p.host, port.name.name.clone()));
                 }
             }
@@ -242,21 +242,11 @@ impl Topo<'_> {
         let Some(primary) = ps.first().filter(|p| p.host != h) else {
             return;
         };
-        let address = |host: usize| {
-            self.hosts
-                .get(host)
-                .and_then(|x| x.address.as_ref())
-                .map(|a| a.value.clone())
-        };
-        let published = |p: &Placement<'_>| {
-            p.def.ports.values().next().map(|port| {
-                let container = port.container.as_ref().map_or(6379, |c| c.value);
-                port.host.as_ref().map_or(container, |p| p.value)
-            })
-        };
-        let (Some(master), Some(own), Some(master_port)) =
-            (address(primary.host), address(h), published(primary))
-        else {
+        let (Some(master), Some(own), Some(master_port)) = (
+            self.host_address(primary.host),
+            self.host_address(h),
+            first_port(primary).and_then(PortDef::published_port),
+        ) else {
             return;
         };
         let mut args = vec![
@@ -266,7 +256,12 @@ impl Topo<'_> {
             "--replica-announce-ip".to_string(),
             own,
         ];
-        if let Some(own_port) = ps.iter().find(|p| p.host == h).and_then(published) {
+        let own_port = ps
+            .iter()
+            .find(|p| p.host == h)
+            .and_then(first_port)
+            .and_then(PortDef::published_port);
+        if let Some(own_port) = own_port {
             args.extend(["--replica-announce-port".to_string(), own_port.to_string()]);
         }
         args.extend(["--replica-read-only".to_string(), "yes".to_string()]);
@@ -292,14 +287,7 @@ impl Topo<'_> {
         let ps = self.placements.get(name)?;
         let primary = ps.first()?;
         let ha = primary.def.ha.as_ref()?;
-        let port = primary.def.ports.values().next()?;
-        let container = port.container.as_ref().map_or(5432, |c| c.value);
-        let address = |p: &Placement<'_>| {
-            self.hosts
-                .get(p.host)
-                .and_then(|x| x.address.as_ref())
-                .map(|a| a.value.clone())
-        };
+        let port = first_port(primary)?;
         let (password_secret, password_env) = match ha
             .replication_password
             .as_ref()
@@ -313,10 +301,13 @@ impl Topo<'_> {
             _ => return None,
         };
         Some(StreamingPlan {
-            primary_address: address(primary)?,
-            primary_port: port.host.as_ref().map_or(container, |p| p.value),
+            primary_address: self.host_address(primary.host)?,
+            primary_port: port.published_port()?,
             standby: primary.host != h,
-            standby_addresses: ps[1..].iter().filter_map(address).collect(),
+            standby_addresses: ps[1..]
+                .iter()
+                .filter_map(|p| self.host_address(p.host))
+                .collect(),
             user: ha
                 .replication_user
                 .as_ref()
@@ -328,13 +319,18 @@ impl Topo<'_> {
                 .hosts
                 .get(h)
                 .map_or_else(String::new, |x| x.name.name.clone()),
-            port: container,
+            port: port.container_port()?,
             dir: format!(
                 "{name}/{}",
                 self.hosts.get(h).map_or("", |x| x.name.name.as_str())
             ),
         })
     }
+}
+
+/// The first port of a placement: the one replication connects to.
+fn first_port<'p>(p: &'p Placement<'_>) -> Option<&'p PortDef> {
+    p.def.ports.values().next()
 }
 
 /// The port of a sentinel, in its container and published on its host's address.
@@ -426,32 +422,25 @@ impl Topo<'_> {
             .quorum
             .as_ref()
             .map_or(plan.sentinels / 2 + 1, |q| q.value);
-        let address = |p: &Placement<'_>| {
-            self.hosts
-                .get(p.host)
-                .and_then(|x| x.address.as_ref())
-                .map(|a| a.value.clone())
-        };
-        let ports = |p: &Placement<'_>| {
-            p.def.ports.values().next().map(|port| {
-                let container = port.container.as_ref().map_or(6379, |c| c.value);
-                (container, port.host.as_ref().map_or(container, |p| p.value))
-            })
-        };
-        let (container_port, port) = ports(own)?;
+        let own_port = first_port(own)?;
         Some(SentinelNode {
             plan,
-            master_address: address(primary)?,
-            master_port: ports(primary)?.1,
+            master_address: self.host_address(primary.host)?,
+            master_port: first_port(primary)?.published_port()?,
             master: primary.host == h,
-            address: address(own)?,
-            port,
-            container_port,
+            address: self.host_address(h)?,
+            port: own_port.published_port()?,
+            container_port: own_port.container_port()?,
             dir: format!(
                 "{name}/{}",
                 self.hosts.get(h).map_or("", |x| x.name.name.as_str())
             ),
         })
+    }
+
+    /// The address of a host, when it has one.
+    fn host_address(&self, host: usize) -> Option<String> {
+        Some(self.hosts.get(host)?.address.as_ref()?.value.clone())
     }
 
     /// Whether a service is a Sentinel-watched Redis on hosts.

@@ -68,11 +68,7 @@ impl Topo<'_> {
             first.name.as_str()
         };
         let attr = r.path.get(1)?.name.as_str();
-        if depth == 0
-            && target != owner
-            && RUNTIME_ATTRIBUTES.contains(&attr)
-            && !self.is_external(target)
-        {
+        if depth == 0 && target != owner && runtime_attribute(attr) && !self.is_external(target) {
             fx.deps.push((target.to_string(), r.span));
         }
         if let Some(ext) = self.external(target) {
@@ -118,7 +114,7 @@ impl Topo<'_> {
                 .label(label.to_string())
                 .help(help)
         };
-        let needs_network = RUNTIME_ATTRIBUTES.contains(&attr);
+        let needs_network = runtime_attribute(attr);
         if !local && host.managed && needs_network && def.url.is_none() {
             diags.push(fail(
                 format!(

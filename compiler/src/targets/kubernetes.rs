@@ -335,20 +335,7 @@ impl Cx<'_> {
                         volumes: vec![config_volume.clone()],
                     },
                 },
-                volume_claim_templates: inst
-                    .volumes
-                    .iter()
-                    .take(1)
-                    .map(|v| ClaimTemplate {
-                        metadata: NameOnly {
-                            name: v.name.clone(),
-                        },
-                        spec: ClaimSpec {
-                            access_modes: vec!["ReadWriteOnce"],
-                            resources: storage(v.size),
-                        },
-                    })
-                    .collect(),
+                volume_claim_templates: inst.volumes.iter().take(1).map(claim_template).collect(),
             }),
         }));
         docs.push(yaml::to_string(&pdb(&inst.name, "node")));
@@ -532,19 +519,7 @@ impl Cx<'_> {
                     service_name: headless_name(&inst.name),
                     selector,
                     template,
-                    volume_claim_templates: inst
-                        .volumes
-                        .iter()
-                        .map(|v| ClaimTemplate {
-                            metadata: NameOnly {
-                                name: v.name.clone(),
-                            },
-                            spec: ClaimSpec {
-                                access_modes: vec!["ReadWriteOnce"],
-                                resources: storage(v.size),
-                            },
-                        })
-                        .collect(),
+                    volume_claim_templates: inst.volumes.iter().map(claim_template).collect(),
                 }),
             }));
         } else {
@@ -1179,4 +1154,17 @@ fn split_url(url: &str) -> Option<(String, String)> {
     let host = host.rsplit('@').next()?;
     let host = host.split(':').next()?;
     (!host.is_empty()).then(|| (scheme.to_ascii_lowercase(), host.to_ascii_lowercase()))
+}
+
+/// A StatefulSet's volume claim for one of its volumes.
+fn claim_template(v: &plan::Volume) -> ClaimTemplate {
+    ClaimTemplate {
+        metadata: NameOnly {
+            name: v.name.clone(),
+        },
+        spec: ClaimSpec {
+            access_modes: vec!["ReadWriteOnce"],
+            resources: storage(v.size),
+        },
+    }
 }
