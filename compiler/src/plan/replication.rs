@@ -90,18 +90,10 @@ impl Topo<'_> {
         if self.topo.platform.value != Platform::Compose {
             return None;
         }
-        let mode = self
-            .placements
-            .get(service)?
-            .first()?
-            .def
-            .ha
-            .as_ref()?
-            .mode
-            .name
-            .as_str();
-        [STREAMING, REPLICA, SENTINEL]
-            .contains(&mode)
+        let def = &self.placements.get(service)?.first()?.def;
+        let mode = def.ha.as_ref()?.mode.name.as_str();
+        // A mode the service's kind does not offer is already reported (E0203).
+        ([STREAMING, REPLICA, SENTINEL].contains(&mode) && def.ha_mode_names().contains(&mode))
             .then_some(mode)
     }
 
