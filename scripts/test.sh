@@ -19,6 +19,9 @@ command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 command -v openssl >/dev/null || need+=(openssl)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v gosu >/dev/null || need+=(gosu)
+command -v etcd >/dev/null || need+=(etcd-server)
+command -v etcdctl >/dev/null || need+=(etcd-client)
+/usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # PostgreSQL's programs (postgres, initdb, pg_ctl, psql, pg_basebackup) live in
 # /usr/lib/postgresql/<version>/bin on Debian.
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
@@ -41,6 +44,18 @@ if ! command -v kubernetes-validate >/dev/null && [ ! -x "$tools/kv/bin/kubernet
   as_root "$tools/kv/bin/pip" install -q kubernetes-validate
 fi
 export PATH="$tools/kv/bin:$PATH"
+
+# Patroni (PyPI, the release the generated node image installs), in a venv built
+# from /usr/bin/python3: the tests run it as the postgres user, which cannot
+# execute an interpreter under /root (../shared/TARGETS.md 0).
+patroni_version=$(sed -n 's/^pub const PATRONI_VERSION: &str = "\(.*\)";/\1/p' compiler/src/plan/patroni.rs)
+if [ "$("$tools/patroni/bin/patroni" --version 2>/dev/null)" != "patroni $patroni_version" ]; then
+  echo "installing: patroni $patroni_version (PyPI) in $tools/patroni"
+  as_root mkdir -p "$tools"
+  as_root /usr/bin/python3 -m venv "$tools/patroni"
+  as_root "$tools/patroni/bin/pip" install -q "patroni[etcd3,psycopg2-binary]==$patroni_version"
+fi
+export PATH="$tools/patroni/bin:$PATH"
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 

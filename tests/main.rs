@@ -13,6 +13,7 @@ mod consistency;
 mod errors;
 mod examples;
 mod kubernetes;
+mod patroni_failover;
 mod postgres_streaming;
 mod proxy_e2e;
 mod real_programs;

@@ -528,7 +528,11 @@ fn haproxy_configs_pass_haproxy_c() {
     }
     let mut checked = 0;
     for b in build_all() {
-        for f in b.files.iter().filter(|f| f.contains("/haproxy/")) {
+        for f in b
+            .files
+            .iter()
+            .filter(|f| f.contains("/haproxy/") || f.ends_with("/haproxy.cfg"))
+        {
             let conf = b.out.join(f);
             let text = read(&conf);
             let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

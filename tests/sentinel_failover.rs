@@ -11,11 +11,11 @@
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_norway::Value;
 
-use crate::support::{artifact, options, require, write_artifacts};
+use crate::support::{artifact, options, require, wait_for, write_artifacts};
 
 const HOSTS: [(&str, &str); 3] = [
     ("one", "127.0.0.61"),
@@ -83,15 +83,6 @@ fn cli(host: &str, port: u16, args: &[&str]) -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default()
-}
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    start.elapsed()
 }
 
 /// The shell command of a compose service (`sh -c LINE`).

@@ -79,3 +79,18 @@ pub fn write_artifacts(compilation: &stackc::Compilation, dir: &std::path::Path)
         std::fs::write(&p, &a.contents).unwrap_or_else(|e| panic!("{e}"));
     }
 }
+
+/// Polls `done` every 100 ms until it holds, failing the test after `limit`;
+/// returns how long it took.
+pub fn wait_for(
+    what: &str,
+    limit: std::time::Duration,
+    mut done: impl FnMut() -> bool,
+) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    start.elapsed()
+}

@@ -359,46 +359,75 @@ fn check_def(
         }
     }
     if let Some(h) = &def.ha {
-        let options = [
-            (SENTINEL, "sentinels", h.sentinels.as_ref().map(|v| v.span)),
-            (SENTINEL, "quorum", h.quorum.as_ref().map(|v| v.span)),
+        let options: [(&[&str], &str, Option<Span>); 14] = [
             (
-                SENTINEL,
+                &[SENTINEL],
+                "sentinels",
+                h.sentinels.as_ref().map(|v| v.span),
+            ),
+            (&[SENTINEL], "quorum", h.quorum.as_ref().map(|v| v.span)),
+            (
+                &[SENTINEL],
                 "down_after",
                 h.down_after.as_ref().map(|v| v.span),
             ),
             (
-                SENTINEL,
+                &[SENTINEL],
                 "failover_timeout",
                 h.failover_timeout.as_ref().map(|v| v.span),
             ),
             (
-                SENTINEL,
+                &[SENTINEL],
                 "master_name",
                 h.master_name.as_ref().map(|v| v.span),
             ),
             (
-                STREAMING,
+                &[STREAMING, PATRONI],
                 "replication_user",
                 h.replication_user.as_ref().map(|v| v.span),
             ),
             (
-                STREAMING,
+                &[STREAMING, PATRONI],
                 "replication_password",
                 h.replication_password.as_ref().map(|v| v.span),
             ),
+            (
+                &[PATRONI],
+                "superuser_password",
+                h.superuser_password.as_ref().map(|v| v.span),
+            ),
+            (&[PATRONI], "ttl", h.ttl.as_ref().map(|v| v.span)),
+            (
+                &[PATRONI],
+                "loop_wait",
+                h.loop_wait.as_ref().map(|v| v.span),
+            ),
+            (
+                &[PATRONI],
+                "retry_timeout",
+                h.retry_timeout.as_ref().map(|v| v.span),
+            ),
+            (
+                &[PATRONI],
+                "synchronous",
+                h.synchronous.as_ref().map(|v| v.span),
+            ),
+            (&[PATRONI], "watchdog", h.watchdog.as_ref().map(|v| v.span)),
+            (&[PATRONI], "etcd", h.etcd.as_ref().map(|v| v.span)),
         ];
         // An option of another mode than the chosen one.
-        for (mode, option, span) in options {
-            let Some(span) = span.filter(|_| h.mode.name != mode) else {
+        for (modes, option, span) in options {
+            let Some(span) = span.filter(|_| !modes.contains(&h.mode.name.as_str())) else {
                 continue;
             };
+            let mode = modes[0];
             diags.push(
                 Diagnostic::error(
                     Code::InvalidValue,
                     span,
                     format!(
-                        "`{option}` applies to `mode = {mode}`, not `{}`",
+                        "`{option}` applies to `mode = {}`, not `{}`",
+                        modes.join("` or `mode = "),
                         h.mode.name
                     ),
                 )
@@ -406,8 +435,14 @@ fn check_def(
                 .help(format!("remove it, or choose `mode = {mode}`")),
             );
         }
-        if let Some(p) = &h.replication_password {
+        for p in [&h.replication_password, &h.superuser_password]
+            .into_iter()
+            .flatten()
+        {
             check_expr(stack, bases, Some(name), p, diags);
+        }
+        if h.mode.name == PATRONI {
+            patroni_timing(h, diags);
         }
         if h.mode.name == SENTINEL {
             sentinel_fragility(h, diags);
@@ -694,6 +729,83 @@ fn dns_label(ident: &Ident, what: &str, diags: &mut Diagnostics) {
     }
 }
 
+/// Patroni's DCS timing (../shared/TARGETS.md 2.1.3): whole seconds, a leader
+/// key that lives at least 20s, and one HA loop plus two retries within it, or
+/// a leader that is merely slow loses its key.
+fn patroni_timing(h: &HaDef, diags: &mut Diagnostics) {
+    let mut valid = true;
+    let mut seconds = |d: &Option<Sp<Duration>>, default: u64| match d {
+        Some(d) if d.value.0 % 1000 != 0 => {
+            diags.push(
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    d.span,
+                    "Patroni counts this in whole seconds",
+                )
+                .label("not a whole number of seconds")
+                .help(format!("write `{}s`", d.value.0.div_ceil(1000))),
+            );
+            valid = false;
+            (d.value.0.div_ceil(1000), d.span)
+        }
+        Some(d) => (d.value.0 / 1000, d.span),
+        None => (default, h.span),
+    };
+    let ttl = seconds(&h.ttl, 30);
+    let loop_wait = seconds(&h.loop_wait, 10);
+    let retry = seconds(&h.retry_timeout, 10);
+    let minimums = [
+        (ttl, 20, "ttl", "Patroni refuses a shorter leader key"),
+        (loop_wait, 1, "loop_wait", "the HA loop needs a pause"),
+        (
+            retry,
+            3,
+            "retry_timeout",
+            "too short to ride out a DCS hiccup",
+        ),
+    ];
+    for ((value, span), least, option, why) in minimums {
+        if value < least {
+            diags.push(
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    span,
+                    format!("`{option} = {value}s` is below Patroni's minimum of {least}s"),
+                )
+                .label(why)
+                .help(format!("write `{option} = {least}s` or more")),
+            );
+            valid = false;
+        }
+    }
+    if valid && loop_wait.0 + 2 * retry.0 > ttl.0 {
+        diags.push(
+            Diagnostic::error(
+                Code::InvalidValue,
+                ttl.1,
+                format!(
+                    "a leader key of {}s expires before one HA loop ({}s) and two retries ({}s each)",
+                    ttl.0, loop_wait.0, retry.0
+                ),
+            )
+            .label("`loop_wait + 2 * retry_timeout` must not exceed `ttl`")
+            .help(format!(
+                "raise `ttl` to {}s, or shorten `loop_wait` or `retry_timeout`",
+                loop_wait.0 + 2 * retry.0
+            )),
+        );
+    }
+}
+
+/// How many lost members a cluster survives, in words.
+pub(crate) fn losses(n: u32) -> String {
+    match n {
+        0 => "no loss".into(),
+        1 => "the loss of one".into(),
+        n => format!("the loss of {n}"),
+    }
+}
+
 /// Sentinel counts and quorums that fail over less safely than they look
 /// (../shared/TARGETS.md 2.4: a failover needs a majority of all sentinels).
 fn sentinel_fragility(h: &HaDef, diags: &mut Diagnostics) {
@@ -719,7 +831,8 @@ fn sentinel_fragility(h: &HaDef, diags: &mut Diagnostics) {
         diags.push(warn(
             span,
             format!(
-                "{n} sentinels tolerate as few losses as {} (a failover needs {majority} of them)",
+                "{n} sentinels survive {}, as {} would: a failover needs {majority} of them",
+                losses((n - 1) / 2),
                 n - 1
             ),
             "an even count adds no tolerance",

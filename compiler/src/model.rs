@@ -216,11 +216,69 @@ pub struct HaDef {
     pub failover_timeout: Option<Sp<Duration>>,
     /// Sentinel: the name clients ask for (default: the service's name).
     pub master_name: Option<Sp<String>>,
-    /// Streaming: the replication role (default `replicator`).
+    /// Streaming and Patroni: the replication role (default `replicator`).
     pub replication_user: Option<Sp<String>>,
-    /// Streaming: the replication role's password, a secret.
+    /// Streaming and Patroni: the replication role's password, a secret.
     pub replication_password: Option<Expr>,
+    /// Patroni: the `postgres` superuser's password, a secret (default: the
+    /// service's `password`).
+    pub superuser_password: Option<Expr>,
+    /// Patroni: the leader key's time to live in the DCS (default 30s).
+    pub ttl: Option<Sp<Duration>>,
+    /// Patroni: the pause between two runs of the HA loop (default 10s).
+    pub loop_wait: Option<Sp<Duration>>,
+    /// Patroni: how long DCS and PostgreSQL operations are retried (default 10s).
+    pub retry_timeout: Option<Sp<Duration>>,
+    /// Patroni: synchronous replication (`synchronous_mode`, default false).
+    pub synchronous: Option<Sp<bool>>,
+    /// Patroni: the watchdog mode (`off`, `automatic` or `required`).
+    pub watchdog: Option<Sp<Watchdog>>,
+    /// Patroni: the hosts that run the etcd members (default: the nodes' hosts).
+    pub etcd: Option<Sp<Vec<Ident>>>,
     pub span: Span,
+}
+
+impl HaDef {
+    /// A mode with every option unset.
+    pub fn new(mode: Ident, span: Span) -> HaDef {
+        HaDef {
+            mode,
+            sentinels: None,
+            quorum: None,
+            down_after: None,
+            failover_timeout: None,
+            master_name: None,
+            replication_user: None,
+            replication_password: None,
+            superuser_password: None,
+            ttl: None,
+            loop_wait: None,
+            retry_timeout: None,
+            synchronous: None,
+            watchdog: None,
+            etcd: None,
+            span,
+        }
+    }
+}
+
+/// Patroni's watchdog: whether a node that cannot renew its leader key is
+/// reset by the kernel (../shared/TARGETS.md 2.1.12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watchdog {
+    Off,
+    Automatic,
+    Required,
+}
+
+impl Watchdog {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Watchdog::Off => "off",
+            Watchdog::Automatic => "automatic",
+            Watchdog::Required => "required",
+        }
+    }
 }
 
 /// A rolling update: `update { max_surge = 1  max_unavailable = 0 }`.
@@ -530,6 +588,9 @@ pub struct HostDef {
 
 /// The HA mode of PostgreSQL with one primary and streaming standbys.
 pub const STREAMING: &str = "streaming";
+
+/// The HA mode of PostgreSQL run by Patroni, with etcd as its DCS (hosts).
+pub const PATRONI: &str = "patroni";
 
 /// The HA mode of Redis with one master and replicas (no automatic failover).
 pub const REPLICA: &str = "replica";

@@ -72,6 +72,13 @@ const HA_FIELDS: &[&str] = &[
     "master_name",
     "replication_user",
     "replication_password",
+    "superuser_password",
+    "ttl",
+    "loop_wait",
+    "retry_timeout",
+    "synchronous",
+    "watchdog",
+    "etcd",
 ];
 const HOST_FIELDS: &[&str] = &["address", "gpu", "managed", "run"];
 const RESOURCE_FIELDS: &[&str] = &["cpu", "memory", "cpu_limit", "memory_limit", "gpu"];

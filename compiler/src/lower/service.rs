@@ -366,33 +366,14 @@ impl Lower<'_> {
     /// `ha = MODE` or `ha { mode = MODE  sentinels = 3  quorum = 2  ... }`.
     pub(super) fn ha(&mut self, e: &Entry) -> Option<HaDef> {
         match &e.value {
-            EntryValue::Assign(v) => Some(HaDef {
-                mode: self.name(v)?,
-                sentinels: None,
-                quorum: None,
-                down_after: None,
-                failover_timeout: None,
-                master_name: None,
-                replication_user: None,
-                replication_password: None,
-                span: e.span,
-            }),
+            EntryValue::Assign(v) => Some(HaDef::new(self.name(v)?, e.span)),
             EntryValue::Block(entries) => {
                 self.duplicates(entries, "an ha block");
-                let mut ha = HaDef {
-                    mode: Ident {
-                        name: String::new(),
-                        span: e.key.span,
-                    },
-                    sentinels: None,
-                    quorum: None,
-                    down_after: None,
-                    failover_timeout: None,
-                    master_name: None,
-                    replication_user: None,
-                    replication_password: None,
-                    span: e.span,
+                let unset = Ident {
+                    name: String::new(),
+                    span: e.key.span,
                 };
+                let mut ha = HaDef::new(unset, e.span);
                 let mut mode = None;
                 for f in entries {
                     self.no_label(f);
@@ -407,6 +388,24 @@ impl Lower<'_> {
                         "master_name" => ha.master_name = self.string(v),
                         "replication_user" => ha.replication_user = self.string(v),
                         "replication_password" => ha.replication_password = self.expr(v),
+                        "superuser_password" => ha.superuser_password = self.expr(v),
+                        "ttl" => ha.ttl = self.duration(v),
+                        "loop_wait" => ha.loop_wait = self.duration(v),
+                        "retry_timeout" => ha.retry_timeout = self.duration(v),
+                        "synchronous" => {
+                            ha.synchronous = self.boolean(v).map(|b| Sp::new(b, v.span))
+                        }
+                        "watchdog" => {
+                            ha.watchdog = self.choice(
+                                v,
+                                &[
+                                    ("off", Watchdog::Off),
+                                    ("automatic", Watchdog::Automatic),
+                                    ("required", Watchdog::Required),
+                                ],
+                            )
+                        }
+                        "etcd" => ha.etcd = self.names(v),
                         _ => {
                             let d = unknown_field(&f.key, "an ha block", HA_FIELDS);
                             self.push(d);

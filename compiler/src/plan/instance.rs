@@ -81,7 +81,7 @@ impl Topo<'_> {
             };
             match (kubernetes, ha == CLOUDNATIVEPG) {
                 (true, true) => {}
-                (false, false) if ha == STREAMING || ha == REPLICA || ha == SENTINEL => {}
+                (false, false) if [STREAMING, PATRONI, REPLICA, SENTINEL].contains(&ha) => {}
                 (true, false) if ha == SENTINEL => {
                     if replicas < 2 {
                         let span = def.replicas.as_ref().map_or(h.span, |r| r.span);
@@ -94,7 +94,7 @@ impl Topo<'_> {
                 }
                 (false, true) => diags.push(unsupported(
                     format!("HA mode `{ha}` runs on Kubernetes only"),
-                    format!("CloudNativePG is a Kubernetes operator; on hosts, PostgreSQL replication is `ha = {STREAMING}` (a primary and standbys)"),
+                    format!("CloudNativePG is a Kubernetes operator; on hosts, PostgreSQL HA is `ha = {PATRONI}` (automatic failover) or `ha = {STREAMING}` (a primary and standbys)"),
                 )),
                 (true, false) if modes.contains(&CLOUDNATIVEPG) => diags.push(unsupported(
                     format!("HA mode `{ha}` is not emitted for Kubernetes"),
@@ -110,7 +110,7 @@ impl Topo<'_> {
                 )),
                 (false, false) => diags.push(unsupported(
                     format!("HA mode `{ha}` is not emitted for hosts by this version of stackc"),
-                    format!("stackc emits `{STREAMING}` (PostgreSQL), `{REPLICA}` and `{SENTINEL}` (Redis) on hosts; use `ha = single` otherwise"),
+                    format!("stackc emits `{STREAMING}` and `{PATRONI}` (PostgreSQL), `{REPLICA}` and `{SENTINEL}` (Redis) on hosts; use `ha = single` otherwise"),
                 )),
             }
         }
@@ -234,6 +234,13 @@ impl Topo<'_> {
         }
         let mut depends_on: IndexMap<String, Condition> = IndexMap::new();
         let mut gate = |target: &str, gate: Gate, span: Span, diags: &mut Diagnostics| {
+            if self.is_patroni(target) {
+                // Consumers reach the cluster through the HAProxy beside them.
+                depends_on
+                    .entry(format!("{target}-haproxy"))
+                    .or_insert(Condition::Started);
+                return;
+            }
             let Some(tp) = self.placement(target, h) else {
                 return;
             };
@@ -363,6 +370,10 @@ impl Topo<'_> {
             ha: ha.to_string(),
             streaming: self.streaming_plan(name, h),
             sentinel_node: self.sentinel_node(name, h),
+            patroni: self.patroni_node(name, h),
+            etcd: None,
+            host_network: false,
+            devices: Vec::new(),
             sentinel: def
                 .ha
                 .as_ref()
@@ -378,6 +389,9 @@ impl Topo<'_> {
         self.wire_redis_replica(name, h, &mut instance);
         if let Some(node) = instance.sentinel_node.clone() {
             node.wire(&mut instance);
+        }
+        if let Some(node) = instance.patroni.clone() {
+            self.wire_patroni(&node, &mut instance);
         }
         Some(instance)
     }

@@ -12,18 +12,24 @@ use indexmap::{IndexMap, IndexSet};
 use petgraph::graphmap::DiGraphMap;
 
 use crate::check::{unknown_service, Checked};
-use crate::diag::{Diagnostics, Span};
+use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 use crate::model::*;
+use crate::syntax::Ident;
 
 mod checks;
 mod instance;
 mod kubernetes;
+mod patroni;
 mod place;
 mod prometheus;
 mod proxy;
 mod replication;
 mod resolve;
 
+pub use patroni::{
+    endpoint, EtcdMember, PatroniNode, ETCD_CLIENT_PORT, ETCD_DATA_DIR, ETCD_PEER_PORT,
+    PATRONI_DIR, PATRONI_PRIMARY_PORT, PATRONI_REPLICA_PORT, PATRONI_REST_PORT, PATRONI_VERSION,
+};
 pub use prometheus::{ScrapeJob, PROMETHEUS_CONFIG};
 pub use proxy::{
     HttpHealth, ProxyPlan, RateLimit, RoutePlan, Site, Tls, Upstream, UpstreamServer,
@@ -175,6 +181,14 @@ pub struct Instance {
     pub streaming: Option<StreamingPlan>,
     /// A node of a Sentinel-watched Redis (hosts).
     pub sentinel_node: Option<SentinelNode>,
+    /// A node of a Patroni cluster (hosts).
+    pub patroni: Option<PatroniNode>,
+    /// A member of a Patroni cluster's etcd (hosts).
+    pub etcd: Option<EtcdMember>,
+    /// Runs in the host's network (no published ports, no NAT).
+    pub host_network: bool,
+    /// Host devices passed to the container.
+    pub devices: Vec<String>,
     /// The values of its kind's parameters, resolved.
     pub params: IndexMap<String, Vec<Out>>,
 }
@@ -214,6 +228,10 @@ impl Instance {
             sentinel: None,
             sentinel_node: None,
             streaming: None,
+            patroni: None,
+            etcd: None,
+            host_network: false,
+            devices: Vec::new(),
             params: IndexMap::new(),
         }
     }
@@ -478,6 +496,16 @@ fn plan_topology(
                 services.extend(sentinel);
             }
         }
+        services.extend(t.etcd_instances(h));
+        // An HAProxy of each Patroni cluster the host's services connect to.
+        let consumed: IndexSet<&str> = effects[h]
+            .iter()
+            .flat_map(|fx| fx.deps.iter().map(|(target, _)| target.as_str()))
+            .filter(|target| t.is_patroni(target))
+            .collect();
+        for target in consumed {
+            services.push(t.patroni_proxy(target));
+        }
         for proxy in proxies
             .iter()
             .filter(|p| p.host == host.name.name && !p.on_host)
@@ -532,6 +560,25 @@ impl Topo<'_> {
             Some(ServiceBody::External(e)) => Some(e),
             _ => None,
         }
+    }
+
+    /// The index of a host named in the topology, or an unknown-name error.
+    pub(super) fn host_index(&self, name: &Ident, diags: &mut Diagnostics) -> Option<usize> {
+        let found = self.hosts.iter().position(|x| x.name.name == name.name);
+        if found.is_none() {
+            let names = self.hosts.iter().map(|x| x.name.name.as_str());
+            let d = Diagnostic::error(
+                Code::UnknownName,
+                name.span,
+                format!("unknown host `{}`", name.name),
+            )
+            .label("no host of this topology has this name");
+            diags.push(match crate::diag::suggest(&name.name, names) {
+                Some(s) => d.help(format!("did you mean `{s}`?")),
+                None => d.help("declare it with `host NAME { ... }`"),
+            });
+        }
+        found
     }
 
     pub(super) fn placement(&self, service: &str, host: usize) -> Option<&Placement<'_>> {

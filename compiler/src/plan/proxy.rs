@@ -174,24 +174,7 @@ impl Topo<'_> {
             );
             return None;
         };
-        let Some(h) = self
-            .hosts
-            .iter()
-            .position(|x| x.name.name == host_ident.name)
-        else {
-            let names = self.hosts.iter().map(|x| x.name.name.as_str());
-            let d = Diagnostic::error(
-                Code::UnknownName,
-                host_ident.span,
-                format!("unknown host `{}`", host_ident.name),
-            )
-            .label("no host of this topology has this name");
-            diags.push(match crate::diag::suggest(&host_ident.name, names) {
-                Some(s) => d.help(format!("did you mean `{s}`?")),
-                None => d.help("declare it with `host NAME { ... }`"),
-            });
-            return None;
-        };
+        let h = self.host_index(host_ident, diags)?;
         let host = self.hosts.get(h)?;
         if host.managed {
             diags.push(

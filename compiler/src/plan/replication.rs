@@ -93,13 +93,15 @@ impl Topo<'_> {
         let def = &self.placements.get(service)?.first()?.def;
         let mode = def.ha.as_ref()?.mode.name.as_str();
         // A mode the service's kind does not offer is already reported (E0203).
-        ([STREAMING, REPLICA, SENTINEL].contains(&mode) && def.ha_mode_names().contains(&mode))
-            .then_some(mode)
+        ([STREAMING, PATRONI, REPLICA, SENTINEL].contains(&mode)
+            && def.ha_mode_names().contains(&mode))
+        .then_some(mode)
     }
 
-    /// Whether a service is replicated from a primary on hosts.
+    /// Whether a service is replicated from a fixed primary on hosts.
     pub(super) fn is_replicated(&self, service: &str) -> bool {
-        self.replication_mode(service).is_some()
+        self.replication_mode(service)
+            .is_some_and(|mode| mode != PATRONI)
     }
 
     /// The placement a reference reaches: the primary, or for reads the
@@ -135,18 +137,27 @@ impl Topo<'_> {
             let Some(mode) = self.replication_mode(name) else {
                 continue;
             };
-            let (what, node) = if mode == STREAMING {
-                ("streaming replication", "standby")
+            let (what, node) = match mode {
+                STREAMING => ("streaming replication", "standby"),
+                PATRONI => ("a Patroni cluster", "replica"),
+                _ => ("replication", "replica"),
+            };
+            let layout = if mode == PATRONI {
+                "Patroni runs a node on each host and elects the primary".to_string()
             } else {
-                ("replication", "replica")
+                format!("the first host listed runs the primary, the others {node}s")
             };
             let Some(primary) = ps.first() else { continue };
             let ha_span = primary.def.ha.as_ref().map_or(primary.run_span, |h| h.span);
             if ps.len() < 2 {
                 diags.push(
-                    Diagnostic::error(Code::InvalidValue, ha_span, format!("{what} of `{name}` needs a {node}: it runs on one host only"))
-                        .label(format!("no {node} in this topology"))
-                        .help(format!("run `{name}` on a second host too: the first host listed runs the primary, the others {node}s")),
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        ha_span,
+                        format!("{what} of `{name}` needs a {node}: it runs on one host only"),
+                    )
+                    .label(format!("no {node} in this topology"))
+                    .help(format!("run `{name}` on a second host too: {layout}")),
                 );
                 continue;
             }
@@ -177,12 +188,11 @@ impl Topo<'_> {
                 .ha
                 .as_ref()
                 .and_then(|h| h.replication_password.as_ref());
-            let secret = mode != STREAMING || password.is_some_and(|e| {
-                matches!(e.pieces.as_slice(), [Piece::Ref(r)] if r.path.first().is_some_and(|s| s.name == "secret"))
-            });
+            let secret = ![STREAMING, PATRONI].contains(&mode)
+                || password.is_some_and(|e| self.secret_of(e).is_some());
             if !secret {
                 diags.push(
-                    Diagnostic::error(Code::MissingField, password.map_or(ha_span, |p| p.span), format!("streaming replication of `{name}` needs the replication password as a secret"))
+                    Diagnostic::error(Code::MissingField, password.map_or(ha_span, |p| p.span), format!("{what} of `{name}` needs the replication password as a secret"))
                         .label("no `replication_password = secret.NAME`")
                         .help("declare `secret replication_password` and write `replication_password = secret.replication_password` in the `ha` block"),
                 );
@@ -194,6 +204,10 @@ impl Topo<'_> {
                 if let Some(port) = first_port(p) {
                     publishes.insert((name.to_string(), p.host, port.name.name.clone()));
                 }
+            }
+            if mode == PATRONI {
+                self.check_patroni(name, ps, diags);
+                continue;
             }
             if mode == SENTINEL {
                 self.check_sentinel_count(name, ps, diags);
@@ -280,18 +294,7 @@ impl Topo<'_> {
         let primary = ps.first()?;
         let ha = primary.def.ha.as_ref()?;
         let port = first_port(primary)?;
-        let (password_secret, password_env) = match ha
-            .replication_password
-            .as_ref()
-            .map(|e| e.pieces.as_slice())
-        {
-            Some([Piece::Ref(r)]) => {
-                let secret = r.path.get(1)?;
-                let env = self.stack.secrets.get(&secret.name)?.env_name.clone();
-                (secret.name.clone(), env)
-            }
-            _ => return None,
-        };
+        let (password_secret, password_env) = self.secret_of(ha.replication_password.as_ref()?)?;
         Some(StreamingPlan {
             primary_address: self.host_address(primary.host)?,
             primary_port: port.published_port()?,
@@ -431,7 +434,7 @@ impl Topo<'_> {
     }
 
     /// The address of a host, when it has one.
-    fn host_address(&self, host: usize) -> Option<String> {
+    pub(super) fn host_address(&self, host: usize) -> Option<String> {
         Some(self.hosts.get(host)?.address.as_ref()?.value.clone())
     }
 
@@ -447,13 +450,7 @@ impl Topo<'_> {
             .into_iter()
             .flatten()
             .filter_map(|p| self.hosts.get(p.host)?.address.as_ref())
-            .map(|a| {
-                if a.value.contains(':') {
-                    format!("[{}]:{SENTINEL_PORT}", a.value)
-                } else {
-                    format!("{}:{SENTINEL_PORT}", a.value)
-                }
-            })
+            .map(|a| endpoint(&a.value, SENTINEL_PORT))
             .collect()
     }
 }

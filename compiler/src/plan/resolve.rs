@@ -101,6 +101,25 @@ impl Topo<'_> {
             );
             return None;
         }
+        if self.is_patroni(target) {
+            // The HAProxy beside the consumer: the primary's endpoint, or the
+            // replicas' for reads. `url` and `read_url` are built from these.
+            let read = matches!(attr, "read_host" | "read_address");
+            let host = format!("{target}-haproxy");
+            let port = if read {
+                PATRONI_REPLICA_PORT
+            } else {
+                PATRONI_PRIMARY_PORT
+            };
+            match attr {
+                "host" | "read_host" => return Some(vec![Out::Text(host)]),
+                "port" | "ports" => return Some(vec![Out::Text(port.to_string())]),
+                "address" | "read_address" => {
+                    return Some(vec![Out::Text(format!("{host}:{port}"))])
+                }
+                _ => {}
+            }
+        }
         let (local, placement) = if self.is_replicated(target) {
             let read = matches!(attr, "read_host" | "read_address" | "read_url");
             self.replicated_target(target, consumer_host, read)?

@@ -31,10 +31,14 @@ struct Service {
     command: Option<CommandValue>,
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     environment: IndexMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network_mode: Option<&'static str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     ports: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     volumes: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    devices: Vec<String>,
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     depends_on: IndexMap<String, DependsOn>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -192,7 +196,8 @@ fn relative(path: &str, options: &Options) -> String {
 
 fn service(inst: &Instance, options: &Options) -> Service {
     let mut ports = Vec::new();
-    for port in &inst.ports {
+    // In the host's network a container's ports are the host's: none to publish.
+    for port in inst.ports.iter().filter(|_| !inst.host_network) {
         let proto = match port.protocol {
             crate::model::Protocol::Udp => "/udp",
             _ => "",
@@ -251,7 +256,11 @@ fn service(inst: &Instance, options: &Options) -> Service {
     Service {
         image: inst.image.clone(),
         build: inst.build.as_ref().map(|b| Build {
-            context: relative(b, options),
+            context: match b.strip_prefix("@out/") {
+                // A generated build context, beside compose/.
+                Some(generated) => format!("../{generated}"),
+                None => relative(b, options),
+            },
         }),
         command: inst.command.as_ref().map(|c| match c {
             Command::Shell(s) => CommandValue::Shell(s.replace('$', "$$")),
@@ -264,8 +273,10 @@ fn service(inst: &Instance, options: &Options) -> Service {
             .iter()
             .map(|v| (v.key.clone(), compose_value(&v.value)))
             .collect(),
+        network_mode: inst.host_network.then_some("host"),
         ports,
         volumes,
+        devices: inst.devices.clone(),
         depends_on: inst
             .depends_on
             .iter()

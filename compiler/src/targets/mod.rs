@@ -8,6 +8,7 @@ pub mod haproxy;
 mod k8s_types;
 pub mod kubernetes;
 pub mod nginx;
+pub mod patroni;
 pub mod postgres;
 pub mod prometheus;
 pub mod redis_sentinel;
@@ -88,6 +89,7 @@ pub fn generate(plan: &Plan, options: &Options, diags: &mut Diagnostics) -> Vec<
                 haproxy::generate(topo, options, &mut artifacts, diags);
                 prometheus::generate(topo, options, &mut artifacts, diags);
                 postgres::generate(topo, options, &mut artifacts, diags);
+                patroni::generate(topo, options, &mut artifacts, diags);
                 sentinel_hosts::generate(topo, options, &mut artifacts, diags);
             }
             Platform::Kubernetes => {

@@ -65,19 +65,14 @@ fn model<'a>(service: &'a str, s: &'a StreamingPlan, header: String) -> Model<'a
     } else {
         primary_host.to_string()
     };
-    let mut replication: Vec<String> = s
-        .standby_addresses
-        .iter()
-        .chain(std::iter::once(&s.primary_address))
-        .map(|a| {
-            if a.contains(':') {
-                format!("{a}/128")
-            } else {
-                format!("{a}/32")
+    let mut replication: Vec<String> = Vec::new();
+    for address in s.standby_addresses.iter().chain([&s.primary_address]) {
+        for cidr in hba_sources(address) {
+            if !replication.contains(&cidr) {
+                replication.push(cidr);
             }
-        })
-        .collect();
-    replication.dedup();
+        }
+    }
     Model {
         header,
         service,
@@ -94,4 +89,18 @@ fn model<'a>(service: &'a str, s: &'a StreamingPlan, header: String) -> Model<'a
         primary_host,
         primary_port: s.primary_port,
     }
+}
+
+/// The `pg_hba` addresses a node at `address` connects from: the address
+/// itself, and 127.0.0.1 for a loopback address (connections between loopback
+/// addresses of one machine come from 127.0.0.1, ../shared/TARGETS.md 2.1.5).
+pub(crate) fn hba_sources(address: &str) -> Vec<String> {
+    if address.contains(':') {
+        return vec![format!("{address}/128")];
+    }
+    let mut sources = vec![format!("{address}/32")];
+    if address.starts_with("127.") && address != "127.0.0.1" {
+        sources.push("127.0.0.1/32".into());
+    }
+    sources
 }

@@ -31,6 +31,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../targets/postgres/standby.sh.hbs"),
     ),
     (
+        "patroni-post-bootstrap.sh",
+        include_str!("../../../targets/patroni/post-bootstrap.sh.hbs"),
+    ),
+    (
+        "patroni-Dockerfile",
+        include_str!("../../../targets/patroni/Dockerfile.hbs"),
+    ),
+    (
         "redis-node.conf",
         include_str!("../../../targets/redis/node.conf.hbs"),
     ),
