@@ -19,6 +19,7 @@ mod proxy_e2e;
 mod real_programs;
 mod redis_replica;
 mod redis_sentinel;
+mod redis_tls_replica;
 mod sentinel_failover;
 mod support;
 mod tidy;

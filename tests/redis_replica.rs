@@ -7,12 +7,12 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_norway::Value;
 
-use crate::support::{artifact, options, require};
+use crate::support::{artifact, options, require, Running};
 
 const STACK: &str = r#"
 stack replicated
@@ -34,16 +34,6 @@ topology pair {
   override cache { ha = replica }
 }
 "#;
-
-/// A started server, killed even when an assertion fails.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The command of a service in a generated compose file.
 fn compose_command(text: &str, service: &str) -> Vec<String> {

@@ -6,7 +6,9 @@
 //! other and the replicas, the master is killed with SIGKILL; a client that asks
 //! the sentinels for the master must write again within `down_after` + 5 s,
 //! and the write acknowledged before the kill is still there. The compose files
-//! pass `docker-compose config`.
+//! pass `docker-compose config`. The same with a password (`redis_auth`): every
+//! node requires it and authenticates to its master, every sentinel to the
+//! nodes, and a client without it is refused.
 
 use std::fs;
 use std::path::Path;
@@ -15,87 +17,96 @@ use std::time::Duration;
 
 use serde_norway::Value;
 
-use crate::support::{artifact, options, require, wait_for, write_artifacts};
+use crate::support::{artifact, options, require, wait_for, write_artifacts, Running};
 
-const HOSTS: [(&str, &str); 3] = [
-    ("one", "127.0.0.61"),
-    ("two", "127.0.0.62"),
-    ("three", "127.0.0.63"),
-];
 const REDIS_PORT: u16 = 26391;
 const SENTINEL_PORT: u16 = 26379;
 const DOWN_AFTER: Duration = Duration::from_secs(2);
+const PASSWORD: &str = "cache-secret";
 
-const STACK: &str = r#"
+/// One run: three hosts' names and loopback addresses, with or without a
+/// password.
+struct Case {
+    hosts: [(&'static str, &'static str); 3],
+    auth: bool,
+}
+
+fn stack(case: &Case) -> String {
+    let [(a, aa), (b, ba), (c, ca)] = case.hosts;
+    let (kind, password) = if case.auth {
+        ("redis_auth", "\n  password = secret.cache_password")
+    } else {
+        ("redis", "")
+    };
+    format!(
+        r#"
 stack watched
 
-service cache: redis {
-  port redis { container = 6379  host = 26391 }
-}
+secret cache_password
 
-service app {
+service cache: {kind} {{
+  port redis {{ container = 6379  host = 26391 }}{password}
+}}
+
+service app {{
   image = "app:1"
-  env {
+  env {{
     REDIS_SENTINELS = cache.sentinels
     REDIS_MASTER = cache.master_name
-  }
-}
+    CELERY_BROKER_URL = cache.sentinel_url
+  }}
+}}
 
-topology trio {
-  host one {
-    address = "127.0.0.61"
+topology trio {{
+  host {a} {{
+    address = "{aa}"
     run = [cache, app]
-  }
-  host two {
-    address = "127.0.0.62"
+  }}
+  host {b} {{
+    address = "{ba}"
     run = [cache]
-  }
-  host three {
-    address = "127.0.0.63"
+  }}
+  host {c} {{
+    address = "{ca}"
     run = [cache]
-  }
-  override cache {
-    ha {
+  }}
+  override cache {{
+    ha {{
       mode = sentinel
       down_after = 2s
       master_name = "main-cache"
-    }
-  }
-}
-"#;
-
-/// Started programs, killed even when an assertion fails.
-struct Running(Vec<Child>);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+    }}
+  }}
+}}
+"#
+    )
 }
 
-fn cli(host: &str, port: u16, args: &[&str]) -> String {
-    Command::new("redis-cli")
-        .args(["-h", host, "-p", &port.to_string()])
-        .args(args)
-        .output()
+/// redis-cli, with the password for the nodes of a password-protected Redis.
+fn cli(auth: bool, host: &str, port: u16, args: &[&str]) -> String {
+    let mut c = Command::new("redis-cli");
+    c.args(["-h", host, "-p", &port.to_string()]).args(args);
+    if auth && port == REDIS_PORT {
+        c.env("REDISCLI_AUTH", PASSWORD);
+    }
+    c.output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default()
 }
 
-/// The shell command of a compose service (`sh -c LINE`).
+/// The shell command of a compose service (`sh -c LINE`), as the container's
+/// shell receives it (compose turns `$$` into `$`).
 fn shell_line(compose: &str, service: &str) -> String {
     let v: Value = serde_norway::from_str(compose).unwrap_or_else(|e| panic!("{e}"));
     let cmd = &v["services"][service]["command"];
     assert_eq!(cmd[0].as_str(), Some("sh"), "{compose}");
     assert_eq!(cmd[1].as_str(), Some("-c"), "{compose}");
-    cmd[2].as_str().unwrap_or_default().to_string()
+    cmd[2].as_str().unwrap_or_default().replace("$$", "$")
 }
 
 /// Runs a compose command line here: `/data` and the mounted directory mapped to
-/// the test's, the image's entrypoint a pass-through, the address and port set.
+/// the test's, the image's entrypoint a pass-through, the address and port set,
+/// the password in the environment as compose passes it.
 fn start(line: &str, data: &Path, config: &Path, bin: &Path, bind: &str, port: u16) -> Child {
     let line = line
         .replace("/etc/redis/stackc", &config.display().to_string())
@@ -113,6 +124,7 @@ fn start(line: &str, data: &Path, config: &Path, bin: &Path, bind: &str, port: u
                 std::env::var("PATH").unwrap_or_default()
             ),
         )
+        .env("REDIS_PASSWORD", PASSWORD)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -121,6 +133,7 @@ fn start(line: &str, data: &Path, config: &Path, bin: &Path, bind: &str, port: u
 
 fn master_of(sentinel: &str) -> String {
     cli(
+        false,
         sentinel,
         SENTINEL_PORT,
         &["sentinel", "get-master-addr-by-name", "main-cache"],
@@ -133,28 +146,63 @@ fn master_of(sentinel: &str) -> String {
 
 #[test]
 fn sentinel_fails_over_when_the_master_is_killed() {
+    run(&Case {
+        hosts: [
+            ("one", "127.0.0.61"),
+            ("two", "127.0.0.62"),
+            ("three", "127.0.0.63"),
+        ],
+        auth: false,
+    });
+}
+
+#[test]
+fn sentinel_with_a_password_fails_over_when_the_master_is_killed() {
+    run(&Case {
+        hosts: [
+            ("one", "127.0.0.64"),
+            ("two", "127.0.0.65"),
+            ("three", "127.0.0.66"),
+        ],
+        auth: true,
+    });
+}
+
+fn run(case: &Case) {
     if !require("redis-server") || !require("redis-cli") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let compilation = stackc::compile(STACK, &options(&tmp.path().join("watched.stack")));
+    let compilation = stackc::compile(&stack(case), &options(&tmp.path().join("watched.stack")));
+    let [(first, one), (_, two), (_, three)] = case.hosts;
+    let hosts = case.hosts;
+    let auth = case.auth;
     assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics);
     let file = |path: String| artifact(&compilation, &path);
-    let app = file("trio/compose/one.yml".into());
+    let app = file(format!("trio/compose/{first}.yml"));
+    let sentinels = format!("{one}:26379,{two}:26379,{three}:26379");
     assert!(
-        app.contains("REDIS_SENTINELS: \"127.0.0.61:26379,127.0.0.62:26379,127.0.0.63:26379\""),
+        app.contains(&format!("REDIS_SENTINELS: \"{sentinels}\"")),
         "{app}"
     );
+    if auth {
+        // Celery's form carries the password, from the secret.
+        let with_password = format!(
+            "sentinel://:${{CACHE_PASSWORD:?secret cache_password is not set}}@{one}:26379;"
+        );
+        assert!(app.contains(&with_password), "{app}");
+    }
     // The compose files are valid for docker-compose, the mounts included.
     if require("docker-compose") {
         let out = tmp.path().join("out");
         write_artifacts(&compilation, &out);
-        for (host, _) in HOSTS {
+        for (host, _) in hosts {
             let f = out.join(format!("trio/compose/{host}.yml"));
             let o = Command::new("docker-compose")
                 .arg("-f")
                 .arg(&f)
                 .args(["config", "-q"])
+                .env("CACHE_PASSWORD", PASSWORD)
                 .output()
                 .unwrap_or_else(|e| panic!("docker-compose: {e}"));
             assert!(
@@ -177,7 +225,7 @@ fn sentinel_fails_over_when_the_master_is_killed() {
 
     let mut nodes = Vec::new();
     let mut sentinels = Vec::new();
-    for (host, address) in HOSTS {
+    for (host, address) in hosts {
         let compose = file(format!("trio/compose/{host}.yml"));
         let config = tmp.path().join("config").join(host);
         fs::create_dir_all(&config).unwrap_or_else(|e| panic!("{e}"));
@@ -207,16 +255,21 @@ fn sentinel_fails_over_when_the_master_is_killed() {
             SENTINEL_PORT,
         ));
     }
-    let _sentinels = Running(sentinels);
-    let mut nodes = Running(nodes);
+    let _sentinels: Vec<Running> = sentinels.into_iter().map(Running).collect();
+    let mut nodes: Vec<Running> = nodes.into_iter().map(Running).collect();
 
     // The sentinels agree on the master and know both replicas and each other.
     wait_for(
         "the sentinels know the cluster",
         Duration::from_secs(30),
         || {
-            HOSTS.iter().all(|(_, a)| {
-                let m = cli(a, SENTINEL_PORT, &["sentinel", "master", "main-cache"]);
+            hosts.iter().all(|(_, a)| {
+                let m = cli(
+                    auth,
+                    a,
+                    SENTINEL_PORT,
+                    &["sentinel", "master", "main-cache"],
+                );
                 let field = |k: &str| {
                     let lines: Vec<&str> = m.lines().collect();
                     lines
@@ -229,40 +282,45 @@ fn sentinel_fails_over_when_the_master_is_killed() {
             })
         },
     );
-    assert_eq!(master_of("127.0.0.62"), "127.0.0.61");
+    assert_eq!(master_of(two), one);
+    if auth {
+        // A client without the password is refused.
+        let refused = cli(false, one, REDIS_PORT, &["set", "k", "anonymous"]);
+        assert!(refused.contains("NOAUTH"), "{refused}");
+    }
     // Both replicas have synced: the write is acknowledged by both.
     wait_for("both replicas are online", Duration::from_secs(30), || {
-        cli("127.0.0.61", REDIS_PORT, &["info", "replication"])
+        cli(auth, one, REDIS_PORT, &["info", "replication"])
             .matches("state=online")
             .count()
             == 2
     });
-    assert!(cli("127.0.0.61", REDIS_PORT, &["set", "k", "acknowledged"]).contains("OK"));
-    let acks = cli("127.0.0.61", REDIS_PORT, &["wait", "2", "10000"]);
+    assert!(cli(auth, one, REDIS_PORT, &["set", "k", "acknowledged"]).contains("OK"));
+    let acks = cli(auth, one, REDIS_PORT, &["wait", "2", "10000"]);
     assert_eq!(acks.trim(), "2", "both replicas acknowledge the write");
 
     // Kill -9 the master.
-    let _ = nodes.0[0].kill();
-    let _ = nodes.0[0].wait();
+    let _ = nodes[0].0.kill();
+    let _ = nodes[0].0.wait();
     let elapsed = wait_for(
         "a client finds a new master through the sentinels and writes",
         DOWN_AFTER + Duration::from_secs(5),
         || {
-            let master = master_of("127.0.0.62");
-            master != "127.0.0.61"
+            let master = master_of(two);
+            master != one
                 && !master.is_empty()
-                && cli(&master, REDIS_PORT, &["set", "after", "failover"]).contains("OK")
+                && cli(auth, &master, REDIS_PORT, &["set", "after", "failover"]).contains("OK")
         },
     );
     // The other sentinels learn the new master from the leader's hello messages.
-    let master = master_of("127.0.0.62");
+    let master = master_of(two);
     wait_for(
         "the sentinels agree on the new master",
         Duration::from_secs(10),
-        || master_of("127.0.0.61") == master && master_of("127.0.0.63") == master,
+        || master_of(one) == master && master_of(three) == master,
     );
     assert_eq!(
-        cli(&master, REDIS_PORT, &["get", "k"]).trim(),
+        cli(auth, &master, REDIS_PORT, &["get", "k"]).trim(),
         "acknowledged",
         "no acknowledged write is lost"
     );

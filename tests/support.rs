@@ -94,3 +94,14 @@ pub fn wait_for(
     }
     start.elapsed()
 }
+
+/// A started program, killed (SIGKILL) and reaped when dropped, even when an
+/// assertion fails.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

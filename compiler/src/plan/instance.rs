@@ -82,6 +82,12 @@ impl Topo<'_> {
             match (kubernetes, ha == CLOUDNATIVEPG) {
                 (true, true) => {}
                 (false, false) if [STREAMING, PATRONI, REPLICA, SENTINEL].contains(&ha) => {}
+                (true, false) if ha == SENTINEL && def.env.contains_key(REDIS_PASSWORD_ENV) => {
+                    diags.push(unsupported(
+                        "a password-protected Redis with Sentinel is not emitted for Kubernetes by this version of stackc".into(),
+                        format!("on Kubernetes, run `{name}` with `ha = sentinel` inside the cluster's network without a password (kind `redis`), or with `ha = single`"),
+                    ));
+                }
                 (true, false) if ha == SENTINEL => {
                     if replicas < 2 {
                         let span = def.replicas.as_ref().map_or(h.span, |r| r.span);

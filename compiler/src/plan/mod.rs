@@ -36,7 +36,8 @@ pub use proxy::{
     HAPROXY_METRICS_PORT, HAPROXY_STATS_PORT,
 };
 pub use replication::{
-    SentinelNode, StreamingPlan, REDIS_DIR, REPLICATION_PASSWORD_ENV, SENTINEL_PORT, STREAMING_DIR,
+    SentinelNode, StreamingPlan, REDIS_DIR, REDIS_PASSWORD_ENV, REPLICATION_PASSWORD_ENV,
+    SENTINEL_PORT, STREAMING_DIR,
 };
 
 #[derive(Debug, Clone, PartialEq)]

@@ -271,18 +271,13 @@ impl Topo<'_> {
             args.extend(["--replica-announce-port".to_string(), own_port.to_string()]);
         }
         args.extend(["--replica-read-only".to_string(), "yes".to_string()]);
-        inst.command = Some(match inst.command.take() {
-            Some(Command::Exec(mut v)) => {
-                v.extend(args);
-                Command::Exec(v)
-            }
-            Some(Command::Shell(s)) => Command::Shell(format!("{s} {}", args.join(" "))),
-            None => {
-                let mut v = vec!["redis-server".to_string()];
-                v.extend(args);
-                Command::Exec(v)
-            }
-        });
+        let auth = if requires_auth(inst) {
+            // A replica that may serve reads authenticates to its master.
+            vec![format!("--masterauth \"${REDIS_PASSWORD_ENV}\"")]
+        } else {
+            Vec::new()
+        };
+        inst.command = Some(extend_command(inst.command.take(), &args, &auth));
     }
 
     /// The streaming role of a placement, when its service is streaming-replicated.
@@ -320,6 +315,67 @@ impl Topo<'_> {
                 self.hosts.get(h).map_or("", |x| x.name.name.as_str())
             ),
         })
+    }
+}
+
+/// The variable a password-protected Redis kind (`redis_auth`) passes its
+/// password in; replication and Sentinel authenticate with it.
+pub const REDIS_PASSWORD_ENV: &str = "REDIS_PASSWORD";
+
+/// Whether an instance runs a password-protected Redis.
+fn requires_auth(inst: &Instance) -> bool {
+    inst.env.iter().any(|v| v.key == REDIS_PASSWORD_ENV)
+}
+
+/// Extends a Redis command with arguments, and with shell words that expand
+/// variables (then the command runs in a shell: `sh -c LINE`). Without a
+/// command, it is `redis-server`.
+fn extend_command(command: Option<Command>, args: &[String], shell: &[String]) -> Command {
+    let quoted = || {
+        args.iter()
+            .map(|a| shell_quote(a))
+            .chain(shell.iter().cloned())
+    };
+    match command {
+        Some(Command::Exec(v)) if v.len() == 3 && v[0] == "sh" && v[1] == "-c" => {
+            let line: Vec<String> = std::iter::once(v[2].clone()).chain(quoted()).collect();
+            Command::Exec(vec![v[0].clone(), v[1].clone(), line.join(" ")])
+        }
+        Some(Command::Shell(s)) => {
+            let line: Vec<String> = std::iter::once(s).chain(quoted()).collect();
+            Command::Shell(line.join(" "))
+        }
+        Some(Command::Exec(mut v)) if shell.is_empty() => {
+            v.extend(args.iter().cloned());
+            Command::Exec(v)
+        }
+        command => {
+            let base = match command {
+                Some(Command::Exec(v)) => v,
+                _ => vec!["redis-server".to_string()],
+            };
+            if shell.is_empty() {
+                return Command::Exec(base.into_iter().chain(args.iter().cloned()).collect());
+            }
+            let line: Vec<String> = std::iter::once("exec".to_string())
+                .chain(base.iter().map(|a| shell_quote(a)))
+                .chain(quoted())
+                .collect();
+            Command::Exec(vec!["sh".into(), "-c".into(), line.join(" ")])
+        }
+    }
+}
+
+/// A word for `sh`: bare when it is plainly safe, else single-quoted.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
 
@@ -466,10 +522,18 @@ impl SentinelNode {
             read_only: true,
             generated: true,
         });
+        // Every node authenticates to its master: any may become a replica.
+        let auth = if requires_auth(inst) {
+            format!(
+                " --requirepass \"${REDIS_PASSWORD_ENV}\" --masterauth \"${REDIS_PASSWORD_ENV}\""
+            )
+        } else {
+            String::new()
+        };
         inst.command = Some(Command::Exec(vec![
             "sh".into(),
             "-c".into(),
-            format!("test -f /data/redis.conf || cp {REDIS_DIR}/redis.conf /data/redis.conf; exec docker-entrypoint.sh redis-server /data/redis.conf"),
+            format!("test -f /data/redis.conf || cp {REDIS_DIR}/redis.conf /data/redis.conf; exec docker-entrypoint.sh redis-server /data/redis.conf{auth}"),
         ]));
     }
 
@@ -492,13 +556,29 @@ impl SentinelNode {
             retries: Some(5),
             start_period: None,
         };
+        // The sentinels authenticate to every node with the nodes' password.
+        let password: Vec<EnvVar> = node
+            .env
+            .iter()
+            .filter(|v| v.key == REDIS_PASSWORD_ENV)
+            .cloned()
+            .collect();
+        let auth = if password.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " --sentinel auth-pass {} \"${REDIS_PASSWORD_ENV}\"",
+                self.plan.master_name
+            )
+        };
         Instance {
             image: node.image.clone(),
             command: Some(Command::Exec(vec![
                 "sh".into(),
                 "-c".into(),
-                format!("test -f /data/sentinel.conf || cp {REDIS_DIR}/sentinel.conf /data/sentinel.conf; exec docker-entrypoint.sh redis-server /data/sentinel.conf --sentinel"),
+                format!("test -f /data/sentinel.conf || cp {REDIS_DIR}/sentinel.conf /data/sentinel.conf; exec docker-entrypoint.sh redis-server /data/sentinel.conf --sentinel{auth}"),
             ])),
+            env: password,
             ports: vec![PortPlan {
                 name: "sentinel".into(),
                 container: SENTINEL_PORT,

@@ -270,10 +270,27 @@ impl Topo<'_> {
                         .collect()
                 };
                 if attr == "sentinel_url" {
-                    // Celery's (kombu's) form: one `sentinel://` URL per sentinel.
-                    let urls: Vec<String> =
-                        list.iter().map(|s| format!("sentinel://{s}")).collect();
-                    return Some(vec![Out::Text(urls.join(";"))]);
+                    // Celery's (kombu's) form: one `sentinel://` URL per sentinel,
+                    // with the nodes' password where they require one.
+                    let password = def
+                        .env
+                        .contains_key(REDIS_PASSWORD_ENV)
+                        .then(|| def.args.get("password"))
+                        .flatten()
+                        .map(|a| self.eval(target, consumer_host, &a.value, fx, diags, depth + 1));
+                    let mut out = Vec::new();
+                    for (i, s) in list.iter().enumerate() {
+                        let sep = if i == 0 { "" } else { ";" };
+                        match &password {
+                            Some(p) => {
+                                out.push(Out::Text(format!("{sep}sentinel://:")));
+                                out.extend(p.iter().cloned());
+                                out.push(Out::Text(format!("@{s}")));
+                            }
+                            None => out.push(Out::Text(format!("{sep}sentinel://{s}"))),
+                        }
+                    }
+                    return Some(normalize(out));
                 }
                 Some(vec![Out::Text(list.join(","))])
             }
