@@ -42,7 +42,7 @@ secret db_password
 secret replication_password
 
 service db: postgres {
-  image = "postgres:15"
+  image = "postgres:MAJOR"
   database = "orders"
   user = "shop"
   password = secret.db_password
@@ -263,6 +263,20 @@ fn text(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
+/// The newest PostgreSQL major version installed in /usr/lib/postgresql.
+fn installed_major() -> String {
+    let mut versions: Vec<u32> = fs::read_dir("/usr/lib/postgresql")
+        .unwrap_or_else(|e| panic!("/usr/lib/postgresql: {e}"))
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    versions.sort_unstable();
+    versions
+        .last()
+        .unwrap_or_else(|| panic!("no PostgreSQL in /usr/lib/postgresql"))
+        .to_string()
+}
+
 #[test]
 fn patroni_fails_over_through_the_generated_haproxy() {
     let programs = [
@@ -272,7 +286,11 @@ fn patroni_fails_over_through_the_generated_haproxy() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let compilation = stackc::compile(STACK, &options(&tmp.path().join("ha.stack")));
+    // The node image's PostgreSQL is the one installed here: its programs are
+    // where the generated `bin_dir` says.
+    let major = installed_major();
+    let stack = STACK.replace("MAJOR", &major);
+    let compilation = stackc::compile(&stack, &options(&tmp.path().join("ha.stack")));
     assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics);
     let out = tmp.path().join("out");
     write_artifacts(&compilation, &out);
@@ -379,7 +397,7 @@ fn patroni_fails_over_through_the_generated_haproxy() {
         });
     }
     let path = format!(
-        "/usr/lib/postgresql/15/bin:{}",
+        "/usr/lib/postgresql/{major}/bin:{}",
         std::env::var("PATH").unwrap_or_default()
     );
     let as_postgres = |n: &Node, args: &[String]| -> Command {
