@@ -91,18 +91,16 @@ pub struct EtcdMember {
 impl Topo<'_> {
     /// Whether a service is run by Patroni in this topology.
     pub(super) fn is_patroni(&self, service: &str) -> bool {
+        let def = self
+            .placements
+            .get(service)
+            .and_then(|ps| ps.first())
+            .map(|p| &p.def);
         self.topo.platform.value == Platform::Compose
-            && self
-                .placements
-                .get(service)
-                .and_then(|ps| ps.first())
-                .and_then(|p| p.def.ha.as_ref())
-                .is_some_and(|h| h.mode.name == PATRONI)
-            && self
-                .placements
-                .get(service)
-                .and_then(|ps| ps.first())
-                .is_some_and(|p| p.def.ha_mode_names().contains(&PATRONI))
+            && def.is_some_and(|d| {
+                d.ha.as_ref().is_some_and(|h| h.mode.name == PATRONI)
+                    && d.ha_mode_names().contains(&PATRONI)
+            })
     }
 
     /// The hosts of a Patroni cluster's etcd members: `etcd = [...]`, else the
