@@ -312,3 +312,81 @@ fn explain() {
     assert_eq!(t.run(&["explain", "port-conflict"]).code, 0);
     assert_eq!(t.run(&["explain", "E9999"]).code, 2);
 }
+
+const MESSY: &str = "service api {\n    image=\"api:1\"   # pinned\n  port http=8000\n}\n";
+const TIDY: &str = "service api {\n  image = \"api:1\"  # pinned\n  port http = 8000\n}\n";
+
+#[test]
+fn fmt_check_prints_a_diff_and_changes_nothing() {
+    let t = Test::new();
+    t.write("app.stack", MESSY);
+    let r = t.run(&["fmt", "--check", "app.stack"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("--- a/app.stack"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("-    image=\"api:1\"   # pinned"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("+  image = \"api:1\"  # pinned"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains("1 of 1 file is not formatted"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(t.read("app.stack"), MESSY);
+}
+
+#[test]
+fn fmt_rewrites_files_below_a_directory() {
+    let t = Test::new();
+    t.write("a.stack", MESSY);
+    t.write("deep/b.stack", MESSY);
+    t.write(".hidden/c.stack", MESSY);
+    t.write("notes.txt", MESSY);
+    let r = t.run(&["fmt"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(t.read("a.stack"), TIDY);
+    assert_eq!(t.read("deep/b.stack"), TIDY);
+    assert_eq!(
+        t.read(".hidden/c.stack"),
+        MESSY,
+        "hidden directories are skipped"
+    );
+    assert_eq!(t.read("notes.txt"), MESSY);
+    let r = t.run(&["fmt", "--check"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
+}
+
+#[test]
+fn fmt_reads_standard_input() {
+    let t = Test::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stackc"))
+        .args(["fmt", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        std::io::Write::write_all(&mut stdin, MESSY.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), TIDY);
+    drop(t);
+}
+
+#[test]
+fn fmt_leaves_a_file_with_syntax_errors_alone() {
+    let t = Test::new();
+    let broken = "service api {\n  image: \"api:1\"\n}\n";
+    t.write("bad.stack", broken);
+    let r = t.run(&["fmt", "bad.stack"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("E0001"), "{}", r.stderr);
+    assert_eq!(t.read("bad.stack"), broken);
+}

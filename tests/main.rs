@@ -12,6 +12,7 @@ mod cli;
 mod consistency;
 mod errors;
 mod examples;
+mod format;
 mod kubernetes;
 mod patroni_failover;
 mod postgres_streaming;

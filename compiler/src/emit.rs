@@ -193,3 +193,21 @@ fn remove_empty_parents(out: &Path, file: &Path) {
         dir = d.parent();
     }
 }
+
+/// Replaces a file's contents atomically: written beside it, then renamed over
+/// it, keeping its permissions. (`stackc fmt` rewrites sources this way.)
+pub fn replace_file(path: &Path, contents: &str) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.stackc-tmp"));
+    fs::write(&tmp, contents)?;
+    if let Ok(meta) = fs::metadata(path) {
+        let _ = fs::set_permissions(&tmp, meta.permissions());
+    }
+    fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
+}

@@ -11,6 +11,7 @@ pub mod check;
 pub mod cli;
 pub mod diag;
 pub mod emit;
+pub mod format;
 pub mod lower;
 pub mod model;
 pub mod plan;

@@ -209,7 +209,13 @@ impl Cx<'_> {
     }
 
     fn entry(&mut self, pair: Pair<'_, Rule>) -> Entry {
-        let span = self.span(&pair);
+        let mut span = self.span(&pair);
+        // The entry ends with its last part: pest's implicit whitespace before
+        // an absent optional part (a label, a value) would take the comments
+        // and blank lines after the entry into its span.
+        if let Some(last) = pair.clone().into_inner().last() {
+            span.end = self.span(&last).end;
+        }
         let mut key = None;
         let mut label = None;
         let mut kind = None;

@@ -1,0 +1,105 @@
+//! The formatter: snapshots of hand-written layouts (input beside output),
+//! idempotence over every .stack file in the repository, the examples and the
+//! stdlib kept formatted, formatting that never changes what a file compiles
+//! to, and comments that are never lost.
+
+use crate::support::{options, read, rel, root, stack_files};
+
+/// Every .stack file of the repository that parses.
+fn all_files() -> Vec<std::path::PathBuf> {
+    ["examples", "stdlib", "tests"]
+        .iter()
+        .flat_map(|d| stack_files(d))
+        .collect()
+}
+
+#[test]
+fn layouts() {
+    for path in stack_files("tests/format") {
+        let text = read(&path);
+        let formatted = stackc::format::format(&rel(&path), &text)
+            .unwrap_or_else(|(_, d)| panic!("{}: {d:?}", rel(&path)));
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("x");
+        insta::assert_snapshot!(
+            format!("format@{stem}"),
+            format!(
+                "----- INPUT {}\n{text}\n----- FORMATTED\n{formatted}",
+                rel(&path)
+            )
+        );
+    }
+}
+
+#[test]
+fn formatting_twice_changes_nothing() {
+    let mut checked = 0;
+    for path in all_files() {
+        let Ok(once) = stackc::format::format(&rel(&path), &read(&path)) else {
+            continue;
+        };
+        let twice = stackc::format::format(&rel(&path), &once)
+            .unwrap_or_else(|(_, d)| panic!("{}: the formatted file fails: {d:?}", rel(&path)));
+        assert_eq!(once, twice, "{}: formatting is not idempotent", rel(&path));
+        checked += 1;
+    }
+    assert!(checked > 40, "{checked} files");
+}
+
+#[test]
+fn examples_and_stdlib_are_formatted() {
+    for path in stack_files("examples")
+        .into_iter()
+        .chain(stack_files("stdlib"))
+    {
+        let text = read(&path);
+        let formatted = stackc::format::format(&rel(&path), &text)
+            .unwrap_or_else(|(_, d)| panic!("{}: {d:?}", rel(&path)));
+        assert!(
+            formatted == text,
+            "{} is not formatted; run `stackc fmt examples stdlib`",
+            rel(&path)
+        );
+    }
+}
+
+/// A formatted file compiles to the same files and the same diagnostics.
+#[test]
+fn formatting_keeps_the_meaning() {
+    for path in all_files() {
+        let text = read(&path);
+        let Ok(formatted) = stackc::format::format(&rel(&path), &text) else {
+            continue;
+        };
+        if formatted == text {
+            continue;
+        }
+        let before = stackc::compile(&text, &options(&path));
+        let after = stackc::compile(&formatted, &options(&path));
+        assert_eq!(before.artifacts, after.artifacts, "{}", rel(&path));
+        let codes = |c: &stackc::Compilation| -> Vec<String> {
+            c.diagnostics
+                .iter()
+                .map(|d| format!("{} {}", d.code.as_str(), d.message))
+                .collect()
+        };
+        assert_eq!(codes(&before), codes(&after), "{}", rel(&path));
+    }
+}
+
+#[test]
+fn a_comment_that_cannot_be_placed_is_an_error_not_a_loss() {
+    let text = "service api {\n  image = # which one?\n    \"api:1\"\n}\n";
+    let Err((_, diags)) = stackc::format::format("x.stack", text) else {
+        panic!("the comment inside the entry must not be dropped");
+    };
+    assert!(diags[0].message.contains("cannot keep this comment"));
+    // Every comment elsewhere is kept, in order.
+    let text = read(&root().join("tests/format/messy.stack"));
+    let formatted = stackc::format::format("messy.stack", &text).unwrap_or_default();
+    let comments = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter_map(|l| l.find('#').map(|i| l[i..].trim().to_string()))
+            .collect()
+    };
+    assert_eq!(comments(&text), comments(&formatted));
+}
