@@ -390,3 +390,94 @@ fn fmt_leaves_a_file_with_syntax_errors_alone() {
     assert!(r.stderr.contains("E0001"), "{}", r.stderr);
     assert_eq!(t.read("bad.stack"), broken);
 }
+
+#[test]
+fn build_check_reports_stale_missing_and_extra_files_and_writes_nothing() {
+    let t = Test::new();
+    t.write("good.stack", GOOD);
+    assert_eq!(t.run(&["build", "good.stack"]).code, 0);
+    let r = t.run(&["build", "--check", "good.stack"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
+    assert!(r.stderr.contains("is up to date"), "{}", r.stderr);
+
+    // Stale: the image changed. Missing: a generated file was deleted. Extra:
+    // the `single` topology is gone from the source.
+    let before = files_under(&t.path("out"));
+    let changed = GOOD
+        .replace("api:1", "api:2")
+        .replace("topology single {\n  host main {\n    address = \"10.0.0.1\"\n    run = [api, db]\n  }\n}\n", "");
+    assert!(!changed.contains("topology single"));
+    t.write("good.stack", &changed);
+    fs::remove_file(t.path("out/split/env/data/db.env")).unwrap_or_else(|e| panic!("{e}"));
+    let before_missing: Vec<_> = before
+        .iter()
+        .filter(|(p, _)| p != "split/env/data/db.env")
+        .cloned()
+        .collect();
+    let r = t.run(&["build", "--check", "good.stack"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("--- a/split/compose/app.yml\n+++ b/split/compose/app.yml"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("-    image: \"api:1\"\n+    image: \"api:2\""),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("--- /dev/null\n+++ b/split/env/data/db.env"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("--- a/single/compose/main.yml\n+++ /dev/null"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("out of date"), "{}", r.stderr);
+    assert_eq!(
+        files_under(&t.path("out")),
+        before_missing,
+        "nothing is written"
+    );
+}
+
+#[test]
+fn diff_summarises_a_change_by_topology_host_and_target() {
+    let t = Test::new();
+    t.write("old.stack", GOOD);
+    t.write(
+        "new.stack",
+        &GOOD.replace("port http = 8000", "port http = 8080"),
+    );
+    let r = t.run(&["diff", "old.stack", "new.stack"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let expected = "\
+2 generated files change
+
+topology single
+  host main
+    compose    changed single/compose/main.yml (+2 -2): services ~api
+
+topology split
+  host app
+    compose    changed split/compose/app.yml (+2 -2): services ~api
+";
+    assert_eq!(r.stdout, expected);
+    // Against the output directory: what `build` would change.
+    assert_eq!(t.run(&["build", "old.stack"]).code, 0);
+    let r = t.run(&["diff", "old.stack"]);
+    assert_eq!(r.stdout, "no generated file changes\n");
+    let r = t.run(&["diff", "--patch", "old.stack", "new.stack"]);
+    assert!(
+        r.stdout.contains("+    healthcheck:") || r.stdout.contains("8080"),
+        "{}",
+        r.stdout
+    );
+}

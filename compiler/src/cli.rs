@@ -39,8 +39,29 @@ enum Cmd {
         /// The output directory (default: `out` beside the .stack file).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Write nothing: compare a fresh build with the output directory, print
+        /// a unified diff of every stale, missing or extra file, and exit 1 if
+        /// any differs.
+        #[arg(long)]
+        check: bool,
         #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
         message_format: MessageFormat,
+    },
+    /// Summarise what a change to a .stack file changes in the generated files,
+    /// by topology, host and target: `diff FILE` against its output directory
+    /// (what `build` would change), `diff OLD NEW` between two versions.
+    Diff {
+        #[arg(num_args = 1..=2, required = true)]
+        files: Vec<PathBuf>,
+        /// Only this topology (repeatable).
+        #[arg(long = "topology", short = 't')]
+        topologies: Vec<String>,
+        /// The output directory of `diff FILE` (default: `out` beside it).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also print the unified diff of every changed file.
+        #[arg(long)]
+        patch: bool,
     },
     /// Explain a diagnostic code (`E0301` or `dependency-cycle`).
     Explain { code: String },
@@ -81,8 +102,22 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             file,
             topologies,
             out,
+            check: true,
+            message_format,
+        } => build_check(&file, topologies, out, message_format),
+        Cmd::Build {
+            file,
+            topologies,
+            out,
+            check: false,
             message_format,
         } => build(&file, topologies, out, message_format),
+        Cmd::Diff {
+            files,
+            topologies,
+            out,
+            patch,
+        } => diff(&files, topologies, out, patch),
         Cmd::Explain { code } => explain(&code),
         Cmd::Fmt { files, check } => fmt(files, check),
     }
@@ -130,11 +165,22 @@ fn check(file: &Path, format: MessageFormat) -> i32 {
     i32::from(diags.iter().any(Diagnostic::is_error))
 }
 
-fn build(file: &Path, topologies: Vec<String>, out: Option<PathBuf>, format: MessageFormat) -> i32 {
-    let text = match read(file) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
+/// A build in memory: the compilation, the output directory, the options and
+/// the topologies whose output it owns. `Err` is the exit code.
+struct Built {
+    compilation: std::mem::ManuallyDrop<crate::Compilation>,
+    out: PathBuf,
+    opts: Options,
+    scope: Vec<String>,
+}
+
+fn build_in_memory(
+    file: &Path,
+    topologies: Vec<String>,
+    out: Option<PathBuf>,
+    format: MessageFormat,
+) -> Result<Built, i32> {
+    let text = read(file)?;
     let source_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let out = out.unwrap_or_else(|| source_dir.join("out"));
     // Compose files sit in <out>/<topology>/compose/.
@@ -147,7 +193,7 @@ fn build(file: &Path, topologies: Vec<String>, out: Option<PathBuf>, format: Mes
     // allocation at a time would only cost time (rustc does the same).
     let compilation = std::mem::ManuallyDrop::new(compilation);
     if compilation.has_errors() {
-        return 1;
+        return Err(1);
     }
     let mut scope: Vec<String> = compilation
         .artifacts
@@ -162,6 +208,109 @@ fn build(file: &Path, topologies: Vec<String>, out: Option<PathBuf>, format: Mes
     }
     scope.sort();
     scope.dedup();
+    Ok(Built {
+        compilation,
+        out,
+        opts,
+        scope,
+    })
+}
+
+/// The output directory as a build of `b` would leave it, compared with what
+/// is there: the changes, and the files a build would refuse to overwrite.
+fn against_output(b: &Built) -> (Vec<crate::review::FileChange>, Vec<PathBuf>) {
+    let (on_disk, blocked) = emit::read_output(
+        &b.out,
+        &b.opts.source_name,
+        &b.scope,
+        &b.compilation.artifacts,
+    );
+    (
+        crate::review::compare(&on_disk, &b.compilation.artifacts),
+        blocked,
+    )
+}
+
+fn build_check(
+    file: &Path,
+    topologies: Vec<String>,
+    out: Option<PathBuf>,
+    format: MessageFormat,
+) -> i32 {
+    let b = match build_in_memory(file, topologies, out, format) {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    let (changes, blocked) = against_output(&b);
+    print!("{}", crate::review::unified(&changes));
+    for p in &blocked {
+        eprintln!(
+            "error: {} is in the way: stackc did not generate it from this source file",
+            p.display()
+        );
+    }
+    if changes.is_empty() && blocked.is_empty() {
+        if format == MessageFormat::Human {
+            eprintln!("{} is up to date", b.out.display());
+        }
+        return 0;
+    }
+    let count = |c: crate::review::Change| changes.iter().filter(|x| x.change == c).count();
+    eprintln!(
+        "{} is out of date: {} stale, {} missing, {} extra file(s); run `stackc build`",
+        b.out.display(),
+        count(crate::review::Change::Changed),
+        count(crate::review::Change::Added),
+        count(crate::review::Change::Removed),
+    );
+    1
+}
+
+fn diff(files: &[PathBuf], topologies: Vec<String>, out: Option<PathBuf>, patch: bool) -> i32 {
+    let changes = match files {
+        [file] => {
+            let b = match build_in_memory(file, topologies, out, MessageFormat::Human) {
+                Ok(b) => b,
+                Err(code) => return code,
+            };
+            against_output(&b).0
+        }
+        [old, new] => {
+            // Both compiled as the new file, so that headers and paths agree.
+            let (old_text, new_text) = match (read(old), read(new)) {
+                (Ok(a), Ok(b)) => (a, b),
+                (Err(code), _) | (_, Err(code)) => return code,
+            };
+            let opts = options(new, topologies, "..".into());
+            let before = crate::compile(&old_text, &opts);
+            let after = crate::compile(&new_text, &opts);
+            report(&before.sources, &before.diagnostics, MessageFormat::Human);
+            report(&after.sources, &after.diagnostics, MessageFormat::Human);
+            if before.has_errors() || after.has_errors() {
+                return 1;
+            }
+            crate::review::compare(&before.artifacts, &after.artifacts)
+        }
+        _ => return 2,
+    };
+    print!("{}", crate::review::summary(&changes));
+    if patch && !changes.is_empty() {
+        println!();
+        print!("{}", crate::review::unified(&changes));
+    }
+    0
+}
+
+fn build(file: &Path, topologies: Vec<String>, out: Option<PathBuf>, format: MessageFormat) -> i32 {
+    let Built {
+        compilation,
+        out,
+        opts,
+        scope,
+    } = match build_in_memory(file, topologies, out, format) {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
     match emit::write(&out, &opts.source_name, &compilation.artifacts, &scope) {
         Ok(r) => {
             if format == MessageFormat::Human {

@@ -211,3 +211,35 @@ pub fn replace_file(path: &Path, contents: &str) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     })
 }
+
+/// The files a build of `source` wrote for the topologies in `scope`, as they
+/// are on disk now (manifests included), and the generated paths that hold a
+/// file stackc does not own (a build would refuse them).
+pub fn read_output(
+    out: &Path,
+    source: &str,
+    scope: &[String],
+    generated: &[Artifact],
+) -> (Vec<Artifact>, Vec<PathBuf>) {
+    let mut owned = BTreeSet::new();
+    for t in scope {
+        owned.extend(owned_files(out, t, source));
+    }
+    let files = owned
+        .iter()
+        .filter_map(|p| {
+            let contents = fs::read_to_string(out.join(p)).ok()?;
+            Some(Artifact {
+                path: p.clone(),
+                contents,
+            })
+        })
+        .collect();
+    let blocked = generated
+        .iter()
+        .filter(|a| !owned.contains(&a.path))
+        .map(|a| out.join(&a.path))
+        .filter(|p| fs::symlink_metadata(p).is_ok())
+        .collect();
+    (files, blocked)
+}

@@ -1,0 +1,202 @@
+//! Comparing two sets of generated files: `stackc build --check` (the output
+//! directory against a fresh build, as unified diffs) and `stackc diff` (what a
+//! change to a .stack file changes in the generated infrastructure, summarised
+//! by topology, host and target for a reviewer).
+
+use std::collections::BTreeMap;
+
+use indexmap::IndexMap;
+
+use crate::targets::{Artifact, MANIFEST};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Added,
+    Removed,
+    Changed,
+}
+
+/// One file that differs: its path in the output directory and both texts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChange {
+    pub path: String,
+    pub change: Change,
+    pub old: String,
+    pub new: String,
+}
+
+/// The files that differ between `old` and `new`, by path. Manifests are left
+/// out: they change with every file they list.
+pub fn compare(old: &[Artifact], new: &[Artifact]) -> Vec<FileChange> {
+    let by_path = |files: &[Artifact]| -> BTreeMap<String, String> {
+        files
+            .iter()
+            .filter(|a| !a.path.ends_with(MANIFEST))
+            .map(|a| (a.path.clone(), a.contents.clone()))
+            .collect()
+    };
+    let (old, new) = (by_path(old), by_path(new));
+    let mut out = Vec::new();
+    for (path, text) in &new {
+        match old.get(path) {
+            None => out.push(FileChange {
+                path: path.clone(),
+                change: Change::Added,
+                old: String::new(),
+                new: text.clone(),
+            }),
+            Some(before) if before != text => out.push(FileChange {
+                path: path.clone(),
+                change: Change::Changed,
+                old: before.clone(),
+                new: text.clone(),
+            }),
+            Some(_) => {}
+        }
+    }
+    for (path, text) in &old {
+        if !new.contains_key(path) {
+            out.push(FileChange {
+                path: path.clone(),
+                change: Change::Removed,
+                old: text.clone(),
+                new: String::new(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// Every change as a unified diff (`/dev/null` for an added or removed file),
+/// paths relative to the output directory.
+pub fn unified(changes: &[FileChange]) -> String {
+    let mut out = String::new();
+    for c in changes {
+        let (from, to) = match c.change {
+            Change::Added => ("/dev/null".to_string(), format!("b/{}", c.path)),
+            Change::Removed => (format!("a/{}", c.path), "/dev/null".to_string()),
+            Change::Changed => (format!("a/{}", c.path), format!("b/{}", c.path)),
+        };
+        let diff = similar::TextDiff::from_lines(&c.old, &c.new);
+        out.push_str(
+            &diff
+                .unified_diff()
+                .context_radius(3)
+                .header(&from, &to)
+                .to_string(),
+        );
+    }
+    out
+}
+
+/// Where a generated file belongs: (topology, host, target).
+fn locate(path: &str) -> (String, Option<String>, String) {
+    let parts: Vec<&str> = path.split('/').collect();
+    let topology = parts.first().copied().unwrap_or_default().to_string();
+    let rest = &parts[1.min(parts.len())..];
+    let stem = |f: &str| f.rsplit_once('.').map_or(f, |(s, _)| s).to_string();
+    match rest {
+        ["compose", file] => (topology, Some(stem(file)), "compose".into()),
+        ["env", host, _] => (topology, Some(host.to_string()), "env".into()),
+        ["k8s", ..] => (topology, None, "kubernetes".into()),
+        [target @ ("nginx" | "haproxy" | "prometheus"), ..] => (topology, None, target.to_string()),
+        // A service's own files: per host (`<service>/<host>/...`) or shared.
+        [service, host, _] if *host != "image" => {
+            (topology, Some(host.to_string()), service.to_string())
+        }
+        [service, ..] if rest.len() > 1 => (topology, None, service.to_string()),
+        _ => (topology, None, "files".into()),
+    }
+}
+
+/// The services a compose file's change adds, removes and changes.
+fn compose_services(c: &FileChange) -> Vec<String> {
+    let services = |text: &str| -> IndexMap<String, String> {
+        let v: serde_norway::Value = serde_norway::from_str(text).unwrap_or_default();
+        v.get("services")
+            .and_then(|s| s.as_mapping())
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.as_str()?.to_string(), serde_norway::to_string(v).ok()?)))
+            .collect()
+    };
+    let (old, new) = (services(&c.old), services(&c.new));
+    let mut out = Vec::new();
+    for (name, body) in &new {
+        match old.get(name) {
+            None => out.push(format!("+{name}")),
+            Some(b) if b != body => out.push(format!("~{name}")),
+            Some(_) => {}
+        }
+    }
+    out.extend(
+        old.keys()
+            .filter(|k| !new.contains_key(*k))
+            .map(|k| format!("-{k}")),
+    );
+    out
+}
+
+/// A reviewer's summary: per topology, per host (then the files of no single
+/// host), one line per changed file with its target, what happened and the
+/// lines added and removed; for compose files, the services.
+pub fn summary(changes: &[FileChange]) -> String {
+    if changes.is_empty() {
+        return "no generated file changes\n".into();
+    }
+    type Group = BTreeMap<Option<String>, Vec<(String, String)>>;
+    let mut topologies: BTreeMap<String, Group> = BTreeMap::new();
+    for c in changes {
+        let (topology, host, target) = locate(&c.path);
+        let diff = similar::TextDiff::from_lines(&c.old, &c.new);
+        let (mut plus, mut minus) = (0, 0);
+        for op in diff.iter_all_changes() {
+            match op.tag() {
+                similar::ChangeTag::Insert => plus += 1,
+                similar::ChangeTag::Delete => minus += 1,
+                similar::ChangeTag::Equal => {}
+            }
+        }
+        let what = match c.change {
+            Change::Added => "added",
+            Change::Removed => "removed",
+            Change::Changed => "changed",
+        };
+        let mut line = format!("{what} {} (+{plus} -{minus})", c.path);
+        if target == "compose" {
+            let services = compose_services(c);
+            if !services.is_empty() {
+                line.push_str(&format!(": services {}", services.join(" ")));
+            }
+        }
+        topologies
+            .entry(topology)
+            .or_default()
+            .entry(host)
+            .or_default()
+            .push((target, line));
+    }
+    let files = changes.len();
+    let mut out = format!(
+        "{files} generated file{} change{}\n",
+        if files == 1 { "" } else { "s" },
+        if files == 1 { "s" } else { "" }
+    );
+    for (topology, hosts) in topologies {
+        out.push_str(&format!("\ntopology {topology}\n"));
+        // Hosts first, in name order; then the files of the whole topology.
+        let mut groups: Vec<_> = hosts.into_iter().collect();
+        groups.sort_by_key(|(h, _)| (h.is_none(), h.clone()));
+        for (host, lines) in groups {
+            match host {
+                Some(h) => out.push_str(&format!("  host {h}\n")),
+                None => out.push_str("  all hosts\n"),
+            }
+            for (target, line) in lines {
+                out.push_str(&format!("    {target:<10} {line}\n"));
+            }
+        }
+    }
+    out
+}
