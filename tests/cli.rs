@@ -308,7 +308,16 @@ fn explain() {
     let t = Test::new();
     let r = t.run(&["explain", "E0301"]);
     assert_eq!(r.code, 0);
-    assert!(r.stdout.contains("cycle"), "{}", r.stdout);
+    assert!(
+        r.stdout.starts_with("## E0301 dependency-cycle\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("### Wrong") && r.stdout.contains("### Right"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(t.run(&["explain", "port-conflict"]).code, 0);
     assert_eq!(t.run(&["explain", "E9999"]).code, 2);
 }
@@ -480,4 +489,68 @@ topology split
         "{}",
         r.stdout
     );
+}
+
+const CYCLE: &str = "service a {\n  image = \"a:1\"\n  port http = 8000\n  env { B = b.url }\n}\n\nservice b {\n  image = \"b:1\"\n  port http = 8000\n  env { A = a.url }\n}\n\ntopology single {\n  host main { run = [a, b] }\n}\n";
+
+#[test]
+fn github_annotations() {
+    let t = Test::new();
+    t.write("app.stack", CYCLE);
+    let r = t.run(&["check", "app.stack", "--message-format", "github"]);
+    assert_eq!(r.code, 1);
+    let line = r.stdout.lines().next().unwrap_or_default();
+    assert!(
+        line.starts_with("::error file=app.stack,line=4,col=13,endLine=4,endColumn=18,title=E0301 dependency-cycle::dependency cycle: a -> b -> a"),
+        "{line}"
+    );
+    // One line per diagnostic: newlines in the message are escaped.
+    assert!(line.contains("%0Ahelp: "), "{line}");
+    assert_eq!(r.stdout.lines().count(), 1, "{}", r.stdout);
+}
+
+#[test]
+fn sarif_log() {
+    let t = Test::new();
+    t.write("app.stack", CYCLE);
+    let r = t.run(&["check", "app.stack", "--message-format", "sarif"]);
+    assert_eq!(r.code, 1);
+    let log: serde_json::Value =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
+    assert_eq!(log["version"], "2.1.0");
+    let run = &log["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "stackc");
+    let rules = run["tool"]["driver"]["rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(rules.len(), stackc::diag::Code::ALL.len());
+    let results = run["results"].as_array().cloned().unwrap_or_default();
+    assert_eq!(results.len(), 1);
+    let result = &results[0];
+    assert_eq!(result["ruleId"], "E0301");
+    assert_eq!(result["level"], "error");
+    // ruleIndex points at the rule of the same id.
+    let index = result["ruleIndex"].as_u64().unwrap_or(u64::MAX) as usize;
+    assert_eq!(rules[index]["id"], "E0301");
+    assert_eq!(rules[index]["name"], "dependency-cycle");
+    let region = &result["locations"][0]["physicalLocation"]["region"];
+    assert_eq!(
+        (region["startLine"].as_u64(), region["startColumn"].as_u64()),
+        (Some(4), Some(13))
+    );
+    assert_eq!(
+        result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "app.stack"
+    );
+    // The other steps of the cycle are related locations.
+    assert!(result["relatedLocations"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty()));
+    // A clean file is an empty log, not no output.
+    t.write("ok.stack", GOOD);
+    let r = t.run(&["check", "ok.stack", "--message-format", "sarif"]);
+    assert_eq!(r.code, 0);
+    let log: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_default();
+    assert_eq!(log["runs"][0]["results"], serde_json::json!([]));
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use stackc::diag::Code;
 
-use crate::support::{options, read, rel, stack_files};
+use crate::support::{options, read, rel, root, stack_files};
 
 fn expected_codes(text: &str) -> BTreeSet<String> {
     text.lines()
@@ -75,11 +75,71 @@ fn every_error_case() {
     assert!(missing.is_empty(), "codes with no error case: {missing:?}");
 }
 
+/// The ```stack block after a heading of an explanation.
+fn example(text: &str, heading: &str) -> Option<String> {
+    let after = &text[text.find(heading)? + heading.len()..];
+    let start = after.find("```stack\n")? + "```stack\n".len();
+    let end = after[start..].find("```")?;
+    Some(after[start..start + end].to_string())
+}
+
+/// Every code has an explanation with a wrong example that produces it and a
+/// right one that does not (and has no error at all).
 #[test]
 fn every_code_is_explained() {
+    let mut failures = Vec::new();
     for code in Code::ALL {
-        assert!(code.explanation().len() > 20, "{code}");
+        let text = code.explanation();
         assert_eq!(Code::parse(code.as_str()), Some(*code));
         assert_eq!(Code::parse(code.slug()), Some(*code));
+        let title = format!("## {} {}\n", code.as_str(), code.slug());
+        assert!(text.starts_with(&title), "{code}: starts with {title:?}");
+        // E0900 is stackc's own failure: no input produces it.
+        if *code == Code::Internal {
+            continue;
+        }
+        let wrong =
+            example(text, "### Wrong").unwrap_or_else(|| panic!("{code}: no wrong example"));
+        let right =
+            example(text, "### Right").unwrap_or_else(|| panic!("{code}: no right example"));
+        let codes = |source: &str| -> Vec<Code> {
+            stackc::compile(source, &options(std::path::Path::new("example.stack")))
+                .diagnostics
+                .iter()
+                .map(|d| d.code)
+                .collect()
+        };
+        // Examples are written as `stackc fmt` writes (a syntax error aside).
+        for (which, text) in [("wrong", &wrong), ("right", &right)] {
+            if let Ok(formatted) = stackc::format::format("example.stack", text) {
+                if &formatted != text {
+                    failures.push(format!("{code}: the {which} example is not formatted"));
+                }
+            }
+        }
+        let found = codes(&wrong);
+        if !found.contains(code) {
+            failures.push(format!("{code}: the wrong example gives {found:?}"));
+        }
+        let compilation = stackc::compile(&right, &options(std::path::Path::new("example.stack")));
+        let found: Vec<Code> = compilation.diagnostics.iter().map(|d| d.code).collect();
+        if found.contains(code) || compilation.has_errors() {
+            failures.push(format!("{code}: the right example gives {found:?}"));
+        }
     }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn docs_errors_md_is_generated_from_the_explanations() {
+    let path = root().join("docs/errors.md");
+    let expected = stackc::diag::errors_markdown();
+    if std::env::var_os("STACKC_BLESS").is_some() {
+        std::fs::write(&path, &expected).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let actual = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        actual == expected,
+        "docs/errors.md is out of date: run `STACKC_BLESS=1 cargo test --test stackc-tests docs_errors`"
+    );
 }

@@ -81,6 +81,10 @@ enum Cmd {
 enum MessageFormat {
     Human,
     Json,
+    /// GitHub Actions annotations (workflow commands).
+    Github,
+    /// A SARIF 2.1.0 log, for code scanning.
+    Sarif,
 }
 
 /// Runs the command line; returns the exit code.
@@ -141,6 +145,14 @@ fn report(sources: &SourceMap, diags: &[Diagnostic], format: MessageFormat) {
         }
         MessageFormat::Json => {
             print!("{}", render_json(sources, diags));
+            let _ = std::io::stdout().flush();
+        }
+        MessageFormat::Github => {
+            print!("{}", crate::report::render_github(sources, diags));
+            let _ = std::io::stdout().flush();
+        }
+        MessageFormat::Sarif => {
+            print!("{}", crate::report::render_sarif(sources, diags));
             let _ = std::io::stdout().flush();
         }
     }
@@ -335,12 +347,7 @@ fn build(file: &Path, topologies: Vec<String>, out: Option<PathBuf>, format: Mes
 fn explain(code: &str) -> i32 {
     match Code::parse(code) {
         Some(c) => {
-            println!(
-                "{} ({}): {}",
-                c.as_str(),
-                c.slug(),
-                c.explanation().trim_end()
-            );
+            println!("{}", c.explanation().trim_end());
             0
         }
         None => {

@@ -244,8 +244,15 @@ macro_rules! codes {
                 match self { $(Code::$name => Severity::$sev,)* }
             }
 
-            pub fn explanation(self) -> &'static str {
+            /// The one-paragraph summary: the code's doc comment.
+            pub fn summary(self) -> &'static str {
                 match self { $(Code::$name => concat!($($doc, "\n"),+),)* }
+            }
+
+            /// The long explanation, with a wrong and a right example:
+            /// `compiler/explain/CODE.md` (docs/errors.md is made of them).
+            pub fn explanation(self) -> &'static str {
+                match self { $(Code::$name => include_str!(concat!("../explain/", $code, ".md")),)* }
             }
         }
     };
@@ -345,6 +352,19 @@ codes! {
     /// stackc failed to write a file it should be able to write: a bug in stackc.
     /// Nothing is written; please report it with the input.
     Internal = "E0900", Error, "internal";
+}
+
+/// docs/errors.md: every code's explanation, in code order.
+pub fn errors_markdown() -> String {
+    let mut out = String::from(
+        "# Diagnostic codes\n\n<!-- Generated from compiler/explain/*.md by the test suite (tests/errors.rs); edit those files. -->\n\nEvery diagnostic has a stable code; `stackc explain CODE` prints its entry. Codes are never reused.\n",
+    );
+    for c in Code::ALL {
+        out.push('\n');
+        out.push_str(c.explanation().trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 impl fmt::Display for Code {

@@ -15,6 +15,7 @@ pub mod format;
 pub mod lower;
 pub mod model;
 pub mod plan;
+pub mod report;
 pub mod review;
 pub mod stdlib;
 pub mod syntax;
