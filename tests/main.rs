@@ -13,6 +13,7 @@ mod consistency;
 mod errors;
 mod examples;
 mod format;
+mod graph;
 mod kubernetes;
 mod patroni_failover;
 mod postgres_streaming;

@@ -7,6 +7,22 @@ use std::path::{Component, Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+// Output that never panics: a closed pipe (`stackc graph FILE | head`) or a
+// full disk ends the output quietly instead of aborting with a panic. These
+// shadow the standard macros in this module.
+macro_rules! print {
+    ($($t:tt)*) => {{ let _ = write!(std::io::stdout(), $($t)*); }};
+}
+macro_rules! println {
+    ($($t:tt)*) => {{ let _ = writeln!(std::io::stdout(), $($t)*); }};
+}
+macro_rules! eprint {
+    ($($t:tt)*) => {{ let _ = write!(std::io::stderr(), $($t)*); }};
+}
+macro_rules! eprintln {
+    ($($t:tt)*) => {{ let _ = writeln!(std::io::stderr(), $($t)*); }};
+}
+
 use crate::diag::{render_human, render_json, Code, Diagnostic, SourceMap};
 use crate::emit;
 use crate::Options;
@@ -63,6 +79,16 @@ enum Cmd {
         #[arg(long)]
         patch: bool,
     },
+    /// Draw a file's topologies: hosts as clusters, the containers on them, their
+    /// dependencies, HA members joined.
+    Graph {
+        file: PathBuf,
+        /// Only this topology (repeatable).
+        #[arg(long = "topology", short = 't')]
+        topologies: Vec<String>,
+        #[arg(long, value_enum, default_value_t = GraphFormatArg::Dot)]
+        format: GraphFormatArg,
+    },
     /// Explain a diagnostic code (`E0301` or `dependency-cycle`).
     Explain { code: String },
     /// Format .stack files in place: the given files and directories, or every
@@ -75,6 +101,13 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum GraphFormatArg {
+    /// Graphviz
+    Dot,
+    Mermaid,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +156,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             patch,
         } => diff(&files, topologies, out, patch),
         Cmd::Explain { code } => explain(&code),
+        Cmd::Graph {
+            file,
+            topologies,
+            format,
+        } => graph(&file, topologies, format),
         Cmd::Fmt { files, check } => fmt(files, check),
     }
 }
@@ -342,6 +380,25 @@ fn build(file: &Path, topologies: Vec<String>, out: Option<PathBuf>, format: Mes
             2
         }
     }
+}
+
+fn graph(file: &Path, topologies: Vec<String>, format: GraphFormatArg) -> i32 {
+    let text = match read(file) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let (sources, plan, diags) =
+        crate::analyze(&text, &options(file, topologies.clone(), "..".into()));
+    report(&sources, &diags, MessageFormat::Human);
+    let Some(plan) = plan.filter(|_| !diags.iter().any(Diagnostic::is_error)) else {
+        return 1;
+    };
+    let format = match format {
+        GraphFormatArg::Dot => crate::graph::GraphFormat::Dot,
+        GraphFormatArg::Mermaid => crate::graph::GraphFormat::Mermaid,
+    };
+    print!("{}", crate::graph::render(&plan, &topologies, format));
+    0
 }
 
 fn explain(code: &str) -> i32 {

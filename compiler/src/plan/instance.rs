@@ -346,6 +346,21 @@ impl Topo<'_> {
                 .as_ref()
                 .map_or(Restart::UnlessStopped, |r| r.value),
             depends_on: depends_on.into_iter().collect(),
+            refers_to: {
+                let mut targets: Vec<String> = Vec::new();
+                for (target, _) in &fx.deps {
+                    // A Patroni cluster is reached through the HAProxy beside.
+                    let target = if self.is_patroni(target) {
+                        format!("{target}-haproxy")
+                    } else {
+                        target.clone()
+                    };
+                    if target != name && !targets.contains(&target) {
+                        targets.push(target);
+                    }
+                }
+                targets
+            },
             kind: self
                 .stack
                 .services

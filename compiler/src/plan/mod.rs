@@ -163,6 +163,8 @@ pub struct Instance {
     pub probes: Probes,
     pub restart: Restart,
     pub depends_on: Vec<(String, Condition)>,
+    /// The services its values refer to at run time (`db.url`), wherever they run.
+    pub refers_to: Vec<String>,
     /// The kind the service was declared with, if any.
     pub kind: Option<String>,
     pub public: Vec<String>,
@@ -213,6 +215,7 @@ impl Instance {
             probes: Probes::default(),
             restart: Restart::UnlessStopped,
             depends_on: Vec::new(),
+            refers_to: Vec::new(),
             kind: None,
             public: Vec::new(),
             public_url: None,

@@ -424,6 +424,7 @@ impl Topo<'_> {
         if node.watchdog == Watchdog::Required {
             inst.devices.push("/dev/watchdog".into());
         }
+        inst.refers_to.push(format!("{}-etcd", node.service));
     }
 
     /// The etcd members a host runs, one per Patroni cluster that lists it.
@@ -521,6 +522,7 @@ impl Topo<'_> {
                 read_only: true,
                 generated: true,
             }],
+            refers_to: vec![service.to_string()],
             ..Instance::auxiliary(name, Role::Stateless)
         }
     }
