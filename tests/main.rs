@@ -15,6 +15,7 @@ mod examples;
 mod format;
 mod graph;
 mod kubernetes;
+mod lsp;
 mod patroni_failover;
 mod postgres_streaming;
 mod proxy_e2e;

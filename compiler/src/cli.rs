@@ -89,6 +89,8 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = GraphFormatArg::Dot)]
         format: GraphFormatArg,
     },
+    /// Run the language server on standard input and output (for editors).
+    Lsp,
     /// Explain a diagnostic code (`E0301` or `dependency-cycle`).
     Explain { code: String },
     /// Format .stack files in place: the given files and directories, or every
@@ -156,6 +158,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             patch,
         } => diff(&files, topologies, out, patch),
         Cmd::Explain { code } => explain(&code),
+        Cmd::Lsp => crate::lsp::run_stdio(),
         Cmd::Graph {
             file,
             topologies,

@@ -14,6 +14,7 @@ pub mod emit;
 pub mod format;
 pub mod graph;
 pub mod lower;
+pub mod lsp;
 pub mod model;
 pub mod plan;
 pub mod report;
@@ -53,18 +54,34 @@ impl Compilation {
 
 /// Parses, checks and plans; returns the plan when there are no errors.
 pub fn analyze(text: &str, options: &Options) -> (SourceMap, Option<plan::Plan>, Vec<Diagnostic>) {
+    let a = analyze_with_trees(text, options);
+    (a.sources, a.plan, a.diagnostics)
+}
+
+/// An analysis with the syntax trees it was made from (the stdlib's, then the
+/// user's), for the language server.
+pub struct Analyzed {
+    pub sources: SourceMap,
+    pub trees: Vec<(diag::FileId, syntax::File)>,
+    pub user: diag::FileId,
+    pub plan: Option<plan::Plan>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// `analyze`, keeping the syntax trees.
+pub fn analyze_with_trees(text: &str, options: &Options) -> Analyzed {
     let mut sources = SourceMap::default();
     let mut diags = Diagnostics::default();
     let mut files = Vec::new();
     for (name, std_text) in stdlib::FILES {
         let id = sources.add(format!("<stdlib>/{name}"), *std_text);
-        files.push((syntax::parse(id, std_text, &mut diags), true));
+        files.push((id, syntax::parse(id, std_text, &mut diags), true));
     }
     let user = sources.add(options.source_name.clone(), text);
-    files.push((syntax::parse(user, text, &mut diags), false));
+    files.push((user, syntax::parse(user, text, &mut diags), false));
     let units: Vec<lower::Unit<'_>> = files
         .iter()
-        .map(|(file, stdlib)| lower::Unit {
+        .map(|(_, file, stdlib)| lower::Unit {
             file,
             stdlib: *stdlib,
         })
@@ -81,7 +98,13 @@ pub fn analyze(text: &str, options: &Options) -> (SourceMap, Option<plan::Plan>,
     let plan = plan::plan(&stack, &checked, &mut diags);
     let has_errors = diags.has_errors();
     let diagnostics = diags.finish();
-    (sources, (!has_errors).then_some(plan), diagnostics)
+    Analyzed {
+        sources,
+        trees: files.into_iter().map(|(id, f, _)| (id, f)).collect(),
+        user,
+        plan: (!has_errors).then_some(plan),
+        diagnostics,
+    }
 }
 
 /// Keeps the topologies asked for with `--topology` (all when none is named), and

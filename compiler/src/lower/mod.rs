@@ -360,3 +360,33 @@ pub(super) fn duplicate(name: &Ident, what: &str, first: Span) -> Diagnostic {
     .with_secondary(first, "first defined here")
     .help(format!("rename one of them; {what} names are unique"))
 }
+
+/// The fields of a block, by the key that opens it (`service`, `health`, ...),
+/// for the language server's completion. `""` is the top level.
+pub fn fields_of(block: &str) -> Vec<&'static str> {
+    let fields: &[&[&str]] = match block {
+        "" => &[TOP_FIELDS],
+        "service" | "override" | "run" => &[SERVICE_FIELDS],
+        "kind" => &[SERVICE_FIELDS, KIND_ONLY_FIELDS],
+        "secret" => &[SECRET_FIELDS],
+        "external" => &[EXTERNAL_FIELDS],
+        "topology" => &[TOPOLOGY_FIELDS],
+        "autoscale" => &[AUTOSCALE_FIELDS],
+        "scale_up" | "scale_down" => &[SCALE_POLICY_FIELDS],
+        "update" => &[UPDATE_FIELDS],
+        "volume" => &[VOLUME_FIELDS],
+        "metrics" => &[METRICS_FIELDS],
+        "ha" => &[HA_FIELDS],
+        "host" => &[HOST_FIELDS],
+        "resources" => &[RESOURCE_FIELDS],
+        "health" => &[HEALTH_FIELDS, PROBE_FIELDS],
+        "liveness" | "readiness" | "startup" => &[PROBE_FIELDS],
+        "port" => &[PORT_FIELDS],
+        "mount" => &[MOUNT_FIELDS],
+        "route" => &[ROUTE_FIELDS],
+        "proxy" => &[PROXY_FIELDS],
+        "tls" => &[TLS_FIELDS],
+        _ => &[],
+    };
+    fields.iter().flat_map(|f| f.iter().copied()).collect()
+}

@@ -1,0 +1,739 @@
+//! The language server's answers, each a function of one file's `Analysis`.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use lsp_types::{
+    CodeAction, CodeActionKind, CodeActionOrCommand, CodeActionParams, CompletionItem,
+    CompletionItemKind, CompletionResponse, DiagnosticRelatedInformation, DiagnosticSeverity,
+    DocumentSymbol, DocumentSymbolResponse, GotoDefinitionResponse, Hover, HoverContents, Location,
+    MarkupContent, MarkupKind, NumberOrString, Position, TextEdit, Uri, WorkspaceEdit,
+};
+
+use super::index::{Definition, SymbolKind, Target};
+use super::text::{offset, range, Encoding};
+use super::Analysis;
+use crate::diag::{Diagnostic, Severity, Span};
+use crate::plan::Out;
+use crate::syntax::{Entry, EntryValue, Label};
+
+/// The URI of a span's file: the document itself, or a stdlib file written
+/// once to a cache directory so that an editor can open it.
+fn uri_of(a: &Analysis, span: Span, doc: &Uri) -> Option<Uri> {
+    if span.file == a.user {
+        return Some(doc.clone());
+    }
+    let file = a.sources.get(span.file);
+    let name = file.name.strip_prefix("<stdlib>/")?;
+    let dir = std::env::temp_dir().join(format!("stackc-stdlib-{}", env!("CARGO_PKG_VERSION")));
+    let path = dir.join(name);
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(&*file.text) {
+        std::fs::create_dir_all(&dir).ok()?;
+        std::fs::write(&path, &*file.text).ok()?;
+    }
+    Uri::from_str(&format!("file://{}", path.display())).ok()
+}
+
+fn location(a: &Analysis, span: Span, doc: &Uri, enc: Encoding) -> Option<Location> {
+    let text = &a.sources.get(span.file).text;
+    Some(Location {
+        uri: uri_of(a, span, doc)?,
+        range: range(text, span.start as usize, span.end as usize, enc),
+    })
+}
+
+/// The help's suggested name, for a quick fix: "did you mean `x`?".
+fn suggestion(help: &str) -> Option<&str> {
+    let rest = &help[help.find("did you mean `")? + "did you mean `".len()..];
+    Some(&rest[..rest.find('`')?])
+}
+
+pub fn diagnostics(a: &Analysis, doc: &Uri, enc: Encoding) -> Vec<lsp_types::Diagnostic> {
+    a.diagnostics
+        .iter()
+        .map(|d| to_lsp(a, d, doc, enc))
+        .collect()
+}
+
+fn to_lsp(a: &Analysis, d: &Diagnostic, doc: &Uri, enc: Encoding) -> lsp_types::Diagnostic {
+    // Shown in the document: the primary span, else the first label in it (a
+    // conflict with a stdlib port), else the file's start.
+    let in_doc = std::iter::once(&d.primary)
+        .chain(&d.secondary)
+        .find(|l| l.span.file == a.user)
+        .map(|l| l.span);
+    let range = in_doc.map_or_else(lsp_types::Range::default, |s| {
+        range(&a.text, s.start as usize, s.end as usize, enc)
+    });
+    let mut message = d.message.clone();
+    if !d.primary.message.is_empty() {
+        message.push_str(&format!(": {}", d.primary.message));
+    }
+    if let Some(help) = &d.help {
+        message.push_str(&format!("\nhelp: {help}"));
+    }
+    let related: Vec<DiagnosticRelatedInformation> = d
+        .secondary
+        .iter()
+        .filter_map(|l| {
+            Some(DiagnosticRelatedInformation {
+                location: location(a, l.span, doc, enc)?,
+                message: l.message.clone(),
+            })
+        })
+        .collect();
+    lsp_types::Diagnostic {
+        range,
+        severity: Some(match d.severity {
+            Severity::Error => DiagnosticSeverity::ERROR,
+            Severity::Warning => DiagnosticSeverity::WARNING,
+        }),
+        code: Some(NumberOrString::String(d.code.as_str().to_string())),
+        source: Some("stackc".into()),
+        message,
+        related_information: (!related.is_empty()).then_some(related),
+        data: d
+            .help
+            .as_deref()
+            .and_then(suggestion)
+            .map(|s| serde_json::json!({ "replacement": s })),
+        ..lsp_types::Diagnostic::default()
+    }
+}
+
+/// The entries of the user's file that contain an offset, outermost first.
+fn chain(a: &Analysis, at: usize) -> Vec<&Entry> {
+    let mut out = Vec::new();
+    let Some((_, file)) = a.trees.iter().find(|(id, _)| *id == a.user) else {
+        return out;
+    };
+    let mut entries = &file.entries;
+    while let Some(e) = entries
+        .iter()
+        .find(|e| e.span.start as usize <= at && at <= e.span.end as usize)
+    {
+        out.push(e);
+        match &e.value {
+            EntryValue::Block(inner) => entries = inner,
+            _ => break,
+        }
+    }
+    out
+}
+
+fn label_name(e: &Entry) -> Option<&str> {
+    match &e.label {
+        Some(Label::Ident(i)) => Some(&i.name),
+        _ => None,
+    }
+}
+
+fn render(value: &[Out]) -> String {
+    value
+        .iter()
+        .map(|p| match p {
+            Out::Text(t) => t.clone(),
+            Out::Secret { env, .. } => format!("${{{env}}}"),
+        })
+        .collect()
+}
+
+/// The comment lines right above an entry.
+fn doc_comment(text: &str, start: usize) -> String {
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let mut lines: Vec<&str> = Vec::new();
+    for line in text[..line_start].lines().rev() {
+        match line.trim().strip_prefix('#') {
+            Some(c) => lines.push(c.trim()),
+            None => break,
+        }
+    }
+    lines.reverse();
+    lines.join(" ")
+}
+
+/// The `param NAME` entry of a kind or of its ancestors: (file text, entry).
+fn param<'a>(a: &'a Analysis, kind: &str, name: &str) -> Option<(&'a str, &'a Entry)> {
+    let mut current = kind.to_string();
+    for _ in 0..16 {
+        let def = a.index.definition(&Target {
+            kind: SymbolKind::Kind,
+            name: current.clone(),
+            topology: None,
+        })?;
+        let (_, tree) = a.trees.iter().find(|(id, _)| *id == def.span.file)?;
+        let kind_entry = tree.entries.iter().find(|e| e.span == def.entry)?;
+        if let EntryValue::Block(entries) = &kind_entry.value {
+            if let Some(p) = entries
+                .iter()
+                .find(|e| e.key.name == "param" && label_name(e) == Some(name))
+            {
+                return Some((&a.sources.get(def.span.file).text, p));
+            }
+        }
+        current = def.kind_of.clone()?;
+    }
+    None
+}
+
+/// The kind of a service, from its definition.
+fn kind_of(a: &Analysis, service: &str) -> Option<String> {
+    a.index
+        .definition(&Target {
+            kind: SymbolKind::Service,
+            name: service.to_string(),
+            topology: None,
+        })?
+        .kind_of
+        .clone()
+}
+
+fn markdown(value: String) -> Hover {
+    Hover {
+        contents: HoverContents::Markup(MarkupContent {
+            kind: MarkupKind::Markdown,
+            value,
+        }),
+        range: None,
+    }
+}
+
+fn describe(a: &Analysis, target: &Target) -> String {
+    let mut out = format!("**{}** `{}`", target.kind.word(), target.name);
+    let def = a.index.definition(target);
+    if let Some(k) = def.and_then(|d| d.kind_of.as_ref()) {
+        out.push_str(&format!(": `{k}`"));
+    }
+    if let Some(d) = def {
+        let text = &a.sources.get(d.span.file).text;
+        let comment = doc_comment(text, d.entry.start as usize);
+        if !comment.is_empty() {
+            out.push_str(&format!("\n\n{comment}"));
+        }
+    }
+    let Some(plan) = &a.plan else {
+        return out + "\n\n(placements and values appear once the file has no errors)";
+    };
+    match target.kind {
+        SymbolKind::Service => {
+            for t in &plan.topologies {
+                let hosts: Vec<String> = t
+                    .hosts
+                    .iter()
+                    .filter_map(|h| {
+                        let i = h.services.iter().find(|i| i.name == target.name)?;
+                        let mut s = format!("`{}`", h.name);
+                        if i.replicas > 1 {
+                            s.push_str(&format!(" x{}", i.replicas));
+                        }
+                        if i.ha != "single" {
+                            s.push_str(&format!(" ({})", i.ha));
+                        }
+                        Some(s)
+                    })
+                    .collect();
+                if !hosts.is_empty() {
+                    out.push_str(&format!("\n- topology `{}`: {}", t.name, hosts.join(", ")));
+                }
+            }
+        }
+        SymbolKind::Secret => {
+            if let Some(s) = plan.secrets.get(&target.name) {
+                out.push_str(&format!(
+                    "\n\nreaches containers as `${{{}}}`{}; its value is never written into a generated file",
+                    s.env_name,
+                    if s.optional { " (optional)" } else { "" }
+                ));
+            }
+        }
+        SymbolKind::Host => {
+            let host = plan
+                .topologies
+                .iter()
+                .filter(|t| Some(&t.name) == target.topology.as_ref())
+                .flat_map(|t| &t.hosts)
+                .find(|h| h.name == target.name);
+            if let Some(h) = host {
+                if let Some(addr) = &h.address {
+                    out.push_str(&format!("\n\naddress `{addr}`"));
+                }
+                let names: Vec<String> =
+                    h.services.iter().map(|i| format!("`{}`", i.name)).collect();
+                out.push_str(&format!("\n\nruns {}", names.join(", ")));
+            }
+        }
+        SymbolKind::Topology => {
+            if let Some(t) = plan.topologies.iter().find(|t| t.name == target.name) {
+                let hosts: Vec<String> = t.hosts.iter().map(|h| format!("`{}`", h.name)).collect();
+                out.push_str(&format!("\n\n{:?}, hosts {}", t.platform, hosts.join(", ")));
+            }
+        }
+        SymbolKind::Kind => {}
+    }
+    out
+}
+
+/// The value of an env entry of a service, in every topology and host.
+fn env_values(a: &Analysis, service: &str, key: &str, only: Option<&str>) -> Vec<String> {
+    let Some(plan) = &a.plan else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for t in plan
+        .topologies
+        .iter()
+        .filter(|t| only.is_none_or(|o| o == t.name))
+    {
+        for h in &t.hosts {
+            for i in h.services.iter().filter(|i| i.name == service) {
+                if let Some(v) = i.env.iter().find(|v| v.key == key) {
+                    out.push(format!(
+                        "- `{}` / `{}`: `{}`",
+                        t.name,
+                        h.name,
+                        render(&v.value)
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+pub fn hover(a: &Analysis, pos: Position, enc: Encoding) -> Option<Hover> {
+    let at = offset(&a.text, pos, enc);
+    let entries = chain(a, at);
+    // The service (and topology) the position is in.
+    let (topology, service) = match entries.as_slice() {
+        [t, o, ..] if t.key.name == "topology" && o.key.name == "override" => {
+            (label_name(t), label_name(o))
+        }
+        [s, ..] if s.key.name == "service" => (None, label_name(s)),
+        _ => (None, None),
+    };
+    // A value of an env entry: what it resolves to, everywhere it runs.
+    if let (Some(service), Some(last), Some(env)) = (
+        service,
+        entries.last(),
+        entries.iter().rev().nth(1).filter(|e| e.key.name == "env"),
+    ) {
+        let _ = env;
+        if let EntryValue::Assign(v) = &last.value {
+            if v.span.start as usize <= at && at <= v.span.end as usize {
+                let values = env_values(a, service, &last.key.name, topology);
+                if !values.is_empty() {
+                    return Some(markdown(format!(
+                        "`{}` of `{service}`:\n{}",
+                        last.key.name,
+                        values.join("\n")
+                    )));
+                }
+            }
+        }
+    }
+    if let Some((target, _)) = a.index.at(a.user, at as u32) {
+        return Some(markdown(describe(a, &target)));
+    }
+    // A field of a service: a parameter of its kind, with its documentation.
+    let last = entries.last()?;
+    let on_key = last.key.span.start as usize <= at && at <= last.key.span.end as usize;
+    if on_key {
+        if let Some(kind) = service.and_then(|s| kind_of(a, s)) {
+            if let Some((text, p)) = param(a, &kind, &last.key.name) {
+                let default = match &p.value {
+                    EntryValue::Assign(v) => format!(
+                        "default `{}`",
+                        &text[v.span.start as usize..v.span.end as usize]
+                    ),
+                    _ => "required".into(),
+                };
+                let comment = doc_comment(text, p.span.start as usize);
+                return Some(markdown(format!(
+                    "**parameter** `{}` of kind `{kind}`: {default}{}",
+                    last.key.name,
+                    if comment.is_empty() {
+                        String::new()
+                    } else {
+                        format!("\n\n{comment}")
+                    }
+                )));
+            }
+        }
+    }
+    None
+}
+
+pub fn definition(
+    a: &Analysis,
+    doc: &Uri,
+    pos: Position,
+    enc: Encoding,
+) -> Option<GotoDefinitionResponse> {
+    let at = offset(&a.text, pos, enc) as u32;
+    let (target, _) = a.index.at(a.user, at)?;
+    let def = a.index.definition(&target)?;
+    Some(GotoDefinitionResponse::Scalar(location(
+        a, def.span, doc, enc,
+    )?))
+}
+
+pub fn references(
+    a: &Analysis,
+    doc: &Uri,
+    pos: Position,
+    with_declaration: bool,
+    enc: Encoding,
+) -> Option<Vec<Location>> {
+    let at = offset(&a.text, pos, enc) as u32;
+    let (target, _) = a.index.at(a.user, at)?;
+    let mut out = Vec::new();
+    if with_declaration {
+        if let Some(def) = a.index.definition(&target) {
+            out.extend(location(a, def.span, doc, enc));
+        }
+    }
+    out.extend(
+        a.index
+            .references_to(&target)
+            .filter_map(|r| location(a, r.span, doc, enc)),
+    );
+    Some(out)
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+pub fn rename(
+    a: &Analysis,
+    doc: &Uri,
+    pos: Position,
+    new_name: &str,
+    enc: Encoding,
+) -> Result<WorkspaceEdit, String> {
+    if !valid_name(new_name) {
+        return Err(format!(
+            "`{new_name}` is not a name: letters, digits, `_` and `-`"
+        ));
+    }
+    let at = offset(&a.text, pos, enc) as u32;
+    let (target, _) = a
+        .index
+        .at(a.user, at)
+        .ok_or("no service, kind, secret, topology or host here")?;
+    let def = a.index.definition(&target).ok_or("it is not defined")?;
+    if def.span.file != a.user {
+        return Err(format!(
+            "`{}` is defined in the stdlib; define a kind of your own instead",
+            target.name
+        ));
+    }
+    let mut edits: Vec<TextEdit> = std::iter::once(def.span)
+        .chain(a.index.references_to(&target).map(|r| r.span))
+        .filter(|s| s.file == a.user)
+        .map(|s| TextEdit {
+            range: range(&a.text, s.start as usize, s.end as usize, enc),
+            new_text: new_name.to_string(),
+        })
+        .collect();
+    edits.sort_by_key(|e| (e.range.start.line, e.range.start.character));
+    edits.dedup();
+    Ok(WorkspaceEdit {
+        changes: Some(HashMap::from([(doc.clone(), edits)])),
+        ..WorkspaceEdit::default()
+    })
+}
+
+#[allow(deprecated)] // `DocumentSymbol::deprecated` must be set to build one.
+fn symbol(a: &Analysis, d: &Definition, enc: Encoding) -> DocumentSymbol {
+    let kind = match d.target.kind {
+        SymbolKind::Service => lsp_types::SymbolKind::CLASS,
+        SymbolKind::Kind => lsp_types::SymbolKind::INTERFACE,
+        SymbolKind::Secret => lsp_types::SymbolKind::KEY,
+        SymbolKind::Topology => lsp_types::SymbolKind::NAMESPACE,
+        SymbolKind::Host => lsp_types::SymbolKind::OBJECT,
+    };
+    DocumentSymbol {
+        name: d.target.name.clone(),
+        detail: Some(match &d.kind_of {
+            Some(k) => format!("{}: {k}", d.target.kind.word()),
+            None => d.target.kind.word().to_string(),
+        }),
+        kind,
+        tags: None,
+        deprecated: None,
+        range: range(&a.text, d.entry.start as usize, d.entry.end as usize, enc),
+        selection_range: range(&a.text, d.span.start as usize, d.span.end as usize, enc),
+        children: (!d.children.is_empty())
+            .then(|| d.children.iter().map(|c| symbol(a, c, enc)).collect()),
+    }
+}
+
+pub fn symbols(a: &Analysis, enc: Encoding) -> DocumentSymbolResponse {
+    DocumentSymbolResponse::Nested(
+        a.index
+            .definitions
+            .iter()
+            .filter(|d| d.span.file == a.user)
+            .map(|d| symbol(a, d, enc))
+            .collect(),
+    )
+}
+
+pub fn formatting(a: &Analysis, enc: Encoding) -> Option<Vec<TextEdit>> {
+    let formatted = crate::format::format("document", &a.text).ok()?;
+    if formatted == a.text {
+        return Some(Vec::new());
+    }
+    Some(vec![TextEdit {
+        range: range(&a.text, 0, a.text.len(), enc),
+        new_text: formatted,
+    }])
+}
+
+pub fn code_actions(
+    a: &Analysis,
+    doc: &Uri,
+    params: &CodeActionParams,
+    enc: Encoding,
+) -> Vec<CodeActionOrCommand> {
+    let _ = (a, enc);
+    params
+        .context
+        .diagnostics
+        .iter()
+        .filter_map(|d| {
+            let replacement = d.data.as_ref()?.get("replacement")?.as_str()?;
+            Some(CodeActionOrCommand::CodeAction(CodeAction {
+                title: format!("Replace with `{replacement}`"),
+                kind: Some(CodeActionKind::QUICKFIX),
+                diagnostics: Some(vec![d.clone()]),
+                edit: Some(WorkspaceEdit {
+                    changes: Some(HashMap::from([(
+                        doc.clone(),
+                        vec![TextEdit {
+                            range: d.range,
+                            new_text: replacement.to_string(),
+                        }],
+                    )])),
+                    ..WorkspaceEdit::default()
+                }),
+                is_preferred: Some(true),
+                ..CodeAction::default()
+            }))
+        })
+        .collect()
+}
+
+/// The attributes every service has, with what they give.
+const ATTRIBUTES: &[(&str, &str)] = &[
+    (
+        "url",
+        "the URL to connect to (the service's `url` template)",
+    ),
+    ("host", "the host name or address to connect to"),
+    ("port", "the port to connect to"),
+    ("address", "`host:port`"),
+    (
+        "read_url",
+        "the URL of the read replicas (the primary when there are none)",
+    ),
+    ("read_host", "the read replicas' host"),
+    ("read_address", "the read replicas' `host:port`"),
+    ("public_url", "the URL the public reaches it at"),
+    ("ports", "`ports.NAME`: a named port"),
+    (
+        "sentinels",
+        "Redis with Sentinel: the sentinels' `host:26379` list",
+    ),
+    (
+        "sentinel_url",
+        "Redis with Sentinel: Celery's `sentinel://` URLs",
+    ),
+    ("master_name", "Redis with Sentinel: the master's name"),
+];
+
+fn item(label: &str, kind: CompletionItemKind, detail: &str) -> CompletionItem {
+    CompletionItem {
+        label: label.to_string(),
+        kind: Some(kind),
+        detail: (!detail.is_empty()).then(|| detail.to_string()),
+        ..CompletionItem::default()
+    }
+}
+
+/// The key of the block the cursor is in, found by counting braces back
+/// (so that it works while the file does not parse): `""` at the top.
+fn enclosing_block(text: &str) -> (String, Option<String>) {
+    let mut depth = 0i32;
+    let bytes = text.as_bytes();
+    let mut i = bytes.len();
+    while i > 0 {
+        i -= 1;
+        match bytes[i] {
+            b'}' => depth += 1,
+            b'{' if depth == 0 => {
+                let line_start = text[..i].rfind('\n').map_or(0, |p| p + 1);
+                let header: Vec<&str> = text[line_start..i]
+                    .split(|c: char| c.is_whitespace() || c == ':')
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                let key = header.first().copied().unwrap_or_default().to_string();
+                let kind = text[line_start..i]
+                    .split_once(':')
+                    .map(|(_, k)| k.trim().to_string())
+                    .filter(|k| !k.is_empty());
+                return (key, kind);
+            }
+            b'{' => depth -= 1,
+            _ => {}
+        }
+    }
+    (String::new(), None)
+}
+
+pub fn completion(current: &Analysis, pos: Position, enc: Encoding) -> Option<CompletionResponse> {
+    let at = offset(&current.text, pos, enc);
+    let before = &current.text[..at];
+    // Names from the last version that parsed, while this one does not.
+    let a = current.names();
+    let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
+    let word_start = line
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
+        .map_or(0, |i| i + 1);
+    let word = &line[word_start..];
+    let names = |kind: SymbolKind| -> Vec<String> {
+        a.index
+            .definitions
+            .iter()
+            .filter(|d| d.target.kind == kind)
+            .map(|d| d.target.name.clone())
+            .collect()
+    };
+    let mut items = Vec::new();
+    if let Some((head, _)) = word.rsplit_once('.') {
+        // `secret.` names a secret; `SERVICE.` an attribute or a parameter.
+        if head == "secret" {
+            for s in names(SymbolKind::Secret) {
+                items.push(item(&s, CompletionItemKind::CONSTANT, "secret"));
+            }
+        } else {
+            let service = if head == "self" {
+                chain(a, at)
+                    .first()
+                    .filter(|e| e.key.name == "service")
+                    .and_then(|e| label_name(e))
+                    .map(str::to_string)
+            } else {
+                Some(head.to_string())
+            };
+            for (attr, doc) in ATTRIBUTES {
+                items.push(item(attr, CompletionItemKind::PROPERTY, doc));
+            }
+            if let Some(k) = service.as_deref().and_then(|s| kind_of(a, s)) {
+                for (p, owner) in params_of(a, &k) {
+                    items.push(item(
+                        &p,
+                        CompletionItemKind::FIELD,
+                        &format!("parameter of `{owner}`"),
+                    ));
+                }
+            }
+        }
+        return Some(CompletionResponse::Array(items));
+    }
+    let key_position = line[..word_start].trim().is_empty();
+    if key_position {
+        let (block, kind) = enclosing_block(before);
+        for f in crate::lower::fields_of(&block) {
+            items.push(item(
+                f,
+                CompletionItemKind::KEYWORD,
+                &format!("field of `{block}`"),
+            ));
+        }
+        if matches!(block.as_str(), "service" | "override" | "run") {
+            // The parameters of the service's kind.
+            let service_kind = kind.or_else(|| {
+                let (_, service) = enclosing_header_label(before)?;
+                kind_of(a, &service)
+            });
+            if let Some(k) = service_kind {
+                for (p, _) in params_of(a, &k) {
+                    items.push(item(
+                        &p,
+                        CompletionItemKind::FIELD,
+                        &format!("parameter of `{k}`"),
+                    ));
+                }
+            }
+        }
+    } else {
+        // A value: services (for references), `secret`, hosts.
+        for s in names(SymbolKind::Service) {
+            items.push(item(&s, CompletionItemKind::MODULE, "service"));
+        }
+        items.push(item("secret", CompletionItemKind::KEYWORD, "secret.NAME"));
+        for d in a.index.definitions.iter().flat_map(|d| &d.children) {
+            items.push(item(&d.target.name, CompletionItemKind::VALUE, "host"));
+        }
+    }
+    Some(CompletionResponse::Array(items))
+}
+
+/// The label of the block the cursor is in (`service api {` gives `api`).
+fn enclosing_header_label(before: &str) -> Option<(String, String)> {
+    let mut depth = 0i32;
+    for (i, c) in before.char_indices().rev() {
+        match c {
+            '}' => depth += 1,
+            '{' if depth == 0 => {
+                let line_start = before[..i].rfind('\n').map_or(0, |p| p + 1);
+                let mut words = before[line_start..i]
+                    .split(|c: char| c.is_whitespace() || c == ':')
+                    .filter(|w| !w.is_empty());
+                return Some((words.next()?.to_string(), words.next()?.to_string()));
+            }
+            '{' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The parameters of a kind and its ancestors: (name, kind).
+fn params_of(a: &Analysis, kind: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut current = Some(kind.to_string());
+    let mut seen = 0;
+    while let Some(k) = current.take().filter(|_| seen < 16) {
+        seen += 1;
+        let Some(def) = a.index.definition(&Target {
+            kind: SymbolKind::Kind,
+            name: k.clone(),
+            topology: None,
+        }) else {
+            break;
+        };
+        if let Some((_, tree)) = a.trees.iter().find(|(id, _)| *id == def.span.file) {
+            if let Some(EntryValue::Block(entries)) = tree
+                .entries
+                .iter()
+                .find(|e| e.span == def.entry)
+                .map(|e| &e.value)
+            {
+                for p in entries.iter().filter(|e| e.key.name == "param") {
+                    if let Some(n) = label_name(p) {
+                        out.push((n.to_string(), k.clone()));
+                    }
+                }
+            }
+        }
+        current = def.kind_of.clone();
+    }
+    out
+}

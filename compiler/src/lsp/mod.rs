@@ -1,0 +1,383 @@
+//! The language server, `stackc lsp`: JSON-RPC over standard input and output
+//! (lsp-server and lsp-types, as rust-analyzer does).
+//!
+//! Every open file is analysed by the same pipeline as `stackc check`, from the
+//! editor's unsaved text: diagnostics (same codes, spans and help, with the
+//! related locations), hover (a reference's value in each topology and host, a
+//! service's placements, a kind parameter's documentation and default), go to
+//! definition, references and rename (services, kinds, secrets, topologies,
+//! hosts, from `index`), completion (fields, names, attributes, secrets),
+//! document symbols, formatting (`format`) and quick fixes for "did you mean".
+
+mod features;
+pub mod index;
+mod text;
+
+use std::collections::HashMap;
+
+use lsp_server::{Connection, ErrorCode, Message, Notification, Request, RequestId, Response};
+use lsp_types::notification::{
+    DidChangeTextDocument, DidCloseTextDocument, DidOpenTextDocument, Notification as _,
+    PublishDiagnostics,
+};
+use lsp_types::request::{
+    CodeActionRequest, Completion, DocumentSymbolRequest, Formatting, GotoDefinition, HoverRequest,
+    References, Rename, Request as _,
+};
+use lsp_types::{
+    CodeActionProviderCapability, CompletionOptions, HoverProviderCapability, InitializeParams,
+    OneOf, PositionEncodingKind, PublishDiagnosticsParams, ServerCapabilities,
+    TextDocumentSyncCapability, TextDocumentSyncKind, Uri,
+};
+
+use crate::diag::{Diagnostic, FileId, SourceMap};
+use crate::plan::Plan;
+use crate::syntax::File;
+
+pub use text::Encoding;
+
+/// One open document and, once computed, its analysis.
+struct Document {
+    text: String,
+    analysis: Option<std::rc::Rc<Analysis>>,
+    /// The last analysis of a version that parsed: while the text being typed
+    /// does not parse, completion and navigation use its names.
+    last_parsed: Option<std::rc::Rc<Analysis>>,
+}
+
+/// Everything the features need of one version of a file.
+pub struct Analysis {
+    pub text: String,
+    pub sources: SourceMap,
+    pub user: FileId,
+    pub trees: Vec<(FileId, File)>,
+    pub index: index::Index,
+    pub plan: Option<Plan>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// The names of the last version that parsed, when this one does not.
+    pub fallback: Option<std::rc::Rc<Analysis>>,
+}
+
+impl Analysis {
+    /// Parses and indexes the file with the stdlib, then runs the whole check
+    /// (the plan only when the file has no errors).
+    pub fn new(name: &str, text: &str) -> Analysis {
+        let options = crate::Options {
+            source_name: name.to_string(),
+            topologies: Vec::new(),
+            source_dir_from_compose: "../../..".into(),
+        };
+        let a = crate::analyze_with_trees(text, &options);
+        let refs: Vec<(FileId, &File)> = a.trees.iter().map(|(id, f)| (*id, f)).collect();
+        let index = index::Index::build(&refs);
+        Analysis {
+            text: text.to_string(),
+            sources: a.sources,
+            user: a.user,
+            trees: a.trees,
+            index,
+            plan: a.plan,
+            diagnostics: a.diagnostics,
+            fallback: None,
+        }
+    }
+
+    /// Whether the file parsed (it may have other errors).
+    pub fn parsed(&self) -> bool {
+        !self
+            .diagnostics
+            .iter()
+            .any(|d| d.code == crate::diag::Code::Syntax || d.code == crate::diag::Code::BadEscape)
+    }
+
+    /// The analysis whose names to use: this one, or the last that parsed.
+    pub fn names(&self) -> &Analysis {
+        match &self.fallback {
+            Some(f) if !self.parsed() => f,
+            _ => self,
+        }
+    }
+}
+
+/// Runs the server on standard input and output until the client exits.
+pub fn run_stdio() -> i32 {
+    let (connection, threads) = Connection::stdio();
+    let code = match serve(&connection) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("stackc lsp: {e}");
+            1
+        }
+    };
+    drop(connection);
+    let _ = threads.join();
+    code
+}
+
+/// Serves one client on a connection: the initialize handshake, then requests
+/// and notifications until `exit`.
+pub fn serve(connection: &Connection) -> Result<(), String> {
+    let (id, params) = connection.initialize_start().map_err(|e| e.to_string())?;
+    let params: InitializeParams = serde_json::from_value(params).map_err(|e| e.to_string())?;
+    // UTF-8 positions when the client offers them (LSP 3.17), else UTF-16.
+    let offered = params
+        .capabilities
+        .general
+        .as_ref()
+        .and_then(|g| g.position_encodings.as_ref());
+    let encoding = if offered.is_some_and(|e| e.contains(&PositionEncodingKind::UTF8)) {
+        Encoding::Utf8
+    } else {
+        Encoding::Utf16
+    };
+    let capabilities = ServerCapabilities {
+        position_encoding: Some(match encoding {
+            Encoding::Utf8 => PositionEncodingKind::UTF8,
+            Encoding::Utf16 => PositionEncodingKind::UTF16,
+        }),
+        text_document_sync: Some(TextDocumentSyncCapability::Kind(TextDocumentSyncKind::FULL)),
+        hover_provider: Some(HoverProviderCapability::Simple(true)),
+        definition_provider: Some(OneOf::Left(true)),
+        references_provider: Some(OneOf::Left(true)),
+        rename_provider: Some(OneOf::Left(true)),
+        document_symbol_provider: Some(OneOf::Left(true)),
+        document_formatting_provider: Some(OneOf::Left(true)),
+        code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
+        completion_provider: Some(CompletionOptions {
+            trigger_characters: Some(vec![".".into()]),
+            ..CompletionOptions::default()
+        }),
+        ..ServerCapabilities::default()
+    };
+    let result = serde_json::json!({
+        "capabilities": capabilities,
+        "serverInfo": { "name": "stackc", "version": env!("CARGO_PKG_VERSION") },
+    });
+    connection
+        .initialize_finish(id, result)
+        .map_err(|e| e.to_string())?;
+    let mut server = Server {
+        docs: HashMap::new(),
+        encoding,
+    };
+    for msg in &connection.receiver {
+        match msg {
+            Message::Request(req) => {
+                if connection
+                    .handle_shutdown(&req)
+                    .map_err(|e| e.to_string())?
+                {
+                    return Ok(());
+                }
+                let response = server.request(req);
+                connection
+                    .sender
+                    .send(Message::Response(response))
+                    .map_err(|e| e.to_string())?;
+            }
+            Message::Notification(n) => {
+                for out in server.notification(n) {
+                    connection
+                        .sender
+                        .send(Message::Notification(out))
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            Message::Response(_) => {}
+        }
+    }
+    Ok(())
+}
+
+struct Server {
+    docs: HashMap<String, Document>,
+    encoding: Encoding,
+}
+
+/// The name a document is analysed under: its path for a `file:` URI.
+fn name_of(uri: &Uri) -> String {
+    let s = uri.as_str();
+    s.strip_prefix("file://").unwrap_or(s).to_string()
+}
+
+impl Server {
+    fn analysis(&mut self, uri: &Uri) -> Option<std::rc::Rc<Analysis>> {
+        let doc = self.docs.get_mut(uri.as_str())?;
+        if doc.analysis.is_none() {
+            let mut analysis = Analysis::new(&name_of(uri), &doc.text);
+            if analysis.parsed() {
+                let analysis = std::rc::Rc::new(analysis);
+                doc.last_parsed = Some(analysis.clone());
+                doc.analysis = Some(analysis);
+            } else {
+                analysis.fallback = doc.last_parsed.clone();
+                doc.analysis = Some(std::rc::Rc::new(analysis));
+            }
+        }
+        doc.analysis.clone()
+    }
+
+    fn publish(&mut self, uri: Uri) -> Option<Notification> {
+        let analysis = self.analysis(&uri)?;
+        let diagnostics = features::diagnostics(&analysis, &uri, self.encoding);
+        Some(Notification::new(
+            PublishDiagnostics::METHOD.to_string(),
+            PublishDiagnosticsParams {
+                uri,
+                diagnostics,
+                version: None,
+            },
+        ))
+    }
+
+    fn notification(&mut self, n: Notification) -> Vec<Notification> {
+        match n.method.as_str() {
+            DidOpenTextDocument::METHOD => {
+                let Ok(p) =
+                    serde_json::from_value::<lsp_types::DidOpenTextDocumentParams>(n.params)
+                else {
+                    return Vec::new();
+                };
+                self.docs.insert(
+                    p.text_document.uri.as_str().to_string(),
+                    Document {
+                        text: p.text_document.text,
+                        analysis: None,
+                        last_parsed: None,
+                    },
+                );
+                self.publish(p.text_document.uri).into_iter().collect()
+            }
+            DidChangeTextDocument::METHOD => {
+                let Ok(p) =
+                    serde_json::from_value::<lsp_types::DidChangeTextDocumentParams>(n.params)
+                else {
+                    return Vec::new();
+                };
+                // Full synchronisation: the last change is the whole text.
+                if let (Some(doc), Some(change)) = (
+                    self.docs.get_mut(p.text_document.uri.as_str()),
+                    p.content_changes.into_iter().last(),
+                ) {
+                    doc.text = change.text;
+                    doc.analysis = None;
+                }
+                self.publish(p.text_document.uri).into_iter().collect()
+            }
+            DidCloseTextDocument::METHOD => {
+                let Ok(p) =
+                    serde_json::from_value::<lsp_types::DidCloseTextDocumentParams>(n.params)
+                else {
+                    return Vec::new();
+                };
+                self.docs.remove(p.text_document.uri.as_str());
+                // Clear the file's diagnostics.
+                vec![Notification::new(
+                    PublishDiagnostics::METHOD.to_string(),
+                    PublishDiagnosticsParams {
+                        uri: p.text_document.uri,
+                        diagnostics: Vec::new(),
+                        version: None,
+                    },
+                )]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn request(&mut self, req: Request) -> Response {
+        let id = req.id.clone();
+        match self.dispatch(req) {
+            Ok(value) => Response {
+                id,
+                result: Some(value),
+                error: None,
+            },
+            Err((code, message)) => Response::new_err(id, code as i32, message),
+        }
+    }
+
+    fn dispatch(&mut self, req: Request) -> Result<serde_json::Value, (ErrorCode, String)> {
+        fn params<P: serde::de::DeserializeOwned>(
+            req: Request,
+        ) -> Result<(RequestId, P), (ErrorCode, String)> {
+            let id = req.id.clone();
+            serde_json::from_value(req.params)
+                .map(|p| (id, p))
+                .map_err(|e| (ErrorCode::InvalidParams, e.to_string()))
+        }
+        let enc = self.encoding;
+        let json = |v: serde_json::Result<serde_json::Value>| {
+            v.map_err(|e| (ErrorCode::InternalError, e.to_string()))
+        };
+        let missing = || {
+            (
+                ErrorCode::InvalidParams,
+                "the document is not open".to_string(),
+            )
+        };
+        match req.method.as_str() {
+            HoverRequest::METHOD => {
+                let (_, p) = params::<lsp_types::HoverParams>(req)?;
+                let uri = p.text_document_position_params.text_document.uri;
+                let a = self.analysis(&uri).ok_or_else(missing)?;
+                let pos = p.text_document_position_params.position;
+                json(serde_json::to_value(features::hover(&a, pos, enc)))
+            }
+            GotoDefinition::METHOD => {
+                let (_, p) = params::<lsp_types::GotoDefinitionParams>(req)?;
+                let uri = p.text_document_position_params.text_document.uri;
+                let a = self.analysis(&uri).ok_or_else(missing)?;
+                let pos = p.text_document_position_params.position;
+                json(serde_json::to_value(features::definition(
+                    &a, &uri, pos, enc,
+                )))
+            }
+            References::METHOD => {
+                let (_, p) = params::<lsp_types::ReferenceParams>(req)?;
+                let uri = p.text_document_position.text_document.uri;
+                let a = self.analysis(&uri).ok_or_else(missing)?;
+                let pos = p.text_document_position.position;
+                let with_decl = p.context.include_declaration;
+                json(serde_json::to_value(features::references(
+                    &a, &uri, pos, with_decl, enc,
+                )))
+            }
+            Rename::METHOD => {
+                let (_, p) = params::<lsp_types::RenameParams>(req)?;
+                let uri = p.text_document_position.text_document.uri;
+                let a = self.analysis(&uri).ok_or_else(missing)?;
+                let pos = p.text_document_position.position;
+                let edit = features::rename(&a, &uri, pos, &p.new_name, enc)
+                    .map_err(|m| (ErrorCode::InvalidParams, m))?;
+                json(serde_json::to_value(edit))
+            }
+            DocumentSymbolRequest::METHOD => {
+                let (_, p) = params::<lsp_types::DocumentSymbolParams>(req)?;
+                let a = self.analysis(&p.text_document.uri).ok_or_else(missing)?;
+                json(serde_json::to_value(features::symbols(&a, enc)))
+            }
+            Formatting::METHOD => {
+                let (_, p) = params::<lsp_types::DocumentFormattingParams>(req)?;
+                let a = self.analysis(&p.text_document.uri).ok_or_else(missing)?;
+                json(serde_json::to_value(features::formatting(&a, enc)))
+            }
+            CodeActionRequest::METHOD => {
+                let (_, p) = params::<lsp_types::CodeActionParams>(req)?;
+                let uri = p.text_document.uri.clone();
+                let a = self.analysis(&uri).ok_or_else(missing)?;
+                json(serde_json::to_value(features::code_actions(
+                    &a, &uri, &p, enc,
+                )))
+            }
+            Completion::METHOD => {
+                let (_, p) = params::<lsp_types::CompletionParams>(req)?;
+                let uri = p.text_document_position.text_document.uri;
+                let a = self.analysis(&uri).ok_or_else(missing)?;
+                let pos = p.text_document_position.position;
+                json(serde_json::to_value(features::completion(&a, pos, enc)))
+            }
+            other => Err((ErrorCode::MethodNotFound, format!("unknown method {other}"))),
+        }
+    }
+}

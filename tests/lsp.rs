@@ -1,0 +1,346 @@
+//! The language server over JSON-RPC: `stackc lsp` started as an editor starts
+//! it, messages framed with Content-Length on its standard input and output.
+//! Diagnostics for unsaved text (and their quick fixes), hover, definition,
+//! references, rename, completion, symbols and formatting; hover texts and
+//! completions are snapshotted with the document they were asked on.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use serde_json::{json, Value};
+
+/// A minimal LSP client.
+pub struct Client {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    next: i64,
+    /// Notifications received while waiting for a response.
+    pending: VecDeque<Value>,
+}
+
+impl Client {
+    pub fn start() -> Client {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stackc"))
+            .arg("lsp")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("stackc lsp: {e}"));
+        let stdin = child.stdin.take().unwrap_or_else(|| panic!("stdin"));
+        let stdout = BufReader::new(child.stdout.take().unwrap_or_else(|| panic!("stdout")));
+        let mut c = Client {
+            child,
+            stdin,
+            stdout,
+            next: 1,
+            pending: VecDeque::new(),
+        };
+        let init = c.request(
+            "initialize",
+            json!({ "processId": null, "rootUri": null, "capabilities": {} }),
+        );
+        assert_eq!(init["serverInfo"]["name"], "stackc", "{init}");
+        c.notify("initialized", json!({}));
+        c
+    }
+
+    fn send(&mut self, msg: &Value) {
+        let body = msg.to_string();
+        write!(self.stdin, "Content-Length: {}\r\n\r\n{body}", body.len())
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.stdin.flush().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn receive(&mut self) -> Value {
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            self.stdout
+                .read_line(&mut line)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(!line.is_empty(), "the server closed its output");
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some(n) = line.strip_prefix("Content-Length: ") {
+                length = n.parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        self.stdout
+            .read_exact(&mut body)
+            .unwrap_or_else(|e| panic!("{e}"));
+        serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next;
+        self.next += 1;
+        self.send(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }));
+        loop {
+            let msg = self.receive();
+            if msg.get("id") == Some(&json!(id)) {
+                if let Some(error) = msg.get("error") {
+                    return json!({ "error": error });
+                }
+                return msg["result"].clone();
+            }
+            self.pending.push_back(msg);
+        }
+    }
+
+    pub fn notify(&mut self, method: &str, params: Value) {
+        self.send(&json!({ "jsonrpc": "2.0", "method": method, "params": params }));
+    }
+
+    /// The next notification of a method.
+    pub fn notification(&mut self, method: &str) -> Value {
+        if let Some(i) = self.pending.iter().position(|m| m["method"] == method) {
+            return self.pending.remove(i).unwrap_or_default()["params"].clone();
+        }
+        loop {
+            let msg = self.receive();
+            if msg["method"] == method {
+                return msg["params"].clone();
+            }
+            self.pending.push_back(msg);
+        }
+    }
+
+    pub fn stop(mut self) {
+        let r = self.request("shutdown", Value::Null);
+        assert_eq!(r, Value::Null);
+        self.notify("exit", Value::Null);
+        let status = self.child.wait().unwrap_or_else(|e| panic!("{e}"));
+        assert!(status.success());
+    }
+}
+
+const URI: &str = "file:///work/app.stack";
+
+/// The document: two services, a secret, a topology.
+const DOC: &str = r#"secret db_password
+
+# The API, in front of the database.
+service api {
+  image = "api:1"
+  port http = 8000
+  env {
+    DATABASE_URL = db.url
+  }
+}
+
+service db: postgres {
+  password = secret.db_password
+}
+
+topology single {
+  host main {
+    address = "10.0.0.1"
+    run = [api, db]
+  }
+}
+"#;
+
+/// The LSP position of the `n`th occurrence of `needle` (plus `delta` characters).
+fn at(text: &str, needle: &str, n: usize, delta: u32) -> Value {
+    let offset = text
+        .match_indices(needle)
+        .nth(n)
+        .unwrap_or_else(|| panic!("{needle}"))
+        .0;
+    let line = text[..offset].matches('\n').count();
+    let column = offset - text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    json!({ "line": line, "character": column as u32 + delta })
+}
+
+fn doc_position(text: &str, needle: &str, n: usize, delta: u32) -> Value {
+    json!({ "textDocument": { "uri": URI }, "position": at(text, needle, n, delta) })
+}
+
+fn open(c: &mut Client, text: &str) -> Value {
+    c.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": URI, "languageId": "stack", "version": 1, "text": text } }),
+    );
+    c.notification("textDocument/publishDiagnostics")
+}
+
+#[test]
+fn diagnostics_follow_the_unsaved_text_and_offer_the_fix() {
+    let mut c = Client::start();
+    let broken = DOC.replace("db.url", "dbb.url");
+    let published = open(&mut c, &broken);
+    assert_eq!(published["uri"], URI);
+    let diags = published["diagnostics"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(diags.len(), 1, "{published}");
+    let d = &diags[0];
+    assert_eq!(d["code"], "E0101");
+    assert_eq!(d["source"], "stackc");
+    assert_eq!(d["range"]["start"], at(&broken, "dbb", 0, 0));
+    assert_eq!(d["range"]["end"], at(&broken, "dbb", 0, 3));
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("did you mean `db`?"),
+        "{d}"
+    );
+    // The quick fix replaces the name.
+    let actions = c.request(
+        "textDocument/codeAction",
+        json!({ "textDocument": { "uri": URI }, "range": d["range"], "context": { "diagnostics": [d] } }),
+    );
+    let edit = &actions[0]["edit"]["changes"][URI][0];
+    assert_eq!(actions[0]["kind"], "quickfix");
+    assert_eq!(edit["newText"], "db");
+    assert_eq!(edit["range"], d["range"]);
+    // Fixed in the editor: the diagnostics are cleared.
+    c.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": URI, "version": 2 }, "contentChanges": [{ "text": DOC }] }),
+    );
+    let published = c.notification("textDocument/publishDiagnostics");
+    assert_eq!(published["diagnostics"], json!([]), "{published}");
+    c.stop();
+}
+
+#[test]
+fn related_locations_point_at_the_other_end() {
+    let mut c = Client::start();
+    let text = "service api { image = \"a:1\" }\nservice api { image = \"b:1\" }\n\ntopology t {\n  host h { run = [api] }\n}\n";
+    let published = open(&mut c, text);
+    let d = &published["diagnostics"][0];
+    assert_eq!(d["code"], "E0102", "{published}");
+    let related = &d["relatedInformation"][0]["location"];
+    assert_eq!(related["uri"], URI);
+    assert_eq!(related["range"]["start"], at(text, "api", 0, 0));
+    c.stop();
+}
+
+#[test]
+fn navigation_rename_symbols_and_formatting() {
+    let mut c = Client::start();
+    open(&mut c, DOC);
+    // Definition of the `db` in `db.url`: the service's name.
+    let def = c.request("textDocument/definition", doc_position(DOC, "db.url", 0, 1));
+    assert_eq!(def["uri"], URI);
+    assert_eq!(def["range"]["start"], at(DOC, "db:", 0, 0));
+    // The kind `postgres` is in the stdlib: a file the editor can open.
+    let def = c.request(
+        "textDocument/definition",
+        doc_position(DOC, "postgres", 0, 2),
+    );
+    let uri = def["uri"].as_str().unwrap_or_default();
+    assert!(uri.ends_with("/postgres.stack"), "{def}");
+    let stdlib = std::fs::read_to_string(uri.trim_start_matches("file://")).unwrap_or_default();
+    assert!(stdlib.contains("kind postgres"), "{uri}");
+    // References of `db`, with its declaration: `db.url`, `run = [api, db]`.
+    let mut params = doc_position(DOC, "db:", 0, 0);
+    params["context"] = json!({ "includeDeclaration": true });
+    let refs = c.request("textDocument/references", params);
+    assert_eq!(refs.as_array().map(Vec::len), Some(3), "{refs}");
+    // Rename the secret: its declaration and its use.
+    let mut params = doc_position(DOC, "db_password", 1, 0);
+    params["newName"] = json!("database_password");
+    let edit = c.request("textDocument/rename", params);
+    let edits = edit["changes"][URI].as_array().cloned().unwrap_or_default();
+    assert_eq!(edits.len(), 2, "{edit}");
+    assert!(edits.iter().all(|e| e["newText"] == "database_password"));
+    // A name that is not one is refused.
+    let mut params = doc_position(DOC, "api", 0, 0);
+    params["newName"] = json!("9 lives");
+    assert!(c
+        .request("textDocument/rename", params)
+        .get("error")
+        .is_some());
+    // The outline.
+    let symbols = c.request(
+        "textDocument/documentSymbol",
+        json!({ "textDocument": { "uri": URI } }),
+    );
+    let names: Vec<&str> = symbols
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["db_password", "api", "db", "single"]);
+    assert_eq!(symbols[3]["children"][0]["name"], "main");
+    // Formatting: one edit with the formatted text.
+    c.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": URI, "version": 2 }, "contentChanges": [{ "text": DOC.replace("image = \"api:1\"", "image=\"api:1\"") }] }),
+    );
+    let edits = c.request(
+        "textDocument/formatting",
+        json!({ "textDocument": { "uri": URI }, "options": { "tabSize": 2, "insertSpaces": true } }),
+    );
+    assert_eq!(edits[0]["newText"], DOC, "{edits}");
+    c.stop();
+}
+
+/// Hover texts and completions, with the document.
+#[test]
+fn hover_and_completion_snapshots() {
+    let mut c = Client::start();
+    open(&mut c, DOC);
+    let mut out = format!("----- DOCUMENT\n{DOC}");
+    let hovers = [
+        ("db.url", 0, 3, "a reference in env: its value"),
+        ("db:", 0, 0, "a service's name: its placements"),
+        (
+            "password =",
+            0,
+            2,
+            "a kind's parameter: its documentation and default",
+        ),
+        ("api {", 0, 1, "a service with a comment above it"),
+        ("db_password", 1, 3, "a secret"),
+        ("main", 0, 1, "a host"),
+    ];
+    for (needle, n, delta, what) in hovers {
+        let h = c.request("textDocument/hover", doc_position(DOC, needle, n, delta));
+        let text = h["contents"]["value"].as_str().unwrap_or("(none)");
+        out.push_str(&format!("----- HOVER `{needle}` ({what})\n{text}\n"));
+    }
+    // Completion: after `db.`, at a field of a service, at the top level.
+    let typing = DOC.replace("DATABASE_URL = db.url", "DATABASE_URL = db.");
+    c.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": URI, "version": 3 }, "contentChanges": [{ "text": typing }] }),
+    );
+    let completions = [
+        ("db.", 0, 3, "attributes and parameters of `db`"),
+        (
+            "password =",
+            0,
+            0,
+            "the fields of a service of kind postgres",
+        ),
+    ];
+    for (needle, n, delta, what) in completions {
+        let list = c.request(
+            "textDocument/completion",
+            doc_position(&typing, needle, n, delta),
+        );
+        let labels: Vec<&str> = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["label"].as_str())
+            .collect();
+        out.push_str(&format!(
+            "----- COMPLETION at `{needle}` ({what})\n{}\n",
+            labels.join(" ")
+        ));
+    }
+    insta::assert_snapshot!("lsp@hover-and-completion", out);
+    c.stop();
+}
