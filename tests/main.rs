@@ -10,12 +10,14 @@
 
 mod cli;
 mod consistency;
+mod editors;
 mod errors;
 mod examples;
 mod format;
 mod graph;
 mod kubernetes;
 mod lsp;
+mod neovim;
 mod patroni_failover;
 mod postgres_streaming;
 mod proxy_e2e;
