@@ -554,3 +554,66 @@ fn sarif_log() {
     let log: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_default();
     assert_eq!(log["runs"][0]["results"], serde_json::json!([]));
 }
+
+/// The line number of the first line of a generated file containing `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle} not in:\n{text}"))
+        + 1
+}
+
+#[test]
+fn why_traces_a_generated_line_to_its_source() {
+    let t = Test::new();
+    t.write("good.stack", GOOD);
+    assert_eq!(t.run(&["build", "good.stack"]).code, 0);
+    let compose = t.read("out/single/compose/main.yml");
+    let at = format!(
+        "out/single/compose/main.yml:{}",
+        line_of(&compose, "DATABASE_URL")
+    );
+    let r = t.run(&["why", &at]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        lines[1], "  good.stack:9:5: environment variable `DATABASE_URL` of `api`",
+        "{}",
+        r.stdout
+    );
+    assert_eq!(lines[2].trim(), "DATABASE_URL = db.url");
+    assert_eq!(lines[3], "  good.stack:4:1: service `api`", "{}", r.stdout);
+    // A field: the image.
+    let at = format!(
+        "out/single/compose/main.yml:{}",
+        line_of(&compose, "image: \"api:1\"")
+    );
+    let r = t.run(&["why", &at]);
+    assert!(
+        r.stdout
+            .contains("  good.stack:5:3: `image` of `api`\n      image = \"api:1\""),
+        "{}",
+        r.stdout
+    );
+    // A value from the stdlib kind, and the parameter it takes.
+    let env = t.read("out/single/env/main/db.env");
+    let at = format!(
+        "out/single/env/main/db.env:{}",
+        line_of(&env, "POSTGRES_USER=")
+    );
+    let r = t.run(&["why", &at]);
+    assert!(
+        r.stdout.contains("<stdlib>/postgres.stack:"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("POSTGRES_USER = self.user"),
+        "{}",
+        r.stdout
+    );
+    // Not a generated file, or no line.
+    t.write("notes.txt", "hello\n");
+    assert_eq!(t.run(&["why", "notes.txt:1"]).code, 2);
+    assert_eq!(t.run(&["why", "out/single/compose/main.yml"]).code, 2);
+}

@@ -89,6 +89,12 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = GraphFormatArg::Dot)]
         format: GraphFormatArg,
     },
+    /// Which .stack lines produced a line of generated output: `why
+    /// out/single/compose/main.yml:12` (the file's header names its source).
+    Why {
+        /// A generated file and a line: `FILE:LINE`.
+        location: String,
+    },
     /// Run the language server on standard input and output (for editors).
     Lsp,
     /// Explain a diagnostic code (`E0301` or `dependency-cycle`).
@@ -159,6 +165,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         } => diff(&files, topologies, out, patch),
         Cmd::Explain { code } => explain(&code),
         Cmd::Lsp => crate::lsp::run_stdio(),
+        Cmd::Why { location } => why(&location),
         Cmd::Graph {
             file,
             topologies,
@@ -402,6 +409,77 @@ fn graph(file: &Path, topologies: Vec<String>, format: GraphFormatArg) -> i32 {
     };
     print!("{}", crate::graph::render(&plan, &topologies, format));
     0
+}
+
+fn why(location: &str) -> i32 {
+    let Some((file, line)) = location
+        .rsplit_once(':')
+        .and_then(|(f, l)| Some((PathBuf::from(f), l.parse::<usize>().ok()?)))
+    else {
+        eprintln!("error: expected FILE:LINE, such as out/single/compose/main.yml:12");
+        return 2;
+    };
+    let text = match read(&file) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let Some((source, topology)) = crate::why::header(&text) else {
+        eprintln!(
+            "error: {} has no stackc header: stackc did not generate it",
+            file.display()
+        );
+        return 2;
+    };
+    // The path inside the topology's directory.
+    let parts: Vec<String> = file
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let Some(at) = parts.iter().rposition(|p| *p == topology) else {
+        eprintln!(
+            "error: {} is not inside a `{topology}` directory",
+            file.display()
+        );
+        return 2;
+    };
+    let inner = parts[at + 1..].join("/");
+    // The source as the build named it, else beside the output directory.
+    let mut source_path = PathBuf::from(&source);
+    if !source_path.is_file() {
+        let out_dir: PathBuf = parts[..at].iter().collect();
+        let beside = out_dir
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(Path::new(&source).file_name().unwrap_or_default());
+        if beside.is_file() {
+            source_path = beside;
+        }
+    }
+    let source_text = match read(&source_path) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let analyzed = crate::analyze_with_trees(
+        &source_text,
+        &options(&source_path, Vec::new(), "..".into()),
+    );
+    let origins = match crate::why::why(&analyzed, &topology, &inner, &text, line) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let line_text = text.lines().nth(line.saturating_sub(1)).unwrap_or_default();
+    println!("{}:{line}: {}", file.display(), line_text.trim());
+    for o in &origins {
+        let src = analyzed.sources.get(o.span.file);
+        let (l, c) = analyzed.sources.line_col(o.span.file, o.span.start);
+        let shown = src.text.lines().nth(l - 1).unwrap_or_default().trim();
+        println!("  {}:{l}:{c}: {}", src.name, o.what);
+        println!("      {shown}");
+    }
+    i32::from(origins.is_empty())
 }
 
 fn explain(code: &str) -> i32 {

@@ -22,6 +22,7 @@ pub mod review;
 pub mod stdlib;
 pub mod syntax;
 pub mod targets;
+pub mod why;
 
 use diag::{Diagnostic, Diagnostics, SourceMap};
 
