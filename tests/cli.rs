@@ -612,6 +612,29 @@ fn why_traces_a_generated_line_to_its_source() {
         "{}",
         r.stdout
     );
+    // A proxy's line: the route it serves.
+    t.write(
+        "proxied.stack",
+        "service web {\n  image = \"web:1\"\n  port http = 3000\n  route \"/app/\"\n}\n\ntopology single {\n  host main { run = [web] }\n  proxy edge: nginx { host = main }\n}\n",
+    );
+    assert_eq!(t.run(&["build", "proxied.stack", "--out", "p"]).code, 0);
+    let conf = t.read("p/single/nginx/edge.conf");
+    let at = format!(
+        "p/single/nginx/edge.conf:{}",
+        line_of(&conf, "location /app/")
+    );
+    let r = t.run(&["why", &at]);
+    assert!(
+        r.stdout
+            .contains("proxied.stack:4:3: route `/app/` of `web`"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("proxied.stack:9:3: proxy `edge`"),
+        "{}",
+        r.stdout
+    );
     // Not a generated file, or no line.
     t.write("notes.txt", "hello\n");
     assert_eq!(t.run(&["why", "notes.txt:1"]).code, 2);

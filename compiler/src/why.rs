@@ -193,6 +193,60 @@ fn env_origins(f: &Finder<'_>, inst: &Instance, host: &str, key: &str) -> Vec<Or
     out
 }
 
+/// The route or upstream a proxy config's line belongs to: the nearest
+/// `location PATH` (nginx) or `path_beg PATH` (HAProxy) above or on the line,
+/// or an `upstream`/`backend` named `<service>_<port>`.
+fn proxy_line(f: &Finder<'_>, text: &str, line: usize) -> Vec<Origin> {
+    let lines: Vec<&str> = text.lines().take(line).collect();
+    let mut out = Vec::new();
+    for l in lines.iter().rev() {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        let path = match words.as_slice() {
+            ["location", "=", ..] => None,
+            ["location", path, ..] => Some(*path),
+            ["acl", _, "path_beg", path, ..] => Some(*path),
+            _ => None,
+        };
+        let upstream = match words.as_slice() {
+            ["upstream" | "backend", name, ..] => name.rsplit_once('_').map(|(s, _)| s),
+            _ => None,
+        };
+        if let Some(path) = path {
+            for (_, file) in f.files() {
+                for svc in file.entries.iter().filter(|e| e.key.name == "service") {
+                    for route in block(svc).iter().filter(|r| r.key.name == "route") {
+                        if let Some(Label::Str(t)) = &route.label {
+                            if t.literal_text() == path {
+                                out.push(Origin {
+                                    what: format!(
+                                        "route `{path}` of `{}`",
+                                        label(svc).unwrap_or_default()
+                                    ),
+                                    span: route.span,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+            break;
+        }
+        if let Some(service) = upstream {
+            if let Some(e) = f.top("service", service) {
+                out.push(Origin {
+                    what: format!("the placements of `{service}`"),
+                    span: e.span,
+                });
+            }
+            break;
+        }
+        if l.trim_start().starts_with("server {") || l.trim_start().starts_with("frontend") {
+            break;
+        }
+    }
+    out
+}
+
 /// The origins of line `line` (1-based) of the generated file at `path`
 /// (relative to the topology's directory), whose text is `text`.
 pub fn why(
@@ -308,6 +362,7 @@ pub fn why(
         }
         [proxy_dir @ ("nginx" | "haproxy"), file] => {
             let name = file.rsplit_once('.').map_or(*file, |(n, _)| n);
+            out.extend(proxy_line(&f, text, line));
             if let Some((what, e)) = f.auxiliary(name, "") {
                 out.push(Origin { what, span: e.span });
             } else {
