@@ -18,6 +18,7 @@ mod graph;
 mod kubernetes;
 mod lsp;
 mod neovim;
+mod parser;
 mod patroni_failover;
 mod postgres_streaming;
 mod proxy_e2e;

@@ -1,10 +1,14 @@
-//! Syntax: the pest grammar (`stack.pest`) and the untyped, spanned tree it produces.
+//! Syntax: the grammar (`stack.pest`), a hand-written parser for it (`fast`) with
+//! pest as the reference and the reporter of syntax errors, and the untyped,
+//! spanned tree they produce.
 //!
 //! Parsing is a pure function of the text. The tree is generic (every entry is
 //! `key [label] [: kind] [= value | { entries }]`); `lower` gives it meaning.
 
+mod fast;
 mod parse;
 mod tree;
 
-pub use parse::parse;
+pub use fast::parse as parse_fast;
+pub use parse::{parse, parse_with_pest};
 pub use tree::*;

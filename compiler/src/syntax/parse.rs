@@ -30,6 +30,17 @@ pub fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> File {
         );
         return File::default();
     }
+    // The hand-written parser builds the same tree, faster; pest parses only
+    // a file it rejects, for the diagnostic.
+    if let Some(tree) = super::fast::parse(file, text, diags) {
+        return tree;
+    }
+    parse_with_pest(file, text, diags)
+}
+
+/// Parses one file with the pest grammar (the reference the fast parser must
+/// agree with; the tests compare them).
+pub fn parse_with_pest(file: FileId, text: &str, diags: &mut Diagnostics) -> File {
     match StackParser::parse(Rule::file, text) {
         Ok(mut pairs) => {
             let mut cx = Cx { file, diags };

@@ -1,0 +1,160 @@
+//! The hand-written parser against the pest grammar it implements: on every
+//! .stack file of the repository and on thousands of mutations of them, it
+//! accepts exactly what pest accepts, builds the same tree (same spans), and
+//! reports the same escape errors; what it rejects, pest rejects too (and
+//! reports).
+
+use stackc::diag::{Code, Diagnostics, FileId};
+use stackc::syntax::{parse_fast, parse_with_pest};
+
+use crate::support::{read, rel, stack_files};
+
+/// Compares both parsers on one text; `Err` describes a disagreement.
+fn agree(text: &str) -> Result<bool, String> {
+    let file = FileId(0);
+    let mut fast_diags = Diagnostics::default();
+    let fast = parse_fast(file, text, &mut fast_diags);
+    let mut pest_diags = Diagnostics::default();
+    let pest = parse_with_pest(file, text, &mut pest_diags);
+    let pest_diags = pest_diags.finish();
+    let pest_rejects = pest_diags.iter().any(|d| d.code == Code::Syntax);
+    match fast {
+        Some(tree) => {
+            if pest_rejects {
+                return Err(format!(
+                    "fast accepts what pest rejects: {:?}",
+                    pest_diags[0].message
+                ));
+            }
+            if tree != pest {
+                return Err("the trees differ".into());
+            }
+            let fast_diags = fast_diags.finish();
+            if fast_diags != pest_diags {
+                return Err(format!(
+                    "the diagnostics differ: {fast_diags:?} / {pest_diags:?}"
+                ));
+            }
+            Ok(true)
+        }
+        None if pest_rejects => Ok(false),
+        None => Err("fast rejects what pest accepts".into()),
+    }
+}
+
+fn corpus() -> Vec<(String, String)> {
+    ["examples", "stdlib", "tests"]
+        .iter()
+        .flat_map(|d| stack_files(d))
+        .map(|p| (rel(&p), read(&p)))
+        .collect()
+}
+
+#[test]
+fn both_parsers_agree_on_every_file() {
+    let mut accepted = 0;
+    for (name, text) in corpus() {
+        match agree(&text) {
+            Ok(true) => accepted += 1,
+            Ok(false) => {}
+            Err(e) => panic!("{name}: {e}"),
+        }
+    }
+    assert!(accepted > 50, "{accepted}");
+}
+
+/// xorshift64*: deterministic, so a failure is reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+#[test]
+fn both_parsers_agree_on_mutations() {
+    const TOKENS: &[&str] = &[
+        "{",
+        "}",
+        "[",
+        "]",
+        "\"",
+        "=",
+        ":",
+        "#",
+        "\n",
+        ",",
+        ".",
+        "${",
+        "}",
+        "\\",
+        "\\q",
+        "1",
+        "1.5",
+        "2Gi",
+        "5e3",
+        "a",
+        "-",
+        "_",
+        " ",
+        "true",
+        "false_x",
+        "db.url",
+        "${db.url}",
+        "$",
+        "\t",
+        "é",
+        "10s",
+        "[]",
+        "{}",
+    ];
+    let corpus = corpus();
+    let mut rng = Rng(0x5EED_CAFE_F00D_1234);
+    let (mut accepted, mut rejected) = (0, 0);
+    for round in 0..2500 {
+        let (name, base) = &corpus[rng.below(corpus.len())];
+        let mut text = base.clone();
+        for _ in 0..=rng.below(3) {
+            let mut at = rng.below(text.len() + 1);
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            match rng.below(3) {
+                0 => text.insert_str(at, TOKENS[rng.below(TOKENS.len())]),
+                1 => {
+                    let mut end = (at + 1 + rng.below(8)).min(text.len());
+                    while !text.is_char_boundary(end) {
+                        end += 1;
+                    }
+                    text.replace_range(at..end, "");
+                }
+                _ => {
+                    let mut end = (at + rng.below(20)).min(text.len());
+                    while !text.is_char_boundary(end) {
+                        end += 1;
+                    }
+                    let piece = text[at..end].to_string();
+                    text.insert_str(at, &piece);
+                }
+            }
+        }
+        match agree(&text) {
+            Ok(true) => accepted += 1,
+            Ok(false) => rejected += 1,
+            Err(e) => panic!("mutation {round} of {name}: {e}\n----- TEXT\n{text}"),
+        }
+    }
+    // Both sides are exercised.
+    assert!(
+        accepted > 200 && rejected > 200,
+        "{accepted} accepted, {rejected} rejected"
+    );
+}
