@@ -635,6 +635,34 @@ fn why_traces_a_generated_line_to_its_source() {
         "{}",
         r.stdout
     );
+    // A program's messages about generated files, on the source lines.
+    let messages = format!(
+        "[ALERT] (1) : config : parsing [{at}] : unknown keyword 'lcation'\nERROR: yaml.scanner.ScannerError: mapping values are not allowed here\n  in \"./out/single/compose/main.yml\", line {}, column 7\nunrelated line\n",
+        line_of(&compose, "DATABASE_URL")
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stackc"))
+        .args(["why", "-"])
+        .current_dir(t.dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        std::io::Write::write_all(&mut stdin, messages.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("proxied.stack:4:3: [ALERT] (1) : config : parsing ["),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("good.stack:9:5: in \"./out/single/compose/main.yml\", line"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("unrelated"), "{stdout}");
     // Not a generated file, or no line.
     t.write("notes.txt", "hello\n");
     assert_eq!(t.run(&["why", "notes.txt:1"]).code, 2);

@@ -236,6 +236,26 @@ fn describe(a: &Analysis, target: &Target) -> String {
                     out.push_str(&format!("\n- topology `{}`: {}", t.name, hosts.join(", ")));
                 }
             }
+            // The effective environment where it first runs.
+            let first = plan.topologies.iter().find_map(|t| {
+                t.hosts.iter().find_map(|h| {
+                    let i = h.services.iter().find(|i| i.name == target.name)?;
+                    Some((t, h, i))
+                })
+            });
+            if let Some((t, h, i)) = first.filter(|(_, _, i)| !i.env.is_empty()) {
+                out.push_str(&format!(
+                    "\n\nenvironment (topology `{}`, host `{}`):\n```\n",
+                    t.name, h.name
+                ));
+                for v in i.env.iter().take(40) {
+                    out.push_str(&format!("{}={}\n", v.key, render(&v.value)));
+                }
+                if i.env.len() > 40 {
+                    out.push_str(&format!("... {} more\n", i.env.len() - 40));
+                }
+                out.push_str("```");
+            }
         }
         SymbolKind::Secret => {
             if let Some(s) = plan.secrets.get(&target.name) {
