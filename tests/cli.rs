@@ -668,3 +668,29 @@ fn why_traces_a_generated_line_to_its_source() {
     assert_eq!(t.run(&["why", "notes.txt:1"]).code, 2);
     assert_eq!(t.run(&["why", "out/single/compose/main.yml"]).code, 2);
 }
+
+#[test]
+fn broken_inputs_get_a_message_and_an_exit_code_never_a_panic() {
+    let t = Test::new();
+    fs::write(
+        t.path("latin1.stack"),
+        b"service caf\xe9 { image = \"x\" }\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    t.write("empty.stack", "");
+    fs::create_dir_all(t.path("dir.stack")).unwrap_or_else(|e| panic!("{e}"));
+    for (args, code, message) in [
+        (vec!["check", "latin1.stack"], 2, "valid UTF-8"),
+        (vec!["build", "latin1.stack"], 2, "valid UTF-8"),
+        (vec!["check", "dir.stack"], 2, "directory"),
+        (vec!["check", "missing.stack"], 2, "cannot read"),
+        (vec!["check", "empty.stack"], 0, "W0410"),
+        (vec!["fmt", "latin1.stack"], 2, "valid UTF-8"),
+        (vec!["graph", "dir.stack"], 2, "directory"),
+    ] {
+        let r = t.run(&args);
+        assert_eq!(r.code, code, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(message), "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.contains("panicked"), "{args:?}: {}", r.stderr);
+    }
+}

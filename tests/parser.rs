@@ -158,3 +158,70 @@ fn both_parsers_agree_on_mutations() {
         "{accepted} accepted, {rejected} rejected"
     );
 }
+
+/// No input makes the whole pipeline panic: thousands of mutations of the
+/// repository's files (including ones that parse and then fail checks in odd
+/// ways) go through `compile`, which must return diagnostics, never unwind.
+#[test]
+fn no_mutation_makes_the_pipeline_panic() {
+    const TOKENS: &[&str] = &[
+        "{",
+        "}",
+        "[",
+        "]",
+        "=",
+        "\n",
+        ",",
+        "db",
+        "api",
+        "self",
+        "secret",
+        "x.url",
+        "0",
+        "65536",
+        "99999999999999999999",
+        "-1s",
+        "1Gi",
+        "true",
+        "run",
+        "host",
+        "ha",
+        "mode",
+        "replicas = 0",
+        "port",
+        "route \"/\"",
+        "topology t { host h { run = [api] } }",
+        "${self.url}",
+        "\"\"",
+        "platform = kubernetes",
+        "mode = patroni",
+        "mode = sentinel",
+    ];
+    let corpus = corpus();
+    let mut rng = Rng(0xFACE_B00C_0DDB_A115);
+    for round in 0..1500 {
+        let (name, base) = &corpus[rng.below(corpus.len())];
+        let mut text = base.clone();
+        for _ in 0..=rng.below(4) {
+            let mut at = rng.below(text.len() + 1);
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            if rng.below(2) == 0 {
+                text.insert_str(at, TOKENS[rng.below(TOKENS.len())]);
+            } else {
+                let mut end = (at + 1 + rng.below(12)).min(text.len());
+                while !text.is_char_boundary(end) {
+                    end += 1;
+                }
+                text.replace_range(at..end, "");
+            }
+        }
+        let options = crate::support::options(std::path::Path::new("mutant.stack"));
+        let result = std::panic::catch_unwind(|| stackc::compile(&text, &options));
+        assert!(
+            result.is_ok(),
+            "mutation {round} of {name} panics:\n----- TEXT\n{text}"
+        );
+    }
+}

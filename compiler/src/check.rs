@@ -7,7 +7,7 @@
 
 use indexmap::IndexMap;
 
-use crate::diag::{suggest, Code, Diagnostic, Diagnostics, Span};
+use crate::diag::{suggest, Code, Diagnostic, Diagnostics, FileId, Span};
 use crate::lower::SERVICE_FIELDS;
 use crate::model::*;
 use crate::syntax::{path_text, Ident};
@@ -149,15 +149,21 @@ pub fn check(stack: &Stack, diags: &mut Diagnostics) -> Checked {
 
 /// A stack with services but no topology has nothing to build (a warning). Runs
 /// before `--topology` narrows the topologies.
-pub fn no_topology(stack: &Stack, diags: &mut Diagnostics) {
+pub fn no_topology(stack: &Stack, user: FileId, diags: &mut Diagnostics) {
     if stack.topologies.is_empty() {
-        if let Some(first) = stack.services.values().next() {
-            diags.push(
-                Diagnostic::error(Code::NoTopology, first.name.span, "this stack defines no topology")
-                    .label("services are defined, but not where they run")
-                    .help("add `topology NAME { host NAME { run = [...] } }`; `build` has nothing to write"),
-            );
-        }
+        let (span, label) = match stack.services.values().next() {
+            Some(first) => (
+                first.name.span,
+                "services are defined, but not where they run",
+            ),
+            // An empty file (or one with only secrets and kinds).
+            None => (Span::new(user, 0, 0), "nothing here runs anywhere"),
+        };
+        diags.push(
+            Diagnostic::error(Code::NoTopology, span, "this stack defines no topology")
+                .label(label)
+                .help("add `topology NAME { host NAME { run = [...] } }`; `build` has nothing to write"),
+        );
     }
 }
 

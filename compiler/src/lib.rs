@@ -93,7 +93,7 @@ pub fn analyze_with_trees(text: &str, options: &Options) -> Analyzed {
         .unwrap_or("stack")
         .to_string();
     let mut stack = lower::lower(&units, &default_name, &mut diags);
-    check::no_topology(&stack, &mut diags);
+    check::no_topology(&stack, user, &mut diags);
     select_topologies(&mut stack, &options.topologies, user, &mut diags);
     let checked = check::check(&stack, &mut diags);
     let plan = plan::plan(&stack, &checked, &mut diags);
