@@ -156,6 +156,8 @@ pub fn no_topology(stack: &Stack, user: FileId, diags: &mut Diagnostics) {
                 first.name.span,
                 "services are defined, but not where they run",
             ),
+            // A file that did not parse is already reported.
+            None if diags.has_errors() => return,
             // An empty file (or one with only secrets and kinds).
             None => (Span::new(user, 0, 0), "nothing here runs anywhere"),
         };
