@@ -694,3 +694,95 @@ fn broken_inputs_get_a_message_and_an_exit_code_never_a_panic() {
         assert!(!r.stderr.contains("panicked"), "{args:?}: {}", r.stderr);
     }
 }
+
+#[test]
+fn secrets_lists_uses_and_init_writes_values_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = Test::new();
+    t.write("good.stack", GOOD);
+    let r = t.run(&["secrets", "good.stack", "--topology", "split"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "topology split\n  db_password ($DB_PASSWORD, required)\n    api on app: DATABASE_URL\n    db on data: POSTGRES_PASSWORD\n"
+    );
+    // A value set by hand is kept; the missing one is added, 0600.
+    t.write("good.secrets.env", "# mine\nOTHER=1\n");
+    let r = t.run(&["secrets", "init", "good.stack"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let first = t.read("good.secrets.env");
+    assert!(
+        first.starts_with("# mine\nOTHER=1\nDB_PASSWORD="),
+        "{first}"
+    );
+    let value = first
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim_start_matches("DB_PASSWORD=");
+    assert!(
+        value.len() == 64 && value.chars().all(|c| c.is_ascii_hexdigit()),
+        "{value}"
+    );
+    let mode = fs::metadata(t.path("good.secrets.env"))
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0);
+    assert_eq!(mode, 0o600);
+    // Twice: nothing changes.
+    assert_eq!(t.run(&["secrets", "init", "good.stack"]).code, 0);
+    assert_eq!(t.read("good.secrets.env"), first);
+    // Never into an output directory.
+    assert_eq!(t.run(&["build", "good.stack"]).code, 0);
+    let r = t.run(&[
+        "secrets",
+        "init",
+        "good.stack",
+        "--into",
+        "out/single/x.env",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(!t.path("out/single/x.env").exists());
+}
+
+/// Secret values in the environment of a build never reach a generated file:
+/// every example, built with a unique value set for each of its secrets.
+#[test]
+fn no_secret_value_reaches_a_generated_file() {
+    for path in crate::support::stack_files("examples") {
+        let (_, plan, _) = stackc::analyze(
+            &crate::support::read(&path),
+            &crate::support::options(&path),
+        );
+        let plan = plan.unwrap_or_else(|| panic!("{}", path.display()));
+        let t = Test::new();
+        let values: Vec<(String, String)> = plan
+            .secrets
+            .values()
+            .map(|s| (s.env_name.clone(), format!("leak-{}-7f3a9c", s.name.name)))
+            .collect();
+        let out = Command::new(env!("CARGO_BIN_EXE_stackc"))
+            .arg("build")
+            .arg(&path)
+            .arg("--out")
+            .arg(t.path("out"))
+            .envs(values.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let files = files_under(&t.path("out"));
+        assert!(files.len() > 5);
+        for (file, text) in files {
+            for (_, value) in &values {
+                assert!(
+                    !text.contains(value),
+                    "{}: {file} holds {value}",
+                    path.display()
+                );
+            }
+        }
+    }
+}

@@ -19,6 +19,7 @@ pub mod model;
 pub mod plan;
 pub mod report;
 pub mod review;
+pub mod secrets;
 pub mod stdlib;
 pub mod syntax;
 pub mod targets;
