@@ -786,3 +786,35 @@ fn no_secret_value_reaches_a_generated_file() {
         }
     }
 }
+
+#[test]
+fn deny_turns_warnings_into_errors() {
+    let t = Test::new();
+    t.write(
+        "prod.stack",
+        "service api { image = \"api:latest\" }\n\ntopology prod {\n  production = true\n  host main { run = [api] }\n}\n",
+    );
+    let r = t.run(&["check", "prod.stack"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("W0602"), "{}", r.stderr);
+    for deny in [
+        vec!["--deny", "warnings"],
+        vec!["--deny", "W0602"],
+        vec!["--deny", "mutable-image-tag"],
+    ] {
+        let mut args = vec!["check", "prod.stack"];
+        args.extend(&deny);
+        assert_eq!(t.run(&args).code, 1, "{deny:?}");
+    }
+    assert_eq!(t.run(&["check", "prod.stack", "--deny", "W0601"]).code, 0);
+    assert_eq!(
+        t.run(&["check", "prod.stack", "--deny", "sometimes"]).code,
+        2
+    );
+    // A denied warning stops the build: nothing is written.
+    let r = t.run(&["build", "prod.stack", "--deny", "warnings"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!t.path("out").exists());
+    assert_eq!(t.run(&["build", "prod.stack"]).code, 0);
+    assert!(t.path("out/prod/compose/main.yml").is_file());
+}

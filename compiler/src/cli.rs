@@ -45,6 +45,10 @@ enum Cmd {
         file: PathBuf,
         #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
         message_format: MessageFormat,
+        /// Turn warnings into errors: `warnings` (all) or a code (`W0602`) or
+        /// its name (repeatable).
+        #[arg(long, value_name = "warnings|CODE")]
+        deny: Vec<String>,
     },
     /// Check a .stack file and write the files of its topologies.
     Build {
@@ -55,6 +59,10 @@ enum Cmd {
         /// The output directory (default: `out` beside the .stack file).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Turn warnings into errors (nothing is written then): `warnings` or a
+        /// code (repeatable).
+        #[arg(long, value_name = "warnings|CODE")]
+        deny: Vec<String>,
         /// Write nothing: compare a fresh build with the output directory, print
         /// a unified diff of every stale, missing or extra file, and exit 1 if
         /// any differs.
@@ -171,21 +179,23 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Cmd::Check {
             file,
             message_format,
-        } => check(&file, message_format),
+            deny,
+        } => match Deny::parse(&deny) {
+            Ok(deny) => check(&file, message_format, &deny),
+            Err(code) => code,
+        },
         Cmd::Build {
             file,
             topologies,
             out,
-            check: true,
+            check,
+            deny,
             message_format,
-        } => build_check(&file, topologies, out, message_format),
-        Cmd::Build {
-            file,
-            topologies,
-            out,
-            check: false,
-            message_format,
-        } => build(&file, topologies, out, message_format),
+        } => match Deny::parse(&deny) {
+            Ok(deny) if check => build_check(&file, topologies, out, message_format, &deny),
+            Ok(deny) => build(&file, topologies, out, message_format, &deny),
+            Err(code) => code,
+        },
         Cmd::Diff {
             files,
             topologies,
@@ -244,13 +254,49 @@ fn options(file: &Path, topologies: Vec<String>, from_compose: String) -> Option
     }
 }
 
-fn check(file: &Path, format: MessageFormat) -> i32 {
+/// `--deny`: which warnings count as errors.
+#[derive(Default)]
+struct Deny {
+    all: bool,
+    codes: Vec<Code>,
+}
+
+impl Deny {
+    fn parse(args: &[String]) -> Result<Deny, i32> {
+        let mut deny = Deny::default();
+        for a in args {
+            if a == "warnings" {
+                deny.all = true;
+            } else if let Some(c) = Code::parse(a) {
+                deny.codes.push(c);
+            } else {
+                eprintln!("error: `--deny {a}`: expected `warnings` or a code such as W0602");
+                return Err(2);
+            }
+        }
+        Ok(deny)
+    }
+
+    /// Makes the denied warnings errors.
+    fn apply(&self, diags: &mut [Diagnostic]) {
+        for d in diags.iter_mut() {
+            if d.severity == crate::diag::Severity::Warning
+                && (self.all || self.codes.contains(&d.code))
+            {
+                d.severity = crate::diag::Severity::Error;
+            }
+        }
+    }
+}
+
+fn check(file: &Path, format: MessageFormat, deny: &Deny) -> i32 {
     let text = match read(file) {
         Ok(t) => t,
         Err(code) => return code,
     };
     let analysis = crate::analyze(&text, &options(file, Vec::new(), "..".into()));
-    let (sources, _, diags) = &*std::mem::ManuallyDrop::new(analysis);
+    let (sources, _, diags) = &mut *std::mem::ManuallyDrop::new(analysis);
+    deny.apply(diags);
     report(sources, diags, format);
     i32::from(diags.iter().any(Diagnostic::is_error))
 }
@@ -269,6 +315,7 @@ fn build_in_memory(
     topologies: Vec<String>,
     out: Option<PathBuf>,
     format: MessageFormat,
+    deny: &Deny,
 ) -> Result<Built, i32> {
     let text = read(file)?;
     let source_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -277,7 +324,8 @@ fn build_in_memory(
     let from_compose = relative_path(&out.join("t").join("compose"), &source_dir);
     let filtered = !topologies.is_empty();
     let opts = options(file, topologies, from_compose);
-    let compilation = crate::compile(&text, &opts);
+    let mut compilation = crate::compile(&text, &opts);
+    deny.apply(&mut compilation.diagnostics);
     report(&compilation.sources, &compilation.diagnostics, format);
     // The process ends right after this build: freeing the whole compilation one
     // allocation at a time would only cost time (rustc does the same).
@@ -326,8 +374,9 @@ fn build_check(
     topologies: Vec<String>,
     out: Option<PathBuf>,
     format: MessageFormat,
+    deny: &Deny,
 ) -> i32 {
-    let b = match build_in_memory(file, topologies, out, format) {
+    let b = match build_in_memory(file, topologies, out, format, deny) {
         Ok(b) => b,
         Err(code) => return code,
     };
@@ -359,7 +408,13 @@ fn build_check(
 fn diff(files: &[PathBuf], topologies: Vec<String>, out: Option<PathBuf>, patch: bool) -> i32 {
     let changes = match files {
         [file] => {
-            let b = match build_in_memory(file, topologies, out, MessageFormat::Human) {
+            let b = match build_in_memory(
+                file,
+                topologies,
+                out,
+                MessageFormat::Human,
+                &Deny::default(),
+            ) {
                 Ok(b) => b,
                 Err(code) => return code,
             };
@@ -391,13 +446,19 @@ fn diff(files: &[PathBuf], topologies: Vec<String>, out: Option<PathBuf>, patch:
     0
 }
 
-fn build(file: &Path, topologies: Vec<String>, out: Option<PathBuf>, format: MessageFormat) -> i32 {
+fn build(
+    file: &Path,
+    topologies: Vec<String>,
+    out: Option<PathBuf>,
+    format: MessageFormat,
+    deny: &Deny,
+) -> i32 {
     let Built {
         compilation,
         out,
         opts,
         scope,
-    } = match build_in_memory(file, topologies, out, format) {
+    } = match build_in_memory(file, topologies, out, format, deny) {
         Ok(b) => b,
         Err(code) => return code,
     };

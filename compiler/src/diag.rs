@@ -346,6 +346,27 @@ codes! {
     /// blocks it), an even number of them (4 tolerate no more losses than 3), or a
     /// quorum below a majority (a minority marks the master down).
     FragileFailover = "W0419", Warning, "fragile-failover";
+    /// Production lint: a password, key or token is written into the file as a
+    /// literal instead of `secret.NAME`.
+    LiteralCredential = "W0601", Warning, "literal-credential";
+    /// Production lint: an image without a tag, or tagged `latest`: what runs
+    /// changes without the file changing.
+    MutableImageTag = "W0602", Warning, "mutable-image-tag";
+    /// Production lint: Redis without a password.
+    RedisWithoutPassword = "W0603", Warning, "redis-without-password";
+    /// Production lint: a public URL served over plain HTTP.
+    PublicWithoutTls = "W0604", Warning, "public-without-tls";
+    /// Production lint: debug settings or CORS open to every origin.
+    DebugSetting = "W0605", Warning, "debug-setting";
+    /// Production lint: a service with several replicas and no health check, so
+    /// traffic reaches replicas that are not ready.
+    ReplicasWithoutReadiness = "W0606", Warning, "replicas-without-readiness";
+    /// Production lint: a stateful service without a volume loses its data
+    /// with its container.
+    StatefulWithoutVolume = "W0607", Warning, "stateful-without-volume";
+    /// Production lint: a stdlib kind's default credential left as it is (the
+    /// well-known user `postgres`).
+    DefaultCredential = "W0608", Warning, "default-credential";
     /// An environment value cannot be written to an env file so that both
     /// docker-compose and a POSIX shell read back the same string.
     UnrepresentableEnvValue = "E0501", Error, "unrepresentable-env-value";

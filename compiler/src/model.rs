@@ -614,6 +614,10 @@ pub struct TopologyDef {
     pub gpu_nodes: bool,
     /// Kubernetes: the IngressClass of public routes.
     pub ingress_class: Option<Sp<String>>,
+    /// A production topology: the production lints run on it (W06xx).
+    pub production: bool,
+    /// Lints silenced in this topology, by code or name.
+    pub allow: Vec<Ident>,
     /// Compose: the hosts. Kubernetes: one host, `cluster`, made from the
     /// topology's `run` list.
     pub hosts: IndexMap<String, HostDef>,

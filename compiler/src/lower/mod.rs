@@ -57,6 +57,8 @@ const TOPOLOGY_FIELDS: &[&str] = &[
     "gpu_nodes",
     "ingress_class",
     "proxy",
+    "production",
+    "allow",
 ];
 const AUTOSCALE_FIELDS: &[&str] = &["min", "max", "cpu", "memory", "scale_up", "scale_down"];
 const SCALE_POLICY_FIELDS: &[&str] = &["window", "percent", "pods", "period"];

@@ -24,6 +24,8 @@ impl Lower<'_> {
             namespace: None,
             gpu_nodes: false,
             ingress_class: None,
+            production: false,
+            allow: Vec::new(),
             hosts: IndexMap::new(),
             overrides: IndexMap::new(),
             externals: IndexMap::new(),
@@ -76,6 +78,18 @@ impl Lower<'_> {
                     self.no_label(f);
                     if let Some(v) = self.assigned(f) {
                         topo.gpu_nodes = self.boolean(v).unwrap_or(false);
+                    }
+                }
+                "production" => {
+                    self.no_label(f);
+                    if let Some(v) = self.assigned(f) {
+                        topo.production = self.boolean(v).unwrap_or(false);
+                    }
+                }
+                "allow" => {
+                    self.no_label(f);
+                    if let Some(v) = self.assigned(f) {
+                        topo.allow = self.names(v).map(|n| n.value).unwrap_or_default();
                     }
                 }
                 "host" => {

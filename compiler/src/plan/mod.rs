@@ -19,6 +19,7 @@ use crate::syntax::Ident;
 mod checks;
 mod instance;
 mod kubernetes;
+mod lints;
 mod patroni;
 mod place;
 mod prometheus;
@@ -419,6 +420,7 @@ fn plan_topology(
         placements: IndexMap::new(),
     };
     t.place(diags);
+    t.lints(diags);
     let (proxies, proxy_fx) = t.proxies(diags);
     let (scrape_jobs, scrape_publishes) = t.prometheus(&proxies, diags);
     let replication_publishes = t.replication(diags);

@@ -1,0 +1,243 @@
+//! Production lints (W06xx): the insecure or fragile setups that the guides'
+//! pre-production and security checklists warn about. They run on topologies
+//! marked `production = true`, one warning per service, on the source span that
+//! causes it; `allow = [CODE, ...]` in a topology silences some, and `--deny`
+//! on the command line turns warnings into errors.
+
+use crate::diag::{suggest, Code, Diagnostic, Diagnostics};
+
+use super::*;
+
+/// Names of variables and parameters that hold credentials.
+fn credential(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    [
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "TOKEN",
+        "API_KEY",
+        "APIKEY",
+        "PRIVATE_KEY",
+        "ACCESS_KEY",
+    ]
+    .iter()
+    .any(|w| upper.contains(w))
+}
+
+/// An expression with no reference: a literal.
+fn literal(e: &Expr) -> Option<String> {
+    let mut out = String::new();
+    for p in &e.pieces {
+        match p {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Ref(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+impl Topo<'_> {
+    /// Whether a service's kind chain includes `kind`.
+    fn is_kind(&self, service: &str, kind: &str) -> bool {
+        let mut next = self
+            .stack
+            .services
+            .get(service)
+            .and_then(|d| d.kind.as_ref())
+            .map(|k| k.name.clone());
+        for _ in 0..16 {
+            let Some(k) = next else { return false };
+            if k == kind {
+                return true;
+            }
+            next = self
+                .stack
+                .kinds
+                .get(&k)
+                .and_then(|d| d.parent.as_ref())
+                .map(|p| p.name.clone());
+        }
+        false
+    }
+
+    pub(super) fn lints(&self, diags: &mut Diagnostics) {
+        if !self.topo.production {
+            return;
+        }
+        let mut allowed = Vec::new();
+        for a in &self.topo.allow {
+            match Code::parse(&a.name) {
+                Some(c) => allowed.push(c),
+                None => {
+                    let names = Code::ALL.iter().map(|c| c.slug());
+                    let d = Diagnostic::error(
+                        Code::InvalidValue,
+                        a.span,
+                        format!("`{}` is not a diagnostic code", a.name),
+                    )
+                    .label("not a code");
+                    diags.push(match suggest(&a.name, names) {
+                        Some(s) => d.help(format!("did you mean `{s}`?")),
+                        None => d.help("write a code (`W0602`) or its name (`mutable-image-tag`); `stackc explain` lists them"),
+                    });
+                }
+            }
+        }
+        let mut found = Vec::new();
+        for (name, ps) in &self.placements {
+            let Some(p) = ps.first() else { continue };
+            let Some(decl) = self.stack.services.get(*name) else {
+                continue;
+            };
+            self.lint_service(name, &decl.name, &p.def, &mut found);
+        }
+        for d in found {
+            if !allowed.contains(&d.code) {
+                diags.push(d);
+            }
+        }
+    }
+
+    fn lint_service(&self, name: &str, decl: &Ident, def: &ServiceDef, out: &mut Vec<Diagnostic>) {
+        let topology = &self.topo.name.name;
+        let warn = |code: Code, span: Span, message: String, label: &str, help: String| {
+            Diagnostic::error(code, span, message)
+                .label(label.to_string())
+                .help(help)
+        };
+        // W0601: credentials written as literals.
+        let assignments = def
+            .env
+            .values()
+            .map(|a| (a, "variable"))
+            .chain(def.args.values().map(|a| (a, "parameter")));
+        for (a, what) in assignments {
+            if !credential(&a.key.name) {
+                continue;
+            }
+            if literal(&a.value).is_some_and(|v| !v.is_empty()) {
+                out.push(warn(
+                    Code::LiteralCredential,
+                    a.value.span,
+                    format!("the {what} `{}` of `{name}` is a literal in production topology `{topology}`", a.key.name),
+                    "a credential in the source file",
+                    format!("declare `secret {}` and write `{} = secret.{}`", a.key.name.to_ascii_lowercase(), a.key.name, a.key.name.to_ascii_lowercase()),
+                ));
+            }
+        }
+        // W0602: an image that can change under the same name.
+        if let Some(image) = &def.image {
+            let name_part = image.value.rsplit('/').next().unwrap_or(&image.value);
+            let tag = name_part.split_once(':').map(|(_, t)| t);
+            if !image.value.contains('@') && matches!(tag, None | Some("latest")) {
+                out.push(warn(
+                    Code::MutableImageTag,
+                    image.span,
+                    format!("`{}` names no fixed version", image.value),
+                    "what runs changes without this file changing",
+                    "pin a version tag (`app:1.4.2`) or a digest (`app@sha256:...`)".into(),
+                ));
+            }
+        }
+        // W0603: Redis without a password.
+        if self.is_kind(name, "redis") && !def.env.contains_key(REDIS_PASSWORD_ENV) {
+            out.push(warn(
+                Code::RedisWithoutPassword,
+                decl.span,
+                format!("Redis `{name}` accepts every client without a password"),
+                "no `requirepass`",
+                "use the kind `redis_auth` (or `redis_tls`) with `password = secret.NAME`".into(),
+            ));
+        }
+        // W0604: a public URL over plain HTTP.
+        if let Some(url) = &def.public_url {
+            if url
+                .pieces
+                .first()
+                .is_some_and(|p| matches!(p, Piece::Text(t) if t.starts_with("http://")))
+            {
+                out.push(warn(
+                    Code::PublicWithoutTls,
+                    url.span,
+                    format!("`{name}` is public over plain HTTP"),
+                    "no TLS",
+                    "serve it over `https://` (a proxy `tls` block, or the Ingress)".into(),
+                ));
+            }
+        }
+        // W0605: debug settings and CORS open to all.
+        for a in def.env.values() {
+            let Some(v) = literal(&a.value) else { continue };
+            let key = a.key.name.to_ascii_uppercase();
+            let v = v.to_ascii_lowercase();
+            let debug = (key == "DEBUG" || key.ends_with("_DEBUG"))
+                && ["true", "1", "yes", "on"].contains(&v.as_str());
+            let dev = [
+                "NODE_ENV",
+                "FLASK_ENV",
+                "APP_ENV",
+                "RAILS_ENV",
+                "ENVIRONMENT",
+            ]
+            .contains(&key.as_str())
+                && ["development", "dev"].contains(&v.as_str());
+            let cors = key.contains("CORS") || key.contains("ALLOW_ORIGIN");
+            if debug || dev || (cors && v.trim() == "*") {
+                out.push(warn(
+                    Code::DebugSetting,
+                    a.value.span,
+                    format!("`{} = {v}` in production topology `{topology}`", a.key.name),
+                    if cors {
+                        "every origin allowed"
+                    } else {
+                        "a debug setting"
+                    },
+                    format!(
+                        "set `{}` for production in an `override {name}` of this topology",
+                        a.key.name
+                    ),
+                ));
+            }
+        }
+        // W0606: several replicas, no health check.
+        let replicas = def.replicas.as_ref().map_or(1, |r| r.value);
+        let health = &def.health;
+        if (replicas > 1 || def.autoscale.is_some())
+            && health.readiness.is_none()
+            && health.liveness.is_none()
+            && health.startup.is_none()
+        {
+            out.push(warn(
+                Code::ReplicasWithoutReadiness,
+                def.replicas.as_ref().map_or(decl.span, |r| r.span),
+                format!("`{name}` runs several replicas without a health check"),
+                "traffic reaches replicas that are not ready",
+                "add `health { http = \"/health\" }` (or `tcp`, or `command`)".into(),
+            ));
+        }
+        // W0607: stateful without a volume.
+        if def.role.as_ref().is_some_and(|r| r.value == Role::Stateful) && def.volumes.is_empty() {
+            out.push(warn(
+                Code::StatefulWithoutVolume,
+                decl.span,
+                format!("stateful `{name}` has no volume"),
+                "its data goes with its container",
+                "add `volume data = \"/path/of/the/data\"`".into(),
+            ));
+        }
+        // W0608: the application connects as the superuser.
+        if def.params.contains_key("user")
+            && !def.args.contains_key("user")
+            && self.is_kind(name, "postgres")
+        {
+            out.push(warn(
+                Code::DefaultCredential,
+                decl.span,
+                format!("`{name}` keeps the default user `postgres`, the first name a password guesser tries"),
+                "the stdlib's default",
+                "set `user = \"app\"`: a role name of its own (under Patroni, a role that is not the superuser)".into(),
+            ));
+        }
+    }
+}
