@@ -1,6 +1,7 @@
 //! The command line, driven as a user drives it: files in a temporary directory,
 //! arguments in, exit code and output out.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -817,4 +818,104 @@ fn deny_turns_warnings_into_errors() {
     assert!(!t.path("out").exists());
     assert_eq!(t.run(&["build", "prod.stack"]).code, 0);
     assert!(t.path("out/prod/compose/main.yml").is_file());
+}
+
+/// A stack of `n` services that all carry `VERSION = "<version>"`.
+fn versioned(n: usize, version: &str) -> String {
+    let mut s = String::new();
+    for i in 0..n {
+        s.push_str(&format!(
+            "service svc-{i} {{\n  image = \"svc:{version}\"\n  env {{ VERSION = \"{version}\" }}\n}}\n"
+        ));
+    }
+    let names: Vec<String> = (0..n).map(|i| format!("svc-{i}")).collect();
+    s.push_str(&format!(
+        "topology t {{\n  host main {{ run = [{}] }}\n}}\n",
+        names.join(", ")
+    ));
+    s
+}
+
+/// Killed at any moment, a build leaves the old tree or the new one: every
+/// file of the topology (the compose file and all env files) carries one
+/// version, and the manifest lists exactly the files there.
+#[test]
+fn a_killed_build_leaves_the_old_output_or_the_new_one() {
+    let t = Test::new();
+    let n = 1500;
+    t.write("big.stack", &versioned(n, "a"));
+    assert_eq!(t.run(&["build", "big.stack"]).code, 0);
+    // How long a build that rewrites everything takes here: the kills land
+    // across it, most of them in its last part, where files are written.
+    t.write("big.stack", &versioned(n, "b"));
+    let start = std::time::Instant::now();
+    assert_eq!(t.run(&["build", "big.stack"]).code, 0);
+    let full = start.elapsed().as_millis() as u64;
+    let mut seen = BTreeSet::new();
+    let fractions = [30u64, 55, 70, 80, 85, 88, 91, 94, 96, 98, 99, 100];
+    for (round, percent) in fractions.into_iter().enumerate() {
+        let delay_ms = full * percent / 100;
+        let version = if round % 2 == 0 { "a" } else { "b" };
+        t.write("big.stack", &versioned(n, version));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stackc"))
+            .args(["build", "big.stack"])
+            .current_dir(t.dir.path())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let files = files_under(&t.path("out/t"));
+        let compose = files
+            .iter()
+            .find(|(p, _)| p == "compose/main.yml")
+            .map(|(_, c)| c.clone())
+            .unwrap_or_else(|| panic!("round {round}: no compose file"));
+        let tree = if compose.contains("VERSION: a") {
+            "a"
+        } else {
+            "b"
+        };
+        seen.insert(tree);
+        for (path, text) in &files {
+            if path.starts_with("env/") {
+                assert!(
+                    text.contains(&format!("VERSION={tree}")),
+                    "round {round} ({delay_ms} ms): {path} is from another build than the compose file"
+                );
+            }
+        }
+        let manifest: serde_json::Value = files
+            .iter()
+            .find(|(p, _)| p == "stackc-manifest.json")
+            .and_then(|(_, c)| serde_json::from_str(c).ok())
+            .unwrap_or_else(|| panic!("round {round}: no manifest"));
+        let listed: BTreeSet<String> = manifest["files"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["path"].as_str().map(str::to_string))
+            .collect();
+        let present: BTreeSet<String> = files
+            .iter()
+            .map(|(p, _)| p.clone())
+            .filter(|p| p != "stackc-manifest.json")
+            .collect();
+        assert_eq!(
+            listed, present,
+            "round {round}: the manifest lists other files"
+        );
+    }
+    // The next build finishes the job and leaves nothing behind.
+    assert_eq!(t.run(&["build", "big.stack"]).code, 0);
+    let leftovers: Vec<String> = fs::read_dir(t.path("out"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "t")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    eprintln!("full build {full} ms; trees seen after a kill: {seen:?}");
 }

@@ -4,8 +4,13 @@
 //! - Ownership: a file belongs to stackc when the manifest of its topology
 //!   (`<topology>/stackc-manifest.json`) lists it. stackc refuses to overwrite or
 //!   delete any other file.
-//! - Atomicity: every file is first written to a temporary sibling; only when all
-//!   are written are they renamed into place. A failure leaves the previous output.
+//! - Atomicity, per topology: the new tree of a topology is built beside it
+//!   (`.<topology>.stackc-new/`: changed files written, unchanged and foreign
+//!   files hard-linked) and swapped with the old one in one `renameat2`
+//!   `RENAME_EXCHANGE`, so a build killed at any moment leaves the old tree or
+//!   the new one, never a mix. The leftover directory of a killed build is
+//!   removed by the next. Where the file system cannot exchange, every file is
+//!   staged beside its destination and renamed into place.
 //! - Staleness: files listed in an old manifest and not generated now are removed.
 //! - Unchanged files are not rewritten.
 
@@ -100,8 +105,172 @@ pub fn existing_topologies(out: &Path, source: &str) -> Vec<String> {
 }
 
 /// Writes `artifacts` under `out`. `scope` is the set of topologies this build owns
-/// the output of: stale files are removed only there.
+/// the output of: stale files are removed only there. Each changed topology is
+/// swapped in whole; see the module's documentation.
 pub fn write(
+    out: &Path,
+    source: &str,
+    artifacts: &[Artifact],
+    scope: &[String],
+) -> Result<Report, EmitError> {
+    let mut owned = BTreeSet::new();
+    for t in scope {
+        owned.extend(owned_files(out, t, source));
+    }
+    // Check everything before writing anything.
+    let mut report = Report::default();
+    for a in artifacts {
+        let path = out.join(&a.path);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) => {
+                if !owned.contains(&a.path) || !meta.is_file() {
+                    return Err(EmitError::NotOwned(path));
+                }
+                if fs::read(&path).is_ok_and(|old| old == a.contents.as_bytes()) {
+                    report.unchanged.push(a.path.clone());
+                    continue;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(EmitError::Io(path, e)),
+        }
+        report.written.push(a.path.clone());
+    }
+    let new: BTreeSet<&str> = artifacts.iter().map(|a| a.path.as_str()).collect();
+    report.removed = owned
+        .iter()
+        .filter(|p| !new.contains(p.as_str()) && out.join(p).is_file())
+        .cloned()
+        .collect();
+    // The topologies with something to write or remove.
+    let topology = |p: &str| p.split('/').next().unwrap_or_default().to_string();
+    let mut changed: BTreeSet<String> = report.written.iter().map(|p| topology(p)).collect();
+    changed.extend(report.removed.iter().map(|p| topology(p)));
+    fs::create_dir_all(out).map_err(|e| EmitError::Io(out.to_path_buf(), e))?;
+    for t in &changed {
+        let files: Vec<&Artifact> = artifacts
+            .iter()
+            .filter(|a| a.path.starts_with(&format!("{t}/")))
+            .collect();
+        let removed: BTreeSet<&str> = report.removed.iter().map(String::as_str).collect();
+        let unchanged: BTreeSet<&str> = report.unchanged.iter().map(String::as_str).collect();
+        match swap_topology(out, t, &files, &unchanged, &removed) {
+            Ok(()) => {}
+            Err(SwapError::Unsupported) => {
+                // This file system cannot exchange directories: file by file.
+                let files: Vec<Artifact> = files.into_iter().cloned().collect();
+                let scope = vec![t.clone()];
+                write_in_place(out, source, &files, &scope)?;
+            }
+            Err(SwapError::Io(path, e)) => return Err(EmitError::Io(path, e)),
+        }
+    }
+    Ok(report)
+}
+
+enum SwapError {
+    /// The file system has no `RENAME_EXCHANGE`.
+    Unsupported,
+    Io(PathBuf, io::Error),
+}
+
+/// Builds the new tree of one topology beside the old one and exchanges them.
+fn swap_topology(
+    out: &Path,
+    topology: &str,
+    files: &[&Artifact],
+    unchanged: &BTreeSet<&str>,
+    removed: &BTreeSet<&str>,
+) -> Result<(), SwapError> {
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e: io::Error| SwapError::Io(p, e)
+    };
+    let old = out.join(topology);
+    let new = out.join(format!(".{topology}.stackc-new"));
+    // A killed build's leftover.
+    if fs::symlink_metadata(&new).is_ok() {
+        fs::remove_dir_all(&new).map_err(io(&new))?;
+    }
+    fs::create_dir_all(&new).map_err(io(&new))?;
+    let generated: BTreeSet<&str> = files.iter().map(|a| a.path.as_str()).collect();
+    // Each directory once: thousands of env files share one.
+    let mut made: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut parent = |target: &Path| -> Result<(), SwapError> {
+        if let Some(dir) = target.parent() {
+            if made.insert(dir.to_path_buf()) {
+                fs::create_dir_all(dir).map_err(io(dir))?;
+            }
+        }
+        Ok(())
+    };
+    // What stays: files stackc did not generate, and generated files that did
+    // not change, linked (not copied) into the new tree.
+    if old.is_dir() {
+        for entry in walkdir::WalkDir::new(&old).min_depth(1) {
+            let entry = entry.map_err(|e| SwapError::Io(old.clone(), e.into()))?;
+            if entry.file_type().is_dir() {
+                continue;
+            }
+            let rel = entry.path().strip_prefix(&old).unwrap_or(entry.path());
+            let key = format!("{topology}/{}", rel.to_string_lossy().replace('\\', "/"));
+            let name = entry.file_name().to_string_lossy();
+            let keep_generated =
+                generated.contains(key.as_str()) && unchanged.contains(key.as_str());
+            let foreign = !generated.contains(key.as_str()) && !removed.contains(key.as_str());
+            if name.ends_with(".stackc-tmp") || !(keep_generated || foreign) {
+                continue;
+            }
+            let target = new.join(rel);
+            parent(&target)?;
+            if fs::hard_link(entry.path(), &target).is_err() {
+                fs::copy(entry.path(), &target).map_err(io(&target))?;
+            }
+        }
+    }
+    for a in files {
+        let rel = a
+            .path
+            .strip_prefix(&format!("{topology}/"))
+            .unwrap_or(&a.path);
+        if unchanged.contains(a.path.as_str()) {
+            continue; // linked above
+        }
+        let target = new.join(rel);
+        parent(&target)?;
+        fs::write(&target, a.contents.as_bytes()).map_err(io(&target))?;
+    }
+    if !old.exists() {
+        // The first build of this topology: one rename.
+        return fs::rename(&new, &old).map_err(io(&old));
+    }
+    match rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        &new,
+        rustix::fs::CWD,
+        &old,
+        rustix::fs::RenameFlags::EXCHANGE,
+    ) {
+        Ok(()) => {
+            // `new` now holds the old tree.
+            fs::remove_dir_all(&new).map_err(io(&new))
+        }
+        Err(e)
+            if e == rustix::io::Errno::INVAL
+                || e == rustix::io::Errno::NOSYS
+                || e == rustix::io::Errno::NOTSUP =>
+        {
+            let _ = fs::remove_dir_all(&new);
+            Err(SwapError::Unsupported)
+        }
+        Err(e) => Err(SwapError::Io(old, e.into())),
+    }
+}
+
+/// Writes file by file: each changed file staged beside its destination, then
+/// renamed into place; stale files removed. (Where directories cannot be
+/// exchanged.)
+fn write_in_place(
     out: &Path,
     source: &str,
     artifacts: &[Artifact],
