@@ -113,29 +113,8 @@ pub fn write(
     artifacts: &[Artifact],
     scope: &[String],
 ) -> Result<Report, EmitError> {
-    let mut owned = BTreeSet::new();
-    for t in scope {
-        owned.extend(owned_files(out, t, source));
-    }
-    // Check everything before writing anything.
-    let mut report = Report::default();
-    for a in artifacts {
-        let path = out.join(&a.path);
-        match fs::symlink_metadata(&path) {
-            Ok(meta) => {
-                if !owned.contains(&a.path) || !meta.is_file() {
-                    return Err(EmitError::NotOwned(path));
-                }
-                if fs::read(&path).is_ok_and(|old| old == a.contents.as_bytes()) {
-                    report.unchanged.push(a.path.clone());
-                    continue;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(EmitError::Io(path, e)),
-        }
-        report.written.push(a.path.clone());
-    }
+    let (owned, changes, mut report) = classify(out, source, artifacts, scope)?;
+    report.written = changes.iter().map(|(a, _)| a.path.clone()).collect();
     let new: BTreeSet<&str> = artifacts.iter().map(|a| a.path.as_str()).collect();
     report.removed = owned
         .iter()
@@ -267,6 +246,42 @@ fn swap_topology(
     }
 }
 
+/// The files a build owns (by the manifests of `scope`), and the artifacts to
+/// write (with their paths), after checking that none is in the way of a file
+/// stackc does not own; the unchanged ones go into the report.
+#[allow(clippy::type_complexity)]
+fn classify<'a>(
+    out: &Path,
+    source: &str,
+    artifacts: &'a [Artifact],
+    scope: &[String],
+) -> Result<(BTreeSet<String>, Vec<(&'a Artifact, PathBuf)>, Report), EmitError> {
+    let mut owned = BTreeSet::new();
+    for t in scope {
+        owned.extend(owned_files(out, t, source));
+    }
+    let mut changes = Vec::new();
+    let mut report = Report::default();
+    for a in artifacts {
+        let path = out.join(&a.path);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) => {
+                if !owned.contains(&a.path) || !meta.is_file() {
+                    return Err(EmitError::NotOwned(path));
+                }
+                if fs::read(&path).is_ok_and(|old| old == a.contents.as_bytes()) {
+                    report.unchanged.push(a.path.clone());
+                    continue;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(EmitError::Io(path, e)),
+        }
+        changes.push((a, path));
+    }
+    Ok((owned, changes, report))
+}
+
 /// Writes file by file: each changed file staged beside its destination, then
 /// renamed into place; stale files removed. (Where directories cannot be
 /// exchanged.)
@@ -276,35 +291,8 @@ fn write_in_place(
     artifacts: &[Artifact],
     scope: &[String],
 ) -> Result<Report, EmitError> {
-    let mut owned = BTreeSet::new();
-    for t in scope {
-        owned.extend(owned_files(out, t, source));
-    }
+    let (owned, mut changes, mut report) = classify(out, source, artifacts, scope)?;
     let new: BTreeSet<&str> = artifacts.iter().map(|a| a.path.as_str()).collect();
-
-    // Check everything before writing anything.
-    let mut changes: Vec<(&Artifact, PathBuf)> = Vec::new();
-    let mut report = Report::default();
-    for a in artifacts {
-        let path = out.join(&a.path);
-        match fs::symlink_metadata(&path) {
-            Ok(meta) => {
-                if !owned.contains(&a.path) || !meta.is_file() {
-                    return Err(EmitError::NotOwned(path));
-                }
-                match fs::read(&path) {
-                    Ok(old) if old == a.contents.as_bytes() => {
-                        report.unchanged.push(a.path.clone());
-                        continue;
-                    }
-                    _ => {}
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(EmitError::Io(path, e)),
-        }
-        changes.push((a, path));
-    }
     let stale: Vec<&String> = owned.iter().filter(|p| !new.contains(p.as_str())).collect();
 
     // Stage every changed file next to its destination.
