@@ -919,3 +919,31 @@ fn a_killed_build_leaves_the_old_output_or_the_new_one() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     eprintln!("full build {full} ms; trees seen after a kill: {seen:?}");
 }
+
+/// The same input gives the same bytes wherever it is built and however the
+/// file is named on the command line: no absolute path, no time, no order
+/// from a hash map.
+#[test]
+fn the_same_input_gives_the_same_bytes_anywhere() {
+    let t = Test::new();
+    let stack = crate::support::read(&crate::support::root().join("examples/neural-dsl.stack"));
+    t.write("one/deep/dir/app.stack", &stack);
+    t.write("two/app.stack", &stack);
+    let absolute = t.path("one/deep/dir/app.stack");
+    let r = t.run(&["build", absolute.to_str().unwrap_or_default()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = Command::new(env!("CARGO_BIN_EXE_stackc"))
+        .args(["build", "app.stack"])
+        .current_dir(t.path("two"))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.status.success());
+    let a = files_under(&t.path("one/deep/dir/out"));
+    let b = files_under(&t.path("two/out"));
+    assert!(a.len() > 50);
+    assert_eq!(a, b);
+    let root = t.dir.path().to_string_lossy().into_owned();
+    for (path, text) in &a {
+        assert!(!text.contains(&root), "{path} holds an absolute path");
+    }
+}

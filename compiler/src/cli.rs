@@ -342,7 +342,7 @@ fn build_in_memory(
         scope.extend(opts.topologies.iter().cloned());
     } else {
         // Topologies removed from the file: their old output is stale.
-        scope.extend(emit::existing_topologies(&out, &opts.source_name));
+        scope.extend(emit::existing_topologies(&out, opts.output_name()));
     }
     scope.sort();
     scope.dedup();
@@ -359,7 +359,7 @@ fn build_in_memory(
 fn against_output(b: &Built) -> (Vec<crate::review::FileChange>, Vec<PathBuf>) {
     let (on_disk, blocked) = emit::read_output(
         &b.out,
-        &b.opts.source_name,
+        b.opts.output_name(),
         &b.scope,
         &b.compilation.artifacts,
     );
@@ -462,7 +462,7 @@ fn build(
         Ok(b) => b,
         Err(code) => return code,
     };
-    match emit::write(&out, &opts.source_name, &compilation.artifacts, &scope) {
+    match emit::write(&out, opts.output_name(), &compilation.artifacts, &scope) {
         Ok(r) => {
             if format == MessageFormat::Human {
                 eprintln!(

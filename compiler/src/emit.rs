@@ -65,6 +65,12 @@ fn read_manifest(out: &Path, topology: &str) -> Option<ManifestIn> {
     serde_json::from_str(&text).ok()
 }
 
+/// Whether a manifest's source is `source` (a file name). Manifests of earlier
+/// versions recorded the path as given on the command line.
+fn same_source(recorded: &str, source: &str) -> bool {
+    recorded == source || Path::new(recorded).file_name().is_some_and(|n| n == source)
+}
+
 /// The files that an existing manifest says stackc generated from `source`
 /// (out-relative paths, manifest included). A missing manifest, or one written for
 /// another source file, owns nothing.
@@ -73,7 +79,7 @@ pub fn owned_files(out: &Path, topology: &str, source: &str) -> BTreeSet<String>
     let Some(m) = read_manifest(out, topology) else {
         return owned;
     };
-    if m.source != source {
+    if !same_source(&m.source, source) {
         return owned;
     }
     for f in m.files {
@@ -95,7 +101,7 @@ pub fn existing_topologies(out: &Path, source: &str) -> Vec<String> {
             let Some(name) = e.file_name().to_str().map(str::to_string) else {
                 continue;
             };
-            if read_manifest(out, &name).is_some_and(|m| m.source == source) {
+            if read_manifest(out, &name).is_some_and(|m| same_source(&m.source, source)) {
                 names.push(name);
             }
         }
@@ -126,6 +132,13 @@ pub fn write(
     let mut changed: BTreeSet<String> = report.written.iter().map(|p| topology(p)).collect();
     changed.extend(report.removed.iter().map(|p| topology(p)));
     fs::create_dir_all(out).map_err(|e| EmitError::Io(out.to_path_buf(), e))?;
+    // The leftover tree of a killed build, even when nothing changes now.
+    for t in scope.iter().chain(&changed) {
+        let leftover = out.join(format!(".{t}.stackc-new"));
+        if fs::symlink_metadata(&leftover).is_ok() {
+            fs::remove_dir_all(&leftover).map_err(|e| EmitError::Io(leftover.clone(), e))?;
+        }
+    }
     for t in &changed {
         let files: Vec<&Artifact> = artifacts
             .iter()

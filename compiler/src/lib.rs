@@ -39,6 +39,17 @@ pub struct Options {
     pub source_dir_from_compose: String,
 }
 
+impl Options {
+    /// The source as generated files name it: its file name only, so that the
+    /// same input gives the same bytes on every machine and in every directory.
+    pub fn output_name(&self) -> &str {
+        std::path::Path::new(&self.source_name)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(&self.source_name)
+    }
+}
+
 /// The result of a compilation: the sources (for rendering diagnostics), the
 /// diagnostics, and the artifacts when there are no errors.
 #[derive(Debug)]
