@@ -64,3 +64,9 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked
+
+# The fuzz targets, for a bounded time each, from the committed corpus (under CI,
+# or with STACKC_FUZZ=1; see scripts/fuzz.sh).
+if [ "${CI:-}" = true ] || [ -n "${STACKC_FUZZ:-}" ]; then
+  bash scripts/fuzz.sh
+fi

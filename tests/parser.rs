@@ -42,8 +42,9 @@ fn agree(text: &str) -> Result<bool, String> {
     }
 }
 
+/// The repository's .stack files, and the fuzzers' regression cases.
 fn corpus() -> Vec<(String, String)> {
-    ["examples", "stdlib", "tests"]
+    ["examples", "stdlib", "tests", "fuzz/regressions"]
         .iter()
         .flat_map(|d| stack_files(d))
         .map(|p| (rel(&p), read(&p)))
