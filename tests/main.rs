@@ -5,7 +5,8 @@
 //! - `errors`: every file in `tests/errors/` against the codes it declares, and its
 //!   rendered diagnostics as a snapshot;
 //! - `cli`: exit codes, `--out`, atomicity, ownership, stale files, determinism;
-//! - `real_programs`: the generated files run through docker-compose, yamllint
+//! - `real_programs`: the generated files of the examples, the cases and varied
+//!   generated stacks (`generate`) run through docker-compose, yamllint
 //!   and a shell.
 
 mod cli;
@@ -14,6 +15,7 @@ mod editors;
 mod errors;
 mod examples;
 mod format;
+mod generate;
 mod graph;
 mod kubernetes;
 mod lsp;

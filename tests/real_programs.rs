@@ -1,4 +1,6 @@
-//! The generated files, run through the real programs: `docker-compose config`
+//! The generated files of the examples, the test cases and 16 varied
+//! generated stacks (`generate`: the checker must accept most of them), run
+//! through the real programs: `docker-compose config`
 //! (Debian's docker-compose 1.29), yamllint, a POSIX shell reading env files and
 //! parsing scripts, and kubernetes-validate (strict, oldest and newest supported
 //! Kubernetes).
@@ -26,38 +28,81 @@ struct Built {
 }
 
 fn build_all() -> Vec<Built> {
-    let mut all = Vec::new();
+    let mut inputs: Vec<(String, String, stackc::Options)> = Vec::new();
     for path in stack_files("examples")
         .into_iter()
         .chain(stack_files("tests/cases"))
     {
-        let text = read(&path);
         let opts = stackc::Options {
             source_dir_from_compose: "../../../src".to_string(),
             ..options(&path)
         };
-        let (_, plan, diags) = stackc::analyze(&text, &opts);
-        let plan = plan.unwrap_or_else(|| panic!("{} has errors: {diags:?}", rel(&path)));
-        let compilation = stackc::compile(&text, &opts);
-        assert!(!compilation.has_errors(), "{}", rel(&path));
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let out = dir.path().join("out");
-        let mut files = Vec::new();
-        for a in &compilation.artifacts {
-            let p = out.join(&a.path);
-            fs::create_dir_all(p.parent().unwrap_or(&out)).unwrap_or_else(|e| panic!("{e}"));
-            fs::write(&p, &a.contents).unwrap_or_else(|e| panic!("{e}"));
-            files.push(a.path.clone());
-        }
-        all.push(Built {
-            name: rel(&path),
-            out,
-            plan,
-            files,
-            _dir: dir,
-        });
+        inputs.push((rel(&path), read(&path), opts));
     }
+    let mut all: Vec<Built> = inputs
+        .into_iter()
+        .map(|(name, text, opts)| {
+            build(&name, &text, &opts).unwrap_or_else(|e| panic!("{name} has errors: {e}"))
+        })
+        .collect();
+    // Varied generated stacks: those the checker accepts must give files that
+    // every validator accepts too.
+    let generated = crate::generate::stacks(GENERATED, 0x5EED_0F57_AC45_0001);
+    let mut accepted = 0;
+    for (name, text) in generated {
+        let opts = stackc::Options {
+            source_name: format!("{name}.stack"),
+            topologies: Vec::new(),
+            source_dir_from_compose: "../../../src".to_string(),
+        };
+        let built = build(&name, &text, &opts);
+        if let Err(e) = &built {
+            eprintln!(
+                "REJECTED {name}: {}",
+                e.chars().take(400).collect::<String>()
+            );
+        }
+        if let Ok(b) = built {
+            all.push(b);
+            accepted += 1;
+        }
+    }
+    assert!(
+        accepted * 4 >= GENERATED * 3,
+        "the checker accepts only {accepted} of {GENERATED} generated stacks"
+    );
     all
+}
+
+/// How many stacks `build_all` generates.
+const GENERATED: usize = 16;
+
+/// Builds one input into a temporary directory; `Err` lists its errors.
+fn build(name: &str, text: &str, opts: &stackc::Options) -> Result<Built, String> {
+    let (_, plan, diags) = stackc::analyze(text, opts);
+    let Some(plan) = plan else {
+        return Err(format!("{diags:?}"));
+    };
+    let compilation = stackc::compile(text, opts);
+    if compilation.has_errors() {
+        return Err(format!("{:?}", compilation.diagnostics));
+    }
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = dir.path().join("out");
+    let mut files = Vec::new();
+    for a in &compilation.artifacts {
+        let p = out.join(&a.path);
+        fs::create_dir_all(p.parent().unwrap_or(&out)).unwrap_or_else(|e| panic!("{e}"));
+        fs::write(&p, &a.contents).unwrap_or_else(|e| panic!("{e}"));
+        files.push(a.path.clone());
+    }
+    Ok(Built {
+        name: name.to_string(),
+        out,
+        plan,
+        files,
+        _dir: dir,
+    })
 }
 
 /// The environment value that a consumer of the generated files must see, with
