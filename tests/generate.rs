@@ -102,7 +102,39 @@ fn stack(rng: &mut Rng, index: usize) -> String {
             runs[(h + 1) % hosts].push(name.clone());
         }
     }
+    // HA modes on hosts: a database under Patroni or streaming replication,
+    // a password-protected Redis watched by Sentinel on three hosts.
+    let mut overrides = String::new();
+    for (name, kind) in &services {
+        match *kind {
+            "postgres" if hosts >= 2 && rng.chance(60) => {
+                for run in runs.iter_mut() {
+                    if !run.contains(name) {
+                        run.push(name.clone());
+                    }
+                }
+                let mode = if rng.chance(50) {
+                    "patroni"
+                } else {
+                    "streaming"
+                };
+                overrides.push_str(&format!(
+                    "  override {name} {{\n    image = \"postgres:16\"\n    ha {{\n      mode = {mode}\n      replication_password = secret.db_password\n    }}\n  }}\n"
+                ));
+            }
+            "redis_auth" if hosts == 3 && rng.chance(70) => {
+                for run in runs.iter_mut() {
+                    if !run.contains(name) {
+                        run.push(name.clone());
+                    }
+                }
+                overrides.push_str(&format!("  override {name} {{ ha = sentinel }}\n"));
+            }
+            _ => {}
+        }
+    }
     s.push_str("topology hosts {\n");
+    s.push_str(&overrides);
     for (h, run) in runs.iter().enumerate() {
         s.push_str(&format!(
             "  host h{h} {{\n    address = \"10.9.{index}.{}\"\n    run = [{}]\n  }}\n",

@@ -690,3 +690,84 @@ fn prometheus_configs_pass_promtool() {
         "the examples have Prometheus configs ({checked})"
     );
 }
+
+/// Every generated `patroni.yml` passes `patroni --validate-config -i` (which
+/// skips binding and reaching etcd). The one line it may print is the node
+/// image's `bin_dir` when that PostgreSQL version is not installed here.
+#[test]
+fn patroni_configs_pass_patroni_validate_config() {
+    if !require("patroni") {
+        return;
+    }
+    let mut checked = 0;
+    for b in build_all() {
+        for f in b.files.iter().filter(|f| f.ends_with("/patroni.yml")) {
+            let out = Command::new("patroni")
+                .args(["--validate-config", "-i"])
+                .arg(b.out.join(f))
+                .output()
+                .unwrap_or_else(|e| panic!("patroni: {e}"));
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            let problems: Vec<&str> = text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .filter(|l| !(l.contains("bin_dir") && l.contains("does not exist")))
+                .collect();
+            assert!(problems.is_empty(), "{} {f}: {problems:?}", b.name);
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 3,
+        "the examples and generated stacks have Patroni nodes ({checked})"
+    );
+}
+
+/// Every generated Redis node and sentinel config of a Sentinel-watched Redis
+/// on hosts starts (on a copy, on loopback: the listen address is the host's)
+/// and stays up.
+#[test]
+fn sentinel_host_configs_start() {
+    if !require("redis-server") {
+        return;
+    }
+    let mut checked = 0;
+    for b in build_all() {
+        for f in b.files.iter().filter(|f| {
+            f.ends_with("/sentinel.conf") || (f.ends_with("/redis.conf") && !f.contains("/k8s/"))
+        }) {
+            let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let copy = tmp.path().join("x.conf");
+            fs::copy(b.out.join(f), &copy).unwrap_or_else(|e| panic!("{e}"));
+            let port = 27000 + checked as u16;
+            let mut cmd = Command::new("redis-server");
+            cmd.arg(&copy)
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--dir"])
+                .arg(tmp.path());
+            if f.ends_with("/sentinel.conf") {
+                cmd.arg("--sentinel");
+            }
+            let mut child = cmd
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("redis-server: {e}"));
+            std::thread::sleep(std::time::Duration::from_millis(700));
+            let exited = child.try_wait().ok().flatten();
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                exited.is_none(),
+                "{} {f}: redis-server exited: {}",
+                b.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 6,
+        "the examples and generated stacks have Sentinel nodes ({checked})"
+    );
+}
