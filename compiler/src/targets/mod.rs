@@ -77,32 +77,68 @@ fn node_files<T: Serialize>(
     }
 }
 
+/// Every topology's files. Topologies are independent, so they are generated
+/// on threads of their own when there are several (and cores to run them);
+/// the result is in topology order either way.
 pub fn generate(plan: &Plan, options: &Options, diags: &mut Diagnostics) -> Vec<Artifact> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let results: Vec<(Vec<Artifact>, Diagnostics)> = if plan.topologies.len() > 1 && cores > 1 {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = plan
+                .topologies
+                .iter()
+                .map(|topo| scope.spawn(move || topology(plan, topo, options)))
+                .collect();
+            handles
+                .into_iter()
+                .zip(&plan.topologies)
+                .map(|(h, topo)| {
+                    h.join().unwrap_or_else(|_| {
+                        let mut d = Diagnostics::default();
+                        d.push(internal(topo, "files", "a target failed"));
+                        (Vec::new(), d)
+                    })
+                })
+                .collect()
+        })
+    } else {
+        plan.topologies
+            .iter()
+            .map(|topo| topology(plan, topo, options))
+            .collect()
+    };
     let mut artifacts = Vec::new();
-    for topo in &plan.topologies {
-        let start = artifacts.len();
-        match topo.platform {
-            Platform::Compose => {
-                compose::generate(topo, options, &mut artifacts, diags);
-                env::generate(plan, topo, options, &mut artifacts, diags);
-                nginx::generate(topo, options, &mut artifacts, diags);
-                haproxy::generate(topo, options, &mut artifacts, diags);
-                prometheus::generate(topo, options, &mut artifacts, diags);
-                postgres::generate(topo, options, &mut artifacts, diags);
-                patroni::generate(topo, options, &mut artifacts, diags);
-                sentinel_hosts::generate(topo, options, &mut artifacts, diags);
-            }
-            Platform::Kubernetes => {
-                kubernetes::generate(plan, topo, options, &mut artifacts, diags)
-            }
-        }
-        let files: Vec<&Artifact> = artifacts[start..].iter().collect();
-        match manifest(topo, options, &files) {
-            Ok(m) => artifacts.push(m),
-            Err(e) => diags.push(internal(topo, "manifest", &e)),
-        }
+    for (files, d) in results {
+        artifacts.extend(files);
+        diags.extend(d);
     }
     artifacts
+}
+
+/// One topology's files, its manifest last.
+fn topology(plan: &Plan, topo: &TopologyPlan, options: &Options) -> (Vec<Artifact>, Diagnostics) {
+    let mut artifacts = Vec::new();
+    let mut diags = Diagnostics::default();
+    let d = &mut diags;
+    match topo.platform {
+        Platform::Compose => {
+            compose::generate(topo, options, &mut artifacts, d);
+            env::generate(plan, topo, options, &mut artifacts, d);
+            nginx::generate(topo, options, &mut artifacts, d);
+            haproxy::generate(topo, options, &mut artifacts, d);
+            prometheus::generate(topo, options, &mut artifacts, d);
+            postgres::generate(topo, options, &mut artifacts, d);
+            patroni::generate(topo, options, &mut artifacts, d);
+            sentinel_hosts::generate(topo, options, &mut artifacts, d);
+        }
+        Platform::Kubernetes => kubernetes::generate(plan, topo, options, &mut artifacts, d),
+    }
+    let files: Vec<&Artifact> = artifacts.iter().collect();
+    match manifest(topo, options, &files) {
+        Ok(m) => artifacts.push(m),
+        Err(e) => diags.push(internal(topo, "manifest", &e)),
+    }
+    (artifacts, diags)
 }
 
 #[derive(Serialize)]
