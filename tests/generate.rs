@@ -5,18 +5,18 @@
 //! reproducible. `real_programs` builds those the checker accepts and runs
 //! every generated file through its real validator.
 
-/// xorshift64*.
-struct Rng(u64);
+/// xorshift64*: deterministic, so a failure is reproducible.
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
 

@@ -7,6 +7,7 @@
 use stackc::diag::{Code, Diagnostics, FileId};
 use stackc::syntax::{parse_fast, parse_with_pest};
 
+use crate::generate::Rng;
 use crate::support::{read, rel, stack_files};
 
 /// Compares both parsers on one text; `Err` describes a disagreement.
@@ -62,22 +63,6 @@ fn both_parsers_agree_on_every_file() {
         }
     }
     assert!(accepted > 50, "{accepted}");
-}
-
-/// xorshift64*: deterministic, so a failure is reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 #[test]

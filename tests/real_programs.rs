@@ -18,16 +18,25 @@ use crate::support::{options, read, rel, require, stack_files};
 
 const SECRET_VALUE: &str = "s3cr$t value";
 
-/// Every example and test case, built into a temporary directory.
+/// Every example, test case and generated stack, built into a directory of
+/// its own.
 struct Built {
-    _dir: tempfile::TempDir,
     name: String,
     out: PathBuf,
     plan: Plan,
     files: Vec<String>,
 }
 
-fn build_all() -> Vec<Built> {
+/// The builds, made once for all the tests of this module (each reads them),
+/// under cargo's temporary directory for integration tests.
+fn build_all() -> &'static [Built] {
+    static BUILT: std::sync::OnceLock<Vec<Built>> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_everything)
+}
+
+fn build_everything() -> Vec<Built> {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("real-programs");
+    let _ = fs::remove_dir_all(&root);
     let mut inputs: Vec<(String, String, stackc::Options)> = Vec::new();
     for path in stack_files("examples")
         .into_iter()
@@ -42,7 +51,7 @@ fn build_all() -> Vec<Built> {
     let mut all: Vec<Built> = inputs
         .into_iter()
         .map(|(name, text, opts)| {
-            build(&name, &text, &opts).unwrap_or_else(|e| panic!("{name} has errors: {e}"))
+            build(&root, &name, &text, &opts).unwrap_or_else(|e| panic!("{name} has errors: {e}"))
         })
         .collect();
     // Varied generated stacks: those the checker accepts must give files that
@@ -55,7 +64,7 @@ fn build_all() -> Vec<Built> {
             topologies: Vec::new(),
             source_dir_from_compose: "../../../src".to_string(),
         };
-        let built = build(&name, &text, &opts);
+        let built = build(&root, &name, &text, &opts);
         if let Err(e) = &built {
             eprintln!(
                 "REJECTED {name}: {}",
@@ -77,8 +86,9 @@ fn build_all() -> Vec<Built> {
 /// How many stacks `build_all` generates.
 const GENERATED: usize = 16;
 
-/// Builds one input into a temporary directory; `Err` lists its errors.
-fn build(name: &str, text: &str, opts: &stackc::Options) -> Result<Built, String> {
+/// Builds one input into a directory of its own under `root`; `Err` lists its
+/// errors.
+fn build(root: &Path, name: &str, text: &str, opts: &stackc::Options) -> Result<Built, String> {
     let (_, plan, diags) = stackc::analyze(text, opts);
     let Some(plan) = plan else {
         return Err(format!("{diags:?}"));
@@ -87,8 +97,7 @@ fn build(name: &str, text: &str, opts: &stackc::Options) -> Result<Built, String
     if compilation.has_errors() {
         return Err(format!("{:?}", compilation.diagnostics));
     }
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let out = dir.path().join("out");
+    let out = root.join(name.replace('/', "_")).join("out");
     let mut files = Vec::new();
     for a in &compilation.artifacts {
         let p = out.join(&a.path);
@@ -101,7 +110,6 @@ fn build(name: &str, text: &str, opts: &stackc::Options) -> Result<Built, String
         out,
         plan,
         files,
-        _dir: dir,
     })
 }
 

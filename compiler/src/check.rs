@@ -17,6 +17,8 @@ use crate::syntax::{path_text, Ident};
 pub struct Checked {
     /// Base definition of each workload service (kind defaults ⊕ service).
     pub bases: IndexMap<String, ServiceDef>,
+    /// Each kind's chain, from itself to its root.
+    pub kind_chains: IndexMap<String, Vec<String>>,
 }
 
 /// Attributes a reference may name on a service, besides its parameters.
@@ -57,7 +59,8 @@ pub fn check(stack: &Stack, diags: &mut Diagnostics) -> Checked {
             );
         }
     }
-    let chains = kind_chains(stack, diags);
+    checked.kind_chains = kind_chains(stack, diags);
+    let chains = &checked.kind_chains;
     for decl in stack.services.values() {
         dns_label(&decl.name, "service", diags);
         match &decl.body {

@@ -154,26 +154,10 @@ fn doc_comment(text: &str, start: usize) -> String {
 
 /// The `param NAME` entry of a kind or of its ancestors: (file text, entry).
 fn param<'a>(a: &'a Analysis, kind: &str, name: &str) -> Option<(&'a str, &'a Entry)> {
-    let mut current = kind.to_string();
-    for _ in 0..16 {
-        let def = a.index.definition(&Target {
-            kind: SymbolKind::Kind,
-            name: current.clone(),
-            topology: None,
-        })?;
-        let (_, tree) = a.trees.iter().find(|(id, _)| *id == def.span.file)?;
-        let kind_entry = tree.entries.iter().find(|e| e.span == def.entry)?;
-        if let EntryValue::Block(entries) = &kind_entry.value {
-            if let Some(p) = entries
-                .iter()
-                .find(|e| e.key.name == "param" && label_name(e) == Some(name))
-            {
-                return Some((&a.sources.get(def.span.file).text, p));
-            }
-        }
-        current = def.kind_of.clone()?;
-    }
-    None
+    kind_params(a, kind)
+        .into_iter()
+        .find(|(_, _, p)| label_name(p) == Some(name))
+        .map(|(_, text, p)| (text, p))
 }
 
 /// The kind of a service, from its definition.
@@ -727,6 +711,15 @@ fn enclosing_header_label(before: &str) -> Option<(String, String)> {
 
 /// The parameters of a kind and its ancestors: (name, kind).
 fn params_of(a: &Analysis, kind: &str) -> Vec<(String, String)> {
+    kind_params(a, kind)
+        .into_iter()
+        .filter_map(|(k, _, p)| Some((label_name(p)?.to_string(), k)))
+        .collect()
+}
+
+/// The `param` entries of a kind and its ancestors, nearest first: (the kind
+/// that declares it, its file's text, the entry).
+fn kind_params<'a>(a: &'a Analysis, kind: &str) -> Vec<(String, &'a str, &'a Entry)> {
     let mut out = Vec::new();
     let mut current = Some(kind.to_string());
     let mut seen = 0;
@@ -739,6 +732,7 @@ fn params_of(a: &Analysis, kind: &str) -> Vec<(String, String)> {
         }) else {
             break;
         };
+        let text: &str = &a.sources.get(def.span.file).text;
         if let Some((_, tree)) = a.trees.iter().find(|(id, _)| *id == def.span.file) {
             if let Some(EntryValue::Block(entries)) = tree
                 .entries
@@ -747,9 +741,7 @@ fn params_of(a: &Analysis, kind: &str) -> Vec<(String, String)> {
                 .map(|e| &e.value)
             {
                 for p in entries.iter().filter(|e| e.key.name == "param") {
-                    if let Some(n) = label_name(p) {
-                        out.push((n.to_string(), k.clone()));
-                    }
+                    out.push((k.clone(), text, p));
                 }
             }
         }

@@ -40,25 +40,12 @@ fn literal(e: &Expr) -> Option<String> {
 impl Topo<'_> {
     /// Whether a service's kind chain includes `kind`.
     fn is_kind(&self, service: &str, kind: &str) -> bool {
-        let mut next = self
-            .stack
+        self.stack
             .services
             .get(service)
             .and_then(|d| d.kind.as_ref())
-            .map(|k| k.name.clone());
-        for _ in 0..16 {
-            let Some(k) = next else { return false };
-            if k == kind {
-                return true;
-            }
-            next = self
-                .stack
-                .kinds
-                .get(&k)
-                .and_then(|d| d.parent.as_ref())
-                .map(|p| p.name.clone());
-        }
-        false
+            .and_then(|k| self.kind_chains.get(&k.name))
+            .is_some_and(|chain| chain.iter().any(|k| k == kind))
     }
 
     pub(super) fn lints(&self, diags: &mut Diagnostics) {

@@ -363,6 +363,8 @@ pub(super) struct Topo<'a> {
     /// Per service: base ⊕ topology override.
     pub(super) defs: IndexMap<&'a str, Cow<'a, ServiceDef>>,
     pub(super) placements: IndexMap<&'a str, Vec<Placement<'a>>>,
+    /// Each kind's chain, from itself to its root (from `check`).
+    pub(super) kind_chains: &'a IndexMap<String, Vec<String>>,
 }
 
 /// The ports other hosts (on their address) and on-host proxies (on 127.0.0.1)
@@ -418,6 +420,7 @@ fn plan_topology(
         hosts,
         defs,
         placements: IndexMap::new(),
+        kind_chains: &checked.kind_chains,
     };
     t.place(diags);
     t.lints(diags);
