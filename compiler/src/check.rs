@@ -5,6 +5,8 @@
 //!
 //! Topology-specific checks (placement, ports, cycles, health gates) live in `plan`.
 
+use std::rc::Rc;
+
 use indexmap::IndexMap;
 
 use crate::diag::{suggest, Code, Diagnostic, Diagnostics, FileId, Span};
@@ -14,9 +16,10 @@ use crate::syntax::{path_text, Ident};
 
 /// The stack with every service's kind chain applied.
 #[derive(Debug, Default)]
-pub struct Checked {
-    /// Base definition of each workload service (kind defaults ⊕ service).
-    pub bases: IndexMap<String, ServiceDef>,
+pub struct Checked<'a> {
+    /// Base definition of each workload service (kind defaults ⊕ service): the
+    /// declaration itself for a service without a kind.
+    pub bases: IndexMap<String, DefRef<'a>>,
     /// Each kind's chain, from itself to its root.
     pub kind_chains: IndexMap<String, Vec<String>>,
 }
@@ -37,7 +40,7 @@ pub const ATTRIBUTES: &[&str] = &[
     "public_url",
 ];
 
-pub fn check(stack: &Stack, diags: &mut Diagnostics) -> Checked {
+pub fn check<'a>(stack: &'a Stack, diags: &mut Diagnostics) -> Checked<'a> {
     let mut checked = Checked::default();
     for secret in stack.secrets.values() {
         if !is_env_name(&secret.name.name) {
@@ -65,9 +68,15 @@ pub fn check(stack: &Stack, diags: &mut Diagnostics) -> Checked {
         dns_label(&decl.name, "service", diags);
         match &decl.body {
             ServiceBody::Workload(def) => {
+                let Some(kind) = &decl.kind else {
+                    check_args(&decl.name.name, def, &[def], diags);
+                    let base = DefRef::Borrowed(def);
+                    checked.bases.insert(decl.name.name.clone(), base);
+                    continue;
+                };
                 let mut base = ServiceDef::default();
                 let mut kind_known = true;
-                if let Some(kind) = &decl.kind {
+                {
                     match chains.get(&kind.name) {
                         Some(chain) => {
                             for k in chain.iter().rev() {
@@ -89,6 +98,7 @@ pub fn check(stack: &Stack, diags: &mut Diagnostics) -> Checked {
                 } else {
                     base.args.clear();
                 }
+                let base = DefRef::Owned(Rc::new(base));
                 checked.bases.insert(decl.name.name.clone(), base);
             }
             ServiceBody::External(ext) => {
@@ -129,13 +139,13 @@ pub fn check(stack: &Stack, diags: &mut Diagnostics) -> Checked {
             let Some(base) = checked.bases.get(&ov.service.name) else {
                 continue;
             };
-            if ov.over == ServiceDef::default() {
+            let Some(over) = &ov.over else {
                 // A plain placement adds nothing to check.
                 continue;
-            }
-            let mut eff = base.clone();
-            eff.overlay(&ov.over);
-            check_args(&ov.service.name, &eff, &[&ov.over], diags);
+            };
+            let mut eff = ServiceDef::clone(base);
+            eff.overlay(over);
+            check_args(&ov.service.name, &eff, &[over], diags);
             check_def(stack, &checked.bases, &ov.service.name, &eff, diags);
         }
         for (ident, ext) in topo.externals.values() {
@@ -253,7 +263,7 @@ fn check_args(service: &str, eff: &ServiceDef, written: &[&ServiceDef], diags: &
 
 fn check_def(
     stack: &Stack,
-    bases: &IndexMap<String, ServiceDef>,
+    bases: &IndexMap<String, DefRef<'_>>,
     name: &str,
     def: &ServiceDef,
     diags: &mut Diagnostics,
@@ -537,7 +547,7 @@ pub(crate) fn unknown_service(stack: &Stack, ident: &Ident) -> Diagnostic {
 /// expression belongs to (for `self`).
 fn check_expr(
     stack: &Stack,
-    bases: &IndexMap<String, ServiceDef>,
+    bases: &IndexMap<String, DefRef<'_>>,
     owner: Option<&str>,
     expr: &Expr,
     diags: &mut Diagnostics,
@@ -551,7 +561,7 @@ fn check_expr(
 
 fn check_reference(
     stack: &Stack,
-    bases: &IndexMap<String, ServiceDef>,
+    bases: &IndexMap<String, DefRef<'_>>,
     owner: Option<&str>,
     r: &Reference,
 ) -> Option<Diagnostic> {

@@ -67,7 +67,7 @@ impl Compilation {
 
 /// Parses, checks and plans; returns the plan when there are no errors.
 pub fn analyze(text: &str, options: &Options) -> (SourceMap, Option<plan::Plan>, Vec<Diagnostic>) {
-    let a = analyze_with_trees(text, options);
+    let a = analyze_keeping(text, options, false);
     (a.sources, a.plan, a.diagnostics)
 }
 
@@ -83,6 +83,12 @@ pub struct Analyzed {
 
 /// `analyze`, keeping the syntax trees.
 pub fn analyze_with_trees(text: &str, options: &Options) -> Analyzed {
+    analyze_keeping(text, options, true)
+}
+
+/// The analysis; the syntax trees are dropped after lowering unless kept (they
+/// are the largest structure at that point, and the model holds what they say).
+fn analyze_keeping(text: &str, options: &Options, keep_trees: bool) -> Analyzed {
     let mut sources = SourceMap::default();
     let mut diags = Diagnostics::default();
     let mut files = Vec::new();
@@ -105,6 +111,10 @@ pub fn analyze_with_trees(text: &str, options: &Options) -> Analyzed {
         .unwrap_or("stack")
         .to_string();
     let mut stack = lower::lower(&units, &default_name, &mut diags);
+    drop(units);
+    if !keep_trees {
+        files = Vec::new();
+    }
     check::no_topology(&stack, user, &mut diags);
     select_topologies(&mut stack, &options.topologies, user, &mut diags);
     let checked = check::check(&stack, &mut diags);

@@ -3,6 +3,9 @@
 //! service, a topology override and a per-host override can be laid over each other
 //! (`ServiceDef::overlay`) before the result is read as one `Service`.
 
+use std::ops::Deref;
+use std::rc::Rc;
+
 use indexmap::IndexMap;
 
 use crate::diag::Span;
@@ -418,9 +421,9 @@ pub struct ServiceDef {
     pub url: Option<Expr>,
     pub read_url: Option<Expr>,
     pub public_url: Option<Expr>,
-    pub ha: Option<HaDef>,
+    pub ha: Option<Box<HaDef>>,
     pub ha_modes: Option<Sp<Vec<Ident>>>,
-    pub autoscale: Option<AutoscaleDef>,
+    pub autoscale: Option<Box<AutoscaleDef>>,
     pub update: UpdateDef,
     pub stop_grace_period: Option<Sp<Duration>>,
     /// A delay before the stop signal, while endpoints drain.
@@ -428,7 +431,7 @@ pub struct ServiceDef {
     /// The PodDisruptionBudget's `minAvailable` (default: `maxUnavailable: 1`).
     pub min_available: Option<Sp<u32>>,
     /// What Prometheus scrapes: `metrics { port = http  path = "/metrics" }`.
-    pub metrics: Option<MetricsDef>,
+    pub metrics: Option<Box<MetricsDef>>,
     /// This placement's share of a weighted route (`run api { weight = 3 }`).
     pub weight: Option<Sp<u32>>,
     pub params: IndexMap<String, ParamDecl>,
@@ -447,6 +450,27 @@ fn lay<T: Clone>(base: &mut Option<T>, top: &Option<T>) {
 fn lay_map<T: Clone>(base: &mut IndexMap<String, T>, top: &IndexMap<String, T>) {
     for (k, v) in top {
         base.insert(k.clone(), v.clone());
+    }
+}
+
+/// A handle on a definition: the definition as written when nothing is laid over
+/// it (the common case), else a composed copy, shared by everything that does not
+/// change it further. A definition is a few kilobytes and a stack may have
+/// thousands of services: the check and each topology hold handles, not copies.
+#[derive(Debug, Clone)]
+pub enum DefRef<'a> {
+    Borrowed(&'a ServiceDef),
+    Owned(Rc<ServiceDef>),
+}
+
+impl Deref for DefRef<'_> {
+    type Target = ServiceDef;
+
+    fn deref(&self) -> &ServiceDef {
+        match self {
+            DefRef::Borrowed(def) => def,
+            DefRef::Owned(def) => def,
+        }
     }
 }
 
@@ -573,7 +597,16 @@ pub struct ServiceDecl {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunDef {
     pub service: Ident,
-    pub over: ServiceDef,
+    /// What the block says over the service's definition; `None` when it says
+    /// nothing (`run = [a, b]`, an empty block): the common case, kept small.
+    pub over: Option<Box<ServiceDef>>,
+}
+
+impl RunDef {
+    pub fn new(service: Ident, over: ServiceDef) -> RunDef {
+        let over = (over != ServiceDef::default()).then(|| Box::new(over));
+        RunDef { service, over }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -87,7 +87,7 @@ impl Lower<'_> {
                 }
             }
             "volume" => self.volume(def, e),
-            "autoscale" => def.autoscale = Some(self.autoscale(e)),
+            "autoscale" => def.autoscale = Some(Box::new(self.autoscale(e))),
             "update" => {
                 let entries = self.block(e);
                 for (f, v) in self.settings(entries, "an update block") {
@@ -113,7 +113,7 @@ impl Lower<'_> {
                     def.pre_stop = self.duration(v);
                 }
             }
-            "metrics" => def.metrics = self.metrics(e),
+            "metrics" => def.metrics = self.metrics(e).map(Box::new),
             "weight" => {
                 if let Some(v) = self.assigned(e) {
                     def.weight = self.integer(v, "a weight");
@@ -202,7 +202,7 @@ impl Lower<'_> {
                     _ => def.public_url = expr,
                 }
             }
-            "ha" => def.ha = self.ha(e),
+            "ha" => def.ha = self.ha(e).map(Box::new),
             "ha_modes" if is_kind => {
                 if let Some(v) = self.assigned(e) {
                     def.ha_modes = self.names(v);

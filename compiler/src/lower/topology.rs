@@ -106,7 +106,7 @@ impl Lower<'_> {
                     let entries = self.block(f);
                     let over = self.service_def(entries, "an override", false);
                     topo.overrides
-                        .insert(service.name.clone(), RunDef { service, over });
+                        .insert(service.name.clone(), RunDef::new(service, over));
                 }
                 "external" => {
                     self.no_kind(f);
@@ -187,7 +187,7 @@ impl Lower<'_> {
                 if let Some(names) = self.names(v) {
                     runs.extend(names.value.into_iter().map(|service| RunDef {
                         service,
-                        over: ServiceDef::default(),
+                        over: None,
                     }));
                 }
             }
@@ -213,7 +213,7 @@ impl Lower<'_> {
                     }
                     EntryValue::None => ServiceDef::default(),
                 };
-                runs.push(RunDef { service, over });
+                runs.push(RunDef::new(service, over));
             }
         }
     }

@@ -6,7 +6,7 @@
 //! This is also where the topology-specific checks run: placement, GPU, ports,
 //! replicas of stateful services, health gates and dependency cycles.
 
-use std::borrow::Cow;
+use std::rc::Rc;
 
 use indexmap::{IndexMap, IndexSet};
 use petgraph::graphmap::DiGraphMap;
@@ -352,7 +352,7 @@ pub fn plan(stack: &Stack, checked: &Checked, diags: &mut Diagnostics) -> Plan {
 pub(super) struct Placement<'a> {
     pub(super) host: usize,
     /// Borrowed when no override changes the definition (the common case).
-    pub(super) def: Cow<'a, ServiceDef>,
+    pub(super) def: DefRef<'a>,
     pub(super) run_span: Span,
 }
 
@@ -361,7 +361,7 @@ pub(super) struct Topo<'a> {
     pub(super) topo: &'a TopologyDef,
     pub(super) hosts: Vec<&'a HostDef>,
     /// Per service: base ⊕ topology override.
-    pub(super) defs: IndexMap<&'a str, Cow<'a, ServiceDef>>,
+    pub(super) defs: IndexMap<&'a str, DefRef<'a>>,
     pub(super) placements: IndexMap<&'a str, Vec<Placement<'a>>>,
     /// Each kind's chain, from itself to its root (from `check`).
     pub(super) kind_chains: &'a IndexMap<String, Vec<String>>,
@@ -400,12 +400,14 @@ fn plan_topology(
     let mut defs = IndexMap::new();
     for (name, base) in &checked.bases {
         let def = match topo.overrides.get(name) {
-            Some(ov) => {
-                let mut def = base.clone();
-                def.overlay(&ov.over);
-                Cow::Owned(def)
+            Some(RunDef {
+                over: Some(over), ..
+            }) => {
+                let mut def = ServiceDef::clone(base);
+                def.overlay(over);
+                DefRef::Owned(Rc::new(def))
             }
-            None => Cow::Borrowed(base),
+            _ => base.clone(),
         };
         defs.insert(name.as_str(), def);
     }

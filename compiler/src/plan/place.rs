@@ -54,12 +54,13 @@ impl Topo<'_> {
                 let Some((&key, topo_def)) = self.defs.get_key_value(name) else {
                     continue;
                 };
-                let def = if run.over == ServiceDef::default() {
-                    topo_def.clone()
-                } else {
-                    let mut def = topo_def.clone().into_owned();
-                    def.overlay(&run.over);
-                    Cow::Owned(def)
+                let def = match &run.over {
+                    None => topo_def.clone(),
+                    Some(over) => {
+                        let mut def = ServiceDef::clone(topo_def);
+                        def.overlay(over);
+                        DefRef::Owned(Rc::new(def))
+                    }
                 };
                 self.placements.entry(key).or_default().push(Placement {
                     host: h,

@@ -7,6 +7,8 @@
 //! routes to on its host, so their names resolve when it starts (nginx resolves
 //! upstream names once, at start); services on other hosts are addressed by IP.
 
+use std::collections::{HashMap, HashSet};
+
 use indexmap::{IndexMap, IndexSet};
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Span};
@@ -581,28 +583,47 @@ impl Topo<'_> {
                 by_domain.entry(d).or_default().push((name, route));
             }
         }
+        // Pairs (earlier, later) whose shorter path is a prefix of the longer one,
+        // found by looking up every prefix of each path (paths are short), not by
+        // comparing every pair: the workload may have thousands of routes.
         for routes in by_domain.values() {
-            for (i, (a_svc, a)) in routes.iter().enumerate() {
-                for (b_svc, b) in routes.iter().skip(i + 1) {
-                    let (short, long, long_svc, short_svc) =
-                        if a.path.value.len() <= b.path.value.len() {
-                            (a, b, b_svc, a_svc)
-                        } else {
-                            (b, a, a_svc, b_svc)
-                        };
-                    // One service's routes may nest (`/api/` and `/api/upload/` with its
-                    // own settings): they reach the same servers either way.
-                    if a_svc != b_svc
-                        && long.path.value.starts_with(&short.path.value)
-                        && !short.default
-                    {
-                        diags.push(
-                            Diagnostic::error(Code::OverlappingRoutes, long.path.span, format!("route `{}` of `{long_svc}` overlaps route `{}` of `{short_svc}`", long.path.value, short.path.value))
-                                .label("both match these paths")
-                                .with_secondary(short.path.span, "the shorter prefix")
-                                .help(format!("mark the catch-all `route \"{}\" {{ default = true }}`, or use distinct prefixes", short.path.value)),
-                        );
+            let mut by_path: HashMap<&str, Vec<usize>> = HashMap::new();
+            for (i, (_, r)) in routes.iter().enumerate() {
+                by_path.entry(r.path.value.as_str()).or_default().push(i);
+            }
+            let mut pairs = Vec::new();
+            for (j, (_, long)) in routes.iter().enumerate() {
+                let path = long.path.value.as_str();
+                for (cut, _) in path.char_indices().skip(1).chain([(path.len(), ' ')]) {
+                    let Some(shorter) = by_path.get(&path[..cut]) else {
+                        continue;
+                    };
+                    for &i in shorter {
+                        // An equal path is one pair, reported once, at the later route.
+                        if i != j && (cut < path.len() || i < j) {
+                            pairs.push((i.min(j), i.max(j)));
+                        }
                     }
+                }
+            }
+            pairs.sort_unstable();
+            for (i, j) in pairs {
+                let ((a_svc, a), (b_svc, b)) = (&routes[i], &routes[j]);
+                let (short, long, long_svc, short_svc) = if a.path.value.len() <= b.path.value.len()
+                {
+                    (a, b, b_svc, a_svc)
+                } else {
+                    (b, a, a_svc, b_svc)
+                };
+                // One service's routes may nest (`/api/` and `/api/upload/` with its
+                // own settings): they reach the same servers either way.
+                if a_svc != b_svc && !short.default {
+                    diags.push(
+                        Diagnostic::error(Code::OverlappingRoutes, long.path.span, format!("route `{}` of `{long_svc}` overlaps route `{}` of `{short_svc}`", long.path.value, short.path.value))
+                            .label("both match these paths")
+                            .with_secondary(short.path.span, "the shorter prefix")
+                            .help(format!("mark the catch-all `route \"{}\" {{ default = true }}`, or use distinct prefixes", short.path.value)),
+                    );
                 }
             }
         }
@@ -676,6 +697,11 @@ impl Topo<'_> {
                 });
             }
         }
+        let ready: HashSet<&str> = services
+            .iter()
+            .filter(|i| i.ready_check().is_some())
+            .map(|i| i.name.as_str())
+            .collect();
         let depends_on = fx
             .deps
             .iter()
@@ -684,9 +710,7 @@ impl Topo<'_> {
             .collect::<IndexSet<_>>()
             .into_iter()
             .map(|s| {
-                let healthy = services
-                    .iter()
-                    .any(|i| &i.name == s && i.ready_check().is_some());
+                let healthy = ready.contains(s.as_str());
                 (
                     s.clone(),
                     if healthy {
