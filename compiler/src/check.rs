@@ -5,9 +5,9 @@
 //!
 //! Topology-specific checks (placement, ports, cycles, health gates) live in `plan`.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
-use indexmap::IndexMap;
+use crate::IndexMap;
 
 use crate::diag::{suggest, Code, Diagnostic, Diagnostics, FileId, Span};
 use crate::lower::SERVICE_FIELDS;
@@ -98,7 +98,7 @@ pub fn check<'a>(stack: &'a Stack, diags: &mut Diagnostics) -> Checked<'a> {
                 } else {
                     base.args.clear();
                 }
-                let base = DefRef::Owned(Rc::new(base));
+                let base = DefRef::Owned(Arc::new(base));
                 checked.bases.insert(decl.name.name.clone(), base);
             }
             ServiceBody::External(ext) => {
@@ -201,7 +201,7 @@ fn unknown_kind(stack: &Stack, kind: &Ident) -> Diagnostic {
 /// For each kind, its chain of kinds from itself to its root. Unknown parents and
 /// cycles are reported; such kinds get a chain that stops before the problem.
 fn kind_chains(stack: &Stack, diags: &mut Diagnostics) -> IndexMap<String, Vec<String>> {
-    let mut chains = IndexMap::new();
+    let mut chains = IndexMap::default();
     for (name, kind) in &stack.kinds {
         let mut chain = vec![name.clone()];
         let mut current = kind;

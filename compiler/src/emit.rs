@@ -139,22 +139,31 @@ pub fn write(
             fs::remove_dir_all(&leftover).map_err(|e| EmitError::Io(leftover.clone(), e))?;
         }
     }
-    for t in &changed {
+    // Each topology's tree is its own: they are written on threads of their own.
+    let removed: BTreeSet<&str> = report.removed.iter().map(String::as_str).collect();
+    let unchanged: BTreeSet<&str> = report.unchanged.iter().map(String::as_str).collect();
+    let changed: Vec<String> = changed.into_iter().collect();
+    let results = crate::parallel_map(&changed, |t| -> Result<(), EmitError> {
+        let prefix = format!("{t}/");
         let files: Vec<&Artifact> = artifacts
             .iter()
-            .filter(|a| a.path.starts_with(&format!("{t}/")))
+            .filter(|a| a.path.starts_with(&prefix))
             .collect();
-        let removed: BTreeSet<&str> = report.removed.iter().map(String::as_str).collect();
-        let unchanged: BTreeSet<&str> = report.unchanged.iter().map(String::as_str).collect();
         match swap_topology(out, t, &files, &unchanged, &removed) {
-            Ok(()) => {}
+            Ok(()) => Ok(()),
             Err(SwapError::Unsupported) => {
                 // This file system cannot exchange directories: file by file.
                 let files: Vec<Artifact> = files.into_iter().cloned().collect();
                 let scope = vec![t.clone()];
-                write_in_place(out, source, &files, &scope)?;
+                write_in_place(out, source, &files, &scope).map(|_| ())
             }
-            Err(SwapError::Io(path, e)) => return Err(EmitError::Io(path, e)),
+            Err(SwapError::Io(path, e)) => Err(EmitError::Io(path, e)),
+        }
+    });
+    for result in results {
+        match result {
+            Ok(written) => written?,
+            Err(panic) => std::panic::resume_unwind(panic),
         }
     }
     Ok(report)

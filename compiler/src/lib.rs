@@ -27,6 +27,37 @@ pub mod why;
 
 use diag::{Diagnostic, Diagnostics, SourceMap};
 
+/// The maps and sets of the model, the check and the plan: in insertion order
+/// (source order is output order), hashed with FxHash, rustc's hasher. Their keys
+/// are short names from the user's own file, looked up many times per service:
+/// SipHash's protection against flooding buys nothing here, and cost a tenth of
+/// a check.
+pub type IndexMap<K, V> = indexmap::IndexMap<K, V, rustc_hash::FxBuildHasher>;
+/// See [`IndexMap`].
+pub type IndexSet<T> = indexmap::IndexSet<T, rustc_hash::FxBuildHasher>;
+
+/// `f` of every item, on scoped threads of their own when there are several items
+/// and more than one core, in the items' order either way. Topologies are
+/// independent: planning them and generating their files use the free cores.
+/// A thread that panics gives its panic back in its place.
+pub(crate) fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<std::thread::Result<R>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if items.len() < 2 || cores < 2 {
+        return items.iter().map(|item| Ok(f(item))).collect();
+    }
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = items
+            .iter()
+            .map(|item| scope.spawn(move || f(item)))
+            .collect();
+        handles.into_iter().map(|h| h.join()).collect()
+    })
+}
+
 /// What a compilation needs besides the source text.
 #[derive(Debug, Clone)]
 pub struct Options {

@@ -4,9 +4,9 @@
 //! (`ServiceDef::overlay`) before the result is read as one `Service`.
 
 use std::ops::Deref;
-use std::rc::Rc;
+use std::sync::Arc;
 
-use indexmap::IndexMap;
+use crate::IndexMap;
 
 use crate::diag::Span;
 use crate::syntax::Ident;
@@ -460,7 +460,7 @@ fn lay_map<T: Clone>(base: &mut IndexMap<String, T>, top: &IndexMap<String, T>) 
 #[derive(Debug, Clone)]
 pub enum DefRef<'a> {
     Borrowed(&'a ServiceDef),
-    Owned(Rc<ServiceDef>),
+    Owned(Arc<ServiceDef>),
 }
 
 impl Deref for DefRef<'_> {

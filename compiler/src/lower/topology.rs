@@ -1,6 +1,6 @@
 //! Lowering of topologies and their hosts.
 
-use indexmap::IndexMap;
+use crate::IndexMap;
 
 use crate::diag::{Code, Diagnostic, Span};
 use crate::model::*;
@@ -26,10 +26,10 @@ impl Lower<'_> {
             ingress_class: None,
             production: false,
             allow: Vec::new(),
-            hosts: IndexMap::new(),
-            overrides: IndexMap::new(),
-            externals: IndexMap::new(),
-            proxies: IndexMap::new(),
+            hosts: IndexMap::default(),
+            overrides: IndexMap::default(),
+            externals: IndexMap::default(),
+            proxies: IndexMap::default(),
         };
         let mut cluster_runs = Vec::new();
         let mut run_spans = Vec::new();
@@ -274,7 +274,7 @@ impl Lower<'_> {
                     managed: false,
                     runs,
                 };
-                topo.hosts = IndexMap::from([(CLUSTER_HOST.to_string(), host)]);
+                topo.hosts = [(CLUSTER_HOST.to_string(), host)].into_iter().collect();
             }
         }
     }
@@ -315,7 +315,7 @@ impl Lower<'_> {
             http: None,
             https: None,
             image: None,
-            tls: IndexMap::new(),
+            tls: IndexMap::default(),
             span: e.span,
         };
         let entries = self.block(e);

@@ -1,7 +1,9 @@
 //! Shape and value helpers of lowering: labels, values of each type, units, and
 //! the diagnostics for a value of the wrong shape.
 
-use indexmap::IndexMap;
+use rustc_hash::FxHashMap as HashMap;
+use std::borrow::Cow;
+use std::collections::hash_map::Entry as Slot;
 
 use crate::diag::{suggest, Code, Diagnostic, Span};
 use crate::model::*;
@@ -182,33 +184,40 @@ impl Lower<'_> {
     }
 
     pub(super) fn duplicates(&mut self, entries: &[Entry], what: &str) {
-        let mut seen: IndexMap<(String, String), Span> = IndexMap::new();
+        // Keys borrowed from the tree: this runs on every block of the file.
+        let mut seen: HashMap<(&str, Cow<'_, str>), Span> =
+            HashMap::with_capacity_and_hasher(entries.len(), Default::default());
         for e in entries {
-            let k = (
-                e.key.name.clone(),
-                e.label.as_ref().map(Label::text).unwrap_or_default(),
-            );
-            if let Some(first) = seen.get(&k) {
-                let name = if k.1.is_empty() {
-                    k.0.clone()
-                } else {
-                    format!("{} {}", k.0, k.1)
-                };
-                let first = *first;
-                self.push(
-                    Diagnostic::error(
-                        Code::DuplicateField,
-                        e.key
-                            .span
-                            .to(e.label.as_ref().map_or(e.key.span, Label::span)),
-                        format!("`{name}` is written twice in {what}"),
-                    )
-                    .label("written again here")
-                    .with_secondary(first, "first written here")
-                    .help("remove one of them"),
-                );
-            } else {
-                seen.insert(k, e.key.span);
+            let label = match &e.label {
+                None => Cow::Borrowed(""),
+                Some(Label::Ident(i)) => Cow::Borrowed(i.name.as_str()),
+                Some(label) => Cow::Owned(label.text()),
+            };
+            match seen.entry((e.key.name.as_str(), label)) {
+                Slot::Vacant(v) => {
+                    v.insert(e.key.span);
+                }
+                Slot::Occupied(o) => {
+                    let (key, label) = o.key();
+                    let name = if label.is_empty() {
+                        key.to_string()
+                    } else {
+                        format!("{key} {label}")
+                    };
+                    let first = *o.get();
+                    self.push(
+                        Diagnostic::error(
+                            Code::DuplicateField,
+                            e.key
+                                .span
+                                .to(e.label.as_ref().map_or(e.key.span, Label::span)),
+                            format!("`{name}` is written twice in {what}"),
+                        )
+                        .label("written again here")
+                        .with_secondary(first, "first written here")
+                        .help("remove one of them"),
+                    );
+                }
             }
         }
     }

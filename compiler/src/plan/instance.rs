@@ -1,7 +1,7 @@
 //! One service as it runs on one host: ports, health, start order, and the checks
 //! on the effective definition (image, GPUs, replicas of stateful services).
 
-use indexmap::IndexMap;
+use crate::IndexMap;
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 
@@ -238,7 +238,7 @@ impl Topo<'_> {
                 );
             }
         }
-        let mut depends_on: IndexMap<String, Condition> = IndexMap::new();
+        let mut depends_on: IndexMap<String, Condition> = IndexMap::default();
         let mut gate = |target: &str, gate: Gate, span: Span, diags: &mut Diagnostics| {
             if self.is_patroni(target) {
                 // Consumers reach the cluster through the HAProxy beside them.
@@ -380,7 +380,7 @@ impl Topo<'_> {
                     Some((r.path.value.clone(), port))
                 })
                 .collect(),
-            autoscale,
+            autoscale: autoscale.map(Box::new),
             update: Update {
                 max_surge: def.update.max_surge.as_ref().map_or(1, |v| v.value),
                 max_unavailable: def.update.max_unavailable.as_ref().map_or(0, |v| v.value),
@@ -389,9 +389,9 @@ impl Topo<'_> {
             pre_stop: def.pre_stop.as_ref().map(|d| d.value),
             min_available: def.min_available.as_ref().map(|m| m.value),
             ha: ha.to_string(),
-            streaming: self.streaming_plan(name, h),
-            sentinel_node: self.sentinel_node(name, h),
-            patroni: self.patroni_node(name, h),
+            streaming: self.streaming_plan(name, h).map(Box::new),
+            sentinel_node: self.sentinel_node(name, h).map(Box::new),
+            patroni: self.patroni_node(name, h).map(Box::new),
             etcd: None,
             host_network: false,
             devices: Vec::new(),
@@ -401,7 +401,7 @@ impl Topo<'_> {
                 .filter(|h| {
                     h.mode.name == SENTINEL && self.topo.platform.value == Platform::Kubernetes
                 })
-                .map(|h| SentinelPlan::from_def(name, h)),
+                .map(|h| Box::new(SentinelPlan::from_def(name, h))),
             params: resolved.params,
         };
         if let Some(s) = instance.streaming.clone() {

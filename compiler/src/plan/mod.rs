@@ -6,9 +6,9 @@
 //! This is also where the topology-specific checks run: placement, GPU, ports,
 //! replicas of stateful services, health gates and dependency cycles.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
-use indexmap::{IndexMap, IndexSet};
+use crate::{IndexMap, IndexSet};
 use petgraph::graphmap::DiGraphMap;
 
 use crate::check::{unknown_service, Checked};
@@ -172,7 +172,7 @@ pub struct Instance {
     pub public_url: Option<Vec<Out>>,
     /// (path prefix, port name)
     pub routes: Vec<(String, String)>,
-    pub autoscale: Option<Autoscale>,
+    pub autoscale: Option<Box<Autoscale>>,
     pub update: Update,
     pub stop_grace_period: Option<Duration>,
     pub pre_stop: Option<Duration>,
@@ -180,15 +180,15 @@ pub struct Instance {
     /// The HA mode (`single` when none is chosen).
     pub ha: String,
     /// Redis with Sentinel (Kubernetes).
-    pub sentinel: Option<SentinelPlan>,
+    pub sentinel: Option<Box<SentinelPlan>>,
     /// PostgreSQL streaming replication (hosts).
-    pub streaming: Option<StreamingPlan>,
+    pub streaming: Option<Box<StreamingPlan>>,
     /// A node of a Sentinel-watched Redis (hosts).
-    pub sentinel_node: Option<SentinelNode>,
+    pub sentinel_node: Option<Box<SentinelNode>>,
     /// A node of a Patroni cluster (hosts).
-    pub patroni: Option<PatroniNode>,
+    pub patroni: Option<Box<PatroniNode>>,
     /// A member of a Patroni cluster's etcd (hosts).
-    pub etcd: Option<EtcdMember>,
+    pub etcd: Option<Box<EtcdMember>>,
     /// Runs in the host's network (no published ports, no NAT).
     pub host_network: bool,
     /// Host devices passed to the container.
@@ -237,7 +237,7 @@ impl Instance {
             etcd: None,
             host_network: false,
             devices: Vec::new(),
-            params: IndexMap::new(),
+            params: IndexMap::default(),
         }
     }
 
@@ -336,12 +336,23 @@ fn runtime_attribute(attr: &str) -> bool {
     attr != "public_url" && crate::check::ATTRIBUTES.contains(&attr)
 }
 
+/// Each topology is planned on its own (on threads of their own when there are
+/// cores for them); the diagnostics are kept in topology order.
 pub fn plan(stack: &Stack, checked: &Checked, diags: &mut Diagnostics) -> Plan {
-    let topologies = stack
-        .topologies
-        .values()
-        .map(|topo| plan_topology(stack, checked, topo, diags))
-        .collect();
+    let topos: Vec<&TopologyDef> = stack.topologies.values().collect();
+    let mut topologies = Vec::with_capacity(topos.len());
+    for result in crate::parallel_map(&topos, |topo| {
+        let mut d = Diagnostics::default();
+        (plan_topology(stack, checked, topo, &mut d), d)
+    }) {
+        match result {
+            Ok((topology, d)) => {
+                topologies.push(topology);
+                diags.extend(d);
+            }
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
     Plan {
         stack: stack.name.clone(),
         secrets: stack.secrets.clone(),
@@ -397,7 +408,7 @@ fn plan_topology(
     diags: &mut Diagnostics,
 ) -> TopologyPlan {
     let hosts: Vec<&HostDef> = topo.hosts.values().collect();
-    let mut defs = IndexMap::new();
+    let mut defs = IndexMap::default();
     for (name, base) in &checked.bases {
         let def = match topo.overrides.get(name) {
             Some(RunDef {
@@ -405,7 +416,7 @@ fn plan_topology(
             }) => {
                 let mut def = ServiceDef::clone(base);
                 def.overlay(over);
-                DefRef::Owned(Rc::new(def))
+                DefRef::Owned(Arc::new(def))
             }
             _ => base.clone(),
         };
@@ -421,7 +432,7 @@ fn plan_topology(
         topo,
         hosts,
         defs,
-        placements: IndexMap::new(),
+        placements: IndexMap::default(),
         kind_chains: &checked.kind_chains,
     };
     t.place(diags);

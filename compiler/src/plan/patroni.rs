@@ -9,7 +9,7 @@
 //! primary endpoint checks `/primary` on every node's REST API, the replica
 //! endpoint `/replica`, so `url` follows a failover without a restart.
 
-use indexmap::IndexSet;
+use crate::IndexSet;
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
 
@@ -112,7 +112,7 @@ impl Topo<'_> {
         let listed = ps.first().and_then(|p| p.def.ha.as_ref()?.etcd.as_ref());
         match listed {
             Some(list) => {
-                let mut hosts = IndexSet::new();
+                let mut hosts = IndexSet::default();
                 for name in &list.value {
                     if let Some(h) = self.host_index(name, diags) {
                         if !hosts.insert(h) {
@@ -225,7 +225,7 @@ impl Topo<'_> {
                     .help(help),
             );
         }
-        let mut seen: IndexMap<&str, &str> = IndexMap::new();
+        let mut seen: IndexMap<&str, &str> = IndexMap::default();
         for p in ps {
             let Some(host) = self.hosts.get(p.host) else {
                 continue;
@@ -503,7 +503,7 @@ impl Topo<'_> {
                     }),
                     ..Probes::default()
                 },
-                etcd: Some(member),
+                etcd: Some(Box::new(member)),
                 ..Instance::auxiliary(instance, Role::Stateful)
             });
         }

@@ -1,7 +1,7 @@
 //! Placement: which services run on which host, and every service placed or
 //! external.
 
-use indexmap::IndexMap;
+use crate::IndexMap;
 
 use crate::check::unknown_service;
 use crate::diag::{Code, Diagnostic, Diagnostics, Span};
@@ -18,7 +18,7 @@ impl Topo<'_> {
             }
         }
         for (h, host) in self.hosts.iter().enumerate() {
-            let mut seen: IndexMap<&str, Span> = IndexMap::new();
+            let mut seen: IndexMap<&str, Span> = IndexMap::default();
             for run in &host.runs {
                 let name = run.service.name.as_str();
                 if let Some(first) = seen.get(name) {
@@ -59,7 +59,7 @@ impl Topo<'_> {
                     Some(over) => {
                         let mut def = ServiceDef::clone(topo_def);
                         def.overlay(over);
-                        DefRef::Owned(Rc::new(def))
+                        DefRef::Owned(Arc::new(def))
                     }
                 };
                 self.placements.entry(key).or_default().push(Placement {

@@ -5,7 +5,7 @@
 //! published port elsewhere. Without a Prometheus service, every target is an
 //! address and a published port, for a Prometheus outside the topology.
 
-use indexmap::IndexSet;
+use crate::IndexSet;
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
 
@@ -33,7 +33,7 @@ impl Topo<'_> {
         proxies: &[ProxyPlan],
         diags: &mut Diagnostics,
     ) -> (Vec<ScrapeJob>, IndexSet<(String, usize, String)>) {
-        let mut publishes = IndexSet::new();
+        let mut publishes = IndexSet::default();
         let mut jobs = Vec::new();
         if self.topo.platform.value != Platform::Compose {
             return (jobs, publishes);

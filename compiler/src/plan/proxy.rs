@@ -7,9 +7,9 @@
 //! routes to on its host, so their names resolve when it starts (nginx resolves
 //! upstream names once, at start); services on other hosts are addressed by IP.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use indexmap::{IndexMap, IndexSet};
+use crate::{IndexMap, IndexSet};
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 
@@ -193,8 +193,8 @@ impl Topo<'_> {
             );
             return None;
         }
-        let mut sites: IndexMap<Option<String>, Site> = IndexMap::new();
-        let mut upstreams: IndexMap<String, Upstream> = IndexMap::new();
+        let mut sites: IndexMap<Option<String>, Site> = IndexMap::default();
+        let mut upstreams: IndexMap<String, Upstream> = IndexMap::default();
         for (name, all) in &self.placements {
             // A managed host's platform serves its services itself.
             let placements: Vec<&Placement<'_>> = all
@@ -383,7 +383,7 @@ impl Topo<'_> {
     }
 
     fn https_domains(&self) -> IndexSet<String> {
-        let mut out = IndexSet::new();
+        let mut out = IndexSet::default();
         for placements in self.placements.values() {
             let Some(first) = placements.first() else {
                 continue;
@@ -567,7 +567,7 @@ impl Topo<'_> {
     /// Two routes of one domain overlap when one prefix starts the other; allowed
     /// only when the shorter one is the domain's `default`.
     fn check_route_overlaps(&self, diags: &mut Diagnostics) {
-        let mut by_domain: IndexMap<Option<String>, Vec<(&str, &RouteDef)>> = IndexMap::new();
+        let mut by_domain: IndexMap<Option<String>, Vec<(&str, &RouteDef)>> = IndexMap::default();
         for (name, placements) in &self.placements {
             let Some(first) = placements.first() else {
                 continue;
@@ -587,7 +587,7 @@ impl Topo<'_> {
         // found by looking up every prefix of each path (paths are short), not by
         // comparing every pair: the workload may have thousands of routes.
         for routes in by_domain.values() {
-            let mut by_path: HashMap<&str, Vec<usize>> = HashMap::new();
+            let mut by_path: HashMap<&str, Vec<usize>> = HashMap::default();
             for (i, (_, r)) in routes.iter().enumerate() {
                 by_path.entry(r.path.value.as_str()).or_default().push(i);
             }

@@ -4,7 +4,7 @@
 //! address. `url` goes to the primary from everywhere; `read_url` to the
 //! consumer's own standby, else the first standby.
 
-use indexmap::{IndexMap, IndexSet};
+use crate::{IndexMap, IndexSet};
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
 
@@ -130,9 +130,9 @@ impl Topo<'_> {
     /// Checks every replicated service, and the primary's port the standbys need
     /// published on its address: (service, host, port name).
     pub(super) fn replication(&self, diags: &mut Diagnostics) -> IndexSet<(String, usize, String)> {
-        let mut publishes = IndexSet::new();
+        let mut publishes = IndexSet::default();
         // The sentinel published on each host, by the service it watches.
-        let mut sentinel_hosts: IndexMap<usize, &str> = IndexMap::new();
+        let mut sentinel_hosts: IndexMap<usize, &str> = IndexMap::default();
         for (name, ps) in &self.placements {
             let Some(mode) = self.replication_mode(name) else {
                 continue;

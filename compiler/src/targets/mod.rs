@@ -81,32 +81,18 @@ fn node_files<T: Serialize>(
 /// on threads of their own when there are several (and cores to run them);
 /// the result is in topology order either way.
 pub fn generate(plan: &Plan, options: &Options, diags: &mut Diagnostics) -> Vec<Artifact> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let results: Vec<(Vec<Artifact>, Diagnostics)> = if plan.topologies.len() > 1 && cores > 1 {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = plan
-                .topologies
-                .iter()
-                .map(|topo| scope.spawn(move || topology(plan, topo, options)))
-                .collect();
-            handles
-                .into_iter()
-                .zip(&plan.topologies)
-                .map(|(h, topo)| {
-                    h.join().unwrap_or_else(|_| {
-                        let mut d = Diagnostics::default();
-                        d.push(internal(topo, "files", "a target failed"));
-                        (Vec::new(), d)
-                    })
+    let results: Vec<(Vec<Artifact>, Diagnostics)> =
+        crate::parallel_map(&plan.topologies, |topo| topology(plan, topo, options))
+            .into_iter()
+            .zip(&plan.topologies)
+            .map(|(result, topo)| {
+                result.unwrap_or_else(|_| {
+                    let mut d = Diagnostics::default();
+                    d.push(internal(topo, "files", "a target failed"));
+                    (Vec::new(), d)
                 })
-                .collect()
-        })
-    } else {
-        plan.topologies
-            .iter()
-            .map(|topo| topology(plan, topo, options))
-            .collect()
-    };
+            })
+            .collect();
     let mut artifacts = Vec::new();
     for (files, d) in results {
         artifacts.extend(files);

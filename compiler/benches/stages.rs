@@ -1,0 +1,169 @@
+//! The stages of a build, one benchmark each, on the peer benchmark's workload
+//! (bench/gen.py writes the same file): parse, lower, check, plan, each target of
+//! the workload, and the write of the files (into an empty directory, and over
+//! an identical output). A regression shows in the stage that has it.
+//!
+//! `cargo bench -p stackc --bench stages` (N = 1000; `STACKC_BENCH_N` to change).
+
+use std::hint::black_box;
+use std::path::Path;
+
+/// The allocator of the `stackc` binary, so that the figures are its figures.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+
+use stackc::diag::{Diagnostics, SourceMap};
+use stackc::model::Platform;
+use stackc::{check, emit, lower, plan, stdlib, syntax, targets, Options};
+
+/// The workload of bench/gen.py: N services with five env vars (two of them
+/// references), an HTTP health check and a route each; a single-host topology
+/// with an nginx proxy and a Kubernetes topology.
+fn workload(n: usize) -> String {
+    let mut s = String::from("stack bench\n\n");
+    for i in 0..n {
+        s += &format!(
+            "service svc-{i} {{\n  image = \"registry.example.com/svc-{i}:1.{}.0\"\n  port http = {}\n  replicas = {}\n  env {{\n    LOG_LEVEL = \"info\"\n    APP_ENV = \"production\"\n    OTEL_EXPORTER = \"otlp\"\n",
+            i % 7,
+            8000 + i % 1000,
+            1 + i % 3
+        );
+        for j in [i.checked_sub(1), i.checked_sub(7)].into_iter().flatten() {
+            s += &format!("    SVC_{j}_URL = svc-{j}.url\n");
+        }
+        s += &format!("  }}\n  health {{\n    http = \"/health\"\n    interval = 10s\n    timeout = 3s\n    retries = 3\n  }}\n  route \"/svc-{i}/\" {{\n    strategy = least_conn\n    strip_prefix = true\n  }}\n}}\n");
+    }
+    let names: Vec<String> = (0..n).map(|i| format!("svc-{i}")).collect();
+    let names = names.join(", ");
+    s += &format!("topology single {{\n  host main {{\n    address = \"10.0.0.1\"\n    run = [{names}]\n  }}\n  proxy edge: nginx {{ host = main }}\n}}\n\ntopology kubernetes {{\n  platform = kubernetes\n  run = [{names}]\n}}\n");
+    s
+}
+
+fn options() -> Options {
+    Options {
+        source_name: "bench.stack".into(),
+        topologies: Vec::new(),
+        source_dir_from_compose: "../../..".into(),
+    }
+}
+
+fn stages(c: &mut Criterion) {
+    let n: usize = std::env::var("STACKC_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let text = workload(n);
+    let options = options();
+    let mut sources = SourceMap::default();
+    let mut diags = Diagnostics::default();
+    let mut files = Vec::new();
+    for (name, std_text) in stdlib::FILES {
+        let id = sources.add(*name, *std_text);
+        files.push((syntax::parse(id, std_text, &mut diags), true));
+    }
+    let user = sources.add("bench.stack", text.as_str());
+    files.push((syntax::parse(user, &text, &mut diags), false));
+    let units: Vec<lower::Unit<'_>> = files
+        .iter()
+        .map(|(file, stdlib)| lower::Unit {
+            file,
+            stdlib: *stdlib,
+        })
+        .collect();
+    let stack = lower::lower(&units, "bench", &mut diags);
+    let checked = check::check(&stack, &mut diags);
+    let plan = plan::plan(&stack, &checked, &mut diags);
+    assert!(!diags.has_errors(), "the workload has errors");
+    let single = plan
+        .topologies
+        .iter()
+        .find(|t| t.platform == Platform::Compose)
+        .expect("a compose topology");
+    let cluster = plan
+        .topologies
+        .iter()
+        .find(|t| t.platform == Platform::Kubernetes)
+        .expect("a Kubernetes topology");
+    let artifacts = targets::generate(&plan, &options, &mut diags);
+
+    let mut g = c.benchmark_group(format!("N={n}"));
+    g.sample_size(20);
+    g.bench_function("parse", |b| {
+        b.iter(|| syntax::parse(user, black_box(&text), &mut Diagnostics::default()))
+    });
+    g.bench_function("lower", |b| {
+        b.iter(|| lower::lower(black_box(&units), "bench", &mut Diagnostics::default()))
+    });
+    g.bench_function("check", |b| {
+        b.iter(|| check::check(black_box(&stack), &mut Diagnostics::default()))
+    });
+    g.bench_function("plan", |b| {
+        b.iter(|| plan::plan(black_box(&stack), &checked, &mut Diagnostics::default()))
+    });
+    g.bench_function("target compose", |b| {
+        b.iter(|| {
+            let mut out = Vec::new();
+            targets::compose::generate(single, &options, &mut out, &mut Diagnostics::default());
+            out
+        })
+    });
+    g.bench_function("target env", |b| {
+        b.iter(|| {
+            let mut out = Vec::new();
+            targets::env::generate(
+                &plan,
+                single,
+                &options,
+                &mut out,
+                &mut Diagnostics::default(),
+            );
+            out
+        })
+    });
+    g.bench_function("target nginx", |b| {
+        b.iter(|| {
+            let mut out = Vec::new();
+            targets::nginx::generate(single, &options, &mut out, &mut Diagnostics::default());
+            out
+        })
+    });
+    g.bench_function("target kubernetes", |b| {
+        b.iter(|| {
+            let mut out = Vec::new();
+            targets::kubernetes::generate(
+                &plan,
+                cluster,
+                &options,
+                &mut out,
+                &mut Diagnostics::default(),
+            );
+            out
+        })
+    });
+    g.bench_function("targets (all topologies)", |b| {
+        b.iter(|| targets::generate(black_box(&plan), &options, &mut Diagnostics::default()))
+    });
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let scope: Vec<String> = plan.topologies.iter().map(|t| t.name.clone()).collect();
+    let write = |out: &Path| emit::write(out, "bench.stack", &artifacts, &scope).expect("written");
+    g.bench_function("write (empty directory)", |b| {
+        b.iter_batched(
+            || {
+                let out = dir.path().join("fresh");
+                let _ = std::fs::remove_dir_all(&out);
+                out
+            },
+            |out| write(&out),
+            BatchSize::PerIteration,
+        )
+    });
+    let same = dir.path().join("same");
+    write(&same);
+    g.bench_function("write (unchanged output)", |b| b.iter(|| write(&same)));
+    g.finish();
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);
