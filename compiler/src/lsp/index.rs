@@ -4,6 +4,8 @@
 //! every change: it needs only the parser, so it works while the file has
 //! other errors.
 
+use rustc_hash::FxHashMap;
+
 use crate::diag::{FileId, Span};
 use crate::syntax::{Entry, EntryValue, File, Label, TemplatePart, Value, ValueKind};
 
@@ -59,6 +61,8 @@ pub struct Reference {
 pub struct Index {
     pub definitions: Vec<Definition>,
     pub references: Vec<Reference>,
+    /// Where each target's first definition is: (definition, child).
+    targets: FxHashMap<Target, (usize, Option<usize>)>,
 }
 
 impl Index {
@@ -68,6 +72,16 @@ impl Index {
         for (_, file) in files {
             for e in &file.entries {
                 index.define(e);
+            }
+        }
+        // References are resolved by lookup: a file may define thousands of names.
+        for (i, d) in index.definitions.iter().enumerate() {
+            index.targets.entry(d.target.clone()).or_insert((i, None));
+            for (c, child) in d.children.iter().enumerate() {
+                index
+                    .targets
+                    .entry(child.target.clone())
+                    .or_insert((i, Some(c)));
             }
         }
         for (_, file) in files {
@@ -124,10 +138,12 @@ impl Index {
 
     /// The definition of a target.
     pub fn definition(&self, target: &Target) -> Option<&Definition> {
-        self.definitions
-            .iter()
-            .flat_map(|d| std::iter::once(d).chain(&d.children))
-            .find(|d| &d.target == target)
+        let &(i, child) = self.targets.get(target)?;
+        let d = self.definitions.get(i)?;
+        match child {
+            None => Some(d),
+            Some(c) => d.children.get(c),
+        }
     }
 
     fn exists(&self, kind: SymbolKind, name: &str, topology: Option<&str>) -> bool {

@@ -159,6 +159,7 @@ pub fn serve(connection: &Connection) -> Result<(), String> {
     let mut server = Server {
         docs: HashMap::new(),
         encoding,
+        retired: Vec::new(),
     };
     for msg in &connection.receiver {
         match msg {
@@ -182,6 +183,7 @@ pub fn serve(connection: &Connection) -> Result<(), String> {
                         .send(Message::Notification(out))
                         .map_err(|e| e.to_string())?;
                 }
+                server.retired.clear();
             }
             Message::Response(_) => {}
         }
@@ -192,6 +194,9 @@ pub fn serve(connection: &Connection) -> Result<(), String> {
 struct Server {
     docs: HashMap<String, Document>,
     encoding: Encoding,
+    /// Analyses replaced by newer ones, dropped after the answer is sent: freeing
+    /// a large file's analysis takes a few milliseconds the user need not wait.
+    retired: Vec<std::rc::Rc<Analysis>>,
 }
 
 /// The name a document is analysed under: its path for a `file:` URI.
@@ -207,7 +212,8 @@ impl Server {
             let mut analysis = Analysis::new(&name_of(uri), &doc.text);
             if analysis.parsed() {
                 let analysis = std::rc::Rc::new(analysis);
-                doc.last_parsed = Some(analysis.clone());
+                self.retired
+                    .extend(doc.last_parsed.replace(analysis.clone()));
                 doc.analysis = Some(analysis);
             } else {
                 analysis.fallback = doc.last_parsed.clone();
@@ -260,7 +266,7 @@ impl Server {
                     p.content_changes.into_iter().last(),
                 ) {
                     doc.text = change.text;
-                    doc.analysis = None;
+                    self.retired.extend(doc.analysis.take());
                 }
                 self.publish(p.text_document.uri).into_iter().collect()
             }
