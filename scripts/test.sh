@@ -64,6 +64,8 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked
+# Each stage benchmark once, on a small workload: the benchmarks keep working.
+STACKC_BENCH_N=50 cargo test --locked --bench stages
 
 # The fuzz targets, for a bounded time each, from the committed corpus (under CI,
 # or with STACKC_FUZZ=1; see scripts/fuzz.sh).

@@ -22,7 +22,7 @@ use stackc::{check, emit, lower, plan, stdlib, syntax, targets, Options};
 /// references), an HTTP health check and a route each; a single-host topology
 /// with an nginx proxy and a Kubernetes topology.
 fn workload(n: usize) -> String {
-    let mut s = String::from("stack bench\n\n");
+    let mut s = format!("# The peer benchmark's workload, N = {n}.\nstack bench\n\n");
     for i in 0..n {
         s += &format!(
             "service svc-{i} {{\n  image = \"registry.example.com/svc-{i}:1.{}.0\"\n  port http = {}\n  replicas = {}\n  env {{\n    LOG_LEVEL = \"info\"\n    APP_ENV = \"production\"\n    OTEL_EXPORTER = \"otlp\"\n",
@@ -55,6 +55,16 @@ fn stages(c: &mut Criterion) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
     let text = workload(n);
+    // The same bytes as bench/gen.py's, when it has written this N.
+    let generated =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../bench/data/services-{n}.stack"));
+    if let Ok(theirs) = std::fs::read_to_string(&generated) {
+        assert!(
+            theirs == text,
+            "{} differs from this benchmark's workload",
+            generated.display()
+        );
+    }
     let options = options();
     let mut sources = SourceMap::default();
     let mut diags = Diagnostics::default();

@@ -184,7 +184,19 @@ impl Lower<'_> {
     }
 
     pub(super) fn duplicates(&mut self, entries: &[Entry], what: &str) {
-        // Keys borrowed from the tree: this runs on every block of the file.
+        // This runs on every block of the file: most blocks are a few lines, and
+        // a few comparisons beat hashing them.
+        if entries.len() <= 8 {
+            // No key written twice: no key and label written twice either.
+            let distinct = entries
+                .iter()
+                .enumerate()
+                .all(|(i, e)| entries[..i].iter().all(|f| f.key.name != e.key.name));
+            if distinct {
+                return;
+            }
+        }
+        // Keys borrowed from the tree.
         let mut seen: HashMap<(&str, Cow<'_, str>), Span> =
             HashMap::with_capacity_and_hasher(entries.len(), Default::default());
         for e in entries {

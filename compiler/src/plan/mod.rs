@@ -454,6 +454,7 @@ fn plan_topology(
             let mut resolved = Resolved::default();
             if let Some(p) = t.placement(&run.service.name, h) {
                 let name = &run.service.name;
+                resolved.env.reserve_exact(p.def.env.len());
                 for var in p.def.env.values() {
                     let value = t.eval(name, h, &var.value, &mut fx, diags, 0);
                     resolved.env.push(EnvVar {
