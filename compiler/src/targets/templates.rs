@@ -1,6 +1,8 @@
 //! The handlebars registry for the line-based targets: strict (a missing field is
 //! an error, not an empty string) and without HTML escaping.
 
+use std::sync::OnceLock;
+
 use handlebars::Handlebars;
 use serde::Serialize;
 
@@ -73,11 +75,10 @@ fn registry() -> Result<Handlebars<'static>, String> {
 
 /// Renders a template with a view-model.
 pub fn render<T: Serialize>(template: &str, model: &T) -> Result<String, String> {
-    thread_local! {
-        static REGISTRY: Result<Handlebars<'static>, String> = registry();
-    }
-    REGISTRY.with(|r| match r {
+    // Compiled once per process, shared by the threads of the topologies.
+    static REGISTRY: OnceLock<Result<Handlebars<'static>, String>> = OnceLock::new();
+    match REGISTRY.get_or_init(registry) {
         Ok(hb) => hb.render(template, model).map_err(|e| e.to_string()),
         Err(e) => Err(e.clone()),
-    })
+    }
 }
