@@ -947,3 +947,54 @@ fn the_same_input_gives_the_same_bytes_anywhere() {
         assert!(!text.contains(&root), "{path} holds an absolute path");
     }
 }
+
+/// Topologies are planned, generated and written on threads of their own when
+/// there are cores for them (`taskset` to one core makes every step sequential):
+/// the files, the report and the diagnostics are the same either way.
+#[test]
+fn one_core_and_every_core_give_the_same_bytes() {
+    if !crate::support::require("taskset") {
+        return;
+    }
+    let run = |one_core: bool, args: &[&str]| {
+        let mut cmd = if one_core {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "0"]).arg(env!("CARGO_BIN_EXE_stackc"));
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_stackc"))
+        };
+        let out = cmd
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap_or_else(|e| panic!("run stackc: {e}"));
+        (out.status.code(), out.stdout, out.stderr)
+    };
+    let t = Test::new();
+    t.write("good.stack", GOOD);
+    let mut inputs = crate::support::stack_files("examples");
+    inputs.push(t.path("good.stack"));
+    for (i, input) in inputs.iter().enumerate() {
+        let src = input.to_string_lossy().into_owned();
+        let (one, all) = (t.path(&format!("one-{i}")), t.path(&format!("all-{i}")));
+        let (one_s, all_s) = (one.to_string_lossy(), all.to_string_lossy());
+        let a = run(true, &["build", &src, "--out", &one_s]);
+        let b = run(false, &["build", &src, "--out", &all_s]);
+        assert_eq!(a.0, Some(0), "{src}: {}", String::from_utf8_lossy(&a.2));
+        // The report names the output directory.
+        let report = |r: &(Option<i32>, Vec<u8>, Vec<u8>), dir: &str| {
+            let text = |b: &[u8]| String::from_utf8_lossy(b).replace(dir, "OUT");
+            (r.0, text(&r.1), text(&r.2))
+        };
+        assert_eq!(report(&a, &one_s), report(&b, &all_s), "{src}");
+        assert_eq!(files_under(&one), files_under(&all), "{src}");
+    }
+    // Diagnostics found in several topologies, in the same order.
+    for input in crate::support::stack_files("tests/errors") {
+        let src = input.to_string_lossy().into_owned();
+        let args = ["check", &src, "--message-format", "json"];
+        let (a, b) = (run(true, &args), run(false, &args));
+        assert_eq!(a, b, "{src}");
+    }
+}
