@@ -990,6 +990,46 @@ fn one_core_and_every_core_give_the_same_bytes() {
         assert_eq!(report(&a, &one_s), report(&b, &all_s), "{src}");
         assert_eq!(files_under(&one), files_under(&all), "{src}");
     }
+    // A file large enough for services to be lowered in chunks on threads, with
+    // errors in every chunk.
+    let mut big = String::from("stack big\n");
+    for i in 0..600 {
+        big += &match i % 150 {
+            7 => format!("service \"s{i}\" {{ image = \"x:1\" }}\n"),
+            31 => format!("service s{i} {{ image = \"x:1\"\n  image = \"y:1\" }}\n"),
+            77 => format!("service s{i} {{ image = \"x:1\"\n  replica = 2 }}\n"),
+            99 => format!("service s{i} {{ image = 3 }}\n"),
+            _ => format!(
+                "service s{i} {{ image = \"x:1\"\n  env {{ NEXT = s{}.host }} }}\n",
+                (i + 1) % 600
+            ),
+        };
+    }
+    let names: Vec<String> = (0..600)
+        .filter(|i| i % 150 != 7)
+        .map(|i| format!("s{i}"))
+        .collect();
+    big += &format!(
+        "topology one {{\n  host main {{\n    address = \"10.0.0.1\"\n    run = [{}]\n  }}\n}}\n",
+        names.join(", ")
+    );
+    t.write("big.stack", &big);
+    let big = t.path("big.stack").to_string_lossy().into_owned();
+    let args = ["check", &big, "--message-format", "json"];
+    let (a, b) = (run(true, &args), run(false, &args));
+    assert_eq!(a, b, "big.stack");
+    let errors = String::from_utf8_lossy(&a.1)
+        .matches("\"severity\":\"error\"")
+        .count()
+        + String::from_utf8_lossy(&a.2)
+            .matches("\"severity\":\"error\"")
+            .count();
+    assert!(
+        errors >= 16,
+        "{errors} errors: {}{}",
+        String::from_utf8_lossy(&a.1),
+        String::from_utf8_lossy(&a.2)
+    );
     // Diagnostics found in several topologies, in the same order.
     for input in crate::support::stack_files("tests/errors") {
         let src = input.to_string_lossy().into_owned();

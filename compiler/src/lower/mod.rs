@@ -8,7 +8,7 @@
 
 use crate::diag::{suggest, Code, Diagnostic, Diagnostics, Span};
 use crate::model::*;
-use crate::syntax::{self, Entry, EntryValue, Ident};
+use crate::syntax::{self, Entry, EntryValue, Ident, Label};
 
 mod service;
 mod topology;
@@ -123,6 +123,7 @@ pub struct Unit<'a> {
 
 /// Lowers the stdlib files and the user's file into one stack.
 pub fn lower(units: &[Unit<'_>], default_name: &str, diags: &mut Diagnostics) -> Stack {
+    let bodies = service_bodies(units, diags);
     let mut cx = Lower {
         diags,
         stack: Stack {
@@ -130,6 +131,7 @@ pub fn lower(units: &[Unit<'_>], default_name: &str, diags: &mut Diagnostics) ->
             ..Stack::default()
         },
         stack_name: None,
+        bodies: bodies.into_iter(),
     };
     for unit in units {
         for entry in &unit.file.entries {
@@ -139,10 +141,61 @@ pub fn lower(units: &[Unit<'_>], default_name: &str, diags: &mut Diagnostics) ->
     cx.stack
 }
 
+/// The definition of every `service` entry with a valid name, in file order
+/// (`None` for the others): services are most of a large file and each is
+/// lowered on its own, so they are lowered first, in chunks on the free cores.
+/// Diagnostics are sorted at the end, so their order here does not matter.
+fn service_bodies(units: &[Unit<'_>], diags: &mut Diagnostics) -> Vec<Option<ServiceDef>> {
+    let services: Vec<&Entry> = units
+        .iter()
+        .flat_map(|u| &u.file.entries)
+        .filter(|e| e.key.name == "service")
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = if services.len() < 256 {
+        services.len().max(1)
+    } else {
+        services.len().div_ceil(cores)
+    };
+    let chunks: Vec<&[&Entry]> = services.chunks(chunk).collect();
+    let mut bodies = Vec::with_capacity(services.len());
+    for result in crate::parallel_map(&chunks, |chunk| {
+        let mut d = Diagnostics::default();
+        let mut cx = Lower {
+            diags: &mut d,
+            stack: Stack::default(),
+            stack_name: None,
+            bodies: Vec::new().into_iter(),
+        };
+        let defs: Vec<Option<ServiceDef>> = chunk
+            .iter()
+            .map(|e| {
+                // An invalid name is reported alone, as `service` does.
+                matches!(e.label, Some(Label::Ident(_))).then(|| {
+                    let entries = cx.block(e);
+                    cx.service_def(entries, "a service", false)
+                })
+            })
+            .collect();
+        (defs, d)
+    }) {
+        match result {
+            Ok((defs, d)) => {
+                bodies.extend(defs);
+                diags.extend(d);
+            }
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+    bodies
+}
+
 pub(super) struct Lower<'d> {
     diags: &'d mut Diagnostics,
     stack: Stack,
     stack_name: Option<Span>,
+    /// The definitions `service_bodies` lowered, taken in file order.
+    bodies: std::vec::IntoIter<Option<ServiceDef>>,
 }
 
 pub(super) fn unknown_field(key: &Ident, block: &str, known: &[&str]) -> Diagnostic {
@@ -275,11 +328,17 @@ impl Lower<'_> {
     }
 
     fn service(&mut self, e: &Entry) {
+        let body = self.bodies.next().flatten();
         let Some(name) = self.ident_label(e, "service name") else {
             return;
         };
-        let entries = self.block(e);
-        let def = self.service_def(entries, "a service", false);
+        let def = match body {
+            Some(def) => def,
+            None => {
+                let entries = self.block(e);
+                self.service_def(entries, "a service", false)
+            }
+        };
         self.add_service(ServiceDecl {
             name,
             kind: e.kind.clone(),

@@ -17,6 +17,7 @@ pub fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option<File> 
         pos: 0,
         file,
         escapes: Vec::new(),
+        scratch: Vec::new(),
     };
     let mut entries = Vec::new();
     loop {
@@ -40,6 +41,10 @@ struct Parser<'t> {
     pos: usize,
     file: FileId,
     escapes: Vec<Diagnostic>,
+    /// The entries of the blocks being parsed, innermost last: each block's
+    /// entries are moved out at its `}` into a vector of exactly their number
+    /// (one allocation per block, no regrowth of 200-byte entries).
+    scratch: Vec<Entry>,
 }
 
 fn ident_start(b: u8) -> bool {
@@ -139,7 +144,7 @@ impl Parser<'_> {
             }
             Some(b'{') => {
                 self.pos += 1;
-                let mut entries = Vec::new();
+                let base = self.scratch.len();
                 loop {
                     self.skip();
                     match self.peek() {
@@ -147,12 +152,15 @@ impl Parser<'_> {
                             self.pos += 1;
                             break;
                         }
-                        Some(_) => entries.push(self.entry()?),
+                        Some(_) => {
+                            let entry = self.entry()?;
+                            self.scratch.push(entry);
+                        }
                         None => return None,
                     }
                 }
                 end = self.pos;
-                value = EntryValue::Block(entries);
+                value = EntryValue::Block(self.scratch.drain(base..).collect());
             }
             _ => self.pos = save,
         }
