@@ -205,6 +205,26 @@ fn errors_write_nothing_and_keep_the_previous_output() {
         before,
         "a failed build leaves the previous output"
     );
+
+    // An error found while the files are made (an env value no env file can
+    // hold), after other files of the build were staged: the staged files are
+    // removed and the previous output stays.
+    t.write(
+        "s.stack",
+        &GOOD.replace(
+            "DATABASE_URL = db.url",
+            "DATABASE_URL = db.url\n    TEMPLATE = \"it's $5\"",
+        ),
+    );
+    let r = t.run(&["build", "s.stack", "--out", "out"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("E0501"), "{}", r.stderr);
+    assert_eq!(
+        files_under(&t.path("out")),
+        before,
+        "a build that fails while writing leaves the previous output, and no staged file"
+    );
+    assert!(!t.path("out/.single.stackc-new").exists());
 }
 
 #[test]
@@ -224,6 +244,9 @@ fn refuses_to_overwrite_a_file_it_did_not_generate() {
         !t.path("out/single/env").exists(),
         "nothing else was written"
     );
+    for staging in ["out/.single.stackc-new", "out/.split.stackc-new"] {
+        assert!(!t.path(staging).exists(), "{staging} is removed");
+    }
 
     // Another stack's output is not this stack's to overwrite either.
     let t = Test::new();
@@ -750,10 +773,8 @@ fn secrets_lists_uses_and_init_writes_values_once() {
 #[test]
 fn no_secret_value_reaches_a_generated_file() {
     for path in crate::support::stack_files("examples") {
-        let (_, plan, _) = stackc::analyze(
-            &crate::support::read(&path),
-            &crate::support::options(&path),
-        );
+        let (_, plan, _) =
+            stackc::analyze(crate::support::read(&path), &crate::support::options(&path));
         let plan = plan.unwrap_or_else(|| panic!("{}", path.display()));
         let t = Test::new();
         let values: Vec<(String, String)> = plan

@@ -19,7 +19,7 @@ fn compose_files() -> Vec<(String, File)> {
         .into_iter()
         .chain(stack_files("tests/cases"))
     {
-        let compilation = stackc::compile(&read(&path), &options(&path));
+        let compilation = stackc::compile(read(&path), &options(&path));
         for a in compilation
             .artifacts
             .iter()

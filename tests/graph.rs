@@ -9,7 +9,7 @@ use stackc::graph::{render, GraphFormat};
 use crate::support::{options, read, rel, require, root, stack_files};
 
 fn plan(path: &std::path::Path) -> stackc::plan::Plan {
-    let (_, plan, diags) = stackc::analyze(&read(path), &options(path));
+    let (_, plan, diags) = stackc::analyze(read(path), &options(path));
     assert!(
         diags.iter().all(|d| !d.is_error()),
         "{}: {diags:?}",

@@ -21,7 +21,7 @@ fn sets() -> Vec<Set> {
         .into_iter()
         .chain(stack_files("tests/cases"))
     {
-        let compilation = stackc::compile(&read(&path), &options(&path));
+        let compilation = stackc::compile(read(&path), &options(&path));
         for a in &compilation.artifacts {
             let Some((topology, file)) = a.path.split_once("/k8s/") else {
                 continue;

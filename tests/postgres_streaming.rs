@@ -164,7 +164,7 @@ fn examples_postgres_configs_are_accepted_by_postgres() {
     }
     let mut checked = 0;
     for path in crate::support::stack_files("examples") {
-        let compilation = stackc::compile(&read(&path), &options(&path));
+        let compilation = stackc::compile(read(&path), &options(&path));
         let configs: Vec<&stackc::targets::Artifact> = compilation
             .artifacts
             .iter()

@@ -140,7 +140,7 @@ fn start_proxy(program: &Program, conf: &Path, dir: &Path) -> Proc {
 /// loopback addresses.
 fn exercise(program: Program, topology: &str, lb: &str, b1: &str, b2: &str) {
     let path = root().join("tests/cases/proxy-e2e.stack");
-    let compilation = stackc::compile(&read(&path), &options(&path));
+    let compilation = stackc::compile(read(&path), &options(&path));
     assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics);
     let file = match program {
         Program::Nginx => format!("{topology}/nginx/edge.conf"),

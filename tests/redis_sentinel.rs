@@ -18,7 +18,7 @@ use crate::support::{options, read, require, root};
 fn sentinel_configs() -> Vec<(String, Vec<(String, String)>)> {
     let mut out = Vec::new();
     for path in crate::support::stack_files("examples") {
-        let compilation = stackc::compile(&read(&path), &options(&path));
+        let compilation = stackc::compile(read(&path), &options(&path));
         for a in compilation
             .artifacts
             .iter()

@@ -173,7 +173,7 @@ fn run(case: &Case) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let compilation = stackc::compile(&stack(case), &options(&tmp.path().join("watched.stack")));
+    let compilation = stackc::compile(stack(case), &options(&tmp.path().join("watched.stack")));
     let [(first, one), (_, two), (_, three)] = case.hosts;
     let hosts = case.hosts;
     let auth = case.auth;

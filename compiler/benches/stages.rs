@@ -115,38 +115,36 @@ fn stages(c: &mut Criterion) {
     g.bench_function("target compose", |b| {
         b.iter(|| {
             let mut out = Vec::new();
-            targets::compose::generate(single, &options, &mut out, &mut Diagnostics::default());
+            let files = &mut targets::Files::new(&mut out);
+            targets::compose::generate(single, &options, files, &mut Diagnostics::default());
             out
         })
     });
     g.bench_function("target env", |b| {
         b.iter(|| {
             let mut out = Vec::new();
-            targets::env::generate(
-                &plan,
-                single,
-                &options,
-                &mut out,
-                &mut Diagnostics::default(),
-            );
+            let files = &mut targets::Files::new(&mut out);
+            targets::env::generate(&plan, single, &options, files, &mut Diagnostics::default());
             out
         })
     });
     g.bench_function("target nginx", |b| {
         b.iter(|| {
             let mut out = Vec::new();
-            targets::nginx::generate(single, &options, &mut out, &mut Diagnostics::default());
+            let files = &mut targets::Files::new(&mut out);
+            targets::nginx::generate(single, &options, files, &mut Diagnostics::default());
             out
         })
     });
     g.bench_function("target kubernetes", |b| {
         b.iter(|| {
             let mut out = Vec::new();
+            let files = &mut targets::Files::new(&mut out);
             targets::kubernetes::generate(
                 &plan,
                 cluster,
                 &options,
-                &mut out,
+                files,
                 &mut Diagnostics::default(),
             );
             out

@@ -294,7 +294,7 @@ fn check(file: &Path, format: MessageFormat, deny: &Deny) -> i32 {
         Ok(t) => t,
         Err(code) => return code,
     };
-    let analysis = crate::analyze(&text, &options(file, Vec::new(), "..".into()));
+    let analysis = crate::analyze(text, &options(file, Vec::new(), "..".into()));
     let (sources, _, diags) = &mut *std::mem::ManuallyDrop::new(analysis);
     deny.apply(diags);
     report(sources, diags, format);
@@ -310,6 +310,36 @@ struct Built {
     scope: Vec<String>,
 }
 
+/// Where a build writes and how it compiles: the output directory, the options,
+/// and whether the command line chose topologies.
+fn build_options(
+    file: &Path,
+    topologies: Vec<String>,
+    out: Option<PathBuf>,
+) -> (PathBuf, Options, bool) {
+    let source_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let out = out.unwrap_or_else(|| source_dir.join("out"));
+    // Compose files sit in <out>/<topology>/compose/.
+    let from_compose = relative_path(&out.join("t").join("compose"), &source_dir);
+    let filtered = !topologies.is_empty();
+    (out, options(file, topologies, from_compose), filtered)
+}
+
+/// The topologies whose output a build owns: the ones it generates, and the
+/// chosen ones (`--topology`) or, without a choice, those removed from the file
+/// (their old output is stale).
+fn build_scope(generated: Vec<String>, out: &Path, opts: &Options, filtered: bool) -> Vec<String> {
+    let mut scope = generated;
+    if filtered {
+        scope.extend(opts.topologies.iter().cloned());
+    } else {
+        scope.extend(emit::existing_topologies(out, opts.output_name()));
+    }
+    scope.sort();
+    scope.dedup();
+    scope
+}
+
 fn build_in_memory(
     file: &Path,
     topologies: Vec<String>,
@@ -318,13 +348,8 @@ fn build_in_memory(
     deny: &Deny,
 ) -> Result<Built, i32> {
     let text = read(file)?;
-    let source_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let out = out.unwrap_or_else(|| source_dir.join("out"));
-    // Compose files sit in <out>/<topology>/compose/.
-    let from_compose = relative_path(&out.join("t").join("compose"), &source_dir);
-    let filtered = !topologies.is_empty();
-    let opts = options(file, topologies, from_compose);
-    let mut compilation = crate::compile(&text, &opts);
+    let (out, opts, filtered) = build_options(file, topologies, out);
+    let mut compilation = crate::compile(text, &opts);
     deny.apply(&mut compilation.diagnostics);
     report(&compilation.sources, &compilation.diagnostics, format);
     // The process ends right after this build: freeing the whole compilation one
@@ -333,19 +358,13 @@ fn build_in_memory(
     if compilation.has_errors() {
         return Err(1);
     }
-    let mut scope: Vec<String> = compilation
+    let mut generated: Vec<String> = compilation
         .artifacts
         .iter()
         .filter_map(|a| a.path.split('/').next().map(str::to_string))
         .collect();
-    if filtered {
-        scope.extend(opts.topologies.iter().cloned());
-    } else {
-        // Topologies removed from the file: their old output is stale.
-        scope.extend(emit::existing_topologies(&out, opts.output_name()));
-    }
-    scope.sort();
-    scope.dedup();
+    generated.dedup();
+    let scope = build_scope(generated, &out, &opts, filtered);
     Ok(Built {
         compilation,
         out,
@@ -427,8 +446,8 @@ fn diff(files: &[PathBuf], topologies: Vec<String>, out: Option<PathBuf>, patch:
                 (Err(code), _) | (_, Err(code)) => return code,
             };
             let opts = options(new, topologies, "..".into());
-            let before = crate::compile(&old_text, &opts);
-            let after = crate::compile(&new_text, &opts);
+            let before = crate::compile(old_text, &opts);
+            let after = crate::compile(new_text, &opts);
             report(&before.sources, &before.diagnostics, MessageFormat::Human);
             report(&after.sources, &after.diagnostics, MessageFormat::Human);
             if before.has_errors() || after.has_errors() {
@@ -446,6 +465,9 @@ fn diff(files: &[PathBuf], topologies: Vec<String>, out: Option<PathBuf>, patch:
     0
 }
 
+/// `stackc build`: each topology's files staged on disk as the targets make
+/// them (never the whole output in memory), then put in place together, or
+/// nothing changed when anything fails.
 fn build(
     file: &Path,
     topologies: Vec<String>,
@@ -453,16 +475,43 @@ fn build(
     format: MessageFormat,
     deny: &Deny,
 ) -> i32 {
-    let Built {
-        compilation,
-        out,
-        opts,
-        scope,
-    } = match build_in_memory(file, topologies, out, format, deny) {
-        Ok(b) => b,
+    let text = match read(file) {
+        Ok(t) => t,
         Err(code) => return code,
     };
-    match emit::write(&out, opts.output_name(), &compilation.artifacts, &scope) {
+    let (out, opts, filtered) = build_options(file, topologies, out);
+    let (sources, plan, mut diagnostics) = crate::analyze(text, &opts);
+    // The process ends right after this build: freeing the analysis one
+    // allocation at a time would only cost time (rustc does the same).
+    let sources = std::mem::ManuallyDrop::new(sources);
+    let plan = std::mem::ManuallyDrop::new(plan);
+    deny.apply(&mut diagnostics);
+    let failed = |diagnostics: &[Diagnostic]| diagnostics.iter().any(Diagnostic::is_error);
+    let plan = match plan.as_ref() {
+        Some(plan) if !failed(&diagnostics) => plan,
+        _ => {
+            report(&sources, &diagnostics, format);
+            return 1;
+        }
+    };
+    let source = opts.output_name();
+    let mut target_diags = crate::diag::Diagnostics::default();
+    let stagers = crate::targets::generate_into(plan, &opts, &mut target_diags, |topo| {
+        emit::Stager::new(&out, &topo.name, source)
+    });
+    let mut from_targets = target_diags.finish();
+    deny.apply(&mut from_targets);
+    diagnostics.extend(from_targets);
+    report(&sources, &diagnostics, format);
+    if failed(&diagnostics) || stagers.len() != plan.topologies.len() {
+        for s in stagers {
+            s.discard();
+        }
+        return 1;
+    }
+    let generated = plan.topologies.iter().map(|t| t.name.clone()).collect();
+    let scope = build_scope(generated, &out, &opts, filtered);
+    match emit::commit(&out, source, stagers, &scope) {
         Ok(r) => {
             if format == MessageFormat::Human {
                 eprintln!(
@@ -489,7 +538,7 @@ fn graph(file: &Path, topologies: Vec<String>, format: GraphFormatArg) -> i32 {
         Err(code) => return code,
     };
     let (sources, plan, diags) =
-        crate::analyze(&text, &options(file, topologies.clone(), "..".into()));
+        crate::analyze(text, &options(file, topologies.clone(), "..".into()));
     report(&sources, &diags, MessageFormat::Human);
     let Some(plan) = plan.filter(|_| !diags.iter().any(Diagnostic::is_error)) else {
         return 1;
@@ -546,7 +595,7 @@ fn trace(
     let source_text = std::fs::read_to_string(&source_path)
         .map_err(|e| (2, format!("cannot read {}: {e}", source_path.display())))?;
     let analyzed = crate::analyze_with_trees(
-        &source_text,
+        source_text.as_str(),
         &options(&source_path, Vec::new(), "..".into()),
     );
     let origins = crate::why::why(&analyzed, &topology, &inner, &text, line).map_err(|e| (1, e))?;
@@ -651,7 +700,7 @@ fn secrets(args: SecretsArgs) -> i32 {
         Err(code) => return code,
     };
     let topologies = if init { Vec::new() } else { args.topologies };
-    let (sources, plan, diags) = crate::analyze(&text, &options(&file, topologies, "..".into()));
+    let (sources, plan, diags) = crate::analyze(text, &options(&file, topologies, "..".into()));
     report(&sources, &diags, MessageFormat::Human);
     let Some(plan) = plan.filter(|_| !diags.iter().any(Diagnostic::is_error)) else {
         return 1;

@@ -101,6 +101,10 @@ pub fn existing_topologies(out: &Path, source: &str) -> Vec<String> {
             let Some(name) = e.file_name().to_str().map(str::to_string) else {
                 continue;
             };
+            // A staging tree (`.<topology>.stackc-new`) is not a topology.
+            if name.starts_with('.') {
+                continue;
+            }
             if read_manifest(out, &name).is_some_and(|m| same_source(&m.source, source)) {
                 names.push(name);
             }
@@ -110,21 +114,176 @@ pub fn existing_topologies(out: &Path, source: &str) -> Vec<String> {
     names
 }
 
-/// Writes `artifacts` under `out`. `scope` is the set of topologies this build owns
-/// the output of: stale files are removed only there. Each changed topology is
-/// swapped in whole; see the module's documentation.
+/// One topology's output as a build makes it, file by file: each generated file
+/// compared with the one on disk and, when it changed, written into the staging
+/// tree `.<topology>.stackc-new/` at once, so that a build holds one file at a
+/// time, not its whole output. Nothing in the topology's directory changes
+/// until `commit`.
+pub struct Stager {
+    out: PathBuf,
+    topology: String,
+    /// The files this topology's manifest says stackc generated.
+    owned: BTreeSet<String>,
+    staging: PathBuf,
+    /// Directories made in the staging tree (thousands of env files share one).
+    made: BTreeSet<PathBuf>,
+    /// Every generated path, in order.
+    generated: Vec<String>,
+    written: Vec<String>,
+    unchanged: Vec<String>,
+    /// The first problem; later files are only listed.
+    error: Option<EmitError>,
+}
+
+impl Stager {
+    /// Removes the staging tree a killed build may have left.
+    pub fn new(out: &Path, topology: &str, source: &str) -> Stager {
+        let staging = out.join(format!(".{topology}.stackc-new"));
+        let mut error = None;
+        if fs::symlink_metadata(&staging).is_ok() {
+            if let Err(e) = fs::remove_dir_all(&staging) {
+                error = Some(EmitError::Io(staging.clone(), e));
+            }
+        }
+        Stager {
+            out: out.to_path_buf(),
+            topology: topology.to_string(),
+            owned: owned_files(out, topology, source),
+            staging,
+            made: BTreeSet::new(),
+            generated: Vec::new(),
+            written: Vec::new(),
+            unchanged: Vec::new(),
+            error,
+        }
+    }
+
+    /// Stages one generated file: refused when a file stackc does not own is in
+    /// its way, skipped when the one on disk has the same bytes.
+    pub fn stage(&mut self, a: &Artifact) {
+        self.generated.push(a.path.clone());
+        if self.error.is_some() {
+            return;
+        }
+        if let Err(e) = self.try_stage(a) {
+            self.error = Some(e);
+        }
+    }
+
+    fn try_stage(&mut self, a: &Artifact) -> Result<(), EmitError> {
+        let path = self.out.join(&a.path);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) => {
+                if !self.owned.contains(&a.path) || !meta.is_file() {
+                    return Err(EmitError::NotOwned(path));
+                }
+                let same = meta.len() == a.contents.len() as u64
+                    && fs::read(&path).is_ok_and(|old| old == a.contents.as_bytes());
+                if same {
+                    self.unchanged.push(a.path.clone());
+                    return Ok(());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(EmitError::Io(path, e)),
+        }
+        let prefix = format!("{}/", self.topology);
+        let target = self
+            .staging
+            .join(a.path.strip_prefix(&prefix).unwrap_or(&a.path));
+        if let Some(dir) = target.parent() {
+            if !self.made.contains(dir) {
+                fs::create_dir_all(dir).map_err(|e| EmitError::Io(dir.to_path_buf(), e))?;
+                self.made.insert(dir.to_path_buf());
+            }
+        }
+        fs::write(&target, a.contents.as_bytes()).map_err(|e| EmitError::Io(target, e))?;
+        self.written.push(a.path.clone());
+        Ok(())
+    }
+
+    /// Removes what was staged (the build failed).
+    pub fn discard(self) {
+        if fs::symlink_metadata(&self.staging).is_ok() {
+            let _ = fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+impl crate::targets::Sink for Stager {
+    fn file(&mut self, artifact: Artifact) {
+        self.stage(&artifact);
+    }
+}
+
+/// Writes `artifacts` (every file of the topologies they are in) under `out`:
+/// `Stager` and `commit` in one call.
 pub fn write(
     out: &Path,
     source: &str,
     artifacts: &[Artifact],
     scope: &[String],
 ) -> Result<Report, EmitError> {
-    let (owned, changes, mut report) = classify(out, source, artifacts, scope)?;
-    report.written = changes.iter().map(|(a, _)| a.path.clone()).collect();
-    let new: BTreeSet<&str> = artifacts.iter().map(|a| a.path.as_str()).collect();
+    let mut stagers: Vec<Stager> = Vec::new();
+    for a in artifacts {
+        let topology = a.path.split('/').next().unwrap_or_default();
+        if stagers.last().is_none_or(|s| s.topology != topology) {
+            stagers.push(Stager::new(out, topology, source));
+        }
+        if let Some(s) = stagers.last_mut() {
+            s.stage(a);
+        }
+    }
+    commit(out, source, stagers, scope)
+}
+
+/// Puts staged topologies in place. `scope` is the set of topologies this build
+/// owns the output of (the staged ones, and ones removed from the file): stale
+/// files are removed only there. Each changed topology is swapped in whole; see
+/// the module's documentation. On any error nothing is changed and every staging
+/// tree is removed.
+pub fn commit(
+    out: &Path,
+    source: &str,
+    stagers: Vec<Stager>,
+    scope: &[String],
+) -> Result<Report, EmitError> {
+    let mut stagers = stagers;
+    if let Some(error) = stagers.iter_mut().find_map(|s| s.error.take()) {
+        for s in stagers {
+            s.discard();
+        }
+        return Err(error);
+    }
+    let result = put_in_place(out, source, &stagers, scope);
+    if result.is_err() {
+        for s in stagers {
+            s.discard();
+        }
+    }
+    result
+}
+
+fn put_in_place(
+    out: &Path,
+    source: &str,
+    stagers: &[Stager],
+    scope: &[String],
+) -> Result<Report, EmitError> {
+    let mut report = Report::default();
+    let mut generated: BTreeSet<&str> = BTreeSet::new();
+    for s in stagers {
+        report.written.extend(s.written.iter().cloned());
+        report.unchanged.extend(s.unchanged.iter().cloned());
+        generated.extend(s.generated.iter().map(String::as_str));
+    }
+    let mut owned = BTreeSet::new();
+    for t in scope {
+        owned.extend(owned_files(out, t, source));
+    }
     report.removed = owned
         .iter()
-        .filter(|p| !new.contains(p.as_str()) && out.join(p).is_file())
+        .filter(|p| !generated.contains(p.as_str()) && out.join(p).is_file())
         .cloned()
         .collect();
     // The topologies with something to write or remove.
@@ -132,37 +291,47 @@ pub fn write(
     let mut changed: BTreeSet<String> = report.written.iter().map(|p| topology(p)).collect();
     changed.extend(report.removed.iter().map(|p| topology(p)));
     fs::create_dir_all(out).map_err(|e| EmitError::Io(out.to_path_buf(), e))?;
-    // The leftover tree of a killed build, even when nothing changes now.
+    // The leftover tree of a killed build, even when nothing changes now (a
+    // staged topology's was removed when its stager was made).
     for t in scope.iter().chain(&changed) {
+        if stagers.iter().any(|s| &s.topology == t) {
+            continue;
+        }
         let leftover = out.join(format!(".{t}.stackc-new"));
         if fs::symlink_metadata(&leftover).is_ok() {
             fs::remove_dir_all(&leftover).map_err(|e| EmitError::Io(leftover.clone(), e))?;
         }
     }
-    // Each topology's tree is its own: they are written on threads of their own.
+    // Each topology's tree is its own: they are put in place on threads of
+    // their own.
     let removed: BTreeSet<&str> = report.removed.iter().map(String::as_str).collect();
     let unchanged: BTreeSet<&str> = report.unchanged.iter().map(String::as_str).collect();
     let changed: Vec<String> = changed.into_iter().collect();
     let results = crate::parallel_map(&changed, |t| -> Result<(), EmitError> {
-        let prefix = format!("{t}/");
-        let files: Vec<&Artifact> = artifacts
-            .iter()
-            .filter(|a| a.path.starts_with(&prefix))
-            .collect();
-        match swap_topology(out, t, &files, &unchanged, &removed) {
+        let tree = Tree {
+            out,
+            topology: t,
+            generated: &generated,
+            unchanged: &unchanged,
+            removed: &removed,
+        };
+        match tree.swap() {
             Ok(()) => Ok(()),
+            // This file system cannot exchange directories: file by file.
             Err(SwapError::Unsupported) => {
-                // This file system cannot exchange directories: file by file.
-                let files: Vec<Artifact> = files.into_iter().cloned().collect();
-                let scope = vec![t.clone()];
-                write_in_place(out, source, &files, &scope).map(|_| ())
+                let written: Vec<&str> = stagers
+                    .iter()
+                    .filter(|s| &s.topology == t)
+                    .flat_map(|s| s.written.iter().map(String::as_str))
+                    .collect();
+                tree.file_by_file(&written)
             }
             Err(SwapError::Io(path, e)) => Err(EmitError::Io(path, e)),
         }
     });
     for result in results {
         match result {
-            Ok(written) => written?,
+            Ok(done) => done?,
             Err(panic) => std::panic::resume_unwind(panic),
         }
     }
@@ -175,192 +344,121 @@ enum SwapError {
     Io(PathBuf, io::Error),
 }
 
-/// Builds the new tree of one topology beside the old one and exchanges them.
-fn swap_topology(
-    out: &Path,
-    topology: &str,
-    files: &[&Artifact],
-    unchanged: &BTreeSet<&str>,
-    removed: &BTreeSet<&str>,
-) -> Result<(), SwapError> {
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |e: io::Error| SwapError::Io(p, e)
-    };
-    let old = out.join(topology);
-    let new = out.join(format!(".{topology}.stackc-new"));
-    // A killed build's leftover.
-    if fs::symlink_metadata(&new).is_ok() {
-        fs::remove_dir_all(&new).map_err(io(&new))?;
-    }
-    fs::create_dir_all(&new).map_err(io(&new))?;
-    let generated: BTreeSet<&str> = files.iter().map(|a| a.path.as_str()).collect();
-    // Each directory once: thousands of env files share one.
-    let mut made: BTreeSet<PathBuf> = BTreeSet::new();
-    let mut parent = |target: &Path| -> Result<(), SwapError> {
-        if let Some(dir) = target.parent() {
-            if made.insert(dir.to_path_buf()) {
-                fs::create_dir_all(dir).map_err(io(dir))?;
-            }
-        }
-        Ok(())
-    };
-    // What stays: files stackc did not generate, and generated files that did
-    // not change, linked (not copied) into the new tree.
-    if old.is_dir() {
-        for entry in walkdir::WalkDir::new(&old).min_depth(1) {
-            let entry = entry.map_err(|e| SwapError::Io(old.clone(), e.into()))?;
-            if entry.file_type().is_dir() {
-                continue;
-            }
-            let rel = entry.path().strip_prefix(&old).unwrap_or(entry.path());
-            let key = format!("{topology}/{}", rel.to_string_lossy().replace('\\', "/"));
-            let name = entry.file_name().to_string_lossy();
-            let keep_generated =
-                generated.contains(key.as_str()) && unchanged.contains(key.as_str());
-            let foreign = !generated.contains(key.as_str()) && !removed.contains(key.as_str());
-            if name.ends_with(".stackc-tmp") || !(keep_generated || foreign) {
-                continue;
-            }
-            let target = new.join(rel);
-            parent(&target)?;
-            if fs::hard_link(entry.path(), &target).is_err() {
-                fs::copy(entry.path(), &target).map_err(io(&target))?;
-            }
-        }
-    }
-    for a in files {
-        let rel = a
-            .path
-            .strip_prefix(&format!("{topology}/"))
-            .unwrap_or(&a.path);
-        if unchanged.contains(a.path.as_str()) {
-            continue; // linked above
-        }
-        let target = new.join(rel);
-        parent(&target)?;
-        fs::write(&target, a.contents.as_bytes()).map_err(io(&target))?;
-    }
-    if !old.exists() {
-        // The first build of this topology: one rename.
-        return fs::rename(&new, &old).map_err(io(&old));
-    }
-    match rustix::fs::renameat_with(
-        rustix::fs::CWD,
-        &new,
-        rustix::fs::CWD,
-        &old,
-        rustix::fs::RenameFlags::EXCHANGE,
-    ) {
-        Ok(()) => {
-            // `new` now holds the old tree.
-            fs::remove_dir_all(&new).map_err(io(&new))
-        }
-        Err(e)
-            if e == rustix::io::Errno::INVAL
-                || e == rustix::io::Errno::NOSYS
-                || e == rustix::io::Errno::NOTSUP =>
-        {
-            let _ = fs::remove_dir_all(&new);
-            Err(SwapError::Unsupported)
-        }
-        Err(e) => Err(SwapError::Io(old, e.into())),
-    }
+/// One changed topology of a build, its changed files staged.
+struct Tree<'a> {
+    out: &'a Path,
+    topology: &'a str,
+    generated: &'a BTreeSet<&'a str>,
+    unchanged: &'a BTreeSet<&'a str>,
+    removed: &'a BTreeSet<&'a str>,
 }
 
-/// The files a build owns (by the manifests of `scope`), and the artifacts to
-/// write (with their paths), after checking that none is in the way of a file
-/// stackc does not own; the unchanged ones go into the report.
-#[allow(clippy::type_complexity)]
-fn classify<'a>(
-    out: &Path,
-    source: &str,
-    artifacts: &'a [Artifact],
-    scope: &[String],
-) -> Result<(BTreeSet<String>, Vec<(&'a Artifact, PathBuf)>, Report), EmitError> {
-    let mut owned = BTreeSet::new();
-    for t in scope {
-        owned.extend(owned_files(out, t, source));
+impl Tree<'_> {
+    fn old(&self) -> PathBuf {
+        self.out.join(self.topology)
     }
-    let mut changes = Vec::new();
-    let mut report = Report::default();
-    for a in artifacts {
-        let path = out.join(&a.path);
-        match fs::symlink_metadata(&path) {
-            Ok(meta) => {
-                if !owned.contains(&a.path) || !meta.is_file() {
-                    return Err(EmitError::NotOwned(path));
-                }
-                if fs::read(&path).is_ok_and(|old| old == a.contents.as_bytes()) {
-                    report.unchanged.push(a.path.clone());
+
+    fn staging(&self) -> PathBuf {
+        self.out.join(format!(".{}.stackc-new", self.topology))
+    }
+
+    /// Completes the staged tree and exchanges it with the old one.
+    fn swap(&self) -> Result<(), SwapError> {
+        let io = |p: &Path| {
+            let p = p.to_path_buf();
+            move |e: io::Error| SwapError::Io(p, e)
+        };
+        let old = self.old();
+        let new = self.staging();
+        fs::create_dir_all(&new).map_err(io(&new))?;
+        // Each directory once: thousands of env files share one.
+        let mut made: BTreeSet<PathBuf> = BTreeSet::new();
+        // What stays: files stackc did not generate, and generated files that
+        // did not change, linked (not copied) into the new tree.
+        if old.is_dir() {
+            for entry in walkdir::WalkDir::new(&old).min_depth(1) {
+                let entry = entry.map_err(|e| SwapError::Io(old.clone(), e.into()))?;
+                if entry.file_type().is_dir() {
                     continue;
                 }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(EmitError::Io(path, e)),
-        }
-        changes.push((a, path));
-    }
-    Ok((owned, changes, report))
-}
-
-/// Writes file by file: each changed file staged beside its destination, then
-/// renamed into place; stale files removed. (Where directories cannot be
-/// exchanged.)
-fn write_in_place(
-    out: &Path,
-    source: &str,
-    artifacts: &[Artifact],
-    scope: &[String],
-) -> Result<Report, EmitError> {
-    let (owned, mut changes, mut report) = classify(out, source, artifacts, scope)?;
-    let new: BTreeSet<&str> = artifacts.iter().map(|a| a.path.as_str()).collect();
-    let stale: Vec<&String> = owned.iter().filter(|p| !new.contains(p.as_str())).collect();
-
-    // Stage every changed file next to its destination.
-    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
-    let cleanup = |staged: &[(PathBuf, PathBuf)]| {
-        for (tmp, _) in staged {
-            let _ = fs::remove_file(tmp);
-        }
-    };
-    // The manifest goes last, so that an interrupted build never lists files it
-    // did not write.
-    changes.sort_by_key(|(a, _)| a.path.ends_with(MANIFEST));
-    let mut made: BTreeSet<&Path> = BTreeSet::new();
-    for (a, path) in &changes {
-        let dir = path.parent().unwrap_or(out);
-        // Each directory once: thousands of env files share one.
-        if made.insert(dir) {
-            if let Err(e) = fs::create_dir_all(dir) {
-                cleanup(&staged);
-                return Err(EmitError::Io(dir.to_path_buf(), e));
+                let rel = entry.path().strip_prefix(&old).unwrap_or(entry.path());
+                let key = format!(
+                    "{}/{}",
+                    self.topology,
+                    rel.to_string_lossy().replace('\\', "/")
+                );
+                let name = entry.file_name().to_string_lossy();
+                let generated = self.generated.contains(key.as_str());
+                let keep_generated = generated && self.unchanged.contains(key.as_str());
+                let foreign = !generated && !self.removed.contains(key.as_str());
+                if name.ends_with(".stackc-tmp") || !(keep_generated || foreign) {
+                    continue;
+                }
+                let target = new.join(rel);
+                if let Some(dir) = target.parent() {
+                    if made.insert(dir.to_path_buf()) {
+                        fs::create_dir_all(dir).map_err(io(dir))?;
+                    }
+                }
+                if fs::hard_link(entry.path(), &target).is_err() {
+                    fs::copy(entry.path(), &target).map_err(io(&target))?;
+                }
             }
         }
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-        let tmp = dir.join(format!(".{name}.stackc-tmp"));
-        if let Err(e) = fs::write(&tmp, a.contents.as_bytes()) {
-            cleanup(&staged);
-            return Err(EmitError::Io(tmp, e));
+        if !old.exists() {
+            // The first build of this topology: one rename.
+            return fs::rename(&new, &old).map_err(io(&old));
         }
-        staged.push((tmp, path.clone()));
-    }
-    for (tmp, path) in &staged {
-        if let Err(e) = fs::rename(tmp, path) {
-            cleanup(&staged);
-            return Err(EmitError::Io(path.clone(), e));
+        match rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &new,
+            rustix::fs::CWD,
+            &old,
+            rustix::fs::RenameFlags::EXCHANGE,
+        ) {
+            Ok(()) => {
+                // `new` now holds the old tree.
+                fs::remove_dir_all(&new).map_err(io(&new))
+            }
+            Err(e)
+                if e == rustix::io::Errno::INVAL
+                    || e == rustix::io::Errno::NOSYS
+                    || e == rustix::io::Errno::NOTSUP =>
+            {
+                Err(SwapError::Unsupported)
+            }
+            Err(e) => Err(SwapError::Io(old, e.into())),
         }
     }
-    report.written = changes.iter().map(|(a, _)| a.path.clone()).collect();
-    for path in stale {
-        let full = out.join(path);
-        if full.is_file() {
-            fs::remove_file(&full).map_err(|e| EmitError::Io(full.clone(), e))?;
-            report.removed.push(path.clone());
-            remove_empty_parents(out, &full);
+
+    /// Where directories cannot be exchanged: each changed file renamed from the
+    /// staging tree into place (the manifest last, so that an interrupted build
+    /// never lists files it did not write), then stale files removed.
+    fn file_by_file(&self, written: &[&str]) -> Result<(), EmitError> {
+        let new = self.staging();
+        let prefix = format!("{}/", self.topology);
+        let mut written = written.to_vec();
+        written.sort_by_key(|p| p.ends_with(MANIFEST));
+        let mut made: BTreeSet<PathBuf> = BTreeSet::new();
+        for p in written {
+            let from = new.join(p.strip_prefix(&prefix).unwrap_or(p));
+            let to = self.out.join(p);
+            if let Some(dir) = to.parent() {
+                if made.insert(dir.to_path_buf()) {
+                    fs::create_dir_all(dir).map_err(|e| EmitError::Io(dir.to_path_buf(), e))?;
+                }
+            }
+            fs::rename(&from, &to).map_err(|e| EmitError::Io(to.clone(), e))?;
         }
+        for p in self.removed.iter().filter(|p| p.starts_with(&prefix)) {
+            let full = self.out.join(p);
+            if full.is_file() {
+                fs::remove_file(&full).map_err(|e| EmitError::Io(full.clone(), e))?;
+                remove_empty_parents(self.out, &full);
+            }
+        }
+        fs::remove_dir_all(&new).map_err(|e| EmitError::Io(new.clone(), e))
     }
-    Ok(report)
 }
 
 fn remove_empty_parents(out: &Path, file: &Path) {

@@ -25,6 +25,8 @@ pub mod syntax;
 pub mod targets;
 pub mod why;
 
+use std::sync::Arc;
+
 use diag::{Diagnostic, Diagnostics, SourceMap};
 
 /// The maps and sets of the model, the check and the plan: in insertion order
@@ -96,9 +98,36 @@ impl Compilation {
     }
 }
 
+/// A compilation's source text: borrowed (copied once into the source map) or
+/// owned (moved there, so that a large file is not held twice).
+pub trait SourceText {
+    fn into_text(self) -> Arc<str>;
+}
+
+impl SourceText for &str {
+    fn into_text(self) -> Arc<str> {
+        self.into()
+    }
+}
+
+impl SourceText for &String {
+    fn into_text(self) -> Arc<str> {
+        self.as_str().into()
+    }
+}
+
+impl SourceText for String {
+    fn into_text(self) -> Arc<str> {
+        self.into()
+    }
+}
+
 /// Parses, checks and plans; returns the plan when there are no errors.
-pub fn analyze(text: &str, options: &Options) -> (SourceMap, Option<plan::Plan>, Vec<Diagnostic>) {
-    let a = analyze_keeping(text, options, false);
+pub fn analyze(
+    text: impl SourceText,
+    options: &Options,
+) -> (SourceMap, Option<plan::Plan>, Vec<Diagnostic>) {
+    let a = analyze_keeping(text.into_text(), options, false);
     (a.sources, a.plan, a.diagnostics)
 }
 
@@ -113,13 +142,14 @@ pub struct Analyzed {
 }
 
 /// `analyze`, keeping the syntax trees.
-pub fn analyze_with_trees(text: &str, options: &Options) -> Analyzed {
-    analyze_keeping(text, options, true)
+pub fn analyze_with_trees(text: impl SourceText, options: &Options) -> Analyzed {
+    analyze_keeping(text.into_text(), options, true)
 }
 
 /// The analysis; the syntax trees are dropped after lowering unless kept (they
 /// are the largest structure at that point, and the model holds what they say).
-fn analyze_keeping(text: &str, options: &Options, keep_trees: bool) -> Analyzed {
+/// The source map shares `text` (a large file is not held twice).
+fn analyze_keeping(text: Arc<str>, options: &Options, keep_trees: bool) -> Analyzed {
     let mut sources = SourceMap::default();
     let mut diags = Diagnostics::default();
     let mut files = Vec::new();
@@ -127,8 +157,8 @@ fn analyze_keeping(text: &str, options: &Options, keep_trees: bool) -> Analyzed 
         let id = sources.add(format!("<stdlib>/{name}"), *std_text);
         files.push((id, syntax::parse(id, std_text, &mut diags), true));
     }
-    let user = sources.add(options.source_name.clone(), text);
-    files.push((user, syntax::parse(user, text, &mut diags), false));
+    let user = sources.add(options.source_name.clone(), text.clone());
+    files.push((user, syntax::parse(user, &text, &mut diags), false));
     let units: Vec<lower::Unit<'_>> = files
         .iter()
         .map(|(_, file, stdlib)| lower::Unit {
@@ -205,7 +235,7 @@ fn select_topologies(
 }
 
 /// The whole pipeline, without IO.
-pub fn compile(text: &str, options: &Options) -> Compilation {
+pub fn compile(text: impl SourceText, options: &Options) -> Compilation {
     let (sources, plan, mut diagnostics) = analyze(text, options);
     let mut artifacts = Vec::new();
     if let Some(plan) = plan {

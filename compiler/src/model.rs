@@ -146,9 +146,9 @@ pub struct ProbeDef {
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HealthDef {
-    pub liveness: Option<ProbeDef>,
-    pub readiness: Option<ProbeDef>,
-    pub startup: Option<ProbeDef>,
+    pub liveness: Option<Box<ProbeDef>>,
+    pub readiness: Option<Box<ProbeDef>>,
+    pub startup: Option<Box<ProbeDef>>,
 }
 
 /// Milliseconds.

@@ -145,7 +145,7 @@ pub fn lower(units: &[Unit<'_>], default_name: &str, diags: &mut Diagnostics) ->
 /// (`None` for the others): services are most of a large file and each is
 /// lowered on its own, so they are lowered first, in chunks on the free cores.
 /// Diagnostics are sorted at the end, so their order here does not matter.
-fn service_bodies(units: &[Unit<'_>], diags: &mut Diagnostics) -> Vec<Option<ServiceDef>> {
+fn service_bodies(units: &[Unit<'_>], diags: &mut Diagnostics) -> Vec<Option<Box<ServiceDef>>> {
     let services: Vec<&Entry> = units
         .iter()
         .flat_map(|u| &u.file.entries)
@@ -167,13 +167,13 @@ fn service_bodies(units: &[Unit<'_>], diags: &mut Diagnostics) -> Vec<Option<Ser
             stack_name: None,
             bodies: Vec::new().into_iter(),
         };
-        let defs: Vec<Option<ServiceDef>> = chunk
+        let defs: Vec<Option<Box<ServiceDef>>> = chunk
             .iter()
             .map(|e| {
                 // An invalid name is reported alone, as `service` does.
                 matches!(e.label, Some(Label::Ident(_))).then(|| {
                     let entries = cx.block(e);
-                    cx.service_def(entries, "a service", false)
+                    Box::new(cx.service_def(entries, "a service", false))
                 })
             })
             .collect();
@@ -195,7 +195,7 @@ pub(super) struct Lower<'d> {
     stack: Stack,
     stack_name: Option<Span>,
     /// The definitions `service_bodies` lowered, taken in file order.
-    bodies: std::vec::IntoIter<Option<ServiceDef>>,
+    bodies: std::vec::IntoIter<Option<Box<ServiceDef>>>,
 }
 
 pub(super) fn unknown_field(key: &Ident, block: &str, known: &[&str]) -> Diagnostic {
@@ -336,13 +336,13 @@ impl Lower<'_> {
             Some(def) => def,
             None => {
                 let entries = self.block(e);
-                self.service_def(entries, "a service", false)
+                Box::new(self.service_def(entries, "a service", false))
             }
         };
         self.add_service(ServiceDecl {
             name,
             kind: e.kind.clone(),
-            body: ServiceBody::Workload(Box::new(def)),
+            body: ServiceBody::Workload(def),
         });
     }
 

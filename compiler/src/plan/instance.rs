@@ -219,9 +219,9 @@ impl Topo<'_> {
             );
         }
         let probes = Probes {
-            liveness: self.probe(name, def, def.health.liveness.as_ref(), diags),
-            readiness: self.probe(name, def, def.health.readiness.as_ref(), diags),
-            startup: self.probe(name, def, def.health.startup.as_ref(), diags),
+            liveness: self.probe(name, def, def.health.liveness.as_deref(), diags),
+            readiness: self.probe(name, def, def.health.readiness.as_deref(), diags),
+            startup: self.probe(name, def, def.health.startup.as_deref(), diags),
         };
         let autoscale = self.autoscale(name, def, decl_span, diags);
         if let Some(min) = &def.min_available {
@@ -505,7 +505,7 @@ impl Topo<'_> {
         def: &ServiceDef,
         probe: Option<&ProbeDef>,
         diags: &mut Diagnostics,
-    ) -> Option<Probe> {
+    ) -> Option<Box<Probe>> {
         let probe = probe?;
         let check = probe.check.as_ref()?.value.clone();
         let port = match &probe.port {
@@ -533,7 +533,7 @@ impl Topo<'_> {
                 return None;
             }
         };
-        Some(Probe {
+        Some(Box::new(Probe {
             check,
             port_name,
             port,
@@ -541,6 +541,6 @@ impl Topo<'_> {
             timeout: probe.timeout.as_ref().map(|d| d.value),
             retries: probe.retries.as_ref().map(|d| d.value),
             start_period: probe.start_period.as_ref().map(|d| d.value),
-        })
+        }))
     }
 }

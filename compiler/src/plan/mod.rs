@@ -246,9 +246,9 @@ impl Instance {
     pub fn ready_check(&self) -> Option<&Probe> {
         self.probes
             .readiness
-            .as_ref()
-            .or(self.probes.liveness.as_ref())
-            .or(self.probes.startup.as_ref())
+            .as_deref()
+            .or(self.probes.liveness.as_deref())
+            .or(self.probes.startup.as_deref())
     }
 
     /// The fewest replicas the service runs with (the autoscaler's minimum).
@@ -298,9 +298,9 @@ impl SentinelPlan {
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Probes {
-    pub liveness: Option<Probe>,
-    pub readiness: Option<Probe>,
-    pub startup: Option<Probe>,
+    pub liveness: Option<Box<Probe>>,
+    pub readiness: Option<Box<Probe>>,
+    pub startup: Option<Box<Probe>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -498,7 +498,7 @@ fn plan_topology(
 
     let mut host_plans = Vec::new();
     for (h, host) in t.hosts.iter().enumerate() {
-        let mut services = Vec::new();
+        let mut services = Vec::with_capacity(host.runs.len());
         for (i, run) in host.runs.iter().enumerate() {
             let Some(p) = t.placement(&run.service.name, h) else {
                 continue;

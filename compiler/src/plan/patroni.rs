@@ -418,7 +418,7 @@ impl Topo<'_> {
             start_period: Some(Duration(30_000)),
         };
         inst.probes = Probes {
-            readiness: Some(ready),
+            readiness: Some(Box::new(ready)),
             ..Probes::default()
         };
         if node.watchdog == Watchdog::Required {
@@ -487,7 +487,7 @@ impl Topo<'_> {
                     generated: true,
                 }],
                 probes: Probes {
-                    readiness: Some(Probe {
+                    readiness: Some(Box::new(Probe {
                         check: ProbeCheck::Command(Command::Exec(vec![
                             "etcdctl".into(),
                             format!("--endpoints={}", endpoint(&address, ETCD_CLIENT_PORT)),
@@ -500,7 +500,7 @@ impl Topo<'_> {
                         timeout: Some(Duration(5_000)),
                         retries: Some(5),
                         start_period: None,
-                    }),
+                    })),
                     ..Probes::default()
                 },
                 etcd: Some(Box::new(member)),

@@ -124,7 +124,7 @@ struct Device {
 pub fn generate(
     topo: &TopologyPlan,
     options: &Options,
-    out: &mut Vec<Artifact>,
+    out: &mut super::Files<'_>,
     diags: &mut Diagnostics,
 ) {
     for host in &topo.hosts {

@@ -17,7 +17,7 @@ pub fn generate(
     plan: &Plan,
     topo: &TopologyPlan,
     options: &Options,
-    out: &mut Vec<Artifact>,
+    out: &mut super::Files<'_>,
     diags: &mut Diagnostics,
 ) {
     for host in &topo.hosts {

@@ -58,7 +58,7 @@ fn section(title: impl Into<String>, lines: Vec<String>) -> Section {
 pub fn generate(
     topo: &TopologyPlan,
     options: &Options,
-    out: &mut Vec<Artifact>,
+    out: &mut super::Files<'_>,
     diags: &mut Diagnostics,
 ) {
     for proxy in topo.proxies.iter().filter(|p| p.kind == ProxyKind::Haproxy) {

@@ -36,7 +36,7 @@ pub fn generate(
     plan: &Plan,
     topo: &TopologyPlan,
     options: &Options,
-    out: &mut Vec<Artifact>,
+    out: &mut super::Files<'_>,
     diags: &mut Diagnostics,
 ) {
     let cx = Cx {
@@ -45,7 +45,7 @@ pub fn generate(
         options,
         secret_name: format!("{}-secrets", plan.stack),
     };
-    let mut write = |file: &str, docs: Vec<Result<String, String>>, out: &mut Vec<Artifact>| {
+    let mut write = |file: &str, docs: Vec<Result<String, String>>, out: &mut super::Files<'_>| {
         let mut body = header("#", options, &topo.name);
         for (i, doc) in docs.into_iter().enumerate() {
             match doc {
@@ -646,9 +646,9 @@ impl Cx<'_> {
                 .collect(),
             env: self.env(inst),
             resources,
-            liveness_probe: inst.probes.liveness.as_ref().map(probe),
-            readiness_probe: inst.probes.readiness.as_ref().map(probe),
-            startup_probe: inst.probes.startup.as_ref().map(probe),
+            liveness_probe: inst.probes.liveness.as_deref().map(probe),
+            readiness_probe: inst.probes.readiness.as_deref().map(probe),
+            startup_probe: inst.probes.startup.as_deref().map(probe),
             lifecycle: inst.pre_stop.map(|d| Lifecycle {
                 pre_stop: Handler {
                     exec: Exec {

@@ -59,7 +59,7 @@ fn node_files<T: Serialize>(
     files: &[(&str, &str)],
     model: &T,
     node: (&str, &str),
-    out: &mut Vec<Artifact>,
+    out: &mut Files<'_>,
     diags: &mut Diagnostics,
 ) {
     for (file, template) in files {
@@ -77,54 +77,107 @@ fn node_files<T: Serialize>(
     }
 }
 
-/// Every topology's files. Topologies are independent, so they are generated
-/// on threads of their own when there are several (and cores to run them);
-/// the result is in topology order either way.
-pub fn generate(plan: &Plan, options: &Options, diags: &mut Diagnostics) -> Vec<Artifact> {
-    let results: Vec<(Vec<Artifact>, Diagnostics)> =
-        crate::parallel_map(&plan.topologies, |topo| topology(plan, topo, options))
-            .into_iter()
-            .zip(&plan.topologies)
-            .map(|(result, topo)| {
-                result.unwrap_or_else(|_| {
-                    let mut d = Diagnostics::default();
-                    d.push(internal(topo, "files", "a target failed"));
-                    (Vec::new(), d)
-                })
-            })
-            .collect();
-    let mut artifacts = Vec::new();
-    for (files, d) in results {
-        artifacts.extend(files);
-        diags.extend(d);
+/// Where generated files go, one at a time, as each target makes them: kept in
+/// memory (`check`, `diff`, the tests) or staged on disk by a build
+/// (`emit::Stager`), so that a build never holds its whole output.
+pub trait Sink {
+    fn file(&mut self, artifact: Artifact);
+}
+
+impl Sink for Vec<Artifact> {
+    fn file(&mut self, artifact: Artifact) {
+        self.push(artifact);
     }
-    artifacts
+}
+
+/// The files of one topology as the targets push them: each passed on to the
+/// sink at once, its path and size kept for the manifest.
+pub struct Files<'s> {
+    sink: &'s mut dyn Sink,
+    listed: Vec<(String, usize)>,
+}
+
+impl<'s> Files<'s> {
+    pub fn new(sink: &'s mut dyn Sink) -> Files<'s> {
+        Files {
+            sink,
+            listed: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, artifact: Artifact) {
+        self.listed
+            .push((artifact.path.clone(), artifact.contents.len()));
+        self.sink.file(artifact);
+    }
+}
+
+/// Every topology's files, in topology order.
+pub fn generate(plan: &Plan, options: &Options, diags: &mut Diagnostics) -> Vec<Artifact> {
+    generate_into(plan, options, diags, |_| Vec::new())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Every topology's files, each passed to the sink `make` gives its topology;
+/// the sinks are returned in topology order. Topologies are independent, so
+/// they are generated on threads of their own when there are several (and
+/// cores to run them). A topology whose target panicked is reported, and its
+/// sink is `None`.
+pub fn generate_into<S: Sink + Send>(
+    plan: &Plan,
+    options: &Options,
+    diags: &mut Diagnostics,
+    make: impl Fn(&TopologyPlan) -> S + Sync,
+) -> Vec<S> {
+    let results = crate::parallel_map(&plan.topologies, |topo| {
+        let mut sink = make(topo);
+        let d = topology(plan, topo, options, &mut sink);
+        (sink, d)
+    });
+    let mut sinks = Vec::with_capacity(results.len());
+    for (result, topo) in results.into_iter().zip(&plan.topologies) {
+        match result {
+            Ok((sink, d)) => {
+                sinks.push(sink);
+                diags.extend(d);
+            }
+            Err(_) => diags.push(internal(topo, "files", "a target failed")),
+        }
+    }
+    sinks
 }
 
 /// One topology's files, its manifest last.
-fn topology(plan: &Plan, topo: &TopologyPlan, options: &Options) -> (Vec<Artifact>, Diagnostics) {
-    let mut artifacts = Vec::new();
+fn topology(
+    plan: &Plan,
+    topo: &TopologyPlan,
+    options: &Options,
+    sink: &mut dyn Sink,
+) -> Diagnostics {
+    let mut files = Files::new(sink);
     let mut diags = Diagnostics::default();
     let d = &mut diags;
+    let out = &mut files;
     match topo.platform {
         Platform::Compose => {
-            compose::generate(topo, options, &mut artifacts, d);
-            env::generate(plan, topo, options, &mut artifacts, d);
-            nginx::generate(topo, options, &mut artifacts, d);
-            haproxy::generate(topo, options, &mut artifacts, d);
-            prometheus::generate(topo, options, &mut artifacts, d);
-            postgres::generate(topo, options, &mut artifacts, d);
-            patroni::generate(topo, options, &mut artifacts, d);
-            sentinel_hosts::generate(topo, options, &mut artifacts, d);
+            compose::generate(topo, options, out, d);
+            env::generate(plan, topo, options, out, d);
+            nginx::generate(topo, options, out, d);
+            haproxy::generate(topo, options, out, d);
+            prometheus::generate(topo, options, out, d);
+            postgres::generate(topo, options, out, d);
+            patroni::generate(topo, options, out, d);
+            sentinel_hosts::generate(topo, options, out, d);
         }
-        Platform::Kubernetes => kubernetes::generate(plan, topo, options, &mut artifacts, d),
+        Platform::Kubernetes => kubernetes::generate(plan, topo, options, out, d),
     }
-    let files: Vec<&Artifact> = artifacts.iter().collect();
-    match manifest(topo, options, &files) {
-        Ok(m) => artifacts.push(m),
+    match manifest(topo, options, &files.listed) {
+        Ok(m) => files.sink.file(m),
         Err(e) => diags.push(internal(topo, "manifest", &e)),
     }
-    (artifacts, diags)
+    diags
 }
 
 #[derive(Serialize)]
@@ -146,7 +199,7 @@ struct ManifestFile<'a> {
 fn manifest(
     topo: &TopologyPlan,
     options: &Options,
-    files: &[&Artifact],
+    files: &[(String, usize)],
 ) -> Result<Artifact, String> {
     let prefix = format!("{}/", topo.name);
     let m = Manifest {
@@ -155,9 +208,9 @@ fn manifest(
         topology: &topo.name,
         files: files
             .iter()
-            .map(|a| ManifestFile {
-                path: a.path.strip_prefix(&prefix).unwrap_or(&a.path),
-                bytes: a.contents.len(),
+            .map(|(path, bytes)| ManifestFile {
+                path: path.strip_prefix(&prefix).unwrap_or(path),
+                bytes: *bytes,
             })
             .collect(),
     };

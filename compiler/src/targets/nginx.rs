@@ -59,7 +59,7 @@ struct LocationView {
 pub fn generate(
     topo: &TopologyPlan,
     options: &Options,
-    out: &mut Vec<Artifact>,
+    out: &mut super::Files<'_>,
     diags: &mut Diagnostics,
 ) {
     for proxy in topo.proxies.iter().filter(|p| p.kind == ProxyKind::Nginx) {

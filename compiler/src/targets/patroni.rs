@@ -148,7 +148,7 @@ const SUPERUSER: &str = "postgres";
 pub fn generate(
     topo: &TopologyPlan,
     options: &Options,
-    out: &mut Vec<Artifact>,
+    out: &mut super::Files<'_>,
     diags: &mut Diagnostics,
 ) {
     let mut clusters: IndexMap<&str, &PatroniNode> = IndexMap::new();
@@ -201,7 +201,7 @@ fn node_files(
     topo: &TopologyPlan,
     options: &Options,
     node: &PatroniNode,
-    out: &mut Vec<Artifact>,
+    out: &mut super::Files<'_>,
     diags: &mut Diagnostics,
 ) {
     let file = format!("{}/patroni.yml", node.dir);
@@ -224,7 +224,7 @@ fn push_yaml<T: Serialize>(
     options: &Options,
     file: &str,
     value: &T,
-    out: &mut Vec<Artifact>,
+    out: &mut super::Files<'_>,
     diags: &mut Diagnostics,
 ) {
     match yaml::to_string(value) {

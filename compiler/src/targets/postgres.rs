@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use super::{header, Artifact};
+use super::header;
 use crate::diag::Diagnostics;
 use crate::plan::{StreamingPlan, TopologyPlan, REPLICATION_PASSWORD_ENV};
 use crate::Options;
@@ -35,7 +35,7 @@ struct Model<'a> {
 pub fn generate(
     topo: &TopologyPlan,
     options: &Options,
-    out: &mut Vec<Artifact>,
+    out: &mut super::Files<'_>,
     diags: &mut Diagnostics,
 ) {
     for host in &topo.hosts {

@@ -64,7 +64,7 @@ struct Labels {
 pub fn generate(
     topo: &TopologyPlan,
     options: &Options,
-    out: &mut Vec<Artifact>,
+    out: &mut super::Files<'_>,
     diags: &mut Diagnostics,
 ) {
     if !topo.prometheus_config {
