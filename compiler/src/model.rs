@@ -146,9 +146,9 @@ pub struct ProbeDef {
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HealthDef {
-    pub liveness: Option<Box<ProbeDef>>,
-    pub readiness: Option<Box<ProbeDef>>,
-    pub startup: Option<Box<ProbeDef>>,
+    pub liveness: Option<Arc<ProbeDef>>,
+    pub readiness: Option<Arc<ProbeDef>>,
+    pub startup: Option<Arc<ProbeDef>>,
 }
 
 /// Milliseconds.
@@ -584,7 +584,7 @@ pub struct ExternalDef {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServiceBody {
     Workload(Box<ServiceDef>),
-    External(ExternalDef),
+    External(Box<ExternalDef>),
 }
 
 #[derive(Debug, Clone, PartialEq)]

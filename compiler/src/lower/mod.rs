@@ -124,10 +124,13 @@ pub struct Unit<'a> {
 /// Lowers the stdlib files and the user's file into one stack.
 pub fn lower(units: &[Unit<'_>], default_name: &str, diags: &mut Diagnostics) -> Stack {
     let bodies = service_bodies(units, diags);
+    let mut services = crate::IndexMap::default();
+    services.reserve(bodies.len());
     let mut cx = Lower {
         diags,
         stack: Stack {
             name: default_name.to_string(),
+            services,
             ..Stack::default()
         },
         stack_name: None,
@@ -363,7 +366,7 @@ impl Lower<'_> {
         self.add_service(ServiceDecl {
             name,
             kind: e.kind.clone(),
-            body: ServiceBody::External(def),
+            body: ServiceBody::External(Box::new(def)),
         });
     }
 

@@ -726,7 +726,7 @@ impl Lower<'_> {
             .iter()
             .partition(|f| HEALTH_FIELDS.contains(&f.key.name.as_str()));
         if !direct.is_empty() {
-            let probe = Box::new(self.probe(&direct, e.span));
+            let probe = std::sync::Arc::new(self.probe(&direct, e.span));
             def.health.liveness = Some(probe.clone());
             def.health.readiness = Some(probe);
         }
@@ -734,7 +734,7 @@ impl Lower<'_> {
             self.no_label(f);
             self.no_kind(f);
             let inner: Vec<&Entry> = self.block(f).iter().collect();
-            let probe = Box::new(self.probe(&inner, f.span));
+            let probe = std::sync::Arc::new(self.probe(&inner, f.span));
             match f.key.name.as_str() {
                 "liveness" => def.health.liveness = Some(probe),
                 "readiness" => def.health.readiness = Some(probe),

@@ -218,10 +218,18 @@ impl Topo<'_> {
                 .help("remove `public`: services on other hosts that refer to it get a port bound to this host's address only"),
             );
         }
+        let health = &def.health;
+        let liveness = self.probe(name, def, health.liveness.as_deref(), diags);
+        // A check written directly in `health` is both liveness and readiness:
+        // one probe, shared (and checked once).
+        let readiness = match (&health.liveness, &health.readiness) {
+            (Some(l), Some(r)) if Arc::ptr_eq(l, r) => liveness.clone(),
+            _ => self.probe(name, def, health.readiness.as_deref(), diags),
+        };
         let probes = Probes {
-            liveness: self.probe(name, def, def.health.liveness.as_deref(), diags),
-            readiness: self.probe(name, def, def.health.readiness.as_deref(), diags),
-            startup: self.probe(name, def, def.health.startup.as_deref(), diags),
+            liveness,
+            readiness,
+            startup: self.probe(name, def, health.startup.as_deref(), diags),
         };
         let autoscale = self.autoscale(name, def, decl_span, diags);
         if let Some(min) = &def.min_available {
@@ -505,7 +513,7 @@ impl Topo<'_> {
         def: &ServiceDef,
         probe: Option<&ProbeDef>,
         diags: &mut Diagnostics,
-    ) -> Option<Box<Probe>> {
+    ) -> Option<Arc<Probe>> {
         let probe = probe?;
         let check = probe.check.as_ref()?.value.clone();
         let port = match &probe.port {
@@ -533,7 +541,7 @@ impl Topo<'_> {
                 return None;
             }
         };
-        Some(Box::new(Probe {
+        Some(Arc::new(Probe {
             check,
             port_name,
             port,

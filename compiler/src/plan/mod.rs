@@ -298,9 +298,9 @@ impl SentinelPlan {
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Probes {
-    pub liveness: Option<Box<Probe>>,
-    pub readiness: Option<Box<Probe>>,
-    pub startup: Option<Box<Probe>>,
+    pub liveness: Option<Arc<Probe>>,
+    pub readiness: Option<Arc<Probe>>,
+    pub startup: Option<Arc<Probe>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -447,8 +447,8 @@ fn plan_topology(
     let mut effects: Vec<Vec<Effects>> = Vec::new();
     let mut envs: Vec<Vec<Resolved>> = Vec::new();
     for (h, host) in t.hosts.iter().enumerate() {
-        let mut host_effects = Vec::new();
-        let mut host_envs = Vec::new();
+        let mut host_effects = Vec::with_capacity(host.runs.len());
+        let mut host_envs = Vec::with_capacity(host.runs.len());
         for run in &host.runs {
             let mut fx = Effects::default();
             let mut resolved = Resolved::default();
@@ -498,7 +498,15 @@ fn plan_topology(
 
     let mut host_plans = Vec::new();
     for (h, host) in t.hosts.iter().enumerate() {
-        let mut services = Vec::with_capacity(host.runs.len());
+        // Sized once: an instance is large and a host may run thousands. Besides
+        // its services a host runs its proxies and, rarely, sentinels, etcd
+        // members and Patroni proxies (a few more slots; a vector that grows
+        // once past them only costs time).
+        let proxies_here = proxies
+            .iter()
+            .filter(|p| p.host == host.name.name && !p.on_host)
+            .count();
+        let mut services = Vec::with_capacity(host.runs.len() + proxies_here + 4);
         for (i, run) in host.runs.iter().enumerate() {
             let Some(p) = t.placement(&run.service.name, h) else {
                 continue;

@@ -418,7 +418,7 @@ impl Topo<'_> {
             start_period: Some(Duration(30_000)),
         };
         inst.probes = Probes {
-            readiness: Some(Box::new(ready)),
+            readiness: Some(Arc::new(ready)),
             ..Probes::default()
         };
         if node.watchdog == Watchdog::Required {
@@ -487,7 +487,7 @@ impl Topo<'_> {
                     generated: true,
                 }],
                 probes: Probes {
-                    readiness: Some(Box::new(Probe {
+                    readiness: Some(Arc::new(Probe {
                         check: ProbeCheck::Command(Command::Exec(vec![
                             "etcdctl".into(),
                             format!("--endpoints={}", endpoint(&address, ETCD_CLIENT_PORT)),

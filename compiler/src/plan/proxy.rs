@@ -738,7 +738,7 @@ impl Topo<'_> {
             ports,
             mounts,
             probes: Probes {
-                readiness: Some(Box::new(health)),
+                readiness: Some(Arc::new(health)),
                 ..Probes::default()
             },
             depends_on,

@@ -598,7 +598,7 @@ impl SentinelNode {
                 generated: true,
             }],
             probes: Probes {
-                readiness: Some(Box::new(check)),
+                readiness: Some(Arc::new(check)),
                 ..Probes::default()
             },
             kind: node.kind.clone(),
