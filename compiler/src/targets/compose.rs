@@ -15,10 +15,28 @@ use crate::plan::{Bind, Condition, HostPlan, Instance, Out, TopologyPlan};
 use crate::Options;
 
 #[derive(Serialize)]
-struct ComposeFile {
-    services: IndexMap<String, Service>,
+struct ComposeFile<'a> {
+    services: Services<'a>,
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     volumes: IndexMap<String, IndexMap<String, String>>,
+}
+
+/// A host's services, each made as it is written: a host may run thousands, and
+/// the file is never held as thousands of structs besides its text.
+struct Services<'a> {
+    host: &'a HostPlan,
+    options: &'a Options,
+}
+
+impl Serialize for Services<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.host.services.len()))?;
+        for inst in &self.host.services {
+            map.serialize_entry(&inst.name, &service(inst, self.options))?;
+        }
+        map.end()
+    }
 }
 
 #[derive(Serialize)]
@@ -131,35 +149,33 @@ pub fn generate(
         if host.managed || host.services.is_empty() {
             continue;
         }
-        let file = compose_file(host, options);
-        let body = match yaml::to_string(&file) {
-            Ok(b) => b,
-            Err(e) => {
-                diags.push(super::internal(
-                    topo,
-                    &format!("compose file of host `{}`", host.name),
-                    &e,
-                ));
-                continue;
-            }
-        };
+        let mut contents = header("#", options, &topo.name);
+        if let Err(e) = yaml::append(&mut contents, &compose_file(host, options)) {
+            diags.push(super::internal(
+                topo,
+                &format!("compose file of host `{}`", host.name),
+                &e,
+            ));
+            continue;
+        }
         out.push(Artifact {
             path: format!("{}/compose/{}.yml", topo.name, host.name),
-            contents: format!("{}{}", header("#", options, &topo.name), body),
+            contents,
         });
     }
 }
 
-fn compose_file(host: &HostPlan, options: &Options) -> ComposeFile {
-    let mut services = IndexMap::new();
+fn compose_file<'a>(host: &'a HostPlan, options: &'a Options) -> ComposeFile<'a> {
     let mut volumes = IndexMap::new();
     for inst in &host.services {
         for v in &inst.volumes {
             volumes.insert(v.name.clone(), IndexMap::new());
         }
-        services.insert(inst.name.clone(), service(inst, options));
     }
-    ComposeFile { services, volumes }
+    ComposeFile {
+        services: Services { host, options },
+        volumes,
+    }
 }
 
 /// A value for compose's `environment`: `$` doubled, secrets interpolated.

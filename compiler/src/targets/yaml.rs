@@ -18,13 +18,16 @@ use serde::ser::{self, Serialize};
 /// Serializes a value as a YAML document (block style, two-space indent).
 pub fn to_string<T: Serialize + ?Sized>(value: &T) -> Result<String, String> {
     let mut out = String::with_capacity(1024);
-    value
-        .serialize(Emitter {
-            out: &mut out,
-            at: At::Top,
-        })
-        .map_err(|e| e.0)?;
+    append(&mut out, value)?;
     Ok(out)
+}
+
+/// Writes a value as a YAML document at the end of `out` (after a header,
+/// without copying the document).
+pub fn append<T: Serialize + ?Sized>(out: &mut String, value: &T) -> Result<(), String> {
+    value
+        .serialize(Emitter { out, at: At::Top })
+        .map_err(|e| e.0)
 }
 
 #[derive(Debug)]
