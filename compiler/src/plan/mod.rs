@@ -636,10 +636,15 @@ impl Topo<'_> {
 pub(super) fn normalize(pieces: Vec<Out>) -> Vec<Out> {
     let mut out: Vec<Out> = Vec::with_capacity(pieces.len());
     for p in pieces {
-        match (out.last_mut(), p) {
-            (Some(Out::Text(a)), Out::Text(b)) => a.push_str(&b),
-            (_, p) => out.push(p),
-        }
+        push_out(&mut out, p);
     }
     out
+}
+
+/// Appends a piece, joined to the text before it when both are text.
+pub(super) fn push_out(out: &mut Vec<Out>, piece: Out) {
+    match (out.last_mut(), piece) {
+        (Some(Out::Text(a)), Out::Text(b)) => a.push_str(&b),
+        (_, p) => out.push(p),
+    }
 }

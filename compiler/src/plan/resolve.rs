@@ -17,18 +17,21 @@ impl Topo<'_> {
         diags: &mut Diagnostics,
         depth: usize,
     ) -> Vec<Out> {
-        let mut out = Vec::new();
+        // Built normalized, in one vector (most values are one piece).
+        let mut out = Vec::with_capacity(expr.pieces.len());
         for piece in &expr.pieces {
             match piece {
-                Piece::Text(t) => out.push(Out::Text(t.clone())),
+                Piece::Text(t) => push_out(&mut out, Out::Text(t.clone())),
                 Piece::Ref(r) => {
                     if let Some(v) = self.reference(owner, consumer_host, r, fx, diags, depth) {
-                        out.extend(v);
+                        for p in v {
+                            push_out(&mut out, p);
+                        }
                     }
                 }
             }
         }
-        normalize(out)
+        out
     }
 
     pub(super) fn reference(
