@@ -8,7 +8,8 @@ own CARGO_TARGET_DIR, say). For each N, RUNS rounds (default 7) after one
 warm-up round; each round runs, alternating the binaries so that both see the
 same load: `check`, then `build` into an empty directory under --out (default a
 temporary directory; a tmpfs keeps the disk's drift out). Whole-process wall
-time and peak RSS from os.wait4; the table gives medians and NEW / OLD.
+time, peak RSS and CPU time (user + system: steadier than wall time on a shared
+machine) from os.wait4; the table gives medians and NEW / OLD.
 """
 import argparse
 import os
@@ -33,7 +34,7 @@ def timed(cmd):
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         sys.exit(f"{' '.join(cmd)} exited with {code}:\n{err}")
-    return elapsed, usage.ru_maxrss / 1024
+    return elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def main(argv):
@@ -62,8 +63,8 @@ def main(argv):
                         results.setdefault((n, what, name), []).append(figure)
                 shutil.rmtree(out, ignore_errors=True)
         print(f"N={n} done", file=sys.stderr)
-    print("| N | stage | old s | new s | new / old | old MiB | new MiB |")
-    print("|---|---|---|---|---|---|---|")
+    print("| N | stage | old s | new s | new / old | old CPU s | new CPU s | old MiB | new MiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for n in args.ns:
         for what in ["check", "build"]:
             old, new = results[(n, what, "old")], results[(n, what, "new")]
@@ -72,7 +73,12 @@ def main(argv):
             ratio = statistics.median(b[0] / a[0] for a, b in zip(old, new))
             m_old = statistics.median(f[1] for f in old)
             m_new = statistics.median(f[1] for f in new)
-            print(f"| {n} | {what} | {t_old:.4f} | {t_new:.4f} | {ratio:.2f} | {m_old:.0f} | {m_new:.0f} |")
+            c_old = statistics.median(f[2] for f in old)
+            c_new = statistics.median(f[2] for f in new)
+            print(
+                f"| {n} | {what} | {t_old:.4f} | {t_new:.4f} | {ratio:.2f} "
+                f"| {c_old:.3f} | {c_new:.3f} | {m_old:.0f} | {m_new:.0f} |"
+            )
     if not args.out:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -60,6 +60,24 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(
     })
 }
 
+/// `f` of consecutive chunks of `items`, results in the items' order: one chunk
+/// per core when there are many items (256 or more), else one. For the stages
+/// that treat each service on its own (lowering definitions, resolving values):
+/// a file of thousands of services uses the free cores.
+pub(crate) fn in_chunks<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let size = if items.len() < 256 {
+        items.len().max(1)
+    } else {
+        items.len().div_ceil(cores)
+    };
+    let chunks: Vec<&[T]> = items.chunks(size).collect();
+    parallel_map(&chunks, |chunk| f(chunk))
+        .into_iter()
+        .map(|result| result.unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        .collect()
+}
+
 /// What a compilation needs besides the source text.
 #[derive(Debug, Clone)]
 pub struct Options {

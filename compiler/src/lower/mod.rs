@@ -154,15 +154,8 @@ fn service_bodies(units: &[Unit<'_>], diags: &mut Diagnostics) -> Vec<Option<Box
         .flat_map(|u| &u.file.entries)
         .filter(|e| e.key.name == "service")
         .collect();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = if services.len() < 256 {
-        services.len().max(1)
-    } else {
-        services.len().div_ceil(cores)
-    };
-    let chunks: Vec<&[&Entry]> = services.chunks(chunk).collect();
     let mut bodies = Vec::with_capacity(services.len());
-    for result in crate::parallel_map(&chunks, |chunk| {
+    for (defs, d) in crate::in_chunks(&services, |chunk| {
         let mut d = Diagnostics::default();
         let mut cx = Lower {
             diags: &mut d,
@@ -182,13 +175,8 @@ fn service_bodies(units: &[Unit<'_>], diags: &mut Diagnostics) -> Vec<Option<Box
             .collect();
         (defs, d)
     }) {
-        match result {
-            Ok((defs, d)) => {
-                bodies.extend(defs);
-                diags.extend(d);
-            }
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+        bodies.extend(defs);
+        diags.extend(d);
     }
     bodies
 }

@@ -7,7 +7,7 @@ use super::*;
 
 impl Topo<'_> {
     pub(super) fn check_cycles(&self, effects: &[Vec<Effects>], diags: &mut Diagnostics) {
-        let mut graph: DiGraphMap<usize, Span, std::hash::RandomState> = DiGraphMap::default();
+        let mut graph: DiGraphMap<usize, Span, rustc_hash::FxBuildHasher> = DiGraphMap::default();
         let index = |name: &str| self.stack.services.get_index_of(name);
         for (h, host) in self.hosts.iter().enumerate() {
             for (i, run) in host.runs.iter().enumerate() {
