@@ -38,10 +38,11 @@ pub type IndexMap<K, V> = indexmap::IndexMap<K, V, rustc_hash::FxBuildHasher>;
 /// See [`IndexMap`].
 pub type IndexSet<T> = indexmap::IndexSet<T, rustc_hash::FxBuildHasher>;
 
-/// `f` of every item, on scoped threads of their own when there are several items
-/// and more than one core, in the items' order either way. Topologies are
-/// independent: planning them and generating their files use the free cores.
-/// A thread that panics gives its panic back in its place.
+/// `f` of every item, the first on this thread and the others on scoped threads
+/// of their own when there are several items and more than one core, in the
+/// items' order either way. Topologies are independent: planning them and
+/// generating their files use the free cores. An item whose `f` panics gives
+/// its panic back in its place.
 pub(crate) fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     f: impl Fn(&T) -> R + Sync,
@@ -52,11 +53,16 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(
     }
     std::thread::scope(|scope| {
         let f = &f;
-        let handles: Vec<_> = items
+        // The first item on this thread: it would only wait, and its
+        // allocator heap holds the pages freed by the stages before.
+        let handles: Vec<_> = items[1..]
             .iter()
             .map(|item| scope.spawn(move || f(item)))
             .collect();
-        handles.into_iter().map(|h| h.join()).collect()
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&items[0])));
+        std::iter::once(first)
+            .chain(handles.into_iter().map(|h| h.join()))
+            .collect()
     })
 }
 
