@@ -227,12 +227,14 @@ pub fn write(
     let mut stagers: Vec<Stager> = Vec::new();
     for a in artifacts {
         let topology = a.path.split('/').next().unwrap_or_default();
-        if stagers.last().is_none_or(|s| s.topology != topology) {
-            stagers.push(Stager::new(out, topology, source));
-        }
-        if let Some(s) = stagers.last_mut() {
-            s.stage(a);
-        }
+        let i = match stagers.iter().position(|s| s.topology == topology) {
+            Some(i) => i,
+            None => {
+                stagers.push(Stager::new(out, topology, source));
+                stagers.len() - 1
+            }
+        };
+        stagers[i].stage(a);
     }
     commit(out, source, stagers, scope)
 }

@@ -197,8 +197,10 @@ fn analyze_keeping(text: Arc<str>, options: &Options, keep_trees: bool) -> Analy
         .to_string();
     let mut stack = lower::lower(&units, &default_name, &mut diags);
     drop(units);
+    // Only a large file is worth a thread to free it.
+    let large = stack.services.len() >= 256;
     if !keep_trees {
-        drop_in_background(std::mem::take(&mut files));
+        free(std::mem::take(&mut files), large);
     }
     check::no_topology(&stack, user, &mut diags);
     select_topologies(&mut stack, &options.topologies, user, &mut diags);
@@ -207,7 +209,7 @@ fn analyze_keeping(text: Arc<str>, options: &Options, keep_trees: bool) -> Analy
     let has_errors = diags.has_errors();
     let diagnostics = diags.finish();
     drop(checked);
-    drop_in_background(stack);
+    free(stack, large);
     Analyzed {
         sources,
         trees: files.into_iter().map(|(id, f, _)| (id, f)).collect(),
@@ -220,8 +222,14 @@ fn analyze_keeping(text: Arc<str>, options: &Options, keep_trees: bool) -> Analy
 /// Frees `value` on a thread of its own. A syntax tree or a model of thousands of
 /// services is millions of allocations: freed on the caller's thread they cost a
 /// tenth of a large check, while a core is idle (the check is single-threaded)
-/// or the process is about to end.
-fn drop_in_background<T: Send + 'static>(value: T) {
+/// or the process is about to end. A small value is freed here: a thread costs
+/// more than it would save (and the fuzzer and the language server analyse
+/// small files many times).
+fn free<T: Send + 'static>(value: T, in_background: bool) {
+    if !in_background {
+        drop(value);
+        return;
+    }
     // If no thread can be made, the value is freed here.
     let _ = std::thread::Builder::new()
         .name("stackc-free".into())
