@@ -522,3 +522,114 @@ pub fn read_output(
         .collect();
     (files, blocked)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(root: &Path, rel: &str, text: &str) {
+        let path = root.join(rel);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).expect("a directory");
+        }
+        fs::write(path, text).expect("a file");
+    }
+
+    fn read(root: &Path, rel: &str) -> Option<String> {
+        fs::read_to_string(root.join(rel)).ok()
+    }
+
+    /// Where directories cannot be exchanged, a staged topology is put in place
+    /// file by file: changed files renamed over the old ones, stale files
+    /// removed, unchanged and foreign files left, the staging tree gone.
+    #[test]
+    fn file_by_file_puts_a_staged_tree_in_place() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let out = dir.path();
+        put(out, "t/a.txt", "old a\n");
+        put(out, "t/stale/s.txt", "stale\n");
+        put(out, "t/mine.txt", "written by hand\n");
+        put(out, "t/sub/b.txt", "b\n");
+        put(out, "t/stackc-manifest.json", "old manifest\n");
+        put(out, ".t.stackc-new/a.txt", "new a\n");
+        put(out, ".t.stackc-new/c/d.txt", "new d\n");
+        put(out, ".t.stackc-new/stackc-manifest.json", "new manifest\n");
+        let generated: BTreeSet<&str> = [
+            "t/a.txt",
+            "t/c/d.txt",
+            "t/sub/b.txt",
+            "t/stackc-manifest.json",
+        ]
+        .into();
+        let unchanged: BTreeSet<&str> = ["t/sub/b.txt"].into();
+        let removed: BTreeSet<&str> = ["t/stale/s.txt"].into();
+        let tree = Tree {
+            out,
+            topology: "t",
+            generated: &generated,
+            unchanged: &unchanged,
+            removed: &removed,
+        };
+        tree.file_by_file(&["t/stackc-manifest.json", "t/a.txt", "t/c/d.txt"])
+            .expect("put in place");
+        assert_eq!(read(out, "t/a.txt").as_deref(), Some("new a\n"));
+        assert_eq!(read(out, "t/c/d.txt").as_deref(), Some("new d\n"));
+        assert_eq!(
+            read(out, "t/stackc-manifest.json").as_deref(),
+            Some("new manifest\n")
+        );
+        assert_eq!(read(out, "t/sub/b.txt").as_deref(), Some("b\n"));
+        assert_eq!(
+            read(out, "t/mine.txt").as_deref(),
+            Some("written by hand\n")
+        );
+        assert!(
+            !out.join("t/stale").exists(),
+            "a stale file and its empty directory go"
+        );
+        assert!(!out.join(".t.stackc-new").exists(), "the staging tree goes");
+    }
+
+    /// A stager writes only what changed, refuses a file it does not own, and
+    /// leaves the topology's directory alone until the commit.
+    #[test]
+    fn a_stager_stages_changes_and_refuses_foreign_files() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let out = dir.path();
+        put(
+            out,
+            "t/stackc-manifest.json",
+            r#"{"source": "s.stack", "files": [{"path": "same.txt"}, {"path": "changed.txt"}]}"#,
+        );
+        put(out, "t/same.txt", "same\n");
+        put(out, "t/changed.txt", "before\n");
+        let mut stager = Stager::new(out, "t", "s.stack");
+        for (path, contents) in [("t/same.txt", "same\n"), ("t/changed.txt", "after\n")] {
+            stager.stage(&Artifact {
+                path: path.into(),
+                contents: contents.into(),
+            });
+        }
+        assert_eq!(stager.unchanged, ["t/same.txt"]);
+        assert_eq!(stager.written, ["t/changed.txt"]);
+        assert!(stager.error.is_none());
+        assert_eq!(read(out, "t/changed.txt").as_deref(), Some("before\n"));
+        assert_eq!(
+            read(out, ".t.stackc-new/changed.txt").as_deref(),
+            Some("after\n")
+        );
+        assert!(!out.join(".t.stackc-new/same.txt").exists());
+
+        put(out, "t/hand.txt", "mine\n");
+        stager.stage(&Artifact {
+            path: "t/hand.txt".into(),
+            contents: "generated\n".into(),
+        });
+        assert!(matches!(stager.error, Some(EmitError::NotOwned(_))));
+        let error = commit(out, "s.stack", vec![stager], &["t".to_string()]);
+        assert!(matches!(error, Err(EmitError::NotOwned(_))));
+        assert_eq!(read(out, "t/hand.txt").as_deref(), Some("mine\n"));
+        assert_eq!(read(out, "t/changed.txt").as_deref(), Some("before\n"));
+        assert!(!out.join(".t.stackc-new").exists(), "the staging tree goes");
+    }
+}
