@@ -67,9 +67,9 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(
 }
 
 /// `f` of consecutive chunks of `items`, results in the items' order: one chunk
-/// per core when there are many items (256 or more), else one. For the stages
-/// that treat each service on its own (lowering definitions, resolving values):
-/// a file of thousands of services uses the free cores.
+/// per core when there are many items (256 or more), else one. For work done on
+/// each service on its own (lowering the definitions): a file of thousands of
+/// services uses the free cores.
 pub(crate) fn in_chunks<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let size = if items.len() < 256 {
@@ -122,8 +122,9 @@ impl Compilation {
     }
 }
 
-/// A compilation's source text: borrowed (copied once into the source map) or
-/// owned (moved there, so that a large file is not held twice).
+/// A compilation's source text, copied once into the source map. Given owned,
+/// it is freed as soon as it is copied, before parsing: a large file is not
+/// held twice through the compilation.
 pub trait SourceText {
     fn into_text(self) -> Arc<str>;
 }
@@ -172,7 +173,7 @@ pub fn analyze_with_trees(text: impl SourceText, options: &Options) -> Analyzed 
 
 /// The analysis; the syntax trees are dropped after lowering unless kept (they
 /// are the largest structure at that point, and the model holds what they say).
-/// The source map shares `text` (a large file is not held twice).
+/// The source map and the parser share `text`.
 fn analyze_keeping(text: Arc<str>, options: &Options, keep_trees: bool) -> Analyzed {
     let mut sources = SourceMap::default();
     let mut diags = Diagnostics::default();

@@ -78,7 +78,7 @@ fn node_files<T: Serialize>(
 }
 
 /// Where generated files go, one at a time, as each target makes them: kept in
-/// memory (`check`, `diff`, the tests) or staged on disk by a build
+/// memory (`build --check`, `diff`, the tests) or staged on disk by a build
 /// (`emit::Stager`), so that a build never holds its whole output.
 pub trait Sink {
     fn file(&mut self, artifact: Artifact);
@@ -124,7 +124,7 @@ pub fn generate(plan: &Plan, options: &Options, diags: &mut Diagnostics) -> Vec<
 /// the sinks are returned in topology order. Topologies are independent, so
 /// they are generated on threads of their own when there are several (and
 /// cores to run them). A topology whose target panicked is reported, and its
-/// sink is `None`.
+/// sink is missing from the result (the caller compares the counts).
 pub fn generate_into<S: Sink + Send>(
     plan: &Plan,
     options: &Options,
