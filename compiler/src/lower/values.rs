@@ -291,14 +291,19 @@ impl Lower<'_> {
     }
 
     pub(super) fn choice<T: Copy>(&mut self, v: &Value, choices: &[(&str, T)]) -> Option<Sp<T>> {
+        if let ValueKind::Path(p) = &v.kind {
+            if let [name] = p.as_slice() {
+                if let Some((_, t)) = choices.iter().find(|c| c.0 == name.name) {
+                    return Some(Sp::new(*t, v.span));
+                }
+            }
+        }
+        // The message is made only for a value that is not one of the choices.
         let names: Vec<&str> = choices.iter().map(|c| c.0).collect();
         let expected = format!("one of {}", names.join(", "));
         match &v.kind {
             ValueKind::Path(p) if p.len() == 1 => {
                 let name = &p[0].name;
-                if let Some((_, t)) = choices.iter().find(|c| c.0 == name) {
-                    return Some(Sp::new(*t, v.span));
-                }
                 let mut d = Diagnostic::error(
                     Code::InvalidValue,
                     v.span,

@@ -91,16 +91,18 @@ pub struct EtcdMember {
 impl Topo<'_> {
     /// Whether a service is run by Patroni in this topology.
     pub(super) fn is_patroni(&self, service: &str) -> bool {
+        if self.topo.platform.value != Platform::Compose {
+            return false;
+        }
         let def = self
             .placements
             .get(service)
             .and_then(|ps| ps.first())
             .map(|p| &p.def);
-        self.topo.platform.value == Platform::Compose
-            && def.is_some_and(|d| {
-                d.ha.as_ref().is_some_and(|h| h.mode.name == PATRONI)
-                    && d.ha_mode_names().contains(&PATRONI)
-            })
+        def.is_some_and(|d| {
+            d.ha.as_ref().is_some_and(|h| h.mode.name == PATRONI)
+                && d.ha_mode_names().contains(&PATRONI)
+        })
     }
 
     /// The hosts of a Patroni cluster's etcd members: `etcd = [...]`, else the
