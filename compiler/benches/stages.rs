@@ -49,6 +49,18 @@ fn options() -> Options {
     }
 }
 
+/// The files one target makes, collected in memory.
+fn files_of(
+    target: impl FnOnce(&mut targets::Files<'_>, &mut Diagnostics),
+) -> Vec<targets::Artifact> {
+    let mut out = Vec::new();
+    target(
+        &mut targets::Files::new(&mut out),
+        &mut Diagnostics::default(),
+    );
+    out
+}
+
 fn stages(c: &mut Criterion) {
     let n: usize = std::env::var("STACKC_BENCH_N")
         .ok()
@@ -113,41 +125,17 @@ fn stages(c: &mut Criterion) {
         b.iter(|| plan::plan(black_box(&stack), &checked, &mut Diagnostics::default()))
     });
     g.bench_function("target compose", |b| {
-        b.iter(|| {
-            let mut out = Vec::new();
-            let files = &mut targets::Files::new(&mut out);
-            targets::compose::generate(single, &options, files, &mut Diagnostics::default());
-            out
-        })
+        b.iter(|| files_of(|files, d| targets::compose::generate(single, &options, files, d)))
     });
     g.bench_function("target env", |b| {
-        b.iter(|| {
-            let mut out = Vec::new();
-            let files = &mut targets::Files::new(&mut out);
-            targets::env::generate(&plan, single, &options, files, &mut Diagnostics::default());
-            out
-        })
+        b.iter(|| files_of(|files, d| targets::env::generate(&plan, single, &options, files, d)))
     });
     g.bench_function("target nginx", |b| {
-        b.iter(|| {
-            let mut out = Vec::new();
-            let files = &mut targets::Files::new(&mut out);
-            targets::nginx::generate(single, &options, files, &mut Diagnostics::default());
-            out
-        })
+        b.iter(|| files_of(|files, d| targets::nginx::generate(single, &options, files, d)))
     });
     g.bench_function("target kubernetes", |b| {
         b.iter(|| {
-            let mut out = Vec::new();
-            let files = &mut targets::Files::new(&mut out);
-            targets::kubernetes::generate(
-                &plan,
-                cluster,
-                &options,
-                files,
-                &mut Diagnostics::default(),
-            );
-            out
+            files_of(|files, d| targets::kubernetes::generate(&plan, cluster, &options, files, d))
         })
     });
     g.bench_function("targets (all topologies)", |b| {

@@ -75,22 +75,20 @@ pub fn check<'a>(stack: &'a Stack, diags: &mut Diagnostics) -> Checked<'a> {
                     continue;
                 };
                 let mut base = ServiceDef::default();
-                let mut kind_known = true;
-                {
-                    match chains.get(&kind.name) {
-                        Some(chain) => {
-                            for k in chain.iter().rev() {
-                                if let Some(kd) = stack.kinds.get(k) {
-                                    base.overlay(&kd.def);
-                                }
+                let kind_known = match chains.get(&kind.name) {
+                    Some(chain) => {
+                        for k in chain.iter().rev() {
+                            if let Some(kd) = stack.kinds.get(k) {
+                                base.overlay(&kd.def);
                             }
                         }
-                        None => {
-                            kind_known = false;
-                            diags.push(unknown_kind(stack, kind));
-                        }
+                        true
                     }
-                }
+                    None => {
+                        diags.push(unknown_kind(stack, kind));
+                        false
+                    }
+                };
                 base.overlay(def);
                 // With an unknown kind its parameters are unknown too: one error is enough.
                 if kind_known {

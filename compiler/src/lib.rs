@@ -66,6 +66,17 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(
     })
 }
 
+/// `parallel_map` where a panic in any item goes on in the caller.
+pub(crate) fn parallel_map_or_unwind<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    parallel_map(items, f)
+        .into_iter()
+        .map(|result| result.unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        .collect()
+}
+
 /// `f` of consecutive chunks of `items`, results in the items' order: one chunk
 /// per core when there are many items (256 or more), else one. For work done on
 /// each service on its own (lowering the definitions): a file of thousands of
@@ -78,10 +89,7 @@ pub(crate) fn in_chunks<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> R + S
         items.len().div_ceil(cores)
     };
     let chunks: Vec<&[T]> = items.chunks(size).collect();
-    parallel_map(&chunks, |chunk| f(chunk))
-        .into_iter()
-        .map(|result| result.unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-        .collect()
+    parallel_map_or_unwind(&chunks, |chunk| f(chunk))
 }
 
 /// What a compilation needs besides the source text.

@@ -463,6 +463,21 @@ pub enum DefRef<'a> {
     Owned(Arc<ServiceDef>),
 }
 
+impl<'a> DefRef<'a> {
+    /// This definition with `over` laid over it, when there is something to lay:
+    /// a new shared copy; else this handle again.
+    pub fn overlaid(&self, over: Option<&ServiceDef>) -> DefRef<'a> {
+        match over {
+            None => self.clone(),
+            Some(over) => {
+                let mut def = ServiceDef::clone(self);
+                def.overlay(over);
+                DefRef::Owned(Arc::new(def))
+            }
+        }
+    }
+}
+
 impl Deref for DefRef<'_> {
     type Target = ServiceDef;
 

@@ -341,17 +341,12 @@ fn runtime_attribute(attr: &str) -> bool {
 pub fn plan(stack: &Stack, checked: &Checked, diags: &mut Diagnostics) -> Plan {
     let topos: Vec<&TopologyDef> = stack.topologies.values().collect();
     let mut topologies = Vec::with_capacity(topos.len());
-    for result in crate::parallel_map(&topos, |topo| {
+    for (topology, d) in crate::parallel_map_or_unwind(&topos, |topo| {
         let mut d = Diagnostics::default();
         (plan_topology(stack, checked, topo, &mut d), d)
     }) {
-        match result {
-            Ok((topology, d)) => {
-                topologies.push(topology);
-                diags.extend(d);
-            }
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+        topologies.push(topology);
+        diags.extend(d);
     }
     Plan {
         stack: stack.name.clone(),
@@ -410,17 +405,8 @@ fn plan_topology(
     let hosts: Vec<&HostDef> = topo.hosts.values().collect();
     let mut defs = IndexMap::default();
     for (name, base) in &checked.bases {
-        let def = match topo.overrides.get(name) {
-            Some(RunDef {
-                over: Some(over), ..
-            }) => {
-                let mut def = ServiceDef::clone(base);
-                def.overlay(over);
-                DefRef::Owned(Arc::new(def))
-            }
-            _ => base.clone(),
-        };
-        defs.insert(name.as_str(), def);
+        let over = topo.overrides.get(name).and_then(|ov| ov.over.as_deref());
+        defs.insert(name.as_str(), base.overlaid(over));
     }
     for ov in topo.overrides.values() {
         if !stack.services.contains_key(&ov.service.name) {

@@ -54,14 +54,7 @@ impl Topo<'_> {
                 let Some((&key, topo_def)) = self.defs.get_key_value(name) else {
                     continue;
                 };
-                let def = match &run.over {
-                    None => topo_def.clone(),
-                    Some(over) => {
-                        let mut def = ServiceDef::clone(topo_def);
-                        def.overlay(over);
-                        DefRef::Owned(Arc::new(def))
-                    }
-                };
+                let def = topo_def.overlaid(run.over.as_deref());
                 self.placements.entry(key).or_default().push(Placement {
                     host: h,
                     def,
