@@ -18,15 +18,16 @@ use serde::Serialize;
 use super::{header, templates, Artifact};
 use crate::diag::Diagnostics;
 use crate::model::{Duration, ProxyKind, Size, Strategy};
-use crate::plan::{ProxyPlan, RoutePlan, TopologyPlan};
+use crate::plan::{ProxyPlan, RoutePlan, TopologyPlan, Upstream};
 use crate::Options;
 
+/// The file is rendered block by block (the head, each upstream, each server and
+/// each of its locations), each from a view-model of its own: a proxy of
+/// thousands of routes never holds the view of all of them.
 #[derive(Serialize)]
-struct NginxConf {
-    header: String,
-    zones: Vec<Zone>,
-    upstreams: Vec<UpstreamView>,
-    servers: Vec<ServerView>,
+struct Head<'a> {
+    header: &'a str,
+    zones: &'a [Zone],
 }
 
 #[derive(Serialize)]
@@ -36,9 +37,9 @@ struct Zone {
 }
 
 #[derive(Serialize)]
-struct UpstreamView {
-    name: String,
-    directives: Vec<String>,
+struct UpstreamView<'a> {
+    name: &'a str,
+    directives: Vec<&'static str>,
     servers: Vec<String>,
 }
 
@@ -47,13 +48,19 @@ struct ServerView {
     listen: Vec<String>,
     server_name: String,
     directives: Vec<String>,
-    locations: Vec<LocationView>,
 }
 
 #[derive(Serialize)]
 struct LocationView {
     path: String,
     directives: Vec<String>,
+}
+
+/// A server block: its own locations, then one per route.
+struct Server<'a> {
+    view: ServerView,
+    locations: Vec<LocationView>,
+    routes: &'a [RoutePlan],
 }
 
 pub fn generate(
@@ -63,8 +70,7 @@ pub fn generate(
     diags: &mut Diagnostics,
 ) {
     for proxy in topo.proxies.iter().filter(|p| p.kind == ProxyKind::Nginx) {
-        let model = model(proxy, header("#", options, &topo.name));
-        match templates::render("nginx", &model) {
+        match render(proxy, &header("#", options, &topo.name)) {
             Ok(text) => out.push(Artifact {
                 path: format!("{}/nginx/{}.conf", topo.name, proxy.name),
                 contents: text,
@@ -78,44 +84,86 @@ pub fn generate(
     }
 }
 
-fn model(proxy: &ProxyPlan, header: String) -> NginxConf {
-    let mut zones = Vec::new();
-    let upstreams = proxy
-        .upstreams
+fn render(proxy: &ProxyPlan, header: &str) -> Result<String, String> {
+    let zones = zones(proxy);
+    let mut out = Vec::new();
+    let head = Head {
+        header,
+        zones: &zones,
+    };
+    templates::render_into("nginx-head", &head, &mut out)?;
+    for u in &proxy.upstreams {
+        templates::render_into("nginx-upstream", &upstream(u), &mut out)?;
+    }
+    // The zones were numbered in this order: the routes of each site.
+    let mut zones = zones.iter();
+    for server in servers(proxy) {
+        templates::render_into("nginx-server", &server.view, &mut out)?;
+        for location in &server.locations {
+            templates::render_into("nginx-location", location, &mut out)?;
+        }
+        for route in server.routes {
+            let zone = route.rate.as_ref().and_then(|_| zones.next());
+            templates::render_into("nginx-location", &location(route, zone), &mut out)?;
+        }
+        templates::render_into("nginx-server-end", &(), &mut out)?;
+    }
+    templates::render_into("nginx-end", &(), &mut out)?;
+    String::from_utf8(out).map_err(|e| e.to_string())
+}
+
+/// A request-rate zone per rate-limited route, in the order of the sites and
+/// their routes.
+fn zones(proxy: &ProxyPlan) -> Vec<Zone> {
+    proxy
+        .sites
         .iter()
-        .map(|u| {
-            let mut directives = Vec::new();
-            match u.strategy {
-                Strategy::LeastConn => directives.push("least_conn".to_string()),
-                Strategy::IpHash => directives.push("ip_hash".to_string()),
-                Strategy::RoundRobin | Strategy::Weighted => {}
-            }
-            let servers = u
-                .servers
-                .iter()
-                .map(|s| {
-                    let weight = s.weight.map(|w| format!(" weight={w}")).unwrap_or_default();
-                    format!("{}{weight} max_fails=3 fail_timeout=30s", s.address)
-                })
-                .collect();
-            directives.push("keepalive 32".to_string());
-            UpstreamView {
-                name: u.name.clone(),
-                directives,
-                servers,
-            }
+        .flat_map(|site| &site.routes)
+        .filter_map(|route| Some((route, route.rate.as_ref()?)))
+        .enumerate()
+        .map(|(i, (route, limit))| Zone {
+            name: format!("{}_{i}", route.upstream),
+            rate: limit.rate,
+        })
+        .collect()
+}
+
+fn upstream(u: &Upstream) -> UpstreamView<'_> {
+    let mut directives = Vec::new();
+    match u.strategy {
+        Strategy::LeastConn => directives.push("least_conn"),
+        Strategy::IpHash => directives.push("ip_hash"),
+        Strategy::RoundRobin | Strategy::Weighted => {}
+    }
+    directives.push("keepalive 32");
+    let servers = u
+        .servers
+        .iter()
+        .map(|s| {
+            let weight = s.weight.map(|w| format!(" weight={w}")).unwrap_or_default();
+            format!("{}{weight} max_fails=3 fail_timeout=30s", s.address)
         })
         .collect();
+    UpstreamView {
+        name: &u.name,
+        directives,
+        servers,
+    }
+}
+
+fn servers(proxy: &ProxyPlan) -> Vec<Server<'_>> {
     let listen = |port: u16, extra: &str| match &proxy.bind {
         Some(addr) => format!("{addr}:{port}{extra}"),
         None => format!("{port}{extra}"),
     };
     let mut servers = Vec::new();
     if !proxy.sites.iter().any(|s| s.domain.is_none()) {
-        servers.push(ServerView {
-            listen: vec![listen(proxy.http, " default_server")],
-            server_name: "_".into(),
-            directives: Vec::new(),
+        servers.push(Server {
+            view: ServerView {
+                listen: vec![listen(proxy.http, " default_server")],
+                server_name: "_".into(),
+                directives: Vec::new(),
+            },
             locations: vec![
                 health(),
                 LocationView {
@@ -123,20 +171,19 @@ fn model(proxy: &ProxyPlan, header: String) -> NginxConf {
                     directives: vec!["return 404".into()],
                 },
             ],
+            routes: &[],
         });
     }
     for site in &proxy.sites {
         let name = site.domain.clone().unwrap_or_else(|| "_".into());
-        let mut locations = vec![health()];
-        for route in &site.routes {
-            locations.push(location(route, &mut zones));
-        }
         match (&site.domain, &site.tls) {
             (Some(domain), Some(tls)) => {
-                servers.push(ServerView {
-                    listen: vec![listen(proxy.http, "")],
-                    server_name: domain.clone(),
-                    directives: Vec::new(),
+                servers.push(Server {
+                    view: ServerView {
+                        listen: vec![listen(proxy.http, "")],
+                        server_name: domain.clone(),
+                        directives: Vec::new(),
+                    },
                     locations: vec![
                         LocationView {
                             path: "/.well-known/acme-challenge/".into(),
@@ -147,40 +194,42 @@ fn model(proxy: &ProxyPlan, header: String) -> NginxConf {
                             directives: vec!["return 301 https://$host$request_uri".into()],
                         },
                     ],
+                    routes: &[],
                 });
-                servers.push(ServerView {
-                    listen: vec![listen(proxy.https, " ssl http2")],
-                    server_name: domain.clone(),
-                    directives: vec![
-                        format!("ssl_certificate {}", tls.cert),
-                        format!("ssl_certificate_key {}", tls.key),
-                        "ssl_protocols TLSv1.2 TLSv1.3".into(),
-                        "add_header Strict-Transport-Security \"max-age=31536000; includeSubDomains\" always".into(),
-                    ],
-                    locations,
+                servers.push(Server {
+                    view: ServerView {
+                        listen: vec![listen(proxy.https, " ssl http2")],
+                        server_name: domain.clone(),
+                        directives: vec![
+                            format!("ssl_certificate {}", tls.cert),
+                            format!("ssl_certificate_key {}", tls.key),
+                            "ssl_protocols TLSv1.2 TLSv1.3".into(),
+                            "add_header Strict-Transport-Security \"max-age=31536000; includeSubDomains\" always".into(),
+                        ],
+                    },
+                    locations: vec![health()],
+                    routes: &site.routes,
                 });
             }
-            _ => servers.push(ServerView {
-                listen: vec![listen(
-                    proxy.http,
-                    if site.domain.is_none() {
-                        " default_server"
-                    } else {
-                        ""
-                    },
-                )],
-                server_name: name,
-                directives: Vec::new(),
-                locations,
+            _ => servers.push(Server {
+                view: ServerView {
+                    listen: vec![listen(
+                        proxy.http,
+                        if site.domain.is_none() {
+                            " default_server"
+                        } else {
+                            ""
+                        },
+                    )],
+                    server_name: name,
+                    directives: Vec::new(),
+                },
+                locations: vec![health()],
+                routes: &site.routes,
             }),
         }
     }
-    NginxConf {
-        header,
-        zones,
-        upstreams,
-        servers,
-    }
+    servers
 }
 
 fn health() -> LocationView {
@@ -194,19 +243,14 @@ fn health() -> LocationView {
     }
 }
 
-fn location(route: &RoutePlan, zones: &mut Vec<Zone>) -> LocationView {
+fn location(route: &RoutePlan, zone: Option<&Zone>) -> LocationView {
     let mut d = Vec::new();
-    if let Some(limit) = &route.rate {
-        let zone = format!("{}_{}", route.upstream, zones.len());
+    if let (Some(limit), Some(zone)) = (&route.rate, zone) {
         d.push(format!(
-            "limit_req zone={zone} burst={} nodelay",
-            limit.burst
+            "limit_req zone={} burst={} nodelay",
+            zone.name, limit.burst
         ));
         d.push(format!("limit_req_status {}", limit.status));
-        zones.push(Zone {
-            name: zone,
-            rate: limit.rate,
-        });
     }
     let target = if route.strip_prefix && route.path.ends_with('/') {
         format!("http://{}/", route.upstream)

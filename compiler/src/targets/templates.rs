@@ -9,9 +9,26 @@ use serde::Serialize;
 /// Templates, compiled into the binary from the repository's `targets/`.
 const TEMPLATES: &[(&str, &str)] = &[
     (
-        "nginx",
-        include_str!("../../../targets/nginx/nginx.conf.hbs"),
+        "nginx-head",
+        include_str!("../../../targets/nginx/head.hbs"),
     ),
+    (
+        "nginx-upstream",
+        include_str!("../../../targets/nginx/upstream.hbs"),
+    ),
+    (
+        "nginx-server",
+        include_str!("../../../targets/nginx/server.hbs"),
+    ),
+    (
+        "nginx-location",
+        include_str!("../../../targets/nginx/location.hbs"),
+    ),
+    (
+        "nginx-server-end",
+        include_str!("../../../targets/nginx/server-end.hbs"),
+    ),
+    ("nginx-end", include_str!("../../../targets/nginx/end.hbs")),
     (
         "haproxy",
         include_str!("../../../targets/haproxy/haproxy.cfg.hbs"),
@@ -73,12 +90,32 @@ fn registry() -> Result<Handlebars<'static>, String> {
     Ok(hb)
 }
 
+/// The compiled templates: once per process, shared by the threads of the
+/// topologies.
+fn compiled() -> Result<&'static Handlebars<'static>, String> {
+    static REGISTRY: OnceLock<Result<Handlebars<'static>, String>> = OnceLock::new();
+    REGISTRY
+        .get_or_init(registry)
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
 /// Renders a template with a view-model.
 pub fn render<T: Serialize>(template: &str, model: &T) -> Result<String, String> {
-    // Compiled once per process, shared by the threads of the topologies.
-    static REGISTRY: OnceLock<Result<Handlebars<'static>, String>> = OnceLock::new();
-    match REGISTRY.get_or_init(registry) {
-        Ok(hb) => hb.render(template, model).map_err(|e| e.to_string()),
-        Err(e) => Err(e.clone()),
-    }
+    compiled()?
+        .render(template, model)
+        .map_err(|e| e.to_string())
+}
+
+/// Renders a template with a view-model at the end of `out`: a large file is
+/// rendered block by block, each from a small view-model (handlebars copies its
+/// view-model into JSON before rendering it).
+pub fn render_into<T: Serialize>(
+    template: &str,
+    model: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    compiled()?
+        .render_to_write(template, model, out)
+        .map_err(|e| e.to_string())
 }
