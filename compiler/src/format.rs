@@ -147,7 +147,7 @@ impl Formatter<'_> {
 
     fn head(&self, e: &Entry) -> String {
         let mut s = e.key.name.clone();
-        match &e.label {
+        match e.label.as_deref() {
             Some(Label::Ident(i)) => {
                 s.push(' ');
                 s.push_str(&i.name);
@@ -181,7 +181,7 @@ impl Formatter<'_> {
                     .kind
                     .as_ref()
                     .map(|k| k.span.end)
-                    .or(e.label.as_ref().map(|l| l.span().end))
+                    .or(e.label.as_deref().map(|l| l.span().end))
                     .unwrap_or(e.key.span.end) as usize;
                 let open = head_end
                     + self.src[head_end..e.span.end as usize]

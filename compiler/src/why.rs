@@ -67,7 +67,7 @@ struct Finder<'a> {
 }
 
 fn label(e: &Entry) -> Option<&str> {
-    match &e.label {
+    match e.label.as_deref() {
         Some(Label::Ident(i)) => Some(&i.name),
         Some(Label::Str(_)) | None => None,
     }
@@ -215,7 +215,7 @@ fn proxy_line(f: &Finder<'_>, text: &str, line: usize) -> Vec<Origin> {
             for (_, file) in f.files() {
                 for svc in file.entries.iter().filter(|e| e.key.name == "service") {
                     for route in block(svc).iter().filter(|r| r.key.name == "route") {
-                        if let Some(Label::Str(t)) = &route.label {
+                        if let Some(Label::Str(t)) = route.label.as_deref() {
                             if t.literal_text() == path {
                                 out.push(Origin {
                                     what: format!(

@@ -167,7 +167,7 @@ fn service_bodies(units: &[Unit<'_>], diags: &mut Diagnostics) -> Vec<Option<Box
             .iter()
             .map(|e| {
                 // An invalid name is reported alone, as `service` does.
-                matches!(e.label, Some(Label::Ident(_))).then(|| {
+                matches!(e.label.as_deref(), Some(Label::Ident(_))).then(|| {
                     let entries = cx.block(e);
                     Box::new(cx.service_def(entries, "a service", false))
                 })
@@ -311,7 +311,7 @@ impl Lower<'_> {
             name.name.clone(),
             KindDef {
                 name,
-                parent: e.kind.clone(),
+                parent: e.kind.as_deref().cloned(),
                 def,
                 from_stdlib: stdlib,
             },
@@ -332,7 +332,7 @@ impl Lower<'_> {
         };
         self.add_service(ServiceDecl {
             name,
-            kind: e.kind.clone(),
+            kind: e.kind.as_deref().cloned(),
             body: ServiceBody::Workload(def),
         });
     }
@@ -353,7 +353,7 @@ impl Lower<'_> {
         let def = self.external_def(e);
         self.add_service(ServiceDecl {
             name,
-            kind: e.kind.clone(),
+            kind: e.kind.as_deref().cloned(),
             body: ServiceBody::External(Box::new(def)),
         });
     }

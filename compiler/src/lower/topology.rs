@@ -182,7 +182,7 @@ impl Lower<'_> {
 
     /// `run = [a, b]`, `run NAME` or `run NAME { overrides }`.
     fn run_entry(&mut self, f: &Entry, runs: &mut Vec<RunDef>) {
-        match (&f.label, &f.value) {
+        match (f.label.as_deref(), &f.value) {
             (None, EntryValue::Assign(v)) => {
                 if let Some(names) = self.names(v) {
                     runs.extend(names.value.into_iter().map(|service| RunDef {

@@ -13,7 +13,7 @@ use super::Lower;
 
 impl Lower<'_> {
     pub(super) fn no_label(&mut self, e: &Entry) {
-        if let Some(label) = &e.label {
+        if let Some(label) = e.label.as_deref() {
             self.push(
                 Diagnostic::error(
                     Code::Syntax,
@@ -56,7 +56,7 @@ impl Lower<'_> {
     }
 
     pub(super) fn ident_label(&mut self, e: &Entry, what: &str) -> Option<Ident> {
-        match &e.label {
+        match e.label.as_deref() {
             Some(Label::Ident(i)) => Some(i.clone()),
             Some(Label::Str(t)) => {
                 self.push(
@@ -78,7 +78,7 @@ impl Lower<'_> {
     }
 
     pub(super) fn string_label(&mut self, e: &Entry, what: &str) -> Option<Sp<String>> {
-        match &e.label {
+        match e.label.as_deref() {
             Some(Label::Str(t)) => match t.as_literal() {
                 Some(s) => Some(Sp::new(s, t.span)),
                 None => {
@@ -200,7 +200,7 @@ impl Lower<'_> {
         let mut seen: HashMap<(&str, Cow<'_, str>), Span> =
             HashMap::with_capacity_and_hasher(entries.len(), Default::default());
         for e in entries {
-            let label = match &e.label {
+            let label = match e.label.as_deref() {
                 None => Cow::Borrowed(""),
                 Some(Label::Ident(i)) => Cow::Borrowed(i.name.as_str()),
                 Some(label) => Cow::Owned(label.text()),
@@ -222,7 +222,7 @@ impl Lower<'_> {
                             Code::DuplicateField,
                             e.key
                                 .span
-                                .to(e.label.as_ref().map_or(e.key.span, Label::span)),
+                                .to(e.label.as_deref().map_or(e.key.span, Label::span)),
                             format!("`{name}` is written twice in {what}"),
                         )
                         .label("written again here")

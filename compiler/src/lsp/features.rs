@@ -122,7 +122,7 @@ fn chain(a: &Analysis, at: usize) -> Vec<&Entry> {
 }
 
 fn label_name(e: &Entry) -> Option<&str> {
-    match &e.label {
+    match e.label.as_deref() {
         Some(Label::Ident(i)) => Some(&i.name),
         _ => None,
     }

@@ -93,7 +93,7 @@ impl Index {
     }
 
     fn define(&mut self, e: &Entry) {
-        let Some(Label::Ident(name)) = &e.label else {
+        let Some(Label::Ident(name)) = e.label.as_deref() else {
             return;
         };
         let kind = match e.key.name.as_str() {
@@ -117,7 +117,7 @@ impl Index {
         if kind == SymbolKind::Topology {
             if let EntryValue::Block(entries) = &e.value {
                 for h in entries.iter().filter(|h| h.key.name == "host") {
-                    if let Some(Label::Ident(host)) = &h.label {
+                    if let Some(Label::Ident(host)) = h.label.as_deref() {
                         def.children.push(Definition {
                             target: Target {
                                 kind: SymbolKind::Host,
@@ -167,7 +167,7 @@ impl Index {
     }
 
     fn refer_top(&mut self, e: &Entry) {
-        let topology = match (e.key.name.as_str(), &e.label) {
+        let topology = match (e.key.name.as_str(), e.label.as_deref()) {
             ("topology", Some(Label::Ident(t))) => Some(t.name.clone()),
             _ => None,
         };
@@ -184,7 +184,7 @@ impl Index {
     /// a topology.
     fn refer_body(&mut self, e: &Entry, topology: Option<&str>) {
         if topology.is_some() && e.key.name != "topology" {
-            if let Some(Label::Ident(l)) = &e.label {
+            if let Some(Label::Ident(l)) = e.label.as_deref() {
                 if matches!(e.key.name.as_str(), "run" | "override" | "external")
                     && self.exists(SymbolKind::Service, &l.name, None)
                 {

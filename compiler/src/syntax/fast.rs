@@ -166,8 +166,8 @@ impl Parser<'_> {
         }
         Some(Entry {
             key,
-            label,
-            kind,
+            label: label.map(Box::new),
+            kind: kind.map(Box::new),
             value,
             span: self.span(start, end),
         })

@@ -257,8 +257,8 @@ impl Cx<'_> {
                 name: String::new(),
                 span,
             }),
-            label,
-            kind,
+            label: label.map(Box::new),
+            kind: kind.map(Box::new),
             value,
             span,
         }

@@ -13,8 +13,10 @@ pub struct Ident {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     pub key: Ident,
-    pub label: Option<Label>,
-    pub kind: Option<Ident>,
+    /// Boxed, as the kind: most entries have neither, and a file of thousands of
+    /// services has hundreds of thousands of entries.
+    pub label: Option<Box<Label>>,
+    pub kind: Option<Box<Ident>>,
     pub value: EntryValue,
     /// The whole entry.
     pub span: Span,
