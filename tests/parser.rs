@@ -5,7 +5,7 @@
 //! reports).
 
 use stackc::diag::{Code, Diagnostics, FileId};
-use stackc::syntax::{parse_fast, parse_with_pest};
+use stackc::syntax::{parse, parse_fast, parse_fast_at, parse_with_pest, SPLIT_AT};
 
 use crate::generate::Rng;
 use crate::support::{read, rel, stack_files};
@@ -143,6 +143,82 @@ fn both_parsers_agree_on_mutations() {
         accepted > 200 && rejected > 200,
         "{accepted} accepted, {rejected} rejected"
     );
+}
+
+/// Parsing in two halves gives the tree and the diagnostics of one parse,
+/// wherever the split is: between top-level entries (the halves are joined),
+/// and anywhere else (inside a block, a string or a comment: the file is
+/// parsed again whole).
+#[test]
+fn a_file_parsed_in_halves_is_parsed_as_whole_wherever_it_is_split() {
+    let file = FileId(0);
+    // Files that parse, one after the other, with an escape error (reported
+    // without failing the parse) near each end and a comment and a string that
+    // hold braces.
+    let mut text = String::from("a = \"\\q\"\n# } { a comment with braces\n");
+    for (_, t) in corpus()
+        .iter()
+        .filter(|(_, t)| agree(t) == Ok(true))
+        .take(12)
+    {
+        text.push_str(t);
+        text.push('\n');
+    }
+    text.push_str("b = \"} \\w {\"\n");
+    let mut whole_diags = Diagnostics::default();
+    let whole = parse_fast(file, &text, &mut whole_diags).expect("the corpus parses");
+    let whole_diags = whole_diags.finish();
+    assert_eq!(whole_diags.len(), 2, "{whole_diags:?}");
+    // Every top-level entry's end, and offsets all through the text.
+    let mut middles: Vec<usize> = whole.entries.iter().map(|e| e.span.end as usize).collect();
+    middles.extend((1..text.len()).step_by(text.len() / 400 + 1));
+    let mut joined = 0;
+    for m in middles.into_iter().filter(|&m| text.is_char_boundary(m)) {
+        let mut diags = Diagnostics::default();
+        let tree = parse_fast_at(file, &text, Some(m), &mut diags);
+        assert!(
+            tree.as_ref() == Some(&whole),
+            "split at {m}: the trees differ"
+        );
+        assert_eq!(diags.finish(), whole_diags, "split at {m}");
+        joined += usize::from(whole.entries.iter().any(|e| e.span.end as usize == m));
+    }
+    assert!(joined > 20, "{joined}");
+}
+
+/// A file large enough to be parsed in two halves, with a syntax error in the
+/// second half: pest reports it, as for any file; without one, the trees agree.
+#[test]
+fn a_large_file_is_parsed_as_pest_parses_it() {
+    let file = FileId(0);
+    let unit: String = corpus()
+        .into_iter()
+        .filter(|(_, t)| agree(t) == Ok(true))
+        .map(|(_, t)| t + "\n")
+        .take(20)
+        .collect();
+    let mut text = String::new();
+    while text.len() < SPLIT_AT + SPLIT_AT / 2 {
+        text.push_str(&unit);
+    }
+    text.push_str("c = \"\\q\"\n");
+    assert_eq!(agree(&text), Ok(true));
+    let mut diags = Diagnostics::default();
+    let mut pest_diags = Diagnostics::default();
+    assert_eq!(
+        parse(file, &text, &mut diags),
+        parse_with_pest(file, &text, &mut pest_diags)
+    );
+    assert_eq!(diags.finish(), pest_diags.finish());
+
+    text.push_str("service broken {\n  image = \n}\n");
+    let mut diags = Diagnostics::default();
+    let tree = parse(file, &text, &mut diags);
+    let diags = diags.finish();
+    assert!(tree.entries.is_empty());
+    let syntax: Vec<_> = diags.iter().filter(|d| d.code == Code::Syntax).collect();
+    assert_eq!(syntax.len(), 1, "{diags:?}");
+    assert!(syntax[0].primary.span.start as usize > text.len() / 2);
 }
 
 /// No input makes the whole pipeline panic: thousands of mutations of the

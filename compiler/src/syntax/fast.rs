@@ -11,10 +11,71 @@ use crate::diag::{Code, Diagnostic, Diagnostics, FileId, Span};
 
 /// Parses a file; `None` when it does not follow the grammar.
 pub fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option<File> {
+    parse_at(file, text, None, diags)
+}
+
+/// Parses a file, in two halves on two threads when `middle` is the offset
+/// where a top-level entry ends (the second half's spans are offsets in the
+/// whole text, as the first's). The tree and the diagnostics are those of one
+/// parse of the whole file: if a half does not parse, or the second half's first
+/// entry is not where the first half's parser would have gone on, the file is
+/// parsed again whole.
+pub fn parse_at(
+    file: FileId,
+    text: &str,
+    middle: Option<usize>,
+    diags: &mut Diagnostics,
+) -> Option<File> {
+    let halves = middle
+        .filter(|&m| m > 0 && m < text.len() && text.is_char_boundary(m))
+        .and_then(|m| {
+            let (first, second) = std::thread::scope(|s| {
+                let second = s.spawn(|| parse_part(file, text, m, text.len()));
+                let first = parse_part(file, text, 0, m);
+                (first, second.join().ok().flatten())
+            });
+            let mut first = first?;
+            let second = second?;
+            let joined = match second.entries.first() {
+                Some(e) => e.span.start as usize == first.next,
+                None => first.next == text.len(),
+            };
+            if !joined {
+                return None;
+            }
+            first.entries.extend(second.entries);
+            first.escapes.extend(second.escapes);
+            Some(first)
+        });
+    let parsed = match halves {
+        Some(parsed) => parsed,
+        None => parse_part(file, text, 0, text.len())?,
+    };
+    // Escape diagnostics only once the whole file parsed (pest reports them
+    // only then too).
+    for d in parsed.escapes {
+        diags.push(d);
+    }
+    Some(File {
+        entries: parsed.entries,
+    })
+}
+
+/// The entries of a part of a file, and the escape errors in them.
+struct Part {
+    entries: Vec<Entry>,
+    escapes: Vec<Diagnostic>,
+    /// Where the next entry starts (past the part's end).
+    next: usize,
+}
+
+/// The entries that start in `start..end`; `None` when one does not parse or
+/// does not end by `end`.
+fn parse_part(file: FileId, text: &str, start: usize, end: usize) -> Option<Part> {
     let mut p = Parser {
         src: text.as_bytes(),
         text,
-        pos: 0,
+        pos: start,
         file,
         escapes: Vec::new(),
         scratch: Vec::new(),
@@ -22,17 +83,19 @@ pub fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option<File> 
     let mut entries = Vec::new();
     loop {
         p.skip();
-        if p.pos == p.src.len() {
+        if p.pos >= end {
             break;
         }
         entries.push(p.entry()?);
+        if p.pos > end {
+            return None;
+        }
     }
-    // Escape diagnostics only once the whole file parsed (pest reports them
-    // only then too).
-    for d in p.escapes {
-        diags.push(d);
-    }
-    Some(File { entries })
+    Some(Part {
+        entries,
+        escapes: p.escapes,
+        next: p.pos,
+    })
 }
 
 struct Parser<'t> {

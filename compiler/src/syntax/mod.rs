@@ -9,6 +9,6 @@ mod fast;
 mod parse;
 mod tree;
 
-pub use fast::parse as parse_fast;
-pub use parse::{parse, parse_with_pest};
+pub use fast::{parse as parse_fast, parse_at as parse_fast_at};
+pub use parse::{parse, parse_with_pest, SPLIT_AT};
 pub use tree::*;

@@ -30,9 +30,10 @@ pub fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> File {
         );
         return File::default();
     }
-    // The hand-written parser builds the same tree, faster; pest parses only
-    // a file it rejects, for the diagnostic.
-    if let Some(tree) = super::fast::parse(file, text, diags) {
+    // The hand-written parser builds the same tree, faster (a large file in two
+    // halves, on two threads); pest parses only a file it rejects, for the
+    // diagnostic.
+    if let Some(tree) = super::fast::parse_at(file, text, scan.middle, diags) {
         return tree;
     }
     parse_with_pest(file, text, diags)
@@ -116,49 +117,75 @@ struct Scan {
     unclosed: Option<usize>,
     /// The first `{` or `[` past `MAX_NESTING`.
     too_deep: Option<usize>,
+    /// In a file of `SPLIT_AT` bytes or more, the offset just past the first `}`
+    /// past the middle that closes a top-level block: the end of a top-level
+    /// entry, where a second parser can start.
+    middle: Option<usize>,
 }
 
-/// Brackets outside strings and comments.
+/// The size from which a file is parsed in two halves: below it, a thread costs
+/// about what it saves (a 1000-service file is 440 kB and parses in 3 ms).
+pub const SPLIT_AT: usize = 256 * 1024;
+
+/// Brackets outside strings and comments. Bytes, not characters: every byte
+/// it looks for is ASCII, and no byte of a multi-byte character is.
 fn scan(text: &str) -> Scan {
-    let mut open: Vec<(usize, char)> = Vec::new();
+    let bytes = text.as_bytes();
+    let mut open: Vec<(usize, u8)> = Vec::new();
     let mut too_deep = None;
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '#' => {
-                for (_, c) in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
+    let mut middle = None;
+    let half = if text.len() >= SPLIT_AT {
+        text.len() / 2
+    } else {
+        usize::MAX
+    };
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'#' => {
+                i = memchr(b'\n', bytes, i).unwrap_or(bytes.len());
             }
-            '"' => {
-                while let Some((_, c)) = chars.next() {
-                    match c {
-                        '\\' => {
-                            chars.next();
-                        }
-                        '"' => break,
+            b'"' => {
+                i += 1;
+                while i < bytes.len() {
+                    match bytes[i] {
+                        b'\\' => i += 1,
+                        b'"' => break,
                         _ => {}
                     }
+                    i += 1;
                 }
             }
-            '{' | '[' => {
-                open.push((i, c));
+            b'{' | b'[' => {
+                open.push((i, b));
                 if open.len() > MAX_NESTING && too_deep.is_none() {
                     too_deep = Some(i);
                 }
             }
-            '}' | ']' => {
+            b'}' | b']' => {
                 open.pop();
+                if b == b'}' && open.is_empty() && i >= half && middle.is_none() {
+                    middle = Some(i + 1);
+                }
             }
             _ => {}
         }
+        i += 1;
     }
     Scan {
-        unclosed: open.iter().rev().find(|(_, c)| *c == '{').map(|(i, _)| *i),
+        unclosed: open.iter().rev().find(|(_, c)| *c == b'{').map(|(i, _)| *i),
         too_deep,
+        middle,
     }
+}
+
+/// The offset of the first `byte` at or after `from`.
+fn memchr(byte: u8, bytes: &[u8], from: usize) -> Option<usize> {
+    bytes[from..]
+        .iter()
+        .position(|&b| b == byte)
+        .map(|p| from + p)
 }
 
 fn hint_for(before: &str, tail: &str) -> Option<&'static str> {
