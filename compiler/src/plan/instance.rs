@@ -179,7 +179,7 @@ impl Topo<'_> {
             let mut binds = Vec::new();
             if public.contains(&port.name.name.as_str()) {
                 binds.push(Bind::All);
-            } else {
+            } else if !published.on_address.is_empty() || !published.on_loopback.is_empty() {
                 let key = (name.to_string(), h, port.name.name.clone());
                 if published.on_address.contains(&key) {
                     if let Some(a) = &host.address {

@@ -369,6 +369,10 @@ pub(super) struct Topo<'a> {
     /// Per service: base ⊕ topology override.
     pub(super) defs: IndexMap<&'a str, DefRef<'a>>,
     pub(super) placements: IndexMap<&'a str, Vec<Placement<'a>>>,
+    /// The placed services whose (first) placement has an HA block: the HA
+    /// questions a reference or an instance asks (Patroni? Sentinel? a
+    /// primary?) are answered without a lookup for every other service.
+    pub(super) with_ha: IndexSet<&'a str>,
     /// Each kind's chain, from itself to its root (from `check`).
     pub(super) kind_chains: &'a IndexMap<String, Vec<String>>,
 }
@@ -419,6 +423,7 @@ fn plan_topology(
         hosts,
         defs,
         placements: IndexMap::default(),
+        with_ha: IndexSet::default(),
         kind_chains: &checked.kind_chains,
     };
     t.place(diags);

@@ -91,7 +91,7 @@ pub struct EtcdMember {
 impl Topo<'_> {
     /// Whether a service is run by Patroni in this topology.
     pub(super) fn is_patroni(&self, service: &str) -> bool {
-        if self.topo.platform.value != Platform::Compose {
+        if self.topo.platform.value != Platform::Compose || !self.with_ha.contains(service) {
             return false;
         }
         let def = self

@@ -62,6 +62,12 @@ impl Topo<'_> {
                 });
             }
         }
+        self.with_ha = self
+            .placements
+            .iter()
+            .filter(|(_, ps)| ps.first().is_some_and(|p| p.def.ha.is_some()))
+            .map(|(name, _)| *name)
+            .collect();
         for (name, decl) in &self.stack.services {
             if self.is_external(name) || self.placements.contains_key(name.as_str()) {
                 continue;

@@ -87,7 +87,7 @@ impl Topo<'_> {
     /// The replication mode of a service in this topology, when it is
     /// replicated from a primary on hosts (`streaming` or `replica`).
     fn replication_mode(&self, service: &str) -> Option<&str> {
-        if self.topo.platform.value != Platform::Compose {
+        if self.topo.platform.value != Platform::Compose || !self.with_ha.contains(service) {
             return None;
         }
         let def = &self.placements.get(service)?.first()?.def;
