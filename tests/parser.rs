@@ -2,7 +2,7 @@
 //! .stack file of the repository and on thousands of mutations of them, it
 //! accepts exactly what pest accepts, builds the same tree (same spans), and
 //! reports the same escape errors; what it rejects, pest rejects too (and
-//! reports).
+//! reports), or it nests deeper than `parse` allows (and `parse` reports that).
 
 use stackc::diag::{Code, Diagnostics, FileId};
 use stackc::syntax::{parse, parse_fast, parse_fast_at, parse_with_pest, SPLIT_AT};
@@ -39,8 +39,21 @@ fn agree(text: &str) -> Result<bool, String> {
             Ok(true)
         }
         None if pest_rejects => Ok(false),
+        // Past `MAX_NESTING` levels the fast parser gives up and `parse`
+        // reports the depth (pest has no limit).
+        None if too_deep(text) => Ok(false),
         None => Err("fast rejects what pest accepts".into()),
     }
+}
+
+/// Whether `parse` rejects the text for nesting too deep.
+fn too_deep(text: &str) -> bool {
+    let mut diags = Diagnostics::default();
+    parse(FileId(0), text, &mut diags);
+    diags
+        .finish()
+        .iter()
+        .any(|d| d.code == Code::Syntax && d.message.contains("nest deeper than"))
 }
 
 /// The repository's .stack files, and the fuzzers' regression cases.

@@ -6,6 +6,7 @@
 //! pest's expectations. The test suite checks that both parsers agree, on every
 //! file of the repository and on thousands of mutations of them.
 
+use super::parse::MAX_NESTING;
 use super::tree::*;
 use crate::diag::{Code, Diagnostic, Diagnostics, FileId, Span};
 
@@ -79,6 +80,7 @@ fn parse_part(file: FileId, text: &str, start: usize, end: usize) -> Option<Part
         file,
         escapes: Vec::new(),
         scratch: Vec::new(),
+        depth: 0,
     };
     let mut entries = Vec::new();
     loop {
@@ -108,6 +110,9 @@ struct Parser<'t> {
     /// entries are moved out at its `}` into a vector of exactly their number
     /// (one allocation per block, no regrowth of 200-byte entries).
     scratch: Vec<Entry>,
+    /// The blocks and lists open: past `MAX_NESTING` the parser gives up (the
+    /// caller reports it), as recursion that deep could overflow the stack.
+    depth: usize,
 }
 
 fn ident_start(b: u8) -> bool {
@@ -207,6 +212,7 @@ impl Parser<'_> {
             }
             Some(b'{') => {
                 self.pos += 1;
+                self.open()?;
                 let base = self.scratch.len();
                 loop {
                     self.skip();
@@ -222,6 +228,7 @@ impl Parser<'_> {
                         None => return None,
                     }
                 }
+                self.depth -= 1;
                 end = self.pos;
                 value = EntryValue::Block(self.scratch.drain(base..).collect());
             }
@@ -236,6 +243,12 @@ impl Parser<'_> {
         })
     }
 
+    /// A block or a list opens; `None` past `MAX_NESTING`.
+    fn open(&mut self) -> Option<()> {
+        self.depth += 1;
+        (self.depth <= MAX_NESTING).then_some(())
+    }
+
     fn value(&mut self) -> Option<Value> {
         let start = self.pos;
         let kind = match self.peek()? {
@@ -243,6 +256,7 @@ impl Parser<'_> {
             b if b.is_ascii_digit() => self.quantity()?,
             b'[' => {
                 self.pos += 1;
+                self.open()?;
                 let mut items = Vec::new();
                 self.skip();
                 if self.peek() != Some(b']') {
@@ -264,6 +278,7 @@ impl Parser<'_> {
                     }
                 }
                 self.pos += 1;
+                self.depth -= 1;
                 ValueKind::List(items)
             }
             b if ident_start(b) => {

@@ -17,8 +17,14 @@ struct StackParser;
 pub const MAX_NESTING: usize = 64;
 
 pub fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> File {
-    let scan = scan(text);
-    if let Some(at) = scan.too_deep {
+    // The hand-written parser builds the same tree, faster (a large file in two
+    // halves, on two threads). It gives up on a file it rejects, and on one that
+    // nests deeper than `MAX_NESTING`: `scan` finds that one, pest the others,
+    // for the diagnostic.
+    if let Some(tree) = super::fast::parse_at(file, text, middle(text), diags) {
+        return tree;
+    }
+    if let Some(at) = scan(text).too_deep {
         diags.push(
             Diagnostic::error(
                 Code::Syntax,
@@ -30,13 +36,28 @@ pub fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> File {
         );
         return File::default();
     }
-    // The hand-written parser builds the same tree, faster (a large file in two
-    // halves, on two threads); pest parses only a file it rejects, for the
-    // diagnostic.
-    if let Some(tree) = super::fast::parse_at(file, text, scan.middle, diags) {
-        return tree;
-    }
     parse_with_pest(file, text, diags)
+}
+
+/// The size from which a file is parsed in two halves: below it, a thread costs
+/// about what it saves (a 1000-service file is 440 kB and parses in 3 ms).
+pub const SPLIT_AT: usize = 256 * 1024;
+
+/// Where a second parser may start in a file of `SPLIT_AT` bytes or more: past
+/// the middle, just after a `}` alone at the start of a line (where a top-level
+/// block ends in a formatted file). A guess, found without reading the file:
+/// `fast::parse_at` joins the halves only when they meet exactly.
+fn middle(text: &str) -> Option<usize> {
+    if text.len() < SPLIT_AT {
+        return None;
+    }
+    let bytes = text.as_bytes();
+    let half = text.len() / 2;
+    (half..bytes.len().saturating_sub(2))
+        .find(|&i| {
+            bytes[i] == b'\n' && bytes[i + 1] == b'}' && matches!(bytes[i + 2], b'\n' | b'\r')
+        })
+        .map(|i| i + 2)
 }
 
 /// Parses one file with the pest grammar (the reference the fast parser must
@@ -117,15 +138,7 @@ struct Scan {
     unclosed: Option<usize>,
     /// The first `{` or `[` past `MAX_NESTING`.
     too_deep: Option<usize>,
-    /// In a file of `SPLIT_AT` bytes or more, the offset just past the first `}`
-    /// past the middle that closes a top-level block: the end of a top-level
-    /// entry, where a second parser can start.
-    middle: Option<usize>,
 }
-
-/// The size from which a file is parsed in two halves: below it, a thread costs
-/// about what it saves (a 1000-service file is 440 kB and parses in 3 ms).
-pub const SPLIT_AT: usize = 256 * 1024;
 
 /// Brackets outside strings and comments. Bytes, not characters: every byte
 /// it looks for is ASCII, and no byte of a multi-byte character is.
@@ -133,12 +146,6 @@ fn scan(text: &str) -> Scan {
     let bytes = text.as_bytes();
     let mut open: Vec<(usize, u8)> = Vec::new();
     let mut too_deep = None;
-    let mut middle = None;
-    let half = if text.len() >= SPLIT_AT {
-        text.len() / 2
-    } else {
-        usize::MAX
-    };
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -165,9 +172,6 @@ fn scan(text: &str) -> Scan {
             }
             b'}' | b']' => {
                 open.pop();
-                if b == b'}' && open.is_empty() && i >= half && middle.is_none() {
-                    middle = Some(i + 1);
-                }
             }
             _ => {}
         }
@@ -176,7 +180,6 @@ fn scan(text: &str) -> Scan {
     Scan {
         unclosed: open.iter().rev().find(|(_, c)| *c == b'{').map(|(i, _)| *i),
         too_deep,
-        middle,
     }
 }
 
