@@ -19,6 +19,11 @@ impl Lower<'_> {
     ) -> ServiceDef {
         self.duplicates(entries, what);
         let mut def = ServiceDef::default();
+        // Each map sized once (a map grown by one insert at a time reallocates
+        // its entries and its table as it goes).
+        let count = |key: &str| entries.iter().filter(|e| e.key.name == key).count();
+        def.ports.reserve_exact(count("port"));
+        def.routes.reserve_exact(count("route"));
         for e in entries {
             let before = self.diags.error_count();
             self.service_field(&mut def, e, what, is_kind);
@@ -79,6 +84,7 @@ impl Lower<'_> {
             }
             "env" => {
                 let entries = self.block(e);
+                def.env.reserve_exact(entries.len());
                 for (f, v) in self.settings(entries, "an env block") {
                     if let Some(value) = self.expr(v) {
                         def.env.insert(

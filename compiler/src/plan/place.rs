@@ -55,11 +55,15 @@ impl Topo<'_> {
                     continue;
                 };
                 let def = topo_def.overlaid(run.over.as_deref());
-                self.placements.entry(key).or_default().push(Placement {
-                    host: h,
-                    def,
-                    run_span: run.service.span,
-                });
+                // Most services run on one host.
+                self.placements
+                    .entry(key)
+                    .or_insert_with(|| Vec::with_capacity(1))
+                    .push(Placement {
+                        host: h,
+                        def,
+                        run_span: run.service.span,
+                    });
             }
         }
         self.with_ha = self

@@ -306,7 +306,9 @@ impl Parser<'_> {
 
     /// `ident ("." ident)*`, no whitespace inside.
     fn path(&mut self) -> Option<Vec<Ident>> {
-        let mut path = vec![self.ident()?];
+        // Room for `service.attribute`, the common reference.
+        let mut path = Vec::with_capacity(2);
+        path.push(self.ident()?);
         while self.peek() == Some(b'.')
             && self.src.get(self.pos + 1).copied().is_some_and(ident_start)
         {
@@ -346,6 +348,25 @@ impl Parser<'_> {
     fn string(&mut self) -> Option<Template> {
         let start = self.pos;
         self.pos += 1;
+        // Most strings are text alone: one part, in a vector of one.
+        let body = &self.src[self.pos..];
+        if let Some(n) = body
+            .iter()
+            .position(|&b| matches!(b, b'"' | b'\\' | b'\n' | b'$'))
+            .filter(|&n| body[n] == b'"')
+        {
+            let text = &self.text[self.pos..self.pos + n];
+            self.pos += n + 1;
+            let parts = if text.is_empty() {
+                Vec::new()
+            } else {
+                vec![TemplatePart::Text(text.to_string())]
+            };
+            return Some(Template {
+                parts,
+                span: self.span(start, self.pos),
+            });
+        }
         let mut parts: Vec<TemplatePart> = Vec::new();
         let push_text = |parts: &mut Vec<TemplatePart>, s: &str| {
             if let Some(TemplatePart::Text(t)) = parts.last_mut() {
