@@ -17,7 +17,13 @@ impl Topo<'_> {
         diags: &mut Diagnostics,
         depth: usize,
     ) -> Vec<Out> {
-        // Built normalized, in one vector (most values are one piece).
+        // Built normalized, in one vector. Most values are one piece: a
+        // reference alone is its resolved value, taken as it is.
+        if let [Piece::Ref(r)] = expr.pieces.as_slice() {
+            return self
+                .reference(owner, consumer_host, r, fx, diags, depth)
+                .unwrap_or_default();
+        }
         let mut out = Vec::with_capacity(expr.pieces.len());
         for piece in &expr.pieces {
             match piece {
@@ -220,7 +226,7 @@ impl Topo<'_> {
             "address" | "read_address" => {
                 let h = hostname(attr == "read_address", diags)?;
                 let p = port_of(None, fx, diags)?;
-                Some(vec![Out::Text(format!("{h}:{p}"))])
+                Some(vec![Out::Text(host_port("", &h, p))])
             }
             "url" | "read_url" => {
                 let template = if attr == "read_url" {
@@ -247,7 +253,7 @@ impl Topo<'_> {
                         }
                         let h = hostname(false, diags)?;
                         let p = port_of(None, fx, diags)?;
-                        Some(vec![Out::Text(format!("http://{h}:{p}"))])
+                        Some(vec![Out::Text(host_port("http://", &h, p))])
                     }
                 }
             }
@@ -393,4 +399,15 @@ pub(super) fn missing_external(target: &str, attr: &str, span: Span, t: &Topo<'_
             "a managed service is known by `url`, `read_url`, `public_url`, `host` and `port` only; refer to `{target}.url`, or write the value here"
         )
     })
+}
+
+/// `PREFIXhost:port` in a string of its size (a `format!` of it grows it once
+/// or twice: thousands of URLs).
+fn host_port(prefix: &str, host: &str, port: u16) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(prefix.len() + host.len() + 6);
+    s.push_str(prefix);
+    s.push_str(host);
+    let _ = write!(s, ":{port}");
+    s
 }
