@@ -408,6 +408,7 @@ fn plan_topology(
 ) -> TopologyPlan {
     let hosts: Vec<&HostDef> = topo.hosts.values().collect();
     let mut defs = IndexMap::default();
+    defs.reserve(checked.bases.len());
     for (name, base) in &checked.bases {
         let over = topo.overrides.get(name).and_then(|ov| ov.over.as_deref());
         defs.insert(name.as_str(), base.overlaid(over));

@@ -10,6 +10,7 @@ use super::*;
 
 impl Topo<'_> {
     pub(super) fn place(&mut self, diags: &mut Diagnostics) {
+        self.placements.reserve(self.defs.len());
         for (name, (ident, _)) in &self.topo.externals {
             if !self.stack.services.contains_key(name) {
                 diags.push(unknown_service(self.stack, ident).help(

@@ -461,7 +461,7 @@ impl Topo<'_> {
     ) -> Vec<UpstreamServer> {
         let container = port.container.as_ref().map_or(0, |c| c.value);
         let published = port.host.as_ref().map_or(container, |h| h.value);
-        let mut servers = Vec::new();
+        let mut servers = Vec::with_capacity(placements.len());
         for p in placements {
             let weight = p.def.weight.as_ref();
             if let (Some(w), false) = (weight, strategy == Strategy::Weighted) {
