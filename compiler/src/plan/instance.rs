@@ -1,8 +1,6 @@
 //! One service as it runs on one host: ports, health, start order, and the checks
 //! on the effective definition (image, GPUs, replicas of stateful services).
 
-use crate::IndexMap;
-
 use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 
 use super::*;
@@ -21,11 +19,8 @@ impl Topo<'_> {
     ) -> Option<Instance> {
         let def = &p.def;
         let host = self.hosts.get(h)?;
-        let decl_span = self
-            .stack
-            .services
-            .get(name)
-            .map_or(p.run_span, |d| d.name.span);
+        let decl = self.stack.services.get(name);
+        let decl_span = decl.map_or(p.run_span, |d| d.name.span);
         let rejected = |f: &str| def.rejected.iter().any(|r| r == f);
         if def.image.is_none() && def.build.is_none() && !rejected("image") && !rejected("build") {
             diags.push(
@@ -246,13 +241,31 @@ impl Topo<'_> {
                 );
             }
         }
-        let mut depends_on: IndexMap<String, Condition> = IndexMap::default();
+        // A service waits for a few others: a vector, searched, is cheaper than
+        // a map made for each instance.
+        let mut depends_on: Vec<(String, Condition)> = Vec::new();
+        fn wait_for<'d>(
+            deps: &'d mut Vec<(String, Condition)>,
+            target: &str,
+            first: Condition,
+        ) -> &'d mut Condition {
+            let at = match deps.iter().position(|(t, _)| t == target) {
+                Some(at) => at,
+                None => {
+                    deps.push((target.to_string(), first));
+                    deps.len() - 1
+                }
+            };
+            &mut deps[at].1
+        }
         let mut gate = |target: &str, gate: Gate, span: Span, diags: &mut Diagnostics| {
             if self.is_patroni(target) {
                 // Consumers reach the cluster through the HAProxy beside them.
-                depends_on
-                    .entry(format!("{target}-haproxy"))
-                    .or_insert(Condition::Started);
+                wait_for(
+                    &mut depends_on,
+                    &format!("{target}-haproxy"),
+                    Condition::Started,
+                );
                 return;
             }
             let Some(tp) = self.placement(target, h) else {
@@ -282,7 +295,7 @@ impl Topo<'_> {
                 _ if has_check => Condition::Healthy,
                 _ => Condition::Started,
             };
-            let entry = depends_on.entry(target.to_string()).or_insert(cond);
+            let entry = wait_for(&mut depends_on, target, cond);
             if cond == Condition::Healthy {
                 *entry = Condition::Healthy;
             }
@@ -301,7 +314,7 @@ impl Topo<'_> {
                 gate(target, Gate::Default, *span, diags);
             }
         }
-        depends_on.shift_remove(name);
+        depends_on.retain(|(t, _)| t != name);
         let mut instance = Instance {
             name: name.to_string(),
             role,
@@ -353,7 +366,7 @@ impl Topo<'_> {
                 .restart
                 .as_ref()
                 .map_or(Restart::UnlessStopped, |r| r.value),
-            depends_on: depends_on.into_iter().collect(),
+            depends_on,
             refers_to: {
                 let mut targets: Vec<String> = Vec::new();
                 for (target, _) in &fx.deps {
@@ -369,12 +382,7 @@ impl Topo<'_> {
                 }
                 targets
             },
-            kind: self
-                .stack
-                .services
-                .get(name)
-                .and_then(|d| d.kind.as_ref())
-                .map(|k| k.name.clone()),
+            kind: decl.and_then(|d| d.kind.as_ref()).map(|k| k.name.clone()),
             public: public.iter().map(|p| p.to_string()).collect(),
             public_url: resolved.public_url,
             routes: def
