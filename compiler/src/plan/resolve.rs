@@ -77,10 +77,11 @@ impl Topo<'_> {
             first.name.as_str()
         };
         let attr = r.path.get(1)?.name.as_str();
-        if depth == 0 && target != owner && runtime_attribute(attr) && !self.is_external(target) {
+        let external = self.external(target);
+        if depth == 0 && target != owner && runtime_attribute(attr) && external.is_none() {
             fx.deps.push((target.to_string(), r.span));
         }
-        if let Some(ext) = self.external(target) {
+        if let Some(ext) = external {
             return self.external_attr(target, ext, attr, r, fx, diags, depth);
         }
         let network = matches!(
