@@ -66,13 +66,6 @@ struct Finder<'a> {
     topology: &'a str,
 }
 
-fn label(e: &Entry) -> Option<&str> {
-    match e.label.as_deref() {
-        Some(Label::Ident(i)) => Some(&i.name),
-        Some(Label::Str(_)) | None => None,
-    }
-}
-
 fn block(e: &Entry) -> &[Entry] {
     match &e.value {
         EntryValue::Block(entries) => entries,
@@ -96,14 +89,14 @@ impl<'a> Finder<'a> {
     fn top(&self, key: &str, name: &str) -> Option<&'a Entry> {
         self.files()
             .flat_map(|(_, f)| &f.entries)
-            .find(|e| e.key.name == key && label(e) == Some(name))
+            .find(|e| e.key.name == key && e.label_name() == Some(name))
     }
 
     fn topology_entry(&self) -> Option<&'a Entry> {
         self.user()?
             .entries
             .iter()
-            .find(|e| e.key.name == "topology" && label(e) == Some(self.topology))
+            .find(|e| e.key.name == "topology" && e.label_name() == Some(self.topology))
     }
 
     /// The blocks that define a service, innermost first: the host's `run`
@@ -113,16 +106,16 @@ impl<'a> Finder<'a> {
         if let Some(t) = self.topology_entry() {
             let hosts = block(t)
                 .iter()
-                .filter(|h| h.key.name == "host" && label(h) == Some(host));
+                .filter(|h| h.key.name == "host" && h.label_name() == Some(host));
             out.extend(
                 hosts
                     .flat_map(block)
-                    .filter(|r| r.key.name == "run" && label(r) == Some(service)),
+                    .filter(|r| r.key.name == "run" && r.label_name() == Some(service)),
             );
             out.extend(
                 block(t)
                     .iter()
-                    .filter(|o| o.key.name == "override" && label(o) == Some(service)),
+                    .filter(|o| o.key.name == "override" && o.label_name() == Some(service)),
             );
         }
         let mut next = self.top("service", service);
@@ -158,7 +151,7 @@ impl<'a> Finder<'a> {
         let t = self.topology_entry()?;
         let proxy = block(t)
             .iter()
-            .find(|p| p.key.name == "proxy" && label(p) == Some(name))?;
+            .find(|p| p.key.name == "proxy" && p.label_name() == Some(name))?;
         Some((format!("proxy `{name}`"), proxy))
     }
 }
@@ -220,7 +213,7 @@ fn proxy_line(f: &Finder<'_>, text: &str, line: usize) -> Vec<Origin> {
                                 out.push(Origin {
                                     what: format!(
                                         "route `{path}` of `{}`",
-                                        label(svc).unwrap_or_default()
+                                        svc.label_name().unwrap_or_default()
                                     ),
                                     span: route.span,
                                 });

@@ -15,7 +15,7 @@ use super::text::{offset, range, Encoding};
 use super::Analysis;
 use crate::diag::{Diagnostic, Severity, Span};
 use crate::plan::Out;
-use crate::syntax::{Entry, EntryValue, Label};
+use crate::syntax::{Entry, EntryValue};
 
 /// The URI of a span's file: the document itself, or a stdlib file written
 /// once to a cache directory so that an editor can open it.
@@ -121,13 +121,6 @@ fn chain(a: &Analysis, at: usize) -> Vec<&Entry> {
     out
 }
 
-fn label_name(e: &Entry) -> Option<&str> {
-    match e.label.as_deref() {
-        Some(Label::Ident(i)) => Some(&i.name),
-        _ => None,
-    }
-}
-
 fn render(value: &[Out]) -> String {
     value
         .iter()
@@ -156,7 +149,7 @@ fn doc_comment(text: &str, start: usize) -> String {
 fn param<'a>(a: &'a Analysis, kind: &str, name: &str) -> Option<(&'a str, &'a Entry)> {
     kind_params(a, kind)
         .into_iter()
-        .find(|(_, _, p)| label_name(p) == Some(name))
+        .find(|(_, _, p)| p.label_name() == Some(name))
         .map(|(_, text, p)| (text, p))
 }
 
@@ -310,9 +303,9 @@ pub fn hover(a: &Analysis, pos: Position, enc: Encoding) -> Option<Hover> {
     // The service (and topology) the position is in.
     let (topology, service) = match entries.as_slice() {
         [t, o, ..] if t.key.name == "topology" && o.key.name == "override" => {
-            (label_name(t), label_name(o))
+            (t.label_name(), o.label_name())
         }
-        [s, ..] if s.key.name == "service" => (None, label_name(s)),
+        [s, ..] if s.key.name == "service" => (None, s.label_name()),
         _ => (None, None),
     };
     // A value of an env entry: what it resolves to, everywhere it runs.
@@ -630,7 +623,7 @@ pub fn completion(current: &Analysis, pos: Position, enc: Encoding) -> Option<Co
                 chain(a, at)
                     .first()
                     .filter(|e| e.key.name == "service")
-                    .and_then(|e| label_name(e))
+                    .and_then(|e| e.label_name())
                     .map(str::to_string)
             } else {
                 Some(head.to_string())
@@ -713,7 +706,7 @@ fn enclosing_header_label(before: &str) -> Option<(String, String)> {
 fn params_of(a: &Analysis, kind: &str) -> Vec<(String, String)> {
     kind_params(a, kind)
         .into_iter()
-        .filter_map(|(k, _, p)| Some((label_name(p)?.to_string(), k)))
+        .filter_map(|(k, _, p)| Some((p.label_name()?.to_string(), k)))
         .collect()
 }
 

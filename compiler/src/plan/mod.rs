@@ -568,11 +568,7 @@ fn plan_topology(
 
 impl Topo<'_> {
     pub(super) fn is_external(&self, name: &str) -> bool {
-        self.topo.externals.contains_key(name)
-            || matches!(
-                self.stack.services.get(name).map(|d| &d.body),
-                Some(ServiceBody::External(_))
-            )
+        self.external(name).is_some()
     }
 
     pub(super) fn external(&self, name: &str) -> Option<&ExternalDef> {

@@ -22,6 +22,16 @@ pub struct Entry {
     pub span: Span,
 }
 
+impl Entry {
+    /// The label when it is a name (`service api`, `port http`), not a string.
+    pub fn label_name(&self) -> Option<&str> {
+        match self.label.as_deref() {
+            Some(Label::Ident(i)) => Some(&i.name),
+            Some(Label::Str(_)) | None => None,
+        }
+    }
+}
+
 /// The label after a key: `port http`, `mount "./conf"`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Label {
