@@ -780,7 +780,12 @@ fn no_secret_value_reaches_a_generated_file() {
         let values: Vec<(String, String)> = plan
             .secrets
             .values()
-            .map(|s| (s.env_name.clone(), format!("leak-{}-7f3a9c", s.name.name)))
+            .map(|s| {
+                (
+                    s.env_name.to_string(),
+                    format!("leak-{}-7f3a9c", s.name.name),
+                )
+            })
             .collect();
         let out = Command::new(env!("CARGO_BIN_EXE_stackc"))
             .arg("build")

@@ -124,7 +124,7 @@ fn expected(value: &[Out], secret: &str) -> String {
     value
         .iter()
         .map(|p| match p {
-            Out::Text(t) => t.clone(),
+            Out::Text(t) => t.to_string(),
             Out::Secret { .. } => secret.to_string(),
         })
         .collect()
@@ -208,7 +208,7 @@ fn compose_files_pass_docker_compose_config() {
             .plan
             .secrets
             .values()
-            .map(|s| (s.env_name.clone(), SECRET_VALUE.to_string()))
+            .map(|s| (s.env_name.to_string(), SECRET_VALUE.to_string()))
             .collect();
         let empty = b.out.join("empty.env");
         fs::write(&empty, "").unwrap_or_else(|e| panic!("{e}"));
@@ -269,7 +269,7 @@ fn compose_files_pass_docker_compose_config() {
                     .plan
                     .secrets
                     .values()
-                    .any(|s| &s.env_name == name && !s.optional)
+                    .any(|s| s.env_name == name && !s.optional)
                     && read(&file).contains(&format!("${{{name}:?"));
                 if needs {
                     let r = compose(&quiet, &secrets[1..], &b.out);
@@ -333,7 +333,7 @@ fn env_files_read_back_exactly() {
                     let want: BTreeMap<String, String> = inst
                         .env
                         .iter()
-                        .map(|v| (v.key.clone(), expected(&v.value, "")))
+                        .map(|v| (v.key.to_string(), expected(&v.value, "")))
                         .filter(|(k, _)| k != "PATH")
                         .collect();
                     if want.is_empty() {

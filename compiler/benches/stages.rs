@@ -142,7 +142,7 @@ fn stages(c: &mut Criterion) {
         b.iter(|| targets::generate(black_box(&plan), &options, &mut Diagnostics::default()))
     });
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let scope: Vec<String> = plan.topologies.iter().map(|t| t.name.clone()).collect();
+    let scope: Vec<String> = plan.topologies.iter().map(|t| t.name.to_string()).collect();
     let write = |out: &Path| emit::write(out, "bench.stack", &artifacts, &scope).expect("written");
     g.bench_function("write (empty directory)", |b| {
         b.iter_batched(

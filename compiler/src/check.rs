@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::IndexMap;
+use crate::{IndexMap, Name};
 
 use crate::diag::{suggest, Code, Diagnostic, Diagnostics, FileId, Span};
 use crate::lower::SERVICE_FIELDS;
@@ -19,9 +19,9 @@ use crate::syntax::{path_text, Ident};
 pub struct Checked<'a> {
     /// Base definition of each workload service (kind defaults ⊕ service): the
     /// declaration itself for a service without a kind.
-    pub bases: IndexMap<String, DefRef<'a>>,
+    pub bases: IndexMap<Name, DefRef<'a>>,
     /// Each kind's chain, from itself to its root.
-    pub kind_chains: IndexMap<String, Vec<String>>,
+    pub kind_chains: IndexMap<Name, Vec<Name>>,
 }
 
 /// Attributes a reference may name on a service, besides its parameters.
@@ -187,7 +187,7 @@ fn unknown_kind(stack: &Stack, kind: &Ident) -> Diagnostic {
         format!("unknown kind `{}`", kind.name),
     )
     .label("no kind has this name");
-    match suggest(&kind.name, stack.kinds.keys().map(String::as_str)) {
+    match suggest(&kind.name, stack.kinds.keys().map(Name::as_str)) {
         Some(s) => d.help(format!("did you mean `{s}`?")),
         None => d.help(format!(
             "the kinds are: {}",
@@ -198,7 +198,7 @@ fn unknown_kind(stack: &Stack, kind: &Ident) -> Diagnostic {
 
 /// For each kind, its chain of kinds from itself to its root. Unknown parents and
 /// cycles are reported; such kinds get a chain that stops before the problem.
-fn kind_chains(stack: &Stack, diags: &mut Diagnostics) -> IndexMap<String, Vec<String>> {
+fn kind_chains(stack: &Stack, diags: &mut Diagnostics) -> IndexMap<Name, Vec<Name>> {
     let mut chains = IndexMap::default();
     for (name, kind) in &stack.kinds {
         let mut chain = vec![name.clone()];
@@ -243,7 +243,7 @@ fn check_args(service: &str, eff: &ServiceDef, written: &[&ServiceDef], diags: &
         for (key, arg) in &def.args {
             if !eff.params.contains_key(key) {
                 let mut known: Vec<&str> = SERVICE_FIELDS.to_vec();
-                known.extend(eff.params.keys().map(String::as_str));
+                known.extend(eff.params.keys().map(Name::as_str));
                 let d = Diagnostic::error(
                     Code::UnknownField,
                     arg.key.span,
@@ -261,7 +261,7 @@ fn check_args(service: &str, eff: &ServiceDef, written: &[&ServiceDef], diags: &
 
 fn check_def(
     stack: &Stack,
-    bases: &IndexMap<String, DefRef<'_>>,
+    bases: &IndexMap<Name, DefRef<'_>>,
     name: &str,
     def: &ServiceDef,
     diags: &mut Diagnostics,
@@ -317,7 +317,7 @@ fn check_def(
             );
         }
     }
-    let port_names: Vec<&str> = def.ports.keys().map(String::as_str).collect();
+    let port_names: Vec<&str> = def.ports.keys().map(Name::as_str).collect();
     let port_ref = |ident: &Ident, what: &str, diags: &mut Diagnostics| {
         if !def.ports.contains_key(&ident.name) {
             let d = Diagnostic::error(
@@ -535,7 +535,7 @@ pub(crate) fn unknown_service(stack: &Stack, ident: &Ident) -> Diagnostic {
         format!("unknown service `{}`", ident.name),
     )
     .label("no service has this name");
-    match suggest(&ident.name, stack.services.keys().map(String::as_str)) {
+    match suggest(&ident.name, stack.services.keys().map(Name::as_str)) {
         Some(s) => d.help(format!("did you mean `{s}`?")),
         None => d.help("declare it with `service NAME { ... }` or `external NAME { url = ... }`"),
     }
@@ -545,7 +545,7 @@ pub(crate) fn unknown_service(stack: &Stack, ident: &Ident) -> Diagnostic {
 /// expression belongs to (for `self`).
 fn check_expr(
     stack: &Stack,
-    bases: &IndexMap<String, DefRef<'_>>,
+    bases: &IndexMap<Name, DefRef<'_>>,
     owner: Option<&str>,
     expr: &Expr,
     diags: &mut Diagnostics,
@@ -559,7 +559,7 @@ fn check_expr(
 
 fn check_reference(
     stack: &Stack,
-    bases: &IndexMap<String, DefRef<'_>>,
+    bases: &IndexMap<Name, DefRef<'_>>,
     owner: Option<&str>,
     r: &Reference,
 ) -> Option<Diagnostic> {
@@ -580,7 +580,7 @@ fn check_reference(
             )
             .label("not declared");
             return Some(
-                match suggest(&name.name, stack.secrets.keys().map(String::as_str)) {
+                match suggest(&name.name, stack.secrets.keys().map(Name::as_str)) {
                     Some(s) => d.help(format!(
                         "did you mean `{s}`? Or declare it: `secret {}`",
                         name.name
@@ -593,7 +593,7 @@ fn check_reference(
     }
     let service = if first.name == "self" {
         match owner {
-            Some(o) => o.to_string(),
+            Some(o) => Name::new(o),
             None => {
                 return Some(
                     Diagnostic::error(
@@ -638,7 +638,7 @@ fn check_reference(
     };
     let params: Vec<&str> = bases
         .get(&service)
-        .map(|b| b.params.keys().map(String::as_str).collect())
+        .map(|b| b.params.keys().map(Name::as_str).collect())
         .unwrap_or_default();
     if attr.name == "ports" {
         let Some(port) = r.path.get(2) else {
@@ -656,7 +656,7 @@ fn check_reference(
                     format!("service `{service}` has no port `{}`", port.name),
                 )
                 .label("no such port");
-                let names: Vec<&str> = base.ports.keys().map(String::as_str).collect();
+                let names: Vec<&str> = base.ports.keys().map(Name::as_str).collect();
                 return Some(match suggest(&port.name, names.iter().copied()) {
                     Some(s) => d.help(format!("did you mean `{s}`?")),
                     None if names.is_empty() => d.help(format!("`{service}` declares no port")),

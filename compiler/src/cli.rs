@@ -509,7 +509,7 @@ fn build(
         }
         return 1;
     }
-    let generated = plan.topologies.iter().map(|t| t.name.clone()).collect();
+    let generated = plan.topologies.iter().map(|t| t.name.to_string()).collect();
     let scope = build_scope(generated, &out, &opts, filtered);
     match emit::commit(&out, source, stagers, &scope) {
         Ok(r) => {
@@ -744,7 +744,7 @@ fn secrets(args: SecretsArgs) -> i32 {
         ));
     }
     for s in plan.secrets.values().filter(|s| !s.optional) {
-        if present.contains(&s.env_name) {
+        if present.iter().any(|p| *p == s.env_name) {
             continue;
         }
         let value = match crate::secrets::random_value() {

@@ -146,7 +146,7 @@ impl Formatter<'_> {
     }
 
     fn head(&self, e: &Entry) -> String {
-        let mut s = e.key.name.clone();
+        let mut s = e.key.name.to_string();
         match e.label.as_deref() {
             Some(Label::Ident(i)) => {
                 s.push(' ');

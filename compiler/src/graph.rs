@@ -111,7 +111,7 @@ fn shape(topo: &TopologyPlan) -> Shape<'_> {
 }
 
 fn label(inst: &Instance) -> String {
-    let mut s = inst.name.clone();
+    let mut s = inst.name.to_string();
     if inst.replicas > 1 {
         s.push_str(&format!(" x{}", inst.replicas));
     }
@@ -126,7 +126,7 @@ pub fn render(plan: &Plan, topologies: &[String], format: GraphFormat) -> String
     let chosen: Vec<&TopologyPlan> = plan
         .topologies
         .iter()
-        .filter(|t| topologies.is_empty() || topologies.contains(&t.name))
+        .filter(|t| topologies.is_empty() || topologies.iter().any(|n| *n == t.name))
         .collect();
     match format {
         GraphFormat::Dot => dot(&plan.stack, &chosen),

@@ -6,7 +6,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::IndexMap;
+use crate::{IndexMap, Name};
 
 use crate::diag::Span;
 use crate::syntax::Ident;
@@ -33,7 +33,7 @@ pub struct Expr {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Piece {
-    Text(String),
+    Text(Name),
     Ref(Reference),
 }
 
@@ -354,7 +354,7 @@ pub struct ProxyDef {
     pub https: Option<Sp<u16>>,
     pub image: Option<Sp<String>>,
     /// Per-domain certificate paths (default: the Let's Encrypt layout).
-    pub tls: IndexMap<String, TlsDef>,
+    pub tls: IndexMap<Name, TlsDef>,
     pub span: Span,
 }
 
@@ -407,15 +407,15 @@ pub struct ServiceDef {
     pub image: Option<Sp<String>>,
     pub build: Option<Sp<String>>,
     pub command: Option<Sp<Command>>,
-    pub ports: IndexMap<String, PortDef>,
+    pub ports: IndexMap<Name, PortDef>,
     pub public: Option<Sp<Vec<Ident>>>,
-    pub env: IndexMap<String, Assignment>,
-    pub volumes: IndexMap<String, VolumeDef>,
-    pub mounts: IndexMap<String, MountDef>,
+    pub env: IndexMap<Name, Assignment>,
+    pub volumes: IndexMap<Name, VolumeDef>,
+    pub mounts: IndexMap<Name, MountDef>,
     pub replicas: Option<Sp<u32>>,
     pub resources: ResourcesDef,
     pub health: HealthDef,
-    pub routes: IndexMap<String, RouteDef>,
+    pub routes: IndexMap<Name, RouteDef>,
     pub restart: Option<Sp<Restart>>,
     pub depends_on: Option<Sp<Vec<DepDecl>>>,
     pub url: Option<Expr>,
@@ -434,11 +434,11 @@ pub struct ServiceDef {
     pub metrics: Option<Box<MetricsDef>>,
     /// This placement's share of a weighted route (`run api { weight = 3 }`).
     pub weight: Option<Sp<u32>>,
-    pub params: IndexMap<String, ParamDecl>,
-    pub args: IndexMap<String, Assignment>,
+    pub params: IndexMap<Name, ParamDecl>,
+    pub args: IndexMap<Name, Assignment>,
     /// Fields written with a value that was rejected (and reported) while lowering:
     /// later checks do not report them missing too.
-    pub rejected: Vec<String>,
+    pub rejected: Vec<Name>,
 }
 
 fn lay<T: Clone>(base: &mut Option<T>, top: &Option<T>) {
@@ -447,7 +447,7 @@ fn lay<T: Clone>(base: &mut Option<T>, top: &Option<T>) {
     }
 }
 
-fn lay_map<T: Clone>(base: &mut IndexMap<String, T>, top: &IndexMap<String, T>) {
+fn lay_map<T: Clone>(base: &mut IndexMap<Name, T>, top: &IndexMap<Name, T>) {
     for (k, v) in top {
         base.insert(k.clone(), v.clone());
     }
@@ -572,7 +572,7 @@ impl ServiceDef {
 pub struct SecretDef {
     pub name: Ident,
     /// The environment variable that carries it: the name in upper case.
-    pub env_name: String,
+    pub env_name: Name,
     /// An optional secret may be left empty; a required one stops `docker compose up`.
     pub optional: bool,
     pub description: Option<String>,
@@ -668,18 +668,18 @@ pub struct TopologyDef {
     pub allow: Vec<Ident>,
     /// Compose: the hosts. Kubernetes: one host, `cluster`, made from the
     /// topology's `run` list.
-    pub hosts: IndexMap<String, HostDef>,
-    pub overrides: IndexMap<String, RunDef>,
-    pub externals: IndexMap<String, (Ident, ExternalDef)>,
-    pub proxies: IndexMap<String, ProxyDef>,
+    pub hosts: IndexMap<Name, HostDef>,
+    pub overrides: IndexMap<Name, RunDef>,
+    pub externals: IndexMap<Name, (Ident, ExternalDef)>,
+    pub proxies: IndexMap<Name, ProxyDef>,
 }
 
 /// A whole lowered stack.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Stack {
     pub name: String,
-    pub secrets: IndexMap<String, SecretDef>,
-    pub kinds: IndexMap<String, KindDef>,
-    pub services: IndexMap<String, ServiceDecl>,
-    pub topologies: IndexMap<String, TopologyDef>,
+    pub secrets: IndexMap<Name, SecretDef>,
+    pub kinds: IndexMap<Name, KindDef>,
+    pub services: IndexMap<Name, ServiceDecl>,
+    pub topologies: IndexMap<Name, TopologyDef>,
 }

@@ -9,13 +9,14 @@
 use indexmap::IndexMap;
 
 use crate::plan::{Out, Plan};
+use crate::Name;
 
 /// A secret and its uses in one topology: (host, service, variable).
 pub struct Usage<'p> {
     pub name: &'p str,
     pub env: &'p str,
     pub optional: bool,
-    pub uses: Vec<(String, String, String)>,
+    pub uses: Vec<(Name, Name, Name)>,
 }
 
 /// The secrets of each topology, with where they are used.

@@ -9,6 +9,7 @@
 use crate::diag::{suggest, Code, Diagnostic, Diagnostics, Span};
 use crate::model::*;
 use crate::syntax::{self, Entry, EntryValue, Ident, Label};
+use crate::Name;
 
 mod service;
 mod topology;
@@ -233,7 +234,7 @@ impl Lower<'_> {
                         );
                     } else {
                         self.stack_name = Some(name.span);
-                        self.stack.name = name.name;
+                        self.stack.name = name.name.to_string();
                     }
                 }
             }
@@ -281,7 +282,7 @@ impl Lower<'_> {
             self.push(duplicate(&name, "secret", first));
             return;
         }
-        let env_name = name.name.to_ascii_uppercase();
+        let env_name = Name::new(name.name.to_ascii_uppercase());
         self.stack.secrets.insert(
             name.name.clone(),
             SecretDef {

@@ -3,6 +3,7 @@
 use crate::diag::{Code, Diagnostic, Span};
 use crate::model::*;
 use crate::syntax::{Entry, EntryValue, Ident, Value, ValueKind};
+use crate::Name;
 
 use super::{
     unknown_field, Lower, AUTOSCALE_FIELDS, HA_FIELDS, HEALTH_FIELDS, KIND_ONLY_FIELDS,
@@ -180,7 +181,7 @@ impl Lower<'_> {
                     );
                 }
                 let route = self.route(path, e);
-                def.routes.insert(route.path.value.clone(), route);
+                def.routes.insert(Name::new(&route.path.value), route);
             }
             "restart" => {
                 if let Some(v) = self.assigned(e) {
@@ -377,7 +378,7 @@ impl Lower<'_> {
             EntryValue::Block(entries) => {
                 self.duplicates(entries, "an ha block");
                 let unset = Ident {
-                    name: String::new(),
+                    name: Name::default(),
                     span: e.key.span,
                 };
                 let mut ha = HaDef::new(unset, e.span);
@@ -673,7 +674,7 @@ impl Lower<'_> {
         };
         self.absolute_path(&target);
         def.mounts.insert(
-            source.value.clone(),
+            Name::new(&source.value),
             MountDef {
                 source,
                 target,

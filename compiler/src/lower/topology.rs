@@ -1,6 +1,6 @@
 //! Lowering of topologies and their hosts.
 
-use crate::IndexMap;
+use crate::{IndexMap, Name};
 
 use crate::diag::{Code, Diagnostic, Span};
 use crate::model::*;
@@ -261,7 +261,7 @@ impl Lower<'_> {
                     );
                 }
                 let name = Ident {
-                    name: CLUSTER_HOST.to_string(),
+                    name: Name::new_static(CLUSTER_HOST),
                     span: topo.name.span,
                 };
                 let host = HostDef {
@@ -274,7 +274,9 @@ impl Lower<'_> {
                     managed: false,
                     runs,
                 };
-                topo.hosts = [(CLUSTER_HOST.to_string(), host)].into_iter().collect();
+                topo.hosts = [(Name::new_static(CLUSTER_HOST), host)]
+                    .into_iter()
+                    .collect();
             }
         }
     }
@@ -344,7 +346,7 @@ impl Lower<'_> {
                         }
                     }
                 }
-                proxy.tls.insert(tls.domain.value.clone(), tls);
+                proxy.tls.insert(Name::new(&tls.domain.value), tls);
                 continue;
             }
             self.no_label(f);

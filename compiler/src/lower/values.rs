@@ -8,6 +8,7 @@ use std::collections::hash_map::Entry as Slot;
 use crate::diag::{suggest, Code, Diagnostic, Span};
 use crate::model::*;
 use crate::syntax::{Entry, EntryValue, Ident, Label, TemplatePart, Value, ValueKind};
+use crate::Name;
 
 use super::Lower;
 
@@ -94,7 +95,7 @@ impl Lower<'_> {
                     None
                 }
             },
-            Some(Label::Ident(i)) => Some(Sp::new(i.name.clone(), i.span)),
+            Some(Label::Ident(i)) => Some(Sp::new(i.name.to_string(), i.span)),
             None => {
                 self.missing_label(e, what, "\"...\"");
                 None
@@ -392,8 +393,12 @@ impl Lower<'_> {
                     }),
                 })
                 .collect(),
-            ValueKind::Quantity { number, unit } => vec![Piece::Text(format!("{number}{unit}"))],
-            ValueKind::Bool(b) => vec![Piece::Text(b.to_string())],
+            ValueKind::Quantity { number, unit } => vec![Piece::Text(crate::concat(number, unit))],
+            ValueKind::Bool(b) => vec![Piece::Text(Name::new_static(if *b {
+                "true"
+            } else {
+                "false"
+            }))],
             ValueKind::Path(path) => vec![Piece::Ref(Reference {
                 path: path.clone(),
                 span: v.span,

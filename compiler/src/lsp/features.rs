@@ -16,6 +16,7 @@ use super::Analysis;
 use crate::diag::{Diagnostic, Severity, Span};
 use crate::plan::Out;
 use crate::syntax::{Entry, EntryValue};
+use crate::Name;
 
 /// The URI of a span's file: the document itself, or a stdlib file written
 /// once to a cache directory so that an editor can open it.
@@ -125,7 +126,7 @@ fn render(value: &[Out]) -> String {
     value
         .iter()
         .map(|p| match p {
-            Out::Text(t) => t.clone(),
+            Out::Text(t) => t.to_string(),
             Out::Secret { env, .. } => format!("${{{env}}}"),
         })
         .collect()
@@ -154,11 +155,11 @@ fn param<'a>(a: &'a Analysis, kind: &str, name: &str) -> Option<(&'a str, &'a En
 }
 
 /// The kind of a service, from its definition.
-fn kind_of(a: &Analysis, service: &str) -> Option<String> {
+fn kind_of(a: &Analysis, service: &str) -> Option<Name> {
     a.index
         .definition(&Target {
             kind: SymbolKind::Service,
-            name: service.to_string(),
+            name: Name::new(service),
             topology: None,
         })?
         .kind_of
@@ -455,7 +456,7 @@ fn symbol(a: &Analysis, d: &Definition, enc: Encoding) -> DocumentSymbol {
         SymbolKind::Host => lsp_types::SymbolKind::OBJECT,
     };
     DocumentSymbol {
-        name: d.target.name.clone(),
+        name: d.target.name.to_string(),
         detail: Some(match &d.kind_of {
             Some(k) => format!("{}: {k}", d.target.kind.word()),
             None => d.target.kind.word().to_string(),
@@ -608,7 +609,7 @@ pub fn completion(current: &Analysis, pos: Position, enc: Encoding) -> Option<Co
             .definitions
             .iter()
             .filter(|d| d.target.kind == kind)
-            .map(|d| d.target.name.clone())
+            .map(|d| d.target.name.to_string())
             .collect()
     };
     let mut items = Vec::new();
@@ -657,7 +658,7 @@ pub fn completion(current: &Analysis, pos: Position, enc: Encoding) -> Option<Co
             // The parameters of the service's kind.
             let service_kind = kind.or_else(|| {
                 let (_, service) = enclosing_header_label(before)?;
-                kind_of(a, &service)
+                kind_of(a, &service).map(|k| k.to_string())
             });
             if let Some(k) = service_kind {
                 for (p, _) in params_of(a, &k) {
@@ -703,7 +704,7 @@ fn enclosing_header_label(before: &str) -> Option<(String, String)> {
 }
 
 /// The parameters of a kind and its ancestors: (name, kind).
-fn params_of(a: &Analysis, kind: &str) -> Vec<(String, String)> {
+fn params_of(a: &Analysis, kind: &str) -> Vec<(String, Name)> {
     kind_params(a, kind)
         .into_iter()
         .filter_map(|(k, _, p)| Some((p.label_name()?.to_string(), k)))
@@ -712,9 +713,9 @@ fn params_of(a: &Analysis, kind: &str) -> Vec<(String, String)> {
 
 /// The `param` entries of a kind and its ancestors, nearest first: (the kind
 /// that declares it, its file's text, the entry).
-fn kind_params<'a>(a: &'a Analysis, kind: &str) -> Vec<(String, &'a str, &'a Entry)> {
+fn kind_params<'a>(a: &'a Analysis, kind: &str) -> Vec<(Name, &'a str, &'a Entry)> {
     let mut out = Vec::new();
-    let mut current = Some(kind.to_string());
+    let mut current = Some(Name::new(kind));
     let mut seen = 0;
     while let Some(k) = current.take().filter(|_| seen < 16) {
         seen += 1;

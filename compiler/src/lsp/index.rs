@@ -8,6 +8,7 @@ use rustc_hash::FxHashMap;
 
 use crate::diag::{FileId, Span};
 use crate::syntax::{Entry, EntryValue, File, Label, TemplatePart, Value, ValueKind};
+use crate::Name;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SymbolKind {
@@ -34,8 +35,8 @@ impl SymbolKind {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Target {
     pub kind: SymbolKind,
-    pub name: String,
-    pub topology: Option<String>,
+    pub name: Name,
+    pub topology: Option<Name>,
 }
 
 #[derive(Debug, Clone)]
@@ -46,7 +47,7 @@ pub struct Definition {
     /// The whole entry.
     pub entry: Span,
     /// For a service, its kind; for a kind, its parent.
-    pub kind_of: Option<String>,
+    pub kind_of: Option<Name>,
     /// For a host: the hosts inside a topology are its children.
     pub children: Vec<Definition>,
 }
@@ -149,8 +150,8 @@ impl Index {
     fn exists(&self, kind: SymbolKind, name: &str, topology: Option<&str>) -> bool {
         self.definition(&Target {
             kind,
-            name: name.to_string(),
-            topology: topology.map(str::to_string),
+            name: Name::new(name),
+            topology: topology.map(Name::new),
         })
         .is_some()
     }
@@ -159,8 +160,8 @@ impl Index {
         self.references.push(Reference {
             target: Target {
                 kind,
-                name: name.to_string(),
-                topology: topology.map(str::to_string),
+                name: Name::new(name),
+                topology: topology.map(Name::new),
             },
             span,
         });

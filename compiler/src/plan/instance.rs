@@ -175,7 +175,7 @@ impl Topo<'_> {
             if public.contains(&port.name.name.as_str()) {
                 binds.push(Bind::All);
             } else if !published.on_address.is_empty() || !published.on_loopback.is_empty() {
-                let key = (name.to_string(), h, port.name.name.clone());
+                let key = (Name::new(name), h, port.name.name.clone());
                 if published.on_address.contains(&key) {
                     if let Some(a) = &host.address {
                         binds.push(Bind::Address(a.value.clone()));
@@ -243,16 +243,16 @@ impl Topo<'_> {
         }
         // A service waits for a few others: a vector, searched, is cheaper than
         // a map made for each instance.
-        let mut depends_on: Vec<(String, Condition)> = Vec::new();
+        let mut depends_on: Vec<(Name, Condition)> = Vec::new();
         fn wait_for<'d>(
-            deps: &'d mut Vec<(String, Condition)>,
+            deps: &'d mut Vec<(Name, Condition)>,
             target: &str,
             first: Condition,
         ) -> &'d mut Condition {
             let at = match deps.iter().position(|(t, _)| t == target) {
                 Some(at) => at,
                 None => {
-                    deps.push((target.to_string(), first));
+                    deps.push((Name::new(target), first));
                     deps.len() - 1
                 }
             };
@@ -316,7 +316,7 @@ impl Topo<'_> {
         }
         depends_on.retain(|(t, _)| t != name);
         let mut instance = Instance {
-            name: name.to_string(),
+            name: Name::new(name),
             role,
             image: def.image.as_ref().map(|i| i.value.clone()),
             build: def.build.as_ref().map(|b| b.value.clone()),
@@ -368,11 +368,11 @@ impl Topo<'_> {
                 .map_or(Restart::UnlessStopped, |r| r.value),
             depends_on,
             refers_to: {
-                let mut targets: Vec<String> = Vec::new();
+                let mut targets: Vec<Name> = Vec::new();
                 for (target, _) in &fx.deps {
                     // A Patroni cluster is reached through the HAProxy beside.
                     let target = if self.is_patroni(target) {
-                        format!("{target}-haproxy")
+                        Name::from(format!("{target}-haproxy"))
                     } else {
                         target.clone()
                     };

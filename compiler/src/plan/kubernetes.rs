@@ -76,7 +76,7 @@ impl Topo<'_> {
                     let span = def
                         .volumes
                         .values()
-                        .find(|d| v.name.ends_with(&d.name.name))
+                        .find(|d| v.name.ends_with(d.name.name.as_str()))
                         .map_or(decl, |d| d.name.span);
                     diags.push(
                         Diagnostic::error(

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::{IndexMap, IndexSet};
+use crate::{IndexMap, IndexSet, Name};
 use petgraph::graphmap::DiGraphMap;
 
 use crate::check::{unknown_service, Checked};
@@ -45,13 +45,13 @@ pub use replication::{
 pub struct Plan {
     pub stack: String,
     /// Every declared secret, for targets that describe what must be set.
-    pub secrets: IndexMap<String, SecretDef>,
+    pub secrets: IndexMap<Name, SecretDef>,
     pub topologies: Vec<TopologyPlan>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopologyPlan {
-    pub name: String,
+    pub name: Name,
     /// Kubernetes: the namespace.
     pub namespace: String,
     /// Kubernetes: the IngressClass of public routes.
@@ -68,7 +68,7 @@ pub struct TopologyPlan {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostPlan {
-    pub name: String,
+    pub name: Name,
     pub address: Option<String>,
     pub managed: bool,
     pub services: Vec<Instance>,
@@ -78,17 +78,17 @@ pub struct HostPlan {
 /// own way (never its value, which stackc does not know).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Out {
-    Text(String),
+    Text(Name),
     Secret {
-        name: String,
-        env: String,
+        name: Name,
+        env: Name,
         optional: bool,
     },
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnvVar {
-    pub key: String,
+    pub key: Name,
     pub value: Vec<Out>,
     pub span: Span,
 }
@@ -103,7 +103,7 @@ pub enum Bind {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PortPlan {
-    pub name: String,
+    pub name: Name,
     pub container: u16,
     pub host: u16,
     pub protocol: Protocol,
@@ -114,7 +114,7 @@ pub struct PortPlan {
 pub struct Probe {
     pub check: ProbeCheck,
     /// The checked port's name and container port (none for a command check).
-    pub port_name: Option<String>,
+    pub port_name: Option<Name>,
     pub port: u16,
     pub interval: Option<Duration>,
     pub timeout: Option<Duration>,
@@ -150,7 +150,7 @@ pub struct Resources {
 /// One service as it runs on one host.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Instance {
-    pub name: String,
+    pub name: Name,
     pub role: Role,
     pub image: Option<String>,
     pub build: Option<String>,
@@ -163,15 +163,15 @@ pub struct Instance {
     pub resources: Resources,
     pub probes: Probes,
     pub restart: Restart,
-    pub depends_on: Vec<(String, Condition)>,
+    pub depends_on: Vec<(Name, Condition)>,
     /// The services its values refer to at run time (`db.url`), wherever they run.
-    pub refers_to: Vec<String>,
+    pub refers_to: Vec<Name>,
     /// The kind the service was declared with, if any.
-    pub kind: Option<String>,
+    pub kind: Option<Name>,
     pub public: Vec<String>,
     pub public_url: Option<Vec<Out>>,
     /// (path prefix, port name)
-    pub routes: Vec<(String, String)>,
+    pub routes: Vec<(String, Name)>,
     pub autoscale: Option<Box<Autoscale>>,
     pub update: Update,
     pub stop_grace_period: Option<Duration>,
@@ -194,13 +194,13 @@ pub struct Instance {
     /// Host devices passed to the container.
     pub devices: Vec<String>,
     /// The values of its kind's parameters, resolved.
-    pub params: IndexMap<String, Vec<Out>>,
+    pub params: IndexMap<Name, Vec<Out>>,
 }
 
 impl Instance {
     /// A container stackc adds beside the declared services (a proxy, a
     /// sentinel): one replica, restarted unless stopped, with nothing else set.
-    pub(crate) fn auxiliary(name: String, role: Role) -> Instance {
+    pub(crate) fn auxiliary(name: Name, role: Role) -> Instance {
         Instance {
             name,
             role,
@@ -374,14 +374,14 @@ pub(super) struct Topo<'a> {
     /// primary?) are answered without a lookup for every other service.
     pub(super) with_ha: IndexSet<&'a str>,
     /// Each kind's chain, from itself to its root (from `check`).
-    pub(super) kind_chains: &'a IndexMap<String, Vec<String>>,
+    pub(super) kind_chains: &'a IndexMap<Name, Vec<Name>>,
 }
 
 /// The ports other hosts (on their address) and on-host proxies (on 127.0.0.1)
 /// need: (service, host index, port name).
 pub(super) struct Published<'a> {
-    pub(super) on_address: &'a IndexSet<(String, usize, String)>,
-    pub(super) on_loopback: &'a IndexSet<(String, usize, String)>,
+    pub(super) on_address: &'a IndexSet<(Name, usize, Name)>,
+    pub(super) on_loopback: &'a IndexSet<(Name, usize, Name)>,
 }
 
 /// The values of one instance, resolved from its host.
@@ -389,15 +389,15 @@ pub(super) struct Published<'a> {
 pub(super) struct Resolved {
     pub(super) env: Vec<EnvVar>,
     pub(super) public_url: Option<Vec<Out>>,
-    pub(super) params: IndexMap<String, Vec<Out>>,
+    pub(super) params: IndexMap<Name, Vec<Out>>,
 }
 
 #[derive(Default)]
 pub(super) struct Effects {
     /// (target service, span of the reference)
-    pub(super) deps: Vec<(String, Span)>,
+    pub(super) deps: Vec<(Name, Span)>,
     /// (service, host index, port name)
-    pub(super) publishes: IndexSet<(String, usize, String)>,
+    pub(super) publishes: IndexSet<(Name, usize, Name)>,
 }
 
 fn plan_topology(
@@ -477,7 +477,7 @@ fn plan_topology(
         effects.push(host_effects);
         envs.push(host_envs);
     }
-    let mut publishes: IndexSet<(String, usize, String)> = effects
+    let mut publishes: IndexSet<(Name, usize, Name)> = effects
         .iter()
         .flatten()
         .flat_map(|fx| fx.publishes.iter().cloned())
@@ -632,7 +632,7 @@ pub(super) fn normalize(pieces: Vec<Out>) -> Vec<Out> {
 /// Appends a piece, joined to the text before it when both are text.
 pub(super) fn push_out(out: &mut Vec<Out>, piece: Out) {
     match (out.last_mut(), piece) {
-        (Some(Out::Text(a)), Out::Text(b)) => a.push_str(&b),
+        (Some(Out::Text(a)), Out::Text(b)) => *a = crate::concat(a, &b),
         (_, p) => out.push(p),
     }
 }

@@ -251,7 +251,7 @@ impl Topo<'_> {
 
     /// The secret of the superuser's password: `superuser_password`, else the
     /// service's `password`. (secret name, environment variable)
-    fn superuser_secret(&self, name: &str) -> Option<(String, String)> {
+    fn superuser_secret(&self, name: &str) -> Option<(Name, Name)> {
         let def = &self.placements.get(name)?.first()?.def;
         let expr = def
             .ha
@@ -263,7 +263,7 @@ impl Topo<'_> {
     }
 
     /// The secret an expression is, when it is exactly `secret.NAME`.
-    pub(super) fn secret_of(&self, expr: &Expr) -> Option<(String, String)> {
+    pub(super) fn secret_of(&self, expr: &Expr) -> Option<(Name, Name)> {
         match expr.pieces.as_slice() {
             [Piece::Ref(r)] if r.path.first()?.name == "secret" => {
                 let secret = r.path.get(1)?;
@@ -287,7 +287,7 @@ impl Topo<'_> {
             d.as_ref().map_or(default, |d| d.value.0 / 1000)
         };
         let port = |p: &Placement<'_>| p.def.ports.values().next()?.published_port();
-        let host_name = |h: usize| self.hosts.get(h).map(|x| x.name.name.clone());
+        let host_name = |h: usize| self.hosts.get(h).map(|x| x.name.name.to_string());
         let members = ps
             .iter()
             .filter_map(|p| Some((host_name(p.host)?, self.host_address(p.host)?, port(p)?)))
@@ -395,7 +395,7 @@ impl Topo<'_> {
         for (key, secret) in secrets {
             let Some((name, env)) = secret else { continue };
             inst.env.push(EnvVar {
-                key: key.to_string(),
+                key: Name::new_static(key),
                 value: vec![Out::Secret {
                     name,
                     env,
@@ -426,7 +426,7 @@ impl Topo<'_> {
         if node.watchdog == Watchdog::Required {
             inst.devices.push("/dev/watchdog".into());
         }
-        inst.refers_to.push(format!("{}-etcd", node.service));
+        inst.refers_to.push(format!("{}-etcd", node.service).into());
     }
 
     /// The etcd members a host runs, one per Patroni cluster that lists it.
@@ -443,14 +443,17 @@ impl Topo<'_> {
             let peers: Vec<(String, String)> = hosts
                 .iter()
                 .filter_map(|&x| {
-                    Some((self.hosts.get(x)?.name.name.clone(), self.host_address(x)?))
+                    Some((
+                        self.hosts.get(x)?.name.name.to_string(),
+                        self.host_address(x)?,
+                    ))
                 })
                 .collect();
             let (Some(host), Some(address)) = (self.hosts.get(h), self.host_address(h)) else {
                 continue;
             };
             let member = EtcdMember {
-                name: host.name.name.clone(),
+                name: host.name.name.to_string(),
                 address: address.clone(),
                 peers,
                 token: format!("{}-{name}", self.stack.name),
@@ -506,7 +509,7 @@ impl Topo<'_> {
                     ..Probes::default()
                 },
                 etcd: Some(Box::new(member)),
-                ..Instance::auxiliary(instance, Role::Stateful)
+                ..Instance::auxiliary(instance.into(), Role::Stateful)
             });
         }
         out
@@ -524,8 +527,8 @@ impl Topo<'_> {
                 read_only: true,
                 generated: true,
             }],
-            refers_to: vec![service.to_string()],
-            ..Instance::auxiliary(name, Role::Stateless)
+            refers_to: vec![Name::new(service)],
+            ..Instance::auxiliary(name.into(), Role::Stateless)
         }
     }
 }

@@ -32,7 +32,7 @@ impl Topo<'_> {
         &self,
         proxies: &[ProxyPlan],
         diags: &mut Diagnostics,
-    ) -> (Vec<ScrapeJob>, IndexSet<(String, usize, String)>) {
+    ) -> (Vec<ScrapeJob>, IndexSet<(Name, usize, Name)>) {
         let mut publishes = IndexSet::default();
         let mut jobs = Vec::new();
         if self.topo.platform.value != Platform::Compose {
@@ -104,10 +104,10 @@ impl Topo<'_> {
                     );
                     continue;
                 };
-                publishes.insert((name.to_string(), p.host, port.name.name.clone()));
+                publishes.insert((Name::new(name), p.host, port.name.name.clone()));
                 job.targets.push((
                     format!("{}:{published}", addr.value),
-                    host.name.name.clone(),
+                    host.name.name.to_string(),
                 ));
             }
             jobs.push(job);

@@ -112,11 +112,11 @@ pub struct UpstreamServer {
 #[derive(Default)]
 pub(super) struct ProxyEffects {
     /// (service, host index, port name) published on the host's address.
-    pub(super) publishes: IndexSet<(String, usize, String)>,
+    pub(super) publishes: IndexSet<(Name, usize, Name)>,
     /// ... published on 127.0.0.1, for a proxy on the host itself.
-    pub(super) loopback: IndexSet<(String, usize, String)>,
+    pub(super) loopback: IndexSet<(Name, usize, Name)>,
     /// (proxy name, service) on the proxy's host: start order.
-    pub(super) deps: Vec<(String, String)>,
+    pub(super) deps: Vec<(Name, Name)>,
 }
 
 /// HAProxy's stats page, on the host's private address.
@@ -296,7 +296,7 @@ impl Topo<'_> {
         for site in sites.values_mut() {
             if let Some(d) = &site.domain {
                 if https.contains(d) {
-                    let custom = proxy.tls.get(d);
+                    let custom = proxy.tls.get(d.as_str());
                     let (cert, key) = match proxy.kind.value {
                         // HAProxy reads one PEM holding the chain and the key.
                         ProxyKind::Haproxy => {
@@ -339,9 +339,9 @@ impl Topo<'_> {
                 .sort_by(|a, b| b.path.len().cmp(&a.path.len()).then(a.path.cmp(&b.path)));
         }
         Some(ProxyPlan {
-            name: proxy.name.name.clone(),
+            name: proxy.name.name.to_string(),
             kind: proxy.kind.value,
-            host: host.name.name.clone(),
+            host: host.name.name.to_string(),
             on_host: proxy.on_host,
             bind: proxy.bind.as_ref().map(|b| b.value.clone()),
             private_address: host.address.as_ref().map(|a| a.value.clone()),
@@ -475,11 +475,11 @@ impl Topo<'_> {
                 continue;
             };
             let address = if p.host == proxy_host && !proxy.on_host {
-                fx.deps.push((proxy.name.name.clone(), name.to_string()));
+                fx.deps.push((proxy.name.name.clone(), Name::new(name)));
                 format!("{name}:{container}")
             } else if p.host == proxy_host {
                 fx.loopback
-                    .insert((name.to_string(), p.host, port.name.name.clone()));
+                    .insert((Name::new(name), p.host, port.name.name.clone()));
                 format!("127.0.0.1:{published}")
             } else {
                 let Some(addr) = &host.address else {
@@ -501,7 +501,7 @@ impl Topo<'_> {
                     continue;
                 };
                 fx.publishes
-                    .insert((name.to_string(), p.host, port.name.name.clone()));
+                    .insert((Name::new(name), p.host, port.name.name.clone()));
                 format!("{}:{published}", addr.value)
             };
             let by_name = p.host == proxy_host && !proxy.on_host;
@@ -742,8 +742,8 @@ impl Topo<'_> {
                 ..Probes::default()
             },
             depends_on,
-            kind: Some(dir.to_string()),
-            ..Instance::auxiliary(proxy.name.clone(), Role::Stateless)
+            kind: Some(Name::new(dir)),
+            ..Instance::auxiliary(Name::new(&proxy.name), Role::Stateless)
         }
     }
 }

@@ -21,8 +21,8 @@ pub struct StreamingPlan {
     pub standby_addresses: Vec<String>,
     pub user: String,
     /// The secret of the replication password, and its environment variable.
-    pub password_secret: String,
-    pub password_env: String,
+    pub password_secret: Name,
+    pub password_env: Name,
     /// The `ha` block, for what the password's variable points back to.
     pub span: Span,
     /// This node's name for the primary (`application_name`).
@@ -72,7 +72,7 @@ impl StreamingPlan {
         }
         inst.command = Some(Command::Exec(command));
         inst.env.push(EnvVar {
-            key: REPLICATION_PASSWORD_ENV.to_string(),
+            key: Name::new_static(REPLICATION_PASSWORD_ENV),
             value: vec![Out::Secret {
                 name: self.password_secret.clone(),
                 env: self.password_env.clone(),
@@ -129,7 +129,7 @@ impl Topo<'_> {
 
     /// Checks every replicated service, and the primary's port the standbys need
     /// published on its address: (service, host, port name).
-    pub(super) fn replication(&self, diags: &mut Diagnostics) -> IndexSet<(String, usize, String)> {
+    pub(super) fn replication(&self, diags: &mut Diagnostics) -> IndexSet<(Name, usize, Name)> {
         let mut publishes = IndexSet::default();
         // The sentinel published on each host, by the service it watches.
         let mut sentinel_hosts: IndexMap<usize, &str> = IndexMap::default();
@@ -202,7 +202,7 @@ impl Topo<'_> {
             let reached = if mode == SENTINEL { ps.len() } else { 1 };
             for p in ps.iter().take(reached) {
                 if let Some(port) = first_port(p) {
-                    publishes.insert((name.to_string(), p.host, port.name.name.clone()));
+                    publishes.insert((Name::new(name), p.host, port.name.name.clone()));
                 }
             }
             if mode == PATRONI {
@@ -308,7 +308,7 @@ impl Topo<'_> {
             node: self
                 .hosts
                 .get(h)
-                .map_or_else(String::new, |x| x.name.name.clone()),
+                .map_or_else(String::new, |x| x.name.name.to_string()),
             port: port.container_port()?,
             dir: format!(
                 "{name}/{}",
@@ -602,7 +602,7 @@ impl SentinelNode {
                 ..Probes::default()
             },
             kind: node.kind.clone(),
-            ..Instance::auxiliary(name, Role::Stateful)
+            ..Instance::auxiliary(name.into(), Role::Stateful)
         }
     }
 }

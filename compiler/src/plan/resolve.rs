@@ -3,6 +3,8 @@
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 
+use smol_str::{format_smolstr, ToSmolStr};
+
 use super::*;
 
 impl Topo<'_> {
@@ -79,7 +81,7 @@ impl Topo<'_> {
         let attr = r.path.get(1)?.name.as_str();
         let external = self.external(target);
         if depth == 0 && target != owner && runtime_attribute(attr) && external.is_none() {
-            fx.deps.push((target.to_string(), r.span));
+            fx.deps.push((Name::new(target), r.span));
         }
         if let Some(ext) = external {
             return self.external_attr(target, ext, attr, r, fx, diags, depth);
@@ -115,7 +117,7 @@ impl Topo<'_> {
             // The HAProxy beside the consumer: the primary's endpoint, or the
             // replicas' for reads. `url` and `read_url` are built from these.
             let read = matches!(attr, "read_host" | "read_address");
-            let host = format!("{target}-haproxy");
+            let host = format_smolstr!("{target}-haproxy");
             let port = if read {
                 PATRONI_REPLICA_PORT
             } else {
@@ -123,9 +125,9 @@ impl Topo<'_> {
             };
             match attr {
                 "host" | "read_host" => return Some(vec![Out::Text(host)]),
-                "port" | "ports" => return Some(vec![Out::Text(port.to_string())]),
+                "port" | "ports" => return Some(vec![Out::Text(port.to_smolstr())]),
                 "address" | "read_address" => {
-                    return Some(vec![Out::Text(format!("{host}:{port}"))])
+                    return Some(vec![Out::Text(format_smolstr!("{host}:{port}"))])
                 }
                 _ => {}
             }
@@ -161,15 +163,18 @@ impl Topo<'_> {
                 .ha
                 .as_ref()
                 .is_some_and(|h| h.mode.name == CLOUDNATIVEPG);
-        let hostname = |read: bool, diags: &mut Diagnostics| -> Option<String> {
+        let hostname = |read: bool, diags: &mut Diagnostics| -> Option<Name> {
             if operator {
-                return Some(format!("{target}-{}", if read { "ro" } else { "rw" }));
+                return Some(format_smolstr!(
+                    "{target}-{}",
+                    if read { "ro" } else { "rw" }
+                ));
             }
             if local {
-                return Some(target.to_string());
+                return Some(Name::new(target));
             }
             match &host.address {
-                Some(a) => Some(a.value.clone()),
+                Some(a) => Some(Name::new(&a.value)),
                 None => {
                     diags.push(
                         fail(
@@ -211,7 +216,7 @@ impl Topo<'_> {
                 Some(container)
             } else {
                 fx.publishes
-                    .insert((target.to_string(), placement.host, port.name.name.clone()));
+                    .insert((Name::new(target), placement.host, port.name.name.clone()));
                 Some(port.host.as_ref().map_or(container, |h| h.value))
             }
         };
@@ -219,10 +224,10 @@ impl Topo<'_> {
             "host" | "read_host" => {
                 hostname(attr == "read_host", diags).map(|h| vec![Out::Text(h)])
             }
-            "port" => port_of(None, fx, diags).map(|p| vec![Out::Text(p.to_string())]),
+            "port" => port_of(None, fx, diags).map(|p| vec![Out::Text(p.to_smolstr())]),
             "ports" => {
                 let name = r.path.get(2)?.name.as_str();
-                port_of(Some(name), fx, diags).map(|p| vec![Out::Text(p.to_string())])
+                port_of(Some(name), fx, diags).map(|p| vec![Out::Text(p.to_smolstr())])
             }
             "address" | "read_address" => {
                 let h = hostname(attr == "read_address", diags)?;
@@ -270,7 +275,7 @@ impl Topo<'_> {
                 };
                 let plan = SentinelPlan::from_def(target, ha);
                 if attr == "master_name" {
-                    return Some(vec![Out::Text(plan.master_name)]);
+                    return Some(vec![Out::Text(plan.master_name.into())]);
                 }
                 let list: Vec<String> = if self.topo.platform.value == Platform::Compose {
                     self.host_sentinels(target)
@@ -293,16 +298,16 @@ impl Topo<'_> {
                         let sep = if i == 0 { "" } else { ";" };
                         match &password {
                             Some(p) => {
-                                out.push(Out::Text(format!("{sep}sentinel://:")));
+                                out.push(Out::Text(format_smolstr!("{sep}sentinel://:")));
                                 out.extend(p.iter().cloned());
-                                out.push(Out::Text(format!("@{s}")));
+                                out.push(Out::Text(format_smolstr!("@{s}")));
                             }
-                            None => out.push(Out::Text(format!("{sep}sentinel://{s}"))),
+                            None => out.push(Out::Text(format_smolstr!("{sep}sentinel://{s}"))),
                         }
                     }
                     return Some(normalize(out));
                 }
-                Some(vec![Out::Text(list.join(","))])
+                Some(vec![Out::Text(list.join(",").into())])
             }
             "public_url" => match &def.public_url {
                 Some(t) => Some(self.eval(target, consumer_host, t, fx, diags, depth + 1)),
@@ -346,7 +351,7 @@ impl Topo<'_> {
                 return ext
                     .port
                     .as_ref()
-                    .map(|p| vec![Out::Text(p.value.to_string())])
+                    .map(|p| vec![Out::Text(p.value.to_smolstr())])
                     .or_else(|| {
                         diags.push(missing_external(target, attr, r.span, self));
                         None
@@ -358,7 +363,7 @@ impl Topo<'_> {
                     return None;
                 };
                 let mut out = self.eval(target, 0, h, fx, diags, depth + 1);
-                out.push(Out::Text(format!(":{}", p.value)));
+                out.push(Out::Text(format_smolstr!(":{}", p.value)));
                 return Some(normalize(out));
             }
             _ => {
@@ -402,13 +407,13 @@ pub(super) fn missing_external(target: &str, attr: &str, span: Span, t: &Topo<'_
     })
 }
 
-/// `PREFIXhost:port` in a string of its size (a `format!` of it grows it once
-/// or twice: thousands of URLs).
-fn host_port(prefix: &str, host: &str, port: u16) -> String {
+/// `PREFIXhost:port`, inline when it is short (a `format!` of it is a
+/// `String`, grown once or twice: thousands of URLs).
+fn host_port(prefix: &str, host: &str, port: u16) -> Name {
     use std::fmt::Write;
-    let mut s = String::with_capacity(prefix.len() + host.len() + 6);
+    let mut s = smol_str::SmolStrBuilder::new();
     s.push_str(prefix);
     s.push_str(host);
     let _ = write!(s, ":{port}");
-    s
+    s.finish()
 }

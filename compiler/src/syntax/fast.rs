@@ -9,6 +9,7 @@
 use super::parse::MAX_NESTING;
 use super::tree::*;
 use crate::diag::{Code, Diagnostic, Diagnostics, FileId, Span};
+use crate::Name;
 
 /// Parses a file; `None` when it does not follow the grammar.
 pub fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option<File> {
@@ -160,7 +161,7 @@ impl Parser<'_> {
             self.pos += 1;
         }
         Some(Ident {
-            name: self.text[start..self.pos].to_string(),
+            name: Name::new(&self.text[start..self.pos]),
             span: self.span(start, self.pos),
         })
     }
@@ -360,7 +361,7 @@ impl Parser<'_> {
             let parts = if text.is_empty() {
                 Vec::new()
             } else {
-                vec![TemplatePart::Text(text.to_string())]
+                vec![TemplatePart::Text(Name::new(text))]
             };
             return Some(Template {
                 parts,
@@ -370,9 +371,9 @@ impl Parser<'_> {
         let mut parts: Vec<TemplatePart> = Vec::new();
         let push_text = |parts: &mut Vec<TemplatePart>, s: &str| {
             if let Some(TemplatePart::Text(t)) = parts.last_mut() {
-                t.push_str(s);
+                *t = crate::concat(t, s);
             } else {
-                parts.push(TemplatePart::Text(s.to_string()));
+                parts.push(TemplatePart::Text(Name::new(s)));
             }
         };
         loop {

@@ -5,6 +5,7 @@ use pest::Parser as _;
 
 use super::tree::*;
 use crate::diag::{Code, Diagnostic, Diagnostics, FileId, Span};
+use crate::Name;
 
 #[derive(pest_derive::Parser)]
 #[grammar = "syntax/stack.pest"]
@@ -244,7 +245,7 @@ impl Cx<'_> {
 
     fn ident(&self, pair: Pair<'_, Rule>) -> Ident {
         Ident {
-            name: pair.as_str().to_string(),
+            name: Name::new(pair.as_str()),
             span: self.span(&pair),
         }
     }
@@ -284,7 +285,7 @@ impl Cx<'_> {
         }
         Entry {
             key: key.unwrap_or(Ident {
-                name: String::new(),
+                name: Name::default(),
                 span,
             }),
             label: label.map(Box::new),
@@ -336,9 +337,9 @@ impl Cx<'_> {
         let mut parts: Vec<TemplatePart> = Vec::new();
         let push_text = |parts: &mut Vec<TemplatePart>, s: &str| {
             if let Some(TemplatePart::Text(t)) = parts.last_mut() {
-                t.push_str(s);
+                *t = crate::concat(t, s);
             } else {
-                parts.push(TemplatePart::Text(s.to_string()));
+                parts.push(TemplatePart::Text(Name::new(s)));
             }
         };
         for p in pair.into_inner() {

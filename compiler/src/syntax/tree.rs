@@ -1,11 +1,12 @@
 //! The untyped syntax tree: entries, values and string templates, each with a span.
 
 use crate::diag::Span;
+use crate::Name;
 
 /// An identifier with its place in the source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ident {
-    pub name: String,
+    pub name: Name,
     pub span: Span,
 }
 
@@ -51,7 +52,7 @@ impl Label {
     /// label with interpolations is rejected where it is used).
     pub fn text(&self) -> String {
         match self {
-            Label::Ident(i) => i.name.clone(),
+            Label::Ident(i) => i.name.to_string(),
             Label::Str(t) => t.literal_text(),
         }
     }
@@ -110,7 +111,7 @@ pub struct Template {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TemplatePart {
-    Text(String),
+    Text(Name),
     Interp(Vec<Ident>, Span),
 }
 

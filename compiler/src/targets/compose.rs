@@ -12,7 +12,7 @@ use super::{header, yaml, Artifact};
 use crate::diag::Diagnostics;
 use crate::model::{Command, Cpu, Duration, ProbeCheck, Size};
 use crate::plan::{Bind, Condition, HostPlan, Instance, Out, TopologyPlan};
-use crate::Options;
+use crate::{Name, Options};
 
 #[derive(Serialize)]
 struct ComposeFile<'a> {
@@ -48,7 +48,7 @@ struct Service {
     #[serde(skip_serializing_if = "Option::is_none")]
     command: Option<CommandValue>,
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
-    environment: IndexMap<String, String>,
+    environment: IndexMap<Name, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     network_mode: Option<&'static str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -58,7 +58,7 @@ struct Service {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     devices: Vec<String>,
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
-    depends_on: IndexMap<String, DependsOn>,
+    depends_on: IndexMap<Name, DependsOn>,
     #[serde(skip_serializing_if = "Option::is_none")]
     healthcheck: Option<Healthcheck>,
     restart: &'static str,

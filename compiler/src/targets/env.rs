@@ -51,7 +51,7 @@ pub fn generate(
                             .value
                             .iter()
                             .map(|p| match p {
-                                Out::Text(t) => t.clone(),
+                                Out::Text(t) => t.to_string(),
                                 Out::Secret { name, .. } => format!("<{name}>"),
                             })
                             .collect();

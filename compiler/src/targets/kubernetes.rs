@@ -19,7 +19,7 @@ use super::{header, yaml, Artifact};
 use crate::diag::Diagnostics;
 use crate::model::{Command, Cpu, Duration, ProbeCheck, Protocol, Role, Size, CLOUDNATIVEPG};
 use crate::plan::{self, Instance, Out, Plan, SentinelPlan, TopologyPlan};
-use crate::Options;
+use crate::{Name, Options};
 
 /// What one topology's objects share.
 struct Cx<'a> {
@@ -152,7 +152,7 @@ impl Cx<'_> {
         let cluster = Object {
             api_version: "postgresql.cnpg.io/v1",
             kind: "Cluster",
-            metadata: self.metadata(inst.name.clone(), inst),
+            metadata: self.metadata(inst.name.to_string(), inst),
             spec: Some(CnpgClusterSpec {
                 instances: inst.replicas.max(1),
                 bootstrap: CnpgBootstrap {
@@ -304,7 +304,7 @@ impl Cx<'_> {
         docs.push(yaml::to_string(&Object {
             api_version: "apps/v1",
             kind: "StatefulSet",
-            metadata: self.metadata(inst.name.clone(), inst),
+            metadata: self.metadata(inst.name.to_string(), inst),
             spec: Some(StatefulSetSpec {
                 replicas: Some(inst.replicas),
                 service_name: headless(&inst.name),
@@ -513,7 +513,7 @@ impl Cx<'_> {
             docs.push(yaml::to_string(&Object {
                 api_version: "apps/v1",
                 kind: "StatefulSet",
-                metadata: self.metadata(inst.name.clone(), inst),
+                metadata: self.metadata(inst.name.to_string(), inst),
                 spec: Some(StatefulSetSpec {
                     replicas,
                     service_name: headless_name(&inst.name),
@@ -537,7 +537,7 @@ impl Cx<'_> {
             docs.push(yaml::to_string(&Object {
                 api_version: "apps/v1",
                 kind: "Deployment",
-                metadata: self.metadata(inst.name.clone(), inst),
+                metadata: self.metadata(inst.name.to_string(), inst),
                 spec: Some(DeploymentSpec {
                     replicas,
                     selector,
@@ -557,7 +557,7 @@ impl Cx<'_> {
             docs.push(yaml::to_string(&Object {
                 api_version: "v1",
                 kind: "Service",
-                metadata: self.metadata(inst.name.clone(), inst),
+                metadata: self.metadata(inst.name.to_string(), inst),
                 spec: Some(ServiceSpec {
                     kind: Some("ClusterIP"),
                     cluster_ip: None,
@@ -603,7 +603,7 @@ impl Cx<'_> {
             docs.push(yaml::to_string(&Object {
                 api_version: "autoscaling/v2",
                 kind: "HorizontalPodAutoscaler",
-                metadata: self.metadata(inst.name.clone(), inst),
+                metadata: self.metadata(inst.name.to_string(), inst),
                 spec: Some(hpa(inst, a)),
             }));
         }
@@ -615,7 +615,7 @@ impl Cx<'_> {
             docs.push(yaml::to_string(&Object {
                 api_version: "policy/v1",
                 kind: "PodDisruptionBudget",
-                metadata: self.metadata(inst.name.clone(), inst),
+                metadata: self.metadata(inst.name.to_string(), inst),
                 spec: Some(PdbSpec {
                     min_available,
                     max_unavailable,
@@ -632,14 +632,14 @@ impl Cx<'_> {
         let replicated = inst.replicas > 1 || inst.autoscale.as_ref().is_some_and(|a| a.max > 1);
         let resources = resources(inst);
         let container = Container {
-            name: inst.name.clone(),
+            name: inst.name.to_string(),
             image: inst.image.clone(),
             command: inst.command.as_ref().map(command),
             ports: inst
                 .ports
                 .iter()
                 .map(|p| ContainerPort {
-                    name: p.name.clone(),
+                    name: p.name.to_string(),
                     container_port: p.container,
                     protocol: protocol(p.protocol),
                 })
@@ -743,7 +743,7 @@ impl Cx<'_> {
                             }
                         }
                         None => {
-                            helpers.insert(format!("STACKC_{env}"), (env.clone(), *optional));
+                            helpers.insert(format!("STACKC_{env}"), (env.to_string(), *optional));
                         }
                     }
                 }
@@ -770,12 +770,12 @@ impl Cx<'_> {
         for var in ordered {
             out.push(match var.value.as_slice() {
                 [Out::Secret { env, optional, .. }] => EnvVar {
-                    name: var.key.clone(),
+                    name: var.key.to_string(),
                     value: None,
                     value_from: Some(secret_ref(env, *optional)),
                 },
                 pieces => EnvVar {
-                    name: var.key.clone(),
+                    name: var.key.to_string(),
                     value: Some(
                         pieces
                             .iter()
@@ -808,7 +808,7 @@ impl Cx<'_> {
             let Some((scheme, host)) = split_url(&url) else {
                 continue;
             };
-            let routes: Vec<(String, String)> = if inst.routes.is_empty() {
+            let routes: Vec<(String, Name)> = if inst.routes.is_empty() {
                 match inst.ports.first() {
                     Some(p) => vec![("/".to_string(), p.name.clone())],
                     None => continue,
@@ -826,8 +826,10 @@ impl Cx<'_> {
                     path_type: "Prefix",
                     backend: IngressBackend {
                         service: BackendService {
-                            name: inst.name.clone(),
-                            port: NamedPort { name: port },
+                            name: inst.name.to_string(),
+                            port: NamedPort {
+                                name: port.to_string(),
+                            },
                         },
                     },
                 });
@@ -975,9 +977,9 @@ fn service_ports(inst: &Instance) -> Vec<ServicePort> {
     inst.ports
         .iter()
         .map(|p| ServicePort {
-            name: p.name.clone(),
+            name: p.name.to_string(),
             port: p.container,
-            target_port: p.name.clone(),
+            target_port: p.name.to_string(),
             protocol: protocol(p.protocol),
         })
         .collect()
@@ -1044,7 +1046,7 @@ fn hpa(inst: &Instance, a: &plan::Autoscale) -> HpaSpec {
             } else {
                 "Deployment"
             },
-            name: inst.name.clone(),
+            name: inst.name.to_string(),
         },
         min_replicas: a.min,
         max_replicas: a.max,
@@ -1054,7 +1056,7 @@ fn hpa(inst: &Instance, a: &plan::Autoscale) -> HpaSpec {
 }
 
 fn probe(p: &plan::Probe) -> Probe {
-    let port = p.port_name.clone().unwrap_or_default();
+    let port = p.port_name.as_deref().unwrap_or_default().to_string();
     let (http_get, tcp_socket, exec) = match &p.check {
         ProbeCheck::Http(path) => (
             Some(HttpGet {
