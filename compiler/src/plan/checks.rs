@@ -3,18 +3,25 @@
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 
+use petgraph::graph::{DiGraph, NodeIndex};
+
 use super::*;
 
 impl Topo<'_> {
     pub(super) fn check_cycles(&self, effects: &[Vec<Effects>], diags: &mut Diagnostics) {
-        let mut graph: DiGraphMap<usize, Span, rustc_hash::FxBuildHasher> = DiGraphMap::default();
-        let index = |name: &str| self.stack.services.get_index_of(name);
+        // One node per service, by its index in the stack: edges are added
+        // without hashing names, and Tarjan's algorithm runs over vectors.
+        let n = self.stack.services.len();
+        let mut graph: DiGraph<(), Span> = DiGraph::with_capacity(n, n);
+        for _ in 0..n {
+            graph.add_node(());
+        }
+        let index = |name: &str| self.stack.services.get_index_of(name).map(NodeIndex::new);
         for (h, host) in self.hosts.iter().enumerate() {
             for (i, run) in host.runs.iter().enumerate() {
                 let Some(from) = index(&run.service.name) else {
                     continue;
                 };
-                graph.add_node(from);
                 let refs = effects[h][i].deps.iter().map(|(t, s)| (t.as_str(), *s));
                 let explicit = self
                     .placement(&run.service.name, h)
@@ -23,45 +30,69 @@ impl Topo<'_> {
                     .flat_map(|d| d.value.iter().map(|d| (d.service.name.as_str(), d.span)));
                 for (target, span) in refs.chain(explicit) {
                     if let Some(to) = index(target) {
-                        if to != from && !graph.contains_edge(from, to) {
+                        if to != from && graph.find_edge(from, to).is_none() {
                             graph.add_edge(from, to, span);
                         }
                     }
                 }
             }
         }
-        for scc in petgraph::algo::tarjan_scc(&graph) {
-            if scc.len() < 2 {
-                continue;
+        let mut cycles: Vec<Vec<NodeIndex>> = Vec::new();
+        petgraph::algo::TarjanScc::new().run(&graph, |scc| {
+            if scc.len() > 1 {
+                cycles.push(scc.to_vec());
             }
-            // Walk the cycle from the service written first.
+        });
+        // A node's edges in the order they were added (the graph lists the
+        // newest first).
+        let next_of = |node: NodeIndex| {
+            let mut next: Vec<NodeIndex> = graph.neighbors(node).collect();
+            next.reverse();
+            next
+        };
+        for scc in cycles {
+            // The shortest cycle through the service written first: a walk
+            // that only avoids nodes it has seen can close on another node.
             let Some(&start) = scc.iter().min() else {
                 continue;
             };
-            let mut path = vec![start];
-            let mut current = start;
-            loop {
-                let next = graph
-                    .neighbors(current)
-                    .filter(|n| scc.contains(n))
-                    .find(|n| *n == start || !path.contains(n))
-                    .or_else(|| graph.neighbors(current).find(|n| scc.contains(n)));
-                let Some(next) = next else { break };
-                if next == start || path.contains(&next) {
-                    path.push(next);
-                    break;
+            let mut parent: Vec<(NodeIndex, NodeIndex)> = Vec::new();
+            let mut queue = std::collections::VecDeque::from([start]);
+            let mut last = None;
+            'search: while let Some(node) = queue.pop_front() {
+                for next in next_of(node) {
+                    if next == start {
+                        last = Some(node);
+                        break 'search;
+                    }
+                    if scc.contains(&next) && !parent.iter().any(|(n, _)| *n == next) {
+                        parent.push((next, node));
+                        queue.push_back(next);
+                    }
                 }
-                path.push(next);
-                current = next;
             }
+            let Some(mut node) = last else {
+                continue;
+            };
+            let mut path = vec![start, node];
+            while node != start {
+                let Some(&(_, from)) = parent.iter().find(|(n, _)| *n == node) else {
+                    break;
+                };
+                path.push(from);
+                node = from;
+            }
+            path.reverse();
+            let name = |i: NodeIndex| self.stack.services.get_index(i.index()).map(|(n, _)| n);
             let names: Vec<&str> = path
                 .iter()
-                .filter_map(|i| self.stack.services.get_index(*i).map(|(n, _)| n.as_str()))
+                .filter_map(|i| name(*i))
+                .map(Name::as_str)
                 .collect();
             let mut edges = path.windows(2).filter_map(|w| {
-                let span = graph.edge_weight(w[0], w[1])?;
-                let from = self.stack.services.get_index(w[0])?.0;
-                let to = self.stack.services.get_index(w[1])?.0;
+                let span = graph.edge_weight(graph.find_edge(w[0], w[1])?)?;
+                let from = name(w[0])?;
+                let to = name(w[1])?;
                 Some((*span, format!("`{from}` needs `{to}` here")))
             });
             let Some((first_span, first_label)) = edges.next() else {

@@ -9,7 +9,6 @@
 use std::sync::Arc;
 
 use crate::{IndexMap, IndexSet, Name};
-use petgraph::graphmap::DiGraphMap;
 
 use crate::check::{unknown_service, Checked};
 use crate::diag::{Code, Diagnostic, Diagnostics, Span};

@@ -100,7 +100,7 @@ pub struct HttpHealth {
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamServer {
     /// `host:port`
-    pub address: String,
+    pub address: Name,
     pub weight: Option<u32>,
     /// A compose name with this many replicas behind it (1 for an address).
     pub replicas: u32,
@@ -476,11 +476,11 @@ impl Topo<'_> {
             };
             let address = if p.host == proxy_host && !proxy.on_host {
                 fx.deps.push((proxy.name.name.clone(), Name::new(name)));
-                format!("{name}:{container}")
+                resolve::host_port("", name, container)
             } else if p.host == proxy_host {
                 fx.loopback
                     .insert((Name::new(name), p.host, port.name.name.clone()));
-                format!("127.0.0.1:{published}")
+                resolve::host_port("", "127.0.0.1", published)
             } else {
                 let Some(addr) = &host.address else {
                     diags.push(
@@ -502,7 +502,7 @@ impl Topo<'_> {
                 };
                 fx.publishes
                     .insert((Name::new(name), p.host, port.name.name.clone()));
-                format!("{}:{published}", addr.value)
+                resolve::host_port("", &addr.value, published)
             };
             let by_name = p.host == proxy_host && !proxy.on_host;
             servers.push(UpstreamServer {

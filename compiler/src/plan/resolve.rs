@@ -3,7 +3,7 @@
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 
-use smol_str::{format_smolstr, ToSmolStr};
+use smol_str::format_smolstr;
 
 use super::*;
 
@@ -125,7 +125,9 @@ impl Topo<'_> {
             };
             match attr {
                 "host" | "read_host" => return Some(vec![Out::Text(host)]),
-                "port" | "ports" => return Some(vec![Out::Text(port.to_smolstr())]),
+                "port" | "ports" => {
+                    return Some(vec![Out::Text(Name::new(itoa::Buffer::new().format(port)))])
+                }
                 "address" | "read_address" => {
                     return Some(vec![Out::Text(format_smolstr!("{host}:{port}"))])
                 }
@@ -224,10 +226,12 @@ impl Topo<'_> {
             "host" | "read_host" => {
                 hostname(attr == "read_host", diags).map(|h| vec![Out::Text(h)])
             }
-            "port" => port_of(None, fx, diags).map(|p| vec![Out::Text(p.to_smolstr())]),
+            "port" => port_of(None, fx, diags)
+                .map(|p| vec![Out::Text(Name::new(itoa::Buffer::new().format(p)))]),
             "ports" => {
                 let name = r.path.get(2)?.name.as_str();
-                port_of(Some(name), fx, diags).map(|p| vec![Out::Text(p.to_smolstr())])
+                port_of(Some(name), fx, diags)
+                    .map(|p| vec![Out::Text(Name::new(itoa::Buffer::new().format(p)))])
             }
             "address" | "read_address" => {
                 let h = hostname(attr == "read_address", diags)?;
@@ -351,7 +355,7 @@ impl Topo<'_> {
                 return ext
                     .port
                     .as_ref()
-                    .map(|p| vec![Out::Text(p.value.to_smolstr())])
+                    .map(|p| vec![Out::Text(Name::new(itoa::Buffer::new().format(p.value)))])
                     .or_else(|| {
                         diags.push(missing_external(target, attr, r.span, self));
                         None
@@ -407,13 +411,14 @@ pub(super) fn missing_external(target: &str, attr: &str, span: Span, t: &Topo<'_
     })
 }
 
-/// `PREFIXhost:port`, inline when it is short (a `format!` of it is a
-/// `String`, grown once or twice: thousands of URLs).
-fn host_port(prefix: &str, host: &str, port: u16) -> Name {
-    use std::fmt::Write;
+/// `PREFIXhost:port`, inline when it is short, the port written by `itoa`
+/// (a `format!` is a `String`, grown once or twice, and its formatting
+/// machinery was a tenth of resolving a reference: thousands of URLs).
+pub(super) fn host_port(prefix: &str, host: &str, port: u16) -> Name {
     let mut s = smol_str::SmolStrBuilder::new();
     s.push_str(prefix);
     s.push_str(host);
-    let _ = write!(s, ":{port}");
+    s.push(':');
+    s.push_str(itoa::Buffer::new().format(port));
     s.finish()
 }
