@@ -222,35 +222,34 @@ impl Topo<'_> {
                     .strategy
                     .as_ref()
                     .map_or(Strategy::RoundRobin, |s| s.value);
-                let upstream_name = format!(
-                    "{}_{}",
-                    name.replace('-', "_"),
-                    port.name.name.replace('-', "_")
-                );
-                if let Some(existing) = upstreams.get(&upstream_name) {
-                    if existing.strategy != strategy {
-                        let span = route.strategy.as_ref().map_or(route.path.span, |s| s.span);
-                        diags.push(
-                            Diagnostic::error(Code::InvalidValue, span, format!("the routes of `{name}` to port `{}` ask for different strategies", port.name.name))
-                                .label("one upstream, one strategy")
-                                .help("give every route of this service and port the same `strategy`"),
-                        );
+                let upstream_name = upstream_name(name, &port.name.name);
+                // One lookup: the upstream of the service's port, made by its
+                // first route.
+                let u = match upstreams.entry(upstream_name.clone()) {
+                    indexmap::map::Entry::Occupied(o) => {
+                        if o.get().strategy != strategy {
+                            let span = route.strategy.as_ref().map_or(route.path.span, |s| s.span);
+                            diags.push(
+                                Diagnostic::error(Code::InvalidValue, span, format!("the routes of `{name}` to port `{}` ask for different strategies", port.name.name))
+                                    .label("one upstream, one strategy")
+                                    .help("give every route of this service and port the same `strategy`"),
+                            );
+                        }
+                        o.into_mut()
                     }
-                } else {
-                    let servers = self.upstream_servers(
-                        proxy,
-                        h,
-                        name,
-                        &placements,
-                        port,
-                        strategy,
-                        fx,
-                        diags,
-                    );
-                    let health = self.http_health(proxy, name, def, port, route, diags);
-                    upstreams.insert(
-                        upstream_name.clone(),
-                        Upstream {
+                    indexmap::map::Entry::Vacant(v) => {
+                        let servers = self.upstream_servers(
+                            proxy,
+                            h,
+                            name,
+                            &placements,
+                            port,
+                            strategy,
+                            fx,
+                            diags,
+                        );
+                        let health = self.http_health(proxy, name, def, port, route, diags);
+                        v.insert(Upstream {
                             name: upstream_name.clone(),
                             service: name.to_string(),
                             strategy,
@@ -258,17 +257,15 @@ impl Topo<'_> {
                             health,
                             read_timeout: None,
                             connect_timeout: None,
-                        },
-                    );
-                }
-                if let Some(u) = upstreams.get_mut(&upstream_name) {
-                    let longest = |a: Option<Duration>, b: Option<&Sp<Duration>>| match (a, b) {
-                        (Some(a), Some(b)) => Some(a.max(b.value)),
-                        (a, b) => a.or(b.map(|b| b.value)),
-                    };
-                    u.read_timeout = longest(u.read_timeout, route.read_timeout.as_ref());
-                    u.connect_timeout = longest(u.connect_timeout, route.connect_timeout.as_ref());
-                }
+                        })
+                    }
+                };
+                let longest = |a: Option<Duration>, b: Option<&Sp<Duration>>| match (a, b) {
+                    (Some(a), Some(b)) => Some(a.max(b.value)),
+                    (a, b) => a.or(b.map(|b| b.value)),
+                };
+                u.read_timeout = longest(u.read_timeout, route.read_timeout.as_ref());
+                u.connect_timeout = longest(u.connect_timeout, route.connect_timeout.as_ref());
                 let site = sites.entry(domain.clone()).or_insert_with(|| Site {
                     domain: domain.clone(),
                     tls: None,
@@ -751,4 +748,14 @@ impl Topo<'_> {
 /// Spans for diagnostics about a proxy's ports.
 pub(super) fn proxy_span(topo: &TopologyDef, name: &str) -> Option<Span> {
     topo.proxies.get(name).map(|p| p.name.span)
+}
+
+/// The upstream of a service's port, `SERVICE_PORT` with `-` as `_` (nginx and
+/// HAProxy names), in one string of its size.
+fn upstream_name(service: &str, port: &str) -> String {
+    let mut out = String::with_capacity(service.len() + 1 + port.len());
+    for part in [service, "_", port] {
+        out.extend(part.chars().map(|c| if c == '-' { '_' } else { c }));
+    }
+    out
 }
