@@ -846,7 +846,7 @@ fn sentinel_fragility(h: &HaDef, diags: &mut Diagnostics) {
             "a failover needs a majority of all sentinels",
             "run `sentinels = 3`, on separate hosts or nodes".into(),
         ));
-    } else if n % 2 == 0 {
+    } else if n.is_multiple_of(2) {
         diags.push(warn(
             span,
             format!(

@@ -199,7 +199,7 @@ impl Topo<'_> {
             }
         }
         let n = etcd.len();
-        if n == 1 || (n > 0 && n % 2 == 0) {
+        if n == 1 || (n > 0 && n.is_multiple_of(2)) {
             let (message, help) = if n == 1 {
                 (
                     format!("one etcd member: when it is lost, `{name}` cannot elect a primary and its primary steps down"),

@@ -349,9 +349,9 @@ fn service(inst: &Instance, options: &Options) -> Service {
 /// A Go duration as compose reads it: `500ms`, `30s`, `5m`.
 pub fn duration(d: Duration) -> String {
     let ms = d.0;
-    if ms % 60_000 == 0 && ms >= 60_000 {
+    if ms.is_multiple_of(60_000) && ms >= 60_000 {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -373,11 +373,11 @@ pub fn cpus(c: Cpu) -> String {
 pub fn memory(s: Size) -> String {
     const K: u64 = 1024;
     let b = s.0;
-    if b > 0 && b % (K * K * K) == 0 {
+    if b > 0 && b.is_multiple_of(K * K * K) {
         format!("{}g", b / (K * K * K))
-    } else if b > 0 && b % (K * K) == 0 {
+    } else if b > 0 && b.is_multiple_of(K * K) {
         format!("{}m", b / (K * K))
-    } else if b > 0 && b % K == 0 {
+    } else if b > 0 && b.is_multiple_of(K) {
         format!("{}k", b / K)
     } else {
         format!("{b}b")

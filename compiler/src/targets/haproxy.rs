@@ -299,7 +299,7 @@ fn backend(u: &Upstream) -> Vec<String> {
 }
 
 fn duration(d: Duration) -> String {
-    if d.0 % 1000 == 0 {
+    if d.0.is_multiple_of(1000) {
         format!("{}s", d.0 / 1000)
     } else {
         format!("{}ms", d.0)

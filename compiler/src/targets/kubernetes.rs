@@ -1107,7 +1107,7 @@ fn protocol(p: Protocol) -> &'static str {
 
 /// A Kubernetes CPU quantity: cores, or millicores.
 pub fn cpu(c: Cpu) -> String {
-    if c.0 % 1000 == 0 {
+    if c.0.is_multiple_of(1000) {
         (c.0 / 1000).to_string()
     } else {
         format!("{}m", c.0)
@@ -1126,7 +1126,7 @@ pub fn memory(s: Size) -> String {
         (1 << 10, "Ki"),
     ];
     for (size, unit) in units {
-        if b >= size && b % size == 0 {
+        if b >= size && b.is_multiple_of(size) {
             return format!("{}{unit}", b / size);
         }
     }

@@ -291,7 +291,7 @@ fn location(route: &RoutePlan, zone: Option<&Zone>) -> LocationView {
 }
 
 fn seconds(d: Duration) -> String {
-    if d.0 % 1000 == 0 {
+    if d.0.is_multiple_of(1000) {
         format!("{}s", d.0 / 1000)
     } else {
         format!("{}ms", d.0)
@@ -301,9 +301,9 @@ fn seconds(d: Duration) -> String {
 /// nginx sizes: `k` and `m` are binary.
 fn body_size(s: Size) -> String {
     const K: u64 = 1024;
-    if s.0 >= K * K && s.0 % (K * K) == 0 {
+    if s.0 >= K * K && s.0.is_multiple_of(K * K) {
         format!("{}m", s.0 / (K * K))
-    } else if s.0 >= K && s.0 % K == 0 {
+    } else if s.0 >= K && s.0.is_multiple_of(K) {
         format!("{}k", s.0 / K)
     } else {
         s.0.to_string()
