@@ -37,9 +37,14 @@ impl Topo<'_> {
                 }
             }
         }
+        // The components with a cycle, and each node's (`usize::MAX`: none).
         let mut cycles: Vec<Vec<NodeIndex>> = Vec::new();
+        let mut component = vec![usize::MAX; n];
         petgraph::algo::TarjanScc::new().run(&graph, |scc| {
             if scc.len() > 1 {
+                for node in scc {
+                    component[node.index()] = cycles.len();
+                }
                 cycles.push(scc.to_vec());
             }
         });
@@ -50,13 +55,17 @@ impl Topo<'_> {
             next.reverse();
             next
         };
-        for scc in cycles {
-            // The shortest cycle through the service written first: a walk
-            // that only avoids nodes it has seen can close on another node.
+        // Where the search below reached each node from; reset after each
+        // component, so that the whole check stays linear.
+        let mut parent: Vec<Option<NodeIndex>> = vec![None; n];
+        for (c, scc) in cycles.iter().enumerate() {
+            // The shortest cycle through the service written first (a
+            // breadth-first search inside the component): a walk that only
+            // avoids nodes it has seen can close on another node.
             let Some(&start) = scc.iter().min() else {
                 continue;
             };
-            let mut parent: Vec<(NodeIndex, NodeIndex)> = Vec::new();
+            let mut reached = Vec::new();
             let mut queue = std::collections::VecDeque::from([start]);
             let mut last = None;
             'search: while let Some(node) = queue.pop_front() {
@@ -65,24 +74,25 @@ impl Topo<'_> {
                         last = Some(node);
                         break 'search;
                     }
-                    if scc.contains(&next) && !parent.iter().any(|(n, _)| *n == next) {
-                        parent.push((next, node));
+                    if component[next.index()] == c && parent[next.index()].is_none() {
+                        parent[next.index()] = Some(node);
+                        reached.push(next);
                         queue.push_back(next);
                     }
                 }
             }
-            let Some(mut node) = last else {
-                continue;
-            };
-            let mut path = vec![start, node];
-            while node != start {
-                let Some(&(_, from)) = parent.iter().find(|(n, _)| *n == node) else {
-                    break;
-                };
-                path.push(from);
-                node = from;
+            let mut path = Vec::new();
+            if let Some(mut node) = last {
+                path = vec![start, node];
+                while let Some(from) = parent[node.index()] {
+                    path.push(from);
+                    node = from;
+                }
+                path.reverse();
             }
-            path.reverse();
+            for node in reached {
+                parent[node.index()] = None;
+            }
             let name = |i: NodeIndex| self.stack.services.get_index(i.index()).map(|(n, _)| n);
             let names: Vec<&str> = path
                 .iter()

@@ -385,13 +385,6 @@ impl Parser<'_> {
             });
         }
         let mut parts: Vec<TemplatePart> = Vec::new();
-        let push_text = |parts: &mut Vec<TemplatePart>, s: &str| {
-            if let Some(TemplatePart::Text(t)) = parts.last_mut() {
-                *t = crate::concat(t, s);
-            } else {
-                parts.push(TemplatePart::Text(Name::new(s)));
-            }
-        };
         loop {
             match self.peek()? {
                 b'"' => {
@@ -413,7 +406,7 @@ impl Parser<'_> {
                         _ => None,
                     };
                     match decoded {
-                        Some(d) => push_text(&mut parts, d),
+                        Some(d) => TemplatePart::push_text(&mut parts, d),
                         None => {
                             let text = &self.text[at..self.pos];
                             self.escapes.push(
@@ -452,7 +445,7 @@ impl Parser<'_> {
                         }
                         self.pos += 1;
                     }
-                    push_text(&mut parts, &self.text[from..self.pos]);
+                    TemplatePart::push_text(&mut parts, &self.text[from..self.pos]);
                 }
             }
         }

@@ -335,16 +335,9 @@ impl Cx<'_> {
     fn template(&mut self, pair: Pair<'_, Rule>) -> Template {
         let span = self.span(&pair);
         let mut parts: Vec<TemplatePart> = Vec::new();
-        let push_text = |parts: &mut Vec<TemplatePart>, s: &str| {
-            if let Some(TemplatePart::Text(t)) = parts.last_mut() {
-                *t = crate::concat(t, s);
-            } else {
-                parts.push(TemplatePart::Text(Name::new(s)));
-            }
-        };
         for p in pair.into_inner() {
             match p.as_rule() {
-                Rule::text => push_text(&mut parts, p.as_str()),
+                Rule::text => TemplatePart::push_text(&mut parts, p.as_str()),
                 Rule::escape => {
                     let text = p.as_str();
                     let decoded = match &text[1..] {
@@ -357,7 +350,7 @@ impl Cx<'_> {
                         _ => None,
                     };
                     match decoded {
-                        Some(d) => push_text(&mut parts, d),
+                        Some(d) => TemplatePart::push_text(&mut parts, d),
                         None => {
                             let span = self.span(&p);
                             self.diags.push(

@@ -115,6 +115,18 @@ pub enum TemplatePart {
     Interp(Vec<Ident>, Span),
 }
 
+impl TemplatePart {
+    /// Appends text to a string's parts, joined to the text before it (both
+    /// parsers build strings this way).
+    pub(crate) fn push_text(parts: &mut Vec<TemplatePart>, s: &str) {
+        if let Some(TemplatePart::Text(t)) = parts.last_mut() {
+            *t = crate::concat(t, s);
+        } else {
+            parts.push(TemplatePart::Text(Name::new(s)));
+        }
+    }
+}
+
 impl Template {
     /// The text when there are no interpolations.
     pub fn as_literal(&self) -> Option<String> {
