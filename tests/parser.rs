@@ -65,6 +65,34 @@ fn corpus() -> Vec<(String, String)> {
         .collect()
 }
 
+/// `check` and `build` lower each service as soon as it is parsed
+/// (`lower::early_service`, freeing its subtree); the language server lowers
+/// the whole tree. Both must give the same diagnostics and the same plan.
+fn lowered_alike(text: &str) -> Result<(), String> {
+    let options = crate::support::options(std::path::Path::new("lowered.stack"));
+    let (_, plan, diagnostics) = stackc::analyze(text, &options);
+    let with_trees = stackc::analyze_with_trees(text, &options);
+    if diagnostics != with_trees.diagnostics {
+        return Err(format!(
+            "the diagnostics differ: {diagnostics:?} / {:?}",
+            with_trees.diagnostics
+        ));
+    }
+    if plan != with_trees.plan {
+        return Err("the plans differ".into());
+    }
+    Ok(())
+}
+
+#[test]
+fn services_lowered_while_parsing_are_lowered_as_from_the_tree() {
+    for (name, text) in corpus() {
+        if let Err(e) = lowered_alike(&text) {
+            panic!("{name}: {e}");
+        }
+    }
+}
+
 #[test]
 fn both_parsers_agree_on_every_file() {
     let mut accepted = 0;
@@ -223,6 +251,21 @@ fn a_large_file_is_parsed_as_pest_parses_it() {
         parse_with_pest(file, &text, &mut pest_diags)
     );
     assert_eq!(diags.finish(), pest_diags.finish());
+    // Lowered in halves as it is parsed, with errors in services of both.
+    let mut with_errors = format!("service first-bad {{\n  replicas = \"two\"\n}}\n{text}");
+    with_errors.push_str("service last_bad {\n  port http = 99999\n  colour = 3\n}\n");
+    assert_eq!(lowered_alike(&with_errors), Ok(()));
+    let options = crate::support::options(std::path::Path::new("lowered.stack"));
+    let (_, _, diagnostics) = stackc::analyze(&with_errors, &options);
+    let at = |what: &str| {
+        diagnostics
+            .iter()
+            .find(|d| d.message.contains(what))
+            .map(|d| d.primary.span.start as usize)
+    };
+    let middle = with_errors.len() / 2;
+    assert!(at("expected a replica count").is_some_and(|s| s < middle));
+    assert!(at("unknown field `colour`").is_some_and(|s| s > middle));
 
     text.push_str("service broken {\n  image = \n}\n");
     let mut diags = Diagnostics::default();
@@ -298,5 +341,8 @@ fn no_mutation_makes_the_pipeline_panic() {
             result.is_ok(),
             "mutation {round} of {name} panics:\n----- TEXT\n{text}"
         );
+        if let Err(e) = lowered_alike(&text) {
+            panic!("mutation {round} of {name}: {e}\n----- TEXT\n{text}");
+        }
     }
 }

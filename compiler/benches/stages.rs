@@ -87,14 +87,15 @@ fn stages(c: &mut Criterion) {
     }
     let user = sources.add("bench.stack", text.as_str());
     files.push((syntax::parse(user, &text, &mut diags), false));
-    let units: Vec<lower::Unit<'_>> = files
+    let mut units: Vec<lower::Unit<'_>> = files
         .iter()
         .map(|(file, stdlib)| lower::Unit {
             file,
             stdlib: *stdlib,
+            early: None,
         })
         .collect();
-    let stack = lower::lower(&units, "bench", &mut diags);
+    let stack = lower::lower(&mut units, "bench", &mut diags);
     let checked = check::check(&stack, &mut diags);
     let plan = plan::plan(&stack, &checked, &mut diags);
     assert!(!diags.has_errors(), "the workload has errors");
@@ -116,7 +117,20 @@ fn stages(c: &mut Criterion) {
         b.iter(|| syntax::parse(user, black_box(&text), &mut Diagnostics::default()))
     });
     g.bench_function("lower", |b| {
-        b.iter(|| lower::lower(black_box(&units), "bench", &mut Diagnostics::default()))
+        b.iter(|| lower::lower(black_box(&mut units), "bench", &mut Diagnostics::default()))
+    });
+    // What `check` and `build` do: each service lowered as soon as it is
+    // parsed, its subtree freed (parse + lower of the tree, above, is what
+    // the language server does).
+    g.bench_function("parse and lower services", |b| {
+        b.iter(|| {
+            syntax::parse_visiting(
+                user,
+                black_box(&text),
+                &mut Diagnostics::default(),
+                &lower::early_service,
+            )
+        })
     });
     g.bench_function("check", |b| {
         b.iter(|| check::check(black_box(&stack), &mut Diagnostics::default()))

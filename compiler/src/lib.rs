@@ -204,15 +204,24 @@ fn analyze_keeping(text: Arc<str>, options: &Options, keep_trees: bool) -> Analy
     let mut files = Vec::new();
     for (name, std_text) in stdlib::FILES {
         let id = sources.add(format!("<stdlib>/{name}"), *std_text);
-        files.push((id, syntax::parse(id, std_text, &mut diags), true));
+        files.push((id, syntax::parse(id, std_text, &mut diags), true, None));
     }
     let user = sources.add(options.source_name.clone(), text.clone());
-    files.push((user, syntax::parse(user, &text, &mut diags), false));
-    let units: Vec<lower::Unit<'_>> = files
-        .iter()
-        .map(|(_, file, stdlib)| lower::Unit {
+    // Unless the trees are kept, the user's services are lowered as they are
+    // parsed, and their bodies' subtrees freed.
+    let (tree, early) = if keep_trees {
+        (syntax::parse(user, &text, &mut diags), None)
+    } else {
+        let (tree, early) = syntax::parse_visiting(user, &text, &mut diags, &lower::early_service);
+        (tree, Some(early))
+    };
+    files.push((user, tree, false, early));
+    let mut units: Vec<lower::Unit<'_>> = files
+        .iter_mut()
+        .map(|(_, file, stdlib, early)| lower::Unit {
             file,
             stdlib: *stdlib,
+            early: early.take(),
         })
         .collect();
     let default_name = std::path::Path::new(&options.source_name)
@@ -220,7 +229,7 @@ fn analyze_keeping(text: Arc<str>, options: &Options, keep_trees: bool) -> Analy
         .and_then(|s| s.to_str())
         .unwrap_or("stack")
         .to_string();
-    let mut stack = lower::lower(&units, &default_name, &mut diags);
+    let mut stack = lower::lower(&mut units, &default_name, &mut diags);
     drop(units);
     // Only a large file is worth a thread to free it.
     let large = stack.services.len() >= 256;
@@ -237,7 +246,7 @@ fn analyze_keeping(text: Arc<str>, options: &Options, keep_trees: bool) -> Analy
     free(stack, large);
     Analyzed {
         sources,
-        trees: files.into_iter().map(|(id, f, _)| (id, f)).collect(),
+        trees: files.into_iter().map(|(id, f, _, _)| (id, f)).collect(),
         user,
         plan: (!has_errors).then_some(plan),
         diagnostics,

@@ -116,14 +116,17 @@ const ROUTE_FIELDS: &[&str] = &[
 const PROXY_FIELDS: &[&str] = &["host", "on_host", "bind", "http", "https", "image", "tls"];
 const TLS_FIELDS: &[&str] = &["cert", "key"];
 
-/// One file's entries, and whether it is part of the stdlib.
+/// One file's entries, whether it is part of the stdlib, and its services'
+/// definitions when they were lowered as it was parsed ([`early_service`]).
 pub struct Unit<'a> {
     pub file: &'a syntax::File,
     pub stdlib: bool,
+    /// One per `service` entry of the file, in file order.
+    pub early: Option<Vec<EarlyService>>,
 }
 
 /// Lowers the stdlib files and the user's file into one stack.
-pub fn lower(units: &[Unit<'_>], default_name: &str, diags: &mut Diagnostics) -> Stack {
+pub fn lower(units: &mut [Unit<'_>], default_name: &str, diags: &mut Diagnostics) -> Stack {
     let bodies = service_bodies(units, diags);
     let mut services = crate::IndexMap::default();
     services.reserve(bodies.len());
@@ -137,7 +140,7 @@ pub fn lower(units: &[Unit<'_>], default_name: &str, diags: &mut Diagnostics) ->
         stack_name: None,
         bodies: bodies.into_iter(),
     };
-    for unit in units {
+    for unit in units.iter() {
         for entry in &unit.file.entries {
             cx.top(entry, unit.stdlib);
         }
@@ -145,39 +148,82 @@ pub fn lower(units: &[Unit<'_>], default_name: &str, diags: &mut Diagnostics) ->
     cx.stack
 }
 
+/// A `service` entry's definition (`None` when the service's name is not a
+/// name: that is reported alone, where the entry is lowered), lowered on its
+/// own, and the diagnostics of its body.
+pub struct EarlyService {
+    def: Option<Box<ServiceDef>>,
+    diags: Diagnostics,
+}
+
+/// Lowers the body of a top-level `service` entry on its own (a service's
+/// body needs nothing outside it), for `syntax::parse_visiting`: while a
+/// file is parsed, on the thread that parsed the entry. The body's subtree is
+/// then freed, as nothing reads it again: the tree of a file of thousands of
+/// services never exists whole, and freeing it costs little (it is in cache
+/// and the thread's own). `None` for any other entry.
+pub fn early_service(e: &mut Entry) -> Option<EarlyService> {
+    if e.key.name != "service" {
+        return None;
+    }
+    let mut diags = Diagnostics::default();
+    let def = lower_body(e, &mut diags);
+    if def.is_some() {
+        if let EntryValue::Block(entries) = &mut e.value {
+            drop(std::mem::take(entries));
+        }
+    }
+    Some(EarlyService { def, diags })
+}
+
+/// The definition of a `service` entry with a valid name.
+fn lower_body(e: &Entry, diags: &mut Diagnostics) -> Option<Box<ServiceDef>> {
+    // An invalid name is reported alone, as `service` does.
+    if !matches!(e.label.as_deref(), Some(Label::Ident(_))) {
+        return None;
+    }
+    let mut cx = Lower {
+        diags,
+        stack: Stack::default(),
+        stack_name: None,
+        bodies: Vec::new().into_iter(),
+    };
+    let entries = cx.block(e);
+    Some(Box::new(cx.service_def(entries, "a service", false)))
+}
+
 /// The definition of every `service` entry with a valid name, in file order
-/// (`None` for the others): services are most of a large file and each is
-/// lowered on its own, so they are lowered first, in chunks on the free cores.
-/// Diagnostics are sorted at the end, so their order here does not matter.
-fn service_bodies(units: &[Unit<'_>], diags: &mut Diagnostics) -> Vec<Option<Box<ServiceDef>>> {
-    let services: Vec<&Entry> = units
-        .iter()
-        .flat_map(|u| &u.file.entries)
-        .filter(|e| e.key.name == "service")
-        .collect();
-    let mut bodies = Vec::with_capacity(services.len());
-    for (defs, d) in crate::in_chunks(&services, |chunk| {
-        let mut d = Diagnostics::default();
-        let mut cx = Lower {
-            diags: &mut d,
-            stack: Stack::default(),
-            stack_name: None,
-            bodies: Vec::new().into_iter(),
-        };
-        let defs: Vec<Option<Box<ServiceDef>>> = chunk
+/// (`None` for the others): a unit's early ones, else lowered here, in chunks
+/// on the free cores (services are most of a large file and each is lowered
+/// on its own). Diagnostics are sorted at the end, so their order here does
+/// not matter.
+fn service_bodies(units: &mut [Unit<'_>], diags: &mut Diagnostics) -> Vec<Option<Box<ServiceDef>>> {
+    let mut bodies = Vec::new();
+    for unit in units {
+        if let Some(early) = unit.early.take() {
+            bodies.reserve(early.len());
+            for service in early {
+                bodies.push(service.def);
+                diags.extend(service.diags);
+            }
+            continue;
+        }
+        let services: Vec<&Entry> = unit
+            .file
+            .entries
             .iter()
-            .map(|e| {
-                // An invalid name is reported alone, as `service` does.
-                matches!(e.label.as_deref(), Some(Label::Ident(_))).then(|| {
-                    let entries = cx.block(e);
-                    Box::new(cx.service_def(entries, "a service", false))
-                })
-            })
+            .filter(|e| e.key.name == "service")
             .collect();
-        (defs, d)
-    }) {
-        bodies.extend(defs);
-        diags.extend(d);
+        bodies.reserve(services.len());
+        for (defs, d) in crate::in_chunks(&services, |chunk| {
+            let mut d = Diagnostics::default();
+            let defs: Vec<Option<Box<ServiceDef>>> =
+                chunk.iter().map(|e| lower_body(e, &mut d)).collect();
+            (defs, d)
+        }) {
+            bodies.extend(defs);
+            diags.extend(d);
+        }
     }
     bodies
 }

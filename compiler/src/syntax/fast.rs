@@ -28,12 +28,26 @@ pub fn parse_at(
     middle: Option<usize>,
     diags: &mut Diagnostics,
 ) -> Option<File> {
+    parse_visiting(file, text, middle, diags, &|_: &mut Entry| None::<()>).map(|(tree, _)| tree)
+}
+
+/// `parse_at`, calling `visit` on each top-level entry as soon as it is parsed,
+/// on the thread that parsed it, and keeping what it returns, in file order.
+/// `visit` may change the entry (see `syntax::parse_visiting`). When a half is
+/// parsed again, its entries are visited again and the first results dropped.
+pub fn parse_visiting<T: Send>(
+    file: FileId,
+    text: &str,
+    middle: Option<usize>,
+    diags: &mut Diagnostics,
+    visit: &(impl Fn(&mut Entry) -> Option<T> + Sync),
+) -> Option<(File, Vec<T>)> {
     let halves = middle
         .filter(|&m| m > 0 && m < text.len() && text.is_char_boundary(m))
         .and_then(|m| {
             let (first, second) = std::thread::scope(|s| {
-                let second = s.spawn(|| parse_part(file, text, m, text.len()));
-                let first = parse_part(file, text, 0, m);
+                let second = s.spawn(|| parse_part(file, text, m, text.len(), visit));
+                let first = parse_part(file, text, 0, m, visit);
                 (first, second.join().ok().flatten())
             });
             let mut first = first?;
@@ -47,33 +61,45 @@ pub fn parse_at(
             }
             first.entries.extend(second.entries);
             first.escapes.extend(second.escapes);
+            first.visited.extend(second.visited);
             Some(first)
         });
     let parsed = match halves {
         Some(parsed) => parsed,
-        None => parse_part(file, text, 0, text.len())?,
+        None => parse_part(file, text, 0, text.len(), visit)?,
     };
     // Escape diagnostics only once the whole file parsed (pest reports them
     // only then too).
     for d in parsed.escapes {
         diags.push(d);
     }
-    Some(File {
-        entries: parsed.entries,
-    })
+    Some((
+        File {
+            entries: parsed.entries,
+        },
+        parsed.visited,
+    ))
 }
 
 /// The entries of a part of a file, and the escape errors in them.
-struct Part {
+struct Part<T> {
     entries: Vec<Entry>,
     escapes: Vec<Diagnostic>,
+    /// What `visit` returned for the entries.
+    visited: Vec<T>,
     /// Where the next entry starts (past the part's end).
     next: usize,
 }
 
 /// The entries that start in `start..end`; `None` when one does not parse or
 /// does not end by `end`.
-fn parse_part(file: FileId, text: &str, start: usize, end: usize) -> Option<Part> {
+fn parse_part<T>(
+    file: FileId,
+    text: &str,
+    start: usize,
+    end: usize,
+    visit: &impl Fn(&mut Entry) -> Option<T>,
+) -> Option<Part<T>> {
     let mut p = Parser {
         src: text.as_bytes(),
         text,
@@ -84,19 +110,23 @@ fn parse_part(file: FileId, text: &str, start: usize, end: usize) -> Option<Part
         depth: 0,
     };
     let mut entries = Vec::new();
+    let mut visited = Vec::new();
     loop {
         p.skip();
         if p.pos >= end {
             break;
         }
-        entries.push(p.entry()?);
+        let mut entry = p.entry()?;
         if p.pos > end {
             return None;
         }
+        visited.extend(visit(&mut entry));
+        entries.push(entry);
     }
     Some(Part {
         entries,
         escapes: p.escapes,
+        visited,
         next: p.pos,
     })
 }

@@ -10,5 +10,5 @@ mod parse;
 mod tree;
 
 pub use fast::{parse as parse_fast, parse_at as parse_fast_at};
-pub use parse::{parse, parse_with_pest, SPLIT_AT};
+pub use parse::{parse, parse_visiting, parse_with_pest, SPLIT_AT};
 pub use tree::*;

@@ -18,12 +18,28 @@ struct StackParser;
 pub const MAX_NESTING: usize = 64;
 
 pub fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> File {
+    parse_visiting(file, text, diags, &|_: &mut Entry| None::<()>).0
+}
+
+/// `parse`, calling `visit` on each top-level entry as soon as it is parsed and
+/// keeping what it returns, in file order. `visit` may change the entry: the
+/// compiler lowers a service's body there, while it is in cache and on the
+/// thread that parsed it, and frees the body's subtree, so that the tree of a
+/// large file never exists whole (docs/performance.md). It runs on the
+/// entries of a tree pest built too, and not at all on a file that does not
+/// parse.
+pub fn parse_visiting<T: Send>(
+    file: FileId,
+    text: &str,
+    diags: &mut Diagnostics,
+    visit: &(impl Fn(&mut Entry) -> Option<T> + Sync),
+) -> (File, Vec<T>) {
     // The hand-written parser builds the same tree, faster (a large file in two
     // halves, on two threads). It gives up on a file it rejects, and on one that
     // nests deeper than `MAX_NESTING`: `scan` finds that one, pest the others,
     // for the diagnostic.
-    if let Some(tree) = super::fast::parse_at(file, text, middle(text), diags) {
-        return tree;
+    if let Some(parsed) = super::fast::parse_visiting(file, text, middle(text), diags, visit) {
+        return parsed;
     }
     if let Some(at) = scan(text).too_deep {
         diags.push(
@@ -35,9 +51,11 @@ pub fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> File {
             .label("too deep here")
             .help("a .stack file nests a few levels: service, health, liveness"),
         );
-        return File::default();
+        return (File::default(), Vec::new());
     }
-    parse_with_pest(file, text, diags)
+    let mut tree = parse_with_pest(file, text, diags);
+    let visited = tree.entries.iter_mut().filter_map(visit).collect();
+    (tree, visited)
 }
 
 /// The size from which a file is parsed in two halves: below it, a thread costs
