@@ -150,6 +150,7 @@ pub fn generate(
             continue;
         }
         let mut contents = header("#", options, &topo.name);
+        contents.reserve(host.services.len() * super::ROOM_PER_SERVICE);
         if let Err(e) = yaml::append(&mut contents, &compose_file(host, options)) {
             diags.push(super::internal(
                 topo,

@@ -86,7 +86,7 @@ pub fn generate(
 
 fn render(proxy: &ProxyPlan, header: &str) -> Result<String, String> {
     let zones = zones(proxy);
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(proxy.upstreams.len() * super::ROOM_PER_SERVICE);
     let head = Head {
         header,
         zones: &zones,
