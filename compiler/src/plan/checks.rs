@@ -129,21 +129,24 @@ impl Topo<'_> {
             return;
         };
         let host_gpu = host.gpu.as_ref().map_or(0, |g| g.value);
-        let users: Vec<&Instance> = services.iter().filter(|i| i.resources.gpu > 0).collect();
+        let users: Vec<&Instance> = services
+            .iter()
+            .filter(|i| i.rare.resources.gpu > 0)
+            .collect();
         let total: u32 = users
             .iter()
-            .map(|i| i.resources.gpu.saturating_mul(i.replicas))
+            .map(|i| i.rare.resources.gpu.saturating_mul(i.replicas))
             .fold(0, u32::saturating_add);
         let alone_too_many = users
             .iter()
-            .any(|i| i.resources.gpu.saturating_mul(i.replicas) > host_gpu);
+            .any(|i| i.rare.resources.gpu.saturating_mul(i.replicas) > host_gpu);
         // A service that does not fit alone was reported on its own.
         if users.len() < 2 || total <= host_gpu || alone_too_many {
             return;
         }
         let names: Vec<String> = users
             .iter()
-            .map(|i| format!("`{}` ({} x {})", i.name, i.replicas, i.resources.gpu))
+            .map(|i| format!("`{}` ({} x {})", i.name, i.replicas, i.rare.resources.gpu))
             .collect();
         let span = host.gpu.as_ref().map_or(host.name.span, |g| g.span);
         diags.push(

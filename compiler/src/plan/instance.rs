@@ -319,48 +319,9 @@ impl Topo<'_> {
             name: Name::new(name),
             role,
             image: def.image.as_ref().map(|i| i.value.clone()),
-            build: def.build.as_ref().map(|b| b.value.clone()),
-            command: def.command.as_ref().map(|c| c.value.clone()),
             ports,
             env: resolved.env,
-            volumes: def
-                .volumes
-                .values()
-                .filter_map(|v| {
-                    Some(Volume {
-                        name: format!("{name}-{}", v.name.name),
-                        path: v.path.as_ref()?.value.clone(),
-                        size: v.size.as_ref().map_or(Size(1 << 30), |s| s.value),
-                    })
-                })
-                .collect(),
-            mounts: def
-                .mounts
-                .values()
-                .map(|m| match m.source.value.strip_prefix("@out/") {
-                    // A file stackc generates for this topology.
-                    Some(generated) => Mount {
-                        source: generated.to_string(),
-                        target: m.target.value.clone(),
-                        read_only: m.read_only,
-                        generated: true,
-                    },
-                    None => Mount {
-                        source: m.source.value.clone(),
-                        target: m.target.value.clone(),
-                        read_only: m.read_only,
-                        generated: false,
-                    },
-                })
-                .collect(),
             replicas,
-            resources: Resources {
-                cpu: def.resources.cpu.as_ref().map(|c| c.value),
-                memory: def.resources.memory.as_ref().map(|c| c.value),
-                cpu_limit: def.resources.cpu_limit.as_ref().map(|c| c.value),
-                memory_limit: def.resources.memory_limit.as_ref().map(|c| c.value),
-                gpu,
-            },
             probes,
             restart: def
                 .restart
@@ -396,38 +357,80 @@ impl Topo<'_> {
                     Some((r.path.value.clone(), port))
                 })
                 .collect(),
-            autoscale: autoscale.map(Box::new),
             update: Update {
                 max_surge: def.update.max_surge.as_ref().map_or(1, |v| v.value),
                 max_unavailable: def.update.max_unavailable.as_ref().map_or(0, |v| v.value),
             },
-            stop_grace_period: def.stop_grace_period.as_ref().map(|d| d.value),
-            pre_stop: def.pre_stop.as_ref().map(|d| d.value),
-            min_available: def.min_available.as_ref().map(|m| m.value),
             ha: ha.to_string(),
-            streaming: self.streaming_plan(name, h).map(Box::new),
-            sentinel_node: self.sentinel_node(name, h).map(Box::new),
-            patroni: self.patroni_node(name, h).map(Box::new),
-            etcd: None,
             host_network: false,
-            devices: Vec::new(),
-            sentinel: def
-                .ha
-                .as_ref()
-                .filter(|h| {
-                    h.mode.name == SENTINEL && self.topo.platform.value == Platform::Kubernetes
-                })
-                .map(|h| Box::new(SentinelPlan::from_def(name, h))),
-            params: resolved.params,
+            rare: RareParts {
+                build: def.build.as_ref().map(|b| b.value.clone()),
+                command: def.command.as_ref().map(|c| c.value.clone()),
+                volumes: def
+                    .volumes
+                    .values()
+                    .filter_map(|v| {
+                        Some(Volume {
+                            name: format!("{name}-{}", v.name.name),
+                            path: v.path.as_ref()?.value.clone(),
+                            size: v.size.as_ref().map_or(Size(1 << 30), |s| s.value),
+                        })
+                    })
+                    .collect(),
+                mounts: def
+                    .mounts
+                    .values()
+                    .map(|m| match m.source.value.strip_prefix("@out/") {
+                        // A file stackc generates for this topology.
+                        Some(generated) => Mount {
+                            source: generated.to_string(),
+                            target: m.target.value.clone(),
+                            read_only: m.read_only,
+                            generated: true,
+                        },
+                        None => Mount {
+                            source: m.source.value.clone(),
+                            target: m.target.value.clone(),
+                            read_only: m.read_only,
+                            generated: false,
+                        },
+                    })
+                    .collect(),
+                resources: Resources {
+                    cpu: def.resources.cpu.as_ref().map(|c| c.value),
+                    memory: def.resources.memory.as_ref().map(|c| c.value),
+                    cpu_limit: def.resources.cpu_limit.as_ref().map(|c| c.value),
+                    memory_limit: def.resources.memory_limit.as_ref().map(|c| c.value),
+                    gpu,
+                },
+                autoscale: autoscale.map(Box::new),
+                stop_grace_period: def.stop_grace_period.as_ref().map(|d| d.value),
+                pre_stop: def.pre_stop.as_ref().map(|d| d.value),
+                min_available: def.min_available.as_ref().map(|m| m.value),
+                streaming: self.streaming_plan(name, h).map(Box::new),
+                sentinel_node: self.sentinel_node(name, h).map(Box::new),
+                patroni: self.patroni_node(name, h).map(Box::new),
+                etcd: None,
+                devices: Vec::new(),
+                sentinel: def
+                    .ha
+                    .as_ref()
+                    .filter(|h| {
+                        h.mode.name == SENTINEL && self.topo.platform.value == Platform::Kubernetes
+                    })
+                    .map(|h| Box::new(SentinelPlan::from_def(name, h))),
+                params: resolved.params,
+            }
+            .into(),
         };
-        if let Some(s) = instance.streaming.clone() {
+        if let Some(s) = instance.rare.streaming.clone() {
             s.wire(&mut instance);
         }
         self.wire_redis_replica(name, h, &mut instance);
-        if let Some(node) = instance.sentinel_node.clone() {
+        if let Some(node) = instance.rare.sentinel_node.clone() {
             node.wire(&mut instance);
         }
-        if let Some(node) = instance.patroni.clone() {
+        if let Some(node) = instance.rare.patroni.clone() {
             self.wire_patroni(&node, &mut instance);
         }
         Some(instance)

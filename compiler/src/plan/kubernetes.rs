@@ -71,7 +71,7 @@ impl Topo<'_> {
                     }),
                 );
             }
-            for v in &inst.volumes {
+            for v in &inst.rare.volumes {
                 if v.name.len() > 63 {
                     let span = def
                         .volumes
@@ -144,7 +144,7 @@ impl Topo<'_> {
         diags: &mut Diagnostics,
     ) {
         for param in ["database", "user"] {
-            let identifier = match inst.params.get(param).map(Vec::as_slice) {
+            let identifier = match inst.rare.params.get(param).map(Vec::as_slice) {
                 Some([Out::Text(t)]) => {
                     t.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
                         && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -168,7 +168,7 @@ impl Topo<'_> {
             }
         }
         let secret = matches!(
-            inst.params.get("password").map(Vec::as_slice),
+            inst.rare.params.get("password").map(Vec::as_slice),
             Some([Out::Secret { .. }])
         );
         if !secret {

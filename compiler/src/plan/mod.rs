@@ -152,14 +152,9 @@ pub struct Instance {
     pub name: Name,
     pub role: Role,
     pub image: Option<String>,
-    pub build: Option<String>,
-    pub command: Option<Command>,
     pub ports: Vec<PortPlan>,
     pub env: Vec<EnvVar>,
-    pub volumes: Vec<Volume>,
-    pub mounts: Vec<Mount>,
     pub replicas: u32,
-    pub resources: Resources,
     pub probes: Probes,
     pub restart: Restart,
     pub depends_on: Vec<(Name, Condition)>,
@@ -171,13 +166,35 @@ pub struct Instance {
     pub public_url: Option<Vec<Out>>,
     /// (path prefix, port name)
     pub routes: Vec<(String, Name)>,
-    pub autoscale: Option<Box<Autoscale>>,
     pub update: Update,
+    /// The HA mode (`single` when none is chosen).
+    pub ha: String,
+    /// Runs in the host's network (no published ports, no NAT).
+    pub host_network: bool,
+    /// What few services have (a build, volumes, HA...), read and written as
+    /// `instance.rare.volumes`.
+    pub rare: Rare,
+}
+
+/// The parts of an instance that few services have, behind one box made only
+/// when one of them is set. An instance is planned for every service of every
+/// topology: with these inline it was 648 bytes, 13 MB of a large build's
+/// heap at its peak (docs/performance.md). Reading an unset part reads an
+/// empty one; writing one makes the box.
+#[derive(Debug, Clone, Default)]
+pub struct Rare(Option<Box<RareParts>>);
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RareParts {
+    pub build: Option<String>,
+    pub command: Option<Command>,
+    pub volumes: Vec<Volume>,
+    pub mounts: Vec<Mount>,
+    pub resources: Resources,
+    pub autoscale: Option<Box<Autoscale>>,
     pub stop_grace_period: Option<Duration>,
     pub pre_stop: Option<Duration>,
     pub min_available: Option<u32>,
-    /// The HA mode (`single` when none is chosen).
-    pub ha: String,
     /// Redis with Sentinel (Kubernetes).
     pub sentinel: Option<Box<SentinelPlan>>,
     /// PostgreSQL streaming replication (hosts).
@@ -188,12 +205,43 @@ pub struct Instance {
     pub patroni: Option<Box<PatroniNode>>,
     /// A member of a Patroni cluster's etcd (hosts).
     pub etcd: Option<Box<EtcdMember>>,
-    /// Runs in the host's network (no published ports, no NAT).
-    pub host_network: bool,
     /// Host devices passed to the container.
     pub devices: Vec<String>,
     /// The values of its kind's parameters, resolved.
     pub params: IndexMap<Name, Vec<Out>>,
+}
+
+impl From<RareParts> for Rare {
+    /// No box when every part is empty.
+    fn from(parts: RareParts) -> Rare {
+        if parts == RareParts::default() {
+            Rare(None)
+        } else {
+            Rare(Some(Box::new(parts)))
+        }
+    }
+}
+
+impl std::ops::Deref for Rare {
+    type Target = RareParts;
+
+    fn deref(&self) -> &RareParts {
+        static EMPTY: std::sync::LazyLock<RareParts> = std::sync::LazyLock::new(RareParts::default);
+        self.0.as_deref().unwrap_or(&EMPTY)
+    }
+}
+
+impl std::ops::DerefMut for Rare {
+    fn deref_mut(&mut self) -> &mut RareParts {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+impl PartialEq for Rare {
+    /// An unset box and a box of empty parts are the same parts.
+    fn eq(&self, other: &Rare) -> bool {
+        **self == **other
+    }
 }
 
 impl Instance {
@@ -204,14 +252,9 @@ impl Instance {
             name,
             role,
             image: None,
-            build: None,
-            command: None,
             ports: Vec::new(),
             env: Vec::new(),
-            volumes: Vec::new(),
-            mounts: Vec::new(),
             replicas: 1,
-            resources: Resources::default(),
             probes: Probes::default(),
             restart: Restart::UnlessStopped,
             depends_on: Vec::new(),
@@ -220,23 +263,13 @@ impl Instance {
             public: Vec::new(),
             public_url: None,
             routes: Vec::new(),
-            autoscale: None,
             update: Update {
                 max_surge: 1,
                 max_unavailable: 0,
             },
-            stop_grace_period: None,
-            pre_stop: None,
-            min_available: None,
             ha: "single".into(),
-            sentinel: None,
-            sentinel_node: None,
-            streaming: None,
-            patroni: None,
-            etcd: None,
             host_network: false,
-            devices: Vec::new(),
-            params: IndexMap::default(),
+            rare: Rare::default(),
         }
     }
 
@@ -252,7 +285,10 @@ impl Instance {
 
     /// The fewest replicas the service runs with (the autoscaler's minimum).
     pub fn min_replicas(&self) -> u32 {
-        self.autoscale.as_ref().map_or(self.replicas, |a| a.min)
+        self.rare
+            .autoscale
+            .as_ref()
+            .map_or(self.replicas, |a| a.min)
     }
 }
 
@@ -511,6 +547,7 @@ fn plan_topology(
             if let Some(inst) = t.instance(&run.service.name, h, p, resolved, fx, &published, diags)
             {
                 let sentinel = inst
+                    .rare
                     .sentinel_node
                     .as_ref()
                     .map(|n| n.sentinel_instance(&inst));

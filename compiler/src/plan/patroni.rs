@@ -351,13 +351,13 @@ impl Topo<'_> {
             .and_then(|d| d.ha.as_ref())
             .map_or(Span::default(), |h| h.span);
         inst.image = None;
-        inst.build = Some(format!("@out/{}/image", node.service));
-        inst.command = Some(Command::Exec(vec![
+        inst.rare.build = Some(format!("@out/{}/image", node.service));
+        inst.rare.command = Some(Command::Exec(vec![
             "/opt/patroni/bin/patroni".into(),
             format!("{PATRONI_DIR}/patroni.yml"),
         ]));
         inst.host_network = true;
-        inst.mounts.push(Mount {
+        inst.rare.mounts.push(Mount {
             source: node.dir.clone(),
             target: PATRONI_DIR.to_string(),
             read_only: true,
@@ -424,7 +424,7 @@ impl Topo<'_> {
             ..Probes::default()
         };
         if node.watchdog == Watchdog::Required {
-            inst.devices.push("/dev/watchdog".into());
+            inst.rare.devices.push("/dev/watchdog".into());
         }
         inst.refers_to.push(format!("{}-etcd", node.service).into());
     }
@@ -470,27 +470,11 @@ impl Topo<'_> {
             };
             out.push(Instance {
                 image: Some(ETCD_IMAGE.into()),
-                command: Some(Command::Exec(vec![
-                    "etcd".into(),
-                    "--config-file".into(),
-                    ETCD_CONFIG.into(),
-                ])),
                 host_network: true,
                 ports: vec![
                     port("client", ETCD_CLIENT_PORT),
                     port("peer", ETCD_PEER_PORT),
                 ],
-                volumes: vec![Volume {
-                    name: format!("{instance}-data"),
-                    path: ETCD_DATA_DIR.into(),
-                    size: Size(1 << 30),
-                }],
-                mounts: vec![Mount {
-                    source: member.file.clone(),
-                    target: ETCD_CONFIG.into(),
-                    read_only: true,
-                    generated: true,
-                }],
                 probes: Probes {
                     readiness: Some(Arc::new(Probe {
                         check: ProbeCheck::Command(Command::Exec(vec![
@@ -508,7 +492,27 @@ impl Topo<'_> {
                     })),
                     ..Probes::default()
                 },
-                etcd: Some(Box::new(member)),
+                rare: RareParts {
+                    command: Some(Command::Exec(vec![
+                        "etcd".into(),
+                        "--config-file".into(),
+                        ETCD_CONFIG.into(),
+                    ])),
+                    volumes: vec![Volume {
+                        name: format!("{instance}-data"),
+                        path: ETCD_DATA_DIR.into(),
+                        size: Size(1 << 30),
+                    }],
+                    mounts: vec![Mount {
+                        source: member.file.clone(),
+                        target: ETCD_CONFIG.into(),
+                        read_only: true,
+                        generated: true,
+                    }],
+                    etcd: Some(Box::new(member)),
+                    ..RareParts::default()
+                }
+                .into(),
                 ..Instance::auxiliary(instance.into(), Role::Stateful)
             });
         }
@@ -521,13 +525,17 @@ impl Topo<'_> {
         let name = format!("{service}-haproxy");
         Instance {
             image: Some(HAPROXY_IMAGE.into()),
-            mounts: vec![Mount {
-                source: format!("{service}/haproxy.cfg"),
-                target: HAPROXY_CONFIG.into(),
-                read_only: true,
-                generated: true,
-            }],
             refers_to: vec![Name::new(service)],
+            rare: RareParts {
+                mounts: vec![Mount {
+                    source: format!("{service}/haproxy.cfg"),
+                    target: HAPROXY_CONFIG.into(),
+                    read_only: true,
+                    generated: true,
+                }],
+                ..RareParts::default()
+            }
+            .into(),
             ..Instance::auxiliary(name.into(), Role::Stateless)
         }
     }

@@ -733,13 +733,17 @@ impl Topo<'_> {
         Instance {
             image: Some(proxy.image.clone()),
             ports,
-            mounts,
             probes: Probes {
                 readiness: Some(Arc::new(health)),
                 ..Probes::default()
             },
             depends_on,
             kind: Some(Name::new(dir)),
+            rare: RareParts {
+                mounts,
+                ..RareParts::default()
+            }
+            .into(),
             ..Instance::auxiliary(Name::new(&proxy.name), Role::Stateless)
         }
     }

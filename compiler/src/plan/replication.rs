@@ -44,7 +44,7 @@ impl StreamingPlan {
     /// mounted read-only, the primary's role script run by the image at initdb,
     /// the standby started by its clone-then-stream script.
     pub(super) fn wire(&self, inst: &mut Instance) {
-        inst.mounts.push(Mount {
+        inst.rare.mounts.push(Mount {
             source: self.dir.clone(),
             target: STREAMING_DIR.to_string(),
             read_only: true,
@@ -59,7 +59,7 @@ impl StreamingPlan {
         let mut command = if self.standby {
             vec!["sh".to_string(), format!("{STREAMING_DIR}/standby.sh")]
         } else {
-            inst.mounts.push(Mount {
+            inst.rare.mounts.push(Mount {
                 source: format!("{}/init-replication.sh", self.dir),
                 target: "/docker-entrypoint-initdb.d/stackc-replication.sh".to_string(),
                 read_only: true,
@@ -70,7 +70,7 @@ impl StreamingPlan {
         if !self.standby {
             command.extend(config);
         }
-        inst.command = Some(Command::Exec(command));
+        inst.rare.command = Some(Command::Exec(command));
         inst.env.push(EnvVar {
             key: Name::new_static(REPLICATION_PASSWORD_ENV),
             value: vec![Out::Secret {
@@ -277,7 +277,7 @@ impl Topo<'_> {
         } else {
             Vec::new()
         };
-        inst.command = Some(extend_command(inst.command.take(), &args, &auth));
+        inst.rare.command = Some(extend_command(inst.rare.command.take(), &args, &auth));
     }
 
     /// The streaming role of a placement, when its service is streaming-replicated.
@@ -516,7 +516,7 @@ impl SentinelNode {
     /// the first start (Sentinel rewrites it at failover), then the image's
     /// entrypoint runs Redis on it (it owns the volume and drops root).
     pub(super) fn wire(&self, inst: &mut Instance) {
-        inst.mounts.push(Mount {
+        inst.rare.mounts.push(Mount {
             source: self.dir.clone(),
             target: REDIS_DIR.to_string(),
             read_only: true,
@@ -530,7 +530,7 @@ impl SentinelNode {
         } else {
             String::new()
         };
-        inst.command = Some(Command::Exec(vec![
+        inst.rare.command = Some(Command::Exec(vec![
             "sh".into(),
             "-c".into(),
             format!("test -f /data/redis.conf || cp {REDIS_DIR}/redis.conf /data/redis.conf; exec docker-entrypoint.sh redis-server /data/redis.conf{auth}"),
@@ -573,11 +573,6 @@ impl SentinelNode {
         };
         Instance {
             image: node.image.clone(),
-            command: Some(Command::Exec(vec![
-                "sh".into(),
-                "-c".into(),
-                format!("test -f /data/sentinel.conf || cp {REDIS_DIR}/sentinel.conf /data/sentinel.conf; exec docker-entrypoint.sh redis-server /data/sentinel.conf --sentinel{auth}"),
-            ])),
             env: password,
             ports: vec![PortPlan {
                 name: "sentinel".into(),
@@ -586,22 +581,31 @@ impl SentinelNode {
                 protocol: Protocol::Tcp,
                 binds: vec![Bind::Address(self.address.clone())],
             }],
-            volumes: vec![Volume {
-                name: format!("{name}-data"),
-                path: "/data".into(),
-                size: Size(1 << 20),
-            }],
-            mounts: vec![Mount {
-                source: self.dir.clone(),
-                target: REDIS_DIR.to_string(),
-                read_only: true,
-                generated: true,
-            }],
             probes: Probes {
                 readiness: Some(Arc::new(check)),
                 ..Probes::default()
             },
             kind: node.kind.clone(),
+            rare: RareParts {
+                command: Some(Command::Exec(vec![
+                    "sh".into(),
+                    "-c".into(),
+                    format!("test -f /data/sentinel.conf || cp {REDIS_DIR}/sentinel.conf /data/sentinel.conf; exec docker-entrypoint.sh redis-server /data/sentinel.conf --sentinel{auth}"),
+                ])),
+                volumes: vec![Volume {
+                    name: format!("{name}-data"),
+                    path: "/data".into(),
+                    size: Size(1 << 20),
+                }],
+                mounts: vec![Mount {
+                    source: self.dir.clone(),
+                    target: REDIS_DIR.to_string(),
+                    read_only: true,
+                    generated: true,
+                }],
+                ..RareParts::default()
+            }
+            .into(),
             ..Instance::auxiliary(name.into(), Role::Stateful)
         }
     }

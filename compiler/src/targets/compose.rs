@@ -169,7 +169,7 @@ pub fn generate(
 fn compose_file<'a>(host: &'a HostPlan, options: &'a Options) -> ComposeFile<'a> {
     let mut volumes = IndexMap::new();
     for inst in &host.services {
-        for v in &inst.volumes {
+        for v in &inst.rare.volumes {
             volumes.insert(v.name.clone(), IndexMap::new());
         }
     }
@@ -230,11 +230,12 @@ fn service(inst: &Instance, options: &Options) -> Service {
         }
     }
     let mut volumes: Vec<String> = inst
+        .rare
         .volumes
         .iter()
         .map(|v| format!("{}:{}", v.name, v.path))
         .collect();
-    volumes.extend(inst.mounts.iter().map(|m| {
+    volumes.extend(inst.rare.mounts.iter().map(|m| {
         let ro = if m.read_only { ":ro" } else { "" };
         let source = if m.generated {
             // Generated files sit beside compose/ in the topology's directory.
@@ -244,7 +245,7 @@ fn service(inst: &Instance, options: &Options) -> Service {
         };
         format!("{source}:{}{ro}", m.target)
     }));
-    let r = &inst.resources;
+    let r = &inst.rare.resources;
     let limits = (r.cpu_limit.is_some() || r.memory_limit.is_some()).then(|| Limits {
         cpus: r.cpu_limit.map(cpus),
         memory: r.memory_limit.map(memory),
@@ -272,14 +273,14 @@ fn service(inst: &Instance, options: &Options) -> Service {
     });
     Service {
         image: inst.image.clone(),
-        build: inst.build.as_ref().map(|b| Build {
+        build: inst.rare.build.as_ref().map(|b| Build {
             context: match b.strip_prefix("@out/") {
                 // A generated build context, beside compose/.
                 Some(generated) => format!("../{generated}"),
                 None => relative(b, options),
             },
         }),
-        command: inst.command.as_ref().map(|c| match c {
+        command: inst.rare.command.as_ref().map(|c| match c {
             Command::Shell(s) => CommandValue::Shell(s.replace('$', "$$")),
             Command::Exec(v) => {
                 CommandValue::Exec(v.iter().map(|s| s.replace('$', "$$")).collect())
@@ -293,7 +294,7 @@ fn service(inst: &Instance, options: &Options) -> Service {
         network_mode: inst.host_network.then_some("host"),
         ports,
         volumes,
-        devices: inst.devices.clone(),
+        devices: inst.rare.devices.clone(),
         depends_on: inst
             .depends_on
             .iter()
@@ -342,7 +343,7 @@ fn service(inst: &Instance, options: &Options) -> Service {
             start_period: p.start_period.map(duration),
         }),
         restart: inst.restart.as_compose(),
-        stop_grace_period: inst.stop_grace_period.map(duration),
+        stop_grace_period: inst.rare.stop_grace_period.map(duration),
         deploy,
     }
 }

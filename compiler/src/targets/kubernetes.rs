@@ -146,9 +146,9 @@ impl Cx<'_> {
     /// operator creates the pods, the volume claims and the `-rw`/`-ro` Services.
     fn cnpg_cluster(&self, inst: &Instance) -> Vec<Result<String, String>> {
         let text = |param: &str| {
-            literal(inst.params.get(param).map_or(&[][..], Vec::as_slice)).unwrap_or_default()
+            literal(inst.rare.params.get(param).map_or(&[][..], Vec::as_slice)).unwrap_or_default()
         };
-        let size = inst.volumes.first().map_or(Size(1 << 30), |v| v.size);
+        let size = inst.rare.volumes.first().map_or(Size(1 << 30), |v| v.size);
         let cluster = Object {
             api_version: "postgresql.cnpg.io/v1",
             kind: "Cluster",
@@ -291,7 +291,7 @@ impl Cx<'_> {
             ]),
         })];
         // The Redis nodes.
-        let data = inst.volumes.first();
+        let data = inst.rare.volumes.first();
         let mut redis_mounts = vec![mount("config", "/config")];
         if let Some(v) = data {
             redis_mounts.push(mount(&v.name, &v.path));
@@ -335,7 +335,13 @@ impl Cx<'_> {
                         volumes: vec![config_volume.clone()],
                     },
                 },
-                volume_claim_templates: inst.volumes.iter().take(1).map(claim_template).collect(),
+                volume_claim_templates: inst
+                    .rare
+                    .volumes
+                    .iter()
+                    .take(1)
+                    .map(claim_template)
+                    .collect(),
             }),
         }));
         docs.push(yaml::to_string(&pdb(&inst.name, "node")));
@@ -494,12 +500,12 @@ impl Cx<'_> {
         if inst.ha == CLOUDNATIVEPG {
             return self.cnpg_cluster(inst);
         }
-        if let Some(s) = &inst.sentinel {
+        if let Some(s) = &inst.rare.sentinel {
             return self.redis_sentinel(inst, s);
         }
         let mut docs = Vec::new();
         let stateful = inst.role == Role::Stateful;
-        let replicas = (inst.autoscale.is_none()).then_some(inst.replicas);
+        let replicas = (inst.rare.autoscale.is_none()).then_some(inst.replicas);
         let template = PodTemplate {
             metadata: TemplateMetadata {
                 labels: self.labels(inst),
@@ -519,11 +525,11 @@ impl Cx<'_> {
                     service_name: headless_name(&inst.name),
                     selector,
                     template,
-                    volume_claim_templates: inst.volumes.iter().map(claim_template).collect(),
+                    volume_claim_templates: inst.rare.volumes.iter().map(claim_template).collect(),
                 }),
             }));
         } else {
-            for v in &inst.volumes {
+            for v in &inst.rare.volumes {
                 docs.push(yaml::to_string(&Object {
                     api_version: "v1",
                     kind: "PersistentVolumeClaim",
@@ -599,7 +605,7 @@ impl Cx<'_> {
                 }));
             }
         }
-        if let Some(a) = &inst.autoscale {
+        if let Some(a) = &inst.rare.autoscale {
             docs.push(yaml::to_string(&Object {
                 api_version: "autoscaling/v2",
                 kind: "HorizontalPodAutoscaler",
@@ -608,7 +614,7 @@ impl Cx<'_> {
             }));
         }
         if inst.min_replicas() > 1 {
-            let (min_available, max_unavailable) = match inst.min_available {
+            let (min_available, max_unavailable) = match inst.rare.min_available {
                 Some(m) => (Some(m), None),
                 None => (None, Some(1)),
             };
@@ -629,12 +635,13 @@ impl Cx<'_> {
     }
 
     fn pod_spec(&self, inst: &Instance, stateful: bool) -> PodSpec {
-        let replicated = inst.replicas > 1 || inst.autoscale.as_ref().is_some_and(|a| a.max > 1);
+        let replicated =
+            inst.replicas > 1 || inst.rare.autoscale.as_ref().is_some_and(|a| a.max > 1);
         let resources = resources(inst);
         let container = Container {
             name: inst.name.to_string(),
             image: inst.image.clone(),
-            command: inst.command.as_ref().map(command),
+            command: inst.rare.command.as_ref().map(command),
             ports: inst
                 .ports
                 .iter()
@@ -649,7 +656,7 @@ impl Cx<'_> {
             liveness_probe: inst.probes.liveness.as_deref().map(probe),
             readiness_probe: inst.probes.readiness.as_deref().map(probe),
             startup_probe: inst.probes.startup.as_deref().map(probe),
-            lifecycle: inst.pre_stop.map(|d| Lifecycle {
+            lifecycle: inst.rare.pre_stop.map(|d| Lifecycle {
                 pre_stop: Handler {
                     exec: Exec {
                         command: vec![
@@ -661,6 +668,7 @@ impl Cx<'_> {
                 },
             }),
             volume_mounts: inst
+                .rare
                 .volumes
                 .iter()
                 .map(|v| VolumeMount {
@@ -684,15 +692,17 @@ impl Cx<'_> {
                 },
             }),
             termination_grace_period_seconds: inst
+                .rare
                 .stop_grace_period
                 .map(seconds)
-                .or_else(|| inst.pre_stop.map(|d| seconds(d) + 30)),
+                .or_else(|| inst.rare.pre_stop.map(|d| seconds(d) + 30)),
             init_containers: Vec::new(),
             containers: vec![container],
             volumes: if stateful {
                 Vec::new()
             } else {
-                inst.volumes
+                inst.rare
+                    .volumes
                     .iter()
                     .map(|v| PodVolume {
                         name: v.name.clone(),
@@ -926,9 +936,10 @@ impl Cx<'_> {
         }
         s.push_str("  --dry-run=client -o yaml | kubectl apply -f -\n");
         for inst in instances.iter().filter(|i| i.ha == CLOUDNATIVEPG) {
-            let user =
-                literal(inst.params.get("user").map_or(&[][..], Vec::as_slice)).unwrap_or_default();
-            let Some([Out::Secret { env, .. }]) = inst.params.get("password").map(Vec::as_slice)
+            let user = literal(inst.rare.params.get("user").map_or(&[][..], Vec::as_slice))
+                .unwrap_or_default();
+            let Some([Out::Secret { env, .. }]) =
+                inst.rare.params.get("password").map(Vec::as_slice)
             else {
                 continue;
             };
@@ -951,7 +962,7 @@ impl Cx<'_> {
 
 /// Requests and limits; GPUs as the `nvidia.com/gpu` limit.
 fn resources(inst: &Instance) -> Option<Resources> {
-    let r = &inst.resources;
+    let r = &inst.rare.resources;
     let mut requests = IndexMap::new();
     let mut limits = IndexMap::new();
     if let Some(c) = r.cpu {

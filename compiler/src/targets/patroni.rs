@@ -154,11 +154,11 @@ pub fn generate(
     let mut clusters: IndexMap<&str, &PatroniNode> = IndexMap::new();
     for host in &topo.hosts {
         for inst in &host.services {
-            if let Some(node) = &inst.patroni {
+            if let Some(node) = &inst.rare.patroni {
                 clusters.entry(&node.service).or_insert(node);
                 node_files(topo, options, node, out, diags);
             }
-            if let Some(member) = &inst.etcd {
+            if let Some(member) = &inst.rare.etcd {
                 push_yaml(
                     topo,
                     options,

@@ -40,7 +40,9 @@ pub fn generate(
 ) {
     for host in &topo.hosts {
         for inst in &host.services {
-            let Some(s) = &inst.streaming else { continue };
+            let Some(s) = &inst.rare.streaming else {
+                continue;
+            };
             let model = model(&inst.name, s, header("#", options, &topo.name));
             let script = if s.standby {
                 "standby.sh"
