@@ -94,7 +94,7 @@ pub fn check<'a>(stack: &'a Stack, diags: &mut Diagnostics) -> Checked<'a> {
                 if kind_known {
                     check_args(&decl.name.name, &base, &[def], diags);
                 } else {
-                    base.args.clear();
+                    base.rare.args.clear();
                 }
                 let base = DefRef::Owned(Arc::new(base));
                 checked.bases.insert(decl.name.name.clone(), base);
@@ -240,10 +240,10 @@ fn kind_chains(stack: &Stack, diags: &mut Diagnostics) -> IndexMap<Name, Vec<Nam
 /// default must be given.
 fn check_args(service: &str, eff: &ServiceDef, written: &[&ServiceDef], diags: &mut Diagnostics) {
     for def in written {
-        for (key, arg) in &def.args {
-            if !eff.params.contains_key(key) {
+        for (key, arg) in &def.rare.args {
+            if !eff.rare.params.contains_key(key) {
                 let mut known: Vec<&str> = SERVICE_FIELDS.to_vec();
-                known.extend(eff.params.keys().map(Name::as_str));
+                known.extend(eff.rare.params.keys().map(Name::as_str));
                 let d = Diagnostic::error(
                     Code::UnknownField,
                     arg.key.span,
@@ -286,21 +286,21 @@ fn check_def(
         }
         check_expr(stack, bases, Some(name), &var.value, diags);
     }
-    for e in [&def.url, &def.read_url, &def.public_url]
+    for e in [&def.rare.url, &def.rare.read_url, &def.rare.public_url]
         .into_iter()
         .flatten()
     {
         check_expr(stack, bases, Some(name), e, diags);
     }
-    for arg in def.args.values() {
+    for arg in def.rare.args.values() {
         check_expr(stack, bases, Some(name), &arg.value, diags);
     }
-    for p in def.params.values() {
+    for p in def.rare.params.values() {
         if let Some(d) = &p.default {
             check_expr(stack, bases, Some(name), d, diags);
         }
     }
-    for vol in def.volumes.values() {
+    for vol in def.rare.volumes.values() {
         dns_label(&vol.name, "volume", diags);
         if vol.path.is_none() && !def.rejected.iter().any(|r| r == "volume") {
             diags.push(
@@ -336,7 +336,7 @@ fn check_def(
             });
         }
     };
-    for p in def.public.iter().flat_map(|p| &p.value) {
+    for p in def.rare.public.iter().flat_map(|p| &p.value) {
         port_ref(p, "`public`", diags);
     }
     for probe in [
@@ -356,7 +356,7 @@ fn check_def(
             port_ref(p, "the route", diags);
         }
     }
-    if let Some(p) = def.metrics.as_ref().and_then(|m| m.port.as_ref()) {
+    if let Some(p) = def.rare.metrics.as_ref().and_then(|m| m.port.as_ref()) {
         port_ref(p, "`metrics`", diags);
     }
     for port in def.ports.values() {
@@ -372,12 +372,12 @@ fn check_def(
             );
         }
     }
-    for dep in def.depends_on.iter().flat_map(|d| &d.value) {
+    for dep in def.rare.depends_on.iter().flat_map(|d| &d.value) {
         if !stack.services.contains_key(&dep.service.name) {
             diags.push(unknown_service(stack, &dep.service));
         }
     }
-    if let Some(h) = &def.ha {
+    if let Some(h) = &def.rare.ha {
         let options: [(&[&str], &str, Option<Span>); 14] = [
             (
                 &[SENTINEL],
@@ -483,7 +483,7 @@ fn check_def(
             }
         }
     }
-    if let Some(ha) = def.ha.as_ref().map(|h| &h.mode) {
+    if let Some(ha) = def.rare.ha.as_ref().map(|h| &h.mode) {
         let modes = def.ha_mode_names();
         if ha.name != "single" && !modes.contains(&ha.name.as_str()) {
             let d = Diagnostic::error(
@@ -509,8 +509,8 @@ fn check_def(
 /// Every parameter without a default must be set by the service (checked on the
 /// base definition only, so that placements do not repeat it).
 fn check_params(name: &str, name_span: Span, def: &ServiceDef, diags: &mut Diagnostics) {
-    for p in def.params.values() {
-        if p.default.is_none() && !def.args.contains_key(&p.name.name) {
+    for p in def.rare.params.values() {
+        if p.default.is_none() && !def.rare.args.contains_key(&p.name.name) {
             diags.push(
                 Diagnostic::error(
                     Code::MissingField,
@@ -638,7 +638,7 @@ fn check_reference(
     };
     let params: Vec<&str> = bases
         .get(&service)
-        .map(|b| b.params.keys().map(Name::as_str).collect())
+        .map(|b| b.rare.params.keys().map(Name::as_str).collect())
         .unwrap_or_default();
     if attr.name == "ports" {
         let Some(port) = r.path.get(2) else {

@@ -45,6 +45,62 @@ pub type IndexSet<T> = indexmap::IndexSet<T, rustc_hash::FxBuildHasher>;
 /// 10,000 services has some 270,000 of them (docs/performance.md).
 pub type Name = smol_str::SmolStr;
 
+/// Parts of a large structure that few of its values have (a service's
+/// volumes, autoscaler, HA...), behind one box made only when one of them is
+/// set: a file of thousands of services holds thousands of definitions and
+/// instances, and these parts, inline, were most of their size. Reading an
+/// unset part reads the empty one; writing one makes the box.
+#[derive(Debug, Clone, Default)]
+pub struct Rare<T>(Option<Box<T>>);
+
+/// What [`Rare`] holds: parts that are all empty by default.
+pub trait Parts: Default + PartialEq + 'static {
+    /// The parts, all empty (what an unset box reads as).
+    fn empty() -> &'static Self;
+}
+
+impl<T: Parts> Rare<T> {
+    /// The parts, when any was set.
+    pub fn get(&self) -> Option<&T> {
+        self.0.as_deref()
+    }
+}
+
+impl<T: Parts> From<T> for Rare<T> {
+    /// No box when every part is empty.
+    fn from(parts: T) -> Rare<T> {
+        if parts == T::default() {
+            Rare(None)
+        } else {
+            Rare(Some(Box::new(parts)))
+        }
+    }
+}
+
+impl<T: Parts> std::ops::Deref for Rare<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        match &self.0 {
+            Some(parts) => parts,
+            None => T::empty(),
+        }
+    }
+}
+
+impl<T: Parts> std::ops::DerefMut for Rare<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+impl<T: Parts> PartialEq for Rare<T> {
+    /// An unset box and a box of empty parts are the same parts.
+    fn eq(&self, other: &Rare<T>) -> bool {
+        **self == **other
+    }
+}
+
 /// `a` followed by `b`: one text made of two (a string's pieces, a value's
 /// text around a reference), built inline when it is short.
 pub(crate) fn concat(a: &str, b: &str) -> Name {

@@ -405,17 +405,30 @@ pub struct Assignment {
 pub struct ServiceDef {
     pub role: Option<Sp<Role>>,
     pub image: Option<Sp<String>>,
-    pub build: Option<Sp<String>>,
-    pub command: Option<Sp<Command>>,
     pub ports: IndexMap<Name, PortDef>,
-    pub public: Option<Sp<Vec<Ident>>>,
     pub env: IndexMap<Name, Assignment>,
-    pub volumes: IndexMap<Name, VolumeDef>,
-    pub mounts: IndexMap<Name, MountDef>,
     pub replicas: Option<Sp<u32>>,
-    pub resources: ResourcesDef,
     pub health: HealthDef,
     pub routes: IndexMap<Name, RouteDef>,
+    /// Fields written with a value that was rejected (and reported) while lowering:
+    /// later checks do not report them missing too.
+    pub rejected: Vec<Name>,
+    /// What fewer definitions say (volumes, resources, HA...), read and
+    /// written as `def.rare.volumes`.
+    pub rare: crate::Rare<RareDef>,
+}
+
+/// The fields of a definition that most services leave out, behind one box
+/// (see [`crate::Rare`]): inline, a definition was 1184 bytes, 12 MB of a
+/// large build's heap at its peak (docs/performance.md).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RareDef {
+    pub build: Option<Sp<String>>,
+    pub command: Option<Sp<Command>>,
+    pub public: Option<Sp<Vec<Ident>>>,
+    pub volumes: IndexMap<Name, VolumeDef>,
+    pub mounts: IndexMap<Name, MountDef>,
+    pub resources: ResourcesDef,
     pub restart: Option<Sp<Restart>>,
     pub depends_on: Option<Sp<Vec<DepDecl>>>,
     pub url: Option<Expr>,
@@ -436,9 +449,59 @@ pub struct ServiceDef {
     pub weight: Option<Sp<u32>>,
     pub params: IndexMap<Name, ParamDecl>,
     pub args: IndexMap<Name, Assignment>,
-    /// Fields written with a value that was rejected (and reported) while lowering:
-    /// later checks do not report them missing too.
-    pub rejected: Vec<Name>,
+}
+
+impl RareDef {
+    fn overlay(&mut self, top: &RareDef) {
+        lay(&mut self.build, &top.build);
+        lay(&mut self.command, &top.command);
+        lay(&mut self.public, &top.public);
+        for (name, vol) in &top.volumes {
+            match self.volumes.get_mut(name) {
+                Some(base) => {
+                    lay(&mut base.path, &vol.path);
+                    lay(&mut base.size, &vol.size);
+                }
+                None => {
+                    self.volumes.insert(name.clone(), vol.clone());
+                }
+            }
+        }
+        lay_map(&mut self.mounts, &top.mounts);
+        let (r, t) = (&mut self.resources, &top.resources);
+        lay(&mut r.cpu, &t.cpu);
+        lay(&mut r.memory, &t.memory);
+        lay(&mut r.cpu_limit, &t.cpu_limit);
+        lay(&mut r.memory_limit, &t.memory_limit);
+        lay(&mut r.gpu, &t.gpu);
+        lay(&mut self.restart, &top.restart);
+        lay(&mut self.depends_on, &top.depends_on);
+        lay(&mut self.url, &top.url);
+        lay(&mut self.read_url, &top.read_url);
+        lay(&mut self.public_url, &top.public_url);
+        lay(&mut self.ha, &top.ha);
+        lay(&mut self.ha_modes, &top.ha_modes);
+        lay(&mut self.autoscale, &top.autoscale);
+        lay(&mut self.update.max_surge, &top.update.max_surge);
+        lay(
+            &mut self.update.max_unavailable,
+            &top.update.max_unavailable,
+        );
+        lay(&mut self.stop_grace_period, &top.stop_grace_period);
+        lay(&mut self.pre_stop, &top.pre_stop);
+        lay(&mut self.min_available, &top.min_available);
+        lay(&mut self.weight, &top.weight);
+        lay(&mut self.metrics, &top.metrics);
+        lay_map(&mut self.params, &top.params);
+        lay_map(&mut self.args, &top.args);
+    }
+}
+
+impl crate::Parts for RareDef {
+    fn empty() -> &'static RareDef {
+        static EMPTY: std::sync::LazyLock<RareDef> = std::sync::LazyLock::new(RareDef::default);
+        &EMPTY
+    }
 }
 
 fn lay<T: Clone>(base: &mut Option<T>, top: &Option<T>) {
@@ -492,7 +555,8 @@ impl Deref for DefRef<'_> {
 impl ServiceDef {
     /// The HA modes its kind offers (`single` is always allowed besides them).
     pub fn ha_mode_names(&self) -> Vec<&str> {
-        self.ha_modes
+        self.rare
+            .ha_modes
             .iter()
             .flat_map(|m| &m.value)
             .map(|m| m.name.as_str())
@@ -504,8 +568,6 @@ impl ServiceDef {
     pub fn overlay(&mut self, top: &ServiceDef) {
         lay(&mut self.role, &top.role);
         lay(&mut self.image, &top.image);
-        lay(&mut self.build, &top.build);
-        lay(&mut self.command, &top.command);
         for (name, port) in &top.ports {
             match self.ports.get_mut(name) {
                 Some(base) => {
@@ -519,51 +581,16 @@ impl ServiceDef {
                 }
             }
         }
-        lay(&mut self.public, &top.public);
         lay_map(&mut self.env, &top.env);
-        for (name, vol) in &top.volumes {
-            match self.volumes.get_mut(name) {
-                Some(base) => {
-                    lay(&mut base.path, &vol.path);
-                    lay(&mut base.size, &vol.size);
-                }
-                None => {
-                    self.volumes.insert(name.clone(), vol.clone());
-                }
-            }
-        }
-        lay_map(&mut self.mounts, &top.mounts);
         lay(&mut self.replicas, &top.replicas);
-        let (r, t) = (&mut self.resources, &top.resources);
-        lay(&mut r.cpu, &t.cpu);
-        lay(&mut r.memory, &t.memory);
-        lay(&mut r.cpu_limit, &t.cpu_limit);
-        lay(&mut r.memory_limit, &t.memory_limit);
-        lay(&mut r.gpu, &t.gpu);
         lay(&mut self.health.liveness, &top.health.liveness);
         lay(&mut self.health.readiness, &top.health.readiness);
         lay(&mut self.health.startup, &top.health.startup);
         lay_map(&mut self.routes, &top.routes);
-        lay(&mut self.restart, &top.restart);
-        lay(&mut self.depends_on, &top.depends_on);
-        lay(&mut self.url, &top.url);
-        lay(&mut self.read_url, &top.read_url);
-        lay(&mut self.public_url, &top.public_url);
-        lay(&mut self.ha, &top.ha);
-        lay(&mut self.ha_modes, &top.ha_modes);
-        lay(&mut self.autoscale, &top.autoscale);
-        lay(&mut self.update.max_surge, &top.update.max_surge);
-        lay(
-            &mut self.update.max_unavailable,
-            &top.update.max_unavailable,
-        );
-        lay(&mut self.stop_grace_period, &top.stop_grace_period);
-        lay(&mut self.pre_stop, &top.pre_stop);
-        lay(&mut self.min_available, &top.min_available);
-        lay(&mut self.weight, &top.weight);
-        lay(&mut self.metrics, &top.metrics);
-        lay_map(&mut self.params, &top.params);
-        lay_map(&mut self.args, &top.args);
+        // The rare fields only when the top has any (laying them makes the box).
+        if let Some(top) = top.rare.get() {
+            self.rare.overlay(top);
+        }
         self.rejected.extend(top.rejected.iter().cloned());
     }
 }

@@ -65,18 +65,18 @@ impl Lower<'_> {
             }
             "build" => {
                 if let Some(v) = self.assigned(e) {
-                    def.build = self.string(v);
+                    def.rare.build = self.string(v);
                 }
             }
             "command" => {
                 if let Some(v) = self.assigned(e) {
-                    def.command = self.command(v);
+                    def.rare.command = self.command(v);
                 }
             }
             "port" => self.port(def, e),
             "public" => {
                 if let Some(v) = self.assigned(e) {
-                    def.public = self.names(v);
+                    def.rare.public = self.names(v);
                 }
             }
             "env" => {
@@ -95,14 +95,14 @@ impl Lower<'_> {
                 }
             }
             "volume" => self.volume(def, e),
-            "autoscale" => def.autoscale = Some(Box::new(self.autoscale(e))),
+            "autoscale" => def.rare.autoscale = Some(Box::new(self.autoscale(e))),
             "update" => {
                 let entries = self.block(e);
                 for (f, v) in self.settings(entries, "an update block") {
                     match f.key.name.as_str() {
-                        "max_surge" => def.update.max_surge = self.integer(v, "a pod count"),
+                        "max_surge" => def.rare.update.max_surge = self.integer(v, "a pod count"),
                         "max_unavailable" => {
-                            def.update.max_unavailable = self.integer(v, "a pod count")
+                            def.rare.update.max_unavailable = self.integer(v, "a pod count")
                         }
                         _ => {
                             let d = unknown_field(&f.key, "an update block", UPDATE_FIELDS);
@@ -113,19 +113,19 @@ impl Lower<'_> {
             }
             "stop_grace_period" => {
                 if let Some(v) = self.assigned(e) {
-                    def.stop_grace_period = self.duration(v);
+                    def.rare.stop_grace_period = self.duration(v);
                 }
             }
             "pre_stop" => {
                 if let Some(v) = self.assigned(e) {
-                    def.pre_stop = self.duration(v);
+                    def.rare.pre_stop = self.duration(v);
                 }
             }
-            "metrics" => def.metrics = self.metrics(e).map(Box::new),
+            "metrics" => def.rare.metrics = self.metrics(e).map(Box::new),
             "weight" => {
                 if let Some(v) = self.assigned(e) {
-                    def.weight = self.integer(v, "a weight");
-                    if let Some(w) = &def.weight {
+                    def.rare.weight = self.integer(v, "a weight");
+                    if let Some(w) = &def.rare.weight {
                         if w.value == 0 {
                             self.push(
                                 Diagnostic::error(Code::InvalidValue, w.span, "a weight of 0 sends no request")
@@ -138,7 +138,7 @@ impl Lower<'_> {
             }
             "min_available" => {
                 if let Some(v) = self.assigned(e) {
-                    def.min_available = self.integer(v, "a pod count");
+                    def.rare.min_available = self.integer(v, "a pod count");
                 }
             }
             "mount" => self.mount(def, e),
@@ -150,7 +150,7 @@ impl Lower<'_> {
             "resources" => {
                 let entries = self.block(e);
                 for (f, v) in self.settings(entries, "resources") {
-                    let r = &mut def.resources;
+                    let r = &mut def.rare.resources;
                     match f.key.name.as_str() {
                         "cpu" => r.cpu = self.cpu(v),
                         "cpu_limit" => r.cpu_limit = self.cpu(v),
@@ -185,7 +185,7 @@ impl Lower<'_> {
             }
             "restart" => {
                 if let Some(v) = self.assigned(e) {
-                    def.restart = self.choice(
+                    def.rare.restart = self.choice(
                         v,
                         &[
                             ("no", Restart::No),
@@ -198,22 +198,22 @@ impl Lower<'_> {
             }
             "depends_on" => {
                 if let Some(v) = self.assigned(e) {
-                    def.depends_on = self.depends_on(v);
+                    def.rare.depends_on = self.depends_on(v);
                 }
             }
             "url" | "read_url" | "public_url" => {
                 let Some(v) = self.assigned(e) else { return };
                 let expr = self.expr(v);
                 match key {
-                    "url" => def.url = expr,
-                    "read_url" => def.read_url = expr,
-                    _ => def.public_url = expr,
+                    "url" => def.rare.url = expr,
+                    "read_url" => def.rare.read_url = expr,
+                    _ => def.rare.public_url = expr,
                 }
             }
-            "ha" => def.ha = self.ha(e).map(Box::new),
+            "ha" => def.rare.ha = self.ha(e).map(Box::new),
             "ha_modes" if is_kind => {
                 if let Some(v) = self.assigned(e) {
-                    def.ha_modes = self.names(v);
+                    def.rare.ha_modes = self.names(v);
                 }
             }
             "param" if is_kind => {
@@ -248,14 +248,15 @@ impl Lower<'_> {
                         None
                     }
                 };
-                def.params
+                def.rare
+                    .params
                     .insert(name.name.clone(), ParamDecl { name, default });
             }
             _ => match &e.value {
                 // A value for a parameter that the kind may declare; `check` decides.
                 EntryValue::Assign(v) if e.label.is_none() => {
                     if let Some(value) = self.expr(v) {
-                        def.args.insert(
+                        def.rare.args.insert(
                             e.key.name.clone(),
                             Assignment {
                                 key: e.key.clone(),
@@ -484,7 +485,8 @@ impl Lower<'_> {
         if let Some(path) = &path {
             self.absolute_path(path);
         }
-        def.volumes
+        def.rare
+            .volumes
             .insert(name.name.clone(), VolumeDef { name, path, size });
     }
 
@@ -673,7 +675,7 @@ impl Lower<'_> {
             return;
         };
         self.absolute_path(&target);
-        def.mounts.insert(
+        def.rare.mounts.insert(
             Name::new(&source.value),
             MountDef {
                 source,

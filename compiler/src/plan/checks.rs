@@ -25,7 +25,7 @@ impl Topo<'_> {
                 let refs = effects[h][i].deps.iter().map(|(t, s)| (t.as_str(), *s));
                 let explicit = self
                     .placement(&run.service.name, h)
-                    .and_then(|p| p.def.depends_on.as_ref())
+                    .and_then(|p| p.def.rare.depends_on.as_ref())
                     .into_iter()
                     .flat_map(|d| d.value.iter().map(|d| (d.service.name.as_str(), d.span)));
                 for (target, span) in refs.chain(explicit) {

@@ -22,7 +22,11 @@ impl Topo<'_> {
         let decl = self.stack.services.get(name);
         let decl_span = decl.map_or(p.run_span, |d| d.name.span);
         let rejected = |f: &str| def.rejected.iter().any(|r| r == f);
-        if def.image.is_none() && def.build.is_none() && !rejected("image") && !rejected("build") {
+        if def.image.is_none()
+            && def.rare.build.is_none()
+            && !rejected("image")
+            && !rejected("build")
+        {
             diags.push(
                 Diagnostic::error(
                     Code::MissingField,
@@ -36,6 +40,7 @@ impl Topo<'_> {
         let role = def.role.as_ref().map_or(Role::Stateless, |r| r.value);
         let replicas = def.replicas.as_ref().map_or(1, |r| r.value);
         let ha = def
+            .rare
             .ha
             .as_ref()
             .map(|h| h.mode.name.as_str())
@@ -62,7 +67,7 @@ impl Topo<'_> {
         }
         let modes = def.ha_mode_names();
         if let (Some(h), true) = (
-            def.ha.as_ref().map(|h| &h.mode),
+            def.rare.ha.as_ref().map(|h| &h.mode),
             ha != "single" && modes.contains(&ha),
         ) {
             let kubernetes = self.topo.platform.value == Platform::Kubernetes;
@@ -115,10 +120,15 @@ impl Topo<'_> {
                 )),
             }
         }
-        let gpu = def.resources.gpu.as_ref().map_or(0, |g| g.value);
+        let gpu = def.rare.resources.gpu.as_ref().map_or(0, |g| g.value);
+        let span = def
+            .rare
+            .resources
+            .gpu
+            .as_ref()
+            .map_or(decl_span, |g| g.span);
         let host_gpu = host.gpu.as_ref().map_or(0, |g| g.value);
         if self.topo.platform.value == Platform::Kubernetes && gpu > 0 && host_gpu == 0 {
-            let span = def.resources.gpu.as_ref().map_or(decl_span, |g| g.span);
             diags.push(
                 Diagnostic::error(
                     Code::CannotRunOnHost,
@@ -136,7 +146,6 @@ impl Topo<'_> {
             && gpu.saturating_mul(replicas) > host_gpu
         {
             let gpu = gpu.saturating_mul(replicas);
-            let span = def.resources.gpu.as_ref().map_or(decl_span, |g| g.span);
             diags.push(
                 Diagnostic::error(
                     Code::CannotRunOnHost,
@@ -161,6 +170,7 @@ impl Topo<'_> {
             );
         }
         let public: Vec<&str> = def
+            .rare
             .public
             .iter()
             .flat_map(|p| &p.value)
@@ -202,7 +212,7 @@ impl Topo<'_> {
             });
         }
         if role == Role::Stateful && !public.is_empty() {
-            let span = def.public.as_ref().map_or(decl_span, |p| p.span);
+            let span = def.rare.public.as_ref().map_or(decl_span, |p| p.span);
             diags.push(
                 Diagnostic::error(
                     Code::PublicStateful,
@@ -227,7 +237,7 @@ impl Topo<'_> {
             startup: self.probe(name, def, health.startup.as_deref(), diags),
         };
         let autoscale = self.autoscale(name, def, decl_span, diags);
-        if let Some(min) = &def.min_available {
+        if let Some(min) = &def.rare.min_available {
             let least = autoscale.as_ref().map_or(replicas, |a| a.min);
             if min.value >= least {
                 diags.push(
@@ -301,6 +311,7 @@ impl Topo<'_> {
             }
         };
         let explicit: Vec<(&str, Gate, Span)> = def
+            .rare
             .depends_on
             .iter()
             .flat_map(|d| &d.value)
@@ -324,6 +335,7 @@ impl Topo<'_> {
             replicas,
             probes,
             restart: def
+                .rare
                 .restart
                 .as_ref()
                 .map_or(Restart::UnlessStopped, |r| r.value),
@@ -358,15 +370,21 @@ impl Topo<'_> {
                 })
                 .collect(),
             update: Update {
-                max_surge: def.update.max_surge.as_ref().map_or(1, |v| v.value),
-                max_unavailable: def.update.max_unavailable.as_ref().map_or(0, |v| v.value),
+                max_surge: def.rare.update.max_surge.as_ref().map_or(1, |v| v.value),
+                max_unavailable: def
+                    .rare
+                    .update
+                    .max_unavailable
+                    .as_ref()
+                    .map_or(0, |v| v.value),
             },
             ha: ha.to_string(),
             host_network: false,
             rare: RareParts {
-                build: def.build.as_ref().map(|b| b.value.clone()),
-                command: def.command.as_ref().map(|c| c.value.clone()),
+                build: def.rare.build.as_ref().map(|b| b.value.clone()),
+                command: def.rare.command.as_ref().map(|c| c.value.clone()),
                 volumes: def
+                    .rare
                     .volumes
                     .values()
                     .filter_map(|v| {
@@ -378,6 +396,7 @@ impl Topo<'_> {
                     })
                     .collect(),
                 mounts: def
+                    .rare
                     .mounts
                     .values()
                     .map(|m| match m.source.value.strip_prefix("@out/") {
@@ -397,22 +416,23 @@ impl Topo<'_> {
                     })
                     .collect(),
                 resources: Resources {
-                    cpu: def.resources.cpu.as_ref().map(|c| c.value),
-                    memory: def.resources.memory.as_ref().map(|c| c.value),
-                    cpu_limit: def.resources.cpu_limit.as_ref().map(|c| c.value),
-                    memory_limit: def.resources.memory_limit.as_ref().map(|c| c.value),
+                    cpu: def.rare.resources.cpu.as_ref().map(|c| c.value),
+                    memory: def.rare.resources.memory.as_ref().map(|c| c.value),
+                    cpu_limit: def.rare.resources.cpu_limit.as_ref().map(|c| c.value),
+                    memory_limit: def.rare.resources.memory_limit.as_ref().map(|c| c.value),
                     gpu,
                 },
                 autoscale: autoscale.map(Box::new),
-                stop_grace_period: def.stop_grace_period.as_ref().map(|d| d.value),
-                pre_stop: def.pre_stop.as_ref().map(|d| d.value),
-                min_available: def.min_available.as_ref().map(|m| m.value),
+                stop_grace_period: def.rare.stop_grace_period.as_ref().map(|d| d.value),
+                pre_stop: def.rare.pre_stop.as_ref().map(|d| d.value),
+                min_available: def.rare.min_available.as_ref().map(|m| m.value),
                 streaming: self.streaming_plan(name, h).map(Box::new),
                 sentinel_node: self.sentinel_node(name, h).map(Box::new),
                 patroni: self.patroni_node(name, h).map(Box::new),
                 etcd: None,
                 devices: Vec::new(),
                 sentinel: def
+                    .rare
                     .ha
                     .as_ref()
                     .filter(|h| {
@@ -444,7 +464,7 @@ impl Topo<'_> {
         decl_span: Span,
         diags: &mut Diagnostics,
     ) -> Option<Autoscale> {
-        let a = def.autoscale.as_ref()?;
+        let a = def.rare.autoscale.as_ref()?;
         let min = a.min.as_ref().map_or(1, |m| m.value);
         let Some(max) = a.max.as_ref().map(|m| m.value) else {
             diags.push(

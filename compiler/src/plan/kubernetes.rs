@@ -74,6 +74,7 @@ impl Topo<'_> {
             for v in &inst.rare.volumes {
                 if v.name.len() > 63 {
                     let span = def
+                        .rare
                         .volumes
                         .values()
                         .find(|d| v.name.ends_with(d.name.name.as_str()))
@@ -102,8 +103,8 @@ impl Topo<'_> {
                     );
                 }
             }
-            if inst.image.is_none() && def.build.is_some() {
-                let span = def.build.as_ref().map_or(decl, |b| b.span);
+            if inst.image.is_none() && def.rare.build.is_some() {
+                let span = def.rare.build.as_ref().map_or(decl, |b| b.span);
                 diags.push(
                     Diagnostic::error(
                         Code::MissingField,
@@ -120,7 +121,7 @@ impl Topo<'_> {
             if inst.ha == CLOUDNATIVEPG {
                 self.check_cloudnativepg(inst, def, decl, diags);
             }
-            for m in def.mounts.values() {
+            for m in def.rare.mounts.values() {
                 diags.push(
                     Diagnostic::error(
                         Code::NotSupported,
@@ -152,7 +153,7 @@ impl Topo<'_> {
                 _ => false,
             };
             if !identifier {
-                let span = def.args.get(param).map_or(decl, |a| a.value.span);
+                let span = def.rare.args.get(param).map_or(decl, |a| a.value.span);
                 diags.push(
                     Diagnostic::error(
                         Code::InvalidValue,
@@ -172,7 +173,7 @@ impl Topo<'_> {
             Some([Out::Secret { .. }])
         );
         if !secret {
-            let span = def.args.get("password").map_or(decl, |a| a.value.span);
+            let span = def.rare.args.get("password").map_or(decl, |a| a.value.span);
             diags.push(
                 Diagnostic::error(
                     Code::InvalidValue,

@@ -98,7 +98,7 @@ impl Topo<'_> {
             .env
             .values()
             .map(|a| (a, "variable"))
-            .chain(def.args.values().map(|a| (a, "parameter")));
+            .chain(def.rare.args.values().map(|a| (a, "parameter")));
         for (a, what) in assignments {
             if !credential(&a.key.name) {
                 continue;
@@ -138,7 +138,7 @@ impl Topo<'_> {
             ));
         }
         // W0604: a public URL over plain HTTP.
-        if let Some(url) = &def.public_url {
+        if let Some(url) = &def.rare.public_url {
             if url
                 .pieces
                 .first()
@@ -190,7 +190,7 @@ impl Topo<'_> {
         // W0606: several replicas, no health check.
         let replicas = def.replicas.as_ref().map_or(1, |r| r.value);
         let health = &def.health;
-        if (replicas > 1 || def.autoscale.is_some())
+        if (replicas > 1 || def.rare.autoscale.is_some())
             && health.readiness.is_none()
             && health.liveness.is_none()
             && health.startup.is_none()
@@ -204,7 +204,9 @@ impl Topo<'_> {
             ));
         }
         // W0607: stateful without a volume.
-        if def.role.as_ref().is_some_and(|r| r.value == Role::Stateful) && def.volumes.is_empty() {
+        if def.role.as_ref().is_some_and(|r| r.value == Role::Stateful)
+            && def.rare.volumes.is_empty()
+        {
             out.push(warn(
                 Code::StatefulWithoutVolume,
                 decl.span,
@@ -214,8 +216,8 @@ impl Topo<'_> {
             ));
         }
         // W0608: the application connects as the superuser.
-        if def.params.contains_key("user")
-            && !def.args.contains_key("user")
+        if def.rare.params.contains_key("user")
+            && !def.rare.args.contains_key("user")
             && self.is_kind(name, "postgres")
         {
             out.push(warn(

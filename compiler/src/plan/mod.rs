@@ -176,13 +176,11 @@ pub struct Instance {
     pub rare: Rare,
 }
 
-/// The parts of an instance that few services have, behind one box made only
-/// when one of them is set. An instance is planned for every service of every
-/// topology: with these inline it was 648 bytes, 13 MB of a large build's
-/// heap at its peak (docs/performance.md). Reading an unset part reads an
-/// empty one; writing one makes the box.
-#[derive(Debug, Clone, Default)]
-pub struct Rare(Option<Box<RareParts>>);
+/// The parts of an instance that few services have (see [`crate::Rare`]). An
+/// instance is planned for every service of every topology: with these
+/// inline it was 648 bytes, 13 MB of a large build's heap at its peak
+/// (docs/performance.md).
+pub type Rare = crate::Rare<RareParts>;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RareParts {
@@ -211,36 +209,10 @@ pub struct RareParts {
     pub params: IndexMap<Name, Vec<Out>>,
 }
 
-impl From<RareParts> for Rare {
-    /// No box when every part is empty.
-    fn from(parts: RareParts) -> Rare {
-        if parts == RareParts::default() {
-            Rare(None)
-        } else {
-            Rare(Some(Box::new(parts)))
-        }
-    }
-}
-
-impl std::ops::Deref for Rare {
-    type Target = RareParts;
-
-    fn deref(&self) -> &RareParts {
+impl crate::Parts for RareParts {
+    fn empty() -> &'static RareParts {
         static EMPTY: std::sync::LazyLock<RareParts> = std::sync::LazyLock::new(RareParts::default);
-        self.0.as_deref().unwrap_or(&EMPTY)
-    }
-}
-
-impl std::ops::DerefMut for Rare {
-    fn deref_mut(&mut self) -> &mut RareParts {
-        self.0.get_or_insert_with(Box::default)
-    }
-}
-
-impl PartialEq for Rare {
-    /// An unset box and a box of empty parts are the same parts.
-    fn eq(&self, other: &Rare) -> bool {
-        **self == **other
+        &EMPTY
     }
 }
 
@@ -490,12 +462,13 @@ fn plan_topology(
                         span: var.key.span,
                     });
                 }
-                if let Some(url) = &p.def.public_url {
+                if let Some(url) = &p.def.rare.public_url {
                     resolved.public_url = Some(t.eval(name, h, url, &mut fx, diags, 0));
                 }
-                for (param, decl) in &p.def.params {
+                for (param, decl) in &p.def.rare.params {
                     let value = p
                         .def
+                        .rare
                         .args
                         .get(param)
                         .map(|a| &a.value)

@@ -100,7 +100,7 @@ impl Topo<'_> {
             .and_then(|ps| ps.first())
             .map(|p| &p.def);
         def.is_some_and(|d| {
-            d.ha.as_ref().is_some_and(|h| h.mode.name == PATRONI)
+            d.rare.ha.as_ref().is_some_and(|h| h.mode.name == PATRONI)
                 && d.ha_mode_names().contains(&PATRONI)
         })
     }
@@ -111,7 +111,9 @@ impl Topo<'_> {
         let Some(ps) = self.placements.get(service) else {
             return Vec::new();
         };
-        let listed = ps.first().and_then(|p| p.def.ha.as_ref()?.etcd.as_ref());
+        let listed = ps
+            .first()
+            .and_then(|p| p.def.rare.ha.as_ref()?.etcd.as_ref());
         match listed {
             Some(list) => {
                 let mut hosts = IndexSet::default();
@@ -141,7 +143,7 @@ impl Topo<'_> {
     /// the nodes run.
     pub(super) fn check_patroni(&self, name: &str, ps: &[Placement<'_>], diags: &mut Diagnostics) {
         let Some(primary) = ps.first() else { return };
-        let Some(ha) = primary.def.ha.as_ref() else {
+        let Some(ha) = primary.def.rare.ha.as_ref() else {
             return;
         };
         if self.superuser_secret(name).is_none() {
@@ -254,11 +256,12 @@ impl Topo<'_> {
     fn superuser_secret(&self, name: &str) -> Option<(Name, Name)> {
         let def = &self.placements.get(name)?.first()?.def;
         let expr = def
+            .rare
             .ha
             .as_ref()?
             .superuser_password
             .as_ref()
-            .or_else(|| def.args.get("password").map(|a| &a.value))?;
+            .or_else(|| def.rare.args.get("password").map(|a| &a.value))?;
         self.secret_of(expr)
     }
 
@@ -282,7 +285,7 @@ impl Topo<'_> {
         let ps = self.placements.get(name)?;
         let primary = ps.first()?;
         let own = ps.iter().find(|p| p.host == h)?;
-        let ha = primary.def.ha.as_ref()?;
+        let ha = primary.def.rare.ha.as_ref()?;
         let secs = |d: &Option<Sp<Duration>>, default: u64| {
             d.as_ref().map_or(default, |d| d.value.0 / 1000)
         };
@@ -300,6 +303,7 @@ impl Topo<'_> {
             .collect();
         let data = own
             .def
+            .rare
             .volumes
             .values()
             .next()
@@ -348,7 +352,7 @@ impl Topo<'_> {
             .and_then(|ps| ps.first())
             .map(|p| &p.def);
         let ha_span = def
-            .and_then(|d| d.ha.as_ref())
+            .and_then(|d| d.rare.ha.as_ref())
             .map_or(Span::default(), |h| h.span);
         inst.image = None;
         inst.rare.build = Some(format!("@out/{}/image", node.service));
@@ -388,7 +392,7 @@ impl Topo<'_> {
             ),
             (
                 "PATRONI_REPLICATION_PASSWORD",
-                def.and_then(|d| d.ha.as_ref()?.replication_password.as_ref())
+                def.and_then(|d| d.rare.ha.as_ref()?.replication_password.as_ref())
                     .and_then(|e| self.secret_of(e)),
             ),
         ];

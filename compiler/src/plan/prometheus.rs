@@ -49,7 +49,7 @@ impl Topo<'_> {
             let Some(first) = placements.first() else {
                 continue;
             };
-            let Some(m) = &first.def.metrics else {
+            let Some(m) = &first.def.rare.metrics else {
                 continue;
             };
             let port = match &m.port {
@@ -155,6 +155,7 @@ impl Topo<'_> {
             .collect();
         let mounted = self.placements.values().flatten().any(|p| {
             p.def
+                .rare
                 .mounts
                 .values()
                 .any(|m| m.source.value == format!("@out/{PROMETHEUS_CONFIG}"))
@@ -163,7 +164,7 @@ impl Topo<'_> {
             available.insert(PROMETHEUS_CONFIG.to_string());
         }
         for p in self.placements.values().flatten() {
-            for m in p.def.mounts.values() {
+            for m in p.def.rare.mounts.values() {
                 let Some(file) = m.source.value.strip_prefix("@out/") else {
                     continue;
                 };

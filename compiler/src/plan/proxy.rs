@@ -361,7 +361,7 @@ impl Topo<'_> {
         def: &ServiceDef,
         diags: &mut Diagnostics,
     ) -> Option<String> {
-        let url = def.public_url.as_ref()?;
+        let url = def.rare.public_url.as_ref()?;
         let mut fx = Effects::default();
         let value = self.eval(name, host, url, &mut fx, diags, 0);
         let text: String = value
@@ -385,7 +385,7 @@ impl Topo<'_> {
             let Some(first) = placements.first() else {
                 continue;
             };
-            if let Some(url) = &first.def.public_url {
+            if let Some(url) = &first.def.rare.public_url {
                 if let Some(Piece::Text(t)) = url.pieces.first() {
                     if let Some(rest) = t.strip_prefix("https://") {
                         if let Some(h) = rest.split(['/', '?', '#', ':']).next() {
@@ -460,7 +460,7 @@ impl Topo<'_> {
         let published = port.host.as_ref().map_or(container, |h| h.value);
         let mut servers = Vec::with_capacity(placements.len());
         for p in placements {
-            let weight = p.def.weight.as_ref();
+            let weight = p.def.rare.weight.as_ref();
             if let (Some(w), false) = (weight, strategy == Strategy::Weighted) {
                 diags.push(
                     Diagnostic::error(Code::WeightWithoutWeightedStrategy, w.span, format!("`{name}` has a weight, but its route does not use `strategy = weighted`"))

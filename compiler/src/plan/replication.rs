@@ -91,7 +91,7 @@ impl Topo<'_> {
             return None;
         }
         let def = &self.placements.get(service)?.first()?.def;
-        let mode = def.ha.as_ref()?.mode.name.as_str();
+        let mode = def.rare.ha.as_ref()?.mode.name.as_str();
         // A mode the service's kind does not offer is already reported (E0203).
         ([STREAMING, PATRONI, REPLICA, SENTINEL].contains(&mode)
             && def.ha_mode_names().contains(&mode))
@@ -148,7 +148,12 @@ impl Topo<'_> {
                 format!("the first host listed runs the primary, the others {node}s")
             };
             let Some(primary) = ps.first() else { continue };
-            let ha_span = primary.def.ha.as_ref().map_or(primary.run_span, |h| h.span);
+            let ha_span = primary
+                .def
+                .rare
+                .ha
+                .as_ref()
+                .map_or(primary.run_span, |h| h.span);
             if ps.len() < 2 {
                 diags.push(
                     Diagnostic::error(
@@ -185,6 +190,7 @@ impl Topo<'_> {
             }
             let password = primary
                 .def
+                .rare
                 .ha
                 .as_ref()
                 .and_then(|h| h.replication_password.as_ref());
@@ -287,7 +293,7 @@ impl Topo<'_> {
         }
         let ps = self.placements.get(name)?;
         let primary = ps.first()?;
-        let ha = primary.def.ha.as_ref()?;
+        let ha = primary.def.rare.ha.as_ref()?;
         let port = first_port(primary)?;
         let (password_secret, password_env) = self.secret_of(ha.replication_password.as_ref()?)?;
         Some(StreamingPlan {
@@ -410,7 +416,7 @@ pub struct SentinelNode {
 impl Topo<'_> {
     /// On hosts a sentinel runs beside each node: `sentinels` may only say so.
     fn check_sentinel_count(&self, name: &str, ps: &[Placement<'_>], diags: &mut Diagnostics) {
-        let Some(ha) = ps.first().and_then(|p| p.def.ha.as_ref()) else {
+        let Some(ha) = ps.first().and_then(|p| p.def.rare.ha.as_ref()) else {
             return;
         };
         let n = ps.len() as u32;
@@ -466,7 +472,7 @@ impl Topo<'_> {
         let ps = self.placements.get(name)?;
         let primary = ps.first()?;
         let own = ps.iter().find(|p| p.host == h)?;
-        let ha = primary.def.ha.as_ref()?;
+        let ha = primary.def.rare.ha.as_ref()?;
         let mut plan = SentinelPlan::from_def(name, ha);
         plan.sentinels = ps.len() as u32;
         plan.quorum = ha

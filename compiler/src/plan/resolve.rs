@@ -148,7 +148,7 @@ impl Topo<'_> {
                 .help(help)
         };
         let needs_network = runtime_attribute(attr);
-        if !local && host.managed && needs_network && def.url.is_none() {
+        if !local && host.managed && needs_network && def.rare.url.is_none() {
             diags.push(fail(
                 format!(
                     "`{target}` runs on the managed host `{}`, which has no address to connect to",
@@ -162,6 +162,7 @@ impl Topo<'_> {
         // An HA mode run by an operator answers on its own Services.
         let operator = self.topo.platform.value == Platform::Kubernetes
             && def
+                .rare
                 .ha
                 .as_ref()
                 .is_some_and(|h| h.mode.name == CLOUDNATIVEPG);
@@ -240,9 +241,9 @@ impl Topo<'_> {
             }
             "url" | "read_url" => {
                 let template = if attr == "read_url" {
-                    def.read_url.as_ref().or(def.url.as_ref())
+                    def.rare.read_url.as_ref().or(def.rare.url.as_ref())
                 } else {
-                    def.url.as_ref()
+                    def.rare.url.as_ref()
                 };
                 match template {
                     Some(t) => Some(self.eval(target, consumer_host, t, fx, diags, depth + 1)),
@@ -268,7 +269,7 @@ impl Topo<'_> {
                 }
             }
             "sentinels" | "sentinel_url" | "master_name" => {
-                let sentinel = def.ha.as_ref().filter(|h| h.mode.name == SENTINEL);
+                let sentinel = def.rare.ha.as_ref().filter(|h| h.mode.name == SENTINEL);
                 let Some(ha) = sentinel else {
                     diags.push(fail(
                         format!("`{target}` is not watched by Sentinel in topology `{}`", self.topo.name.name),
@@ -294,7 +295,7 @@ impl Topo<'_> {
                     let password = def
                         .env
                         .contains_key(REDIS_PASSWORD_ENV)
-                        .then(|| def.args.get("password"))
+                        .then(|| def.rare.args.get("password"))
                         .flatten()
                         .map(|a| self.eval(target, consumer_host, &a.value, fx, diags, depth + 1));
                     let mut out = Vec::new();
@@ -313,7 +314,7 @@ impl Topo<'_> {
                 }
                 Some(vec![Out::Text(list.join(",").into())])
             }
-            "public_url" => match &def.public_url {
+            "public_url" => match &def.rare.public_url {
                 Some(t) => Some(self.eval(target, consumer_host, t, fx, diags, depth + 1)),
                 None => {
                     diags.push(fail(
@@ -326,10 +327,11 @@ impl Topo<'_> {
             },
             param => {
                 let value = def
+                    .rare
                     .args
                     .get(param)
                     .map(|a| &a.value)
-                    .or_else(|| def.params.get(param).and_then(|p| p.default.as_ref()))?;
+                    .or_else(|| def.rare.params.get(param).and_then(|p| p.default.as_ref()))?;
                 Some(self.eval(target, consumer_host, value, fx, diags, depth + 1))
             }
         }
