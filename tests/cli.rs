@@ -1064,3 +1064,33 @@ fn one_core_and_every_core_give_the_same_bytes() {
         assert_eq!(a, b, "{src}");
     }
 }
+
+/// A build turns transparent huge pages off for its process (they were a
+/// quarter of a large build's peak memory, docs/performance.md); `check` keeps
+/// them. Run in this process: the setting is the process's own.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_build_turns_huge_pages_off() {
+    let t = Test::new();
+    t.write("app.stack", GOOD);
+    let src = t.path("app.stack").to_string_lossy().into_owned();
+    let out = t.path("out").to_string_lossy().into_owned();
+    // Inherited from the process that started the tests, the setting could
+    // already be on; then only the build's success is checked.
+    let before = rustix::thread::transparent_huge_pages_are_disabled()
+        .unwrap_or_else(|e| panic!("prctl: {e}"));
+    let args = ["stackc", "check", src.as_str()].map(std::ffi::OsString::from);
+    assert_eq!(stackc::cli::run(args), 0);
+    assert_eq!(
+        rustix::thread::transparent_huge_pages_are_disabled().ok(),
+        Some(before),
+        "check changed the setting"
+    );
+    let args =
+        ["stackc", "build", src.as_str(), "--out", out.as_str()].map(std::ffi::OsString::from);
+    assert_eq!(stackc::cli::run(args), 0);
+    assert_eq!(
+        rustix::thread::transparent_huge_pages_are_disabled().ok(),
+        Some(true)
+    );
+}
