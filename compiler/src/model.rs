@@ -302,9 +302,23 @@ pub struct MountDef {
 pub struct RouteDef {
     pub path: Sp<String>,
     pub port: Option<Ident>,
+    pub strategy: Option<Sp<Strategy>>,
+    pub websocket: bool,
+    /// The catch-all of its domain: may overlap the other prefixes.
+    pub default: bool,
+    /// Forward without the matched prefix (`/api/users` → `/users`).
+    pub strip_prefix: bool,
+    /// The settings few routes have (domain, rate limit, timeouts, body
+    /// size), read and written as `route.rare.rate`.
+    pub rare: crate::Rare<RouteOptions>,
+}
+
+/// A route's settings that most routes leave out, behind one box (see
+/// [`crate::Rare`]): inline, a route was 328 bytes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RouteOptions {
     /// The domain it is served on (default: the host of the service's public URL).
     pub domain: Option<Sp<String>>,
-    pub strategy: Option<Sp<Strategy>>,
     /// Requests per second per client address.
     pub rate: Option<Sp<u32>>,
     pub burst: Option<Sp<u32>>,
@@ -314,11 +328,14 @@ pub struct RouteDef {
     pub send_timeout: Option<Sp<Duration>>,
     pub read_timeout: Option<Sp<Duration>>,
     pub body_size: Option<Sp<Size>>,
-    pub websocket: bool,
-    /// The catch-all of its domain: may overlap the other prefixes.
-    pub default: bool,
-    /// Forward without the matched prefix (`/api/users` → `/users`).
-    pub strip_prefix: bool,
+}
+
+impl crate::Parts for RouteOptions {
+    fn empty() -> &'static RouteOptions {
+        static EMPTY: std::sync::LazyLock<RouteOptions> =
+            std::sync::LazyLock::new(RouteOptions::default);
+        &EMPTY
+    }
 }
 
 /// `metrics = PORT` or `metrics { port = PORT  path = "/metrics"  interval = 15s  timeout = 10s }`.

@@ -282,24 +282,17 @@ impl Lower<'_> {
         let mut r = RouteDef {
             path,
             port: None,
-            domain: None,
             strategy: None,
-            rate: None,
-            burst: None,
-            limit_status: None,
-            connect_timeout: None,
-            send_timeout: None,
-            read_timeout: None,
-            body_size: None,
             websocket: false,
             default: false,
             strip_prefix: false,
+            rare: crate::Rare::default(),
         };
         let entries = self.block(e);
         for (f, v) in self.settings(entries, "a route") {
             match f.key.name.as_str() {
                 "port" => r.port = self.name(v),
-                "domain" => r.domain = self.string(v),
+                "domain" => r.rare.domain = self.string(v),
                 "strategy" => {
                     r.strategy = self.choice(
                         v,
@@ -311,13 +304,13 @@ impl Lower<'_> {
                         ],
                     )
                 }
-                "rate" => r.rate = self.integer(v, "requests per second"),
-                "burst" => r.burst = self.integer(v, "a request count"),
-                "limit_status" => r.limit_status = self.integer(v, "an HTTP status"),
-                "connect_timeout" => r.connect_timeout = self.duration(v),
-                "send_timeout" => r.send_timeout = self.duration(v),
-                "read_timeout" => r.read_timeout = self.duration(v),
-                "body_size" => r.body_size = self.size(v),
+                "rate" => r.rare.rate = self.integer(v, "requests per second"),
+                "burst" => r.rare.burst = self.integer(v, "a request count"),
+                "limit_status" => r.rare.limit_status = self.integer(v, "an HTTP status"),
+                "connect_timeout" => r.rare.connect_timeout = self.duration(v),
+                "send_timeout" => r.rare.send_timeout = self.duration(v),
+                "read_timeout" => r.rare.read_timeout = self.duration(v),
+                "body_size" => r.rare.body_size = self.size(v),
                 "websocket" => r.websocket = self.boolean(v).unwrap_or(false),
                 "default" => r.default = self.boolean(v).unwrap_or(false),
                 "strip_prefix" => r.strip_prefix = self.boolean(v).unwrap_or(false),

@@ -211,6 +211,7 @@ impl Topo<'_> {
             let service_domain = self.domain(name, first.host, def, diags);
             for route in def.routes.values() {
                 let domain = route
+                    .rare
                     .domain
                     .as_ref()
                     .map(|d| d.value.to_ascii_lowercase())
@@ -264,8 +265,8 @@ impl Topo<'_> {
                     (Some(a), Some(b)) => Some(a.max(b.value)),
                     (a, b) => a.or(b.map(|b| b.value)),
                 };
-                u.read_timeout = longest(u.read_timeout, route.read_timeout.as_ref());
-                u.connect_timeout = longest(u.connect_timeout, route.connect_timeout.as_ref());
+                u.read_timeout = longest(u.read_timeout, route.rare.read_timeout.as_ref());
+                u.connect_timeout = longest(u.connect_timeout, route.rare.connect_timeout.as_ref());
                 let site = sites.entry(domain.clone()).or_insert_with(|| Site {
                     domain: domain.clone(),
                     tls: None,
@@ -275,15 +276,15 @@ impl Topo<'_> {
                     path: route.path.value.clone(),
                     upstream: upstream_name,
                     strip_prefix: route.strip_prefix,
-                    rate: route.rate.as_ref().map(|r| RateLimit {
+                    rate: route.rare.rate.as_ref().map(|r| RateLimit {
                         rate: r.value,
-                        burst: route.burst.as_ref().map_or(0, |b| b.value),
-                        status: route.limit_status.as_ref().map_or(429, |s| s.value),
+                        burst: route.rare.burst.as_ref().map_or(0, |b| b.value),
+                        status: route.rare.limit_status.as_ref().map_or(429, |s| s.value),
                     }),
-                    connect_timeout: route.connect_timeout.as_ref().map(|d| d.value),
-                    send_timeout: route.send_timeout.as_ref().map(|d| d.value),
-                    read_timeout: route.read_timeout.as_ref().map(|d| d.value),
-                    body_size: route.body_size.as_ref().map(|s| s.value),
+                    connect_timeout: route.rare.connect_timeout.as_ref().map(|d| d.value),
+                    send_timeout: route.rare.send_timeout.as_ref().map(|d| d.value),
+                    read_timeout: route.rare.read_timeout.as_ref().map(|d| d.value),
+                    body_size: route.rare.body_size.as_ref().map(|s| s.value),
                     websocket: route.websocket,
                 });
             }
@@ -573,6 +574,7 @@ impl Topo<'_> {
             let domain = self.domain(name, first.host, &first.def, &mut quiet);
             for route in first.def.routes.values() {
                 let d = route
+                    .rare
                     .domain
                     .as_ref()
                     .map(|d| d.value.to_ascii_lowercase())
