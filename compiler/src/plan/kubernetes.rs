@@ -145,7 +145,7 @@ impl Topo<'_> {
         diags: &mut Diagnostics,
     ) {
         for param in ["database", "user"] {
-            let identifier = match inst.rare.params.get(param).map(Vec::as_slice) {
+            let identifier = match inst.rare.params.get(param).map(|v| v.as_slice()) {
                 Some([Out::Text(t)]) => {
                     t.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
                         && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -169,7 +169,7 @@ impl Topo<'_> {
             }
         }
         let secret = matches!(
-            inst.rare.params.get("password").map(Vec::as_slice),
+            inst.rare.params.get("password").map(|v| v.as_slice()),
             Some([Out::Secret { .. }])
         );
         if !secret {

@@ -85,10 +85,15 @@ pub enum Out {
     },
 }
 
+/// A resolved value: its pieces, text joined. Most values are one piece (a
+/// literal, a URL): it is kept inline, not in an allocation of its own
+/// (tens of thousands of environment variables at N = 10000).
+pub type Pieces = smallvec::SmallVec<[Out; 1]>;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnvVar {
     pub key: Name,
-    pub value: Vec<Out>,
+    pub value: Pieces,
     pub span: Span,
 }
 
@@ -163,7 +168,7 @@ pub struct Instance {
     /// The kind the service was declared with, if any.
     pub kind: Option<Name>,
     pub public: Vec<String>,
-    pub public_url: Option<Vec<Out>>,
+    pub public_url: Option<Pieces>,
     /// (path prefix, port name)
     pub routes: Vec<(String, Name)>,
     pub update: Update,
@@ -206,7 +211,7 @@ pub struct RareParts {
     /// Host devices passed to the container.
     pub devices: Vec<String>,
     /// The values of its kind's parameters, resolved.
-    pub params: IndexMap<Name, Vec<Out>>,
+    pub params: IndexMap<Name, Pieces>,
 }
 
 impl crate::Parts for RareParts {
@@ -395,8 +400,8 @@ pub(super) struct Published<'a> {
 #[derive(Default)]
 pub(super) struct Resolved {
     pub(super) env: Vec<EnvVar>,
-    pub(super) public_url: Option<Vec<Out>>,
-    pub(super) params: IndexMap<Name, Vec<Out>>,
+    pub(super) public_url: Option<Pieces>,
+    pub(super) params: IndexMap<Name, Pieces>,
 }
 
 #[derive(Default)]
@@ -630,8 +635,8 @@ impl Topo<'_> {
 }
 
 /// Joins adjacent text pieces.
-pub(super) fn normalize(pieces: Vec<Out>) -> Vec<Out> {
-    let mut out: Vec<Out> = Vec::with_capacity(pieces.len());
+pub(super) fn normalize(pieces: Pieces) -> Pieces {
+    let mut out = Pieces::with_capacity(pieces.len());
     for p in pieces {
         push_out(&mut out, p);
     }
@@ -639,7 +644,7 @@ pub(super) fn normalize(pieces: Vec<Out>) -> Vec<Out> {
 }
 
 /// Appends a piece, joined to the text before it when both are text.
-pub(super) fn push_out(out: &mut Vec<Out>, piece: Out) {
+pub(super) fn push_out(out: &mut Pieces, piece: Out) {
     match (out.last_mut(), piece) {
         (Some(Out::Text(a)), Out::Text(b)) => *a = crate::concat(a, &b),
         (_, p) => out.push(p),

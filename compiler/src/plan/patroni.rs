@@ -400,7 +400,7 @@ impl Topo<'_> {
             let Some((name, env)) = secret else { continue };
             inst.env.push(EnvVar {
                 key: Name::new_static(key),
-                value: vec![Out::Secret {
+                value: smallvec::smallvec![Out::Secret {
                     name,
                     env,
                     optional: false,

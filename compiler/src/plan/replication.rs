@@ -73,7 +73,7 @@ impl StreamingPlan {
         inst.rare.command = Some(Command::Exec(command));
         inst.env.push(EnvVar {
             key: Name::new_static(REPLICATION_PASSWORD_ENV),
-            value: vec![Out::Secret {
+            value: smallvec::smallvec![Out::Secret {
                 name: self.password_secret.clone(),
                 env: self.password_env.clone(),
                 optional: false,

@@ -18,7 +18,7 @@ impl Topo<'_> {
         fx: &mut Effects,
         diags: &mut Diagnostics,
         depth: usize,
-    ) -> Vec<Out> {
+    ) -> Pieces {
         // Built normalized, in one vector. Most values are one piece: a
         // reference alone is its resolved value, taken as it is.
         if let [Piece::Ref(r)] = expr.pieces.as_slice() {
@@ -26,7 +26,7 @@ impl Topo<'_> {
                 .reference(owner, consumer_host, r, fx, diags, depth)
                 .unwrap_or_default();
         }
-        let mut out = Vec::with_capacity(expr.pieces.len());
+        let mut out = Pieces::with_capacity(expr.pieces.len());
         for piece in &expr.pieces {
             match piece {
                 Piece::Text(t) => push_out(&mut out, Out::Text(t.clone())),
@@ -50,12 +50,12 @@ impl Topo<'_> {
         fx: &mut Effects,
         diags: &mut Diagnostics,
         depth: usize,
-    ) -> Option<Vec<Out>> {
+    ) -> Option<Pieces> {
         let first = r.path.first()?;
         if first.name == "secret" {
             let name = &r.path.get(1)?.name;
             let secret = self.stack.secrets.get(name)?;
-            return Some(vec![Out::Secret {
+            return Some(smallvec::smallvec![Out::Secret {
                 name: name.clone(),
                 env: secret.env_name.clone(),
                 optional: secret.optional,
@@ -124,12 +124,16 @@ impl Topo<'_> {
                 PATRONI_PRIMARY_PORT
             };
             match attr {
-                "host" | "read_host" => return Some(vec![Out::Text(host)]),
+                "host" | "read_host" => return Some(smallvec::smallvec![Out::Text(host)]),
                 "port" | "ports" => {
-                    return Some(vec![Out::Text(Name::new(itoa::Buffer::new().format(port)))])
+                    return Some(smallvec::smallvec![Out::Text(Name::new(
+                        itoa::Buffer::new().format(port)
+                    ))])
                 }
                 "address" | "read_address" => {
-                    return Some(vec![Out::Text(format_smolstr!("{host}:{port}"))])
+                    return Some(smallvec::smallvec![Out::Text(format_smolstr!(
+                        "{host}:{port}"
+                    ))])
                 }
                 _ => {}
             }
@@ -225,19 +229,20 @@ impl Topo<'_> {
         };
         match attr {
             "host" | "read_host" => {
-                hostname(attr == "read_host", diags).map(|h| vec![Out::Text(h)])
+                hostname(attr == "read_host", diags).map(|h| smallvec::smallvec![Out::Text(h)])
             }
             "port" => port_of(None, fx, diags)
-                .map(|p| vec![Out::Text(Name::new(itoa::Buffer::new().format(p)))]),
+                .map(|p| smallvec::smallvec![Out::Text(Name::new(itoa::Buffer::new().format(p)))]),
             "ports" => {
                 let name = r.path.get(2)?.name.as_str();
-                port_of(Some(name), fx, diags)
-                    .map(|p| vec![Out::Text(Name::new(itoa::Buffer::new().format(p)))])
+                port_of(Some(name), fx, diags).map(|p| {
+                    smallvec::smallvec![Out::Text(Name::new(itoa::Buffer::new().format(p)))]
+                })
             }
             "address" | "read_address" => {
                 let h = hostname(attr == "read_address", diags)?;
                 let p = port_of(None, fx, diags)?;
-                Some(vec![Out::Text(host_port("", &h, p))])
+                Some(smallvec::smallvec![Out::Text(host_port("", &h, p))])
             }
             "url" | "read_url" => {
                 let template = if attr == "read_url" {
@@ -264,7 +269,7 @@ impl Topo<'_> {
                         }
                         let h = hostname(false, diags)?;
                         let p = port_of(None, fx, diags)?;
-                        Some(vec![Out::Text(host_port("http://", &h, p))])
+                        Some(smallvec::smallvec![Out::Text(host_port("http://", &h, p))])
                     }
                 }
             }
@@ -280,7 +285,7 @@ impl Topo<'_> {
                 };
                 let plan = SentinelPlan::from_def(target, ha);
                 if attr == "master_name" {
-                    return Some(vec![Out::Text(plan.master_name.into())]);
+                    return Some(smallvec::smallvec![Out::Text(plan.master_name.into())]);
                 }
                 let list: Vec<String> = if self.topo.platform.value == Platform::Compose {
                     self.host_sentinels(target)
@@ -298,7 +303,7 @@ impl Topo<'_> {
                         .then(|| def.rare.args.get("password"))
                         .flatten()
                         .map(|a| self.eval(target, consumer_host, &a.value, fx, diags, depth + 1));
-                    let mut out = Vec::new();
+                    let mut out = Pieces::new();
                     for (i, s) in list.iter().enumerate() {
                         let sep = if i == 0 { "" } else { ";" };
                         match &password {
@@ -312,7 +317,7 @@ impl Topo<'_> {
                     }
                     return Some(normalize(out));
                 }
-                Some(vec![Out::Text(list.join(",").into())])
+                Some(smallvec::smallvec![Out::Text(list.join(",").into())])
             }
             "public_url" => match &def.rare.public_url {
                 Some(t) => Some(self.eval(target, consumer_host, t, fx, diags, depth + 1)),
@@ -347,7 +352,7 @@ impl Topo<'_> {
         fx: &mut Effects,
         diags: &mut Diagnostics,
         depth: usize,
-    ) -> Option<Vec<Out>> {
+    ) -> Option<Pieces> {
         let expr = match attr {
             "url" => ext.url.as_ref(),
             "read_url" => ext.read_url.as_ref().or(ext.url.as_ref()),
@@ -357,7 +362,11 @@ impl Topo<'_> {
                 return ext
                     .port
                     .as_ref()
-                    .map(|p| vec![Out::Text(Name::new(itoa::Buffer::new().format(p.value)))])
+                    .map(|p| {
+                        smallvec::smallvec![Out::Text(Name::new(
+                            itoa::Buffer::new().format(p.value)
+                        ))]
+                    })
                     .or_else(|| {
                         diags.push(missing_external(target, attr, r.span, self));
                         None

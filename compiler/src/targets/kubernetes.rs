@@ -146,7 +146,13 @@ impl Cx<'_> {
     /// operator creates the pods, the volume claims and the `-rw`/`-ro` Services.
     fn cnpg_cluster(&self, inst: &Instance) -> Vec<Result<String, String>> {
         let text = |param: &str| {
-            literal(inst.rare.params.get(param).map_or(&[][..], Vec::as_slice)).unwrap_or_default()
+            literal(
+                inst.rare
+                    .params
+                    .get(param)
+                    .map_or(&[][..], |v| v.as_slice()),
+            )
+            .unwrap_or_default()
         };
         let size = inst.rare.volumes.first().map_or(Size(1 << 30), |v| v.size);
         let cluster = Object {
@@ -936,10 +942,15 @@ impl Cx<'_> {
         }
         s.push_str("  --dry-run=client -o yaml | kubectl apply -f -\n");
         for inst in instances.iter().filter(|i| i.ha == CLOUDNATIVEPG) {
-            let user = literal(inst.rare.params.get("user").map_or(&[][..], Vec::as_slice))
-                .unwrap_or_default();
+            let user = literal(
+                inst.rare
+                    .params
+                    .get("user")
+                    .map_or(&[][..], |v| v.as_slice()),
+            )
+            .unwrap_or_default();
             let Some([Out::Secret { env, .. }]) =
-                inst.rare.params.get("password").map(Vec::as_slice)
+                inst.rare.params.get("password").map(|v| v.as_slice())
             else {
                 continue;
             };
