@@ -37,8 +37,8 @@ pub fn usages(plan: &Plan) -> IndexMap<&str, Vec<Usage<'_>>> {
             for i in &h.services {
                 for v in &i.env {
                     for piece in &v.value {
-                        if let Out::Secret { name, .. } = piece {
-                            if let Some(u) = list.iter_mut().find(|u| u.name == name) {
+                        if let Out::Secret(s) = piece {
+                            if let Some(u) = list.iter_mut().find(|u| u.name == s.name) {
                                 let use_ = (h.name.clone(), i.name.clone(), v.key.clone());
                                 if !u.uses.contains(&use_) {
                                     u.uses.push(use_);

@@ -127,7 +127,7 @@ fn render(value: &[Out]) -> String {
         .iter()
         .map(|p| match p {
             Out::Text(t) => t.to_string(),
-            Out::Secret { env, .. } => format!("${{{env}}}"),
+            Out::Secret(s) => format!("${{{}}}", s.env),
         })
         .collect()
 }

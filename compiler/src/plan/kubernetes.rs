@@ -170,7 +170,7 @@ impl Topo<'_> {
         }
         let secret = matches!(
             inst.rare.params.get("password").map(|v| v.as_slice()),
-            Some([Out::Secret { .. }])
+            Some([Out::Secret(_)])
         );
         if !secret {
             let span = def.rare.args.get("password").map_or(decl, |a| a.value.span);

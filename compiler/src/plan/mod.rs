@@ -78,11 +78,28 @@ pub struct HostPlan {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Out {
     Text(Name),
-    Secret {
-        name: Name,
-        env: Name,
-        optional: bool,
-    },
+    /// Boxed: text is most pieces, and a piece is as large as its largest
+    /// kind (24 bytes with the secret boxed, 56 inline).
+    Secret(Box<SecretRef>),
+}
+
+/// A secret in a value: its name, the environment variable that carries it,
+/// and whether it may be left empty.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SecretRef {
+    pub name: Name,
+    pub env: Name,
+    pub optional: bool,
+}
+
+impl Out {
+    pub(crate) fn secret(name: Name, env: Name, optional: bool) -> Out {
+        Out::Secret(Box::new(SecretRef {
+            name,
+            env,
+            optional,
+        }))
+    }
 }
 
 /// A resolved value: its pieces, text joined. Most values are one piece (a

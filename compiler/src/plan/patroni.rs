@@ -400,11 +400,7 @@ impl Topo<'_> {
             let Some((name, env)) = secret else { continue };
             inst.env.push(EnvVar {
                 key: Name::new_static(key),
-                value: smallvec::smallvec![Out::Secret {
-                    name,
-                    env,
-                    optional: false,
-                }],
+                value: smallvec::smallvec![Out::secret(name, env, false)],
                 span: ha_span,
             });
         }

@@ -369,7 +369,7 @@ impl Topo<'_> {
             .iter()
             .map(|p| match p {
                 Out::Text(t) => Some(t.as_str()),
-                Out::Secret { .. } => None,
+                Out::Secret(_) => None,
             })
             .collect::<Option<String>>()?;
         let rest = text.split_once("://").map_or(text.as_str(), |(_, r)| r);

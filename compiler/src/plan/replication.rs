@@ -73,11 +73,11 @@ impl StreamingPlan {
         inst.rare.command = Some(Command::Exec(command));
         inst.env.push(EnvVar {
             key: Name::new_static(REPLICATION_PASSWORD_ENV),
-            value: smallvec::smallvec![Out::Secret {
-                name: self.password_secret.clone(),
-                env: self.password_env.clone(),
-                optional: false,
-            }],
+            value: smallvec::smallvec![Out::secret(
+                self.password_secret.clone(),
+                self.password_env.clone(),
+                false,
+            )],
             span: self.span,
         });
     }

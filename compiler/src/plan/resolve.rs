@@ -55,11 +55,11 @@ impl Topo<'_> {
         if first.name == "secret" {
             let name = &r.path.get(1)?.name;
             let secret = self.stack.secrets.get(name)?;
-            return Some(smallvec::smallvec![Out::Secret {
-                name: name.clone(),
-                env: secret.env_name.clone(),
-                optional: secret.optional,
-            }]);
+            return Some(smallvec::smallvec![Out::secret(
+                name.clone(),
+                secret.env_name.clone(),
+                secret.optional,
+            )]);
         }
         if depth > 8 {
             diags.push(

@@ -185,13 +185,14 @@ pub fn compose_value(value: &[Out]) -> String {
     for piece in value {
         match piece {
             Out::Text(t) => s.push_str(&t.replace('$', "$$")),
-            Out::Secret {
-                env,
-                optional: true,
-                ..
-            } => s.push_str(&format!("${{{env}:-}}")),
-            Out::Secret { name, env, .. } => {
-                s.push_str(&format!("${{{env}:?secret {name} is not set}}"));
+            Out::Secret(secret) if secret.optional => {
+                s.push_str(&format!("${{{}:-}}", secret.env));
+            }
+            Out::Secret(secret) => {
+                s.push_str(&format!(
+                    "${{{}:?secret {} is not set}}",
+                    secret.env, secret.name
+                ));
             }
         }
     }

@@ -28,13 +28,14 @@ pub fn generate(
                     .value
                     .iter()
                     .filter_map(|p| match p {
-                        Out::Secret { name, .. } => Some(name.as_str()),
+                        Out::Secret(s) => Some(s.name.as_str()),
                         Out::Text(_) => None,
                     })
                     .collect();
                 if !secrets.is_empty() {
-                    if let [Out::Secret { name, optional, .. }] = var.value.as_slice() {
-                        let what = if *optional {
+                    if let [Out::Secret(s)] = var.value.as_slice() {
+                        let name = &s.name;
+                        let what = if s.optional {
                             "optional secret"
                         } else {
                             "secret"
@@ -52,7 +53,7 @@ pub fn generate(
                             .iter()
                             .map(|p| match p {
                                 Out::Text(t) => t.to_string(),
-                                Out::Secret { name, .. } => format!("<{name}>"),
+                                Out::Secret(s) => format!("<{}>", s.name),
                             })
                             .collect();
                         let shape = shape.replace('\n', "\\n");
@@ -70,7 +71,7 @@ pub fn generate(
                     .iter()
                     .map(|p| match p {
                         Out::Text(t) => t.as_str(),
-                        Out::Secret { .. } => "",
+                        Out::Secret(_) => "",
                     })
                     .collect();
                 match quote(&value) {

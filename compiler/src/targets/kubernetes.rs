@@ -740,7 +740,7 @@ impl Cx<'_> {
             .env
             .iter()
             .filter_map(|v| match v.value.as_slice() {
-                [Out::Secret { env, .. }] => Some((env.as_str(), v.key.as_str())),
+                [Out::Secret(s)] => Some((s.env.as_str(), v.key.as_str())),
                 _ => None,
             })
             .collect();
@@ -751,7 +751,8 @@ impl Cx<'_> {
                 continue;
             }
             for piece in &var.value {
-                if let Out::Secret { env, optional, .. } = piece {
+                if let Out::Secret(s) = piece {
+                    let (env, optional) = (&s.env, &s.optional);
                     match direct.get(env.as_str()) {
                         Some(key) => {
                             if !hoisted.contains(key) {
@@ -785,10 +786,10 @@ impl Cx<'_> {
         );
         for var in ordered {
             out.push(match var.value.as_slice() {
-                [Out::Secret { env, optional, .. }] => EnvVar {
+                [Out::Secret(s)] => EnvVar {
                     name: var.key.to_string(),
                     value: None,
-                    value_from: Some(secret_ref(env, *optional)),
+                    value_from: Some(secret_ref(&s.env, s.optional)),
                 },
                 pieces => EnvVar {
                     name: var.key.to_string(),
@@ -798,7 +799,8 @@ impl Cx<'_> {
                             .map(|p| match p {
                                 // Kubernetes expands `$(NAME)`: a literal one is `$$(NAME)`.
                                 Out::Text(t) => t.replace("$(", "$$("),
-                                Out::Secret { env, .. } => {
+                                Out::Secret(s) => {
+                                    let env = &s.env;
                                     let var = direct
                                         .get(env.as_str())
                                         .map_or_else(|| format!("STACKC_{env}"), |k| k.to_string());
@@ -889,13 +891,8 @@ impl Cx<'_> {
         for inst in instances {
             for var in &inst.env {
                 for p in &var.value {
-                    if let Out::Secret {
-                        name,
-                        env,
-                        optional,
-                    } = p
-                    {
-                        keys.insert(env, (name, *optional));
+                    if let Out::Secret(s) = p {
+                        keys.insert(&s.env, (&s.name, s.optional));
                     }
                 }
             }
@@ -949,11 +946,12 @@ impl Cx<'_> {
                     .map_or(&[][..], |v| v.as_slice()),
             )
             .unwrap_or_default();
-            let Some([Out::Secret { env, .. }]) =
+            let Some([Out::Secret(secret)]) =
                 inst.rare.params.get("password").map(|v| v.as_slice())
             else {
                 continue;
             };
+            let env = &secret.env;
             s.push_str(&format!(
                 "# The owner of the PostgreSQL cluster `{}`, for CloudNativePG's bootstrap.\n",
                 inst.name
