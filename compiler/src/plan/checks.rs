@@ -7,6 +7,11 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::*;
 
+/// A long dependency cycle is named by its first services (this many names
+/// in the message) and marked at its first dependencies (this many labels).
+const CYCLE_NAMES_SHOWN: usize = 12;
+const CYCLE_EDGES_LABELLED: usize = 8;
+
 impl Topo<'_> {
     pub(super) fn check_cycles(&self, effects: &[Vec<Effects>], diags: &mut Diagnostics) {
         // One node per service, by its index in the stack: edges are added
@@ -108,14 +113,31 @@ impl Topo<'_> {
             let Some((first_span, first_label)) = edges.next() else {
                 continue;
             };
+            // A cycle through thousands of services is named and labelled in
+            // part: a label per edge made one diagnostic take seconds to
+            // render, and no reader follows it.
+            let services = names.len().saturating_sub(1);
+            let shown = if names.len() > CYCLE_NAMES_SHOWN {
+                let head = names[..CYCLE_NAMES_SHOWN - 2].join(" -> ");
+                let last = names.last().copied().unwrap_or_default();
+                format!("{head} -> ... -> {last} ({services} services)")
+            } else {
+                names.join(" -> ")
+            };
+            let mut help = String::from("no service of the cycle can start first; break it by referring to a `public_url`, or by removing one dependency");
+            if services > CYCLE_EDGES_LABELLED {
+                help.push_str(&format!(
+                    " (the first {CYCLE_EDGES_LABELLED} of its {services} dependencies are marked)"
+                ));
+            }
             let mut d = Diagnostic::error(
                 Code::DependencyCycle,
                 first_span,
-                format!("dependency cycle: {}", names.join(" -> ")),
+                format!("dependency cycle: {shown}"),
             )
             .label(first_label)
-            .help("no service of the cycle can start first; break it by referring to a `public_url`, or by removing one dependency");
-            for (span, label) in edges {
+            .help(help);
+            for (span, label) in edges.take(CYCLE_EDGES_LABELLED - 1) {
                 d = d.with_secondary(span, label);
             }
             diags.push(d);
