@@ -540,7 +540,7 @@ fn build(
 /// of its time (docs/performance.md). `check` keeps them: it holds less and
 /// is the one measured in milliseconds. Best effort: a kernel without the
 /// setting leaves the pages as they were.
-pub(crate) fn no_huge_pages() {
+fn no_huge_pages() {
     #[cfg(target_os = "linux")]
     let _ = rustix::thread::disable_transparent_huge_pages(true);
 }

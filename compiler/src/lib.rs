@@ -59,6 +59,21 @@ pub trait Parts: Default + PartialEq + 'static {
     fn empty() -> &'static Self;
 }
 
+/// Implements [`Parts`] for a type whose `Default` is its empty parts: one
+/// static of them, made at the first read of an unset box.
+macro_rules! rare_parts {
+    ($parts:ty) => {
+        impl $crate::Parts for $parts {
+            fn empty() -> &'static $parts {
+                static EMPTY: std::sync::LazyLock<$parts> =
+                    std::sync::LazyLock::new(<$parts>::default);
+                &EMPTY
+            }
+        }
+    };
+}
+pub(crate) use rare_parts;
+
 impl<T: Parts> Rare<T> {
     /// The parts, when any was set.
     pub fn get(&self) -> Option<&T> {

@@ -330,13 +330,7 @@ pub struct RouteOptions {
     pub body_size: Option<Sp<Size>>,
 }
 
-impl crate::Parts for RouteOptions {
-    fn empty() -> &'static RouteOptions {
-        static EMPTY: std::sync::LazyLock<RouteOptions> =
-            std::sync::LazyLock::new(RouteOptions::default);
-        &EMPTY
-    }
-}
+crate::rare_parts!(RouteOptions);
 
 /// `metrics = PORT` or `metrics { port = PORT  path = "/metrics"  interval = 15s  timeout = 10s }`.
 #[derive(Debug, Clone, PartialEq)]
@@ -514,12 +508,7 @@ impl RareDef {
     }
 }
 
-impl crate::Parts for RareDef {
-    fn empty() -> &'static RareDef {
-        static EMPTY: std::sync::LazyLock<RareDef> = std::sync::LazyLock::new(RareDef::default);
-        &EMPTY
-    }
-}
+crate::rare_parts!(RareDef);
 
 fn lay<T: Clone>(base: &mut Option<T>, top: &Option<T>) {
     if top.is_some() {

@@ -258,11 +258,17 @@ impl Topo<'_> {
                 );
             }
         }
+        let explicit: Vec<(&str, Gate, Span)> = def
+            .rare
+            .depends_on
+            .iter()
+            .flat_map(|d| &d.value)
+            .map(|d| (d.service.name.as_str(), d.gate, d.span))
+            .collect();
         // A service waits for a few others: a vector, searched, is cheaper than
         // a map made for each instance.
-        let explicit_deps = def.rare.depends_on.as_ref().map_or(0, |d| d.value.len());
         let mut depends_on: Vec<(Name, Condition)> =
-            Vec::with_capacity(explicit_deps + fx.deps.len());
+            Vec::with_capacity(explicit.len() + fx.deps.len());
         fn wait_for<'d>(
             deps: &'d mut Vec<(Name, Condition)>,
             target: &str,
@@ -319,13 +325,6 @@ impl Topo<'_> {
                 *entry = Condition::Healthy;
             }
         };
-        let explicit: Vec<(&str, Gate, Span)> = def
-            .rare
-            .depends_on
-            .iter()
-            .flat_map(|d| &d.value)
-            .map(|d| (d.service.name.as_str(), d.gate, d.span))
-            .collect();
         for (target, g, span) in &explicit {
             gate(target, *g, *span, diags);
         }

@@ -159,6 +159,18 @@ pub struct Mount {
     pub generated: bool,
 }
 
+impl Mount {
+    /// A file stackc generates for the topology, mounted read-only.
+    pub(crate) fn generated(source: impl Into<String>, target: impl Into<String>) -> Mount {
+        Mount {
+            source: source.into(),
+            target: target.into(),
+            read_only: true,
+            generated: true,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Resources {
     pub cpu: Option<Cpu>,
@@ -231,12 +243,7 @@ pub struct RareParts {
     pub params: IndexMap<Name, Pieces>,
 }
 
-impl crate::Parts for RareParts {
-    fn empty() -> &'static RareParts {
-        static EMPTY: std::sync::LazyLock<RareParts> = std::sync::LazyLock::new(RareParts::default);
-        &EMPTY
-    }
-}
+crate::rare_parts!(RareParts);
 
 impl Instance {
     /// A container stackc adds beside the declared services (a proxy, a

@@ -361,12 +361,9 @@ impl Topo<'_> {
             format!("{PATRONI_DIR}/patroni.yml"),
         ]));
         inst.host_network = true;
-        inst.rare.mounts.push(Mount {
-            source: node.dir.clone(),
-            target: PATRONI_DIR.to_string(),
-            read_only: true,
-            generated: true,
-        });
+        inst.rare
+            .mounts
+            .push(Mount::generated(node.dir.clone(), PATRONI_DIR));
         let bind = vec![Bind::Address(node.address.clone())];
         for p in &mut inst.ports {
             p.container = p.host;
@@ -503,12 +500,7 @@ impl Topo<'_> {
                         path: ETCD_DATA_DIR.into(),
                         size: Size(1 << 30),
                     }],
-                    mounts: vec![Mount {
-                        source: member.file.clone(),
-                        target: ETCD_CONFIG.into(),
-                        read_only: true,
-                        generated: true,
-                    }],
+                    mounts: vec![Mount::generated(member.file.clone(), ETCD_CONFIG)],
                     etcd: Some(Box::new(member)),
                     ..RareParts::default()
                 }
@@ -527,12 +519,10 @@ impl Topo<'_> {
             image: Some(HAPROXY_IMAGE.into()),
             refers_to: vec![Name::new(service)],
             rare: RareParts {
-                mounts: vec![Mount {
-                    source: format!("{service}/haproxy.cfg"),
-                    target: HAPROXY_CONFIG.into(),
-                    read_only: true,
-                    generated: true,
-                }],
+                mounts: vec![Mount::generated(
+                    format!("{service}/haproxy.cfg"),
+                    HAPROXY_CONFIG,
+                )],
                 ..RareParts::default()
             }
             .into(),

@@ -673,15 +673,11 @@ impl Topo<'_> {
             ProxyKind::Nginx => ("/etc/nginx/nginx.conf", "nginx"),
             ProxyKind::Haproxy => ("/usr/local/etc/haproxy/haproxy.cfg", "haproxy"),
         };
-        let mut mounts = vec![Mount {
-            source: match proxy.kind {
-                ProxyKind::Nginx => format!("nginx/{}.conf", proxy.name),
-                ProxyKind::Haproxy => format!("haproxy/{}.cfg", proxy.name),
-            },
-            target: config_path.into(),
-            read_only: true,
-            generated: true,
-        }];
+        let config = match proxy.kind {
+            ProxyKind::Nginx => format!("nginx/{}.conf", proxy.name),
+            ProxyKind::Haproxy => format!("haproxy/{}.cfg", proxy.name),
+        };
+        let mut mounts = vec![Mount::generated(config, config_path)];
         if proxy.has_tls() {
             let paths: &[&str] = match proxy.kind {
                 ProxyKind::Nginx => &["/etc/letsencrypt", "/var/www/certbot"],

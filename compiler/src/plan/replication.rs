@@ -44,12 +44,9 @@ impl StreamingPlan {
     /// mounted read-only, the primary's role script run by the image at initdb,
     /// the standby started by its clone-then-stream script.
     pub(super) fn wire(&self, inst: &mut Instance) {
-        inst.rare.mounts.push(Mount {
-            source: self.dir.clone(),
-            target: STREAMING_DIR.to_string(),
-            read_only: true,
-            generated: true,
-        });
+        inst.rare
+            .mounts
+            .push(Mount::generated(self.dir.clone(), STREAMING_DIR));
         let config = vec![
             "-c".to_string(),
             format!("config_file={STREAMING_DIR}/postgresql.conf"),
@@ -59,12 +56,10 @@ impl StreamingPlan {
         let mut command = if self.standby {
             vec!["sh".to_string(), format!("{STREAMING_DIR}/standby.sh")]
         } else {
-            inst.rare.mounts.push(Mount {
-                source: format!("{}/init-replication.sh", self.dir),
-                target: "/docker-entrypoint-initdb.d/stackc-replication.sh".to_string(),
-                read_only: true,
-                generated: true,
-            });
+            inst.rare.mounts.push(Mount::generated(
+                format!("{}/init-replication.sh", self.dir),
+                "/docker-entrypoint-initdb.d/stackc-replication.sh",
+            ));
             vec!["postgres".to_string()]
         };
         if !self.standby {
@@ -522,12 +517,9 @@ impl SentinelNode {
     /// the first start (Sentinel rewrites it at failover), then the image's
     /// entrypoint runs Redis on it (it owns the volume and drops root).
     pub(super) fn wire(&self, inst: &mut Instance) {
-        inst.rare.mounts.push(Mount {
-            source: self.dir.clone(),
-            target: REDIS_DIR.to_string(),
-            read_only: true,
-            generated: true,
-        });
+        inst.rare
+            .mounts
+            .push(Mount::generated(self.dir.clone(), REDIS_DIR));
         // Every node authenticates to its master: any may become a replica.
         let auth = if requires_auth(inst) {
             format!(
@@ -603,12 +595,7 @@ impl SentinelNode {
                     path: "/data".into(),
                     size: Size(1 << 20),
                 }],
-                mounts: vec![Mount {
-                    source: self.dir.clone(),
-                    target: REDIS_DIR.to_string(),
-                    read_only: true,
-                    generated: true,
-                }],
+                mounts: vec![Mount::generated(self.dir.clone(), REDIS_DIR)],
                 ..RareParts::default()
             }
             .into(),
