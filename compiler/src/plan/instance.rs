@@ -9,7 +9,7 @@ impl Topo<'_> {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn instance(
         &self,
-        name: &str,
+        name: &Name,
         h: usize,
         p: &Placement,
         resolved: Resolved,
@@ -188,7 +188,7 @@ impl Topo<'_> {
             if public.contains(&port.name.name.as_str()) {
                 binds.push(Bind::All);
             } else if !published.on_address.is_empty() || !published.on_loopback.is_empty() {
-                let key = (Name::new(name), h, port.name.name.clone());
+                let key = (name.clone(), h, port.name.name.clone());
                 let address = host
                     .address
                     .as_ref()
@@ -258,12 +258,12 @@ impl Topo<'_> {
                 );
             }
         }
-        let explicit: Vec<(&str, Gate, Span)> = def
+        let explicit: Vec<(&Name, Gate, Span)> = def
             .rare
             .depends_on
             .iter()
             .flat_map(|d| &d.value)
-            .map(|d| (d.service.name.as_str(), d.gate, d.span))
+            .map(|d| (&d.service.name, d.gate, d.span))
             .collect();
         // A service waits for a few others: a vector, searched, is cheaper than
         // a map made for each instance.
@@ -271,24 +271,24 @@ impl Topo<'_> {
             Vec::with_capacity(explicit.len() + fx.deps.len());
         fn wait_for<'d>(
             deps: &'d mut Vec<(Name, Condition)>,
-            target: &str,
+            target: &Name,
             first: Condition,
         ) -> &'d mut Condition {
             let at = match deps.iter().position(|(t, _)| t == target) {
                 Some(at) => at,
                 None => {
-                    deps.push((Name::new(target), first));
+                    deps.push((target.clone(), first));
                     deps.len() - 1
                 }
             };
             &mut deps[at].1
         }
-        let mut gate = |target: &str, gate: Gate, span: Span, diags: &mut Diagnostics| {
+        let mut gate = |target: &Name, gate: Gate, span: Span, diags: &mut Diagnostics| {
             if self.is_patroni(target) {
                 // Consumers reach the cluster through the HAProxy beside them.
                 wait_for(
                     &mut depends_on,
-                    &format!("{target}-haproxy"),
+                    &smol_str::format_smolstr!("{target}-haproxy"),
                     Condition::Started,
                 );
                 return;
@@ -329,13 +329,13 @@ impl Topo<'_> {
             gate(target, *g, *span, diags);
         }
         for (target, span) in &fx.deps {
-            if !explicit.iter().any(|(t, _, _)| t == target) {
+            if !explicit.iter().any(|(t, _, _)| *t == target) {
                 gate(target, Gate::Default, *span, diags);
             }
         }
         depends_on.retain(|(t, _)| t != name);
         let mut instance = Instance {
-            name: Name::new(name),
+            name: name.clone(),
             role,
             image: def.image.as_ref().map(|i| i.value.clone()),
             ports,
@@ -357,7 +357,7 @@ impl Topo<'_> {
                     } else {
                         target.clone()
                     };
-                    if target != name && !targets.contains(&target) {
+                    if target != *name && !targets.contains(&target) {
                         targets.push(target);
                     }
                 }

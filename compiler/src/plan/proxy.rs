@@ -364,7 +364,7 @@ impl Topo<'_> {
     ) -> Option<String> {
         let url = def.rare.public_url.as_ref()?;
         let mut fx = Effects::default();
-        let value = self.eval(name, host, url, &mut fx, diags, 0);
+        let value = self.eval(&Name::new(name), host, url, &mut fx, diags, 0);
         let text: String = value
             .iter()
             .map(|p| match p {

@@ -12,7 +12,7 @@ impl Topo<'_> {
     /// `consumer_host`.
     pub(super) fn eval(
         &self,
-        owner: &str,
+        owner: &Name,
         consumer_host: usize,
         expr: &Expr,
         fx: &mut Effects,
@@ -44,7 +44,7 @@ impl Topo<'_> {
 
     pub(super) fn reference(
         &self,
-        owner: &str,
+        owner: &Name,
         consumer_host: usize,
         r: &Reference,
         fx: &mut Effects,
@@ -76,12 +76,12 @@ impl Topo<'_> {
         let target = if first.name == "self" {
             owner
         } else {
-            first.name.as_str()
+            &first.name
         };
         let attr = r.path.get(1)?.name.as_str();
         let external = self.external(target);
         if depth == 0 && target != owner && runtime_attribute(attr) && external.is_none() {
-            fx.deps.push((Name::new(target), r.span));
+            fx.deps.push((target.clone(), r.span));
         }
         if let Some(ext) = external {
             return self.external_attr(target, ext, attr, r, fx, diags, depth);
@@ -178,7 +178,7 @@ impl Topo<'_> {
                 ));
             }
             if local {
-                return Some(Name::new(target));
+                return Some(target.clone());
             }
             match &host.address {
                 Some(a) => Some(Name::new(&a.value)),
@@ -198,35 +198,33 @@ impl Topo<'_> {
                 }
             }
         };
-        let port_of = |name: Option<&str>,
-                       fx: &mut Effects,
-                       diags: &mut Diagnostics|
-         -> Option<u16> {
-            let port = match name {
-                Some(n) => def.ports.get(n),
-                None => def.ports.values().next(),
-            };
-            let Some(port) = port else {
-                if name.is_some() {
-                    // An unknown port name was reported by `check`.
+        let port_of =
+            |name: Option<&str>, fx: &mut Effects, diags: &mut Diagnostics| -> Option<u16> {
+                let port = match name {
+                    Some(n) => def.ports.get(n),
+                    None => def.ports.values().next(),
+                };
+                let Some(port) = port else {
+                    if name.is_some() {
+                        // An unknown port name was reported by `check`.
+                        return None;
+                    }
+                    diags.push(fail(
+                        format!("service `{target}` declares no port"),
+                        "no port to connect to",
+                        format!("declare one in `{target}`: `port NAME = NUMBER`"),
+                    ));
                     return None;
+                };
+                let container = port.container.as_ref()?.value;
+                if local {
+                    Some(container)
+                } else {
+                    fx.publishes
+                        .insert((target.clone(), placement.host, port.name.name.clone()));
+                    Some(port.host.as_ref().map_or(container, |h| h.value))
                 }
-                diags.push(fail(
-                    format!("service `{target}` declares no port"),
-                    "no port to connect to",
-                    format!("declare one in `{target}`: `port NAME = NUMBER`"),
-                ));
-                return None;
             };
-            let container = port.container.as_ref()?.value;
-            if local {
-                Some(container)
-            } else {
-                fx.publishes
-                    .insert((Name::new(target), placement.host, port.name.name.clone()));
-                Some(port.host.as_ref().map_or(container, |h| h.value))
-            }
-        };
         match attr {
             "host" | "read_host" => {
                 hostname(attr == "read_host", diags).map(|h| smallvec::smallvec![Out::Text(h)])
@@ -345,7 +343,7 @@ impl Topo<'_> {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn external_attr(
         &self,
-        target: &str,
+        target: &Name,
         ext: &ExternalDef,
         attr: &str,
         r: &Reference,
