@@ -41,6 +41,14 @@ pub const ATTRIBUTES: &[&str] = &[
 ];
 
 pub fn check<'a>(stack: &'a Stack, diags: &mut Diagnostics) -> Checked<'a> {
+    let checked = bases(stack, diags);
+    definitions(stack, &checked, diags);
+    checked
+}
+
+/// The first half of `check`, all that planning needs: secret names, kind chains,
+/// and each service's base with its arguments checked.
+pub fn bases<'a>(stack: &'a Stack, diags: &mut Diagnostics) -> Checked<'a> {
     let mut checked = Checked::default();
     for secret in stack.secrets.values() {
         if !is_env_name(&secret.name.name) {
@@ -114,6 +122,13 @@ pub fn check<'a>(stack: &'a Stack, diags: &mut Diagnostics) -> Checked<'a> {
             }
         }
     }
+    checked
+}
+
+/// The second half of `check`, which only reports: each base's fields and
+/// references, and each topology's names, overrides and externals. Nothing that
+/// planning reads comes from here, so `analyze` runs it beside planning.
+pub fn definitions(stack: &Stack, checked: &Checked<'_>, diags: &mut Diagnostics) {
     // References are checked after every base exists, so that `db.user` can be
     // checked against db's kind whatever the order of the file.
     for (name, base) in &checked.bases {
@@ -155,7 +170,6 @@ pub fn check<'a>(stack: &'a Stack, diags: &mut Diagnostics) -> Checked<'a> {
             }
         }
     }
-    checked
 }
 
 /// A stack with services but no topology has nothing to build (a warning). Runs

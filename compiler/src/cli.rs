@@ -176,6 +176,30 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         }
     };
     match cli.command {
+        // The language server's loop waits on its input: not on the pool.
+        Cmd::Lsp => crate::lsp::run_stdio(),
+        command => on_pool(move || run_command(command)),
+    }
+}
+
+/// Runs a command on a thread pool of its own, one thread per core, that every
+/// parallel stage of the command shares (parsing in halves, lowering in
+/// chunks, topologies, generating and writing). The same threads from the first
+/// stage to the last keep their allocator heaps warm: a thread made for one
+/// stage starts from fresh pages, which the kernel must zero (docs/performance.md,
+/// finding 34). Without a pool (the system refuses threads) it runs here.
+fn on_pool(command: impl FnOnce() -> i32 + Send) -> i32 {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("stackc-{i}"))
+        .build();
+    match pool {
+        Ok(pool) => pool.install(command),
+        Err(_) => command(),
+    }
+}
+
+fn run_command(command: Cmd) -> i32 {
+    match command {
         Cmd::Check {
             file,
             message_format,

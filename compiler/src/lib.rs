@@ -125,32 +125,20 @@ pub(crate) fn concat(a: &str, b: &str) -> Name {
     s.finish()
 }
 
-/// `f` of every item, the first on this thread and the others on scoped threads
-/// of their own when there are several items and more than one core, in the
-/// items' order either way. Topologies are independent: planning them and
-/// generating their files use the free cores. An item whose `f` panics gives
-/// its panic back in its place.
+/// `f` of every item, on rayon's pool when there are several items and more
+/// than one core, in the items' order either way. Topologies are independent:
+/// planning them and generating their files use the free cores. An item whose
+/// `f` panics gives its panic back in its place.
 pub(crate) fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     f: impl Fn(&T) -> R + Sync,
 ) -> Vec<std::thread::Result<R>> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if items.len() < 2 || cores < 2 {
-        return items.iter().map(|item| Ok(f(item))).collect();
+    use rayon::prelude::*;
+    let caught = |item: &T| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(item)));
+    if items.len() < 2 || rayon::current_num_threads() < 2 {
+        return items.iter().map(caught).collect();
     }
-    std::thread::scope(|scope| {
-        let f = &f;
-        // The first item on this thread: it would only wait, and its
-        // allocator heap holds the pages freed by the stages before.
-        let handles: Vec<_> = items[1..]
-            .iter()
-            .map(|item| scope.spawn(move || f(item)))
-            .collect();
-        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&items[0])));
-        std::iter::once(first)
-            .chain(handles.into_iter().map(|h| h.join()))
-            .collect()
-    })
+    items.par_iter().with_max_len(1).map(caught).collect()
 }
 
 /// `parallel_map` where a panic in any item goes on in the caller.
@@ -169,14 +157,17 @@ pub(crate) fn parallel_map_or_unwind<T: Sync, R: Send>(
 /// each service on its own (lowering the definitions): a file of thousands of
 /// services uses the free cores.
 pub(crate) fn in_chunks<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let size = if items.len() < 256 {
-        items.len().max(1)
-    } else {
-        items.len().div_ceil(cores)
-    };
-    let chunks: Vec<&[T]> = items.chunks(size).collect();
+    let chunks: Vec<&[T]> = items.chunks(chunk_size(items.len())).collect();
     parallel_map_or_unwind(&chunks, |chunk| f(chunk))
+}
+
+/// One chunk per core for many items (256 or more), else one chunk.
+fn chunk_size(len: usize) -> usize {
+    if len < 256 {
+        len.max(1)
+    } else {
+        len.div_ceil(rayon::current_num_threads())
+    }
 }
 
 /// What a compilation needs besides the source text.
@@ -309,8 +300,25 @@ fn analyze_keeping(text: Arc<str>, options: &Options, keep_trees: bool) -> Analy
     }
     check::no_topology(&stack, user, &mut diags);
     select_topologies(&mut stack, &options.topologies, user, &mut diags);
-    let checked = check::check(&stack, &mut diags);
-    let plan = plan::plan(&stack, &checked, &mut diags);
+    let checked = check::bases(&stack, &mut diags);
+    // The definitions' own checks only report: a large stack has them checked
+    // beside planning, on a core that one topology's plan leaves free while the
+    // other's takes longer.
+    let plan = if large {
+        let (plan, d) = rayon::join(
+            || plan::plan(&stack, &checked, &mut diags),
+            || {
+                let mut d = Diagnostics::default();
+                check::definitions(&stack, &checked, &mut d);
+                d
+            },
+        );
+        diags.extend(d);
+        plan
+    } else {
+        check::definitions(&stack, &checked, &mut diags);
+        plan::plan(&stack, &checked, &mut diags)
+    };
     let has_errors = diags.has_errors();
     let diagnostics = diags.finish();
     drop(checked);
@@ -402,5 +410,48 @@ pub fn compile(text: impl SourceText, options: &Options) -> Compilation {
         sources,
         diagnostics,
         artifacts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parallel_map_keeps_order_and_gives_each_panic_back_in_its_place() {
+        let items: Vec<usize> = (0..64).collect();
+        let results = crate::parallel_map(&items, |&i| {
+            assert!(i != 7, "item seven");
+            i * 2
+        });
+        assert_eq!(results.len(), 64);
+        for (i, result) in results.into_iter().enumerate() {
+            match result {
+                Ok(v) => assert_eq!(v, i * 2),
+                Err(panic) => {
+                    assert_eq!(i, 7);
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    assert!(message.contains("item seven"), "{message}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn in_chunks_gives_one_chunk_per_thread_of_the_pool_in_order() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("a pool of two threads");
+        let items: Vec<usize> = (0..1000).collect();
+        let chunks = pool.install(|| crate::in_chunks(&items, <[usize]>::to_vec));
+        // 256 items or more: one chunk per thread of the pool.
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks.concat(), items);
+        // A few items: one chunk.
+        let few = pool.install(|| crate::in_chunks(&items[..10], <[usize]>::len));
+        assert_eq!(few, vec![10]);
     }
 }

@@ -489,3 +489,46 @@ pub fn fields_of(block: &str) -> Vec<&'static str> {
     };
     fields.iter().flat_map(|f| f.iter().copied()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every field the lowering knows, and every attribute a reference may
+    /// name, is one of the parser's static words: a key missing there is
+    /// copied into each `Name` made of it, in every service of a file.
+    #[test]
+    fn every_field_and_attribute_is_a_static_word() {
+        let lists = [
+            SERVICE_FIELDS,
+            KIND_ONLY_FIELDS,
+            TOP_FIELDS,
+            SECRET_FIELDS,
+            EXTERNAL_FIELDS,
+            TOPOLOGY_FIELDS,
+            AUTOSCALE_FIELDS,
+            SCALE_POLICY_FIELDS,
+            UPDATE_FIELDS,
+            VOLUME_FIELDS,
+            METRICS_FIELDS,
+            HA_FIELDS,
+            HOST_FIELDS,
+            RESOURCE_FIELDS,
+            HEALTH_FIELDS,
+            PROBE_FIELDS,
+            PORT_FIELDS,
+            MOUNT_FIELDS,
+            ROUTE_FIELDS,
+            PROXY_FIELDS,
+            TLS_FIELDS,
+            crate::check::ATTRIBUTES,
+        ];
+        let missing: Vec<&str> = lists
+            .iter()
+            .flat_map(|list| list.iter().copied())
+            .filter(|word| crate::syntax::static_word(word) != Some(*word))
+            .collect();
+        assert!(missing.is_empty(), "not static words: {missing:?}");
+        assert_eq!(crate::syntax::static_word("svc-0"), None);
+    }
+}
