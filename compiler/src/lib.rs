@@ -334,8 +334,10 @@ fn analyze_keeping(text: Arc<str>, options: &Options, keep_trees: bool) -> Analy
 
 /// Frees `value` on a thread of its own. A syntax tree or a model of thousands of
 /// services is millions of allocations: freed on the caller's thread they cost a
-/// tenth of a large check, while a core is idle (the check is single-threaded)
-/// or the process is about to end. A small value is freed here: a thread costs
+/// tenth of a large check, while a core is idle (the bases are checked on one
+/// thread) or the process is about to end. Not on the pool: a pool thread
+/// busy freeing would hold back the planning queued behind it. A small value
+/// is freed here: a thread costs
 /// more than it would save (and the fuzzer and the language server analyse
 /// small files many times).
 fn free<T: Send + 'static>(value: T, in_background: bool) {
