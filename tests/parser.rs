@@ -211,7 +211,7 @@ fn a_file_parsed_in_halves_is_parsed_as_whole_wherever_it_is_split() {
     let whole_diags = whole_diags.finish();
     assert_eq!(whole_diags.len(), 2, "{whole_diags:?}");
     // Every top-level entry's end, and offsets all through the text.
-    let mut middles: Vec<usize> = whole.entries.iter().map(|e| e.span.end as usize).collect();
+    let mut middles: Vec<usize> = whole.entries.iter().map(|e| e.end as usize).collect();
     middles.extend((1..text.len()).step_by(text.len() / 400 + 1));
     let mut joined = 0;
     for m in middles.into_iter().filter(|&m| text.is_char_boundary(m)) {
@@ -222,7 +222,7 @@ fn a_file_parsed_in_halves_is_parsed_as_whole_wherever_it_is_split() {
             "split at {m}: the trees differ"
         );
         assert_eq!(diags.finish(), whole_diags, "split at {m}");
-        joined += usize::from(whole.entries.iter().any(|e| e.span.end as usize == m));
+        joined += usize::from(whole.entries.iter().any(|e| e.end as usize == m));
     }
     assert!(joined > 20, "{joined}");
 }

@@ -93,11 +93,11 @@ impl Formatter<'_> {
     fn entries(&mut self, entries: &[Entry], level: usize, start: usize, end: usize) {
         let mut cursor = start;
         for (i, e) in entries.iter().enumerate() {
-            let gap = &self.src[cursor..e.span.start as usize];
+            let gap = &self.src[cursor..e.span().start as usize];
             self.trivia(gap, level, i > 0, true);
             self.indent(level);
             self.entry(e, level);
-            cursor = self.trailing(e.span.end as usize);
+            cursor = self.trailing(e.span().end as usize);
             self.out.push('\n');
         }
         // Comments before the closing brace, or at the end of the file.
@@ -184,11 +184,11 @@ impl Formatter<'_> {
                     .or(e.label.as_deref().map(|l| l.span().end))
                     .unwrap_or(e.key.span.end) as usize;
                 let open = head_end
-                    + self.src[head_end..e.span.end as usize]
+                    + self.src[head_end..e.span().end as usize]
                         .find('{')
                         .unwrap_or(0)
                     + 1;
-                let close = (e.span.end as usize).saturating_sub(1);
+                let close = (e.span().end as usize).saturating_sub(1);
                 if entries.is_empty()
                     && trivia(&self.src[open..close])
                         .iter()
@@ -220,7 +220,7 @@ impl Formatter<'_> {
         head: usize,
     ) -> Option<String> {
         let body = &self.src[open..close];
-        let first = entries.first()?.span.start as usize;
+        let first = entries.first()?.span().start as usize;
         if self.src[open..first].contains('\n') || has_comment(body) {
             return None;
         }

@@ -179,7 +179,7 @@ fn env_origins(f: &Finder<'_>, inst: &Instance, host: &str, key: &str) -> Vec<Or
         if let Some(e) = f.field(&inst.name, host, &[name.as_str()]) {
             out.push(Origin {
                 what: format!("`{name}` of `{}`", inst.name),
-                span: e.span,
+                span: e.span(),
             });
         }
     }
@@ -215,7 +215,7 @@ fn proxy_line(f: &Finder<'_>, text: &str, line: usize) -> Vec<Origin> {
                                         "route `{path}` of `{}`",
                                         svc.label_name().unwrap_or_default()
                                     ),
-                                    span: route.span,
+                                    span: route.span(),
                                 });
                             }
                         }
@@ -228,7 +228,7 @@ fn proxy_line(f: &Finder<'_>, text: &str, line: usize) -> Vec<Origin> {
             if let Some(e) = f.top("service", service) {
                 out.push(Origin {
                     what: format!("the placements of `{service}`"),
-                    span: e.span,
+                    span: e.span(),
                 });
             }
             break;
@@ -271,11 +271,13 @@ pub fn why(
         if let Some(e) = f.top("service", service) {
             return Some(Origin {
                 what: format!("service `{service}`"),
-                span: e.span,
+                span: e.span(),
             });
         }
-        f.auxiliary(service, host)
-            .map(|(what, e)| Origin { what, span: e.span })
+        f.auxiliary(service, host).map(|(what, e)| Origin {
+            what,
+            span: e.span(),
+        })
     };
     let line_text = text.lines().nth(line.saturating_sub(1)).unwrap_or_default();
     let parts: Vec<&str> = path.split('/').collect();
@@ -308,7 +310,7 @@ pub fn why(
                     } else if let Some(e) = f.field(service, host, fields) {
                         out.push(Origin {
                             what: format!("`{}` of `{service}`", e.key.name),
-                            span: e.span,
+                            span: e.span(),
                         });
                     }
                     out.extend(service_origin(service, host));
@@ -318,7 +320,7 @@ pub fn why(
                         what: format!("volume `{volume}`"),
                         span: f
                             .topology_entry()
-                            .map(|t| t.span)
+                            .map(|t| t.span())
                             .ok_or("no topology entry")?,
                     });
                 }
@@ -357,7 +359,10 @@ pub fn why(
             let name = file.rsplit_once('.').map_or(*file, |(n, _)| n);
             out.extend(proxy_line(&f, text, line));
             if let Some((what, e)) = f.auxiliary(name, "") {
-                out.push(Origin { what, span: e.span });
+                out.push(Origin {
+                    what,
+                    span: e.span(),
+                });
             } else {
                 return Err(format!("no proxy `{name}` in {proxy_dir}"));
             }
@@ -370,7 +375,7 @@ pub fn why(
                     if let Some(e) = f.field(&s.name, "", &["metrics"]) {
                         out.push(Origin {
                             what: format!("`metrics` of `{}`", s.name),
-                            span: e.span,
+                            span: e.span(),
                         });
                     }
                 }
@@ -381,7 +386,7 @@ pub fn why(
             {
                 out.push(Origin {
                     what: "the scrape config of the topology".into(),
-                    span: e.span,
+                    span: e.span(),
                 });
             }
         }
@@ -391,7 +396,7 @@ pub fn why(
             if let Some(e) = f.field(service, host, &["ha"]) {
                 out.push(Origin {
                     what: format!("the HA mode of `{service}`"),
-                    span: e.span,
+                    span: e.span(),
                 });
             }
             out.extend(service_origin(service, host));
@@ -402,7 +407,7 @@ pub fn why(
         if let Some(t) = f.topology_entry() {
             out.push(Origin {
                 what: format!("topology `{topology}`"),
-                span: t.span,
+                span: t.span(),
             });
         }
     }

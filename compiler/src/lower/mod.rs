@@ -261,7 +261,7 @@ impl Lower<'_> {
                 self.no_kind(e);
                 if !matches!(e.value, EntryValue::None) {
                     self.push(
-                        Diagnostic::error(Code::Syntax, e.span, "`stack` takes a name only")
+                        Diagnostic::error(Code::Syntax, e.span(), "`stack` takes a name only")
                             .label("no value or block here")
                             .help("write `stack NAME`"),
                     );

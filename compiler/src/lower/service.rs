@@ -239,7 +239,7 @@ impl Lower<'_> {
                         self.push(
                             Diagnostic::error(
                                 Code::WrongType,
-                                e.span,
+                                e.span(),
                                 "a parameter takes a value, not a block",
                             )
                             .label("expected `= value`")
@@ -329,7 +329,7 @@ impl Lower<'_> {
             path: None,
             interval: None,
             timeout: None,
-            span: e.span,
+            span: e.span(),
         };
         match &e.value {
             EntryValue::Assign(v) => m.port = Some(self.name(v)?),
@@ -368,14 +368,14 @@ impl Lower<'_> {
     /// `ha = MODE` or `ha { mode = MODE  sentinels = 3  quorum = 2  ... }`.
     pub(super) fn ha(&mut self, e: &Entry) -> Option<HaDef> {
         match &e.value {
-            EntryValue::Assign(v) => Some(HaDef::new(self.name(v)?, e.span)),
+            EntryValue::Assign(v) => Some(HaDef::new(self.name(v)?, e.span())),
             EntryValue::Block(entries) => {
                 self.duplicates(entries, "an ha block");
                 let unset = Ident {
                     name: Name::default(),
                     span: e.key.span,
                 };
-                let mut ha = HaDef::new(unset, e.span);
+                let mut ha = HaDef::new(unset, e.span());
                 let mut mode = None;
                 for f in entries {
                     self.no_label(f);
@@ -464,7 +464,7 @@ impl Lower<'_> {
             self.push(
                 Diagnostic::error(
                     Code::MissingField,
-                    e.span,
+                    e.span(),
                     "a volume needs a path in the container",
                 )
                 .label("expected a path")
@@ -485,7 +485,7 @@ impl Lower<'_> {
 
     pub(super) fn autoscale(&mut self, e: &Entry) -> AutoscaleDef {
         let mut a = AutoscaleDef {
-            span: e.span,
+            span: e.span(),
             ..AutoscaleDef::default()
         };
         let entries = self.block(e);
@@ -617,7 +617,7 @@ impl Lower<'_> {
             }
             EntryValue::None => {
                 self.push(
-                    Diagnostic::error(Code::MissingField, e.span, "a port needs a number")
+                    Diagnostic::error(Code::MissingField, e.span(), "a port needs a number")
                         .label("expected `= NUMBER`")
                         .help("write `port NAME = NUMBER`"),
                 );
@@ -661,7 +661,7 @@ impl Lower<'_> {
         }
         let Some(target) = target else {
             self.push(
-                Diagnostic::error(Code::MissingField, e.span, "a mount needs a target path")
+                Diagnostic::error(Code::MissingField, e.span(), "a mount needs a target path")
                     .label("expected `= \"/path/in/container\"`")
                     .help("write `mount \"./host/path\" = \"/path/in/container\"`"),
             );
@@ -724,7 +724,7 @@ impl Lower<'_> {
             .iter()
             .partition(|f| HEALTH_FIELDS.contains(&f.key.name.as_str()));
         if !direct.is_empty() {
-            let probe = std::sync::Arc::new(self.probe(&direct, e.span));
+            let probe = std::sync::Arc::new(self.probe(&direct, e.span()));
             def.health.liveness = Some(probe.clone());
             def.health.readiness = Some(probe);
         }
@@ -732,7 +732,7 @@ impl Lower<'_> {
             self.no_label(f);
             self.no_kind(f);
             let inner: Vec<&Entry> = self.block(f).iter().collect();
-            let probe = std::sync::Arc::new(self.probe(&inner, f.span));
+            let probe = std::sync::Arc::new(self.probe(&inner, f.span()));
             match f.key.name.as_str() {
                 "liveness" => def.health.liveness = Some(probe),
                 "readiness" => def.health.readiness = Some(probe),
@@ -750,7 +750,7 @@ impl Lower<'_> {
             self.no_label(f);
             self.no_kind(f);
             let Some(v) = self.assigned(f) else { continue };
-            let check = |c: ProbeCheck| Some(Sp::new(c, f.span));
+            let check = |c: ProbeCheck| Some(Sp::new(c, f.span()));
             let previous = p.check.as_ref().map(|c| c.span);
             match f.key.name.as_str() {
                 "http" => {

@@ -318,7 +318,7 @@ impl Lower<'_> {
             https: None,
             image: None,
             tls: IndexMap::default(),
-            span: e.span,
+            span: e.span(),
         };
         let entries = self.block(e);
         self.duplicates(entries, "a proxy");

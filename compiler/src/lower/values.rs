@@ -110,7 +110,7 @@ impl Lower<'_> {
                 self.push(
                     Diagnostic::error(
                         Code::WrongType,
-                        e.span,
+                        e.span(),
                         format!("`{}` takes a value, not a block", e.key.name),
                     )
                     .label("expected `= value`")

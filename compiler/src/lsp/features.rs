@@ -111,7 +111,7 @@ fn chain(a: &Analysis, at: usize) -> Vec<&Entry> {
     let mut entries = &file.entries;
     while let Some(e) = entries
         .iter()
-        .find(|e| e.span.start as usize <= at && at <= e.span.end as usize)
+        .find(|e| e.span().start as usize <= at && at <= e.span().end as usize)
     {
         out.push(e);
         match &e.value {
@@ -345,7 +345,7 @@ pub fn hover(a: &Analysis, pos: Position, enc: Encoding) -> Option<Hover> {
                     ),
                     _ => "required".into(),
                 };
-                let comment = doc_comment(text, p.span.start as usize);
+                let comment = doc_comment(text, p.span().start as usize);
                 return Some(markdown(format!(
                     "**parameter** `{}` of kind `{kind}`: {default}{}",
                     last.key.name,
@@ -731,7 +731,7 @@ fn kind_params<'a>(a: &'a Analysis, kind: &str) -> Vec<(Name, &'a str, &'a Entry
             if let Some(EntryValue::Block(entries)) = tree
                 .entries
                 .iter()
-                .find(|e| e.span == def.entry)
+                .find(|e| e.span() == def.entry)
                 .map(|e| &e.value)
             {
                 for p in entries.iter().filter(|e| e.key.name == "param") {

@@ -111,7 +111,7 @@ impl Index {
                 topology: None,
             },
             span: name.span,
-            entry: e.span,
+            entry: e.span(),
             kind_of: e.kind.as_ref().map(|k| k.name.clone()),
             children: Vec::new(),
         };
@@ -126,7 +126,7 @@ impl Index {
                                 topology: Some(name.name.clone()),
                             },
                             span: host.span,
-                            entry: h.span,
+                            entry: h.span(),
                             kind_of: None,
                             children: Vec::new(),
                         });

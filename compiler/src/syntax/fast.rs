@@ -57,7 +57,7 @@ pub fn parse_visiting<T: Send>(
             let mut first = first?;
             let second = second?;
             let joined = match second.entries.first() {
-                Some(e) => e.span.start as usize == first.next,
+                Some(e) => e.span().start as usize == first.next,
                 None => first.next == text.len(),
             };
             if !joined {
@@ -264,7 +264,6 @@ impl Parser<'_> {
 
     fn entry(&mut self) -> Option<Entry> {
         let key = self.ident()?;
-        let start = key.span.start as usize;
         let mut end = key.span.end as usize;
         // Each optional part is tried after whitespace; an absent one leaves
         // the position where the entry ended.
@@ -336,7 +335,7 @@ impl Parser<'_> {
             label: label.map(Box::new),
             kind: kind.map(Box::new),
             value,
-            span: self.span(start, end),
+            end: end as u32,
         })
     }
 

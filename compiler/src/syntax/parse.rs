@@ -309,7 +309,7 @@ impl Cx<'_> {
             label: label.map(Box::new),
             kind: kind.map(Box::new),
             value,
-            span,
+            end: span.end,
         }
     }
 
