@@ -227,6 +227,7 @@ fn run_command(command: Cmd) -> i32 {
             patch,
         } => diff(&files, topologies, out, patch),
         Cmd::Explain { code } => explain(&code),
+        // `run` starts the language server off the pool; here for completeness.
         Cmd::Lsp => crate::lsp::run_stdio(),
         Cmd::Why { location } => why(&location),
         Cmd::Secrets(args) => secrets(args),
