@@ -377,9 +377,27 @@ fn runtime_attribute(attr: &str) -> bool {
 pub fn plan(stack: &Stack, checked: &Checked, diags: &mut Diagnostics) -> Plan {
     let topos: Vec<&TopologyDef> = stack.topologies.values().collect();
     let mut topologies = Vec::with_capacity(topos.len());
+    // The services of the stack that are external (those without a base): few,
+    // and asked about for every placement and reference.
+    let external_services: Vec<(&str, &ExternalDef)> = if checked.bases.len() < stack.services.len()
+    {
+        stack
+            .services
+            .iter()
+            .filter_map(|(name, d)| match &d.body {
+                ServiceBody::External(e) => Some((name.as_str(), &**e)),
+                ServiceBody::Workload(_) => None,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     for (topology, d) in crate::parallel_map_or_unwind(&topos, |topo| {
         let mut d = Diagnostics::default();
-        (plan_topology(stack, checked, topo, &mut d), d)
+        (
+            plan_topology(stack, checked, topo, &external_services, &mut d),
+            d,
+        )
     }) {
         topologies.push(topology);
         diags.extend(d);
@@ -405,6 +423,10 @@ pub(super) struct Topo<'a> {
     /// Per service: base ⊕ topology override.
     pub(super) defs: IndexMap<&'a str, DefRef<'a>>,
     pub(super) placements: IndexMap<&'a str, Vec<Placement<'a>>>,
+    /// The services external here: the topology's `external` declarations,
+    /// then the stack's external services. Small: asked instead of the stack's
+    /// map of every service.
+    pub(super) externals: IndexMap<&'a str, &'a ExternalDef>,
     /// The placed services whose (first) placement has an HA block: the HA
     /// questions a reference or an instance asks (Patroni? Sentinel? a
     /// primary?) are answered without a lookup for every other service.
@@ -440,9 +462,18 @@ fn plan_topology(
     stack: &Stack,
     checked: &Checked,
     topo: &TopologyDef,
+    external_services: &[(&str, &ExternalDef)],
     diags: &mut Diagnostics,
 ) -> TopologyPlan {
     let hosts: Vec<&HostDef> = topo.hosts.values().collect();
+    let mut externals: IndexMap<&str, &ExternalDef> = topo
+        .externals
+        .iter()
+        .map(|(name, (_, e))| (name.as_str(), e))
+        .collect();
+    for &(name, e) in external_services {
+        externals.entry(name).or_insert(e);
+    }
     let mut defs = IndexMap::default();
     defs.reserve(checked.bases.len());
     for (name, base) in &checked.bases {
@@ -460,6 +491,7 @@ fn plan_topology(
         hosts,
         defs,
         placements: IndexMap::default(),
+        externals,
         with_ha: IndexSet::default(),
         kind_chains: &checked.kind_chains,
     };
@@ -610,13 +642,7 @@ impl Topo<'_> {
     }
 
     pub(super) fn external(&self, name: &str) -> Option<&ExternalDef> {
-        if let Some((_, e)) = self.topo.externals.get(name) {
-            return Some(e);
-        }
-        match self.stack.services.get(name).map(|d| &d.body) {
-            Some(ServiceBody::External(e)) => Some(e),
-            _ => None,
-        }
+        self.externals.get(name).copied()
     }
 
     /// The index of a host named in the topology, or an unknown-name error.

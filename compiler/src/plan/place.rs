@@ -20,23 +20,31 @@ impl Topo<'_> {
         }
         for (h, host) in self.hosts.iter().enumerate() {
             let mut seen: IndexMap<&str, Span> = IndexMap::default();
+            seen.reserve(host.runs.len());
             for run in &host.runs {
                 let name = run.service.name.as_str();
-                if let Some(first) = seen.get(name) {
-                    diags.push(
-                        Diagnostic::error(
-                            Code::DuplicatePlacement,
-                            run.service.span,
-                            format!("service `{name}` runs twice on host `{}`", host.name.name),
-                        )
-                        .label("placed again here")
-                        .with_secondary(*first, "first placed here")
-                        .help("use `replicas` for several copies on one host"),
-                    );
-                    continue;
+                match seen.entry(name) {
+                    indexmap::map::Entry::Occupied(first) => {
+                        diags.push(
+                            Diagnostic::error(
+                                Code::DuplicatePlacement,
+                                run.service.span,
+                                format!("service `{name}` runs twice on host `{}`", host.name.name),
+                            )
+                            .label("placed again here")
+                            .with_secondary(*first.get(), "first placed here")
+                            .help("use `replicas` for several copies on one host"),
+                        );
+                        continue;
+                    }
+                    indexmap::map::Entry::Vacant(v) => {
+                        v.insert(run.service.span);
+                    }
                 }
-                seen.insert(name, run.service.span);
-                if !self.stack.services.contains_key(name) {
+                // A service with a base (every workload service) is one of the
+                // stack's: one lookup for both questions.
+                let base = self.defs.get_key_value(name);
+                if base.is_none() && !self.stack.services.contains_key(name) {
                     diags.push(unknown_service(self.stack, &run.service));
                     continue;
                 }
@@ -52,7 +60,7 @@ impl Topo<'_> {
                     );
                     continue;
                 }
-                let Some((&key, topo_def)) = self.defs.get_key_value(name) else {
+                let Some((&key, topo_def)) = base else {
                     continue;
                 };
                 let def = topo_def.overlaid(run.over.as_deref());

@@ -58,7 +58,7 @@ pub struct Tls {
 pub struct RoutePlan {
     pub path: String,
     /// The name of its upstream.
-    pub upstream: String,
+    pub upstream: Name,
     pub strip_prefix: bool,
     pub rate: Option<RateLimit>,
     pub connect_timeout: Option<Duration>,
@@ -78,8 +78,8 @@ pub struct RateLimit {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Upstream {
-    pub name: String,
-    pub service: String,
+    pub name: Name,
+    pub service: Name,
     pub strategy: Strategy,
     pub servers: Vec<UpstreamServer>,
     /// The service's HTTP health check on the routed port, for active checks.
@@ -194,7 +194,7 @@ impl Topo<'_> {
             return None;
         }
         let mut sites: IndexMap<Option<String>, Site> = IndexMap::default();
-        let mut upstreams: IndexMap<String, Upstream> = IndexMap::default();
+        let mut upstreams: IndexMap<Name, Upstream> = IndexMap::default();
         for (name, all) in &self.placements {
             // A managed host's platform serves its services itself.
             let placements: Vec<&Placement<'_>> = all
@@ -252,7 +252,7 @@ impl Topo<'_> {
                         let health = self.http_health(proxy, name, def, port, route, diags);
                         v.insert(Upstream {
                             name: upstream_name.clone(),
-                            service: name.to_string(),
+                            service: Name::new(name),
                             strategy,
                             servers,
                             health,
@@ -754,10 +754,18 @@ pub(super) fn proxy_span(topo: &TopologyDef, name: &str) -> Option<Span> {
 
 /// The upstream of a service's port, `SERVICE_PORT` with `-` as `_` (nginx and
 /// HAProxy names), in one string of its size.
-fn upstream_name(service: &str, port: &str) -> String {
-    let mut out = String::with_capacity(service.len() + 1 + port.len());
-    for part in [service, "_", port] {
-        out.extend(part.chars().map(|c| if c == '-' { '_' } else { c }));
+fn upstream_name(service: &str, port: &str) -> Name {
+    let mut out = smol_str::SmolStrBuilder::new();
+    for (i, part) in [service, port].into_iter().enumerate() {
+        if i > 0 {
+            out.push('_');
+        }
+        for (j, piece) in part.split('-').enumerate() {
+            if j > 0 {
+                out.push('_');
+            }
+            out.push_str(piece);
+        }
     }
-    out
+    out.finish()
 }
