@@ -152,9 +152,14 @@ pub fn lower(units: &mut [Unit<'_>], default_name: &str, diags: &mut Diagnostics
 /// name: that is reported alone, where the entry is lowered), lowered on its
 /// own, and the diagnostics of its body.
 pub struct EarlyService {
-    def: Option<Box<ServiceDef>>,
+    def: Option<Body>,
     diags: Diagnostics,
 }
+
+/// A service's name and its lowered body. The name is copied where the body
+/// is lowered: the label it comes from is then no longer read, cold, by the
+/// thread that adds the services to the stack one by one.
+type Body = (Ident, Box<ServiceDef>);
 
 /// Lowers the body of a top-level `service` entry on its own (a service's
 /// body needs nothing outside it), for `syntax::parse_visiting`: while a
@@ -176,12 +181,12 @@ pub fn early_service(e: &mut Entry) -> Option<EarlyService> {
     Some(EarlyService { def, diags })
 }
 
-/// The definition of a `service` entry with a valid name.
-fn lower_body(e: &Entry, diags: &mut Diagnostics) -> Option<Box<ServiceDef>> {
+/// The name and definition of a `service` entry with a valid name.
+fn lower_body(e: &Entry, diags: &mut Diagnostics) -> Option<Body> {
     // An invalid name is reported alone, as `service` does.
-    if !matches!(e.label.as_deref(), Some(Label::Ident(_))) {
+    let Some(Label::Ident(name)) = e.label.as_deref() else {
         return None;
-    }
+    };
     let mut cx = Lower {
         diags,
         stack: Stack::default(),
@@ -189,7 +194,8 @@ fn lower_body(e: &Entry, diags: &mut Diagnostics) -> Option<Box<ServiceDef>> {
         bodies: Vec::new().into_iter(),
     };
     let entries = cx.block(e);
-    Some(Box::new(cx.service_def(entries, "a service", false)))
+    let def = Box::new(cx.service_def(entries, "a service", false));
+    Some((name.clone(), def))
 }
 
 /// The definition of every `service` entry with a valid name, in file order
@@ -197,7 +203,7 @@ fn lower_body(e: &Entry, diags: &mut Diagnostics) -> Option<Box<ServiceDef>> {
 /// on the free cores (services are most of a large file and each is lowered
 /// on its own). Diagnostics are sorted at the end, so their order here does
 /// not matter.
-fn service_bodies(units: &mut [Unit<'_>], diags: &mut Diagnostics) -> Vec<Option<Box<ServiceDef>>> {
+fn service_bodies(units: &mut [Unit<'_>], diags: &mut Diagnostics) -> Vec<Option<Body>> {
     let mut bodies = Vec::new();
     for unit in units {
         if let Some(early) = unit.early.take() {
@@ -217,8 +223,7 @@ fn service_bodies(units: &mut [Unit<'_>], diags: &mut Diagnostics) -> Vec<Option
         bodies.reserve(services.len());
         for (defs, d) in crate::in_chunks(&services, |chunk| {
             let mut d = Diagnostics::default();
-            let defs: Vec<Option<Box<ServiceDef>>> =
-                chunk.iter().map(|e| lower_body(e, &mut d)).collect();
+            let defs: Vec<Option<Body>> = chunk.iter().map(|e| lower_body(e, &mut d)).collect();
             (defs, d)
         }) {
             bodies.extend(defs);
@@ -233,7 +238,7 @@ pub(super) struct Lower<'d> {
     stack: Stack,
     stack_name: Option<Span>,
     /// The definitions `service_bodies` lowered, taken in file order.
-    bodies: std::vec::IntoIter<Option<Box<ServiceDef>>>,
+    bodies: std::vec::IntoIter<Option<Body>>,
 }
 
 pub(super) fn unknown_field(key: &Ident, block: &str, known: &[&str]) -> Diagnostic {
@@ -366,15 +371,17 @@ impl Lower<'_> {
     }
 
     fn service(&mut self, e: &Entry) {
-        let body = self.bodies.next().flatten();
-        let Some(name) = self.ident_label(e, "service name") else {
-            return;
-        };
-        let def = match body {
-            Some(def) => def,
+        let (name, def) = match self.bodies.next().flatten() {
+            Some(body) => body,
             None => {
+                let Some(name) = self.ident_label(e, "service name") else {
+                    return;
+                };
                 let entries = self.block(e);
-                Box::new(self.service_def(entries, "a service", false))
+                (
+                    name,
+                    Box::new(self.service_def(entries, "a service", false)),
+                )
             }
         };
         self.add_service(ServiceDecl {
@@ -385,12 +392,15 @@ impl Lower<'_> {
     }
 
     fn add_service(&mut self, decl: ServiceDecl) {
-        if let Some(first) = self.stack.services.get(&decl.name.name) {
-            let first = first.name.span;
-            self.push(duplicate(&decl.name, "service", first));
-            return;
+        match self.stack.services.entry(decl.name.name.clone()) {
+            indexmap::map::Entry::Occupied(first) => {
+                let first = first.get().name.span;
+                self.push(duplicate(&decl.name, "service", first));
+            }
+            indexmap::map::Entry::Vacant(v) => {
+                v.insert(decl);
+            }
         }
-        self.stack.services.insert(decl.name.name.clone(), decl);
     }
 
     fn external_decl(&mut self, e: &Entry) {
