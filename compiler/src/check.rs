@@ -71,6 +71,7 @@ pub fn bases<'a>(stack: &'a Stack, diags: &mut Diagnostics) -> Checked<'a> {
         }
     }
     checked.kind_chains = kind_chains(stack, diags);
+    checked.bases.reserve(stack.services.len());
     let chains = &checked.kind_chains;
     for decl in stack.services.values() {
         dns_label(&decl.name, "service", diags);

@@ -7,7 +7,7 @@
 //! routes to on its host, so their names resolve when it starts (nginx resolves
 //! upstream names once, at start); services on other hosts are addressed by IP.
 
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::FxHashSet as HashSet;
 
 use crate::{IndexMap, IndexSet};
 
@@ -149,7 +149,11 @@ impl Topo<'_> {
             }
             return (plans, fx);
         }
+        let t0 = std::time::Instant::now();
         self.check_route_overlaps(diags);
+        if std::env::var_os("TM").is_some() {
+            eprintln!("overlaps {:?}", t0.elapsed());
+        }
         for proxy in self.topo.proxies.values() {
             if let Some(plan) = self.proxy(proxy, &mut fx, diags) {
                 plans.push(plan);
@@ -582,27 +586,25 @@ impl Topo<'_> {
                 by_domain.entry(d).or_default().push((name, route));
             }
         }
-        // Pairs (earlier, later) whose shorter path is a prefix of the longer one,
-        // found by looking up every prefix of each path (paths are short), not by
-        // comparing every pair: the workload may have thousands of routes.
+        // Pairs (earlier, later) whose shorter path is a prefix of the longer one
+        // (or equal to it), found in the paths sorted, not by comparing every
+        // pair: the workload may have thousands of routes. In sorted order the
+        // paths a path starts are the ones right after it: every path between
+        // a path and one it starts shares that start.
         for routes in by_domain.values() {
-            let mut by_path: HashMap<&str, Vec<usize>> = HashMap::default();
-            for (i, (_, r)) in routes.iter().enumerate() {
-                by_path.entry(r.path.value.as_str()).or_default().push(i);
-            }
+            let mut sorted: Vec<(&str, usize)> = routes
+                .iter()
+                .enumerate()
+                .map(|(i, (_, r))| (r.path.value.as_str(), i))
+                .collect();
+            sorted.sort_unstable();
             let mut pairs = Vec::new();
-            for (j, (_, long)) in routes.iter().enumerate() {
-                let path = long.path.value.as_str();
-                for (cut, _) in path.char_indices().skip(1).chain([(path.len(), ' ')]) {
-                    let Some(shorter) = by_path.get(&path[..cut]) else {
-                        continue;
-                    };
-                    for &i in shorter {
-                        // An equal path is one pair, reported once, at the later route.
-                        if i != j && (cut < path.len() || i < j) {
-                            pairs.push((i.min(j), i.max(j)));
-                        }
+            for (k, &(short, i)) in sorted.iter().enumerate() {
+                for &(long, j) in &sorted[k + 1..] {
+                    if !long.starts_with(short) {
+                        break;
                     }
+                    pairs.push((i.min(j), i.max(j)));
                 }
             }
             pairs.sort_unstable();
