@@ -319,7 +319,7 @@ fn check(file: &Path, format: MessageFormat, deny: &Deny) -> i32 {
         Ok(t) => t,
         Err(code) => return code,
     };
-    let analysis = crate::analyze(text, &options(file, Vec::new(), "..".into()));
+    let analysis = crate::analyze_before_exit(text, &options(file, Vec::new(), "..".into()));
     let (sources, _, diags) = &mut *std::mem::ManuallyDrop::new(analysis);
     deny.apply(diags);
     report(sources, diags, format);
