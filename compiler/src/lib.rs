@@ -238,8 +238,7 @@ pub fn analyze(
     text: impl SourceText,
     options: &Options,
 ) -> (SourceMap, Option<plan::Plan>, Vec<Diagnostic>) {
-    let a = analyze_keeping(text.into_text(), options, false, Model::Free);
-    (a.sources, a.plan, a.diagnostics)
+    without_trees(text, options, Model::Free)
 }
 
 /// `analyze` for a process that ends once it has reported (`stackc check`):
@@ -251,7 +250,15 @@ pub fn analyze_before_exit(
     text: impl SourceText,
     options: &Options,
 ) -> (SourceMap, Option<plan::Plan>, Vec<Diagnostic>) {
-    let a = analyze_keeping(text.into_text(), options, false, Model::LeftToExit);
+    without_trees(text, options, Model::LeftToExit)
+}
+
+fn without_trees(
+    text: impl SourceText,
+    options: &Options,
+    model: Model,
+) -> (SourceMap, Option<plan::Plan>, Vec<Diagnostic>) {
+    let a = analyze_keeping(text.into_text(), options, false, model);
     (a.sources, a.plan, a.diagnostics)
 }
 
