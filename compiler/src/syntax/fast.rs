@@ -95,6 +95,14 @@ struct Part<T> {
     next: usize,
 }
 
+/// The bytes of a top-level entry, as the vectors of a part's entries are
+/// sized up front (a service of the benchmark's workload is 440 bytes). Grown
+/// by doubling instead, the vectors of a large file left each smaller copy
+/// behind in fresh pages that stayed resident to the end of the process: 6 MiB
+/// of a build's peak at N = 10000 (docs/performance.md, finding 42). A file of
+/// smaller entries grows them as before; room for larger ones is never touched.
+const BYTES_PER_ENTRY: usize = 400;
+
 /// The entries that start in `start..end`; `None` when one does not parse or
 /// does not end by `end`.
 fn parse_part<T>(
@@ -113,8 +121,9 @@ fn parse_part<T>(
         scratch: Vec::new(),
         depth: 0,
     };
-    let mut entries = Vec::new();
-    let mut visited = Vec::new();
+    let room = (end - start) / BYTES_PER_ENTRY;
+    let mut entries = Vec::with_capacity(room);
+    let mut visited = Vec::with_capacity(room);
     loop {
         p.skip();
         if p.pos >= end {
