@@ -149,11 +149,7 @@ impl Topo<'_> {
             }
             return (plans, fx);
         }
-        let t0 = std::time::Instant::now();
         self.check_route_overlaps(diags);
-        if std::env::var_os("TM").is_some() {
-            eprintln!("overlaps {:?}", t0.elapsed());
-        }
         for proxy in self.topo.proxies.values() {
             if let Some(plan) = self.proxy(proxy, &mut fx, diags) {
                 plans.push(plan);
