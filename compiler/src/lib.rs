@@ -262,10 +262,13 @@ fn without_trees(
     (a.sources, a.plan, a.diagnostics)
 }
 
-/// What becomes of the model at the end of an analysis.
+/// What becomes of the syntax trees and the model once an analysis no longer
+/// needs them.
 #[derive(Clone, Copy, PartialEq)]
 enum Model {
+    /// Freed (on a thread of their own for a large stack).
     Free,
+    /// Left for the process exit to release (`analyze_before_exit`).
     LeftToExit,
 }
 
