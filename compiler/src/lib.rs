@@ -264,12 +264,22 @@ fn without_trees(
 
 /// What becomes of the syntax trees and the model once an analysis no longer
 /// needs them.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum Model {
     /// Freed (on a thread of their own for a large stack).
     Free,
     /// Left for the process exit to release (`analyze_before_exit`).
     LeftToExit,
+}
+
+impl Model {
+    /// Gives `value` up as this analysis asks; `large`: worth a thread to free.
+    fn release<T: Send + 'static>(self, value: T, large: bool) {
+        match self {
+            Model::Free => free(value, large),
+            Model::LeftToExit => std::mem::forget(value),
+        }
+    }
 }
 
 /// An analysis with the syntax trees it was made from (the stdlib's, then the
@@ -326,12 +336,7 @@ fn analyze_keeping(text: Arc<str>, options: &Options, keep_trees: bool, model: M
     // Only a large file is worth a thread to free it.
     let large = stack.services.len() >= 256;
     if !keep_trees {
-        let trees = std::mem::take(&mut files);
-        if model == Model::LeftToExit {
-            std::mem::forget(trees);
-        } else {
-            free(trees, large);
-        }
+        model.release(std::mem::take(&mut files), large);
     }
     check::no_topology(&stack, user, &mut diags);
     select_topologies(&mut stack, &options.topologies, user, &mut diags);
@@ -357,11 +362,7 @@ fn analyze_keeping(text: Arc<str>, options: &Options, keep_trees: bool, model: M
     let has_errors = diags.has_errors();
     let diagnostics = diags.finish();
     drop(checked);
-    if model == Model::LeftToExit {
-        std::mem::forget(stack);
-    } else {
-        free(stack, large);
-    }
+    model.release(stack, large);
     Analyzed {
         sources,
         trees: files.into_iter().map(|(id, f, _, _)| (id, f)).collect(),

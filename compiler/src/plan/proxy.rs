@@ -751,19 +751,14 @@ pub(super) fn proxy_span(topo: &TopologyDef, name: &str) -> Option<Span> {
 }
 
 /// The upstream of a service's port, `SERVICE_PORT` with `-` as `_` (nginx and
-/// HAProxy names), in one string of its size.
+/// HAProxy names): the pieces of both joined by `_`, inline when short.
 fn upstream_name(service: &str, port: &str) -> Name {
     let mut out = smol_str::SmolStrBuilder::new();
-    for (i, part) in [service, port].into_iter().enumerate() {
+    for (i, piece) in service.split('-').chain(port.split('-')).enumerate() {
         if i > 0 {
             out.push('_');
         }
-        for (j, piece) in part.split('-').enumerate() {
-            if j > 0 {
-                out.push('_');
-            }
-            out.push_str(piece);
-        }
+        out.push_str(piece);
     }
     out.finish()
 }
