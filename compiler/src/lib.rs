@@ -170,6 +170,38 @@ fn chunk_size(len: usize) -> usize {
     }
 }
 
+/// `take` of `f` of each item, in the items' order. `f` runs on every core
+/// when `spare_cores` says the caller's work leaves some free and there are
+/// many items (256 or more), else on this thread, straight into `take`. For
+/// work on each service of a host on its own.
+pub(crate) fn each_on_cores<I: Send, R: Send>(
+    items: Vec<I>,
+    spare_cores: bool,
+    diags: &mut diag::Diagnostics,
+    f: impl Fn(I, &mut diag::Diagnostics) -> R + Sync,
+    mut take: impl FnMut(R),
+) {
+    use rayon::prelude::*;
+    if !spare_cores || items.len() < 256 || rayon::current_num_threads() < 2 {
+        for item in items {
+            take(f(item, diags));
+        }
+        return;
+    }
+    let done: Vec<(R, diag::Diagnostics)> = items
+        .into_par_iter()
+        .map(|item| {
+            let mut d = diag::Diagnostics::default();
+            let r = f(item, &mut d);
+            (r, d)
+        })
+        .collect();
+    for (r, d) in done {
+        diags.extend(d);
+        take(r);
+    }
+}
+
 /// What a compilation needs besides the source text.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -495,5 +527,71 @@ mod tests {
         // A few items: one chunk.
         let few = pool.install(|| crate::in_chunks(&items[..10], <[usize]>::len));
         assert_eq!(few, vec![10]);
+    }
+
+    /// A stack of one topology whose host runs `n` services, each referring
+    /// to the one before; with `errors`, every tenth waits for that one to be
+    /// healthy though it has no health check.
+    fn one_large_host(n: usize, errors: bool) -> String {
+        let mut text = String::from("stack big\n");
+        let mut run = Vec::new();
+        for i in 0..n {
+            text.push_str(&format!(
+                "service s{i} {{\n  image = \"s{i}:1\"\n  port http = {}\n",
+                8000 + i
+            ));
+            if i > 0 {
+                text.push_str(&format!("  env {{\n    PREV_URL = s{}.url\n  }}\n", i - 1));
+                if errors && i % 10 == 0 {
+                    text.push_str(&format!("  depends_on = [s{}.healthy]\n", i - 1));
+                }
+            }
+            text.push_str("}\n");
+            run.push(format!("s{i}"));
+        }
+        text.push_str(&format!(
+            "topology single {{\n  host main {{\n    address = \"10.0.0.1\"\n    run = [{}]\n  }}\n}}\n",
+            run.join(", ")
+        ));
+        text
+    }
+
+    fn analyze_on(threads: usize, text: &str) -> (Option<crate::plan::Plan>, Vec<String>) {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a pool");
+        let options = crate::Options {
+            source_name: "big.stack".into(),
+            topologies: Vec::new(),
+            source_dir_from_compose: "..".into(),
+        };
+        let (_, plan, diags) = pool.install(|| crate::analyze(text.to_string(), &options));
+        let diags = diags
+            .iter()
+            .map(|d| format!("{:?} {:?} {}", d.code, d.primary.span, d.message))
+            .collect();
+        (plan, diags)
+    }
+
+    #[test]
+    fn a_large_host_plans_the_same_on_one_core_and_on_several() {
+        // One topology on two threads: its 300 services are resolved and
+        // planned on both (`each_on_cores`).
+        let text = one_large_host(300, false);
+        let (one, one_diags) = analyze_on(1, &text);
+        let (two, two_diags) = analyze_on(2, &text);
+        assert_eq!(one_diags, two_diags);
+        let one = one.expect("a plan on one thread");
+        let services = &one.topologies[0].hosts[0].services;
+        assert_eq!(services.len(), 300);
+        assert_eq!(services[299].name, "s299");
+        assert_eq!(two, Some(one));
+
+        let text = one_large_host(300, true);
+        let (plan, one_diags) = analyze_on(1, &text);
+        assert!(plan.is_none());
+        assert_eq!(one_diags.len(), 29, "{one_diags:#?}");
+        assert_eq!(analyze_on(2, &text).1, one_diags);
     }
 }

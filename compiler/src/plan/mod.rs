@@ -392,10 +392,21 @@ pub fn plan(stack: &Stack, checked: &Checked, diags: &mut Diagnostics) -> Plan {
     } else {
         Vec::new()
     };
+    // Fewer topologies than cores: each plans its hosts' services on the
+    // cores the others leave free. With as many or more, the topologies keep
+    // every core busy, and splitting their services only adds work.
+    let spare_cores = topos.len() < rayon::current_num_threads();
     for (topology, d) in crate::parallel_map_or_unwind(&topos, |topo| {
         let mut d = Diagnostics::default();
         (
-            plan_topology(stack, checked, topo, &external_services, &mut d),
+            plan_topology(
+                stack,
+                checked,
+                topo,
+                &external_services,
+                spare_cores,
+                &mut d,
+            ),
             d,
         )
     }) {
@@ -463,6 +474,7 @@ fn plan_topology(
     checked: &Checked,
     topo: &TopologyDef,
     external_services: &[(&str, &ExternalDef)],
+    spare_cores: bool,
     diags: &mut Diagnostics,
 ) -> TopologyPlan {
     let hosts: Vec<&HostDef> = topo.hosts.values().collect();
@@ -504,45 +516,22 @@ fn plan_topology(
 
     // Resolve every instance's environment, collecting start-order edges and the
     // ports other hosts need.
-    let mut effects: Vec<Vec<Effects>> = Vec::new();
-    let mut envs: Vec<Vec<Resolved>> = Vec::new();
+    let mut effects: Vec<Vec<Effects>> = Vec::with_capacity(t.hosts.len());
+    let mut envs: Vec<Vec<Resolved>> = Vec::with_capacity(t.hosts.len());
     for (h, host) in t.hosts.iter().enumerate() {
-        let mut host_effects = Vec::with_capacity(host.runs.len());
-        let mut host_envs = Vec::with_capacity(host.runs.len());
-        for run in &host.runs {
-            let mut fx = Effects::default();
-            let mut resolved = Resolved::default();
-            if let Some(p) = t.placement(&run.service.name, h) {
-                let name = &run.service.name;
-                resolved.env.reserve_exact(p.def.env.len());
-                for var in p.def.env.values() {
-                    let value = t.eval(name, h, &var.value, &mut fx, diags, 0);
-                    resolved.env.push(EnvVar {
-                        key: var.key.name.clone(),
-                        value,
-                        span: var.key.span,
-                    });
-                }
-                if let Some(url) = &p.def.rare.public_url {
-                    resolved.public_url = Some(t.eval(name, h, url, &mut fx, diags, 0));
-                }
-                for (param, decl) in &p.def.rare.params {
-                    let value = p
-                        .def
-                        .rare
-                        .args
-                        .get(param)
-                        .map(|a| &a.value)
-                        .or(decl.default.as_ref());
-                    if let Some(value) = value {
-                        let value = t.eval(name, h, value, &mut fx, diags, 0);
-                        resolved.params.insert(param.clone(), value);
-                    }
-                }
-            }
-            host_effects.push(fx);
-            host_envs.push(resolved);
-        }
+        let runs: Vec<&RunDef> = host.runs.iter().collect();
+        let mut host_effects = Vec::with_capacity(runs.len());
+        let mut host_envs = Vec::with_capacity(runs.len());
+        crate::each_on_cores(
+            runs,
+            spare_cores,
+            diags,
+            |run, d| t.resolve_run(h, run, d),
+            |(fx, resolved)| {
+                host_effects.push(fx);
+                host_envs.push(resolved);
+            },
+        );
         effects.push(host_effects);
         envs.push(host_envs);
     }
@@ -568,27 +557,36 @@ fn plan_topology(
             .filter(|p| p.host == host.name.name && !p.on_host)
             .count();
         let mut services = Vec::with_capacity(host.runs.len() + proxies_here + 4);
-        for (i, run) in host.runs.iter().enumerate() {
-            let Some(p) = t.placement(&run.service.name, h) else {
-                continue;
-            };
-            let resolved = std::mem::take(&mut envs[h][i]);
-            let fx = &effects[h][i];
-            let published = Published {
-                on_address: &publishes,
-                on_loopback: &proxy_fx.loopback,
-            };
-            if let Some(inst) = t.instance(&run.service.name, h, p, resolved, fx, &published, diags)
-            {
-                let sentinel = inst
-                    .rare
-                    .sentinel_node
-                    .as_ref()
-                    .map(|n| n.sentinel_instance(&inst));
-                services.push(inst);
-                services.extend(sentinel);
-            }
-        }
+        let published = Published {
+            on_address: &publishes,
+            on_loopback: &proxy_fx.loopback,
+        };
+        let runs: Vec<((&RunDef, Resolved), &Effects)> = host
+            .runs
+            .iter()
+            .zip(std::mem::take(&mut envs[h]))
+            .zip(&effects[h])
+            .collect();
+        crate::each_on_cores(
+            runs,
+            spare_cores,
+            diags,
+            |((run, resolved), fx), d| {
+                let p = t.placement(&run.service.name, h)?;
+                t.instance(&run.service.name, h, p, resolved, fx, &published, d)
+            },
+            |inst| {
+                if let Some(inst) = inst {
+                    let sentinel = inst
+                        .rare
+                        .sentinel_node
+                        .as_ref()
+                        .map(|n| n.sentinel_instance(&inst));
+                    services.push(inst);
+                    services.extend(sentinel);
+                }
+            },
+        );
         services.extend(t.etcd_instances(h));
         // An HAProxy of each Patroni cluster the host's services connect to.
         let consumed: IndexSet<&str> = effects[h]
@@ -637,6 +635,43 @@ fn plan_topology(
 }
 
 impl Topo<'_> {
+    /// The values of one run's instance, resolved from its host, and what
+    /// resolving them found (start-order edges, ports other hosts need).
+    fn resolve_run(&self, h: usize, run: &RunDef, diags: &mut Diagnostics) -> (Effects, Resolved) {
+        let mut fx = Effects::default();
+        let mut resolved = Resolved::default();
+        let Some(p) = self.placement(&run.service.name, h) else {
+            return (fx, resolved);
+        };
+        let name = &run.service.name;
+        resolved.env.reserve_exact(p.def.env.len());
+        for var in p.def.env.values() {
+            let value = self.eval(name, h, &var.value, &mut fx, diags, 0);
+            resolved.env.push(EnvVar {
+                key: var.key.name.clone(),
+                value,
+                span: var.key.span,
+            });
+        }
+        if let Some(url) = &p.def.rare.public_url {
+            resolved.public_url = Some(self.eval(name, h, url, &mut fx, diags, 0));
+        }
+        for (param, decl) in &p.def.rare.params {
+            let value = p
+                .def
+                .rare
+                .args
+                .get(param)
+                .map(|a| &a.value)
+                .or(decl.default.as_ref());
+            if let Some(value) = value {
+                let value = self.eval(name, h, value, &mut fx, diags, 0);
+                resolved.params.insert(param.clone(), value);
+            }
+        }
+        (fx, resolved)
+    }
+
     pub(super) fn is_external(&self, name: &str) -> bool {
         self.external(name).is_some()
     }
