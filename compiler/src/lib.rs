@@ -84,7 +84,7 @@ impl<T: Parts> Rare<T> {
 impl<T: Parts> From<T> for Rare<T> {
     /// No box when every part is empty.
     fn from(parts: T) -> Rare<T> {
-        if parts == T::default() {
+        if parts == *T::empty() {
             Rare(None)
         } else {
             Rare(Some(Box::new(parts)))

@@ -13,7 +13,13 @@ const CYCLE_NAMES_SHOWN: usize = 12;
 const CYCLE_EDGES_LABELLED: usize = 8;
 
 impl Topo<'_> {
-    pub(super) fn check_cycles(&self, effects: &[Vec<Effects>], diags: &mut Diagnostics) {
+    /// `placed`: each host's runs, with their placements.
+    pub(super) fn check_cycles(
+        &self,
+        placed: &[Vec<(&Name, Option<&Placement<'_>>)>],
+        effects: &[Vec<Effects>],
+        diags: &mut Diagnostics,
+    ) {
         // One node per service, by its index in the stack: edges are added
         // without hashing names, and Tarjan's algorithm runs over vectors.
         let n = self.stack.services.len();
@@ -22,14 +28,13 @@ impl Topo<'_> {
             graph.add_node(());
         }
         let index = |name: &str| self.stack.services.get_index_of(name).map(NodeIndex::new);
-        for (h, host) in self.hosts.iter().enumerate() {
-            for (i, run) in host.runs.iter().enumerate() {
-                let Some(from) = index(&run.service.name) else {
+        for (h, runs) in placed.iter().enumerate() {
+            for (i, &(name, p)) in runs.iter().enumerate() {
+                let Some(from) = index(name) else {
                     continue;
                 };
                 let refs = effects[h][i].deps.iter().map(|(t, s)| (t.as_str(), *s));
-                let explicit = self
-                    .placement(&run.service.name, h)
+                let explicit = p
                     .and_then(|p| p.def.rare.depends_on.as_ref())
                     .into_iter()
                     .flat_map(|d| d.value.iter().map(|d| (d.service.name.as_str(), d.span)));

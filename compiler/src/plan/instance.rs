@@ -386,7 +386,12 @@ impl Topo<'_> {
                     .as_ref()
                     .map_or(0, |v| v.value),
             },
-            ha: ha.to_string(),
+            // The mode's name from the source, or a static `single`: no copy.
+            ha: def
+                .rare
+                .ha
+                .as_ref()
+                .map_or_else(|| Name::new_static("single"), |h| h.mode.name.clone()),
             host_network: false,
             rare: RareParts {
                 build: def.rare.build.as_ref().map(|b| b.value.clone()),

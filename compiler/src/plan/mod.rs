@@ -202,7 +202,7 @@ pub struct Instance {
     pub routes: Vec<(String, Name)>,
     pub update: Update,
     /// The HA mode (`single` when none is chosen).
-    pub ha: String,
+    pub ha: Name,
     /// Runs in the host's network (no published ports, no NAT).
     pub host_network: bool,
     /// What few services have (a build, volumes, HA...), read and written as
@@ -268,7 +268,7 @@ impl Instance {
                 max_surge: 1,
                 max_unavailable: 0,
             },
-            ha: "single".into(),
+            ha: Name::new_static("single"),
             host_network: false,
             rare: Rare::default(),
         }
@@ -516,17 +516,28 @@ fn plan_topology(
 
     // Resolve every instance's environment, collecting start-order edges and the
     // ports other hosts need.
+    // Each run's placement, looked up once for the steps below.
+    let placed: Vec<Vec<(&Name, Option<&Placement<'_>>)>> = t
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(h, host)| {
+            host.runs
+                .iter()
+                .map(|run| (&run.service.name, t.placement(&run.service.name, h)))
+                .collect()
+        })
+        .collect();
     let mut effects: Vec<Vec<Effects>> = Vec::with_capacity(t.hosts.len());
     let mut envs: Vec<Vec<Resolved>> = Vec::with_capacity(t.hosts.len());
-    for (h, host) in t.hosts.iter().enumerate() {
-        let runs: Vec<&RunDef> = host.runs.iter().collect();
+    for (h, runs) in placed.iter().enumerate() {
         let mut host_effects = Vec::with_capacity(runs.len());
         let mut host_envs = Vec::with_capacity(runs.len());
         crate::each_on_cores(
-            runs,
+            runs.iter().collect(),
             spare_cores,
             diags,
-            |run, d| t.resolve_run(h, run, d),
+            |&(name, p), d| t.resolve_run(h, name, p, d),
             |(fx, resolved)| {
                 host_effects.push(fx);
                 host_envs.push(resolved);
@@ -544,7 +555,7 @@ fn plan_topology(
     publishes.extend(scrape_publishes);
     publishes.extend(replication_publishes);
 
-    t.check_cycles(&effects, diags);
+    t.check_cycles(&placed, &effects, diags);
 
     let mut host_plans = Vec::new();
     for (h, host) in t.hosts.iter().enumerate() {
@@ -561,8 +572,7 @@ fn plan_topology(
             on_address: &publishes,
             on_loopback: &proxy_fx.loopback,
         };
-        let runs: Vec<((&RunDef, Resolved), &Effects)> = host
-            .runs
+        let runs: Vec<_> = placed[h]
             .iter()
             .zip(std::mem::take(&mut envs[h]))
             .zip(&effects[h])
@@ -571,10 +581,7 @@ fn plan_topology(
             runs,
             spare_cores,
             diags,
-            |((run, resolved), fx), d| {
-                let p = t.placement(&run.service.name, h)?;
-                t.instance(&run.service.name, h, p, resolved, fx, &published, d)
-            },
+            |((&(name, p), resolved), fx), d| t.instance(name, h, p?, resolved, fx, &published, d),
             |inst| {
                 if let Some(inst) = inst {
                     let sentinel = inst
@@ -637,13 +644,18 @@ fn plan_topology(
 impl Topo<'_> {
     /// The values of one run's instance, resolved from its host, and what
     /// resolving them found (start-order edges, ports other hosts need).
-    fn resolve_run(&self, h: usize, run: &RunDef, diags: &mut Diagnostics) -> (Effects, Resolved) {
+    fn resolve_run(
+        &self,
+        h: usize,
+        name: &Name,
+        p: Option<&Placement<'_>>,
+        diags: &mut Diagnostics,
+    ) -> (Effects, Resolved) {
         let mut fx = Effects::default();
         let mut resolved = Resolved::default();
-        let Some(p) = self.placement(&run.service.name, h) else {
+        let Some(p) = p else {
             return (fx, resolved);
         };
-        let name = &run.service.name;
         resolved.env.reserve_exact(p.def.env.len());
         for var in p.def.env.values() {
             let value = self.eval(name, h, &var.value, &mut fx, diags, 0);
