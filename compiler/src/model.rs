@@ -127,7 +127,7 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProbeCheck {
     /// HTTP GET on a path.
-    Http(String),
+    Http(Name),
     /// A TCP connect.
     Tcp,
     Command(Command),
@@ -300,7 +300,7 @@ pub struct MountDef {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteDef {
-    pub path: Sp<String>,
+    pub path: Sp<Name>,
     pub port: Option<Ident>,
     pub strategy: Option<Sp<Strategy>>,
     pub websocket: bool,
@@ -415,7 +415,7 @@ pub struct Assignment {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ServiceDef {
     pub role: Option<Sp<Role>>,
-    pub image: Option<Sp<String>>,
+    pub image: Option<Sp<Name>>,
     pub ports: IndexMap<Name, PortDef>,
     pub env: IndexMap<Name, Assignment>,
     pub replicas: Option<Sp<u32>>,

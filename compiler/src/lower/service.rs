@@ -60,7 +60,7 @@ impl Lower<'_> {
             }
             "image" => {
                 if let Some(v) = self.assigned(e) {
-                    def.image = self.string(v);
+                    def.image = self.name_string(v);
                 }
             }
             "build" => {
@@ -166,7 +166,7 @@ impl Lower<'_> {
             }
             "health" => self.health(def, e),
             "route" => {
-                let Some(path) = self.string_label(e, "path prefix") else {
+                let Some(path) = self.name_label(e, "path prefix") else {
                     return;
                 };
                 if !path.value.starts_with('/') {
@@ -181,7 +181,7 @@ impl Lower<'_> {
                     );
                 }
                 let route = self.route(path, e);
-                def.routes.insert(Name::new(&route.path.value), route);
+                def.routes.insert(route.path.value.clone(), route);
             }
             "restart" => {
                 if let Some(v) = self.assigned(e) {
@@ -278,7 +278,7 @@ impl Lower<'_> {
     }
 
     /// `route "/prefix"` or `route "/prefix" { strategy = least_conn  rate = 10 ... }`.
-    fn route(&mut self, path: Sp<String>, e: &Entry) -> RouteDef {
+    fn route(&mut self, path: Sp<Name>, e: &Entry) -> RouteDef {
         let mut r = RouteDef {
             path,
             port: None,
@@ -754,7 +754,7 @@ impl Lower<'_> {
             let previous = p.check.as_ref().map(|c| c.span);
             match f.key.name.as_str() {
                 "http" => {
-                    if let Some(path) = self.string(v) {
+                    if let Some(path) = self.name_string(v) {
                         if !path.value.starts_with('/') {
                             self.push(
                                 Diagnostic::error(

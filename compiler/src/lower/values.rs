@@ -79,8 +79,14 @@ impl Lower<'_> {
     }
 
     pub(super) fn string_label(&mut self, e: &Entry, what: &str) -> Option<Sp<String>> {
+        self.name_label(e, what)
+            .map(|s| Sp::new(s.value.to_string(), s.span))
+    }
+
+    /// `string_label` as a `Name`, shared with the syntax tree's text.
+    pub(super) fn name_label(&mut self, e: &Entry, what: &str) -> Option<Sp<Name>> {
         match e.label.as_deref() {
-            Some(Label::Str(t)) => match t.as_literal() {
+            Some(Label::Str(t)) => match t.as_literal_name() {
                 Some(s) => Some(Sp::new(s, t.span)),
                 None => {
                     self.push(
@@ -95,7 +101,7 @@ impl Lower<'_> {
                     None
                 }
             },
-            Some(Label::Ident(i)) => Some(Sp::new(i.name.to_string(), i.span)),
+            Some(Label::Ident(i)) => Some(Sp::new(i.name.clone(), i.span)),
             None => {
                 self.missing_label(e, what, "\"...\"");
                 None
@@ -236,8 +242,14 @@ impl Lower<'_> {
     }
 
     pub(super) fn string(&mut self, v: &Value) -> Option<Sp<String>> {
+        self.name_string(v)
+            .map(|s| Sp::new(s.value.to_string(), s.span))
+    }
+
+    /// `string` as a `Name`, shared with the syntax tree's text.
+    pub(super) fn name_string(&mut self, v: &Value) -> Option<Sp<Name>> {
         match &v.kind {
-            ValueKind::Str(t) => match t.as_literal() {
+            ValueKind::Str(t) => match t.as_literal_name() {
                 Some(s) => Some(Sp::new(s, v.span)),
                 None => {
                     self.push(

@@ -185,7 +185,7 @@ pub struct Resources {
 pub struct Instance {
     pub name: Name,
     pub role: Role,
-    pub image: Option<String>,
+    pub image: Option<Name>,
     pub ports: Vec<PortPlan>,
     pub env: Vec<EnvVar>,
     pub replicas: u32,
@@ -199,7 +199,7 @@ pub struct Instance {
     pub public: Vec<String>,
     pub public_url: Option<Pieces>,
     /// (path prefix, port name)
-    pub routes: Vec<(String, Name)>,
+    pub routes: Vec<(Name, Name)>,
     pub update: Update,
     /// The HA mode (`single` when none is chosen).
     pub ha: Name,

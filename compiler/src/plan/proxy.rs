@@ -56,7 +56,7 @@ pub struct Tls {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoutePlan {
-    pub path: String,
+    pub path: Name,
     /// The name of its upstream.
     pub upstream: Name,
     pub strip_prefix: bool,
@@ -91,7 +91,7 @@ pub struct Upstream {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpHealth {
-    pub path: String,
+    pub path: Name,
     pub interval: Duration,
     /// Failed checks before a server is down.
     pub fall: u32,
@@ -727,7 +727,7 @@ impl Topo<'_> {
             start_period: None,
         };
         Instance {
-            image: Some(proxy.image.clone()),
+            image: Some(Name::from(proxy.image.as_str())),
             ports,
             probes: Probes {
                 readiness: Some(Arc::new(health)),

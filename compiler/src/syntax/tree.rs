@@ -143,6 +143,16 @@ impl TemplatePart {
 
 impl Template {
     /// The text when there are no interpolations.
+    /// `as_literal` as a `Name`: a string of one piece of text (most are)
+    /// shares that text's `Name` rather than copying it.
+    pub fn as_literal_name(&self) -> Option<Name> {
+        match self.parts.as_slice() {
+            [] => Some(Name::default()),
+            [TemplatePart::Text(t)] => Some(t.clone()),
+            _ => self.as_literal().map(Name::from),
+        }
+    }
+
     pub fn as_literal(&self) -> Option<String> {
         let mut out = String::new();
         for part in &self.parts {

@@ -42,7 +42,7 @@ impl Serialize for Services<'_> {
 #[derive(Serialize)]
 struct Service {
     #[serde(skip_serializing_if = "Option::is_none")]
-    image: Option<String>,
+    image: Option<Name>,
     #[serde(skip_serializing_if = "Option::is_none")]
     build: Option<Build>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -182,7 +182,7 @@ pub struct AffinityTerm {
 pub struct Container {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
+    pub image: Option<crate::Name>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -273,7 +273,7 @@ pub struct Probe {
 
 #[derive(Serialize)]
 pub struct HttpGet {
-    pub path: String,
+    pub path: crate::Name,
     pub port: String,
 }
 
@@ -444,7 +444,7 @@ pub struct IngressHttp {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IngressPath {
-    pub path: String,
+    pub path: crate::Name,
     pub path_type: &'static str,
     pub backend: IngressBackend,
 }

@@ -826,9 +826,9 @@ impl Cx<'_> {
             let Some((scheme, host)) = split_url(&url) else {
                 continue;
             };
-            let routes: Vec<(String, Name)> = if inst.routes.is_empty() {
+            let routes: Vec<(Name, Name)> = if inst.routes.is_empty() {
                 match inst.ports.first() {
-                    Some(p) => vec![("/".to_string(), p.name.clone())],
+                    Some(p) => vec![(Name::new_static("/"), p.name.clone())],
                     None => continue,
                 }
             } else {

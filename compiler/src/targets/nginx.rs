@@ -52,7 +52,7 @@ struct ServerView {
 
 #[derive(Serialize)]
 struct LocationView {
-    path: String,
+    path: crate::Name,
     directives: Vec<String>,
 }
 
