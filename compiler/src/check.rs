@@ -715,10 +715,16 @@ fn too_long(r: &Reference, len: usize) -> Option<Diagnostic> {
     )
 }
 
+/// `[A-Za-z_][A-Za-z0-9_]*`. Byte by byte: every service's variables are
+/// checked, and a byte that is not ASCII fails as its character would.
 pub fn is_env_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    match s.as_bytes() {
+        [first, rest @ ..] => {
+            (first.is_ascii_alphabetic() || *first == b'_')
+                && rest.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        }
+        [] => false,
+    }
 }
 
 pub fn is_dns_label(s: &str) -> bool {
@@ -884,6 +890,21 @@ fn sentinel_fragility(h: &HaDef, diags: &mut Diagnostics) {
                 "below a majority",
                 format!("a majority is `quorum = {majority}`"),
             ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_env_name;
+
+    #[test]
+    fn env_names_are_a_letter_or_underscore_then_letters_digits_underscores() {
+        for good in ["A", "_", "_OK_1", "log_level", "SVC_9999_URL"] {
+            assert!(is_env_name(good), "{good}");
+        }
+        for bad in ["", "1A", "log-level", "A B", "É", "AÉ", "A.B", "$A"] {
+            assert!(!is_env_name(bad), "{bad}");
         }
     }
 }

@@ -194,7 +194,10 @@ impl Topo<'_> {
             return None;
         }
         let mut sites: IndexMap<Option<String>, Site> = IndexMap::default();
+        // Sized for one upstream per placed service, the usual case: grown
+        // by doubling, thousands of them were copied a dozen times.
         let mut upstreams: IndexMap<Name, Upstream> = IndexMap::default();
+        upstreams.reserve(self.placements.len());
         for (name, all) in &self.placements {
             // A managed host's platform serves its services itself.
             let placements: Vec<&Placement<'_>> = all
@@ -267,10 +270,13 @@ impl Topo<'_> {
                 };
                 u.read_timeout = longest(u.read_timeout, route.rare.read_timeout.as_ref());
                 u.connect_timeout = longest(u.connect_timeout, route.rare.connect_timeout.as_ref());
+                // The first site (most often the only one) is sized for every
+                // service's route.
+                let first_site = sites.is_empty();
                 let site = sites.entry(domain.clone()).or_insert_with(|| Site {
                     domain: domain.clone(),
                     tls: None,
-                    routes: Vec::new(),
+                    routes: Vec::with_capacity(if first_site { self.placements.len() } else { 0 }),
                 });
                 site.routes.push(RoutePlan {
                     path: route.path.value.clone(),
