@@ -170,29 +170,35 @@ fn chunk_size(len: usize) -> usize {
     }
 }
 
-/// `take` of `f` of each item, in the items' order. `f` runs on every core
-/// when `spare_cores` says the caller's work leaves some free and there are
-/// many items (256 or more), else on this thread, straight into `take`. For
-/// work on each service of a host on its own.
-pub(crate) fn each_on_cores<I: Send, R: Send>(
-    items: Vec<I>,
+/// `take` of `f` of each item, in the items' order: item `i` is `shared[i]`
+/// and `owned[i]` (moved, without a vector made to pair them: the owned
+/// values are a host's resolved environments, a few megabytes for thousands
+/// of services). `f` runs on every core when `spare_cores` says the caller's
+/// work leaves some free and there are many items (256 or more), else on
+/// this thread, straight into `take`. For work on each service of a host on
+/// its own.
+pub(crate) fn each_on_cores<A: Sync, B: Send, R: Send>(
+    shared: &[A],
+    owned: Vec<B>,
     spare_cores: bool,
     diags: &mut diag::Diagnostics,
-    f: impl Fn(I, &mut diag::Diagnostics) -> R + Sync,
+    f: impl Fn(usize, &A, B, &mut diag::Diagnostics) -> R + Sync,
     mut take: impl FnMut(R),
 ) {
     use rayon::prelude::*;
-    if !spare_cores || items.len() < 256 || rayon::current_num_threads() < 2 {
-        for item in items {
-            take(f(item, diags));
+    if !spare_cores || shared.len() < 256 || rayon::current_num_threads() < 2 {
+        for (i, (a, b)) in shared.iter().zip(owned).enumerate() {
+            take(f(i, a, b, diags));
         }
         return;
     }
-    let done: Vec<(R, diag::Diagnostics)> = items
-        .into_par_iter()
-        .map(|item| {
+    let done: Vec<(R, diag::Diagnostics)> = shared
+        .par_iter()
+        .zip(owned)
+        .enumerate()
+        .map(|(i, (a, b))| {
             let mut d = diag::Diagnostics::default();
-            let r = f(item, &mut d);
+            let r = f(i, a, b, &mut d);
             (r, d)
         })
         .collect();

@@ -534,10 +534,11 @@ fn plan_topology(
         let mut host_effects = Vec::with_capacity(runs.len());
         let mut host_envs = Vec::with_capacity(runs.len());
         crate::each_on_cores(
-            runs.iter().collect(),
+            runs,
+            vec![(); runs.len()],
             spare_cores,
             diags,
-            |&(name, p), d| t.resolve_run(h, name, p, d),
+            |_, &(name, p), (), d| t.resolve_run(h, name, p, d),
             |(fx, resolved)| {
                 host_effects.push(fx);
                 host_envs.push(resolved);
@@ -572,16 +573,14 @@ fn plan_topology(
             on_address: &publishes,
             on_loopback: &proxy_fx.loopback,
         };
-        let runs: Vec<_> = placed[h]
-            .iter()
-            .zip(std::mem::take(&mut envs[h]))
-            .zip(&effects[h])
-            .collect();
         crate::each_on_cores(
-            runs,
+            &placed[h],
+            std::mem::take(&mut envs[h]),
             spare_cores,
             diags,
-            |((&(name, p), resolved), fx), d| t.instance(name, h, p?, resolved, fx, &published, d),
+            |i, &(name, p), resolved, d| {
+                t.instance(name, h, p?, resolved, &effects[h][i], &published, d)
+            },
             |inst| {
                 if let Some(inst) = inst {
                     let sentinel = inst
