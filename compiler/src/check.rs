@@ -108,17 +108,13 @@ pub fn bases<'a>(stack: &'a Stack, diags: &mut Diagnostics) -> Checked<'a> {
                 let base = DefRef::Owned(Arc::new(base));
                 checked.bases.insert(decl.name.name.clone(), base);
             }
-            ServiceBody::External(ext) => {
+            ServiceBody::External(_) => {
+                // Its values are checked with the definitions, once every
+                // base exists.
                 if let Some(kind) = &decl.kind {
                     if !chains.contains_key(&kind.name) {
                         diags.push(unknown_kind(stack, kind));
                     }
-                }
-                for e in [&ext.url, &ext.read_url, &ext.public_url, &ext.host]
-                    .into_iter()
-                    .flatten()
-                {
-                    check_expr(stack, &checked.bases, None, e, diags);
                 }
             }
         }
@@ -139,6 +135,21 @@ pub fn definitions(stack: &Stack, checked: &Checked<'_>, diags: &mut Diagnostics
             .map_or_else(Span::default, |d| d.name.span);
         check_def(stack, &checked.bases, name, base, diags);
         check_params(name, span, base, diags);
+    }
+    // The external services' values, against the same bases (a service they
+    // refer to may be declared after them). Those without a base are the
+    // external ones.
+    if checked.bases.len() < stack.services.len() {
+        for decl in stack.services.values() {
+            if let ServiceBody::External(ext) = &decl.body {
+                for e in [&ext.url, &ext.read_url, &ext.public_url, &ext.host]
+                    .into_iter()
+                    .flatten()
+                {
+                    check_expr(stack, &checked.bases, None, e, diags);
+                }
+            }
+        }
     }
     for topo in stack.topologies.values() {
         dns_label(&topo.name, "topology", diags);
@@ -897,6 +908,46 @@ fn sentinel_fragility(h: &HaDef, diags: &mut Diagnostics) {
 #[cfg(test)]
 mod tests {
     use super::is_env_name;
+
+    fn errors(text: &str) -> Vec<String> {
+        let options = crate::Options {
+            source_name: "t.stack".into(),
+            topologies: Vec::new(),
+            source_dir_from_compose: "..".into(),
+        };
+        let (_, _, diags) = crate::analyze(text.to_string(), &options);
+        diags
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.message.clone())
+            .collect()
+    }
+
+    #[test]
+    fn an_external_service_may_refer_to_a_service_declared_after_it() {
+        let external =
+            "external legacy {\n  url = \"postgres://${db.user}@${db.host}/${db.database}\"\n}\n";
+        let db = "service db: postgres {\n  database = \"app\"\n  user = \"app\"\n  password = secret.pw\n}\n";
+        let rest = "secret pw\nservice api {\n  image = \"api:1\"\n  env {\n    LEGACY_URL = legacy.url\n  }\n}\ntopology single {\n  host main { run = [api, db] }\n}\n";
+        for text in [
+            format!("stack t\n{external}{db}{rest}"),
+            format!("stack t\n{db}{external}{rest}"),
+        ] {
+            assert_eq!(errors(&text), Vec::<String>::new(), "{text}");
+        }
+        // What is not an attribute of db's kind is reported wherever db is.
+        let wrong = external.replace("db.database", "db.dbname");
+        for text in [
+            format!("stack t\n{wrong}{db}{rest}"),
+            format!("stack t\n{db}{wrong}{rest}"),
+        ] {
+            assert_eq!(
+                errors(&text),
+                vec!["service `db` has no attribute `dbname`".to_string()],
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn env_names_are_a_letter_or_underscore_then_letters_digits_underscores() {
