@@ -24,6 +24,26 @@ pub struct Checked<'a> {
     pub kind_chains: IndexMap<Name, Vec<Name>>,
 }
 
+impl Checked<'_> {
+    /// The stack's external services, in file order: the services without a
+    /// base, looked for only when there are some (most stacks have none).
+    pub fn externals<'s>(
+        &self,
+        stack: &'s Stack,
+    ) -> impl Iterator<Item = (&'s Name, &'s ExternalDef)> + use<'s, '_> {
+        let all = stack.services.as_slice();
+        let services = if self.bases.len() < all.len() {
+            all
+        } else {
+            &all[..0]
+        };
+        services.iter().filter_map(|(name, d)| match &d.body {
+            ServiceBody::External(e) => Some((name, &**e)),
+            ServiceBody::Workload(_) => None,
+        })
+    }
+}
+
 /// Attributes a reference may name on a service, besides its parameters.
 pub const ATTRIBUTES: &[&str] = &[
     "host",
@@ -137,18 +157,13 @@ pub fn definitions(stack: &Stack, checked: &Checked<'_>, diags: &mut Diagnostics
         check_params(name, span, base, diags);
     }
     // The external services' values, against the same bases (a service they
-    // refer to may be declared after them). Those without a base are the
-    // external ones.
-    if checked.bases.len() < stack.services.len() {
-        for decl in stack.services.values() {
-            if let ServiceBody::External(ext) = &decl.body {
-                for e in [&ext.url, &ext.read_url, &ext.public_url, &ext.host]
-                    .into_iter()
-                    .flatten()
-                {
-                    check_expr(stack, &checked.bases, None, e, diags);
-                }
-            }
+    // refer to may be declared after them).
+    for (_, ext) in checked.externals(stack) {
+        for e in [&ext.url, &ext.read_url, &ext.public_url, &ext.host]
+            .into_iter()
+            .flatten()
+        {
+            check_expr(stack, &checked.bases, None, e, diags);
         }
     }
     for topo in stack.topologies.values() {

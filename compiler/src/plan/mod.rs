@@ -377,21 +377,12 @@ fn runtime_attribute(attr: &str) -> bool {
 pub fn plan(stack: &Stack, checked: &Checked, diags: &mut Diagnostics) -> Plan {
     let topos: Vec<&TopologyDef> = stack.topologies.values().collect();
     let mut topologies = Vec::with_capacity(topos.len());
-    // The services of the stack that are external (those without a base): few,
-    // and asked about for every placement and reference.
-    let external_services: Vec<(&str, &ExternalDef)> = if checked.bases.len() < stack.services.len()
-    {
-        stack
-            .services
-            .iter()
-            .filter_map(|(name, d)| match &d.body {
-                ServiceBody::External(e) => Some((name.as_str(), &**e)),
-                ServiceBody::Workload(_) => None,
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    // The services of the stack that are external: few, and asked about for
+    // every placement and reference.
+    let external_services: Vec<(&str, &ExternalDef)> = checked
+        .externals(stack)
+        .map(|(name, e)| (name.as_str(), e))
+        .collect();
     // Fewer topologies than cores: each plans its hosts' services on the
     // cores the others leave free. With as many or more, the topologies keep
     // every core busy, and splitting their services only adds work.
