@@ -594,17 +594,15 @@ impl Topo<'_> {
         // paths a path starts are the ones right after it: every path between
         // a path and one it starts shares that start.
         for routes in by_domain.values() {
-            // Each path after a key of its first bytes: two keys compare in an
-            // instruction, two paths in a call (thousands of paths, sorted).
-            let mut sorted: Vec<(u128, &str, usize)> = routes
+            let mut sorted: Vec<(&str, usize)> = routes
                 .iter()
                 .enumerate()
-                .map(|(i, (_, r))| (prefix_key(&r.path.value), r.path.value.as_str(), i))
+                .map(|(i, (_, r))| (r.path.value.as_str(), i))
                 .collect();
             sorted.sort_unstable();
             let mut pairs = Vec::new();
-            for (k, &(_, short, i)) in sorted.iter().enumerate() {
-                for &(_, long, j) in &sorted[k + 1..] {
+            for (k, &(short, i)) in sorted.iter().enumerate() {
+                for &(long, j) in &sorted[k + 1..] {
                     if !long.starts_with(short) {
                         break;
                     }
@@ -758,16 +756,6 @@ pub(super) fn proxy_span(topo: &TopologyDef, name: &str) -> Option<Span> {
     topo.proxies.get(name).map(|p| p.name.span)
 }
 
-/// The first 16 bytes of `text` as a number, zeros after its end: two texts'
-/// keys are in the texts' order, or equal when the texts share those bytes
-/// (or differ only by zero bytes past the shorter's end).
-fn prefix_key(text: &str) -> u128 {
-    let mut bytes = [0u8; 16];
-    let n = text.len().min(16);
-    bytes[..n].copy_from_slice(&text.as_bytes()[..n]);
-    u128::from_be_bytes(bytes)
-}
-
 /// The upstream of a service's port, `SERVICE_PORT` with `-` as `_` (nginx and
 /// HAProxy names): the pieces of both joined by `_`, inline when short.
 fn upstream_name(service: &str, port: &str) -> Name {
@@ -779,49 +767,4 @@ fn upstream_name(service: &str, port: &str) -> Name {
         out.push_str(piece);
     }
     out.finish()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::prefix_key;
-
-    #[test]
-    fn paths_sorted_by_their_prefix_key_then_whole_are_sorted() {
-        let mut paths = vec![
-            "/",
-            "/a",
-            "/a\0",
-            "/a\0b",
-            "/a/",
-            "/ab",
-            "/b",
-            "",
-            "/svc-10/",
-            "/svc-1/",
-            "/svc-100/",
-            "/api/v1/very/long/path/a",
-            "/api/v1/very/long/path/",
-            "/api/v1/very/long",
-            "/api/v1/very/lonG/path",
-            "/api/v1/very/long/path/b",
-            "/é",
-            "/z",
-        ];
-        // Every path's every prefix too: the cases where one path starts another.
-        let prefixes: Vec<&str> = paths
-            .iter()
-            .flat_map(|p| {
-                (0..=p.len())
-                    .filter(|&n| p.is_char_boundary(n))
-                    .map(|n| &p[..n])
-            })
-            .collect();
-        paths.extend(prefixes);
-        let mut by_key: Vec<(u128, &str)> = paths.iter().map(|p| (prefix_key(p), *p)).collect();
-        by_key.sort_unstable();
-        let mut by_text = paths.clone();
-        by_text.sort_unstable();
-        let by_key: Vec<&str> = by_key.into_iter().map(|(_, p)| p).collect();
-        assert_eq!(by_key, by_text);
-    }
 }
