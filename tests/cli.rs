@@ -1094,3 +1094,87 @@ fn a_build_turns_huge_pages_off() {
         Some(true)
     );
 }
+
+/// The paths a build writes (build contexts, bind mounts) resolve to the same
+/// directories however the `.stack` file is named on the command line: `app.stack`
+/// from its own directory (whose parent is the empty path), `./app.stack`, or an
+/// absolute path. Checked with what `docker-compose config` resolves, and by
+/// `build --check` agreeing with `build` whatever the spelling.
+#[test]
+fn paths_resolve_the_same_however_the_file_is_named() {
+    if !crate::support::require("docker-compose") {
+        return;
+    }
+    let t = Test::new();
+    t.write(
+        "proj/app.stack",
+        r#"
+service api {
+  build = "./api"
+  port http = 8000
+  mount "./conf" = "/conf"
+}
+topology single {
+  host main { address = "10.0.0.1"  run = [api] }
+}
+"#,
+    );
+    fs::create_dir_all(t.path("proj/api")).unwrap_or_else(|e| panic!("{e}"));
+    fs::create_dir_all(t.path("proj/conf")).unwrap_or_else(|e| panic!("{e}"));
+    let proj = fs::canonicalize(t.path("proj")).unwrap_or_else(|e| panic!("{e}"));
+    let absolute = proj.join("app.stack");
+    let spellings = [
+        "app.stack",
+        "./app.stack",
+        absolute.to_str().unwrap_or_default(),
+    ];
+    let stackc = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_stackc"))
+            .args(args)
+            .current_dir(&proj)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let mut trees = Vec::new();
+    for spelling in spellings {
+        let _ = fs::remove_dir_all(proj.join("out"));
+        let r = stackc(&["build", spelling]);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let compose_dir = proj.join("out/single/compose");
+        let resolved = Command::new("docker-compose")
+            .args(["-f", "main.yml", "config"])
+            .current_dir(&compose_dir)
+            .output()
+            .unwrap_or_else(|e| panic!("docker-compose: {e}"));
+        assert!(
+            resolved.status.success(),
+            "{}",
+            String::from_utf8_lossy(&resolved.stderr)
+        );
+        let doc: serde_norway::Value =
+            serde_norway::from_slice(&resolved.stdout).unwrap_or_else(|e| panic!("{e}"));
+        let api = &doc["services"]["api"];
+        assert_eq!(
+            api["build"]["context"].as_str(),
+            proj.join("api").to_str(),
+            "build context for `{spelling}`"
+        );
+        let mount = format!("{}:/conf:rw", proj.join("conf").display());
+        assert_eq!(
+            api["volumes"][0].as_str(),
+            Some(mount.as_str()),
+            "bind mount for `{spelling}`"
+        );
+        for other in spellings {
+            let r = stackc(&["build", other, "--check"]);
+            assert!(
+                r.status.success(),
+                "`build {spelling}` then `build --check {other}`: {}",
+                String::from_utf8_lossy(&r.stdout)
+            );
+        }
+        trees.push(files_under(&proj.join("out")));
+    }
+    assert_eq!(trees[0], trees[1]);
+    assert_eq!(trees[0], trees[2]);
+}

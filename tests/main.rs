@@ -19,6 +19,7 @@ mod generate;
 mod graph;
 mod kubernetes;
 mod lsp;
+mod meaning;
 mod neovim;
 mod parser;
 mod patroni_failover;

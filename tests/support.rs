@@ -105,3 +105,23 @@ impl Drop for Running {
         let _ = self.0.wait();
     }
 }
+
+/// Parses docker-compose's output as docker-compose does: YAML 1.1 (PyYAML), where
+/// `0o17` or `1_000` are strings, not numbers as in YAML 1.2.
+pub fn yaml11(text: &[u8]) -> serde_json::Value {
+    use std::io::Write;
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import sys, json, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3 with PyYAML (installed with docker-compose): {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(text).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("PyYAML output: {e}"))
+}

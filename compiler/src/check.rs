@@ -416,6 +416,17 @@ fn check_def(
     for dep in def.rare.depends_on.iter().flat_map(|d| &d.value) {
         if !stack.services.contains_key(&dep.service.name) {
             diags.push(unknown_service(stack, &dep.service));
+        } else if dep.service.name == name {
+            // The shortest cycle: the service could never start.
+            diags.push(
+                Diagnostic::error(
+                    Code::DependencyCycle,
+                    dep.service.span,
+                    format!("`{name}` depends on itself"),
+                )
+                .label("a service cannot wait for itself to start")
+                .help(format!("remove `{name}` from its own `depends_on`")),
+            );
         }
     }
     if let Some(h) = &def.rare.ha {

@@ -342,7 +342,13 @@ fn build_options(
     topologies: Vec<String>,
     out: Option<PathBuf>,
 ) -> (PathBuf, Options, bool) {
-    let source_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    // `app.stack` has the parent `""`, which no path function takes for the
+    // current directory: spell it `.` so that every spelling of one file gives
+    // the same paths.
+    let source_dir = match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
     let out = out.unwrap_or_else(|| source_dir.join("out"));
     // Compose files sit in <out>/<topology>/compose/.
     let from_compose = relative_path(&out.join("t").join("compose"), &source_dir);
@@ -965,6 +971,11 @@ pub(crate) fn unified_diff(old: &str, new: &str, name: &str) -> String {
 /// The path of `to` as seen from the directory `from`, using `/`.
 fn relative_path(from: &Path, to: &Path) -> String {
     let abs = |p: &Path| -> Vec<String> {
+        let p = if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        };
         let p = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         let mut parts: Vec<String> = Vec::new();
         for c in p.components() {

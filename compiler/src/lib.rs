@@ -397,6 +397,12 @@ fn analyze_keeping(text: Arc<str>, options: &Options, keep_trees: bool, model: M
         check::definitions(&stack, &checked, &mut diags);
         plan::plan(&stack, &checked, &mut diags)
     };
+    // What the targets cannot write is an error of the input: found here, so
+    // that `check` and the editor report everything `build` would. After
+    // another error the values may be half made: no cascade from them.
+    if !diags.has_errors() {
+        targets::check(&plan, &mut diags);
+    }
     let has_errors = diags.has_errors();
     let diagnostics = diags.finish();
     drop(checked);

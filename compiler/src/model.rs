@@ -435,7 +435,10 @@ pub struct ServiceDef {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RareDef {
     pub build: Option<Sp<String>>,
-    pub command: Option<Sp<Command>>,
+    /// Replaces the image's CMD: words, never run by a shell stackc adds.
+    pub command: Option<Sp<Vec<String>>>,
+    /// Replaces the image's ENTRYPOINT.
+    pub entrypoint: Option<Sp<Vec<String>>>,
     pub public: Option<Sp<Vec<Ident>>>,
     pub volumes: IndexMap<Name, VolumeDef>,
     pub mounts: IndexMap<Name, MountDef>,
@@ -466,6 +469,7 @@ impl RareDef {
     fn overlay(&mut self, top: &RareDef) {
         lay(&mut self.build, &top.build);
         lay(&mut self.command, &top.command);
+        lay(&mut self.entrypoint, &top.entrypoint);
         lay(&mut self.public, &top.public);
         for (name, vol) in &top.volumes {
             match self.volumes.get_mut(name) {

@@ -21,6 +21,7 @@ pub const SERVICE_FIELDS: &[&str] = &[
     "image",
     "build",
     "command",
+    "entrypoint",
     "port",
     "public",
     "env",

@@ -70,7 +70,12 @@ impl Lower<'_> {
             }
             "command" => {
                 if let Some(v) = self.assigned(e) {
-                    def.rare.command = self.command(v);
+                    def.rare.command = self.container_command(v);
+                }
+            }
+            "entrypoint" => {
+                if let Some(v) = self.assigned(e) {
+                    def.rare.entrypoint = self.container_command(v);
                 }
             }
             "port" => self.port(def, e),

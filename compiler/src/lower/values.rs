@@ -375,6 +375,34 @@ impl Lower<'_> {
         }
     }
 
+    /// A container's `command` or `entrypoint`: a list of words, or a string
+    /// split into words as a POSIX shell splits them (quotes group words). No
+    /// shell runs it, on any platform: a string with shell syntax (`$VAR`, `|`,
+    /// `&&`, `;`, redirections) is rejected rather than passed on as words.
+    pub(super) fn container_command(&mut self, v: &Value) -> Option<Sp<Vec<String>>> {
+        match &v.kind {
+            ValueKind::List(_) => self.strings(v).map(|items| Sp::new(items, v.span)),
+            ValueKind::Str(_) => {
+                let line = self.string(v)?;
+                match split_words(&line.value) {
+                    Ok(words) => Some(Sp::new(words, v.span)),
+                    Err(why) => {
+                        self.push(
+                            Diagnostic::error(Code::InvalidValue, v.span, why)
+                                .label("a string command is split into words; no shell runs it")
+                                .help("for shell syntax write `[\"sh\", \"-c\", \"...\"]`"),
+                        );
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.wrong_type(v, "a string or a list of strings");
+                None
+            }
+        }
+    }
+
     pub(super) fn command(&mut self, v: &Value) -> Option<Sp<Command>> {
         match &v.kind {
             ValueKind::List(_) => self
@@ -525,4 +553,43 @@ fn type_help(expected: &str) -> String {
         "write a number without quotes: `3`, `8000`"
     };
     example.to_string()
+}
+
+/// A command line's words, split as a POSIX shell splits them, or why the line
+/// needs a shell: quotes that do not close, or shell syntax outside quotes.
+pub(crate) fn split_words(line: &str) -> Result<Vec<String>, String> {
+    // Outside quotes these mean something only to a shell.
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut word_start = true;
+    for c in line.chars() {
+        let starts = word_start;
+        word_start = quote.is_none() && !escaped && c.is_whitespace();
+        match (quote, c) {
+            _ if escaped => escaped = false,
+            (None | Some('"'), '\\') => escaped = true,
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), _) if c == q => quote = None,
+            (None | Some('"'), '$' | '`') => {
+                return Err(format!(
+                    "`{c}` in a command string would need a shell to expand it"
+                ));
+            }
+            (None, '|' | '&' | ';' | '<' | '>' | '(' | ')') => {
+                return Err(format!("`{c}` in a command string would need a shell"));
+            }
+            (None, '#' | '~') if starts => {
+                return Err(format!(
+                    "`{c}` at the start of a word means something only to a shell"
+                ));
+            }
+            _ => {}
+        }
+    }
+    let words = shlex::split(line)
+        .ok_or_else(|| "this command string has an unclosed quote".to_string())?;
+    if words.is_empty() {
+        return Err("this command string has no words".to_string());
+    }
+    Ok(words)
 }

@@ -396,6 +396,7 @@ impl Topo<'_> {
             rare: RareParts {
                 build: def.rare.build.as_ref().map(|b| b.value.clone()),
                 command: def.rare.command.as_ref().map(|c| c.value.clone()),
+                entrypoint: def.rare.entrypoint.as_ref().map(|c| c.value.clone()),
                 volumes: def
                     .rare
                     .volumes

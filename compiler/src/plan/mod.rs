@@ -219,7 +219,11 @@ pub type Rare = crate::Rare<RareParts>;
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RareParts {
     pub build: Option<String>,
-    pub command: Option<Command>,
+    /// The image's CMD replaced (compose `command`, Kubernetes `args`).
+    pub command: Option<Vec<String>>,
+    /// The image's ENTRYPOINT replaced (compose `entrypoint`, Kubernetes
+    /// `command`).
+    pub entrypoint: Option<Vec<String>>,
     pub volumes: Vec<Volume>,
     pub mounts: Vec<Mount>,
     pub resources: Resources,

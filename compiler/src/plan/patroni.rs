@@ -356,10 +356,10 @@ impl Topo<'_> {
             .map_or(Span::default(), |h| h.span);
         inst.image = None;
         inst.rare.build = Some(format!("@out/{}/image", node.service));
-        inst.rare.command = Some(Command::Exec(vec![
+        inst.rare.command = Some(vec![
             "/opt/patroni/bin/patroni".into(),
             format!("{PATRONI_DIR}/patroni.yml"),
-        ]));
+        ]);
         inst.host_network = true;
         inst.rare
             .mounts
@@ -490,11 +490,11 @@ impl Topo<'_> {
                     ..Probes::default()
                 },
                 rare: RareParts {
-                    command: Some(Command::Exec(vec![
+                    command: Some(vec![
                         "etcd".into(),
                         "--config-file".into(),
                         ETCD_CONFIG.into(),
-                    ])),
+                    ]),
                     volumes: vec![Volume {
                         name: format!("{instance}-data"),
                         path: ETCD_DATA_DIR.into(),

@@ -65,7 +65,7 @@ impl StreamingPlan {
         if !self.standby {
             command.extend(config);
         }
-        inst.rare.command = Some(Command::Exec(command));
+        inst.rare.command = Some(command);
         inst.env.push(EnvVar {
             key: Name::new_static(REPLICATION_PASSWORD_ENV),
             value: smallvec::smallvec![Out::secret(
@@ -331,38 +331,27 @@ fn requires_auth(inst: &Instance) -> bool {
 /// Extends a Redis command with arguments, and with shell words that expand
 /// variables (then the command runs in a shell: `sh -c LINE`). Without a
 /// command, it is `redis-server`.
-fn extend_command(command: Option<Command>, args: &[String], shell: &[String]) -> Command {
+fn extend_command(command: Option<Vec<String>>, args: &[String], shell: &[String]) -> Vec<String> {
     let quoted = || {
         args.iter()
             .map(|a| shell_quote(a))
             .chain(shell.iter().cloned())
     };
     match command {
-        Some(Command::Exec(v)) if v.len() == 3 && v[0] == "sh" && v[1] == "-c" => {
+        Some(v) if v.len() == 3 && v[0] == "sh" && v[1] == "-c" => {
             let line: Vec<String> = std::iter::once(v[2].clone()).chain(quoted()).collect();
-            Command::Exec(vec![v[0].clone(), v[1].clone(), line.join(" ")])
-        }
-        Some(Command::Shell(s)) => {
-            let line: Vec<String> = std::iter::once(s).chain(quoted()).collect();
-            Command::Shell(line.join(" "))
-        }
-        Some(Command::Exec(mut v)) if shell.is_empty() => {
-            v.extend(args.iter().cloned());
-            Command::Exec(v)
+            vec![v[0].clone(), v[1].clone(), line.join(" ")]
         }
         command => {
-            let base = match command {
-                Some(Command::Exec(v)) => v,
-                _ => vec!["redis-server".to_string()],
-            };
+            let base = command.unwrap_or_else(|| vec!["redis-server".to_string()]);
             if shell.is_empty() {
-                return Command::Exec(base.into_iter().chain(args.iter().cloned()).collect());
+                return base.into_iter().chain(args.iter().cloned()).collect();
             }
             let line: Vec<String> = std::iter::once("exec".to_string())
                 .chain(base.iter().map(|a| shell_quote(a)))
                 .chain(quoted())
                 .collect();
-            Command::Exec(vec!["sh".into(), "-c".into(), line.join(" ")])
+            vec!["sh".into(), "-c".into(), line.join(" ")]
         }
     }
 }
@@ -528,11 +517,11 @@ impl SentinelNode {
         } else {
             String::new()
         };
-        inst.rare.command = Some(Command::Exec(vec![
+        inst.rare.command = Some(vec![
             "sh".into(),
             "-c".into(),
             format!("test -f /data/redis.conf || cp {REDIS_DIR}/redis.conf /data/redis.conf; exec docker-entrypoint.sh redis-server /data/redis.conf{auth}"),
-        ]));
+        ]);
     }
 
     /// The sentinel beside a node: `<service>-sentinel`, its config copied into a
@@ -585,11 +574,11 @@ impl SentinelNode {
             },
             kind: node.kind.clone(),
             rare: RareParts {
-                command: Some(Command::Exec(vec![
+                command: Some(vec![
                     "sh".into(),
                     "-c".into(),
                     format!("test -f /data/sentinel.conf || cp {REDIS_DIR}/sentinel.conf /data/sentinel.conf; exec docker-entrypoint.sh redis-server /data/sentinel.conf --sentinel{auth}"),
-                ])),
+                ]),
                 volumes: vec![Volume {
                     name: format!("{name}-data"),
                     path: "/data".into(),

@@ -207,7 +207,7 @@ pub(crate) fn word(text: &str) -> Option<&'static str> {
     words!(text,
         // the fields of `lower`, list by list (a test keeps them here)
         "stack" "secret" "kind" "service" "external" "topology"
-        "role" "image" "build" "command" "port" "public" "env" "volume" "mount"
+        "role" "image" "build" "command" "entrypoint" "port" "public" "env" "volume" "mount"
         "replicas" "resources" "health" "route" "restart" "depends_on" "url"
         "read_url" "public_url" "ha" "autoscale" "update" "stop_grace_period"
         "pre_stop" "min_available" "weight" "metrics" "param" "ha_modes"

@@ -46,7 +46,9 @@ struct Service {
     #[serde(skip_serializing_if = "Option::is_none")]
     build: Option<Build>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    command: Option<CommandValue>,
+    entrypoint: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<Vec<String>>,
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     environment: IndexMap<Name, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,13 +73,6 @@ struct Service {
 #[derive(Serialize)]
 struct Build {
     context: String,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum CommandValue {
-    Shell(String),
-    Exec(Vec<String>),
 }
 
 #[derive(Serialize)]
@@ -281,12 +276,8 @@ fn service(inst: &Instance, options: &Options) -> Service {
                 None => relative(b, options),
             },
         }),
-        command: inst.rare.command.as_ref().map(|c| match c {
-            Command::Shell(s) => CommandValue::Shell(s.replace('$', "$$")),
-            Command::Exec(v) => {
-                CommandValue::Exec(v.iter().map(|s| s.replace('$', "$$")).collect())
-            }
-        }),
+        entrypoint: inst.rare.entrypoint.as_deref().map(literal_words),
+        command: inst.rare.command.as_deref().map(literal_words),
         environment: inst
             .env
             .iter()
@@ -331,11 +322,11 @@ fn service(inst: &Instance, options: &Options) -> Service {
                 ],
                 ProbeCheck::Command(Command::Exec(args)) => {
                     let mut v = vec!["CMD".to_string()];
-                    v.extend(args.iter().map(|a| a.replace('$', "$$")));
+                    v.extend(args.iter().map(|a| literal(a)));
                     v
                 }
                 ProbeCheck::Command(Command::Shell(s)) => {
-                    vec!["CMD-SHELL".into(), s.replace('$', "$$")]
+                    vec!["CMD-SHELL".into(), literal(s)]
                 }
             },
             interval: p.interval.map(duration),
@@ -347,6 +338,16 @@ fn service(inst: &Instance, options: &Options) -> Service {
         stop_grace_period: inst.rare.stop_grace_period.map(duration),
         deploy,
     }
+}
+
+/// A literal string as compose reads it: compose interpolates `$VAR` and
+/// `${VAR}` everywhere in a file, and `$$` is a literal `$`.
+fn literal(s: &str) -> String {
+    s.replace('$', "$$")
+}
+
+fn literal_words(words: &[String]) -> Vec<String> {
+    words.iter().map(|w| literal(w)).collect()
 }
 
 /// A Go duration as compose reads it: `500ms`, `30s`, `5m`.

@@ -76,24 +76,50 @@ pub fn generate(
                     .collect();
                 match quote(&value) {
                     Some(q) => text.push_str(&format!("{}={q}\n", var.key)),
-                    None => diags.push(
-                        Diagnostic::error(
-                            Code::UnrepresentableEnvValue,
-                            var.span,
-                            format!(
-                                "the value of `{}` cannot be written to an env file that docker-compose and a shell both read back",
-                                var.key
-                            ),
-                        )
-                        .label("in service `".to_string() + &inst.name + "`")
-                        .help("docker-compose expands `${...}` in env files, even in single quotes, and keeps `\\$` in double quotes; avoid `${`, a `'` together with a `$`, and control characters"),
-                    ),
+                    // `check` reported it: no plan with such a value is built.
+                    None => diags.push(super::internal(
+                        topo,
+                        "env file",
+                        "an unrepresentable value",
+                    )),
                 }
             }
             out.push(Artifact {
                 path: format!("{}/env/{}/{}.env", topo.name, host.name, inst.name),
                 contents: text,
             });
+        }
+    }
+}
+
+/// Every env value of the topology that no env file can hold (E0501). A value
+/// that embeds a secret is written as an empty placeholder, so only the values
+/// of text alone are checked.
+pub fn check(topo: &TopologyPlan, diags: &mut Diagnostics) {
+    for inst in topo.hosts.iter().flat_map(|h| &h.services) {
+        for var in &inst.env {
+            let mut value = String::new();
+            for piece in &var.value {
+                match piece {
+                    Out::Text(t) => value.push_str(t),
+                    Out::Secret(_) => break,
+                }
+            }
+            if var.value.iter().any(|p| matches!(p, Out::Secret(_))) || quote(&value).is_some() {
+                continue;
+            }
+            diags.push(
+                Diagnostic::error(
+                    Code::UnrepresentableEnvValue,
+                    var.span,
+                    format!(
+                        "the value of `{}` cannot be written to an env file that docker-compose and a shell both read back",
+                        var.key
+                    ),
+                )
+                .label("in service `".to_string() + &inst.name + "`")
+                .help("docker-compose expands `${...}` in env files, even in single quotes, and keeps `\\$` in double quotes; avoid `${`, a `'` together with a `$`, and control characters"),
+            );
         }
     }
 }

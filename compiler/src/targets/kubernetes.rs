@@ -329,6 +329,7 @@ impl Cx<'_> {
                             name: "redis".into(),
                             image: image.clone(),
                             command: Some(vec!["sh".into(), "/config/start-redis.sh".into()]),
+                            args: None,
                             ports: vec![port("redis", 6379)],
                             env: vec![pod_name.clone()],
                             resources: resources(inst),
@@ -390,6 +391,7 @@ impl Cx<'_> {
                             name: "sentinel-config".into(),
                             image: image.clone(),
                             command: Some(vec!["sh".into(), "/config/start-sentinel.sh".into()]),
+                            args: None,
                             ports: Vec::new(),
                             env: vec![pod_name.clone()],
                             resources: None,
@@ -409,6 +411,7 @@ impl Cx<'_> {
                                 "redis-sentinel".into(),
                                 "/sentinel/sentinel.conf".into(),
                             ]),
+                            args: None,
                             ports: vec![port("sentinel", 26379)],
                             env: Vec::new(),
                             resources: None,
@@ -462,6 +465,7 @@ impl Cx<'_> {
                             name: "haproxy".into(),
                             image: Some(REDIS_PROXY_IMAGE.into()),
                             command: None,
+                            args: None,
                             ports: vec![port("redis", 6379)],
                             env: Vec::new(),
                             resources: None,
@@ -647,7 +651,9 @@ impl Cx<'_> {
         let container = Container {
             name: inst.name.to_string(),
             image: inst.image.clone(),
-            command: inst.rare.command.as_ref().map(command),
+            // Kubernetes' `command` is the image's ENTRYPOINT, `args` its CMD.
+            command: inst.rare.entrypoint.as_deref().map(literal_words),
+            args: inst.rare.command.as_deref().map(literal_words),
             ports: inst
                 .ports
                 .iter()
@@ -797,8 +803,7 @@ impl Cx<'_> {
                         pieces
                             .iter()
                             .map(|p| match p {
-                                // Kubernetes expands `$(NAME)`: a literal one is `$$(NAME)`.
-                                Out::Text(t) => t.replace("$(", "$$("),
+                                Out::Text(t) => expansion_literal(t),
                                 Out::Secret(s) => {
                                     let env = &s.env;
                                     let var = direct
@@ -1106,6 +1111,18 @@ fn probe(p: &plan::Probe) -> Probe {
     }
 }
 
+/// A literal string in a field where Kubernetes expands `$(VAR)` (a container's
+/// env values, `command` and `args`): there `$$` is a literal `$`, so every `$`
+/// is doubled and the container sees the string exactly.
+fn expansion_literal(s: &str) -> String {
+    s.replace('$', "$$")
+}
+
+fn literal_words(words: &[String]) -> Vec<String> {
+    words.iter().map(|w| expansion_literal(w)).collect()
+}
+
+/// A probe's command: Kubernetes expands no variables there.
 fn command(c: &Command) -> Vec<String> {
     match c {
         Command::Exec(v) => v.clone(),

@@ -121,6 +121,17 @@ impl<'s> Files<'s> {
     }
 }
 
+/// The values of a plan that a target cannot write as they are: every
+/// diagnostic of the input that a target could give, found before any file is
+/// made (`check` runs this; `generate` then meets none).
+pub fn check(plan: &Plan, diags: &mut Diagnostics) {
+    for topo in &plan.topologies {
+        if topo.platform == crate::model::Platform::Compose {
+            env::check(topo, diags);
+        }
+    }
+}
+
 /// Every topology's files, in topology order.
 pub fn generate(plan: &Plan, options: &Options, diags: &mut Diagnostics) -> Vec<Artifact> {
     generate_into(plan, options, diags, |_| Vec::new())

@@ -1,0 +1,297 @@
+//! What the programs finally see: every value a `.stack` file can hold either
+//! reaches its consumer as exactly that string, on every target, or `check`
+//! rejects it with a diagnostic (issue 20: no third outcome).
+//!
+//! The consumers are the real ones where they run here (`docker-compose config`,
+//! `sh` reading an env file) and, for Kubernetes, its documented `$(VAR)`
+//! expansion of env values, `command` and `args`, written out below.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use serde::Deserialize;
+
+use crate::support::{require, yaml11};
+
+/// Strings a user may put in a value, drawn from a hostile alphabet: each
+/// character alone, in pairs, and the shapes that mean something to a reader
+/// (`$(VAR)`, `$$`, `${X}`, YAML 1.1 words, quotes, non-ASCII).
+fn hostile_values() -> Vec<String> {
+    let alphabet = [
+        "$", "$$", "$(", "${", "#", "'", "\"", "\\", "=", ":", ";", "{", "}", "@", "/", "?", "%",
+        " ", "\n", "\t", "~", "`", "!", "*", "é", "日本",
+    ];
+    let mut values: Vec<String> = Vec::new();
+    for a in alphabet {
+        values.push(a.to_string());
+        values.push(format!("a{a}b"));
+        for b in ["$", "(", "'", "\\", "x"] {
+            values.push(format!("{a}{b}"));
+        }
+    }
+    for v in [
+        "$(HOME)",
+        "$$(HOME)",
+        "$(SELF)",
+        "a$$b",
+        "$$$",
+        "${HOME}",
+        "$HOME",
+        "yes",
+        "no",
+        "on",
+        "off",
+        "~",
+        "null",
+        "0o17",
+        "1_000",
+        "1e3",
+        "0x1F",
+        "TILDE='~'",
+        "-",
+        "- a",
+        "[a]",
+        "{a: b}",
+        "*x",
+        "&x",
+        "!x",
+        "|",
+        ">",
+        "%x",
+        "@x",
+        "`x`",
+        " lead",
+        "trail ",
+        "",
+    ] {
+        values.push(v.to_string());
+    }
+    values.sort();
+    values.dedup();
+    values
+}
+
+/// A value in `.stack` string syntax.
+fn stack_string(value: &str) -> String {
+    let mut s = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            '\n' => s.push_str("\\n"),
+            '\t' => s.push_str("\\t"),
+            '\r' => s.push_str("\\r"),
+            '$' => s.push_str("\\$"),
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// One service whose env holds the values (`V0`, `V1`, ...) and whose command
+/// is their list, on one compose host and in a cluster.
+fn stack_of(values: &[&str]) -> String {
+    let env: String = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("    V{i} = {}\n", stack_string(v)))
+        .collect();
+    let words: Vec<String> = values.iter().map(|v| stack_string(v)).collect();
+    format!(
+        "stack meaning\n\nservice app {{\n  image = \"app:1\"\n  port http = 8000\n  command = [{}]\n  entrypoint = [{}]\n  env {{\n    SELF = \"self\"\n{env}  }}\n}}\n\n\
+         topology hosts {{\n  host main {{ address = \"10.0.0.1\"  run = [app] }}\n}}\n\n\
+         topology cluster {{\n  platform = kubernetes\n  run = [app]\n}}\n",
+        words.join(", "),
+        words.join(", "),
+    )
+}
+
+fn options() -> stackc::Options {
+    stackc::Options {
+        source_name: "meaning.stack".to_string(),
+        topologies: Vec::new(),
+        source_dir_from_compose: "../../..".to_string(),
+    }
+}
+
+/// Kubernetes' expansion of `$(VAR)` in an env value, `command` or `args`
+/// (k8s.io/kubernetes third_party/forked/golang/expansion, as documented for
+/// "Define dependent environment variables"): `$$` is a literal `$`; `$(NAME)`
+/// is NAME's value when NAME is defined (for env, earlier in the list), else
+/// left as written; any other `$` is itself.
+fn kubernetes_expand(value: &str, defined: &BTreeMap<String, String>) -> String {
+    let b = value.as_bytes();
+    let mut out: Vec<u8> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'$' || i + 1 == b.len() {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        match b[i + 1] {
+            b'$' => {
+                out.push(b'$');
+                i += 2;
+            }
+            b'(' => match value[i + 2..].find(')') {
+                Some(end) => {
+                    let name = &value[i + 2..i + 2 + end];
+                    match defined.get(name) {
+                        Some(v) => out.extend_from_slice(v.as_bytes()),
+                        None => out.extend_from_slice(format!("$({name})").as_bytes()),
+                    }
+                    i += end + 3;
+                }
+                None => {
+                    out.extend_from_slice(&b[i..]);
+                    i = b.len();
+                }
+            },
+            _ => {
+                out.push(b'$');
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The container of `app` in the cluster's manifests.
+fn kubernetes_container(compilation: &stackc::Compilation) -> serde_norway::Value {
+    for a in &compilation.artifacts {
+        if !a.path.starts_with("cluster/k8s/") || !a.path.ends_with(".yaml") {
+            continue;
+        }
+        for doc in serde_norway::Deserializer::from_str(&a.contents) {
+            let Ok(doc) = serde_norway::Value::deserialize(doc) else {
+                continue;
+            };
+            let c = &doc["spec"]["template"]["spec"]["containers"][0];
+            if c["name"].as_str() == Some("app") {
+                return c.clone();
+            }
+        }
+    }
+    panic!("no container `app` in the cluster's manifests");
+}
+
+fn strings(v: &serde_norway::Value) -> Vec<String> {
+    v.as_sequence()
+        .into_iter()
+        .flatten()
+        .map(|s| s.as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Every hostile value reaches the container exactly, through compose's
+/// interpolation (`docker-compose config`), a shell reading the env file, and
+/// Kubernetes' expansion of env values, `command` and `args`; or `check`
+/// rejects it, and then `build` does too.
+#[test]
+fn hostile_values_reach_every_consumer_exactly_or_are_rejected() {
+    let values = hostile_values();
+    let mut accepted: Vec<&str> = Vec::new();
+    for v in &values {
+        let text = stack_of(&[v.as_str()]);
+        let compiled = stackc::compile(text.as_str(), &options());
+        let checked = stackc::analyze(text.as_str(), &options());
+        assert_eq!(
+            compiled.has_errors(),
+            checked.2.iter().any(stackc::diag::Diagnostic::is_error),
+            "check and build disagree on {v:?}"
+        );
+        if !compiled.has_errors() {
+            accepted.push(v);
+        }
+    }
+    assert!(
+        accepted.len() > values.len() / 2,
+        "most values are accepted: {accepted:?}"
+    );
+    let text = stack_of(&accepted);
+    let compilation = stackc::compile(text.as_str(), &options());
+    assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics);
+
+    // Kubernetes: env values in order, each expanded against those before it.
+    let container = kubernetes_container(&compilation);
+    let mut defined: BTreeMap<String, String> = BTreeMap::new();
+    for e in container["env"].as_sequence().into_iter().flatten() {
+        let name = e["name"].as_str().unwrap_or_default().to_string();
+        let value = kubernetes_expand(e["value"].as_str().unwrap_or_default(), &defined);
+        defined.insert(name, value);
+    }
+    let env_of_container = defined.clone();
+    for (i, v) in accepted.iter().enumerate() {
+        assert_eq!(
+            env_of_container.get(&format!("V{i}")).map(String::as_str),
+            Some(*v),
+            "Kubernetes env V{i}"
+        );
+    }
+    for (field, what) in [("args", "command"), ("command", "entrypoint")] {
+        let got: Vec<String> = strings(&container[field])
+            .iter()
+            .map(|w| kubernetes_expand(w, &env_of_container))
+            .collect();
+        assert_eq!(got, accepted, "Kubernetes `{field}` (the stack's `{what}`)");
+    }
+
+    if !require("docker-compose") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    crate::support::write_artifacts(&compilation, dir.path());
+    let compose_dir = dir.path().join("hosts/compose");
+    let r = Command::new("docker-compose")
+        .args(["-f", "main.yml", "config"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(&compose_dir)
+        .output()
+        .unwrap_or_else(|e| panic!("docker-compose: {e}"));
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let doc = yaml11(&r.stdout);
+    let app = &doc["services"]["app"];
+    // `config` prints the interpolated file, with a literal `$` written `$$`.
+    let unescape = |s: &str| s.replace("$$", "$");
+    for (i, v) in accepted.iter().enumerate() {
+        let got = app["environment"][format!("V{i}")].as_str().map(unescape);
+        assert_eq!(got.as_deref(), Some(*v), "compose environment V{i}");
+    }
+    for field in ["command", "entrypoint"] {
+        let got: Vec<String> = app[field]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|w| unescape(w.as_str().unwrap_or_default()))
+            .collect();
+        assert_eq!(got, accepted, "compose `{field}`");
+    }
+    if require("sh") {
+        let file = dir.path().join("hosts/env/main/app.env");
+        let names: Vec<String> = (0..accepted.len()).map(|i| format!("V{i}")).collect();
+        let script =
+            r#"set -a; . "$1"; shift; for k in "$@"; do eval "printf '%s\0' \"\${$k}\""; done"#;
+        let r = Command::new("sh")
+            .env_clear()
+            .args(["-c", script, "sh"])
+            .arg(&file)
+            .args(&names)
+            .output()
+            .unwrap_or_else(|e| panic!("sh: {e}"));
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let got: Vec<String> = String::from_utf8_lossy(&r.stdout)
+            .split('\0')
+            .map(str::to_string)
+            .collect();
+        for (i, v) in accepted.iter().enumerate() {
+            assert_eq!(
+                got.get(i).map(String::as_str),
+                Some(*v),
+                "env file V{i} via sh"
+            );
+        }
+    }
+}
