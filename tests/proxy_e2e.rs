@@ -41,6 +41,7 @@ class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = name.encode()
         self.send_response(200)
+        self.send_header("X-Path", self.path)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -75,6 +76,40 @@ fn wait_for(addr: &str) {
 
 /// `GET path` through the proxy: (status, body).
 fn get(proxy: &str, path: &str) -> (u16, String) {
+    let r = request(proxy, "e2e.test", path);
+    (r.status, r.body)
+}
+
+/// A response: its status, its headers (names lowercased) and its body.
+struct Response {
+    status: u16,
+    headers: std::collections::BTreeMap<String, String>,
+    body: String,
+}
+
+impl Response {
+    fn parse(response: &str) -> Response {
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((response, ""));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        Response {
+            status,
+            headers,
+            body: body.to_string(),
+        }
+    }
+}
+
+/// `GET path` with a Host header, over plain HTTP.
+fn request(proxy: &str, host: &str, path: &str) -> Response {
     let addr: SocketAddr = proxy.parse().unwrap_or_else(|e| panic!("{e}"));
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
         .unwrap_or_else(|e| panic!("connect {proxy}: {e}"));
@@ -82,22 +117,69 @@ fn get(proxy: &str, path: &str) -> (u16, String) {
         .unwrap_or_default();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: e2e.test\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let mut response = String::new();
     let _ = s.read_to_string(&mut response);
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    (status, body)
+    Response::parse(&response)
+}
+
+/// `GET path` over TLS to `addr`, with SNI and Host `host`, verifying the
+/// proxy's certificate against `ca` (Python's ssl module: a real TLS client).
+fn tls_request(addr: &str, host: &str, path: &str, ca: &Path) -> Response {
+    let (ip, port) = addr.split_once(':').unwrap_or((addr, "443"));
+    let script = r"
+import socket, ssl, sys
+ip, port, host, path, ca = sys.argv[1:6]
+ctx = ssl.create_default_context(cafile=ca)
+s = ctx.wrap_socket(socket.create_connection((ip, int(port)), 5), server_hostname=host)
+s.sendall(f'GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n'.encode())
+data = b''
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+sys.stdout.buffer.write(data)
+";
+    let out = Command::new("python3")
+        .args(["-c", script, ip, port, host, path])
+        .arg(ca)
+        .output()
+        .unwrap_or_else(|e| panic!("python3: {e}"));
+    assert!(
+        out.status.success(),
+        "TLS request to {addr}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Response::parse(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// A self-signed certificate for `domain`, its key in the same PEM (HAProxy's
+/// form; nginx reads both from it too), at `pem`.
+fn self_signed(domain: &str, pem: &Path) {
+    let dir = pem.parent().unwrap_or(Path::new("."));
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", &format!("/CN={domain}")])
+        .args(["-addext", &format!("subjectAltName=DNS:{domain}")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let both = format!("{}{}", read(&cert), read(&key));
+    std::fs::write(pem, both).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// How to run a proxy's generated config in the foreground.
@@ -165,11 +247,32 @@ fn exercise(program: Program, topology: &str, lb: &str, b1: &str, b2: &str) {
 
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let conf_path = tmp.path().join("proxy.conf");
-    std::fs::write(&conf_path, &conf.contents).unwrap_or_else(|e| panic!("{e}"));
+    // The certificate at a path of the test's instead of the default one
+    // (/etc/letsencrypt/live/<domain>/, /etc/haproxy/certs/).
+    let pem = tmp.path().join("secure.pem");
+    self_signed("secure.e2e.test", &pem);
+    let pem_path = pem.display().to_string();
+    let contents = conf
+        .contents
+        .replace(
+            "/etc/letsencrypt/live/secure.e2e.test/fullchain.pem",
+            &pem_path,
+        )
+        .replace(
+            "/etc/letsencrypt/live/secure.e2e.test/privkey.pem",
+            &pem_path,
+        )
+        .replace("/etc/haproxy/certs/secure.e2e.test.pem", &pem_path);
+    assert!(
+        contents.contains(&pem_path),
+        "the proxy serves TLS:\n{contents}"
+    );
+    std::fs::write(&conf_path, &contents).unwrap_or_else(|e| panic!("{e}"));
 
     let api1 = backend("api-1", &format!("{b1}:28081"));
     let api2 = backend("api-2", &format!("{b2}:28081"));
     let _web = backend("web", &format!("{b1}:28091"));
+    let _secure = backend("secure", &format!("{b1}:28095"));
     let proxy_process = start_proxy(&program, &conf_path, tmp.path());
     let proxy = format!("{lb}:28080");
     wait_for(&proxy);
@@ -193,6 +296,33 @@ fn exercise(program: Program, topology: &str, lb: &str, b1: &str, b2: &str) {
         "requests spread over both API servers: {seen:?}"
     );
     assert!(seen.values().all(|n| *n >= 3), "{seen:?}");
+
+    // A stripped prefix: the route is chosen by the path as requested, and the
+    // server sees the rest of it.
+    let r = request(proxy, "e2e.test", "/strip/items?q=1");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.starts_with("api-"), "{}", r.body);
+    assert_eq!(
+        r.headers.get("x-path").map(String::as_str),
+        Some("/items?q=1")
+    );
+
+    // Plain HTTP to a TLS domain is redirected to the proxy's https port.
+    let r = request(proxy, "secure.e2e.test:28080", "/page?x=1");
+    assert_eq!(r.status, 301, "{}", r.body);
+    assert_eq!(
+        r.headers.get("location").map(String::as_str),
+        Some("https://secure.e2e.test:28443/page?x=1")
+    );
+    // Over TLS, verified against the certificate: the service, with HSTS.
+    let r = tls_request(&format!("{lb}:28443"), "secure.e2e.test", "/page", &pem);
+    assert_eq!((r.status, r.body.as_str()), (200, "secure"));
+    assert_eq!(
+        r.headers
+            .get("strict-transport-security")
+            .map(String::as_str),
+        Some("max-age=31536000; includeSubDomains")
+    );
 
     // Kill one API server: every request still succeeds, on the other one.
     drop(api2);

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod diag;
 pub mod emit;
 pub mod format;
+pub mod grammar;
 pub mod graph;
 pub mod lower;
 pub mod lsp;

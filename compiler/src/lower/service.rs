@@ -5,6 +5,8 @@ use crate::model::*;
 use crate::syntax::{Entry, EntryValue, Ident, Value, ValueKind};
 use crate::Name;
 
+use crate::grammar::Place;
+
 use super::{
     unknown_field, Lower, AUTOSCALE_FIELDS, HA_FIELDS, HEALTH_FIELDS, KIND_ONLY_FIELDS,
     METRICS_FIELDS, MOUNT_FIELDS, PORT_FIELDS, PROBE_FIELDS, RESOURCE_FIELDS, ROUTE_FIELDS,
@@ -171,20 +173,10 @@ impl Lower<'_> {
             }
             "health" => self.health(def, e),
             "route" => {
-                let Some(path) = self.name_label(e, "path prefix") else {
+                let path = self.name_label(e, "path prefix");
+                let Some(path) = self.in_grammar(Place::RoutePath, path) else {
                     return;
                 };
-                if !path.value.starts_with('/') {
-                    self.push(
-                        Diagnostic::error(
-                            Code::InvalidValue,
-                            path.span,
-                            format!("route `{}` does not start with `/`", path.value),
-                        )
-                        .label("a path prefix starts with `/`")
-                        .help(format!("write `route \"/{}\"`", path.value)),
-                    );
-                }
                 let route = self.route(path, e);
                 def.routes.insert(route.path.value.clone(), route);
             }
@@ -297,7 +289,10 @@ impl Lower<'_> {
         for (f, v) in self.settings(entries, "a route") {
             match f.key.name.as_str() {
                 "port" => r.port = self.name(v),
-                "domain" => r.rare.domain = self.string(v),
+                "domain" => {
+                    let domain = self.string(v);
+                    r.rare.domain = self.in_grammar(Place::Domain, domain);
+                }
                 "strategy" => {
                     r.strategy = self.choice(
                         v,
@@ -342,7 +337,10 @@ impl Lower<'_> {
                 for (f, v) in self.settings(entries, "a metrics block") {
                     match f.key.name.as_str() {
                         "port" => m.port = self.name(v),
-                        "path" => m.path = self.string(v),
+                        "path" => {
+                            let path = self.string(v);
+                            m.path = self.in_grammar(Place::MetricsPath, path);
+                        }
                         "interval" => m.interval = self.duration(v),
                         "timeout" => m.timeout = self.duration(v),
                         _ => {
@@ -392,8 +390,14 @@ impl Lower<'_> {
                         "quorum" => ha.quorum = self.integer(v, "a sentinel count"),
                         "down_after" => ha.down_after = self.duration(v),
                         "failover_timeout" => ha.failover_timeout = self.duration(v),
-                        "master_name" => ha.master_name = self.string(v),
-                        "replication_user" => ha.replication_user = self.string(v),
+                        "master_name" => {
+                            let name = self.string(v);
+                            ha.master_name = self.in_grammar(Place::SentinelName, name);
+                        }
+                        "replication_user" => {
+                            let user = self.string(v);
+                            ha.replication_user = self.in_grammar(Place::RoleName, user);
+                        }
                         "replication_password" => ha.replication_password = self.expr(v),
                         "superuser_password" => ha.superuser_password = self.expr(v),
                         "ttl" => ha.ttl = self.duration(v),
@@ -480,6 +484,7 @@ impl Lower<'_> {
             );
             return;
         }
+        let path = self.in_grammar(Place::FilePath, path);
         if let Some(path) = &path {
             self.absolute_path(path);
         }
@@ -641,7 +646,8 @@ impl Lower<'_> {
     }
 
     pub(super) fn mount(&mut self, def: &mut ServiceDef, e: &Entry) {
-        let Some(source) = self.string_label(e, "host path") else {
+        let source = self.string_label(e, "host path");
+        let Some(source) = self.in_grammar(Place::FilePath, source) else {
             return;
         };
         let mut target = None;
@@ -664,7 +670,7 @@ impl Lower<'_> {
             }
             EntryValue::None => {}
         }
-        let Some(target) = target else {
+        let Some(target) = self.in_grammar(Place::FilePath, target) else {
             self.push(
                 Diagnostic::error(Code::MissingField, e.span(), "a mount needs a target path")
                     .label("expected `= \"/path/in/container\"`")
@@ -759,18 +765,8 @@ impl Lower<'_> {
             let previous = p.check.as_ref().map(|c| c.span);
             match f.key.name.as_str() {
                 "http" => {
-                    if let Some(path) = self.name_string(v) {
-                        if !path.value.starts_with('/') {
-                            self.push(
-                                Diagnostic::error(
-                                    Code::InvalidValue,
-                                    path.span,
-                                    "an HTTP check path starts with `/`",
-                                )
-                                .label("expected `/...`")
-                                .help(format!("write `http = \"/{}\"`", path.value)),
-                            );
-                        }
+                    let path = self.name_string(v);
+                    if let Some(path) = self.in_grammar(Place::RequestPath, path) {
                         p.check = check(ProbeCheck::Http(path.value));
                     }
                 }

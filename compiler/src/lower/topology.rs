@@ -6,6 +6,8 @@ use crate::diag::{Code, Diagnostic, Span};
 use crate::model::*;
 use crate::syntax::{Entry, EntryValue, Ident, ValueKind};
 
+use crate::grammar::Place;
+
 use super::{
     duplicate, unknown_field, Lower, HOST_FIELDS, PROXY_FIELDS, TLS_FIELDS, TOPOLOGY_FIELDS,
 };
@@ -152,7 +154,8 @@ impl Lower<'_> {
                 "address" => {
                     self.no_label(f);
                     if let Some(v) = self.assigned(f) {
-                        host.address = self.string(v);
+                        let address = self.string(v);
+                        host.address = self.ip_address(address, "a host's `address`");
                     }
                 }
                 "gpu" => {
@@ -328,6 +331,12 @@ impl Lower<'_> {
                 let Some(domain) = self.string_label(f, "domain") else {
                     continue;
                 };
+                // A block of a domain that cannot be served is left out, so
+                // that no "no route on this domain" follows the report.
+                if crate::grammar::invalid(Place::Domain, &domain.value).is_some() {
+                    self.in_grammar(Place::Domain, Some(domain));
+                    continue;
+                }
                 let mut tls = TlsDef {
                     domain,
                     cert: None,
@@ -338,8 +347,14 @@ impl Lower<'_> {
                     self.no_kind(g);
                     let Some(v) = self.assigned(g) else { continue };
                     match g.key.name.as_str() {
-                        "cert" => tls.cert = self.string(v),
-                        "key" => tls.key = self.string(v),
+                        "cert" => {
+                            let path = self.string(v);
+                            tls.cert = self.in_grammar(Place::FilePath, path);
+                        }
+                        "key" => {
+                            let path = self.string(v);
+                            tls.key = self.in_grammar(Place::FilePath, path);
+                        }
                         _ => {
                             let d = unknown_field(&g.key, "a tls block", TLS_FIELDS);
                             self.push(d);
@@ -354,7 +369,10 @@ impl Lower<'_> {
             match f.key.name.as_str() {
                 "host" => proxy.host = self.name(v),
                 "on_host" => proxy.on_host = self.boolean(v).unwrap_or(false),
-                "bind" => proxy.bind = self.string(v),
+                "bind" => {
+                    let bind = self.string(v);
+                    proxy.bind = self.ip_address(bind, "a proxy's `bind`");
+                }
                 "http" => proxy.http = self.integer(v, "a port number"),
                 "https" => proxy.https = self.integer(v, "a port number"),
                 "image" => proxy.image = self.string(v),

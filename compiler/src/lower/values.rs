@@ -11,6 +11,7 @@ use crate::syntax::{Entry, EntryValue, Ident, Label, TemplatePart, Value, ValueK
 use crate::Name;
 
 use super::Lower;
+use crate::grammar;
 
 impl Lower<'_> {
     pub(super) fn no_label(&mut self, e: &Entry) {
@@ -373,6 +374,63 @@ impl Lower<'_> {
                 None
             }
         }
+    }
+
+    /// `s`, with a diagnostic at its span when it does not follow the grammar
+    /// of the place it lands in (`grammar`). It is kept after the report: the
+    /// build stops at the error, and nothing downstream reports it missing.
+    pub(super) fn in_grammar<T: AsRef<str>>(
+        &mut self,
+        place: grammar::Place,
+        s: Option<Sp<T>>,
+    ) -> Option<Sp<T>> {
+        let s = s?;
+        match grammar::invalid(place, s.value.as_ref()) {
+            None => Some(s),
+            Some(why) => {
+                let text = s.value.as_ref();
+                let path = matches!(
+                    place,
+                    grammar::Place::RoutePath
+                        | grammar::Place::RequestPath
+                        | grammar::Place::MetricsPath
+                );
+                let help = if path
+                    && !text.starts_with('/')
+                    && grammar::invalid(place, &format!("/{text}")).is_none()
+                {
+                    format!("write `\"/{text}\"`")
+                } else {
+                    format!("{} takes {}", place.what(), place.takes())
+                };
+                self.push(
+                    Diagnostic::error(Code::InvalidValue, s.span, why)
+                        .label(format!("not {}", place.what()))
+                        .help(help),
+                );
+                Some(s)
+            }
+        }
+    }
+
+    /// An IP address (IPv4, or IPv6 without brackets), where compose binds
+    /// ports to it: a DNS name there is an error, with a word on why (the
+    /// value is kept, as in `in_grammar`).
+    pub(super) fn ip_address(&mut self, s: Option<Sp<String>>, what: &str) -> Option<Sp<String>> {
+        let s = s?;
+        let why = match grammar::address(&s.value) {
+            Ok(grammar::AddressKind::V4 | grammar::AddressKind::V6) => return Some(s),
+            Ok(grammar::AddressKind::Name) => {
+                format!("{what} is an IP address, not the name `{}`", s.value)
+            }
+            Err(why) => why,
+        };
+        self.push(
+            Diagnostic::error(Code::InvalidValue, s.span, why)
+                .label("not an IP address")
+                .help("compose publishes ports on this address, and binding needs an IP: write the host's IPv4 or IPv6 address"),
+        );
+        Some(s)
     }
 
     /// A container's `command` or `entrypoint`: a list of words, or a string

@@ -660,7 +660,9 @@ impl Topo<'_> {
             });
         }
         if let Some(url) = &p.def.rare.public_url {
-            resolved.public_url = Some(self.eval(name, h, url, &mut fx, diags, 0));
+            let value = self.eval(name, h, url, &mut fx, diags, 0);
+            check_public_url(&value, url.span, diags);
+            resolved.public_url = Some(value);
         }
         for (param, decl) in &p.def.rare.params {
             let value = p
@@ -739,5 +741,25 @@ pub(super) fn push_out(out: &mut Pieces, piece: Out) {
     match (out.last_mut(), piece) {
         (Some(Out::Text(a)), Out::Text(b)) => *a = crate::concat(a, &b),
         (_, p) => out.push(p),
+    }
+}
+
+/// A public URL is served by proxies and Ingresses by its host, and read by
+/// browsers: one that does not parse is an error at its span (once its
+/// references are resolved; a URL holding a secret is not checked).
+fn check_public_url(value: &[Out], span: Span, diags: &mut Diagnostics) {
+    let mut text = String::new();
+    for piece in value {
+        match piece {
+            Out::Text(t) => text.push_str(t),
+            Out::Secret(_) => return,
+        }
+    }
+    if let Err(why) = crate::grammar::url(&text) {
+        diags.push(
+            Diagnostic::error(Code::InvalidValue, span, format!("`{text}` is not a public URL: {why}"))
+                .label("the service's public URL")
+                .help("write `public_url = \"https://DOMAIN[:PORT][/PATH]\"`, the domain DNS labels of letters, digits and `-`"),
+        );
     }
 }

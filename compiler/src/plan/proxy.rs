@@ -378,12 +378,8 @@ impl Topo<'_> {
                 Out::Secret(_) => None,
             })
             .collect::<Option<String>>()?;
-        let rest = text.split_once("://").map_or(text.as_str(), |(_, r)| r);
-        let host = rest
-            .split(['/', '?', '#', ':'])
-            .next()?
-            .to_ascii_lowercase();
-        (!host.is_empty()).then_some(host)
+        // One that does not parse was reported where it was resolved.
+        crate::grammar::url(&text).ok().map(|u| u.host)
     }
 
     fn https_domains(&self) -> IndexSet<String> {
@@ -393,10 +389,10 @@ impl Topo<'_> {
                 continue;
             };
             if let Some(url) = &first.def.rare.public_url {
-                if let Some(Piece::Text(t)) = url.pieces.first() {
-                    if let Some(rest) = t.strip_prefix("https://") {
-                        if let Some(h) = rest.split(['/', '?', '#', ':']).next() {
-                            out.insert(h.to_ascii_lowercase());
+                if let [Piece::Text(t)] = url.pieces.as_slice() {
+                    if let Ok(u) = crate::grammar::url(t) {
+                        if u.scheme == "https" {
+                            out.insert(u.host);
                         }
                     }
                 }

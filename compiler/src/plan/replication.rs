@@ -334,7 +334,7 @@ fn requires_auth(inst: &Instance) -> bool {
 fn extend_command(command: Option<Vec<String>>, args: &[String], shell: &[String]) -> Vec<String> {
     let quoted = || {
         args.iter()
-            .map(|a| shell_quote(a))
+            .map(|a| crate::grammar::shell_word(a))
             .chain(shell.iter().cloned())
     };
     match command {
@@ -348,24 +348,11 @@ fn extend_command(command: Option<Vec<String>>, args: &[String], shell: &[String
                 return base.into_iter().chain(args.iter().cloned()).collect();
             }
             let line: Vec<String> = std::iter::once("exec".to_string())
-                .chain(base.iter().map(|a| shell_quote(a)))
+                .chain(base.iter().map(|a| crate::grammar::shell_word(a)))
                 .chain(quoted())
                 .collect();
             vec!["sh".into(), "-c".into(), line.join(" ")]
         }
-    }
-}
-
-/// A word for `sh`: bare when it is plainly safe, else single-quoted.
-fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+".contains(c));
-    if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
 

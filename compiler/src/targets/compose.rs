@@ -305,7 +305,9 @@ fn service(inst: &Instance, options: &Options) -> Service {
         healthcheck: inst.ready_check().map(|p| Healthcheck {
             test: match &p.check {
                 ProbeCheck::Http(path) => {
-                    let url = format!("http://localhost:{}{path}", p.port);
+                    // A query's `&` and `?` are the path's, not the shell's.
+                    let url =
+                        crate::grammar::shell_word(&format!("http://localhost:{}{path}", p.port));
                     vec![
                         "CMD-SHELL".into(),
                         format!(

@@ -195,6 +195,15 @@ fn frontend(proxy: &ProxyPlan) -> (Vec<String>, Vec<String>) {
     let mut tables = Vec::new();
     let mut uses = Vec::new();
     let mut acl = 0;
+    let mut hsts = false;
+    // A rewritten path would no longer match the ACLs that `use_backend` (run
+    // after every `http-request` rule) tests: with a stripped prefix, each
+    // request's route is chosen once, into `txn.route`, before any rewrite.
+    let by_var = proxy
+        .sites
+        .iter()
+        .flat_map(|s| &s.routes)
+        .any(|r| r.strip_prefix);
     // Domains first (longest prefixes first within each), then the default server.
     let mut sites: Vec<_> = proxy.sites.iter().collect();
     sites.sort_by_key(|s| s.domain.is_none());
@@ -205,11 +214,15 @@ fn frontend(proxy: &ProxyPlan) -> (Vec<String>, Vec<String>) {
                 lines.push(format!("acl {name} hdr(host),field(1,:) -i {domain}"));
                 if site.tls.is_some() {
                     lines.push(format!(
-                        "http-request redirect scheme https code 301 if {name} !{{ ssl_fc }}"
+                        "http-request redirect {} code 301 if {name} !{{ ssl_fc }}",
+                        redirect_to_https(proxy)
                     ));
+                    // A response has no request headers to test: the request
+                    // marks the answers that get HSTS.
                     lines.push(format!(
-                        "http-response set-header Strict-Transport-Security \"max-age=31536000; includeSubDomains\" if {name} {{ ssl_fc }}"
+                        "http-request set-var(txn.hsts) bool(true) if {name} {{ ssl_fc }}"
                     ));
+                    hsts = true;
                 }
                 format!("{name} ")
             }
@@ -219,7 +232,14 @@ fn frontend(proxy: &ProxyPlan) -> (Vec<String>, Vec<String>) {
             acl += 1;
             let path = format!("path_{acl}");
             lines.push(format!("acl {path} path_beg {}", route.path));
-            let cond = format!("{host_cond}{path}");
+            let cond = if by_var {
+                lines.push(format!(
+                    "http-request set-var(txn.route) int({acl}) if {host_cond}{path} !{{ var(txn.route) -m found }}"
+                ));
+                format!("{{ var(txn.route) -m int {acl} }}")
+            } else {
+                format!("{host_cond}{path}")
+            };
             if let Some(limit) = &route.rate {
                 let table = format!("rate_{acl}");
                 lines.push(format!(
@@ -247,9 +267,28 @@ fn frontend(proxy: &ProxyPlan) -> (Vec<String>, Vec<String>) {
             uses.push(format!("use_backend {} if {cond}", route.upstream));
         }
     }
+    if hsts {
+        lines.push("http-response set-header Strict-Transport-Security \"max-age=31536000; includeSubDomains\" if { var(txn.hsts) -m bool }".into());
+    }
     lines.extend(uses);
     lines.push("default_backend no_route".into());
     (lines, tables)
+}
+
+/// Where plain HTTP is redirected: `scheme https` keeps the Host header, port
+/// and all, which is right only from port 80 to 443; else the host without its
+/// port, then the proxy's https port.
+fn redirect_to_https(proxy: &ProxyPlan) -> String {
+    if proxy.http == 80 && proxy.https == 443 {
+        "scheme https".into()
+    } else {
+        let port = if proxy.https == 443 {
+            String::new()
+        } else {
+            format!(":{}", proxy.https)
+        };
+        format!("location https://%[req.hdr(host),field(1,:)]{port}%[capture.req.uri]")
+    }
 }
 
 fn backend(u: &Upstream) -> Vec<String> {

@@ -1188,11 +1188,8 @@ fn literal(value: &[Out]) -> Option<String> {
 
 /// `https://api.example.com/x` → ("https", "api.example.com").
 fn split_url(url: &str) -> Option<(String, String)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let host = rest.split(['/', '?', '#']).next()?;
-    let host = host.rsplit('@').next()?;
-    let host = host.split(':').next()?;
-    (!host.is_empty()).then(|| (scheme.to_ascii_lowercase(), host.to_ascii_lowercase()))
+    let u = crate::grammar::url(url).ok()?;
+    Some((u.scheme.to_string(), u.host))
 }
 
 /// A StatefulSet's volume claim for one of its volumes.

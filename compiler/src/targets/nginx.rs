@@ -191,7 +191,7 @@ fn servers(proxy: &ProxyPlan) -> Vec<Server<'_>> {
                         },
                         LocationView {
                             path: "/".into(),
-                            directives: vec!["return 301 https://$host$request_uri".into()],
+                            directives: vec![redirect_to_https(proxy.https)],
                         },
                     ],
                     routes: &[],
@@ -230,6 +230,16 @@ fn servers(proxy: &ProxyPlan) -> Vec<Server<'_>> {
         }
     }
     servers
+}
+
+/// The redirect of plain HTTP to the proxy's https port (`$host` has no port;
+/// 443 is the one a URL may leave out).
+fn redirect_to_https(port: u16) -> String {
+    if port == 443 {
+        "return 301 https://$host$request_uri".into()
+    } else {
+        format!("return 301 https://$host:{port}$request_uri")
+    }
 }
 
 fn health() -> LocationView {

@@ -1,0 +1,402 @@
+//! The grammar of each place a string from a `.stack` file lands in a
+//! generated file: one validation per place, applied where the string is
+//! lowered, so that no value can add a directive to a config or a command to
+//! a shell line, whatever the target. Each grammar is the intersection of what
+//! every reader accepts as one plain token (nginx, HAProxy, a shell, compose's
+//! short volume syntax, Kubernetes), so the targets write these strings as they
+//! are (docs/targets.md, "How each value is escaped").
+
+/// Where a string lands, and so which grammar it must follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// A route's path prefix: nginx `location`, HAProxy `path_beg`, an Ingress
+    /// path.
+    RoutePath,
+    /// An HTTP check path: an HTTP request target, which may carry a query
+    /// (written in a shell's single quotes where a shell runs it).
+    RequestPath,
+    /// A metrics path: Prometheus' `metrics_path`, which takes no query.
+    MetricsPath,
+    /// A domain a proxy serves: nginx `server_name`, HAProxy `hdr(host)`, an
+    /// Ingress host, a certificate's name.
+    Domain,
+    /// A file or directory path: TLS certificates and keys, mounts, volumes.
+    FilePath,
+    /// A name that Redis Sentinel and its clients read as one word.
+    SentinelName,
+    /// A database role name.
+    RoleName,
+}
+
+impl Place {
+    /// What the place is, for a diagnostic.
+    pub fn what(self) -> &'static str {
+        match self {
+            Place::RoutePath => "a route path",
+            Place::RequestPath => "an HTTP path",
+            Place::MetricsPath => "a metrics path",
+            Place::Domain => "a domain",
+            Place::FilePath => "a file path",
+            Place::SentinelName => "a Sentinel master name",
+            Place::RoleName => "a role name",
+        }
+    }
+
+    /// The characters the place takes, for a diagnostic's help.
+    pub fn takes(self) -> &'static str {
+        match self {
+            Place::RoutePath | Place::MetricsPath => "`/` then letters, digits and `-._~%!+,=:@/`",
+            Place::RequestPath => "`/` then letters, digits and `-._~%!+,=:@/`, and a query after `?` (`&` too)",
+            Place::Domain => "DNS labels of letters, digits and `-`, joined by `.` (a leading `*.` for a wildcard)",
+            Place::FilePath => "letters, digits and `-._~%+=@/`",
+            Place::SentinelName => "letters, digits and `-._`",
+            Place::RoleName => "a letter or `_`, then letters, digits and `_`",
+        }
+    }
+}
+
+/// Why `s` does not follow the grammar of `place`, or `None` when it does.
+pub fn invalid(place: Place, s: &str) -> Option<String> {
+    let bad = |c: char| Some(format!("{} cannot hold {}", place.what(), shown(c)));
+    match place {
+        Place::RoutePath | Place::RequestPath | Place::MetricsPath => {
+            if !s.starts_with('/') {
+                return Some(format!("{} starts with `/`", place.what()));
+            }
+            let query = place == Place::RequestPath;
+            let (path, rest) = match s.split_once('?') {
+                Some((p, q)) if query => (p, q),
+                _ => (s, ""),
+            };
+            if let Some(c) = path.chars().find(|&c| !is_path_char(c)) {
+                return bad(c);
+            }
+            if let Some(c) = rest
+                .chars()
+                .find(|&c| !is_path_char(c) && !"?&".contains(c))
+            {
+                return bad(c);
+            }
+            None
+        }
+        Place::Domain => domain(s),
+        Place::FilePath => {
+            if s.is_empty() {
+                return Some("a file path cannot be empty".to_string());
+            }
+            let ok = |c: char| c.is_ascii_alphanumeric() || "-._~%+=@/".contains(c);
+            s.chars().find(|&c| !ok(c)).and_then(bad)
+        }
+        Place::SentinelName => {
+            if s.is_empty() {
+                return Some("a Sentinel master name cannot be empty".to_string());
+            }
+            let ok = |c: char| c.is_ascii_alphanumeric() || "-._".contains(c);
+            s.chars().find(|&c| !ok(c)).and_then(bad)
+        }
+        Place::RoleName => {
+            let mut chars = s.chars();
+            match chars.next() {
+                None => Some("a role name cannot be empty".to_string()),
+                Some(c) if !(c.is_ascii_alphabetic() || c == '_') => {
+                    Some(format!("a role name cannot start with {}", shown(c)))
+                }
+                _ => chars
+                    .find(|&c| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .and_then(bad),
+            }
+        }
+    }
+}
+
+/// RFC 3986 path characters, less those some reader gives a meaning: `;` (an
+/// nginx directive's end), `$` (nginx and shell variables), `'`, `(`, `)`, `*`
+/// and `&` (a shell).
+fn is_path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~%!+,=:@/".contains(c)
+}
+
+/// A DNS name (RFC 1123), or a wildcard `*.` before one.
+fn domain(s: &str) -> Option<String> {
+    let name = s.strip_prefix("*.").unwrap_or(s);
+    if name.is_empty() {
+        return Some("a domain cannot be empty".to_string());
+    }
+    if s.len() > 253 {
+        return Some(format!(
+            "a domain is at most 253 characters, not {}",
+            s.len()
+        ));
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Some("a domain has no empty label (`..`, or a `.` at an end)".to_string());
+        }
+        if label.len() > 63 {
+            return Some(format!(
+                "`{label}` is longer than a DNS label's 63 characters"
+            ));
+        }
+        if let Some(c) = label
+            .chars()
+            .find(|&c| !(c.is_ascii_alphanumeric() || c == '-'))
+        {
+            return Some(format!("a domain cannot hold {}", shown(c)));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Some(format!("the label `{label}` starts or ends with `-`"));
+        }
+    }
+    None
+}
+
+/// A character as a diagnostic names it.
+fn shown(c: char) -> String {
+    match c {
+        ' ' => "a space".to_string(),
+        '\n' => "a newline".to_string(),
+        '\t' => "a tab".to_string(),
+        c if c.is_control() => format!("the control character U+{:04X}", c as u32),
+        c => format!("`{c}`"),
+    }
+}
+
+/// An address as a host is reached: an IP literal or a DNS name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressKind {
+    V4,
+    V6,
+    Name,
+}
+
+/// What kind of address `s` is, or why it is none.
+pub fn address(s: &str) -> Result<AddressKind, String> {
+    if s.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Ok(AddressKind::V4);
+    }
+    if s.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Ok(AddressKind::V6);
+    }
+    if s.contains(':') || s.starts_with('[') {
+        return Err(format!(
+            "`{s}` is not an IPv6 address (write it without brackets)"
+        ));
+    }
+    if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(format!("`{s}` is not an IPv4 address"));
+    }
+    match domain(s) {
+        None if !s.starts_with('*') => Ok(AddressKind::Name),
+        None => Err("an address cannot be a wildcard".to_string()),
+        Some(why) => Err(why.replace("a domain", "an address")),
+    }
+}
+
+/// A public URL's parts: `https://api.example.com:8443/app` is
+/// ("https", "api.example.com", Some(8443), "/app").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url<'a> {
+    pub scheme: &'a str,
+    /// Lowercased when it is a name; an IPv6 address without its brackets.
+    pub host: String,
+    pub port: Option<u16>,
+    pub path: &'a str,
+}
+
+/// The parts of an `http` or `https` URL whose host a proxy or an Ingress
+/// can serve (a domain or an IP), or why it has none. Every reader of a
+/// public URL takes its host from here.
+pub fn url(s: &str) -> Result<Url<'_>, String> {
+    if let Some(c) = s.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("a URL cannot hold {}", shown(c)));
+    }
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return Err("a public URL starts with `https://` or `http://`".to_string());
+    };
+    if scheme != "http" && scheme != "https" {
+        return Err(format!("the scheme `{scheme}` is not `https` or `http`"));
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    if authority.contains('@') {
+        return Err("a public URL has no user or password".to_string());
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (addr, after) = v6
+                .split_once(']')
+                .ok_or_else(|| "an IPv6 host has no closing `]`".to_string())?;
+            if addr.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(format!("`{addr}` is not an IPv6 address"));
+            }
+            (addr.to_string(), after.strip_prefix(':'))
+        }
+        None => {
+            let (host, port) = match authority.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            };
+            if let Err(why) = address(host) {
+                return Err(why.replace("an address", "a URL's host"));
+            }
+            (host.to_ascii_lowercase(), port)
+        }
+    };
+    let port = match port {
+        None => None,
+        Some(p) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or_else(|| format!("`{p}` is not a port"))?,
+        ),
+    };
+    if let Some(c) = path.chars().find(|c| "\"'<>\\^`{|};$".contains(*c)) {
+        return Err(format!("a URL cannot hold {}", shown(c)));
+    }
+    Ok(Url {
+        scheme,
+        host,
+        port,
+        path,
+    })
+}
+
+/// A word for `sh`: bare when it is plainly safe, else single-quoted (a `'`
+/// inside as `'\''`). The one shell escaper of every generated shell line.
+pub fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// `host:port` as every reader writes it: an IPv6 address in brackets, so
+/// that the port is not read as one of its groups.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_their_hosts() {
+        let u = url("https://API.example.com:8443/app?x=1").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (u.scheme, u.host.as_str(), u.port, u.path),
+            ("https", "api.example.com", Some(8443), "/app?x=1")
+        );
+        let u = url("http://[fd00::2]:8080").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((u.host.as_str(), u.port), ("fd00::2", Some(8080)));
+        for bad in [
+            "https://a b.com",
+            "https://x.example.com; return 200",
+            "ftp://x.com",
+            "x.com",
+            "https://u:p@x.com",
+            "https://x.com:99999",
+            "https://x.com/a\nb",
+            "https://x.com/{a}",
+        ] {
+            assert!(url(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(host_port("fd00::2", 80), "[fd00::2]:80");
+        assert_eq!(host_port("10.0.0.1", 80), "10.0.0.1:80");
+    }
+
+    #[test]
+    fn paths_take_no_reader_syntax() {
+        for ok in ["/", "/api/", "/a-b_c.d~e/%20/x:y@z", "/v1,2+3=4!"] {
+            assert_eq!(invalid(Place::RoutePath, ok), None, "{ok}");
+        }
+        for bad in [
+            "api/",
+            "/a/ { return 200; } location /b/",
+            "/a b",
+            "/a\n",
+            "/a;b",
+            "/$x",
+            "/a'b",
+            "/a\"b",
+            "/a{b",
+            "/a?b",
+            "/a#b",
+            "/a\\b",
+            "/日本",
+        ] {
+            assert!(invalid(Place::RoutePath, bad).is_some(), "{bad:?}");
+        }
+        assert_eq!(invalid(Place::RequestPath, "/health?full=1&x=2"), None);
+        assert!(invalid(Place::RequestPath, "/h; touch /tmp/pwned #").is_some());
+        assert!(invalid(Place::RequestPath, "/h?$(id)").is_some());
+    }
+
+    #[test]
+    fn domains_are_dns_names() {
+        for ok in [
+            "example.com",
+            "a-b.example.com",
+            "*.example.com",
+            "localhost",
+            "X.COM",
+        ] {
+            assert_eq!(invalid(Place::Domain, ok), None, "{ok}");
+        }
+        for bad in [
+            "x.example.com; return 200",
+            "a..b",
+            "-a.com",
+            "a-.com",
+            "a_b.com",
+            "",
+            "*.",
+            "exa mple.com",
+            "a.com\n",
+        ] {
+            assert!(invalid(Place::Domain, bad).is_some(), "{bad:?}");
+        }
+        assert!(invalid(Place::Domain, &format!("{}.com", "a".repeat(64))).is_some());
+    }
+
+    #[test]
+    fn addresses_are_ips_or_names() {
+        assert_eq!(address("10.0.0.1"), Ok(AddressKind::V4));
+        assert_eq!(address("fd00:50::2"), Ok(AddressKind::V6));
+        assert_eq!(address("db.internal"), Ok(AddressKind::Name));
+        for bad in [
+            "[fd00::1]",
+            "10.0.0.256",
+            "1.2.3",
+            "fd00::g",
+            "a b",
+            "*.x.com",
+            "",
+        ] {
+            assert!(address(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names_and_file_paths() {
+        assert_eq!(invalid(Place::SentinelName, "mymaster"), None);
+        assert!(invalid(Place::SentinelName, "my master").is_some());
+        assert!(invalid(Place::SentinelName, "m\nsentinel monitor x").is_some());
+        assert_eq!(invalid(Place::RoleName, "replicator"), None);
+        assert!(invalid(Place::RoleName, "rep'l").is_some());
+        assert!(invalid(Place::RoleName, "1rep").is_some());
+        assert_eq!(invalid(Place::FilePath, "/etc/ssl/x.pem"), None);
+        assert!(invalid(Place::FilePath, "/etc/x.pem;").is_some());
+        assert!(invalid(Place::FilePath, "/a:b").is_some());
+    }
+}
