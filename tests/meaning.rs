@@ -295,3 +295,177 @@ fn hostile_values_reach_every_consumer_exactly_or_are_rejected() {
         }
     }
 }
+
+/// A service on two hosts, its port overridden on one, read by every kind of
+/// reader: another service's env (`url`, `address`), nginx and HAProxy
+/// upstreams, Prometheus targets. Hosts on `addresses`.
+fn endpoint_stack(addresses: [&str; 3]) -> String {
+    let [a, b, c] = addresses;
+    format!(
+        r#"
+service app {{
+  image = "app:1"
+  port http = 8080
+  public = [http]
+  metrics = http
+  route "/"
+  health {{ http = "/health" }}
+}}
+service client {{
+  image = "c:1"
+  env {{
+    APP_URL = app.url
+    APP_ADDRESS = app.address
+  }}
+}}
+service prom: prometheus {{}}
+topology nginx {{
+  host a {{ address = "{a}"  run = [app] }}
+  host b {{
+    address = "{b}"
+    run app {{ port http {{ container = 8080  host = 9191 }} }}
+  }}
+  host c {{ address = "{c}"  run = [client, prom] }}
+  proxy edge: nginx {{ host = c }}
+}}
+topology haproxy {{
+  host a {{ address = "{a}"  run = [app] }}
+  host b {{
+    address = "{b}"
+    run app {{ port http {{ container = 8080  host = 9191 }} }}
+  }}
+  host c {{ address = "{c}"  run = [client, prom] }}
+  proxy edge: haproxy {{ host = c }}
+}}
+"#
+    )
+}
+
+/// `host:port` with an IPv6 address bracketed, as a URL writes it.
+fn endpoint(address: &str, port: u64) -> String {
+    if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
+}
+
+/// Every reader of `app`'s address agrees with what `docker-compose config`
+/// resolves as its publication on each host, for IPv4 and IPv6 hosts and a
+/// port overridden on one host; and nginx and HAProxy accept the files.
+#[test]
+fn every_reader_of_an_endpoint_agrees_with_the_compose_publication() {
+    if !require("docker-compose") || !require("nginx") || !require("haproxy") {
+        return;
+    }
+    for addresses in [
+        ["10.0.50.2", "10.0.50.3", "10.0.50.4"],
+        ["fd00:50::2", "fd00:50::3", "fd00:50::4"],
+    ] {
+        let text = endpoint_stack(addresses);
+        let compilation = stackc::compile(text.as_str(), &options());
+        assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        crate::support::write_artifacts(&compilation, dir.path());
+        for topology in ["nginx", "haproxy"] {
+            let t = dir.path().join(topology);
+            // What compose publishes: the host's address and the published port.
+            let mut published = Vec::new();
+            for (host, address) in ["a", "b"].iter().zip(addresses) {
+                let r = Command::new("docker-compose")
+                    .args(["-f", &format!("{host}.yml"), "config"])
+                    .current_dir(t.join("compose"))
+                    .output()
+                    .unwrap_or_else(|e| panic!("docker-compose: {e}"));
+                assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+                let doc = yaml11(&r.stdout);
+                let port = &doc["services"]["app"]["ports"][0];
+                assert_eq!(port["target"].as_u64(), Some(8080));
+                let host_port = port["published"].as_u64().unwrap_or_default();
+                published.push(endpoint(address, host_port));
+            }
+            assert_eq!(
+                published[1],
+                endpoint(addresses[1], 9191),
+                "the override is published"
+            );
+
+            // The consumer reaches the first host that runs `app`.
+            let env = crate::support::read(&t.join("env/c/client.env"));
+            let value = |key: &str| {
+                env.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{key}=")))
+                    .map(|v| v.trim_matches('\'').to_string())
+            };
+            assert_eq!(value("APP_URL"), Some(format!("http://{}", published[0])));
+            assert_eq!(value("APP_ADDRESS"), Some(published[0].clone()));
+
+            // Prometheus scrapes every placement where it is published.
+            let prom = crate::support::read(&t.join("prometheus/prometheus.yml"));
+            let doc: serde_norway::Value =
+                serde_norway::from_str(&prom).unwrap_or_else(|e| panic!("{e}"));
+            let mut targets: Vec<String> = doc["scrape_configs"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .filter(|j| j["job_name"].as_str() == Some("app"))
+                .flat_map(|j| {
+                    j["static_configs"]
+                        .as_sequence()
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .flat_map(|s| strings(&s["targets"]))
+                .collect();
+            targets.sort();
+            let mut want = published.clone();
+            want.sort();
+            assert_eq!(targets, want, "Prometheus targets");
+
+            // The proxy's servers, and the real program accepts the file.
+            let (conf, check) = if topology == "nginx" {
+                let conf = t.join("nginx/edge.conf");
+                let r = Command::new("nginx")
+                    .args(["-t", "-p"])
+                    .arg(dir.path())
+                    .arg("-c")
+                    .arg(&conf)
+                    .output();
+                (conf, r)
+            } else {
+                let conf = t.join("haproxy/edge.cfg");
+                let r = Command::new("haproxy")
+                    .args(["-c", "-f"])
+                    .arg(&conf)
+                    .output();
+                (conf, r)
+            };
+            let check = check.unwrap_or_else(|e| panic!("{topology}: {e}"));
+            assert!(
+                check.status.success(),
+                "{topology} rejects {}:\n{}",
+                conf.display(),
+                String::from_utf8_lossy(&check.stderr)
+            );
+            let text = crate::support::read(&conf);
+            let mut servers: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter_map(|l| l.strip_prefix("server "))
+                .map(|l| {
+                    let words: Vec<&str> = l.split_whitespace().collect();
+                    // nginx: `server ADDR ...;`, HAProxy: `server NAME ADDR ...`.
+                    let at = usize::from(topology == "haproxy");
+                    words
+                        .get(at)
+                        .unwrap_or(&"")
+                        .trim_end_matches(';')
+                        .to_string()
+                })
+                .filter(|s| s.contains("9191") || s.contains("8080"))
+                .collect();
+            servers.sort();
+            assert_eq!(servers, want, "{topology} servers");
+        }
+    }
+}

@@ -233,14 +233,15 @@ fn exercise(program: Program, topology: &str, lb: &str, b1: &str, b2: &str) {
         .iter()
         .find(|a| a.path == file)
         .unwrap_or_else(|| panic!("{file} is generated"));
-    // The upstreams are the placements, by address and published port.
+    // The upstreams are the placements, by address and the port published on
+    // each host (b2 publishes the API on 28083).
     assert!(
         conf.contents.contains(&format!("{b1}:28081")),
         "{}",
         conf.contents
     );
     assert!(
-        conf.contents.contains(&format!("{b2}:28081")),
+        conf.contents.contains(&format!("{b2}:28083")),
         "{}",
         conf.contents
     );
@@ -270,7 +271,7 @@ fn exercise(program: Program, topology: &str, lb: &str, b1: &str, b2: &str) {
     std::fs::write(&conf_path, &contents).unwrap_or_else(|e| panic!("{e}"));
 
     let api1 = backend("api-1", &format!("{b1}:28081"));
-    let api2 = backend("api-2", &format!("{b2}:28081"));
+    let api2 = backend("api-2", &format!("{b2}:28083"));
     let _web = backend("web", &format!("{b1}:28091"));
     let _secure = backend("secure", &format!("{b1}:28095"));
     let proxy_process = start_proxy(&program, &conf_path, tmp.path());

@@ -422,6 +422,34 @@ pub(super) struct Placement<'a> {
     pub(super) run_span: Span,
 }
 
+/// One port of one placement: what compose publishes on that placement's
+/// host, and so what every reader of its address (references, proxies,
+/// Prometheus, replication) connects to. A host's `run` block may override the
+/// port, so it is always taken from the placement, never from another host's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Endpoint {
+    /// The port inside the container (reached by name on the same host).
+    pub(super) container: u16,
+    /// The port on the host (reached by address from elsewhere).
+    pub(super) published: u16,
+}
+
+impl Placement<'_> {
+    /// The endpoint of the placement's port `name` (else its first port);
+    /// `None` without such a port or without a container port.
+    pub(super) fn endpoint(&self, name: Option<&str>) -> Option<Endpoint> {
+        let port = match name {
+            Some(n) => self.def.ports.get(n)?,
+            None => self.def.ports.values().next()?,
+        };
+        let container = port.container_port()?;
+        Some(Endpoint {
+            container,
+            published: port.published_port().unwrap_or(container),
+        })
+    }
+}
+
 pub(super) struct Topo<'a> {
     pub(super) stack: &'a Stack,
     pub(super) topo: &'a TopologyDef,

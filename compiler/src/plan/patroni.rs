@@ -531,14 +531,8 @@ impl Topo<'_> {
     }
 }
 
-/// `address:port`, bracketing an IPv6 address.
-pub fn endpoint(address: &str, port: u16) -> String {
-    if address.contains(':') {
-        format!("[{address}]:{port}")
-    } else {
-        format!("{address}:{port}")
-    }
-}
+/// `address:port`, bracketing an IPv6 address (`grammar::host_port`).
+pub use crate::grammar::host_port as endpoint;
 
 /// The PostgreSQL major version of a placement's image: `postgres:16-alpine`
 /// is 16.

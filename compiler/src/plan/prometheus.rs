@@ -72,8 +72,6 @@ impl Topo<'_> {
                 );
                 continue;
             };
-            let container = port.container.as_ref().map_or(0, |c| c.value);
-            let published = port.host.as_ref().map_or(container, |h| h.value);
             let mut job = ScrapeJob {
                 name: name.to_string(),
                 path: m
@@ -87,6 +85,14 @@ impl Topo<'_> {
             };
             for p in placements.iter() {
                 let Some(host) = self.hosts.get(p.host) else {
+                    continue;
+                };
+                // This host's own port: a `run` block may publish it elsewhere.
+                let Some(Endpoint {
+                    container,
+                    published,
+                }) = p.endpoint(Some(&port.name.name))
+                else {
                     continue;
                 };
                 if host.managed {
@@ -106,7 +112,7 @@ impl Topo<'_> {
                 };
                 publishes.insert((Name::new(name), p.host, port.name.name.clone()));
                 job.targets.push((
-                    format!("{}:{published}", addr.value),
+                    crate::grammar::host_port(&addr.value, published),
                     host.name.name.to_string(),
                 ));
             }
@@ -130,8 +136,10 @@ impl Topo<'_> {
                     .private_address
                     .clone()
                     .unwrap_or_else(|| "127.0.0.1".into());
-                job.targets
-                    .push((format!("{addr}:{HAPROXY_METRICS_PORT}"), proxy.host.clone()));
+                job.targets.push((
+                    crate::grammar::host_port(&addr, HAPROXY_METRICS_PORT),
+                    proxy.host.clone(),
+                ));
             }
             jobs.push(job);
         }

@@ -459,10 +459,16 @@ impl Topo<'_> {
         fx: &mut ProxyEffects,
         diags: &mut Diagnostics,
     ) -> Vec<UpstreamServer> {
-        let container = port.container.as_ref().map_or(0, |c| c.value);
-        let published = port.host.as_ref().map_or(container, |h| h.value);
         let mut servers = Vec::with_capacity(placements.len());
         for p in placements {
+            // This host's own port: a `run` block may publish it elsewhere.
+            let Some(Endpoint {
+                container,
+                published,
+            }) = p.endpoint(Some(&port.name.name))
+            else {
+                continue;
+            };
             let weight = p.def.rare.weight.as_ref();
             if let (Some(w), false) = (weight, strategy == Strategy::Weighted) {
                 diags.push(

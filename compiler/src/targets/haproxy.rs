@@ -145,7 +145,7 @@ fn sections(proxy: &ProxyPlan) -> Vec<Section> {
         ));
     }
     let private = |port: u16| match (&proxy.on_host, &proxy.private_address) {
-        (true, Some(a)) => format!("bind {a}:{port}"),
+        (true, Some(a)) => format!("bind {}", crate::grammar::host_port(a, port)),
         (true, None) => format!("bind 127.0.0.1:{port}"),
         // In a container: its own interface, published on the host's private address.
         (false, _) => format!("bind :{port}"),
@@ -173,8 +173,11 @@ fn sections(proxy: &ProxyPlan) -> Vec<Section> {
 /// The frontend's lines, and the stick tables its rate limits use.
 fn frontend(proxy: &ProxyPlan) -> (Vec<String>, Vec<String>) {
     let mut lines = Vec::new();
-    let addr = proxy.bind.clone().unwrap_or_default();
-    lines.push(format!("bind {addr}:{}", proxy.http));
+    let bind = |port: u16| match &proxy.bind {
+        Some(addr) => crate::grammar::host_port(addr, port),
+        None => format!(":{port}"),
+    };
+    lines.push(format!("bind {}", bind(proxy.http)));
     let certs: Vec<String> = proxy
         .sites
         .iter()
@@ -182,8 +185,8 @@ fn frontend(proxy: &ProxyPlan) -> (Vec<String>, Vec<String>) {
         .collect();
     if !certs.is_empty() {
         lines.push(format!(
-            "bind {addr}:{} ssl {}",
-            proxy.https,
+            "bind {} ssl {}",
+            bind(proxy.https),
             certs.join(" ")
         ));
     }

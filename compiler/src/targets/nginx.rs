@@ -153,7 +153,7 @@ fn upstream(u: &Upstream) -> UpstreamView<'_> {
 
 fn servers(proxy: &ProxyPlan) -> Vec<Server<'_>> {
     let listen = |port: u16, extra: &str| match &proxy.bind {
-        Some(addr) => format!("{addr}:{port}{extra}"),
+        Some(addr) => format!("{}{extra}", crate::grammar::host_port(addr, port)),
         None => format!("{port}{extra}"),
     };
     let mut servers = Vec::new();

@@ -62,11 +62,6 @@ pub fn generate(
 
 fn model<'a>(service: &'a str, s: &'a StreamingPlan, header: String) -> Model<'a> {
     let primary_host = s.primary_address.as_str();
-    let bracketed = if primary_host.contains(':') {
-        format!("[{primary_host}]")
-    } else {
-        primary_host.to_string()
-    };
     let mut replication: Vec<String> = Vec::new();
     for address in s.standby_addresses.iter().chain([&s.primary_address]) {
         for cidr in hba_sources(address) {
@@ -87,7 +82,7 @@ fn model<'a>(service: &'a str, s: &'a StreamingPlan, header: String) -> Model<'a
         user: &s.user,
         replication,
         password_env: REPLICATION_PASSWORD_ENV,
-        primary: format!("{bracketed}:{}", s.primary_port),
+        primary: crate::grammar::host_port(primary_host, s.primary_port),
         primary_host,
         primary_port: s.primary_port,
     }
