@@ -139,14 +139,12 @@ impl<'a> Finder<'a> {
     /// The entry that asks for a container stackc adds: `<svc>-sentinel`,
     /// `<svc>-etcd`, `<svc>-haproxy` (the `ha` block), or a proxy.
     fn auxiliary(&self, name: &str, host: &str) -> Option<(String, &'a Entry)> {
-        for suffix in ["-sentinel", "-etcd", "-haproxy"] {
-            if let Some(service) = name.strip_suffix(suffix) {
-                let ha = self.field(service, host, &["ha"])?;
-                return Some((
-                    format!("`{name}`, added for the HA mode of `{service}`"),
-                    ha,
-                ));
-            }
+        if let Some((service, _)) = crate::plan::Added::owner(name) {
+            let ha = self.field(service, host, &["ha"])?;
+            return Some((
+                format!("`{name}`, added for the HA mode of `{service}`"),
+                ha,
+            ));
         }
         let t = self.topology_entry()?;
         let proxy = block(t)

@@ -193,6 +193,179 @@ impl Topo<'_> {
         );
     }
 
+    /// Every container of a host's compose file, and every named volume, has a
+    /// name of its own: a service the user named like a container stackc adds
+    /// (`db-etcd` beside a Patroni `db`), or two services whose volumes make the
+    /// same `<service>-<volume>`, would otherwise be one key that the last
+    /// writer wins.
+    /// Whether every name was unique (else the ports of the two are not
+    /// compared: one error, not a cascade).
+    pub(super) fn check_names(
+        &self,
+        h: usize,
+        services: &[Instance],
+        diags: &mut Diagnostics,
+    ) -> bool {
+        let Some(host) = self.hosts.get(h) else {
+            return true;
+        };
+        let mut unique = true;
+        let span_of = |name: &str| {
+            self.stack
+                .services
+                .get(name)
+                .filter(|_| self.placement(name, h).is_some())
+                .map(|d| d.name.span)
+        };
+        let mut seen: IndexMap<&str, &Instance> = IndexMap::default();
+        for inst in services {
+            let Some(first) = seen.insert(&inst.name, inst) else {
+                continue;
+            };
+            if !self.is_added(&inst.name, h)
+                && super::proxy::proxy_span(self.topo, &inst.name).is_none()
+            {
+                // One service placed twice on the host: E0409 says so.
+                continue;
+            }
+            // The user's service is the one to rename; the other is stackc's.
+            let (user, added) =
+                if span_of(&first.name).is_some() && Added::owner(&inst.name).is_some() {
+                    (first, inst)
+                } else {
+                    (inst, first)
+                };
+            let span = span_of(&user.name)
+                .or_else(|| self.added_span(&user.name, h))
+                .or_else(|| super::proxy::proxy_span(self.topo, &user.name))
+                .unwrap_or(host.name.span);
+            let owner = match Added::owner(&added.name) {
+                Some((service, _)) if self.placement(service, h).is_some() => {
+                    format!("the container stackc adds for the HA mode of `{service}`")
+                }
+                _ => match super::proxy::proxy_span(self.topo, &added.name) {
+                    Some(_) => format!("proxy `{}`", added.name),
+                    None => format!("another container named `{}`", added.name),
+                },
+            };
+            let mut d = Diagnostic::error(
+                Code::DuplicateName,
+                span,
+                format!(
+                    "`{}` on host `{}` is also the name of {owner}",
+                    user.name, host.name.name
+                ),
+            )
+            .label("two containers of one compose file with this name")
+            .help(format!("rename `{}`", user.name));
+            if let Some(other) = self.added_span(&added.name, h) {
+                d = d.with_secondary(other, "the container is added for this");
+            }
+            diags.push(d);
+            unique = false;
+        }
+        let mut volumes: IndexMap<&str, &str> = IndexMap::default();
+        for inst in services {
+            for v in &inst.rare.volumes {
+                match volumes.get(v.name.as_str()) {
+                    Some(other) if *other != inst.name.as_str() => {
+                        let span = span_of(&inst.name).unwrap_or(host.name.span);
+                        diags.push(
+                            Diagnostic::error(
+                                Code::DuplicateName,
+                                span,
+                                format!("the volume `{}` of `{}` on host `{}` has the name of a volume of `{other}`", v.name, inst.name, host.name.name),
+                            )
+                            .label("volumes are named `<service>-<volume>`")
+                            .help("rename one of the volumes"),
+                        );
+                    }
+                    _ => {
+                        volumes.insert(&v.name, &inst.name);
+                    }
+                }
+            }
+        }
+        unique
+    }
+
+    /// How to resolve two listeners on one host port: move the user's own
+    /// service, else the proxy (whose ports are its `http` and `https`); the
+    /// ports of the containers stackc adds are fixed.
+    fn port_conflict_help(
+        &self,
+        inst: &Instance,
+        port: &PortPlan,
+        other: &str,
+        other_port: &str,
+        h: usize,
+    ) -> String {
+        let own = |name: &str, port: &str| {
+            let p = self.placement(name, h)?;
+            let container = p.def.ports.get(port)?.container_port()?;
+            Some(format!(
+                "give `{name}` another host port: `port {port} {{ container = {container}  host = ... }}`"
+            ))
+        };
+        if let Some(help) = own(&inst.name, &port.name).or_else(|| own(other, other_port)) {
+            return help;
+        }
+        for (name, port) in [
+            (inst.name.as_str(), port.name.as_str()),
+            (other, other_port),
+        ] {
+            if super::proxy::proxy_span(self.topo, name).is_some() {
+                return format!("give proxy `{name}` another port: `{port} = ...` in its block");
+            }
+        }
+        format!("run `{}` and `{other}` on different hosts", inst.name)
+    }
+
+    /// Two Patroni clusters whose etcd members share a host: one error per
+    /// pair of clusters (the same for every shared host and port, so that it
+    /// is reported once), not one per port.
+    fn shared_etcd(&self, a: &str, b: &str, h: usize) -> Option<Diagnostic> {
+        let (Some((a, Added::Etcd)), Some((b, Added::Etcd))) = (Added::owner(a), Added::owner(b))
+        else {
+            return None;
+        };
+        if !self.is_added(&Added::Etcd.name(a), h) || !self.is_added(&Added::Etcd.name(b), h) {
+            return None;
+        }
+        let (a_span, b_span) = (
+            self.added_span(&Added::Etcd.name(a), h)?,
+            self.added_span(&Added::Etcd.name(b), h)?,
+        );
+        Some(
+            Diagnostic::error(
+                Code::PortConflict,
+                a_span,
+                format!("the Patroni clusters `{a}` and `{b}` run etcd members on the same hosts, and both listen on ports {ETCD_CLIENT_PORT} and {ETCD_PEER_PORT}"),
+            )
+            .label(format!("`{a}`'s etcd members"))
+            .with_secondary(b_span, format!("`{b}`'s etcd members"))
+            .help(format!("give `{a}` etcd members on other hosts: `etcd = [...]` in its `ha` block names them")),
+        )
+    }
+
+    /// Whether stackc adds a container of this name on host `h`: the name is
+    /// `<service><suffix>` for a service placed there whose HA mode adds it.
+    fn is_added(&self, name: &str, h: usize) -> bool {
+        Added::owner(name).is_some_and(|(service, added)| {
+            self.placement(service, h)
+                .and_then(|p| p.def.rare.ha.as_ref())
+                .is_some_and(|ha| Added::by_mode(&ha.mode.name).contains(&added))
+        })
+    }
+
+    /// Where a container stackc adds is asked for: the `ha` block of the
+    /// service it is added for, as placed on host `h`.
+    fn added_span(&self, name: &str, h: usize) -> Option<Span> {
+        let (service, _) = Added::owner(name)?;
+        let p = self.placement(service, h)?;
+        Some(p.def.rare.ha.as_ref().map_or(p.run_span, |ha| ha.span))
+    }
+
     pub(super) fn check_ports(&self, h: usize, services: &[Instance], diags: &mut Diagnostics) {
         let Some(host) = self.hosts.get(h) else {
             return;
@@ -204,6 +377,7 @@ impl Topo<'_> {
             let Some(fallback) = placement
                 .map(|p| p.run_span)
                 .or_else(|| super::proxy::proxy_span(self.topo, &inst.name))
+                .or_else(|| self.added_span(&inst.name, h))
             else {
                 continue;
             };
@@ -233,11 +407,16 @@ impl Topo<'_> {
                             && (matches!(b, Bind::All) || matches!(bind, Bind::All) || *b == bind)
                     });
                     if let Some((_, _, other, other_port)) = clash {
+                        if let Some(d) = self.shared_etcd(&inst.name, other, h) {
+                            diags.push(d);
+                            continue;
+                        }
                         let other_span = self
                             .placement(other, h)
                             .and_then(|p| p.def.ports.get(*other_port))
                             .map(|d| d.name.span)
                             .or_else(|| super::proxy::proxy_span(self.topo, other))
+                            .or_else(|| self.added_span(other, h))
                             .unwrap_or(span);
                         diags.push(
                             Diagnostic::error(
@@ -250,15 +429,7 @@ impl Topo<'_> {
                             )
                             .label(format!("`{}` publishes {} here", inst.name, port.host))
                             .with_secondary(other_span, format!("`{other}` publishes it here"))
-                            .help(if placement.is_none() {
-                                // A proxy: its ports are its `http` and `https`.
-                                format!("give proxy `{}` another port: `{} = ...` in its block", inst.name, port.name)
-                            } else {
-                                format!(
-                                    "give one of them another host port: `port {} {{ container = {}  host = ... }}`",
-                                    port.name, port.container
-                                )
-                            }),
+                            .help(self.port_conflict_help(inst, port, other, other_port, h)),
                         );
                     } else {
                         taken.push((port.host, bind, &inst.name, &port.name));

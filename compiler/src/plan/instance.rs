@@ -288,7 +288,7 @@ impl Topo<'_> {
                 // Consumers reach the cluster through the HAProxy beside them.
                 wait_for(
                     &mut depends_on,
-                    &smol_str::format_smolstr!("{target}-haproxy"),
+                    &Added::Haproxy.name(target),
                     Condition::Started,
                 );
                 return;
@@ -353,7 +353,7 @@ impl Topo<'_> {
                 for (target, _) in &fx.deps {
                     // A Patroni cluster is reached through the HAProxy beside.
                     let target = if self.is_patroni(target) {
-                        Name::from(format!("{target}-haproxy"))
+                        Added::Haproxy.name(target)
                     } else {
                         target.clone()
                     };

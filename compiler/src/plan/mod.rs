@@ -415,6 +415,52 @@ pub fn plan(stack: &Stack, checked: &Checked, diags: &mut Diagnostics) -> Plan {
     }
 }
 
+/// A container stackc adds on hosts for a service's HA mode, named
+/// `<service><suffix>`: one place that makes and reads these names, so that a
+/// name a user chose cannot silently take one's place (`check_added_names`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// The sentinel beside each node of a Sentinel-watched Redis.
+    Sentinel,
+    /// The etcd member beside each node of a Patroni cluster.
+    Etcd,
+    /// The HAProxy beside each consumer of a Patroni cluster.
+    Haproxy,
+}
+
+impl Added {
+    pub const ALL: [Added; 3] = [Added::Sentinel, Added::Etcd, Added::Haproxy];
+
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Added::Sentinel => "-sentinel",
+            Added::Etcd => "-etcd",
+            Added::Haproxy => "-haproxy",
+        }
+    }
+
+    /// The container's name for `service`.
+    pub fn name(self, service: &str) -> Name {
+        crate::concat(service, self.suffix())
+    }
+
+    /// The service and the kind of container of an added container's name.
+    pub fn owner(name: &str) -> Option<(&str, Added)> {
+        Added::ALL
+            .into_iter()
+            .find_map(|a| name.strip_suffix(a.suffix()).map(|s| (s, a)))
+    }
+
+    /// What the HA mode `mode` adds on hosts.
+    pub fn by_mode(mode: &str) -> &'static [Added] {
+        match mode {
+            SENTINEL => &[Added::Sentinel],
+            PATRONI => &[Added::Etcd, Added::Haproxy],
+            _ => &[],
+        }
+    }
+}
+
 pub(super) struct Placement<'a> {
     pub(super) host: usize,
     /// Borrowed when no override changes the definition (the common case).
@@ -635,7 +681,9 @@ fn plan_topology(
         }
         match topo.platform.value {
             Platform::Compose => {
-                t.check_ports(h, &services, diags);
+                if t.check_names(h, &services, diags) {
+                    t.check_ports(h, &services, diags);
+                }
                 t.check_gpus(h, &services, diags);
             }
             Platform::Kubernetes => t.check_kubernetes(h, &services, diags),

@@ -456,7 +456,7 @@ impl Topo<'_> {
                 token: format!("{}-{name}", self.stack.name),
                 file: format!("{name}/{}/etcd.yml", host.name.name),
             };
-            let instance = format!("{name}-etcd");
+            let instance = Added::Etcd.name(name).to_string();
             let bind = vec![Bind::Address(address.clone())];
             let port = |name: &str, port: u16| PortPlan {
                 name: name.into(),
@@ -514,7 +514,7 @@ impl Topo<'_> {
     /// The HAProxy of a Patroni cluster beside its consumers on a host: the
     /// primary's and the replicas' endpoints, on the host's compose network.
     pub(super) fn patroni_proxy(&self, service: &str) -> Instance {
-        let name = format!("{service}-haproxy");
+        let name = Added::Haproxy.name(service).to_string();
         Instance {
             image: Some(HAPROXY_IMAGE.into()),
             refers_to: vec![Name::new(service)],

@@ -515,7 +515,7 @@ impl SentinelNode {
     /// volume of its own at the first start, its port published on the host's
     /// address.
     pub(super) fn sentinel_instance(&self, node: &Instance) -> Instance {
-        let name = format!("{}-sentinel", node.name);
+        let name = Added::Sentinel.name(&node.name).to_string();
         let check = Probe {
             check: ProbeCheck::Command(Command::Exec(vec![
                 "redis-cli".into(),

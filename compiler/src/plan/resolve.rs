@@ -117,7 +117,7 @@ impl Topo<'_> {
             // The HAProxy beside the consumer: the primary's endpoint, or the
             // replicas' for reads. `url` and `read_url` are built from these.
             let read = matches!(attr, "read_host" | "read_address");
-            let host = format_smolstr!("{target}-haproxy");
+            let host = Added::Haproxy.name(target);
             let port = if read {
                 PATRONI_REPLICA_PORT
             } else {
