@@ -407,6 +407,14 @@ impl Topo<'_> {
                             && (matches!(b, Bind::All) || matches!(bind, Bind::All) || *b == bind)
                     });
                     if let Some((_, _, other, other_port)) = clash {
+                        let both_sentinels = [inst.name.as_str(), other].iter().all(|n| {
+                            self.is_added(n, h)
+                                && Added::owner(n).is_some_and(|(_, a)| a == Added::Sentinel)
+                        });
+                        if both_sentinels {
+                            // Reported with the placements (one Sentinel-watched Redis per host).
+                            continue;
+                        }
                         if let Some(d) = self.shared_etcd(&inst.name, other, h) {
                             diags.push(d);
                             continue;
