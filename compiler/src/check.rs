@@ -308,6 +308,17 @@ fn check_def(
     diags: &mut Diagnostics,
 ) {
     for var in def.env.values() {
+        if var.key.name.starts_with(RESERVED_ENV_PREFIX) {
+            diags.push(
+                Diagnostic::error(
+                    Code::InvalidEnvName,
+                    var.key.span,
+                    format!("`{}` starts with `{RESERVED_ENV_PREFIX}`, which stackc keeps for the variables it adds", var.key.name),
+                )
+                .label("reserved prefix")
+                .help(format!("rename it, for example `{}`", &var.key.name[RESERVED_ENV_PREFIX.len()..])),
+            );
+        }
         if !is_env_name(&var.key.name) {
             diags.push(
                 Diagnostic::error(
@@ -754,6 +765,10 @@ fn too_long(r: &Reference, len: usize) -> Option<Diagnostic> {
 
 /// `[A-Za-z_][A-Za-z0-9_]*`. Byte by byte: every service's variables are
 /// checked, and a byte that is not ASCII fails as its character would.
+/// The prefix of the environment variables stackc adds (Kubernetes reads a
+/// secret embedded in a value from `STACKC_<SECRET>`): no user variable takes it.
+pub const RESERVED_ENV_PREFIX: &str = "STACKC_";
+
 pub fn is_env_name(s: &str) -> bool {
     match s.as_bytes() {
         [first, rest @ ..] => {

@@ -715,6 +715,8 @@ pub struct TopologyDef {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Stack {
     pub name: String,
+    /// Where `stack NAME` names it (none: the name is the file's).
+    pub name_span: Option<Span>,
     pub secrets: IndexMap<Name, SecretDef>,
     pub kinds: IndexMap<Name, KindDef>,
     pub services: IndexMap<Name, ServiceDecl>,

@@ -287,6 +287,7 @@ impl Lower<'_> {
                     } else {
                         self.stack_name = Some(name.span);
                         self.stack.name = name.name.to_string();
+                        self.stack.name_span = Some(name.span);
                     }
                 }
             }

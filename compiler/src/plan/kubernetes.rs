@@ -22,7 +22,58 @@ pub fn is_port_name(s: &str) -> bool {
         && !s.contains("--")
 }
 
+/// A DNS-1123 label: what Kubernetes requires of a namespace's name.
+use crate::check::is_dns_label as is_dns1123_label;
+
+/// Longest stack name on Kubernetes: `<stack>-secrets` names the Secret (a
+/// DNS-1123 name), and the stack is a label value (63 characters at most).
+const STACK_NAME_MAX: usize = 63 - "-secrets".len();
+
 impl Topo<'_> {
+    /// The names of a cluster topology that come from the stack, not from a
+    /// service: its namespace, and the stack's name in every object's labels
+    /// and in the Secret's name. Each is checked where it was written (the
+    /// stack's name may come from the file's name: then at the `platform`).
+    pub(super) fn check_cluster_names(&self, diags: &mut Diagnostics) {
+        let stack = &self.stack.name;
+        let stack_span = self.stack.name_span.unwrap_or(self.topo.platform.span);
+        let from_file = self.stack.name_span.is_none();
+        let suggestion = stack.to_ascii_lowercase().replace(['_', '.', ' '], "-");
+        if !is_dns1123_label(stack) || stack.len() > STACK_NAME_MAX {
+            diags.push(
+                Diagnostic::error(
+                    Code::InvalidKubernetesName,
+                    stack_span,
+                    format!(
+                        "the stack's name `{stack}`{} cannot name Kubernetes objects",
+                        if from_file { " (from the file's name)" } else { "" }
+                    ),
+                )
+                .label(format!("the Secret `{stack}-secrets` and every object's `app.kubernetes.io/part-of` label"))
+                .help(format!(
+                    "name the stack with lowercase letters, digits and `-`, at most {STACK_NAME_MAX} characters: `stack {}`",
+                    &suggestion[..suggestion.len().min(STACK_NAME_MAX)]
+                )),
+            );
+        }
+        if let Some(ns) = &self.topo.namespace {
+            if !is_dns1123_label(&ns.value) {
+                diags.push(
+                    Diagnostic::error(
+                        Code::InvalidKubernetesName,
+                        ns.span,
+                        format!("`{}` cannot name a Kubernetes namespace", ns.value),
+                    )
+                    .label("a DNS label: lowercase letters, digits and `-`, at most 63 characters")
+                    .help(format!(
+                        "write `namespace = \"{}\"`",
+                        ns.value.to_ascii_lowercase().replace(['_', '.', ' '], "-")
+                    )),
+                );
+            }
+        }
+    }
+
     pub(super) fn check_kubernetes(
         &self,
         h: usize,
@@ -55,7 +106,12 @@ impl Topo<'_> {
             // must fit in 63 characters.
             let stateful = inst.role == Role::Stateful && inst.ha != CLOUDNATIVEPG;
             // `-headless` and `-public` Services are derived from the name too.
-            let limit = if stateful { 52 } else { 63 - "-public".len() };
+            let mut limit = if stateful { 52 } else { 63 - "-public".len() };
+            if inst.ha == SENTINEL {
+                // The sentinels' StatefulSet `<name>-sentinel` (with its
+                // revision hash) and its `<name>-sentinel-headless` Service.
+                limit = limit.min(52 - "-sentinel".len());
+            }
             if inst.name.len() > limit {
                 diags.push(
                     Diagnostic::error(
@@ -69,6 +125,27 @@ impl Topo<'_> {
                     } else {
                         "shorten the name"
                     }),
+                );
+            }
+            let replicated =
+                inst.replicas > 1 || inst.rare.autoscale.as_ref().is_some_and(|a| a.max > 1);
+            // A Deployment (an operator's cluster manages its own claims).
+            let deployment = inst.role != Role::Stateful;
+            if deployment && replicated && !inst.rare.volumes.is_empty() {
+                let span = def
+                    .rare
+                    .volumes
+                    .values()
+                    .next()
+                    .map_or(decl, |d| d.name.span);
+                diags.push(
+                    Diagnostic::error(
+                        Code::NotSupported,
+                        span,
+                        format!("`{}` runs several replicas of a Deployment with a volume: they would share one ReadWriteOnce claim", inst.name),
+                    )
+                    .label("one claim, mounted by pods on different nodes")
+                    .help(format!("write `role = stateful` in `{}`: a StatefulSet gives each replica a claim of its own", inst.name)),
                 );
             }
             for v in &inst.rare.volumes {

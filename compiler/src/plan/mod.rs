@@ -577,6 +577,9 @@ fn plan_topology(
         kind_chains: &checked.kind_chains,
     };
     t.place(diags);
+    if topo.platform.value == Platform::Kubernetes {
+        t.check_cluster_names(diags);
+    }
     t.lints(diags);
     let (proxies, proxy_fx) = t.proxies(diags);
     let (scrape_jobs, scrape_publishes) = t.prometheus(&proxies, diags);

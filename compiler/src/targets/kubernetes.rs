@@ -766,7 +766,10 @@ impl Cx<'_> {
                             }
                         }
                         None => {
-                            helpers.insert(format!("STACKC_{env}"), (env.to_string(), *optional));
+                            helpers.insert(
+                                format!("{}{env}", crate::check::RESERVED_ENV_PREFIX),
+                                (env.to_string(), *optional),
+                            );
                         }
                     }
                 }
@@ -806,9 +809,10 @@ impl Cx<'_> {
                                 Out::Text(t) => expansion_literal(t),
                                 Out::Secret(s) => {
                                     let env = &s.env;
-                                    let var = direct
-                                        .get(env.as_str())
-                                        .map_or_else(|| format!("STACKC_{env}"), |k| k.to_string());
+                                    let var = direct.get(env.as_str()).map_or_else(
+                                        || format!("{}{env}", crate::check::RESERVED_ENV_PREFIX),
+                                        |k| k.to_string(),
+                                    );
                                     format!("$({var})")
                                 }
                             })
