@@ -22,6 +22,65 @@ pub fn is_port_name(s: &str) -> bool {
         && !s.contains("--")
 }
 
+/// The names of the objects a cluster gets for a service beyond its own: the
+/// one place the Kubernetes target takes them from, so that the check below
+/// sees every name the manifests will hold.
+pub mod names {
+    /// The LoadBalancer Service of public ports without a public URL.
+    pub fn public_service(service: &str) -> String {
+        format!("{service}-public")
+    }
+
+    /// The headless Service of a StatefulSet.
+    pub fn headless(service: &str) -> String {
+        format!("{service}-headless")
+    }
+
+    /// The sentinels' StatefulSet of a Sentinel-watched Redis.
+    pub fn sentinels(service: &str) -> String {
+        crate::plan::Added::Sentinel.name(service).to_string()
+    }
+
+    /// The master endpoint's Deployment of a Sentinel-watched Redis.
+    pub fn master_proxy(service: &str) -> String {
+        format!("{service}-proxy")
+    }
+
+    /// The ConfigMap of a Sentinel-watched Redis.
+    pub fn config(service: &str) -> String {
+        format!("{service}-config")
+    }
+}
+
+/// Every name beyond its own that the Kubernetes target gives the objects of
+/// an instance (Services, StatefulSets, Deployments, ConfigMaps).
+fn derived_names(inst: &Instance) -> Vec<String> {
+    if inst.ha == CLOUDNATIVEPG {
+        // The operator's Services.
+        return ["-rw", "-ro", "-r"]
+            .iter()
+            .map(|s| format!("{}{s}", inst.name))
+            .collect();
+    }
+    if inst.rare.sentinel.is_some() {
+        return vec![
+            names::headless(&inst.name),
+            names::sentinels(&inst.name),
+            names::headless(&names::sentinels(&inst.name)),
+            names::master_proxy(&inst.name),
+            names::config(&inst.name),
+        ];
+    }
+    let mut out = Vec::new();
+    if !inst.ports.is_empty() && !inst.public.is_empty() && inst.public_url.is_none() {
+        out.push(names::public_service(&inst.name));
+    }
+    if inst.role == Role::Stateful && !inst.ports.is_empty() {
+        out.push(names::headless(&inst.name));
+    }
+    out
+}
+
 /// A DNS-1123 label: what Kubernetes requires of a namespace's name.
 use crate::check::is_dns_label as is_dns1123_label;
 
@@ -74,12 +133,56 @@ impl Topo<'_> {
         }
     }
 
+    /// Two objects of one name in a namespace: the second one applied would
+    /// replace the first. A user's service named like an object made for
+    /// another (`api-public` beside a public `api`) is an error at its name.
+    fn check_object_names(&self, h: usize, services: &[Instance], diags: &mut Diagnostics) {
+        let mut owners: IndexMap<String, &str> = IndexMap::default();
+        for inst in services {
+            owners.insert(inst.name.to_string(), &inst.name);
+        }
+        for inst in services {
+            for derived in derived_names(inst) {
+                let Some(user) = owners.get(&derived) else {
+                    owners.insert(derived, &inst.name);
+                    continue;
+                };
+                let span = |name: &str| {
+                    self.placement(name, h)
+                        .and_then(|_| self.stack.services.get(name).map(|d| d.name.span))
+                };
+                let Some(at) = span(user).or_else(|| span(&inst.name)) else {
+                    continue;
+                };
+                let message = if **user == *derived {
+                    format!(
+                        "`{user}` has the name of an object the cluster gets for `{}`",
+                        inst.name
+                    )
+                } else {
+                    format!(
+                        "`{}` and `{user}` both get an object named `{derived}`",
+                        inst.name
+                    )
+                };
+                let mut d = Diagnostic::error(Code::DuplicateName, at, message)
+                    .label("two objects of one name in the namespace")
+                    .help(format!("rename `{user}`"));
+                if let Some(owner) = span(&inst.name).filter(|s| *s != at) {
+                    d = d.with_secondary(owner, format!("`{}` is declared here", inst.name));
+                }
+                diags.push(d);
+            }
+        }
+    }
+
     pub(super) fn check_kubernetes(
         &self,
         h: usize,
         services: &[Instance],
         diags: &mut Diagnostics,
     ) {
+        self.check_object_names(h, services, diags);
         for inst in services {
             let Some(p) = self.placement(&inst.name, h) else {
                 continue;

@@ -18,6 +18,7 @@ use crate::syntax::Ident;
 mod checks;
 mod instance;
 mod kubernetes;
+pub use kubernetes::names as kubernetes_names;
 mod lints;
 mod patroni;
 mod place;

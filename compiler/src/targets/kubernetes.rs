@@ -193,7 +193,7 @@ impl Cx<'_> {
             Err(e) => return vec![Err(e)],
         };
         let image = inst.image.clone();
-        let config = format!("{}-config", inst.name);
+        let config = crate::plan::kubernetes_names::config(&inst.name);
         let sentinel = sentinel_name(&inst.name);
         let proxy = proxy_name(&inst.name);
         let component = |c: &str| format!("{}-{c}", inst.kind.as_deref().unwrap_or("redis"));
@@ -587,7 +587,10 @@ impl Cx<'_> {
                 docs.push(yaml::to_string(&Object {
                     api_version: "v1",
                     kind: "Service",
-                    metadata: self.metadata(format!("{}-public", inst.name), inst),
+                    metadata: self.metadata(
+                        crate::plan::kubernetes_names::public_service(&inst.name),
+                        inst,
+                    ),
                     spec: Some(ServiceSpec {
                         kind: Some("LoadBalancer"),
                         cluster_ip: None,
@@ -1019,9 +1022,7 @@ fn cnpg_secret(service: &str) -> String {
     format!("{service}-app")
 }
 
-fn headless_name(service: &str) -> String {
-    format!("{service}-headless")
-}
+use crate::plan::kubernetes_names::headless as headless_name;
 
 fn hpa(inst: &Instance, a: &plan::Autoscale) -> HpaSpec {
     let metric = |name: &'static str, pct: u32| Metric {

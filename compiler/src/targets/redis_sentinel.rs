@@ -30,18 +30,13 @@ struct Model<'a> {
 }
 
 /// The headless Service of the Redis nodes.
-pub fn headless(service: &str) -> String {
-    format!("{service}-headless")
-}
-
+pub use crate::plan::kubernetes_names::headless;
 /// The sentinels' StatefulSet (and its headless Service, with `-headless`).
-pub fn sentinel_name(service: &str) -> String {
-    format!("{service}-sentinel")
-}
+pub use crate::plan::kubernetes_names::sentinels as sentinel_name;
 
 /// The master endpoint's Deployment; its Service is the service's own name.
 pub fn proxy_name(service: &str) -> String {
-    format!("{service}-proxy")
+    crate::plan::kubernetes_names::master_proxy(service)
 }
 
 pub fn files(
