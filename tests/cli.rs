@@ -728,7 +728,7 @@ fn secrets_lists_uses_and_init_writes_values_once() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
         r.stdout,
-        "topology split\n  db_password ($DB_PASSWORD, required)\n    api on app: DATABASE_URL\n    db on data: POSTGRES_PASSWORD\n"
+        "topology split\n  db_password ($DB_PASSWORD, required; inside a URL: letters, digits and `-._~` only)\n    api on app: DATABASE_URL\n    db on data: POSTGRES_PASSWORD\n"
     );
     // A value set by hand is kept; the missing one is added, 0600.
     t.write("good.secrets.env", "# mine\nOTHER=1\n");

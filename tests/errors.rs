@@ -143,3 +143,29 @@ fn docs_errors_md_is_generated_from_the_explanations() {
         "docs/errors.md is out of date: run `STACKC_BLESS=1 cargo test --test stackc-tests docs_errors`"
     );
 }
+
+/// `check` (and so the editor, which runs the same analysis) reports exactly
+/// the diagnostics `build` gives, on every error case and example: a stack
+/// that `check` passes never fails to build.
+#[test]
+fn check_and_build_give_the_same_diagnostics() {
+    let mut files = stack_files("tests/errors");
+    files.extend(stack_files("examples"));
+    files.extend(stack_files("tests/cases"));
+    for path in files {
+        let text = read(&path);
+        let built = stackc::compile(&text, &options(&path)).diagnostics;
+        let (_, _, checked) = stackc::analyze(&text, &options(&path));
+        let show = |ds: &[stackc::diag::Diagnostic]| -> Vec<String> {
+            ds.iter()
+                .map(|d| format!("{} {:?} {}", d.code.as_str(), d.primary.span, d.message))
+                .collect()
+        };
+        assert_eq!(
+            show(&checked),
+            show(&built),
+            "check and build on {}",
+            rel(&path)
+        );
+    }
+}

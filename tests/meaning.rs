@@ -469,3 +469,76 @@ fn every_reader_of_an_endpoint_agrees_with_the_compose_publication() {
         }
     }
 }
+
+/// A secret inside a URL reaches it unencoded on every target (compose
+/// interpolates, Kubernetes expands the raw value), so a value that would
+/// change the URL's meaning is refused where values are taken: the cluster's
+/// `secrets.sh` stops before `kubectl` runs, naming the secret; a value of URL
+/// characters goes on to `kubectl`. `stackc secrets` says which secrets these are.
+#[test]
+fn a_secret_inside_a_url_must_need_no_encoding() {
+    if !require("sh") {
+        return;
+    }
+    let text = r#"
+stack urls
+secret db_password
+secret api_token
+service api {
+  image = "api:1"
+  env {
+    DATABASE_URL = db.url
+    TOKEN = secret.api_token
+  }
+}
+service db: postgres { password = secret.db_password }
+topology cluster {
+  platform = kubernetes
+  run = [api, db]
+}
+"#;
+    let compilation = stackc::compile(text, &options());
+    assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let script = dir.path().join("secrets.sh");
+    std::fs::write(
+        &script,
+        crate::support::artifact(&compilation, "cluster/k8s/secrets.sh"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let run = |password: &str| {
+        Command::new("sh")
+            .arg(&script)
+            .env_clear()
+            // With no cluster, a script past its checks stops at `kubectl`.
+            .env("PATH", "/usr/bin:/bin")
+            .env("DB_PASSWORD", password)
+            .env("API_TOKEN", "t0k:@/n")
+            .output()
+            .unwrap_or_else(|e| panic!("sh: {e}"))
+    };
+    for bad in ["p@ss:w/rd?x#y%z", "a b", "x@y"] {
+        let r = run(bad);
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(1), "{bad:?}: {stderr}");
+        assert!(
+            stderr.contains("secret db_password is used inside a URL"),
+            "{stderr}"
+        );
+    }
+    // A value of URL characters passes (and the token, not in a URL, may hold any).
+    let r = run("0123abcdef-._~");
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(!stderr.contains("inside a URL"), "{stderr}");
+
+    let (_, plan, _) = stackc::analyze(text, &options());
+    let report = stackc::secrets::report(&plan.unwrap_or_else(|| panic!("a plan")));
+    assert!(
+        report.contains("db_password ($DB_PASSWORD, required; inside a URL"),
+        "{report}"
+    );
+    assert!(
+        !report.contains("api_token ($API_TOKEN, required; inside"),
+        "{report}"
+    );
+}

@@ -17,6 +17,8 @@ pub struct Usage<'p> {
     pub env: &'p str,
     pub optional: bool,
     pub uses: Vec<(Name, Name, Name)>,
+    /// Whether a use puts it inside a URL (`plan::secrets_in_urls`).
+    pub in_url: bool,
 }
 
 /// The secrets of each topology, with where they are used.
@@ -31,11 +33,17 @@ pub fn usages(plan: &Plan) -> IndexMap<&str, Vec<Usage<'_>>> {
                 env: &s.env_name,
                 optional: s.optional,
                 uses: Vec::new(),
+                in_url: false,
             })
             .collect();
         for h in &t.hosts {
             for i in &h.services {
                 for v in &i.env {
+                    for s in crate::plan::secrets_in_urls(&v.value) {
+                        if let Some(u) = list.iter_mut().find(|u| u.name == s.name) {
+                            u.in_url = true;
+                        }
+                    }
                     for piece in &v.value {
                         if let Out::Secret(s) = piece {
                             if let Some(u) = list.iter_mut().find(|u| u.name == s.name) {
@@ -68,7 +76,12 @@ pub fn report(plan: &Plan) -> String {
                 ));
                 continue;
             }
-            out.push_str(&format!("  {} (${}, {what})\n", u.name, u.env));
+            let url = if u.in_url {
+                format!("; inside a URL: {} only", crate::plan::URL_SAFE)
+            } else {
+                String::new()
+            };
+            out.push_str(&format!("  {} (${}, {what}{url})\n", u.name, u.env));
             for (host, service, var) in &u.uses {
                 out.push_str(&format!("    {service} on {host}: {var}\n"));
             }

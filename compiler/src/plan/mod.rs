@@ -103,6 +103,34 @@ impl Out {
     }
 }
 
+/// The secrets of a value that stand inside a URL (after a `scheme://`):
+/// there a value is read up to its first `@`, `:`, `/`, `?` or `#`, and no
+/// target can percent-encode a value it never sees (compose interpolates, and
+/// Kubernetes expands, the raw value). Such a secret may hold only URL
+/// characters that need no encoding (`URL_SAFE`), and the generated scripts
+/// that take secret values refuse any other (docs/targets.md).
+pub fn secrets_in_urls(value: &[Out]) -> impl Iterator<Item = &SecretRef> {
+    let mut in_url = false;
+    value.iter().filter_map(move |p| match p {
+        Out::Text(t) => {
+            if t.contains("://") {
+                in_url = true;
+            }
+            if t.contains(char::is_whitespace) {
+                in_url = t
+                    .rsplit(char::is_whitespace)
+                    .next()
+                    .is_some_and(|w| w.contains("://"));
+            }
+            None
+        }
+        Out::Secret(s) => in_url.then_some(&**s),
+    })
+}
+
+/// What a secret inside a URL may hold: RFC 3986's unreserved characters.
+pub const URL_SAFE: &str = "letters, digits and `-._~`";
+
 /// A resolved value: its pieces, text joined. Most values are one piece (a
 /// literal, a URL): it is kept inline, not in an allocation of its own
 /// (tens of thousands of environment variables at N = 10000).

@@ -19,7 +19,7 @@ use super::{header, yaml, Artifact};
 use crate::diag::Diagnostics;
 use crate::model::{Command, Cpu, Duration, ProbeCheck, Protocol, Role, Size, CLOUDNATIVEPG};
 use crate::plan::{self, Instance, Out, Plan, SentinelPlan, TopologyPlan};
-use crate::{Name, Options};
+use crate::{IndexSet, Name, Options};
 
 /// What one topology's objects share.
 struct Cx<'a> {
@@ -936,6 +936,20 @@ impl Cx<'_> {
             if !optional {
                 s.push_str(&format!(": \"${{{env}:?secret {name} is not set}}\"\n"));
             }
+        }
+        // A secret inside a URL reaches it unencoded: refuse what would
+        // change the URL's meaning (`plan::secrets_in_urls`).
+        let in_urls: IndexSet<(&str, &str)> = instances
+            .iter()
+            .flat_map(|i| &i.env)
+            .flat_map(|v| plan::secrets_in_urls(&v.value))
+            .map(|s| (s.env.as_str(), s.name.as_str()))
+            .collect();
+        for (env, name) in in_urls {
+            s.push_str(&format!(
+                "case \"${{{env}:-}}\" in *[!A-Za-z0-9._~-]*)\n  echo \"secret {name} is used inside a URL: it may hold only {}\" >&2\n  exit 1 ;;\nesac\n",
+                plan::URL_SAFE.replace('`', "")
+            ));
         }
         s.push_str(&format!(
             "kubectl create secret generic {} --namespace {} \\\n",
