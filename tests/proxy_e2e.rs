@@ -370,3 +370,131 @@ fn haproxy_routes_balances_survives_and_limits() {
         "127.0.0.32",
     );
 }
+
+/// Route paths drawn from a hostile alphabet (`$ ; { } # ' " \ % ? @ : = ~`,
+/// spaces, newlines, non-ASCII, dot segments, double slashes): each is either
+/// rejected by `check`, or the real nginx and HAProxy, started on the file,
+/// route a request under it to its service, with the path as sent.
+#[test]
+fn hostile_route_paths_are_rejected_or_routed_exactly() {
+    if !require("nginx") || !require("haproxy") || !require("python3") {
+        return;
+    }
+    let alphabet = [
+        "$",
+        "$$",
+        "$(",
+        "${",
+        "#",
+        "'",
+        "\"",
+        "\\",
+        "=",
+        ":",
+        ";",
+        "{",
+        "}",
+        "@",
+        "?",
+        "%",
+        "%20",
+        " ",
+        "\n",
+        "\t",
+        "~",
+        "`",
+        "!",
+        "*",
+        "+",
+        ",",
+        "é",
+        "日本",
+        ".",
+        "..",
+        "/",
+        "-",
+        "_",
+        "{ return 200; } location /x/",
+        "\nhttp-request deny",
+    ];
+    let stack = |paths: &[String], lb: &str, b: &str| {
+        let routes: String = paths
+            .iter()
+            .map(|p| {
+                let escaped = p
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n")
+                    .replace('\t', "\\t")
+                    .replace('$', "\\$");
+                format!("  route \"{escaped}\"\n")
+            })
+            .collect();
+        format!(
+            "service api {{\n  image = \"api:1\"\n  port http = 28181\n  health {{\n    http = \"/health\"\n    interval = 1s\n  }}\n{routes}}}\n\
+             topology nginx {{\n  host lb {{ address = \"{lb}\" }}\n  host b {{ address = \"{b}\"  run = [api] }}\n  proxy edge: nginx {{\n    host = lb\n    on_host = true\n    bind = \"{lb}\"\n    http = 28180\n  }}\n}}\n\
+             topology haproxy {{\n  host lb {{ address = \"{lb}\" }}\n  host b {{ address = \"{b}\"  run = [api] }}\n  proxy edge: haproxy {{\n    host = lb\n    on_host = true\n    bind = \"{lb}\"\n    http = 28180\n  }}\n}}\n"
+        )
+    };
+    let opts = stackc::Options {
+        source_name: "routes.stack".into(),
+        topologies: Vec::new(),
+        source_dir_from_compose: "../../..".into(),
+    };
+    let (lb, b) = ("127.0.0.40", "127.0.0.41");
+    let mut accepted: Vec<String> = Vec::new();
+    let mut rejected = 0;
+    for v in alphabet {
+        for path in [format!("/{v}/"), format!("/a{v}b/"), format!("/p/{v}")] {
+            let c = stackc::compile(stack(std::slice::from_ref(&path), lb, b).as_str(), &opts);
+            if c.has_errors() {
+                rejected += 1;
+            } else {
+                accepted.push(path);
+            }
+        }
+    }
+    accepted.sort();
+    accepted.dedup();
+    assert!(
+        rejected > 20 && accepted.len() > 20,
+        "rejected {rejected}, accepted {accepted:?}"
+    );
+    // Two routes of one service that overlap are fine; distinct paths only.
+    let compilation = stackc::compile(stack(&accepted, lb, b).as_str(), &opts);
+    assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics);
+    let _api = backend("api", &format!("{b}:28181"));
+    for (program, file) in [
+        (Program::Nginx, "nginx/nginx/edge.conf"),
+        (Program::Haproxy, "haproxy/haproxy/edge.cfg"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let conf = tmp.path().join("proxy.conf");
+        std::fs::write(&conf, crate::support::artifact(&compilation, file))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let proxy = start_proxy(&program, &conf, tmp.path());
+        let addr = format!("{lb}:28180");
+        wait_for(&addr);
+        for path in &accepted {
+            let sent = format!("{path}x");
+            let r = request(&addr, "e2e.test", &sent);
+            assert_eq!(
+                (r.status, r.body.as_str()),
+                (200, "api"),
+                "{file}: GET {sent}"
+            );
+            assert_eq!(
+                r.headers.get("x-path"),
+                Some(&sent),
+                "{file}: the path as sent"
+            );
+        }
+        // Nothing else is routed: no route answers for a path outside them.
+        assert_eq!(
+            request(&addr, "e2e.test", "/none/of/them").status,
+            404,
+            "{file}"
+        );
+        drop(proxy);
+    }
+}

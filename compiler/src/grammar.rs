@@ -45,7 +45,8 @@ impl Place {
     /// The characters the place takes, for a diagnostic's help.
     pub fn takes(self) -> &'static str {
         match self {
-            Place::RoutePath | Place::MetricsPath => "`/` then letters, digits and `-._~%!+,=:@/`",
+            Place::RoutePath => "`/` then letters, digits and `-._~!+,=:@/`, no empty, `.` or `..` segment",
+            Place::MetricsPath => "`/` then letters, digits and `-._~%!+,=:@/`",
             Place::RequestPath => "`/` then letters, digits and `-._~%!+,=:@/`, and a query after `?` (`&` too)",
             Place::Domain => "DNS labels of letters, digits and `-`, joined by `.` (a leading `*.` for a wildcard)",
             Place::FilePath => "letters, digits and `-._~%+=@/`",
@@ -70,6 +71,17 @@ pub fn invalid(place: Place, s: &str) -> Option<String> {
             };
             if let Some(c) = path.chars().find(|&c| !is_path_char(c)) {
                 return bad(c);
+            }
+            if place == Place::RoutePath {
+                // nginx matches a location against the request's path decoded
+                // and normalized, HAProxy's `path_beg` against it as sent: a
+                // prefix they would read differently matches for one only.
+                if path.contains('%') {
+                    return Some("a route path cannot hold `%`: nginx matches the decoded path, HAProxy the path as sent".to_string());
+                }
+                if path.contains("//") || path.split('/').any(|s| s == "." || s == "..") {
+                    return Some("a route path has no empty, `.` or `..` segment: nginx normalizes them away".to_string());
+                }
             }
             if let Some(c) = rest
                 .chars()
@@ -317,7 +329,7 @@ mod tests {
 
     #[test]
     fn paths_take_no_reader_syntax() {
-        for ok in ["/", "/api/", "/a-b_c.d~e/%20/x:y@z", "/v1,2+3=4!"] {
+        for ok in ["/", "/api/", "/a-b_c.d~e/x:y@z", "/v1,2+3=4!", "/a.b/.c/"] {
             assert_eq!(invalid(Place::RoutePath, ok), None, "{ok}");
         }
         for bad in [
@@ -334,6 +346,10 @@ mod tests {
             "/a#b",
             "/a\\b",
             "/日本",
+            "/a%20b/",
+            "/a//b/",
+            "/a/../b/",
+            "/./",
         ] {
             assert!(invalid(Place::RoutePath, bad).is_some(), "{bad:?}");
         }
