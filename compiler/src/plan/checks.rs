@@ -217,48 +217,47 @@ impl Topo<'_> {
                 .filter(|_| self.placement(name, h).is_some())
                 .map(|d| d.name.span)
         };
-        let mut seen: IndexMap<&str, &Instance> = IndexMap::default();
+        // A name can be taken twice only where the user placed a service named
+        // like a container stackc adds here, or like a proxy: those few names
+        // are counted (two user placements of one service are E0409's).
+        let mut names: Vec<&str> = services
+            .iter()
+            .map(|i| i.name.as_str())
+            .filter(|n| {
+                self.placement(n, h).is_some()
+                    && (self.is_added(n, h) || super::proxy::proxy_span(self.topo, n).is_some())
+            })
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut counts = vec![0usize; names.len()];
         for inst in services {
-            let Some(first) = seen.insert(&inst.name, inst) else {
-                continue;
-            };
-            if !self.is_added(&inst.name, h)
-                && super::proxy::proxy_span(self.topo, &inst.name).is_none()
-            {
-                // One service placed twice on the host: E0409 says so.
-                continue;
+            if let Ok(i) = names.binary_search(&inst.name.as_str()) {
+                counts[i] += 1;
             }
-            // The user's service is the one to rename; the other is stackc's.
-            let (user, added) =
-                if span_of(&first.name).is_some() && Added::owner(&inst.name).is_some() {
-                    (first, inst)
-                } else {
-                    (inst, first)
-                };
-            let span = span_of(&user.name)
-                .or_else(|| self.added_span(&user.name, h))
-                .or_else(|| super::proxy::proxy_span(self.topo, &user.name))
-                .unwrap_or(host.name.span);
-            let owner = match Added::owner(&added.name) {
-                Some((service, _)) if self.placement(service, h).is_some() => {
+        }
+        for (name, _) in names.iter().zip(&counts).filter(|(_, c)| **c > 1) {
+            let owner = match Added::owner(name) {
+                Some((service, _)) if self.is_added(name, h) => {
                     format!("the container stackc adds for the HA mode of `{service}`")
                 }
-                _ => match super::proxy::proxy_span(self.topo, &added.name) {
-                    Some(_) => format!("proxy `{}`", added.name),
-                    None => format!("another container named `{}`", added.name),
-                },
+                _ => format!("proxy `{name}`"),
             };
+            let span = span_of(name).unwrap_or(host.name.span);
             let mut d = Diagnostic::error(
                 Code::DuplicateName,
                 span,
                 format!(
-                    "`{}` on host `{}` is also the name of {owner}",
-                    user.name, host.name.name
+                    "`{name}` on host `{}` is also the name of {owner}",
+                    host.name.name
                 ),
             )
             .label("two containers of one compose file with this name")
-            .help(format!("rename `{}`", user.name));
-            if let Some(other) = self.added_span(&added.name, h) {
+            .help(format!("rename `{name}`"));
+            if let Some(other) = self
+                .added_span(name, h)
+                .or_else(|| super::proxy::proxy_span(self.topo, name))
+            {
                 d = d.with_secondary(other, "the container is added for this");
             }
             diags.push(d);
