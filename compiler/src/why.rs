@@ -291,6 +291,7 @@ pub fn why(
                     let fields: &[&str] = match field {
                         Some("image" | "build") => &["image", "build"],
                         Some("command") => &["command"],
+                        Some("entrypoint") => &["entrypoint"],
                         Some("ports") => &["port", "public"],
                         Some("volumes") => &["volume", "mount"],
                         Some("healthcheck") => &["health"],

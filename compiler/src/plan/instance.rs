@@ -457,6 +457,7 @@ impl Topo<'_> {
             }
             .into(),
         };
+        let declared = instance.env.len();
         if let Some(s) = instance.rare.streaming.clone() {
             s.wire(&mut instance);
         }
@@ -466,6 +467,26 @@ impl Topo<'_> {
         }
         if let Some(node) = instance.rare.patroni.clone() {
             self.wire_patroni(&node, &mut instance);
+        }
+        // A variable the HA mode sets is not the user's to set too: the
+        // environment would hold the key twice, and one value would be lost.
+        let (own, added) = instance.env.split_at(declared);
+        for var in added {
+            if let Some(user) = own.iter().find(|v| v.key == var.key) {
+                diags.push(
+                    Diagnostic::error(
+                        Code::DuplicateName,
+                        user.span,
+                        format!("`{}` is set by the HA mode of `{name}`", var.key),
+                    )
+                    .label("stackc sets this variable")
+                    .help(format!(
+                        "remove `{}` from `{name}`'s env, or rename it",
+                        var.key
+                    ))
+                    .with_secondary(var.span, "the HA mode that sets it"),
+                );
+            }
         }
         Some(instance)
     }
