@@ -1178,3 +1178,65 @@ topology single {
     assert_eq!(trees[0], trees[1]);
     assert_eq!(trees[0], trees[2]);
 }
+
+/// Two builds into one `--out` at once run one after the other (an exclusive
+/// lock on the output directory): 50 concurrent pairs of two versions of one
+/// stack, with different files, each leave exactly one version's tree, and
+/// both builds succeed.
+#[test]
+fn concurrent_builds_into_one_output_leave_one_builds_tree() {
+    let t = Test::new();
+    // Version b has more services than a: its tree has files a's has not.
+    t.write("a/app.stack", &versioned(12, "a"));
+    t.write("b/app.stack", &versioned(20, "b"));
+    for v in ["a", "b"] {
+        let r = t.run(&[
+            "build",
+            &format!("{v}/app.stack"),
+            "--out",
+            &format!("alone-{v}"),
+        ]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let expected: Vec<Vec<(String, String)>> = ["a", "b"]
+        .iter()
+        .map(|v| files_under(&t.path(&format!("alone-{v}"))))
+        .collect();
+    // One source named the same (`app.stack`) in both: ownership is by name.
+    let out = t.path("shared");
+    for round in 0..50 {
+        let spawn = |v: &str| {
+            Command::new(env!("CARGO_BIN_EXE_stackc"))
+                .args(["build", &format!("{v}/app.stack"), "--out"])
+                .arg(&out)
+                .current_dir(t.dir.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let (first, second) = if round % 2 == 0 {
+            ("a", "b")
+        } else {
+            ("b", "a")
+        };
+        let p = spawn(first);
+        let q = spawn(second);
+        for child in [p, q] {
+            let o = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                o.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        let tree = files_under(&out);
+        assert!(
+            tree == expected[0] || tree == expected[1],
+            "round {round}: a tree of {} files is neither build's ({} or {})",
+            tree.len(),
+            expected[0].len(),
+            expected[1].len()
+        );
+    }
+}

@@ -527,6 +527,19 @@ fn build(
         }
     };
     let source = opts.output_name();
+    // Held until the process ends: another build into `out` waits here.
+    let _lock = match emit::OutputLock::take(&out, || {
+        eprintln!(
+            "waiting for another stackc build writing to {}",
+            out.display()
+        )
+    }) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("error: cannot lock {}: {e}", out.display());
+            return 2;
+        }
+    };
     let mut target_diags = crate::diag::Diagnostics::default();
     let stagers = crate::targets::generate_into(plan, &opts, &mut target_diags, |topo| {
         emit::Stager::new(&out, &topo.name, source)

@@ -357,6 +357,31 @@ impl From<EmitError> for SwapError {
     }
 }
 
+/// An exclusive hold on an output directory for one build, from before it
+/// reads the manifests until its trees are in place: two builds into one
+/// `--out` run one after the other, so that each sees the other's result and
+/// none removes the other's staging trees. It is a `flock` on the directory
+/// itself (no lock file among the outputs), released when the process ends,
+/// however it ends.
+pub struct OutputLock {
+    _dir: fs::File,
+}
+
+impl OutputLock {
+    /// Takes the lock, waiting for a build that holds it (`waiting` is called
+    /// once, before the wait, to say so).
+    pub fn take(out: &Path, waiting: impl FnOnce()) -> io::Result<OutputLock> {
+        use rustix::fs::{flock, FlockOperation};
+        fs::create_dir_all(out)?;
+        let dir = fs::File::open(out)?;
+        if flock(&dir, FlockOperation::NonBlockingLockExclusive).is_err() {
+            waiting();
+            flock(&dir, FlockOperation::LockExclusive)?;
+        }
+        Ok(OutputLock { _dir: dir })
+    }
+}
+
 /// Where a topology's new tree is staged.
 fn staging_dir(out: &Path, topology: &str) -> PathBuf {
     out.join(format!(".{topology}.stackc-new"))
