@@ -711,12 +711,45 @@ fn broken_inputs_get_a_message_and_an_exit_code_never_a_panic() {
         (vec!["check", "empty.stack"], 0, "W0410"),
         (vec!["fmt", "latin1.stack"], 2, "valid UTF-8"),
         (vec!["graph", "dir.stack"], 2, "directory"),
+        (vec!["check", "latin1.stack"], 2, "byte 11 (line 1)"),
+        (
+            vec!["check", "/dev/zero"],
+            2,
+            "not a regular file or a pipe",
+        ),
+        (
+            vec!["build", "/dev/zero"],
+            2,
+            "not a regular file or a pipe",
+        ),
+        (vec!["check", "bom.stack"], 0, ""),
+        (vec!["check", "fifo.stack"], 2, "no writer"),
     ] {
+        if args[1] == "bom.stack" {
+            fs::write(t.path("bom.stack"), format!("\u{feff}{GOOD}"))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        if args[1] == "fifo.stack" {
+            // A named pipe nobody writes to: refused after a bounded wait.
+            let made = Command::new("mkfifo").arg(t.path("fifo.stack")).status();
+            assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        }
         let r = t.run(&args);
         assert_eq!(r.code, code, "{args:?}: {}", r.stderr);
         assert!(r.stderr.contains(message), "{args:?}: {}", r.stderr);
         assert!(!r.stderr.contains("panicked"), "{args:?}: {}", r.stderr);
     }
+    // A process substitution is a pipe with a writer: read as a file.
+    t.write("good.stack", GOOD);
+    let r = Command::new("bash")
+        .args([
+            "-c",
+            &format!("{} check <(cat good.stack)", env!("CARGO_BIN_EXE_stackc")),
+        ])
+        .current_dir(t.dir.path())
+        .output()
+        .unwrap_or_else(|e| panic!("bash: {e}"));
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
 }
 
 #[test]

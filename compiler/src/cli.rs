@@ -241,9 +241,83 @@ fn run_command(command: Cmd) -> i32 {
 }
 
 fn read(file: &Path) -> Result<String, i32> {
-    std::fs::read_to_string(file).map_err(|e| {
-        eprintln!("error: cannot read {}: {e}", file.display());
+    read_source(file).map_err(|why| {
+        eprintln!("error: cannot read {}: {why}", file.display());
         2
+    })
+}
+
+/// The largest `.stack` file read: far above any real one (a 10,000-service
+/// file is a few megabytes), so that `/dev/zero` or a runaway pipe cannot take
+/// the machine's memory.
+const MAX_SOURCE: u64 = 256 << 20;
+
+/// How long a named pipe may wait for its writer (a process substitution's
+/// writer is there at once).
+const PIPE_WAIT_MS: i32 = 10_000;
+
+/// The text of a source file: a regular file, or a pipe with a writer
+/// (`<(...)`), at most `MAX_SOURCE` bytes of UTF-8 (a leading byte-order mark
+/// dropped). Anything else is refused with a reason, never read forever.
+fn read_source(file: &Path) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let meta = std::fs::metadata(file).map_err(|e| e.to_string())?;
+    let kind = meta.file_type();
+    let f = if kind.is_file() {
+        if meta.len() > MAX_SOURCE {
+            return Err(format!(
+                "it is {} bytes, more than the {MAX_SOURCE} a source may have",
+                meta.len()
+            ));
+        }
+        std::fs::File::open(file).map_err(|e| e.to_string())?
+    } else if kind.is_fifo() {
+        // Opened without waiting for a writer, then given a bounded time to
+        // have one.
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(file)
+            .map_err(|e| e.to_string())?;
+        let mut fds = [rustix::event::PollFd::new(&f, rustix::event::PollFlags::IN)];
+        let timeout = rustix::event::Timespec {
+            tv_sec: i64::from(PIPE_WAIT_MS / 1000),
+            tv_nsec: 0,
+        };
+        let ready = rustix::event::poll(&mut fds, Some(&timeout)).map_err(|e| e.to_string())?;
+        if ready == 0 {
+            return Err(format!(
+                "a named pipe with no writer after {} s",
+                PIPE_WAIT_MS / 1000
+            ));
+        }
+        let flags = rustix::fs::fcntl_getfl(&f).map_err(|e| e.to_string())?;
+        rustix::fs::fcntl_setfl(&f, flags - rustix::fs::OFlags::NONBLOCK)
+            .map_err(|e| e.to_string())?;
+        f
+    } else if kind.is_dir() {
+        return Err("it is a directory".to_string());
+    } else {
+        return Err("it is not a regular file or a pipe (a device or a socket)".to_string());
+    };
+    let mut bytes = Vec::new();
+    f.take(MAX_SOURCE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_SOURCE {
+        return Err(format!(
+            "more than the {MAX_SOURCE} bytes a source may have"
+        ));
+    }
+    let bytes = bytes
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .map(<[u8]>::to_vec)
+        .unwrap_or(bytes);
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        format!("it is not valid UTF-8 from byte {at} (line {line})")
     })
 }
 
