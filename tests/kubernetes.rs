@@ -215,7 +215,7 @@ fn secret_keys_are_listed_and_env_expansions_defined_earlier() {
         let listed: BTreeSet<String> = set
             .secrets_script
             .lines()
-            .filter_map(|l| l.trim().strip_prefix("--from-literal="))
+            .filter_map(|l| l.trim().strip_prefix("--from-file="))
             .filter_map(|l| l.split('=').next().map(str::to_string))
             .collect();
         for w in workloads(&set) {
@@ -420,4 +420,48 @@ fn cloudnativepg_clusters_are_wired() {
         }
     }
     assert!(clusters > 0, "the examples have a CloudNativePG Cluster");
+}
+
+/// No secret value is on a program's command line, where `ps` shows it to
+/// every user of the machine: `secrets.sh` reads each variable only in shell
+/// built-ins (`:`, `case`, `printf` into a file of mode 0600) and hands
+/// `kubectl` the files.
+#[test]
+fn secrets_sh_puts_no_secret_on_a_command_line() {
+    for set in sets() {
+        let keys: Vec<String> = set
+            .secrets_script
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("--from-file="))
+            .filter_map(|l| l.split('=').next().map(str::to_string))
+            .filter(|k| k != "password")
+            .collect();
+        assert!(
+            !keys.is_empty() || !set.secrets_script.contains("kubectl"),
+            "{}",
+            set.name
+        );
+        for line in set
+            .secrets_script
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+        {
+            for key in &keys {
+                let expanded =
+                    line.contains(&format!("${key}")) || line.contains(&format!("${{{key}"));
+                if !expanded {
+                    continue;
+                }
+                let builtin = [": \"${", "case \"${", "printf '%s' \""]
+                    .iter()
+                    .any(|b| line.starts_with(b));
+                assert!(
+                    builtin,
+                    "{}: `{line}` expands {key} outside a shell built-in",
+                    set.name
+                );
+            }
+        }
+        assert!(set.secrets_script.contains("umask 077"), "{}", set.name);
+    }
 }

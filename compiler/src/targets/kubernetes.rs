@@ -951,17 +951,23 @@ impl Cx<'_> {
                 plan::URL_SAFE.replace('`', "")
             ));
         }
-        s.push_str(&format!(
-            "kubectl create secret generic {} --namespace {} \\\n",
-            self.secret_name, self.topo.namespace
-        ));
+        // Each value into a file of its own, by the shell's own `printf`: a
+        // value on a program's command line would show in `ps` to every user.
+        s.push_str("umask 077\nvalues=$(mktemp -d)\ntrap 'rm -rf \"$values\"' EXIT\n");
         for (env, (_, optional)) in &keys {
             let value = if *optional {
                 format!("${{{env}:-}}")
             } else {
                 format!("${env}")
             };
-            s.push_str(&format!("  --from-literal={env}=\"{value}\" \\\n"));
+            s.push_str(&format!("printf '%s' \"{value}\" > \"$values/{env}\"\n"));
+        }
+        s.push_str(&format!(
+            "kubectl create secret generic {} --namespace {} \\\n",
+            self.secret_name, self.topo.namespace
+        ));
+        for env in keys.keys() {
+            s.push_str(&format!("  --from-file={env}=\"$values/{env}\" \\\n"));
         }
         s.push_str("  --dry-run=client -o yaml | kubectl apply -f -\n");
         for inst in instances.iter().filter(|i| i.ha == CLOUDNATIVEPG) {
@@ -988,7 +994,7 @@ impl Cx<'_> {
                 self.topo.namespace
             ));
             s.push_str(&format!("  --from-literal=username='{user}' \\\n"));
-            s.push_str(&format!("  --from-literal=password=\"${env}\" \\\n"));
+            s.push_str(&format!("  --from-file=password=\"$values/{env}\" \\\n"));
             s.push_str("  --dry-run=client -o yaml | kubectl apply -f -\n");
         }
         s
