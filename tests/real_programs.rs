@@ -425,6 +425,55 @@ fn kubernetes_manifests_pass_kubernetes_validate() {
     );
 }
 
+/// No generated script puts a secret on a program's command line, where `ps`
+/// shows it to every user of the machine: a secret's variable is expanded only
+/// by the shell's built-ins (`:`, `[`, `case`, `printf` into a private file),
+/// as an environment assignment before a program, or by psql reading it from
+/// `printenv`'s output.
+#[test]
+fn generated_scripts_put_no_secret_on_a_command_line() {
+    let mut checked = 0;
+    for b in build_all() {
+        let mut names: Vec<String> = b
+            .plan
+            .secrets
+            .values()
+            .map(|s| s.env_name.to_string())
+            .collect();
+        names.push("STACKC_REPLICATION_PASSWORD".into());
+        names.push("POSTGRES_PASSWORD".into());
+        for f in b.files.iter().filter(|f| f.ends_with(".sh")) {
+            let text = read(&b.out.join(f));
+            for line in text.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
+                for name in &names {
+                    let plain = format!("${name}");
+                    let braced = format!("${{{name}");
+                    if !line.contains(&plain) && !line.contains(&braced) {
+                        continue;
+                    }
+                    checked += 1;
+                    let builtin = [": \"${", "[ -n \"$", "case \"${", "printf '%s' \""]
+                        .iter()
+                        .any(|b| line.starts_with(b));
+                    // `NAME="$X" program ...`: in the program's environment.
+                    let command = line.trim_start_matches("until ");
+                    let first = command.split_whitespace().next().unwrap_or_default();
+                    let assignment = (first.contains(&plain) || first.contains(&braced))
+                        && first.split_once('=').is_some_and(|(k, _)| {
+                            !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                        });
+                    assert!(
+                        builtin || assignment,
+                        "{} {f}: `{line}` puts {name} on a command line",
+                        b.name
+                    );
+                }
+            }
+        }
+    }
+    assert!(checked > 5, "the scripts read secrets ({checked})");
+}
+
 #[test]
 fn generated_scripts_parse() {
     if !require("sh") {
