@@ -1273,3 +1273,57 @@ fn concurrent_builds_into_one_output_leave_one_builds_tree() {
         );
     }
 }
+
+/// `secrets init --into` never writes into an output directory (a topology's
+/// or the root that holds them) or into a `.stack` file, and writes through a
+/// symbolic link, which stays a link.
+#[test]
+fn secrets_init_keeps_out_of_outputs_and_sources_and_keeps_links() {
+    let t = Test::new();
+    t.write("good.stack", GOOD);
+    assert_eq!(t.run(&["build", "good.stack"]).code, 0);
+    for into in [
+        "out/values.env",
+        "out/single/values.env",
+        "good.stack",
+        "other.stack",
+    ] {
+        let before = fs::read(t.path("good.stack")).unwrap_or_default();
+        let r = t.run(&["secrets", "init", "good.stack", "--into", into]);
+        assert_eq!(r.code, 2, "--into {into}: {}", r.stderr);
+        assert!(
+            !t.path(into).exists() || into == "good.stack",
+            "--into {into} wrote"
+        );
+        assert_eq!(fs::read(t.path("good.stack")).unwrap_or_default(), before);
+    }
+    t.write("vault/real.env", "# mine\n");
+    std::os::unix::fs::symlink("vault/real.env", t.path("link.env"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = t.run(&["secrets", "init", "good.stack", "--into", "link.env"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(t.path("link.env").is_symlink(), "the link stays a link");
+    assert!(
+        t.read("vault/real.env").contains("DB_PASSWORD="),
+        "the values go where it leads"
+    );
+}
+
+/// An `--out` that cannot be a directory is named as what it is.
+#[test]
+fn an_output_that_is_not_a_directory_is_named() {
+    let t = Test::new();
+    t.write("good.stack", GOOD);
+    t.write("a-file", "mine\n");
+    std::os::unix::fs::symlink("nowhere", t.path("dangling")).unwrap_or_else(|e| panic!("{e}"));
+    for (out, says) in [
+        ("a-file", "is a file"),
+        ("dangling", "symbolic link to nothing"),
+    ] {
+        let r = t.run(&["build", "good.stack", "--out", out]);
+        assert_eq!(r.code, 2, "{out}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{out}: {}", r.stderr);
+    }
+    assert_eq!(t.read("a-file"), "mine\n");
+    assert!(!t.path("nowhere").exists());
+}

@@ -247,6 +247,22 @@ fn read(file: &Path) -> Result<String, i32> {
     })
 }
 
+/// Why `out` cannot be an output directory: it is something else than a
+/// directory, or a symbolic link that leads nowhere.
+fn usable_out(out: &Path) -> Result<(), String> {
+    match std::fs::symlink_metadata(out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.to_string()),
+        Ok(meta) if meta.file_type().is_symlink() => match std::fs::metadata(out) {
+            Ok(target) if target.is_dir() => Ok(()),
+            Ok(_) => Err("is a symbolic link to something that is not a directory".into()),
+            Err(_) => Err("is a symbolic link to nothing (its target does not exist)".into()),
+        },
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err("is a file, not a directory".into()),
+    }
+}
+
 /// The largest `.stack` file read: far above any real one (a 10,000-service
 /// file is a few megabytes), so that `/dev/zero` or a runaway pipe cannot take
 /// the machine's memory.
@@ -601,6 +617,10 @@ fn build(
         }
     };
     let source = opts.output_name();
+    if let Err(why) = usable_out(&out) {
+        eprintln!("error: the output directory {}: {why}", out.display());
+        return 2;
+    }
     // Held until the process ends: another build into `out` waits here.
     let _lock = match emit::OutputLock::take(&out, || {
         eprintln!(
@@ -844,11 +864,36 @@ fn secrets(args: SecretsArgs) -> i32 {
         let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("stack");
         file.with_file_name(format!("{stem}.secrets.env"))
     });
-    // Never inside an output directory: those files are regenerated and shared.
+    // A symbolic link stays: the values go where it leads.
+    let into = match std::fs::canonicalize(&into) {
+        Ok(target) if into.is_symlink() => target,
+        _ => into,
+    };
     let absolute = std::path::absolute(&into).unwrap_or_else(|_| into.clone());
+    let same_file = |a: &Path, b: &Path| {
+        std::fs::canonicalize(a).is_ok_and(|a| std::fs::canonicalize(b).is_ok_and(|b| a == b))
+    };
+    if same_file(&into, &file) || into.extension().is_some_and(|e| e == "stack") {
+        eprintln!(
+            "error: {} is a .stack file; secret values go in a file of their own",
+            into.display()
+        );
+        return 2;
+    }
+    // An output directory is a topology's (with its manifest) or the root
+    // that holds topologies: never inside one, those files are regenerated
+    // and shared.
+    let holds_topologies = |dir: &Path| {
+        std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().join(crate::targets::MANIFEST).is_file())
+        })
+    };
     if absolute
         .ancestors()
-        .any(|a| a.join(crate::targets::MANIFEST).is_file())
+        .skip(1)
+        .any(|a| a.join(crate::targets::MANIFEST).is_file() || holds_topologies(a))
     {
         eprintln!(
             "error: {} is inside a stackc output directory; keep secret values out of it",
