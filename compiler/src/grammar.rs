@@ -26,6 +26,8 @@ pub enum Place {
     SentinelName,
     /// A database role name.
     RoleName,
+    /// A container image reference: `[registry[:port]/]name[:tag][@digest]`.
+    Image,
 }
 
 impl Place {
@@ -39,6 +41,7 @@ impl Place {
             Place::FilePath => "a file path",
             Place::SentinelName => "a Sentinel master name",
             Place::RoleName => "a role name",
+            Place::Image => "an image reference",
         }
     }
 
@@ -52,6 +55,7 @@ impl Place {
             Place::FilePath => "letters, digits and `-._~%+=@/`",
             Place::SentinelName => "letters, digits and `-._`",
             Place::RoleName => "a letter or `_`, then letters, digits and `_`",
+            Place::Image => "`[registry/]name[:tag][@digest]` of letters, digits and `-._/:@`",
         }
     }
 }
@@ -104,6 +108,13 @@ pub fn invalid(place: Place, s: &str) -> Option<String> {
                 return Some("a Sentinel master name cannot be empty".to_string());
             }
             let ok = |c: char| c.is_ascii_alphanumeric() || "-._".contains(c);
+            s.chars().find(|&c| !ok(c)).and_then(bad)
+        }
+        Place::Image => {
+            if s.is_empty() {
+                return Some("an image reference cannot be empty".to_string());
+            }
+            let ok = |c: char| c.is_ascii_alphanumeric() || "-._/:@".contains(c);
             s.chars().find(|&c| !ok(c)).and_then(bad)
         }
         Place::RoleName => {
@@ -411,6 +422,14 @@ mod tests {
         assert_eq!(invalid(Place::RoleName, "replicator"), None);
         assert!(invalid(Place::RoleName, "rep'l").is_some());
         assert!(invalid(Place::RoleName, "1rep").is_some());
+        assert_eq!(
+            invalid(Place::Image, "registry.example.com:5000/team/api:1.4.0"),
+            None
+        );
+        assert_eq!(invalid(Place::Image, "postgres@sha256:0123abcd"), None);
+        assert!(invalid(Place::Image, "api:1\u{0}").is_some());
+        assert!(invalid(Place::Image, "api 1").is_some());
+        assert!(invalid(Place::Image, "").is_some());
         assert_eq!(invalid(Place::FilePath, "/etc/ssl/x.pem"), None);
         assert!(invalid(Place::FilePath, "/etc/x.pem;").is_some());
         assert!(invalid(Place::FilePath, "/a:b").is_some());

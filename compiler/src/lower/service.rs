@@ -62,7 +62,8 @@ impl Lower<'_> {
             }
             "image" => {
                 if let Some(v) = self.assigned(e) {
-                    def.image = self.name_string(v);
+                    let image = self.name_string(v);
+                    def.image = self.in_grammar(Place::Image, image);
                 }
             }
             "build" => {

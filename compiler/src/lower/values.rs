@@ -556,8 +556,51 @@ impl Lower<'_> {
             ("m", 60_000.0),
             ("h", 3_600_000.0),
         ];
-        self.quantity(v, "a duration (`30s`, `500ms`, `5m`)", &units)
-            .map(|(ms, span)| Sp::new(Duration(ms.round() as u64), span))
+        let (ms, span) = self.quantity(v, "a duration (`30s`, `500ms`, `5m`)", &units)?;
+        // Up to a year, in whole milliseconds: what every target can write.
+        let ms = self.bounded(
+            ms,
+            span,
+            0.0,
+            365.0 * 86_400_000.0,
+            "a duration",
+            "0ms to 8760h, in whole milliseconds",
+        )?;
+        Some(Sp::new(Duration(ms), span))
+    }
+
+    /// `x` as a whole number within `lo..=hi`, else a diagnostic naming the
+    /// range: a value is never clamped or rounded into another one.
+    fn bounded(
+        &mut self,
+        x: f64,
+        span: Span,
+        lo: f64,
+        hi: f64,
+        what: &str,
+        range: &str,
+    ) -> Option<u64> {
+        let (message, help) = if !x.is_finite() || x < lo || x > hi {
+            (
+                format!("this is out of range for {what}"),
+                format!("write {what} from {range}"),
+            )
+        } else if (x - x.round()).abs() > 1e-9 * x.abs().max(1.0) {
+            // `1.1` cores is 1100.0000000000002 millicores in binary: a
+            // whole number within rounding error is one.
+            (
+                format!("this is not a whole number of {what}'s smallest unit"),
+                format!("write {what} from {range}"),
+            )
+        } else {
+            return Some(x.round() as u64);
+        };
+        self.push(
+            Diagnostic::error(Code::InvalidValue, span, message)
+                .label("not a value the targets can write")
+                .help(help),
+        );
+        None
     }
 
     pub(super) fn size(&mut self, v: &Value) -> Option<Sp<Size>> {
@@ -572,14 +615,31 @@ impl Lower<'_> {
             ("Gi", 1024.0 * 1024.0 * 1024.0),
             ("Ti", 1024.0 * 1024.0 * 1024.0 * 1024.0),
         ];
-        self.quantity(v, "a size (`512Mi`, `2Gi`)", &units)
-            .map(|(b, span)| Sp::new(Size(b.round() as u64), span))
+        let (b, span) = self.quantity(v, "a size (`512Mi`, `2Gi`)", &units)?;
+        // At least a byte (docker reads a zero limit as no limit), at most 1 PiB.
+        let b = self.bounded(
+            b,
+            span,
+            1.0,
+            (1u64 << 50) as f64,
+            "a size",
+            "1 byte to 1024Ti, in whole bytes",
+        )?;
+        Some(Sp::new(Size(b), span))
     }
 
     pub(super) fn cpu(&mut self, v: &Value) -> Option<Sp<Cpu>> {
         let units = [("", 1000.0), ("m", 1.0)];
-        self.quantity(v, "a CPU amount (`2`, `0.5`, `500m`)", &units)
-            .map(|(m, span)| Sp::new(Cpu(m.round() as u64), span))
+        let (m, span) = self.quantity(v, "a CPU amount (`2`, `0.5`, `500m`)", &units)?;
+        let m = self.bounded(
+            m,
+            span,
+            1.0,
+            1_024_000.0,
+            "a CPU amount",
+            "1m to 1024 cores, in whole millicores",
+        )?;
+        Some(Sp::new(Cpu(m), span))
     }
 }
 
