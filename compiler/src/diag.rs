@@ -45,6 +45,27 @@ impl Span {
 pub struct SourceFile {
     pub name: String,
     pub text: Arc<str>,
+    /// The byte offset where each line starts, made the first time a position
+    /// is asked for: every later one is a binary search, so that reporting
+    /// thousands of diagnostics costs no scan of the file each.
+    lines: std::sync::OnceLock<Vec<usize>>,
+}
+
+impl SourceFile {
+    fn line_starts(&self) -> &[usize] {
+        self.lines.get_or_init(|| {
+            std::iter::once(0)
+                .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        })
+    }
+
+    /// The zero-based line that holds a byte offset, and where it starts.
+    fn line_of(&self, offset: usize) -> (usize, usize) {
+        let starts = self.line_starts();
+        let line = starts.partition_point(|&s| s <= offset).saturating_sub(1);
+        (line, starts[line])
+    }
 }
 
 /// All source files of one compilation: the user's file and the stdlib files.
@@ -58,6 +79,7 @@ impl SourceMap {
         self.files.push(SourceFile {
             name: name.into(),
             text: text.into(),
+            lines: std::sync::OnceLock::new(),
         });
         FileId(self.files.len() as u32 - 1)
     }
@@ -75,22 +97,24 @@ impl SourceMap {
 
     /// The length in characters of the line that holds a byte offset.
     pub fn line_len(&self, file: FileId, offset: u32) -> usize {
-        let text = &self.get(file).text;
+        let f = self.get(file);
+        let text = &f.text;
         let offset = (offset as usize).min(text.len());
-        let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-        let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+        let (line, start) = f.line_of(offset);
+        let end = f
+            .line_starts()
+            .get(line + 1)
+            .map_or(text.len(), |next| next - 1);
         text.get(start..end).map_or(0, |l| l.chars().count())
     }
 
     /// One-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, file: FileId, offset: u32) -> (usize, usize) {
-        let text = &self.get(file).text;
-        let offset = (offset as usize).min(text.len());
-        let before = &text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = before[line_start..].chars().count() + 1;
-        (line, col)
+        let f = self.get(file);
+        let offset = (offset as usize).min(f.text.len());
+        let (line, start) = f.line_of(offset);
+        let col = f.text.get(start..offset).map_or(0, |s| s.chars().count()) + 1;
+        (line + 1, col)
     }
 }
 
@@ -409,8 +433,51 @@ impl Code {
 struct MietteView<'a> {
     diag: &'a Diagnostic,
     /// `None` when a label is too far right to draw a snippet (see `render_human`).
-    source: Option<miette::NamedSource<Arc<str>>>,
+    source: Option<Window<'a>>,
     code: String,
+}
+
+/// A source file as miette reads it: only the lines around each span. miette
+/// finds a span's lines by scanning its source from the start, so that each
+/// diagnostic of a large file cost a scan of the whole file; here it scans a
+/// window of lines found through the file's line index, and the line numbers
+/// are shifted back to the file's.
+#[derive(Debug)]
+struct Window<'a> {
+    file: &'a SourceFile,
+}
+
+impl miette::SourceCode for Window<'_> {
+    fn read_span<'b>(
+        &'b self,
+        span: &miette::SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'b> + 'b>, miette::MietteError> {
+        let text: &'b str = &self.file.text;
+        let starts = self.file.line_starts();
+        let end = (span.offset() + span.len()).min(text.len());
+        let (first, _) = self.file.line_of(span.offset().min(text.len()));
+        let (last, _) = self.file.line_of(end);
+        // A line more on each side than miette asks for: it decides on them
+        // exactly as it would with the whole file.
+        let lo_line = first.saturating_sub(before + 1);
+        let hi_line = (last + after + 2).min(starts.len());
+        let lo = starts[lo_line];
+        let hi = starts.get(hi_line).copied().unwrap_or(text.len());
+        let window: &'b str = &text[lo..hi];
+        let inner_span = miette::SourceSpan::new((span.offset() - lo).into(), span.len());
+        let inner = window.read_span(&inner_span, before, after)?;
+        Ok(Box::new(miette::MietteSpanContents::new_named(
+            self.file.name.clone(),
+            inner.data(),
+            miette::SourceSpan::new((inner.span().offset() + lo).into(), inner.span().len()),
+            inner.line() + lo_line,
+            inner.column(),
+            // miette counts the lines from the start of what it scanned.
+            inner.line_count() + lo_line,
+        )))
+    }
 }
 
 /// Lines longer than this are not drawn as snippets: miette pads labels with
@@ -523,8 +590,7 @@ pub fn render_human(sources: &SourceMap, diags: &[Diagnostic], color: bool) -> S
         }
         let view = MietteView {
             diag: &diag,
-            source: (!too_wide)
-                .then(|| miette::NamedSource::new(file.name.clone(), file.text.clone())),
+            source: (!too_wide).then_some(Window { file }),
             code: diag.code.as_str().to_string(),
         };
         let _ = handler.render_report(&mut out, &view);
@@ -620,4 +686,38 @@ pub fn render_json(sources: &SourceMap, diags: &[Diagnostic]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+    use miette::SourceCode;
+
+    /// The window reads every span as miette reads it from the whole file.
+    #[test]
+    fn a_window_reads_spans_as_the_whole_file_does() {
+        let text = "a\n\nservice s1 {\n  image = \"s:1\"\r\n  x = 1\n}\n\nlast line";
+        let mut map = SourceMap::default();
+        let id = map.add("f.stack", text);
+        let window = Window { file: map.get(id) };
+        for start in 0..text.len() {
+            for len in [0, 1, 3, 12, 30] {
+                let len = len.min(text.len() - start);
+                for (before, after) in [(0, 0), (1, 1), (2, 2), (3, 1)] {
+                    let span = miette::SourceSpan::new(start.into(), len);
+                    let whole = text.read_span(&span, before, after);
+                    let part = window.read_span(&span, before, after);
+                    match (whole, part) {
+                        (Ok(w), Ok(p)) => {
+                            let got = (p.data(), p.span(), p.line(), p.column(), p.line_count());
+                            let want = (w.data(), w.span(), w.line(), w.column(), w.line_count());
+                            assert_eq!(got, want, "span {start}+{len}, context {before}/{after}");
+                        }
+                        (Err(_), Err(_)) => {}
+                        (w, p) => panic!("span {start}+{len}: {:?} vs {:?}", w.is_ok(), p.is_ok()),
+                    }
+                }
+            }
+        }
+    }
 }
