@@ -272,20 +272,7 @@ fn hostile_values_reach_every_consumer_exactly_or_are_rejected() {
     if require("sh") {
         let file = dir.path().join("hosts/env/main/app.env");
         let names: Vec<String> = (0..accepted.len()).map(|i| format!("V{i}")).collect();
-        let script =
-            r#"set -a; . "$1"; shift; for k in "$@"; do eval "printf '%s\0' \"\${$k}\""; done"#;
-        let r = Command::new("sh")
-            .env_clear()
-            .args(["-c", script, "sh"])
-            .arg(&file)
-            .args(&names)
-            .output()
-            .unwrap_or_else(|e| panic!("sh: {e}"));
-        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-        let got: Vec<String> = String::from_utf8_lossy(&r.stdout)
-            .split('\0')
-            .map(str::to_string)
-            .collect();
+        let got = crate::support::sh_env_values(&file, &names);
         for (i, v) in accepted.iter().enumerate() {
             assert_eq!(
                 got.get(i).map(String::as_str),
@@ -301,6 +288,25 @@ fn hostile_values_reach_every_consumer_exactly_or_are_rejected() {
 /// upstreams, Prometheus targets. Hosts on `addresses`.
 fn endpoint_stack(addresses: [&str; 3]) -> String {
     let [a, b, c] = addresses;
+    // The same topology once per proxy kind, named after it.
+    let topologies: String = ["nginx", "haproxy"]
+        .iter()
+        .map(|kind| {
+            format!(
+                r#"
+topology {kind} {{
+  host a {{ address = "{a}"  run = [app] }}
+  host b {{
+    address = "{b}"
+    run app {{ port http {{ container = 8080  host = 9191 }} }}
+  }}
+  host c {{ address = "{c}"  run = [client, prom] }}
+  proxy edge: {kind} {{ host = c }}
+}}
+"#
+            )
+        })
+        .collect();
     format!(
         r#"
 service app {{
@@ -319,25 +325,7 @@ service client {{
   }}
 }}
 service prom: prometheus {{}}
-topology nginx {{
-  host a {{ address = "{a}"  run = [app] }}
-  host b {{
-    address = "{b}"
-    run app {{ port http {{ container = 8080  host = 9191 }} }}
-  }}
-  host c {{ address = "{c}"  run = [client, prom] }}
-  proxy edge: nginx {{ host = c }}
-}}
-topology haproxy {{
-  host a {{ address = "{a}"  run = [app] }}
-  host b {{
-    address = "{b}"
-    run app {{ port http {{ container = 8080  host = 9191 }} }}
-  }}
-  host c {{ address = "{c}"  run = [client, prom] }}
-  proxy edge: haproxy {{ host = c }}
-}}
-"#
+{topologies}"#
     )
 }
 
@@ -391,14 +379,13 @@ fn every_reader_of_an_endpoint_agrees_with_the_compose_publication() {
             );
 
             // The consumer reaches the first host that runs `app`.
-            let env = crate::support::read(&t.join("env/c/client.env"));
-            let value = |key: &str| {
-                env.lines()
-                    .find_map(|l| l.strip_prefix(&format!("{key}=")))
-                    .map(|v| v.trim_matches('\'').to_string())
-            };
-            assert_eq!(value("APP_URL"), Some(format!("http://{}", published[0])));
-            assert_eq!(value("APP_ADDRESS"), Some(published[0].clone()));
+            // As a shell reads the env file.
+            let env = crate::support::sh_env_values(
+                &t.join("env/c/client.env"),
+                &["APP_URL", "APP_ADDRESS"],
+            );
+            assert_eq!(env[0], format!("http://{}", published[0]));
+            assert_eq!(env[1], published[0]);
 
             // Prometheus scrapes every placement where it is published.
             let prom = crate::support::read(&t.join("prometheus/prometheus.yml"));

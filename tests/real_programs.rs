@@ -355,19 +355,8 @@ fn env_files_read_back_exactly() {
                         }
                     }
                     if has_sh {
-                        let script = r#"set -a; . "$1"; shift; for k in "$@"; do eval "printf '%s\0' \"\${$k}\""; done"#;
-                        let r = Command::new("sh")
-                            .env_clear()
-                            .args(["-c", script, "sh"])
-                            .arg(&file)
-                            .args(want.keys())
-                            .output()
-                            .unwrap_or_else(|e| panic!("sh: {e}"));
-                        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-                        let got: Vec<String> = String::from_utf8_lossy(&r.stdout)
-                            .split('\0')
-                            .map(str::to_string)
-                            .collect();
+                        let names: Vec<&String> = want.keys().collect();
+                        let got = crate::support::sh_env_values(&file, &names);
                         for (i, (k, v)) in want.iter().enumerate() {
                             assert_eq!(
                                 got.get(i),

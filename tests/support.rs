@@ -125,3 +125,22 @@ pub fn yaml11(text: &[u8]) -> serde_json::Value {
     let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("PyYAML output: {e}"))
 }
+
+/// The values a POSIX shell reads from an env file (`set -a; . FILE`), for
+/// each name in order (an unset one reads as empty).
+pub fn sh_env_values<S: AsRef<std::ffi::OsStr>>(file: &Path, names: &[S]) -> Vec<String> {
+    let script =
+        r#"set -a; . "$1"; shift; for k in "$@"; do eval "printf '%s\0' \"\${$k}\""; done"#;
+    let r = std::process::Command::new("sh")
+        .env_clear()
+        .args(["-c", script, "sh"])
+        .arg(file)
+        .args(names)
+        .output()
+        .unwrap_or_else(|e| panic!("sh: {e}"));
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    String::from_utf8_lossy(&r.stdout)
+        .split('\0')
+        .map(str::to_string)
+        .collect()
+}

@@ -95,7 +95,7 @@ pub fn invalid(place: Place, s: &str) -> Option<String> {
             }
             None
         }
-        Place::Domain => domain(s),
+        Place::Domain => domain(s, "a domain"),
         Place::FilePath => {
             if s.is_empty() {
                 return Some("a file path cannot be empty".to_string());
@@ -139,8 +139,9 @@ fn is_path_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-._~%!+,=:@/".contains(c)
 }
 
-/// A DNS name (RFC 1123), or a wildcard `*.` before one.
-fn domain(s: &str) -> Option<String> {
+/// A DNS name (RFC 1123), or a wildcard `*.` before one; `what` names it in
+/// the reason.
+fn domain(s: &str, what: &str) -> Option<String> {
     let name = s.strip_prefix("*.").unwrap_or(s);
     if name.is_empty() {
         return Some("a domain cannot be empty".to_string());
@@ -164,7 +165,7 @@ fn domain(s: &str) -> Option<String> {
             .chars()
             .find(|&c| !(c.is_ascii_alphanumeric() || c == '-'))
         {
-            return Some(format!("a domain cannot hold {}", shown(c)));
+            return Some(format!("{what} cannot hold {}", shown(c)));
         }
         if label.starts_with('-') || label.ends_with('-') {
             return Some(format!("the label `{label}` starts or ends with `-`"));
@@ -194,6 +195,11 @@ pub enum AddressKind {
 
 /// What kind of address `s` is, or why it is none.
 pub fn address(s: &str) -> Result<AddressKind, String> {
+    address_named(s, "an address")
+}
+
+/// `address`, naming it `what` in the reason.
+fn address_named(s: &str, what: &str) -> Result<AddressKind, String> {
     if s.parse::<std::net::Ipv4Addr>().is_ok() {
         return Ok(AddressKind::V4);
     }
@@ -208,10 +214,10 @@ pub fn address(s: &str) -> Result<AddressKind, String> {
     if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return Err(format!("`{s}` is not an IPv4 address"));
     }
-    match domain(s) {
+    match domain(s, what) {
         None if !s.starts_with('*') => Ok(AddressKind::Name),
-        None => Err("an address cannot be a wildcard".to_string()),
-        Some(why) => Err(why.replace("a domain", "an address")),
+        None => Err(format!("{what} cannot be a wildcard")),
+        Some(why) => Err(why),
     }
 }
 
@@ -259,9 +265,7 @@ pub fn url(s: &str) -> Result<Url<'_>, String> {
                 Some((h, p)) => (h, Some(p)),
                 None => (authority, None),
             };
-            if let Err(why) = address(host) {
-                return Err(why.replace("an address", "a URL's host"));
-            }
+            address_named(host, "a URL's host")?;
             (host.to_ascii_lowercase(), port)
         }
     };

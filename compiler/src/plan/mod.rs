@@ -103,6 +103,17 @@ impl Out {
     }
 }
 
+/// A value's text, when it holds no secret (whose value stackc never has).
+pub fn text_of(value: &[Out]) -> Option<String> {
+    value
+        .iter()
+        .map(|p| match p {
+            Out::Text(t) => Some(t.as_str()),
+            Out::Secret(_) => None,
+        })
+        .collect()
+}
+
 /// The secrets of a value that stand inside a URL (after a `scheme://`):
 /// there a value is read up to its first `@`, `:`, `/`, `?` or `#`, and no
 /// target can percent-encode a value it never sees (compose interpolates, and
@@ -856,13 +867,9 @@ pub(super) fn push_out(out: &mut Pieces, piece: Out) {
 /// browsers: one that does not parse is an error at its span (once its
 /// references are resolved; a URL holding a secret is not checked).
 fn check_public_url(value: &[Out], span: Span, diags: &mut Diagnostics) {
-    let mut text = String::new();
-    for piece in value {
-        match piece {
-            Out::Text(t) => text.push_str(t),
-            Out::Secret(_) => return,
-        }
-    }
+    let Some(text) = text_of(value) else {
+        return;
+    };
     if let Err(why) = crate::grammar::url(&text) {
         diags.push(
             Diagnostic::error(Code::InvalidValue, span, format!("`{text}` is not a public URL: {why}"))

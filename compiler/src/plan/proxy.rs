@@ -371,13 +371,7 @@ impl Topo<'_> {
         let url = def.rare.public_url.as_ref()?;
         let mut fx = Effects::default();
         let value = self.eval(&Name::new(name), host, url, &mut fx, diags, 0);
-        let text: String = value
-            .iter()
-            .map(|p| match p {
-                Out::Text(t) => Some(t.as_str()),
-                Out::Secret(_) => None,
-            })
-            .collect::<Option<String>>()?;
+        let text = text_of(&value)?;
         // One that does not parse was reported where it was resolved.
         crate::grammar::url(&text).ok().map(|u| u.host)
     }

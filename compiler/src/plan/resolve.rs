@@ -216,13 +216,13 @@ impl Topo<'_> {
                     ));
                     return None;
                 };
-                let container = port.container.as_ref()?.value;
+                let endpoint = placement.endpoint(Some(&port.name.name))?;
                 if local {
-                    Some(container)
+                    Some(endpoint.container)
                 } else {
                     fx.publishes
                         .insert((target.clone(), placement.host, port.name.name.clone()));
-                    Some(port.host.as_ref().map_or(container, |h| h.value))
+                    Some(endpoint.published)
                 }
             };
         match attr {

@@ -98,14 +98,10 @@ pub fn generate(
 pub fn check(topo: &TopologyPlan, diags: &mut Diagnostics) {
     for inst in topo.hosts.iter().flat_map(|h| &h.services) {
         for var in &inst.env {
-            let mut value = String::new();
-            for piece in &var.value {
-                match piece {
-                    Out::Text(t) => value.push_str(t),
-                    Out::Secret(_) => break,
-                }
-            }
-            if var.value.iter().any(|p| matches!(p, Out::Secret(_))) || quote(&value).is_some() {
+            let Some(value) = crate::plan::text_of(&var.value) else {
+                continue;
+            };
+            if quote(&value).is_some() {
                 continue;
             }
             diags.push(

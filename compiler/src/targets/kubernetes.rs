@@ -1201,15 +1201,7 @@ fn storage(size: Size) -> ClaimResources {
     }
 }
 
-fn literal(value: &[Out]) -> Option<String> {
-    value
-        .iter()
-        .map(|p| match p {
-            Out::Text(t) => Some(t.as_str()),
-            Out::Secret { .. } => None,
-        })
-        .collect()
-}
+use crate::plan::text_of as literal;
 
 /// `https://api.example.com/x` → ("https", "api.example.com").
 fn split_url(url: &str) -> Option<(String, String)> {
