@@ -23,6 +23,8 @@ command -v dot >/dev/null || need+=(graphviz)
 command -v nvim >/dev/null || need+=(neovim)
 command -v etcd >/dev/null || need+=(etcd-server)
 command -v etcdctl >/dev/null || need+=(etcd-client)
+# strace: a test sees the syncs a build makes before it swaps a tree in.
+command -v strace >/dev/null || need+=(strace)
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # PostgreSQL's programs (postgres, initdb, pg_ctl, psql, pg_basebackup) live in
 # /usr/lib/postgresql/<version>/bin on Debian.

@@ -1,22 +1,20 @@
 //! The command line, driven as a user drives it: files in a temporary directory,
 //! arguments in, exit code and output out.
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-struct Test {
-    dir: tempfile::TempDir,
+pub(crate) struct Test {
+    pub(crate) dir: tempfile::TempDir,
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
-const GOOD: &str = r#"
+pub(crate) const GOOD: &str = r#"
 secret db_password
 
 service api {
@@ -53,17 +51,17 @@ topology split {
 "#;
 
 impl Test {
-    fn new() -> Test {
+    pub(crate) fn new() -> Test {
         Test {
             dir: tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}")),
         }
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
-    fn write(&self, rel: &str, text: &str) -> &Test {
+    pub(crate) fn write(&self, rel: &str, text: &str) -> &Test {
         let p = self.path(rel);
         if let Some(parent) = p.parent() {
             fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
@@ -72,11 +70,11 @@ impl Test {
         self
     }
 
-    fn read(&self, rel: &str) -> String {
+    pub(crate) fn read(&self, rel: &str) -> String {
         fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
     }
 
-    fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         let out = Command::new(env!("CARGO_BIN_EXE_stackc"))
             .args(args)
             .current_dir(self.dir.path())
@@ -91,7 +89,7 @@ impl Test {
     }
 }
 
-fn files_under(dir: &Path) -> Vec<(String, String)> {
+pub(crate) fn files_under(dir: &Path) -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = walkdir::WalkDir::new(dir)
         .into_iter()
         .filter_map(Result::ok)
@@ -176,118 +174,6 @@ fn builds_are_deterministic_and_skip_unchanged_files() {
     let again = t.run(&["build", "good.stack", "--out", "a"]);
     assert!(again.stderr.contains("wrote 0 files"), "{}", again.stderr);
     assert!(again.stderr.contains("9 unchanged"), "{}", again.stderr);
-}
-
-#[test]
-fn errors_write_nothing_and_keep_the_previous_output() {
-    let t = Test::new();
-    t.write(
-        "s.stack",
-        "service api { image = 1 }\ntopology x { host h { run = [api] } }\n",
-    );
-    let r = t.run(&["build", "s.stack", "--out", "out"]);
-    assert_eq!(r.code, 1);
-    assert!(
-        !t.path("out").exists(),
-        "nothing is written when the input has errors"
-    );
-
-    t.write("s.stack", GOOD);
-    assert_eq!(t.run(&["build", "s.stack", "--out", "out"]).code, 0);
-    let before = files_under(&t.path("out"));
-    t.write(
-        "s.stack",
-        &GOOD.replace("image = \"api:1\"", "image = \"api:2\"\n  bogus { }"),
-    );
-    assert_eq!(t.run(&["build", "s.stack", "--out", "out"]).code, 1);
-    assert_eq!(
-        files_under(&t.path("out")),
-        before,
-        "a failed build leaves the previous output"
-    );
-
-    // An error found while the files are made (an env value no env file can
-    // hold), after other files of the build were staged: the staged files are
-    // removed and the previous output stays.
-    t.write(
-        "s.stack",
-        &GOOD.replace(
-            "DATABASE_URL = db.url",
-            "DATABASE_URL = db.url\n    TEMPLATE = \"it's $5\"",
-        ),
-    );
-    let r = t.run(&["build", "s.stack", "--out", "out"]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("E0501"), "{}", r.stderr);
-    assert_eq!(
-        files_under(&t.path("out")),
-        before,
-        "a build that fails while writing leaves the previous output, and no staged file"
-    );
-    assert!(!t.path("out/.single.stackc-new").exists());
-}
-
-#[test]
-fn refuses_to_overwrite_a_file_it_did_not_generate() {
-    let t = Test::new();
-    t.write("s.stack", GOOD);
-    t.write("out/single/compose/main.yml", "# hand-written\n");
-    let r = t.run(&["build", "s.stack", "--out", "out"]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("main.yml"),
-        "the error names the file: {}",
-        r.stderr
-    );
-    assert_eq!(t.read("out/single/compose/main.yml"), "# hand-written\n");
-    assert!(
-        !t.path("out/single/env").exists(),
-        "nothing else was written"
-    );
-    for staging in ["out/.single.stackc-new", "out/.split.stackc-new"] {
-        assert!(!t.path(staging).exists(), "{staging} is removed");
-    }
-
-    // Another stack's output is not this stack's to overwrite either.
-    let t = Test::new();
-    t.write("one.stack", GOOD);
-    t.write("two.stack", GOOD);
-    assert_eq!(t.run(&["build", "one.stack", "--out", "out"]).code, 0);
-    let r = t.run(&["build", "two.stack", "--out", "out"]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
-}
-
-#[test]
-fn removes_stale_files_it_generated_and_nothing_else() {
-    let t = Test::new();
-    t.write("s.stack", GOOD);
-    assert_eq!(t.run(&["build", "s.stack", "--out", "out"]).code, 0);
-    t.write("out/split/NOTES.md", "mine\n");
-    t.write("out/README", "mine too\n");
-    // The split topology goes away, and the single host is renamed.
-    let changed = GOOD
-        .split("topology split")
-        .next()
-        .unwrap_or_default()
-        .replace("host main", "host primary");
-    t.write("s.stack", &changed);
-    let r = t.run(&["build", "s.stack", "--out", "out"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let files: Vec<String> = files_under(&t.path("out"))
-        .into_iter()
-        .map(|f| f.0)
-        .collect();
-    assert_eq!(
-        files,
-        [
-            "README",
-            "single/compose/primary.yml",
-            "single/env/primary/api.env",
-            "single/env/primary/db.env",
-            "single/stackc-manifest.json",
-            "split/NOTES.md",
-        ]
-    );
 }
 
 #[test]
@@ -879,106 +765,6 @@ fn deny_turns_warnings_into_errors() {
     assert!(t.path("out/prod/compose/main.yml").is_file());
 }
 
-/// A stack of `n` services that all carry `VERSION = "<version>"`.
-fn versioned(n: usize, version: &str) -> String {
-    let mut s = String::new();
-    for i in 0..n {
-        s.push_str(&format!(
-            "service svc-{i} {{\n  image = \"svc:{version}\"\n  env {{ VERSION = \"{version}\" }}\n}}\n"
-        ));
-    }
-    let names: Vec<String> = (0..n).map(|i| format!("svc-{i}")).collect();
-    s.push_str(&format!(
-        "topology t {{\n  host main {{ run = [{}] }}\n}}\n",
-        names.join(", ")
-    ));
-    s
-}
-
-/// Killed at any moment, a build leaves the old tree or the new one: every
-/// file of the topology (the compose file and all env files) carries one
-/// version, and the manifest lists exactly the files there.
-#[test]
-fn a_killed_build_leaves_the_old_output_or_the_new_one() {
-    let t = Test::new();
-    let n = 1500;
-    t.write("big.stack", &versioned(n, "a"));
-    assert_eq!(t.run(&["build", "big.stack"]).code, 0);
-    // How long a build that rewrites everything takes here: the kills land
-    // across it, most of them in its last part, where files are written.
-    t.write("big.stack", &versioned(n, "b"));
-    let start = std::time::Instant::now();
-    assert_eq!(t.run(&["build", "big.stack"]).code, 0);
-    let full = start.elapsed().as_millis() as u64;
-    let mut seen = BTreeSet::new();
-    let fractions = [30u64, 55, 70, 80, 85, 88, 91, 94, 96, 98, 99, 100];
-    for (round, percent) in fractions.into_iter().enumerate() {
-        let delay_ms = full * percent / 100;
-        let version = if round % 2 == 0 { "a" } else { "b" };
-        t.write("big.stack", &versioned(n, version));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_stackc"))
-            .args(["build", "big.stack"])
-            .current_dir(t.dir.path())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{e}"));
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let _ = child.wait();
-        let files = files_under(&t.path("out/t"));
-        let compose = files
-            .iter()
-            .find(|(p, _)| p == "compose/main.yml")
-            .map(|(_, c)| c.clone())
-            .unwrap_or_else(|| panic!("round {round}: no compose file"));
-        let tree = if compose.contains("VERSION: a") {
-            "a"
-        } else {
-            "b"
-        };
-        seen.insert(tree);
-        for (path, text) in &files {
-            if path.starts_with("env/") {
-                assert!(
-                    text.contains(&format!("VERSION={tree}")),
-                    "round {round} ({delay_ms} ms): {path} is from another build than the compose file"
-                );
-            }
-        }
-        let manifest: serde_json::Value = files
-            .iter()
-            .find(|(p, _)| p == "stackc-manifest.json")
-            .and_then(|(_, c)| serde_json::from_str(c).ok())
-            .unwrap_or_else(|| panic!("round {round}: no manifest"));
-        let listed: BTreeSet<String> = manifest["files"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|f| f["path"].as_str().map(str::to_string))
-            .collect();
-        let present: BTreeSet<String> = files
-            .iter()
-            .map(|(p, _)| p.clone())
-            .filter(|p| p != "stackc-manifest.json")
-            .collect();
-        assert_eq!(
-            listed, present,
-            "round {round}: the manifest lists other files"
-        );
-    }
-    // The next build finishes the job and leaves nothing behind.
-    assert_eq!(t.run(&["build", "big.stack"]).code, 0);
-    let leftovers: Vec<String> = fs::read_dir(t.path("out"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "t")
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
-    eprintln!("full build {full} ms; trees seen after a kill: {seen:?}");
-}
-
 /// The same input gives the same bytes wherever it is built and however the
 /// file is named on the command line: no absolute path, no time, no order
 /// from a hash map.
@@ -1212,68 +998,6 @@ topology single {
     assert_eq!(trees[0], trees[2]);
 }
 
-/// Two builds into one `--out` at once run one after the other (an exclusive
-/// lock on the output directory): 50 concurrent pairs of two versions of one
-/// stack, with different files, each leave exactly one version's tree, and
-/// both builds succeed.
-#[test]
-fn concurrent_builds_into_one_output_leave_one_builds_tree() {
-    let t = Test::new();
-    // Version b has more services than a: its tree has files a's has not.
-    t.write("a/app.stack", &versioned(12, "a"));
-    t.write("b/app.stack", &versioned(20, "b"));
-    for v in ["a", "b"] {
-        let r = t.run(&[
-            "build",
-            &format!("{v}/app.stack"),
-            "--out",
-            &format!("alone-{v}"),
-        ]);
-        assert_eq!(r.code, 0, "{}", r.stderr);
-    }
-    let expected: Vec<Vec<(String, String)>> = ["a", "b"]
-        .iter()
-        .map(|v| files_under(&t.path(&format!("alone-{v}"))))
-        .collect();
-    // One source named the same (`app.stack`) in both: ownership is by name.
-    let out = t.path("shared");
-    for round in 0..50 {
-        let spawn = |v: &str| {
-            Command::new(env!("CARGO_BIN_EXE_stackc"))
-                .args(["build", &format!("{v}/app.stack"), "--out"])
-                .arg(&out)
-                .current_dir(t.dir.path())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("{e}"))
-        };
-        let (first, second) = if round % 2 == 0 {
-            ("a", "b")
-        } else {
-            ("b", "a")
-        };
-        let p = spawn(first);
-        let q = spawn(second);
-        for child in [p, q] {
-            let o = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
-            assert!(
-                o.status.success(),
-                "round {round}: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-        }
-        let tree = files_under(&out);
-        assert!(
-            tree == expected[0] || tree == expected[1],
-            "round {round}: a tree of {} files is neither build's ({} or {})",
-            tree.len(),
-            expected[0].len(),
-            expected[1].len()
-        );
-    }
-}
-
 /// `secrets init --into` never writes into an output directory (a topology's
 /// or the root that holds them) or into a `.stack` file, and writes through a
 /// symbolic link, which stays a link.
@@ -1307,23 +1031,4 @@ fn secrets_init_keeps_out_of_outputs_and_sources_and_keeps_links() {
         t.read("vault/real.env").contains("DB_PASSWORD="),
         "the values go where it leads"
     );
-}
-
-/// An `--out` that cannot be a directory is named as what it is.
-#[test]
-fn an_output_that_is_not_a_directory_is_named() {
-    let t = Test::new();
-    t.write("good.stack", GOOD);
-    t.write("a-file", "mine\n");
-    std::os::unix::fs::symlink("nowhere", t.path("dangling")).unwrap_or_else(|e| panic!("{e}"));
-    for (out, says) in [
-        ("a-file", "is a file"),
-        ("dangling", "symbolic link to nothing"),
-    ] {
-        let r = t.run(&["build", "good.stack", "--out", out]);
-        assert_eq!(r.code, 2, "{out}: {}", r.stderr);
-        assert!(r.stderr.contains(says), "{out}: {}", r.stderr);
-    }
-    assert_eq!(t.read("a-file"), "mine\n");
-    assert!(!t.path("nowhere").exists());
 }

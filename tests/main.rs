@@ -4,7 +4,9 @@
 //!   the input echoed;
 //! - `errors`: every file in `tests/errors/` against the codes it declares, and its
 //!   rendered diagnostics as a snapshot;
-//! - `cli`: exit codes, `--out`, atomicity, ownership, stale files, determinism;
+//! - `cli`: exit codes, `--out`, determinism, every command as a user runs it;
+//! - `output`: what a build leaves in its output directory: ownership, stale
+//!   files, links, kills, concurrent builds, syncs;
 //! - `real_programs`: the generated files of the examples, the cases and varied
 //!   generated stacks (`generate`) run through docker-compose, yamllint
 //!   and a shell.
@@ -21,6 +23,7 @@ mod kubernetes;
 mod lsp;
 mod meaning;
 mod neovim;
+mod output;
 mod parser;
 mod patroni_failover;
 mod postgres_streaming;

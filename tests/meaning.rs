@@ -112,6 +112,7 @@ fn options() -> stackc::Options {
         source_name: "meaning.stack".to_string(),
         topologies: Vec::new(),
         source_dir_from_compose: "../../..".to_string(),
+        source_from_out: "../meaning.stack".to_string(),
     }
 }
 

@@ -440,6 +440,7 @@ fn hostile_route_paths_are_rejected_or_routed_exactly() {
         source_name: "routes.stack".into(),
         topologies: Vec::new(),
         source_dir_from_compose: "../../..".into(),
+        source_from_out: "../routes.stack".into(),
     };
     let (lb, b) = ("127.0.0.40", "127.0.0.41");
     let mut accepted: Vec<String> = Vec::new();

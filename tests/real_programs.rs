@@ -63,6 +63,7 @@ fn build_everything() -> Vec<Built> {
             source_name: format!("{name}.stack"),
             topologies: Vec::new(),
             source_dir_from_compose: "../../../src".to_string(),
+            source_from_out: format!("../{name}.stack"),
         };
         let built = build(&root, &name, &text, &opts);
         if let Err(e) = &built {

@@ -36,6 +36,12 @@ pub fn options(path: &Path) -> stackc::Options {
         source_name: rel(path),
         topologies: Vec::new(),
         source_dir_from_compose: "../../..".to_string(),
+        source_from_out: format!(
+            "../{}",
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        ),
     }
 }
 

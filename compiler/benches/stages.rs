@@ -46,6 +46,7 @@ fn options() -> Options {
         source_name: "bench.stack".into(),
         topologies: Vec::new(),
         source_dir_from_compose: "../../..".into(),
+        source_from_out: "../bench.stack".into(),
     }
 }
 
@@ -157,7 +158,9 @@ fn stages(c: &mut Criterion) {
     });
     let dir = tempfile::tempdir().expect("a temporary directory");
     let scope: Vec<String> = plan.topologies.iter().map(|t| t.name.to_string()).collect();
-    let write = |out: &Path| emit::write(out, "bench.stack", &artifacts, &scope).expect("written");
+    let write = |out: &Path| {
+        emit::write(out, &emit::Owner::of(&options), &artifacts, &scope).expect("written")
+    };
     g.bench_function("write (empty directory)", |b| {
         b.iter_batched(
             || {

@@ -955,6 +955,7 @@ mod tests {
             source_name: "t.stack".into(),
             topologies: Vec::new(),
             source_dir_from_compose: "..".into(),
+            source_from_out: "../t.stack".into(),
         };
         let (_, _, diags) = crate::analyze(text.to_string(), &options);
         diags

@@ -68,6 +68,10 @@ enum Cmd {
         /// any differs.
         #[arg(long)]
         check: bool,
+        /// Replace the output of another .stack file: a topology directory in
+        /// --out whose manifest names another source is refused without it.
+        #[arg(long, conflicts_with = "check")]
+        force: bool,
         #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
         message_format: MessageFormat,
     },
@@ -213,11 +217,12 @@ fn run_command(command: Cmd) -> i32 {
             topologies,
             out,
             check,
+            force,
             deny,
             message_format,
         } => match Deny::parse(&deny) {
             Ok(deny) if check => build_check(&file, topologies, out, message_format, &deny),
-            Ok(deny) => build(&file, topologies, out, message_format, &deny),
+            Ok(deny) => build(&file, topologies, out, message_format, &deny, force),
             Err(code) => code,
         },
         Cmd::Diff {
@@ -361,11 +366,18 @@ fn report(sources: &SourceMap, diags: &[Diagnostic], format: MessageFormat) {
     }
 }
 
+/// The options of a compilation of `file` (its output in the default `out/`;
+/// `build_options` knows where it really is).
 fn options(file: &Path, topologies: Vec<String>, from_compose: String) -> Options {
+    let name = file
+        .file_name()
+        .unwrap_or(file.as_os_str())
+        .to_string_lossy();
     Options {
         source_name: file.display().to_string(),
         topologies,
         source_dir_from_compose: from_compose,
+        source_from_out: format!("../{name}"),
     }
 }
 
@@ -443,7 +455,11 @@ fn build_options(
     // Compose files sit in <out>/<topology>/compose/.
     let from_compose = relative_path(&out.join("t").join("compose"), &source_dir);
     let filtered = !topologies.is_empty();
-    (out, options(file, topologies, from_compose), filtered)
+    let opts = Options {
+        source_from_out: relative_path(&out, file),
+        ..options(file, topologies, from_compose)
+    };
+    (out, opts, filtered)
 }
 
 /// The topologies whose output a build owns: the ones it generates, and the
@@ -454,7 +470,7 @@ fn build_scope(generated: Vec<String>, out: &Path, opts: &Options, filtered: boo
     if filtered {
         scope.extend(opts.topologies.iter().cloned());
     } else {
-        scope.extend(emit::existing_topologies(out, opts.output_name()));
+        scope.extend(emit::existing_topologies(out, &emit::Owner::of(opts)));
     }
     scope.sort();
     scope.dedup();
@@ -499,7 +515,7 @@ fn build_in_memory(
 fn against_output(b: &Built) -> (Vec<crate::review::FileChange>, Vec<PathBuf>) {
     let (on_disk, blocked) = emit::read_output(
         &b.out,
-        b.opts.output_name(),
+        &emit::Owner::of(&b.opts),
         &b.scope,
         &b.compilation.artifacts,
     );
@@ -595,6 +611,7 @@ fn build(
     out: Option<PathBuf>,
     format: MessageFormat,
     deny: &Deny,
+    force: bool,
 ) -> i32 {
     let text = match read(file) {
         Ok(t) => t,
@@ -616,7 +633,7 @@ fn build(
             return 1;
         }
     };
-    let source = opts.output_name();
+    let owner = emit::Owner::of(&opts);
     if let Err(why) = usable_out(&out) {
         eprintln!("error: the output directory {}: {why}", out.display());
         return 2;
@@ -634,23 +651,29 @@ fn build(
             return 2;
         }
     };
+    // What a stopped build left is recovered first; the staging directory
+    // goes when this function returns, however it returns.
+    let staging = match emit::Staging::prepare(&out) {
+        Ok(staging) => staging,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     let mut target_diags = crate::diag::Diagnostics::default();
     let stagers = crate::targets::generate_into(plan, &opts, &mut target_diags, |topo| {
-        emit::Stager::new(&out, &topo.name, source)
+        emit::Stager::new(&staging, &topo.name, &owner, force)
     });
     let mut from_targets = target_diags.finish();
     deny.apply(&mut from_targets);
     diagnostics.extend(from_targets);
     report(&sources, &diagnostics, format);
     if failed(&diagnostics) || stagers.len() != plan.topologies.len() {
-        for s in stagers {
-            s.discard();
-        }
         return 1;
     }
     let generated = plan.topologies.iter().map(|t| t.name.to_string()).collect();
     let scope = build_scope(generated, &out, &opts, filtered);
-    match emit::commit(&out, source, stagers, &scope) {
+    match emit::commit(&staging, &owner, stagers, &scope) {
         Ok(r) => {
             if format == MessageFormat::Human {
                 eprintln!(

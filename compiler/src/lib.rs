@@ -219,6 +219,9 @@ pub struct Options {
     /// The stack's directory as seen from a generated compose file's directory, for
     /// relative build contexts and mounts (`../../..` for the default `out/`).
     pub source_dir_from_compose: String,
+    /// The source file's path from the output directory (`../app.stack` for
+    /// the default `out/`): how a topology's manifest says whose it is.
+    pub source_from_out: String,
 }
 
 impl Options {
@@ -578,6 +581,7 @@ mod tests {
             source_name: "big.stack".into(),
             topologies: Vec::new(),
             source_dir_from_compose: "..".into(),
+            source_from_out: "../big.stack".into(),
         };
         let (_, plan, diags) = pool.install(|| crate::analyze(text.to_string(), &options));
         let diags = diags

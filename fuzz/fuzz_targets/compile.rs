@@ -12,6 +12,7 @@ fuzz_target!(|data: &[u8]| {
         source_name: "fuzz.stack".into(),
         topologies: Vec::new(),
         source_dir_from_compose: "../../..".into(),
+        source_from_out: "../fuzz.stack".into(),
     };
     let c = stackc::compile(text, &options);
     if !c.has_errors() {

@@ -66,6 +66,7 @@ impl Analysis {
             source_name: name.to_string(),
             topologies: Vec::new(),
             source_dir_from_compose: "../../..".into(),
+            source_from_out: format!("../{name}"),
         };
         let a = crate::analyze_with_trees(text, &options);
         let refs: Vec<(FileId, &File)> = a.trees.iter().map(|(id, f)| (*id, f)).collect();

@@ -204,6 +204,7 @@ fn topology(
 struct Manifest<'a> {
     generated_by: &'a str,
     source: &'a str,
+    source_path: &'a str,
     topology: &'a str,
     files: Vec<ManifestFile<'a>>,
 }
@@ -225,6 +226,7 @@ fn manifest(
     let m = Manifest {
         generated_by: "stackc",
         source: options.output_name(),
+        source_path: &options.source_from_out,
         topology: &topo.name,
         files: files
             .iter()
