@@ -530,3 +530,87 @@ topology cluster {
         "{report}"
     );
 }
+
+/// A Redis password reaches Redis exactly, on its standard input, never on
+/// its command line, and one that a config line or a client's URL could not
+/// hold stops the container at its start, saying why. The compose command's
+/// shell line runs here with the real `redis-server`.
+#[test]
+fn a_redis_password_reaches_redis_on_its_standard_input_or_is_refused() {
+    if !require("redis-server") || !require("redis-cli") {
+        return;
+    }
+    let text = r#"
+stack cache
+secret cache_password
+service cache: redis_auth { password = secret.cache_password }
+topology single {
+  host main {
+    address = "127.0.0.1"
+    run = [cache]
+  }
+}
+"#;
+    let compilation = stackc::compile(text, &options());
+    assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics);
+    let compose =
+        yaml11(crate::support::artifact(&compilation, "single/compose/main.yml").as_bytes());
+    let command = &compose["services"]["cache"]["command"];
+    assert_eq!(command[0], "sh", "{command}");
+    // Compose turns `$$` into `$`.
+    let line = command[2].as_str().unwrap_or_default().replace("$$", "$");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let port = 16391;
+    let start = |password: &str| {
+        Command::new("sh")
+            .args([
+                "-c",
+                &format!("{line} --port {port} --bind 127.0.0.1 --save ''"),
+            ])
+            .current_dir(dir.path())
+            .env("REDIS_PASSWORD", password)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("sh: {e}"))
+    };
+    for bad in [
+        "",
+        "a\"b",
+        "x\nrename-command CONFIG \"\"",
+        "p@ss:w/rd",
+        "a b",
+    ] {
+        let o = start(bad)
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{bad:?}: {stderr}");
+        assert!(stderr.contains("REDIS_PASSWORD"), "{bad:?}: {stderr}");
+    }
+    let password = "Zx9-._~secret";
+    let redis = crate::support::Running(start(password));
+    let cli = |auth: Option<&str>| {
+        let mut c = Command::new("redis-cli");
+        c.args(["-p", &port.to_string(), "ping"]);
+        if let Some(a) = auth {
+            c.env("REDISCLI_AUTH", a);
+        }
+        c.output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    crate::support::wait_for("redis starts", std::time::Duration::from_secs(10), || {
+        cli(Some(password)).contains("PONG")
+    });
+    assert!(
+        cli(None).contains("NOAUTH"),
+        "a client without it is refused"
+    );
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", redis.0.id())).unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains(password),
+        "the password is on the command line: {}",
+        String::from_utf8_lossy(&cmdline)
+    );
+}

@@ -415,13 +415,107 @@ fn kubernetes_manifests_pass_kubernetes_validate() {
     );
 }
 
-/// No generated script puts a secret on a program's command line, where `ps`
-/// shows it to every user of the machine: a secret's variable is expanded only
-/// by the shell's built-ins (`:`, `[`, `case`, `printf` into a private file),
-/// as an environment assignment before a program, or by psql reading it from
-/// `printenv`'s output.
+/// The first line of `text` that puts one of `names` on a program's command
+/// line, where `ps` shows it to every user of the machine: a secret's
+/// variable may be expanded only by the shell's built-ins (`:`, `[`, `case`,
+/// `printf`, `exec` of a here-document), as an environment assignment before
+/// a program, or inside a here-document (the program's standard input).
+fn secret_on_a_command_line(text: &str, names: &[String]) -> Option<String> {
+    let mut here_document: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(end) = &here_document {
+            if line == end {
+                here_document = None;
+            }
+            continue;
+        }
+        if let Some((_, rest)) = line.split_once("<<") {
+            let end = rest.trim_start_matches('-').split_whitespace().next();
+            here_document = end.map(|e| e.trim_matches(['\'', '"']).to_string());
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        for name in names {
+            let plain = format!("${name}");
+            let braced = format!("${{{name}");
+            let in_arguments = format!("$({name})");
+            if line.contains(&in_arguments) {
+                return Some(line.to_string());
+            }
+            if !line.contains(&plain) && !line.contains(&braced) {
+                continue;
+            }
+            let builtin = [": \"${", "[ -n \"$", "case \"${", "printf '"]
+                .iter()
+                .any(|b| line.starts_with(b));
+            // `NAME="$X" program ...`: in the program's environment.
+            let command = line.trim_start_matches("until ");
+            let first = command.split_whitespace().next().unwrap_or_default();
+            let assignment = (first.contains(&plain) || first.contains(&braced))
+                && first.split_once('=').is_some_and(|(k, _)| {
+                    !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                });
+            if !builtin && !assignment {
+                return Some(line.to_string());
+            }
+        }
+    }
+    None
+}
+
+/// The shell lines and commands of a generated file that a program runs:
+/// the whole of a script; each command and health check of a compose file
+/// (compose turns `$$` into `$`); each container's command and arguments of
+/// a Kubernetes manifest (Kubernetes expands `$(VAR)` and turns `$$` into
+/// `$`).
+fn commands_of(out: &Path, file: &str) -> Vec<String> {
+    let text = read(&out.join(file));
+    if file.ends_with(".sh") {
+        return vec![text];
+    }
+    if !(file.ends_with(".yml") || file.ends_with(".yaml")) {
+        return Vec::new();
+    }
+    let words = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|w| w.as_str())
+            .map(|w| w.replace("$$", "$"))
+            .collect()
+    };
+    let mut commands = Vec::new();
+    for doc in text.split("\n---") {
+        let v = crate::support::yaml11(doc.as_bytes());
+        for service in v["services"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(_, s)| s)
+        {
+            commands.push(words(&service["command"]).join("\n"));
+            commands.push(words(&service["entrypoint"]).join("\n"));
+            commands.push(words(&service["healthcheck"]["test"]).join("\n"));
+        }
+        let spec = &v["spec"]["template"]["spec"];
+        for container in ["containers", "initContainers"]
+            .iter()
+            .flat_map(|k| spec[k].as_array().into_iter().flatten())
+        {
+            let mut all = words(&container["command"]);
+            all.extend(words(&container["args"]));
+            commands.push(all.join("\n"));
+        }
+    }
+    commands.retain(|c| !c.is_empty());
+    commands
+}
+
+/// No generated script, compose command or container command puts a secret
+/// on a program's command line (`secret_on_a_command_line`).
 #[test]
-fn generated_scripts_put_no_secret_on_a_command_line() {
+fn generated_commands_put_no_secret_on_a_command_line() {
     let mut checked = 0;
     for b in build_all() {
         let mut names: Vec<String> = b
@@ -430,38 +524,44 @@ fn generated_scripts_put_no_secret_on_a_command_line() {
             .values()
             .map(|s| s.env_name.to_string())
             .collect();
-        names.push("STACKC_REPLICATION_PASSWORD".into());
-        names.push("POSTGRES_PASSWORD".into());
-        for f in b.files.iter().filter(|f| f.ends_with(".sh")) {
-            let text = read(&b.out.join(f));
-            for line in text.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
-                for name in &names {
-                    let plain = format!("${name}");
-                    let braced = format!("${{{name}");
-                    if !line.contains(&plain) && !line.contains(&braced) {
-                        continue;
-                    }
+        names.extend(
+            [
+                "STACKC_REPLICATION_PASSWORD",
+                "POSTGRES_PASSWORD",
+                "REDIS_PASSWORD",
+            ]
+            .map(str::to_string),
+        );
+        for f in &b.files {
+            for command in commands_of(&b.out, f) {
+                if names.iter().any(|n| {
+                    command.contains(&format!("${n}")) || command.contains(&format!("${{{n}"))
+                }) {
                     checked += 1;
-                    let builtin = [": \"${", "[ -n \"$", "case \"${", "printf '%s' \""]
-                        .iter()
-                        .any(|b| line.starts_with(b));
-                    // `NAME="$X" program ...`: in the program's environment.
-                    let command = line.trim_start_matches("until ");
-                    let first = command.split_whitespace().next().unwrap_or_default();
-                    let assignment = (first.contains(&plain) || first.contains(&braced))
-                        && first.split_once('=').is_some_and(|(k, _)| {
-                            !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_')
-                        });
-                    assert!(
-                        builtin || assignment,
-                        "{} {f}: `{line}` puts {name} on a command line",
-                        b.name
-                    );
+                }
+                if let Some(line) = secret_on_a_command_line(&command, &names) {
+                    panic!("{} {f}: `{line}` puts a secret on a command line", b.name);
                 }
             }
         }
     }
-    assert!(checked > 5, "the scripts read secrets ({checked})");
+    assert!(checked > 5, "the commands read secrets ({checked})");
+}
+
+/// The checker above can fail: each way a secret reaches a command line.
+#[test]
+fn the_command_line_check_finds_a_secret() {
+    let names = ["REDIS_PASSWORD".to_string()];
+    for leak in [
+        "exec redis-server --requirepass \"$REDIS_PASSWORD\"",
+        "redis-cli -a ${REDIS_PASSWORD} ping",
+        "redis-server --requirepass $(REDIS_PASSWORD)",
+        "exec <<END\nrequirepass x\nEND\nredis-server --masterauth \"$REDIS_PASSWORD\"",
+    ] {
+        assert!(secret_on_a_command_line(leak, &names).is_some(), "{leak}");
+    }
+    let safe = "case \"${REDIS_PASSWORD:-}\" in ''|*[!a-z]*) exit 1 ;; esac\nexec <<END\nrequirepass \"$REDIS_PASSWORD\"\nEND\nREDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli ping\nexec redis-server -";
+    assert_eq!(secret_on_a_command_line(safe, &names), None);
 }
 
 #[test]

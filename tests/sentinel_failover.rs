@@ -111,7 +111,13 @@ fn start(line: &str, data: &Path, config: &Path, bin: &Path, bind: &str, port: u
     let line = line
         .replace("/etc/redis/stackc", &config.display().to_string())
         .replace("/data", &data.display().to_string());
-    let line = format!("{line} --bind {bind} --port {port}");
+    // Redis reads config from standard input only where `-` is first or
+    // last: the address and port go before a last `-`.
+    let here = format!(" --bind {bind} --port {port}");
+    let line = match line.strip_suffix(" -") {
+        Some(start) => format!("{start}{here} -"),
+        None => format!("{line}{here}"),
+    };
     // The image's working directory is /data.
     Command::new("sh")
         .args(["-c", &line])

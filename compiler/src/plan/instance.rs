@@ -468,6 +468,7 @@ impl Topo<'_> {
         if let Some(node) = instance.rare.patroni.clone() {
             self.wire_patroni(&node, &mut instance);
         }
+        self.wire_redis_auth(name, &mut instance);
         // A variable the HA mode sets is not the user's to set too: the
         // environment would hold the key twice, and one value would be lost.
         let (own, added) = instance.env.split_at(declared);

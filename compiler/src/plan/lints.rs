@@ -39,7 +39,7 @@ fn literal(e: &Expr) -> Option<String> {
 
 impl Topo<'_> {
     /// Whether a service's kind chain includes `kind`.
-    fn is_kind(&self, service: &str, kind: &str) -> bool {
+    pub(super) fn is_kind(&self, service: &str, kind: &str) -> bool {
         self.stack
             .services
             .get(service)

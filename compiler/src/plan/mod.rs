@@ -24,6 +24,7 @@ mod patroni;
 mod place;
 mod prometheus;
 mod proxy;
+mod redis_auth;
 mod replication;
 mod resolve;
 
@@ -141,6 +142,21 @@ pub fn secrets_in_urls(value: &[Out]) -> impl Iterator<Item = &SecretRef> {
 
 /// What a secret inside a URL may hold: RFC 3986's unreserved characters.
 pub const URL_SAFE: &str = "letters, digits and `-._~`";
+
+/// A shell `case` that stops a script when the variable `var` holds anything
+/// but `URL_SAFE` characters (or, unless `empty` may be, nothing), saying why
+/// (`why` goes inside double quotes: a name and words only).
+pub fn url_safe_check(var: &str, empty: bool, why: &str) -> String {
+    let pattern = if empty {
+        "*[!A-Za-z0-9._~-]*"
+    } else {
+        "''|*[!A-Za-z0-9._~-]*"
+    };
+    format!(
+        "case \"${{{var}:-}}\" in {pattern})\n  echo \"{why}: it may hold only {}\" >&2\n  exit 1 ;;\nesac\n",
+        URL_SAFE.replace('`', "")
+    )
+}
 
 /// A resolved value: its pieces, text joined. Most values are one piece (a
 /// literal, a URL): it is kept inline, not in an allocation of its own

@@ -272,13 +272,9 @@ impl Topo<'_> {
             args.extend(["--replica-announce-port".to_string(), own_port.to_string()]);
         }
         args.extend(["--replica-read-only".to_string(), "yes".to_string()]);
-        let auth = if requires_auth(inst) {
-            // A replica that may serve reads authenticates to its master.
-            vec![format!("--masterauth \"${REDIS_PASSWORD_ENV}\"")]
-        } else {
-            Vec::new()
-        };
-        inst.rare.command = Some(extend_command(inst.rare.command.take(), &args, &auth));
+        // A password-protected replica authenticates to its master with
+        // `masterauth`, from `wire_redis_auth`.
+        inst.rare.command = Some(extend_command(inst.rare.command.take(), &args));
     }
 
     /// The streaming role of a placement, when its service is streaming-replicated.
@@ -323,35 +319,20 @@ impl Topo<'_> {
 /// password in; replication and Sentinel authenticate with it.
 pub const REDIS_PASSWORD_ENV: &str = "REDIS_PASSWORD";
 
-/// Whether an instance runs a password-protected Redis.
-fn requires_auth(inst: &Instance) -> bool {
-    inst.env.iter().any(|v| v.key == REDIS_PASSWORD_ENV)
-}
-
-/// Extends a Redis command with arguments, and with shell words that expand
-/// variables (then the command runs in a shell: `sh -c LINE`). Without a
-/// command, it is `redis-server`.
-fn extend_command(command: Option<Vec<String>>, args: &[String], shell: &[String]) -> Vec<String> {
-    let quoted = || {
-        args.iter()
-            .map(|a| crate::grammar::shell_word(a))
-            .chain(shell.iter().cloned())
-    };
+/// Extends a Redis command with arguments: words appended, or, to a shell
+/// line of its own (`sh -c LINE`), appended quoted. Without a command, it is
+/// `redis-server`.
+fn extend_command(command: Option<Vec<String>>, args: &[String]) -> Vec<String> {
     match command {
         Some(v) if v.len() == 3 && v[0] == "sh" && v[1] == "-c" => {
-            let line: Vec<String> = std::iter::once(v[2].clone()).chain(quoted()).collect();
+            let line: Vec<String> = std::iter::once(v[2].clone())
+                .chain(args.iter().map(|a| crate::grammar::shell_word(a)))
+                .collect();
             vec![v[0].clone(), v[1].clone(), line.join(" ")]
         }
         command => {
             let base = command.unwrap_or_else(|| vec!["redis-server".to_string()]);
-            if shell.is_empty() {
-                return base.into_iter().chain(args.iter().cloned()).collect();
-            }
-            let line: Vec<String> = std::iter::once("exec".to_string())
-                .chain(base.iter().map(|a| crate::grammar::shell_word(a)))
-                .chain(quoted())
-                .collect();
-            vec!["sh".into(), "-c".into(), line.join(" ")]
+            base.into_iter().chain(args.iter().cloned()).collect()
         }
     }
 }
@@ -496,13 +477,12 @@ impl SentinelNode {
         inst.rare
             .mounts
             .push(Mount::generated(self.dir.clone(), REDIS_DIR));
-        // Every node authenticates to its master: any may become a replica.
-        let auth = if requires_auth(inst) {
-            format!(
-                " --requirepass \"${REDIS_PASSWORD_ENV}\" --masterauth \"${REDIS_PASSWORD_ENV}\""
-            )
+        // Every node authenticates to its master (any may become a replica):
+        // the password's directives on standard input (`wire_redis_auth`).
+        let auth = if redis_auth::requires_auth(inst) {
+            " -"
         } else {
-            String::new()
+            ""
         };
         inst.rare.command = Some(vec![
             "sh".into(),
@@ -540,10 +520,7 @@ impl SentinelNode {
         let auth = if password.is_empty() {
             String::new()
         } else {
-            format!(
-                " --sentinel auth-pass {} \"${REDIS_PASSWORD_ENV}\"",
-                self.plan.master_name
-            )
+            redis_auth::sentinel_preamble("/data/sentinel.conf", &self.plan.master_name)
         };
         Instance {
             image: node.image.clone(),
@@ -564,7 +541,7 @@ impl SentinelNode {
                 command: Some(vec![
                     "sh".into(),
                     "-c".into(),
-                    format!("test -f /data/sentinel.conf || cp {REDIS_DIR}/sentinel.conf /data/sentinel.conf; exec docker-entrypoint.sh redis-server /data/sentinel.conf --sentinel{auth}"),
+                    format!("test -f /data/sentinel.conf || cp {REDIS_DIR}/sentinel.conf /data/sentinel.conf\n{auth}exec docker-entrypoint.sh redis-server /data/sentinel.conf --sentinel"),
                 ]),
                 volumes: vec![Volume {
                     name: format!("{name}-data"),

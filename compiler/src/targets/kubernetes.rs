@@ -946,9 +946,10 @@ impl Cx<'_> {
             .map(|s| (s.env.as_str(), s.name.as_str()))
             .collect();
         for (env, name) in in_urls {
-            s.push_str(&format!(
-                "case \"${{{env}:-}}\" in *[!A-Za-z0-9._~-]*)\n  echo \"secret {name} is used inside a URL: it may hold only {}\" >&2\n  exit 1 ;;\nesac\n",
-                plan::URL_SAFE.replace('`', "")
+            s.push_str(&plan::url_safe_check(
+                env,
+                true,
+                &format!("secret {name} is used inside a URL"),
             ));
         }
         // Each value into a file of its own, by the shell's own `printf`: a
