@@ -53,6 +53,25 @@ impl Client {
         self.stdin.flush().unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// Bytes as they are, framing and all.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stdin
+            .write_all(bytes)
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.stdin.flush().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// The next message that is not a notification: an answer.
+    pub fn answer(&mut self) -> Value {
+        loop {
+            let msg = self.receive();
+            if msg.get("method").is_none() {
+                return msg;
+            }
+            self.pending.push_back(msg);
+        }
+    }
+
     fn receive(&mut self) -> Value {
         let mut length = 0;
         loop {
@@ -342,5 +361,141 @@ fn hover_and_completion_snapshots() {
         ));
     }
     insta::assert_snapshot!("lsp@hover-and-completion", out);
+    c.stop();
+}
+
+/// A body framed with its true length.
+fn framed(body: &[u8]) -> Vec<u8> {
+    let mut frame = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+    frame.extend_from_slice(body);
+    frame
+}
+
+/// Anything a client or a broken pipe sends is answered with JSON-RPC's
+/// error, and the server goes on serving: a hover after each is answered.
+#[test]
+fn the_server_survives_anything_a_client_sends() {
+    let mut c = Client::start();
+    open(&mut c, DOC);
+    let cases: Vec<(&str, Vec<u8>, i64)> = vec![
+        ("not JSON", framed(b"{this is not json"), -32700),
+        (
+            "invalid UTF-8",
+            framed(b"{\"jsonrpc\": \"2.0\", \"method\": \"\xff\xfe\"}"),
+            -32700,
+        ),
+        ("a JSON array", framed(b"[1, 2, 3]"), -32600),
+        ("null", framed(b"null"), -32600),
+        (
+            "neither id nor method",
+            framed(b"{\"jsonrpc\": \"2.0\", \"params\": {}}"),
+            -32600,
+        ),
+        (
+            "an id of another type",
+            framed(b"{\"jsonrpc\": \"2.0\", \"id\": [1], \"method\": \"x\"}"),
+            -32600,
+        ),
+        (
+            "no Content-Length",
+            b"Content-Type: application/json\r\n\r\n{}".to_vec(),
+            -32700,
+        ),
+        (
+            "a Content-Length that is no number",
+            b"Content-Length: twelve\r\n\r\n{}".to_vec(),
+            -32700,
+        ),
+        (
+            "a header that is no header",
+            b"Hello there\r\n\r\n".to_vec(),
+            -32700,
+        ),
+        (
+            "a length over the limit",
+            b"Content-Length: 99999999999999\r\n\r\n{\"jsonrpc\": \"2.0\"}".to_vec(),
+            -32600,
+        ),
+    ];
+    for (what, bytes, code) in cases {
+        c.send_raw(&bytes);
+        let answer = c.answer();
+        assert_eq!(answer["error"]["code"], json!(code), "{what}: {answer}");
+        assert_eq!(answer["jsonrpc"], "2.0", "{what}: {answer}");
+        let hover = c.request("textDocument/hover", doc_position(DOC, "db.url", 0, 0));
+        assert!(
+            hover["contents"].is_object(),
+            "{what}: the server still answers: {hover}"
+        );
+    }
+    // An unknown method is answered too (and the id echoed).
+    let unknown = c.request("stackc/unknown", json!({}));
+    assert_eq!(unknown["error"]["code"], json!(-32601), "{unknown}");
+    c.stop();
+}
+
+/// After `shutdown`, a request is refused with an error (not an exit), and
+/// `exit` ends the server with 0; `exit` without `shutdown` ends it with 1.
+#[test]
+fn requests_after_shutdown_are_refused_and_exit_codes_follow_the_protocol() {
+    let mut c = Client::start();
+    assert_eq!(c.request("shutdown", Value::Null), Value::Null);
+    let after = c.request("textDocument/hover", doc_position(DOC, "db.url", 0, 0));
+    assert_eq!(after["error"]["code"], json!(-32600), "{after}");
+    c.notify("exit", Value::Null);
+    let status = c.child.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.code(), Some(0));
+
+    let mut c = Client::start();
+    c.notify("exit", Value::Null);
+    let status = c.child.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.code(), Some(1), "exit without shutdown");
+}
+
+/// Edits that arrive while one is analysed are analysed once, at their latest
+/// text: 300 quick edits of a large file give a few publications, the last
+/// for the last text, and a hover sent after them is answered on it.
+#[test]
+fn queued_edits_are_analysed_once_at_the_latest_text() {
+    let names: Vec<String> = (0..3000).map(|i| format!("s{i}")).collect();
+    let mut big = DOC.replace(
+        "run = [api, db]",
+        &format!("run = [api, db, {}]", names.join(", ")),
+    );
+    for name in &names {
+        big.push_str(&format!("\nservice {name} {{\n  image = \"s:1\"\n}}\n"));
+    }
+    let mut c = Client::start();
+    open(&mut c, &big);
+    let edits = 300;
+    for v in 0..edits {
+        // Every edit but the last has an error of its own line.
+        let text = if v + 1 == edits {
+            big.clone()
+        } else {
+            format!("{big}\nservice broken{v} {{ image = 1 }}\n")
+        };
+        c.notify(
+            "textDocument/didChange",
+            json!({ "textDocument": { "uri": URI, "version": v + 2 }, "contentChanges": [{ "text": text }] }),
+        );
+    }
+    let hover = c.request("textDocument/hover", doc_position(DOC, "db.url", 0, 0));
+    assert!(hover["contents"].is_object(), "{hover}");
+    // The publications in order, up to the one of the last text (the only
+    // one without an error since the document was opened).
+    let mut published = 0;
+    loop {
+        let p = c.notification("textDocument/publishDiagnostics");
+        published += 1;
+        if p["diagnostics"] == json!([]) {
+            break;
+        }
+        assert!(published <= edits, "more publications than edits");
+    }
+    assert!(
+        published < edits / 4,
+        "{published} publications for {edits} queued edits"
+    );
     c.stop();
 }

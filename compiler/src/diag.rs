@@ -60,8 +60,13 @@ impl SourceFile {
         })
     }
 
+    /// Where a zero-based line starts, if the file has it.
+    pub fn line_start(&self, line: usize) -> Option<usize> {
+        self.line_starts().get(line).copied()
+    }
+
     /// The zero-based line that holds a byte offset, and where it starts.
-    fn line_of(&self, offset: usize) -> (usize, usize) {
+    pub fn line_of(&self, offset: usize) -> (usize, usize) {
         let starts = self.line_starts();
         let line = starts.partition_point(|&s| s <= offset).saturating_sub(1);
         (line, starts[line])

@@ -36,10 +36,10 @@ fn uri_of(a: &Analysis, span: Span, doc: &Uri) -> Option<Uri> {
 }
 
 fn location(a: &Analysis, span: Span, doc: &Uri, enc: Encoding) -> Option<Location> {
-    let text = &a.sources.get(span.file).text;
+    let file = a.sources.get(span.file);
     Some(Location {
         uri: uri_of(a, span, doc)?,
-        range: range(text, span.start as usize, span.end as usize, enc),
+        range: range(file, span.start as usize, span.end as usize, enc),
     })
 }
 
@@ -64,7 +64,7 @@ fn to_lsp(a: &Analysis, d: &Diagnostic, doc: &Uri, enc: Encoding) -> lsp_types::
         .find(|l| l.span.file == a.user)
         .map(|l| l.span);
     let range = in_doc.map_or_else(lsp_types::Range::default, |s| {
-        range(&a.text, s.start as usize, s.end as usize, enc)
+        range(a.file(), s.start as usize, s.end as usize, enc)
     });
     let mut message = d.message.clone();
     if !d.primary.message.is_empty() {
@@ -299,7 +299,7 @@ fn env_values(a: &Analysis, service: &str, key: &str, only: Option<&str>) -> Vec
 }
 
 pub fn hover(a: &Analysis, pos: Position, enc: Encoding) -> Option<Hover> {
-    let at = offset(&a.text, pos, enc);
+    let at = offset(a.file(), pos, enc);
     let entries = chain(a, at);
     // The service (and topology) the position is in.
     let (topology, service) = match entries.as_slice() {
@@ -367,7 +367,7 @@ pub fn definition(
     pos: Position,
     enc: Encoding,
 ) -> Option<GotoDefinitionResponse> {
-    let at = offset(&a.text, pos, enc) as u32;
+    let at = offset(a.file(), pos, enc) as u32;
     let (target, _) = a.index.at(a.user, at)?;
     let def = a.index.definition(&target)?;
     Some(GotoDefinitionResponse::Scalar(location(
@@ -382,7 +382,7 @@ pub fn references(
     with_declaration: bool,
     enc: Encoding,
 ) -> Option<Vec<Location>> {
-    let at = offset(&a.text, pos, enc) as u32;
+    let at = offset(a.file(), pos, enc) as u32;
     let (target, _) = a.index.at(a.user, at)?;
     let mut out = Vec::new();
     if with_declaration {
@@ -418,7 +418,7 @@ pub fn rename(
             "`{new_name}` is not a name: letters, digits, `_` and `-`"
         ));
     }
-    let at = offset(&a.text, pos, enc) as u32;
+    let at = offset(a.file(), pos, enc) as u32;
     let (target, _) = a
         .index
         .at(a.user, at)
@@ -434,7 +434,7 @@ pub fn rename(
         .chain(a.index.references_to(&target).map(|r| r.span))
         .filter(|s| s.file == a.user)
         .map(|s| TextEdit {
-            range: range(&a.text, s.start as usize, s.end as usize, enc),
+            range: range(a.file(), s.start as usize, s.end as usize, enc),
             new_text: new_name.to_string(),
         })
         .collect();
@@ -464,8 +464,8 @@ fn symbol(a: &Analysis, d: &Definition, enc: Encoding) -> DocumentSymbol {
         kind,
         tags: None,
         deprecated: None,
-        range: range(&a.text, d.entry.start as usize, d.entry.end as usize, enc),
-        selection_range: range(&a.text, d.span.start as usize, d.span.end as usize, enc),
+        range: range(a.file(), d.entry.start as usize, d.entry.end as usize, enc),
+        selection_range: range(a.file(), d.span.start as usize, d.span.end as usize, enc),
         children: (!d.children.is_empty())
             .then(|| d.children.iter().map(|c| symbol(a, c, enc)).collect()),
     }
@@ -488,7 +488,7 @@ pub fn formatting(a: &Analysis, enc: Encoding) -> Option<Vec<TextEdit>> {
         return Some(Vec::new());
     }
     Some(vec![TextEdit {
-        range: range(&a.text, 0, a.text.len(), enc),
+        range: range(a.file(), 0, a.text.len(), enc),
         new_text: formatted,
     }])
 }
@@ -595,7 +595,7 @@ fn enclosing_block(text: &str) -> (String, Option<String>) {
 }
 
 pub fn completion(current: &Analysis, pos: Position, enc: Encoding) -> Option<CompletionResponse> {
-    let at = offset(&current.text, pos, enc);
+    let at = offset(current.file(), pos, enc);
     let before = &current.text[..at];
     // Names from the last version that parsed, while this one does not.
     let a = current.names();

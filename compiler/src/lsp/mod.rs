@@ -12,10 +12,11 @@
 mod features;
 pub mod index;
 mod text;
+pub mod transport;
 
 use std::collections::HashMap;
 
-use lsp_server::{Connection, ErrorCode, Message, Notification, Request, RequestId, Response};
+use lsp_server::{ErrorCode, Message, Notification, Request, RequestId, Response};
 use lsp_types::notification::{
     DidChangeTextDocument, DidCloseTextDocument, DidOpenTextDocument, Notification as _,
     PublishDiagnostics,
@@ -83,6 +84,11 @@ impl Analysis {
         }
     }
 
+    /// The user's file, with its line index.
+    pub fn file(&self) -> &crate::diag::SourceFile {
+        self.sources.get(self.user)
+    }
+
     /// Whether the file parsed (it may have other errors).
     pub fn parsed(&self) -> bool {
         !self
@@ -100,27 +106,117 @@ impl Analysis {
     }
 }
 
-/// Runs the server on standard input and output until the client exits.
+/// Runs the server on standard input and output until the client exits: the
+/// exit code is 0 after `shutdown` then `exit`, else 1 (LSP's rule).
 pub fn run_stdio() -> i32 {
-    let (connection, threads) = Connection::stdio();
-    let code = match serve(&connection) {
-        Ok(()) => 0,
+    let (sender, receiver) = std::sync::mpsc::channel();
+    // Frames are read on a thread of their own, so that the server sees
+    // which messages wait while it analyses (and analyses only the latest
+    // text). The thread ends with the input; the process does not wait for it.
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        let mut reader = transport::Reader::new(stdin.lock());
+        loop {
+            match reader.read() {
+                Ok(Some(incoming)) => {
+                    if sender.send(incoming).is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    eprintln!("stackc lsp: cannot read standard input: {e}");
+                    break;
+                }
+            }
+        }
+    });
+    let stdout = std::io::stdout();
+    match serve(&receiver, &mut stdout.lock()) {
+        Ok(code) => code,
         Err(e) => {
-            eprintln!("stackc lsp: {e}");
+            eprintln!("stackc lsp: cannot write standard output: {e}");
             1
         }
-    };
-    drop(connection);
-    let _ = threads.join();
-    code
+    }
 }
 
-/// Serves one client on a connection: the initialize handshake, then requests
-/// and notifications until `exit`.
-pub fn serve(connection: &Connection) -> Result<(), String> {
-    let (id, params) = connection.initialize_start().map_err(|e| e.to_string())?;
+/// Where the conversation is (LSP's lifecycle).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Before `initialize`: every other request is refused.
+    Starting,
+    Running,
+    /// After `shutdown`: requests are refused until `exit`.
+    ShutDown,
+}
+
+/// Serves one client: the frames `incoming` receives, the answers written to
+/// `out`, until `exit` (or the end of the input). Returns the exit code.
+pub fn serve(
+    incoming: &std::sync::mpsc::Receiver<transport::Incoming>,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<i32> {
+    use std::sync::mpsc::TryRecvError;
+    let mut server = Server {
+        docs: HashMap::new(),
+        encoding: Encoding::Utf16,
+        retired: Vec::new(),
+        phase: Phase::Starting,
+        dirty: Vec::new(),
+    };
+    loop {
+        // The diagnostics of changed documents once no message waits: edits
+        // that queued up while one was analysed are analysed once, at their
+        // latest text.
+        let next = match incoming.try_recv() {
+            Ok(next) => Some(next),
+            Err(TryRecvError::Empty) => {
+                server.publish_dirty(out)?;
+                incoming.recv().ok()
+            }
+            Err(TryRecvError::Disconnected) => None,
+        };
+        let Some(next) = next else {
+            // The client went away without `exit`.
+            return Ok(i32::from(server.phase != Phase::ShutDown));
+        };
+        match next {
+            transport::Incoming::Invalid { id, code, message } => {
+                transport::write(out, &transport::error_response(id, code, &message))?;
+            }
+            transport::Incoming::Message(Message::Request(req)) => {
+                let response = server.request(req);
+                transport::write(out, &message_json(Message::Response(response)))?;
+            }
+            transport::Incoming::Message(Message::Notification(n)) => {
+                if n.method == "exit" {
+                    return Ok(i32::from(server.phase != Phase::ShutDown));
+                }
+                if server.phase == Phase::Running {
+                    for out_n in server.notification(n) {
+                        transport::write(out, &message_json(Message::Notification(out_n)))?;
+                    }
+                }
+            }
+            transport::Incoming::Message(Message::Response(_)) => {}
+        }
+    }
+}
+
+/// A message as the JSON it is written as.
+fn message_json(message: Message) -> serde_json::Value {
+    let mut value = serde_json::to_value(message).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("jsonrpc".into(), "2.0".into());
+    }
+    value
+}
+
+/// The answer to `initialize`: the capabilities, with the position encoding
+/// the client offered (UTF-8 when it can, LSP 3.17), else UTF-16.
+fn initialize(params: serde_json::Value) -> Result<(Encoding, serde_json::Value), String> {
     let params: InitializeParams = serde_json::from_value(params).map_err(|e| e.to_string())?;
-    // UTF-8 positions when the client offers them (LSP 3.17), else UTF-16.
     let offered = params
         .capabilities
         .general
@@ -154,47 +250,15 @@ pub fn serve(connection: &Connection) -> Result<(), String> {
         "capabilities": capabilities,
         "serverInfo": { "name": "stackc", "version": env!("CARGO_PKG_VERSION") },
     });
-    connection
-        .initialize_finish(id, result)
-        .map_err(|e| e.to_string())?;
-    let mut server = Server {
-        docs: HashMap::new(),
-        encoding,
-        retired: Vec::new(),
-    };
-    for msg in &connection.receiver {
-        match msg {
-            Message::Request(req) => {
-                if connection
-                    .handle_shutdown(&req)
-                    .map_err(|e| e.to_string())?
-                {
-                    return Ok(());
-                }
-                let response = server.request(req);
-                connection
-                    .sender
-                    .send(Message::Response(response))
-                    .map_err(|e| e.to_string())?;
-            }
-            Message::Notification(n) => {
-                for out in server.notification(n) {
-                    connection
-                        .sender
-                        .send(Message::Notification(out))
-                        .map_err(|e| e.to_string())?;
-                }
-                server.retired.clear();
-            }
-            Message::Response(_) => {}
-        }
-    }
-    Ok(())
+    Ok((encoding, result))
 }
 
 struct Server {
     docs: HashMap<String, Document>,
     encoding: Encoding,
+    phase: Phase,
+    /// Documents changed since their diagnostics were published.
+    dirty: Vec<Uri>,
     /// Analyses replaced by newer ones, dropped after the answer is sent: freeing
     /// a large file's analysis takes a few milliseconds the user need not wait.
     retired: Vec<std::rc::Rc<Analysis>>,
@@ -237,6 +301,24 @@ impl Server {
         ))
     }
 
+    /// Publishes the diagnostics of every changed document.
+    fn publish_dirty(&mut self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        for uri in std::mem::take(&mut self.dirty) {
+            if let Some(n) = self.publish(uri) {
+                transport::write(out, &message_json(Message::Notification(n)))?;
+            }
+        }
+        self.retired.clear();
+        Ok(())
+    }
+
+    /// Marks a document's diagnostics to publish, once.
+    fn changed(&mut self, uri: Uri) {
+        if !self.dirty.contains(&uri) {
+            self.dirty.push(uri);
+        }
+    }
+
     fn notification(&mut self, n: Notification) -> Vec<Notification> {
         match n.method.as_str() {
             DidOpenTextDocument::METHOD => {
@@ -253,7 +335,8 @@ impl Server {
                         last_parsed: None,
                     },
                 );
-                self.publish(p.text_document.uri).into_iter().collect()
+                self.changed(p.text_document.uri);
+                Vec::new()
             }
             DidChangeTextDocument::METHOD => {
                 let Ok(p) =
@@ -269,7 +352,8 @@ impl Server {
                     doc.text = change.text;
                     self.retired.extend(doc.analysis.take());
                 }
-                self.publish(p.text_document.uri).into_iter().collect()
+                self.changed(p.text_document.uri);
+                Vec::new()
             }
             DidCloseTextDocument::METHOD => {
                 let Ok(p) =
@@ -278,6 +362,7 @@ impl Server {
                     return Vec::new();
                 };
                 self.docs.remove(p.text_document.uri.as_str());
+                self.dirty.retain(|u| u != &p.text_document.uri);
                 // Clear the file's diagnostics.
                 vec![Notification::new(
                     PublishDiagnostics::METHOD.to_string(),
@@ -294,6 +379,44 @@ impl Server {
 
     fn request(&mut self, req: Request) -> Response {
         let id = req.id.clone();
+        let refuse = |code: ErrorCode, message: &str| {
+            Response::new_err(id.clone(), code as i32, message.into())
+        };
+        match (self.phase, req.method.as_str()) {
+            (Phase::Starting, "initialize") => {
+                return match initialize(req.params) {
+                    Ok((encoding, result)) => {
+                        self.encoding = encoding;
+                        self.phase = Phase::Running;
+                        Response::new_ok(id, result)
+                    }
+                    Err(e) => refuse(ErrorCode::InvalidParams, &e),
+                };
+            }
+            (Phase::Starting, _) => {
+                return refuse(
+                    ErrorCode::ServerNotInitialized,
+                    "the server is not initialized",
+                );
+            }
+            (Phase::ShutDown, _) => {
+                return refuse(
+                    ErrorCode::InvalidRequest,
+                    "the server is shut down: only `exit` is taken",
+                );
+            }
+            (Phase::Running, "initialize") => {
+                return refuse(
+                    ErrorCode::InvalidRequest,
+                    "the server is initialized already",
+                );
+            }
+            (Phase::Running, "shutdown") => {
+                self.phase = Phase::ShutDown;
+                return Response::new_ok(id, serde_json::Value::Null);
+            }
+            (Phase::Running, _) => {}
+        }
         match self.dispatch(req) {
             Ok(value) => Response {
                 id,

@@ -1,7 +1,11 @@
 //! Positions: LSP lines and characters (UTF-16 code units unless the client
-//! chose UTF-8) to byte offsets and back.
+//! chose UTF-8) to byte offsets and back, through the file's line index (a
+//! binary search, then the one line: an outline of thousands of symbols
+//! costs no scan of the file each).
 
 use lsp_types::{Position, Range};
+
+use crate::diag::SourceFile;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
@@ -10,17 +14,14 @@ pub enum Encoding {
 }
 
 /// The byte offset of a position; past the end of a line is its end.
-pub fn offset(text: &str, pos: Position, enc: Encoding) -> usize {
-    let mut line_start = 0;
-    for _ in 0..pos.line {
-        match text[line_start..].find('\n') {
-            Some(i) => line_start += i + 1,
-            None => return text.len(),
-        }
-    }
-    let line_end = text[line_start..]
-        .find('\n')
-        .map_or(text.len(), |i| line_start + i);
+pub fn offset(file: &SourceFile, pos: Position, enc: Encoding) -> usize {
+    let text = &*file.text;
+    let Some(line_start) = file.line_start(pos.line as usize) else {
+        return text.len();
+    };
+    let line_end = file
+        .line_start(pos.line as usize + 1)
+        .map_or(text.len(), |next| next - 1);
     let line = &text[line_start..line_end];
     let mut units = 0u32;
     for (i, c) in line.char_indices() {
@@ -36,11 +37,11 @@ pub fn offset(text: &str, pos: Position, enc: Encoding) -> usize {
 }
 
 /// The position of a byte offset.
-pub fn position(text: &str, offset: usize, enc: Encoding) -> Position {
+pub fn position(file: &SourceFile, offset: usize, enc: Encoding) -> Position {
+    let text = &*file.text;
     let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() as u32;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let (line, line_start) = file.line_of(offset);
+    let line = line as u32;
     let character = match enc {
         Encoding::Utf8 => (offset - line_start) as u32,
         Encoding::Utf16 => text[line_start..offset].encode_utf16().count() as u32,
@@ -48,9 +49,9 @@ pub fn position(text: &str, offset: usize, enc: Encoding) -> Position {
     Position { line, character }
 }
 
-pub fn range(text: &str, start: usize, end: usize, enc: Encoding) -> Range {
+pub fn range(file: &SourceFile, start: usize, end: usize, enc: Encoding) -> Range {
     Range {
-        start: position(text, start, enc),
-        end: position(text, end, enc),
+        start: position(file, start, enc),
+        end: position(file, end, enc),
     }
 }
