@@ -21,7 +21,48 @@ pub struct Checked<'a> {
     /// declaration itself for a service without a kind.
     pub bases: IndexMap<Name, DefRef<'a>>,
     /// Each kind's chain, from itself to its root.
-    pub kind_chains: IndexMap<Name, Vec<Name>>,
+    pub kind_chains: KindChains,
+}
+
+/// The most kinds one chain holds (a kind, its parent, ...): real chains hold
+/// two or three, and a bound keeps every walk of a chain short whatever the
+/// file says.
+pub const MAX_KIND_DEPTH: usize = 64;
+
+/// Every kind's chain, resolved once: a kind's chain is itself, then its
+/// parent's. A chain is cut where its parent is unknown, closes a cycle, or
+/// would make it longer than `MAX_KIND_DEPTH` (each reported once), so that
+/// every chain ends.
+#[derive(Debug, Default, Clone)]
+pub struct KindChains {
+    /// By kind, in the stack's order: the index of its parent here, unless
+    /// its chain ends with it.
+    parents: IndexMap<Name, Option<usize>>,
+    /// By kind: whether its chain was cut by a reported error (what the cut
+    /// part holds is unknown).
+    cut: Vec<bool>,
+}
+
+impl KindChains {
+    pub fn contains(&self, kind: &str) -> bool {
+        self.parents.contains_key(kind)
+    }
+
+    /// Whether a kind's chain is whole: known, and not cut by an error.
+    pub fn is_whole(&self, kind: &str) -> bool {
+        self.parents
+            .get_index_of(kind)
+            .is_some_and(|i| !self.cut[i])
+    }
+
+    /// The chain of a kind, from itself to its root.
+    pub fn chain(&self, kind: &str) -> Option<impl Iterator<Item = &Name> + '_> {
+        let start = self.parents.get_index_of(kind)?;
+        Some(
+            std::iter::successors(Some(start), |&i| self.parents[i])
+                .filter_map(|i| self.parents.get_index(i).map(|(name, _)| name)),
+        )
+    }
 }
 
 impl Checked<'_> {
@@ -104,9 +145,10 @@ pub fn bases<'a>(stack: &'a Stack, diags: &mut Diagnostics) -> Checked<'a> {
                     continue;
                 };
                 let mut base = ServiceDef::default();
-                let kind_known = match chains.get(&kind.name) {
+                let kind_known = match chains.chain(&kind.name) {
                     Some(chain) => {
-                        for k in chain.iter().rev() {
+                        let chain: Vec<&Name> = chain.collect();
+                        for k in chain.into_iter().rev() {
                             if let Some(kd) = stack.kinds.get(k) {
                                 base.overlay(&kd.def);
                             }
@@ -125,6 +167,11 @@ pub fn bases<'a>(stack: &'a Stack, diags: &mut Diagnostics) -> Checked<'a> {
                 } else {
                     base.rare.args.clear();
                 }
+                // A kind unknown or cut by an error may have given the image:
+                // its absence is not reported again.
+                if !chains.is_whole(&kind.name) {
+                    base.rejected.extend(["image".into(), "build".into()]);
+                }
                 let base = DefRef::Owned(Arc::new(base));
                 checked.bases.insert(decl.name.name.clone(), base);
             }
@@ -132,7 +179,7 @@ pub fn bases<'a>(stack: &'a Stack, diags: &mut Diagnostics) -> Checked<'a> {
                 // Its values are checked with the definitions, once every
                 // base exists.
                 if let Some(kind) = &decl.kind {
-                    if !chains.contains_key(&kind.name) {
+                    if !chains.contains(&kind.name) {
                         diags.push(unknown_kind(stack, kind));
                     }
                 }
@@ -237,44 +284,107 @@ fn unknown_kind(stack: &Stack, kind: &Ident) -> Diagnostic {
     }
 }
 
-/// For each kind, its chain of kinds from itself to its root. Unknown parents and
-/// cycles are reported; such kinds get a chain that stops before the problem.
-fn kind_chains(stack: &Stack, diags: &mut Diagnostics) -> IndexMap<Name, Vec<Name>> {
-    let mut chains = IndexMap::default();
-    for (name, kind) in &stack.kinds {
-        let mut chain = vec![name.clone()];
-        let mut current = kind;
-        while let Some(parent) = &current.parent {
-            if chain.contains(&parent.name) {
-                diags.push(
-                    Diagnostic::error(
-                        Code::DependencyCycle,
-                        parent.span,
-                        format!(
-                            "kinds extend each other in a cycle: {} -> {}",
-                            chain.join(" -> "),
-                            parent.name
-                        ),
-                    )
-                    .label("this closes the cycle")
-                    .help("a kind cannot extend itself, directly or through other kinds"),
-                );
-                break;
-            }
-            match stack.kinds.get(&parent.name) {
-                Some(p) => {
-                    chain.push(parent.name.clone());
-                    current = p;
-                }
+/// Every kind's chain, each kind visited once: from a kind not resolved yet,
+/// up its parents to one that is (or to a root, an unknown parent or a cycle),
+/// then each kind of that path resolved on the way back. Unknown parents,
+/// cycles and chains deeper than `MAX_KIND_DEPTH` are reported, once each.
+fn kind_chains(stack: &Stack, diags: &mut Diagnostics) -> KindChains {
+    let n = stack.kinds.len();
+    let mut parents: Vec<Option<usize>> = vec![None; n];
+    // How many kinds each chain would hold uncut (0: not resolved yet).
+    let mut depth: Vec<usize> = vec![0; n];
+    let mut cut = vec![false; n];
+    let mut on_path = vec![false; n];
+    for start in 0..n {
+        if depth[start] != 0 {
+            continue;
+        }
+        let mut path = vec![start];
+        on_path[start] = true;
+        // The resolved kind the path hangs from, and whether the walk stopped
+        // at an error.
+        let mut hang = None;
+        let mut broken = false;
+        while let Some(parent) = stack.kinds[*path.last().unwrap_or(&start)].parent.as_ref() {
+            match stack.kinds.get_index_of(&parent.name) {
                 None => {
                     diags.push(unknown_kind(stack, parent));
+                    broken = true;
                     break;
+                }
+                Some(p) if on_path[p] => {
+                    let from = path.iter().position(|&k| k == p).unwrap_or(0);
+                    diags.push(kind_cycle(stack, &path[from..], parent));
+                    broken = true;
+                    break;
+                }
+                Some(p) if depth[p] != 0 => {
+                    hang = Some(p);
+                    break;
+                }
+                Some(p) => {
+                    path.push(p);
+                    on_path[p] = true;
                 }
             }
         }
-        chains.insert(name.clone(), chain);
+        for &k in path.iter().rev() {
+            on_path[k] = false;
+            let below = hang.map_or(0, |p| depth[p]);
+            depth[k] = below + 1;
+            cut[k] = hang.map_or(broken, |p| cut[p]);
+            if depth[k] > MAX_KIND_DEPTH {
+                // Cut: the first kind past the limit is the one reported.
+                if depth[k] == MAX_KIND_DEPTH + 1 {
+                    diags.push(kind_too_deep(stack, k));
+                }
+                cut[k] = true;
+            } else {
+                parents[k] = hang;
+            }
+            hang = Some(k);
+        }
     }
-    chains
+    KindChains {
+        parents: stack.kinds.keys().cloned().zip(parents).collect(),
+        cut,
+    }
+}
+
+fn kind_cycle(stack: &Stack, path: &[usize], closing: &Ident) -> Diagnostic {
+    let names: Vec<&str> = path
+        .iter()
+        .filter_map(|&k| stack.kinds.get_index(k).map(|(name, _)| name.as_str()))
+        .collect();
+    Diagnostic::error(
+        Code::DependencyCycle,
+        closing.span,
+        format!(
+            "kinds extend each other in a cycle: {} -> {}",
+            names.join(" -> "),
+            closing.name
+        ),
+    )
+    .label("this closes the cycle")
+    .help("a kind cannot extend itself, directly or through other kinds")
+}
+
+fn kind_too_deep(stack: &Stack, k: usize) -> Diagnostic {
+    let Some((name, kind)) = stack.kinds.get_index(k) else {
+        return Diagnostic::error(
+            Code::KindChainTooDeep,
+            Span::default(),
+            "a kind chain is too deep",
+        );
+    };
+    let span = kind.parent.as_ref().map_or(kind.name.span, |p| p.span);
+    Diagnostic::error(
+        Code::KindChainTooDeep,
+        span,
+        format!("kind `{name}` extends a chain of {MAX_KIND_DEPTH} kinds already"),
+    )
+    .label(format!("a chain holds at most {MAX_KIND_DEPTH} kinds"))
+    .help("extend a kind nearer the root: a kind's chain is itself, its parent, its parent's parent and so on")
 }
 
 /// Every argument must be a parameter of the kind chain; every parameter without a

@@ -1116,11 +1116,7 @@ fn fmt(args: Vec<PathBuf>, check: bool) -> i32 {
 
 /// A unified diff of a file's text, as `diff -u` prints it.
 pub(crate) fn unified_diff(old: &str, new: &str, name: &str) -> String {
-    similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(3)
-        .header(&format!("a/{name}"), &format!("b/{name}"))
-        .to_string()
+    crate::review::unified_diff(old, new, &format!("a/{name}"), &format!("b/{name}"))
 }
 
 /// The path of `to` as seen from the directory `from`, using `/`.

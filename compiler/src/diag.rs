@@ -323,6 +323,8 @@ codes! {
     /// A dependency asks to wait until its target is healthy, but the target has no
     /// health check.
     HealthGateWithoutCheck = "E0302", Error, "health-gate-without-check";
+    /// A kind extends a chain of kinds longer than stackc follows (64).
+    KindChainTooDeep = "E0303", Error, "kind-chain-too-deep";
     /// A service is neither placed on a host of the topology nor external there.
     NotPlaced = "E0401", Error, "not-placed";
     /// A service is placed on a host that cannot run it (a GPU service on a host

@@ -6,6 +6,8 @@
 //! every container it balances over); the members of one
 //! HA service are joined by dashed edges labelled with the mode.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::plan::{Instance, Plan, TopologyPlan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +36,9 @@ fn id(text: &str) -> String {
         .collect()
 }
 
+/// The nodes and edges of a topology, each lookup through a map: the nodes of
+/// a service, the node of a service on a host, the proxies of a host, the
+/// edges drawn so far (a chain of 100,000 services is drawn in linear time).
 fn shape(topo: &TopologyPlan) -> Shape<'_> {
     let mut nodes = Vec::new();
     for (h, host) in topo.hosts.iter().enumerate() {
@@ -45,28 +50,39 @@ fn shape(topo: &TopologyPlan) -> Shape<'_> {
             });
         }
     }
+    let mut of_service: HashMap<&str, Vec<usize>> = HashMap::default();
+    let mut on_host: HashMap<(usize, &str), usize> = HashMap::default();
+    for (j, m) in nodes.iter().enumerate() {
+        of_service.entry(m.inst.name.as_str()).or_default().push(j);
+        on_host.entry((m.host, m.inst.name.as_str())).or_insert(j);
+    }
+    let mut proxies: HashMap<(&str, &str), Vec<&crate::plan::ProxyPlan>> = HashMap::default();
+    for p in &topo.proxies {
+        proxies
+            .entry((p.host.as_str(), p.name.as_str()))
+            .or_default()
+            .push(p);
+    }
+    let none: Vec<usize> = Vec::new();
+    let all_of = |service: &str| of_service.get(service).unwrap_or(&none);
     let mut edges = Vec::new();
-    let all_of = |service: &str| -> Vec<usize> {
-        nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.inst.name == service)
-            .map(|(j, _)| j)
-            .collect()
+    let mut drawn: HashSet<(usize, usize)> = HashSet::default();
+    let mut edge = |i: usize, j: usize| {
+        if drawn.insert((i, j)) {
+            edges.push((i, j));
+        }
     };
     for (i, n) in nodes.iter().enumerate() {
         // A proxy balances over every placement of its upstreams.
-        let host = &topo.hosts[n.host].name;
-        for proxy in topo
-            .proxies
-            .iter()
-            .filter(|p| p.name == n.inst.name && &p.host == host)
+        let host = topo.hosts[n.host].name.as_str();
+        for proxy in proxies
+            .get(&(host, n.inst.name.as_str()))
+            .into_iter()
+            .flatten()
         {
             for u in &proxy.upstreams {
-                for j in all_of(&u.service) {
-                    if !edges.contains(&(i, j)) {
-                        edges.push((i, j));
-                    }
+                for &j in all_of(&u.service) {
+                    edge(i, j);
                 }
             }
         }
@@ -77,33 +93,24 @@ fn shape(topo: &TopologyPlan) -> Shape<'_> {
             .map(|(t, _)| t)
             .chain(&n.inst.refers_to);
         for target in targets {
-            let local = nodes
-                .iter()
-                .position(|m| m.host == n.host && &m.inst.name == target);
-            let reached: Vec<usize> = match local {
-                Some(j) => vec![j],
-                None => all_of(target),
+            let reached = match on_host.get(&(n.host, target.as_str())) {
+                Some(j) => std::slice::from_ref(j),
+                None => all_of(target).as_slice(),
             };
-            for j in reached {
-                if j != i && !edges.contains(&(i, j)) {
-                    edges.push((i, j));
-                }
+            for &j in reached.iter().filter(|&&j| j != i) {
+                edge(i, j);
             }
         }
     }
+    // Each member of an HA service joined to the next member.
     let mut ha = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
         if n.inst.ha == "single" {
             continue;
         }
-        // Joined to the next member of the same service.
-        if let Some(j) = nodes
-            .iter()
-            .enumerate()
-            .skip(i + 1)
-            .find(|(_, m)| m.inst.name == n.inst.name)
-            .map(|(j, _)| j)
-        {
+        let members = all_of(&n.inst.name);
+        let at = members.partition_point(|&j| j <= i);
+        if let Some(&j) = members.get(at) {
             ha.push((i, j, n.inst.ha.as_str()));
         }
     }

@@ -44,8 +44,8 @@ impl Topo<'_> {
             .services
             .get(service)
             .and_then(|d| d.kind.as_ref())
-            .and_then(|k| self.kind_chains.get(&k.name))
-            .is_some_and(|chain| chain.iter().any(|k| k == kind))
+            .and_then(|k| self.kind_chains.chain(&k.name))
+            .is_some_and(|mut chain| chain.any(|k| k == kind))
     }
 
     pub(super) fn lints(&self, diags: &mut Diagnostics) {

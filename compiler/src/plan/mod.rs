@@ -568,7 +568,7 @@ pub(super) struct Topo<'a> {
     /// primary?) are answered without a lookup for every other service.
     pub(super) with_ha: IndexSet<&'a str>,
     /// Each kind's chain, from itself to its root (from `check`).
-    pub(super) kind_chains: &'a IndexMap<Name, Vec<Name>>,
+    pub(super) kind_chains: &'a crate::check::KindChains,
 }
 
 /// The ports other hosts (on their address) and on-host proxies (on 127.0.0.1)

@@ -472,7 +472,7 @@ impl Parser<'_> {
                 span: self.span(start, self.pos),
             });
         }
-        let mut parts: Vec<TemplatePart> = Vec::new();
+        let mut parts = PartsBuilder::default();
         loop {
             match self.peek()? {
                 b'"' => {
@@ -494,7 +494,7 @@ impl Parser<'_> {
                         _ => None,
                     };
                     match decoded {
-                        Some(d) => TemplatePart::push_text(&mut parts, d),
+                        Some(d) => parts.text(d),
                         None => {
                             let text = &self.text[at..self.pos];
                             self.escapes.push(
@@ -519,7 +519,7 @@ impl Parser<'_> {
                         return None;
                     }
                     self.pos += 1;
-                    parts.push(TemplatePart::Interp(path, self.span(at, self.pos)));
+                    parts.interp(path, self.span(at, self.pos));
                 }
                 _ => {
                     let from = self.pos;
@@ -533,12 +533,12 @@ impl Parser<'_> {
                         }
                         self.pos += 1;
                     }
-                    TemplatePart::push_text(&mut parts, &self.text[from..self.pos]);
+                    parts.text(&self.text[from..self.pos]);
                 }
             }
         }
         Some(Template {
-            parts,
+            parts: parts.finish(),
             span: self.span(start, self.pos),
         })
     }

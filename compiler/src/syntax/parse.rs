@@ -352,10 +352,10 @@ impl Cx<'_> {
 
     fn template(&mut self, pair: Pair<'_, Rule>) -> Template {
         let span = self.span(&pair);
-        let mut parts: Vec<TemplatePart> = Vec::new();
+        let mut parts = PartsBuilder::default();
         for p in pair.into_inner() {
             match p.as_rule() {
-                Rule::text => TemplatePart::push_text(&mut parts, p.as_str()),
+                Rule::text => parts.text(p.as_str()),
                 Rule::escape => {
                     let text = p.as_str();
                     let decoded = match &text[1..] {
@@ -368,7 +368,7 @@ impl Cx<'_> {
                         _ => None,
                     };
                     match decoded {
-                        Some(d) => TemplatePart::push_text(&mut parts, d),
+                        Some(d) => parts.text(d),
                         None => {
                             let span = self.span(&p);
                             self.diags.push(
@@ -386,12 +386,15 @@ impl Cx<'_> {
                 Rule::interp => {
                     let ispan = self.span(&p);
                     if let Some(path) = p.into_inner().next() {
-                        parts.push(TemplatePart::Interp(self.path(path), ispan));
+                        parts.interp(self.path(path), ispan);
                     }
                 }
                 _ => {}
             }
         }
-        Template { parts, span }
+        Template {
+            parts: parts.finish(),
+            span,
+        }
     }
 }

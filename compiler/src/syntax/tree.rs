@@ -129,15 +129,37 @@ pub enum TemplatePart {
     Interp(Vec<Ident>, Span),
 }
 
-impl TemplatePart {
-    /// Appends text to a string's parts, joined to the text before it (both
-    /// parsers build strings this way).
-    pub(crate) fn push_text(parts: &mut Vec<TemplatePart>, s: &str) {
-        if let Some(TemplatePart::Text(t)) = parts.last_mut() {
-            *t = crate::concat(t, s);
-        } else {
-            parts.push(TemplatePart::Text(Name::new(s)));
+/// A string's parts as a parser reads them (both parsers build strings this
+/// way): text is gathered in one buffer until an interpolation or the end, so
+/// that a string of many escapes is built in linear time.
+#[derive(Default)]
+pub(crate) struct PartsBuilder {
+    parts: Vec<TemplatePart>,
+    text: String,
+}
+
+impl PartsBuilder {
+    /// Text, joined to the text before it.
+    pub(crate) fn text(&mut self, s: &str) {
+        self.text.push_str(s);
+    }
+
+    pub(crate) fn interp(&mut self, path: Vec<Ident>, span: Span) {
+        self.flush();
+        self.parts.push(TemplatePart::Interp(path, span));
+    }
+
+    fn flush(&mut self) {
+        if !self.text.is_empty() {
+            self.parts.push(TemplatePart::Text(Name::new(std::mem::take(
+                &mut self.text,
+            ))));
         }
+    }
+
+    pub(crate) fn finish(mut self) -> Vec<TemplatePart> {
+        self.flush();
+        self.parts
     }
 }
 

@@ -3,9 +3,13 @@
 //! change to a .stack file changes in the generated infrastructure, summarised
 //! by topology, host and target for a reviewer).
 
+mod diff;
+
 use std::collections::BTreeMap;
 
 use indexmap::IndexMap;
+
+pub use diff::{line_counts, unified_diff};
 
 use crate::targets::{Artifact, MANIFEST};
 
@@ -78,14 +82,7 @@ pub fn unified(changes: &[FileChange]) -> String {
             Change::Removed => (format!("a/{}", c.path), "/dev/null".to_string()),
             Change::Changed => (format!("a/{}", c.path), format!("b/{}", c.path)),
         };
-        let diff = similar::TextDiff::from_lines(&c.old, &c.new);
-        out.push_str(
-            &diff
-                .unified_diff()
-                .context_radius(3)
-                .header(&from, &to)
-                .to_string(),
-        );
+        out.push_str(&unified_diff(&c.old, &c.new, &from, &to));
     }
     out
 }
@@ -149,15 +146,7 @@ pub fn summary(changes: &[FileChange]) -> String {
     let mut topologies: BTreeMap<String, Group> = BTreeMap::new();
     for c in changes {
         let (topology, host, target) = locate(&c.path);
-        let diff = similar::TextDiff::from_lines(&c.old, &c.new);
-        let (mut plus, mut minus) = (0, 0);
-        for op in diff.iter_all_changes() {
-            match op.tag() {
-                similar::ChangeTag::Insert => plus += 1,
-                similar::ChangeTag::Delete => minus += 1,
-                similar::ChangeTag::Equal => {}
-            }
-        }
+        let (plus, minus) = line_counts(&c.old, &c.new);
         let what = match c.change {
             Change::Added => "added",
             Change::Removed => "removed",
