@@ -281,6 +281,24 @@ fn fmt_rewrites_files_below_a_directory() {
     assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
 }
 
+/// `fmt` rewrites the file a link leads to and keeps the link, and never
+/// touches a file beside it that has the name of its temporary file.
+#[test]
+fn fmt_keeps_links_and_files_of_its_temporary_name() {
+    let t = Test::new();
+    t.write("real/app.stack", MESSY);
+    std::os::unix::fs::symlink("real/app.stack", t.path("app.stack"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    t.write(".app.stack.stackc-tmp", "mine\n");
+    t.write("real/.app.stack.stackc-tmp", "mine too\n");
+    let r = t.run(&["fmt", "app.stack"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(t.path("app.stack").is_symlink(), "the link stays a link");
+    assert_eq!(t.read("real/app.stack"), TIDY);
+    assert_eq!(t.read(".app.stack.stackc-tmp"), "mine\n");
+    assert_eq!(t.read("real/.app.stack.stackc-tmp"), "mine too\n");
+}
+
 #[test]
 fn fmt_reads_standard_input() {
     let t = Test::new();

@@ -377,6 +377,13 @@ fn a_source_of_the_same_name_does_not_take_anothers_output() {
         r.stderr
     );
     assert_eq!(files_under(&t.path("out")), before, "nothing changed");
+    let r = t.run(&["build", "--check", "b/app.stack", "--out", "out"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("holds the output of ../a/app.stack"),
+        "{}",
+        r.stderr
+    );
     let r = t.run(&["build", "b/app.stack", "--out", "out", "--force"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(t.read("out/single/compose/main.yml").contains("api:2"));

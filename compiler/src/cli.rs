@@ -536,6 +536,16 @@ fn build_check(
         Ok(b) => b,
         Err(code) => return code,
     };
+    let others = emit::held_by_others(&b.out, &emit::Owner::of(&b.opts), &b.scope);
+    if !others.is_empty() {
+        for (dir, source) in &others {
+            eprintln!(
+                "error: {} holds the output of {source}, not of this file: a build would refuse it (see `--force`)",
+                dir.display()
+            );
+        }
+        return 2;
+    }
     let (changes, blocked) = against_output(&b);
     print!("{}", crate::review::unified(&changes));
     for p in &blocked {

@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 
 use crate::targets::Artifact;
 
-pub use ownership::{existing_topologies, owned_files, Owner};
+pub use ownership::{existing_topologies, held_by_others, owned_files, Owner};
 pub use staging::{Stager, Staging, STAGING};
 use tree::Tree;
 
@@ -256,28 +256,46 @@ fn make_parent(made: &mut BTreeSet<PathBuf>, path: &Path) -> Result<(), EmitErro
     Ok(())
 }
 
-/// Replaces a file's contents atomically: written beside it, then renamed over
-/// it, keeping its permissions. (`stackc fmt` rewrites sources this way.)
+/// Replaces a file's contents atomically: written beside it (in a new file of
+/// a name no other file has), synced, then renamed over it, keeping its
+/// permissions; a symbolic link stays a link, and the file it leads to is
+/// replaced. (`stackc fmt` rewrites sources this way.)
 pub fn replace_file(path: &Path, contents: &str) -> io::Result<()> {
+    use std::io::Write;
+    let path = if fs::symlink_metadata(path)?.file_type().is_symlink() {
+        fs::canonicalize(path)?
+    } else {
+        path.to_path_buf()
+    };
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.stackc-tmp"));
+    let tmp = dir.join(format!(".{name}.{}.stackc-tmp", std::process::id()));
     {
-        // Synced before the rename: a power loss must not leave an empty source.
-        use std::io::Write;
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(contents.as_bytes())?;
-        file.sync_all()?;
+        // `create_new`: never a file that is there already. Synced before the
+        // rename: a power loss must not leave an empty source.
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        let written = file
+            .write_all(contents.as_bytes())
+            .and_then(|()| file.sync_all());
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
     }
-    if let Ok(meta) = fs::metadata(path) {
+    if let Ok(meta) = fs::metadata(&path) {
         let _ = fs::set_permissions(&tmp, meta.permissions());
     }
-    fs::rename(&tmp, path).inspect_err(|_| {
+    fs::rename(&tmp, &path).inspect_err(|_| {
         let _ = fs::remove_file(&tmp);
-    })
+    })?;
+    fs::File::open(&dir).and_then(|d| d.sync_all())
 }
 
 /// The files a build of `owner`'s source wrote for the topologies in `scope`, as they

@@ -132,3 +132,19 @@ pub fn existing_topologies(out: &Path, owner: &Owner) -> Vec<String> {
     names.sort();
     names
 }
+
+/// The topology directories of `scope` whose manifest names another source
+/// than `owner`'s, with that source: a build would refuse them.
+pub fn held_by_others(
+    out: &Path,
+    owner: &Owner,
+    scope: &[String],
+) -> Vec<(std::path::PathBuf, String)> {
+    scope
+        .iter()
+        .filter_map(|t| {
+            let m = read_manifest::<ManifestOwner>(out, t)?;
+            (!owner.owns(&m)).then(|| (out.join(t), m.source_path.unwrap_or(m.source)))
+        })
+        .collect()
+}
