@@ -6,9 +6,8 @@
 //! pest's expectations. The test suite checks that both parsers agree, on every
 //! file of the repository and on thousands of mutations of them.
 
-use super::parse::MAX_NESTING;
 use super::tree::*;
-use crate::diag::{Code, Diagnostic, Diagnostics, FileId, Span};
+use crate::diag::{Diagnostic, Diagnostics, FileId, Span};
 use crate::Name;
 
 /// Parses a file; `None` when it does not follow the grammar.
@@ -484,29 +483,10 @@ impl Parser<'_> {
                     let at = self.pos;
                     let c = self.text[at + 1..].chars().next()?;
                     self.pos = at + 1 + c.len_utf8();
-                    let decoded = match c {
-                        '"' => Some("\""),
-                        '\\' => Some("\\"),
-                        'n' => Some("\n"),
-                        't' => Some("\t"),
-                        'r' => Some("\r"),
-                        '$' => Some("$"),
-                        _ => None,
-                    };
-                    match decoded {
-                        Some(d) => parts.text(d),
-                        None => {
-                            let text = &self.text[at..self.pos];
-                            self.escapes.push(
-                                Diagnostic::error(
-                                    Code::BadEscape,
-                                    self.span(at, self.pos),
-                                    format!("unknown escape sequence `{text}`"),
-                                )
-                                .label("not an escape")
-                                .help(r#"the escapes are \" \\ \n \t \r and \$ (a literal `$` before `{`)"#),
-                            );
-                        }
+                    let text = &self.text[at + 1..self.pos];
+                    match decode_escape(text, self.span(at, self.pos)) {
+                        Ok(d) => parts.text(d),
+                        Err(d) => self.escapes.push(d),
                     }
                 }
                 b'$' if self.src.get(self.pos + 1) == Some(&b'{') => {

@@ -13,10 +13,6 @@ struct StackParser;
 
 /// Parses one file. A syntax error yields an empty tree and one diagnostic (pest
 /// stops at the first error); string escapes are checked here too, all at once.
-/// Blocks and lists nest at most this deep. Real files nest four or five levels;
-/// the limit keeps every recursive pass far from the end of the stack.
-pub const MAX_NESTING: usize = 64;
-
 pub fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> File {
     parse_visiting(file, text, diags, &|_: &mut Entry| None::<()>).0
 }
@@ -356,33 +352,10 @@ impl Cx<'_> {
         for p in pair.into_inner() {
             match p.as_rule() {
                 Rule::text => parts.text(p.as_str()),
-                Rule::escape => {
-                    let text = p.as_str();
-                    let decoded = match &text[1..] {
-                        "\"" => Some("\""),
-                        "\\" => Some("\\"),
-                        "n" => Some("\n"),
-                        "t" => Some("\t"),
-                        "r" => Some("\r"),
-                        "$" => Some("$"),
-                        _ => None,
-                    };
-                    match decoded {
-                        Some(d) => parts.text(d),
-                        None => {
-                            let span = self.span(&p);
-                            self.diags.push(
-                                Diagnostic::error(
-                                    Code::BadEscape,
-                                    span,
-                                    format!("unknown escape sequence `{text}`"),
-                                )
-                                .label("not an escape")
-                                .help(r#"the escapes are \" \\ \n \t \r and \$ (a literal `$` before `{`)"#),
-                            );
-                        }
-                    }
-                }
+                Rule::escape => match decode_escape(&p.as_str()[1..], self.span(&p)) {
+                    Ok(d) => parts.text(d),
+                    Err(d) => self.diags.push(d),
+                },
                 Rule::interp => {
                     let ispan = self.span(&p);
                     if let Some(path) = p.into_inner().next() {

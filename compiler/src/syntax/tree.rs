@@ -1,6 +1,6 @@
 //! The untyped syntax tree: entries, values and string templates, each with a span.
 
-use crate::diag::Span;
+use crate::diag::{Code, Diagnostic, Span};
 use crate::Name;
 
 /// An identifier with its place in the source.
@@ -127,6 +127,32 @@ pub struct Template {
 pub enum TemplatePart {
     Text(Name),
     Interp(Vec<Ident>, Span),
+}
+
+/// The deepest blocks and lists nest (a .stack file nests a few levels:
+/// service, health, liveness); past it a file is refused before it is
+/// parsed, so that no input can exhaust the stack.
+pub const MAX_NESTING: usize = 64;
+
+/// What an escape sequence stands for: the character after `\\`, decoded, or
+/// the diagnostic for one the language does not know (both parsers decode
+/// escapes here).
+pub(crate) fn decode_escape(c: &str, span: Span) -> Result<&'static str, Diagnostic> {
+    match c {
+        "\"" => Ok("\""),
+        "\\" => Ok("\\"),
+        "n" => Ok("\n"),
+        "t" => Ok("\t"),
+        "r" => Ok("\r"),
+        "$" => Ok("$"),
+        _ => Err(Diagnostic::error(
+            Code::BadEscape,
+            span,
+            format!("unknown escape sequence `\\{c}`"),
+        )
+        .label("not an escape")
+        .help(r#"the escapes are \" \\ \n \t \r and \$ (a literal `$` before `{`)"#)),
+    }
 }
 
 /// A string's parts as a parser reads them (both parsers build strings this
