@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::{IndexMap, Name};
 
-use crate::diag::{suggest, Code, Diagnostic, Diagnostics, FileId, Span};
+use crate::diag::{listing, suggest, Code, Diagnostic, Diagnostics, FileId, Span};
 use crate::lower::SERVICE_FIELDS;
 use crate::model::*;
 use crate::syntax::{path_text, Ident};
@@ -275,13 +275,8 @@ fn unknown_kind(stack: &Stack, kind: &Ident) -> Diagnostic {
         format!("unknown kind `{}`", kind.name),
     )
     .label("no kind has this name");
-    match suggest(&kind.name, stack.kinds.keys().map(Name::as_str)) {
-        Some(s) => d.help(format!("did you mean `{s}`?")),
-        None => d.help(format!(
-            "the kinds are: {}",
-            stack.kinds.keys().cloned().collect::<Vec<_>>().join(", ")
-        )),
-    }
+    let kinds = || stack.kinds.keys().map(Name::as_str);
+    d.suggesting(&kind.name, kinds(), || listing("kinds", kinds()))
 }
 
 /// Every kind's chain, each kind visited once: from a kind not resolved yet,
@@ -401,10 +396,9 @@ fn check_args(service: &str, eff: &ServiceDef, written: &[&ServiceDef], diags: &
                     format!("unknown field `{key}` for service `{service}`"),
                 )
                 .label("not a field of this service or its kind");
-                diags.push(match suggest(key, known.iter().copied()) {
-                    Some(s) => d.help(format!("did you mean `{s}`?")),
-                    None => d.help(format!("the fields are: {}", known.join(", "))),
-                });
+                diags.push(d.suggesting(key, known.iter().copied(), || {
+                    format!("the fields are: {}", known.join(", "))
+                }));
             }
         }
     }
@@ -491,11 +485,13 @@ fn check_def(
                 ),
             )
             .label("no such port");
-            diags.push(match suggest(&ident.name, port_names.iter().copied()) {
-                Some(s) => d.help(format!("did you mean `{s}`?")),
-                None if port_names.is_empty() => d.help("declare it with `port NAME = NUMBER`"),
-                None => d.help(format!("the ports are: {}", port_names.join(", "))),
-            });
+            let ports = || port_names.iter().copied();
+            diags.push(
+                d.suggesting(&ident.name, ports(), || match port_names.is_empty() {
+                    true => "declare it with `port NAME = NUMBER`".into(),
+                    false => listing("ports", ports()),
+                }),
+            );
         }
     };
     for p in def.rare.public.iter().flat_map(|p| &p.value) {
@@ -665,16 +661,14 @@ fn check_def(
                 format!("`{}` is not an HA mode of service `{name}`", ha.name),
             )
             .label("unknown HA mode");
-            diags.push(match suggest(&ha.name, modes.iter().copied()) {
-                Some(s) => d.help(format!("did you mean `{s}`?")),
-                None if modes.is_empty() => d.help(
-                    "its kind declares no HA modes (`ha_modes = [...]`); only `single` is possible",
-                ),
-                None => d.help(format!(
-                    "the HA modes of its kind are: single, {}",
-                    modes.join(", ")
-                )),
-            });
+            diags.push(d.suggesting(&ha.name, modes.iter().copied(), || {
+                if modes.is_empty() {
+                    "its kind declares no HA modes (`ha_modes = [...]`); only `single` is possible"
+                        .into()
+                } else {
+                    format!("the HA modes of its kind are: single, {}", modes.join(", "))
+                }
+            }));
         }
     }
 }
@@ -708,10 +702,9 @@ pub(crate) fn unknown_service(stack: &Stack, ident: &Ident) -> Diagnostic {
         format!("unknown service `{}`", ident.name),
     )
     .label("no service has this name");
-    match suggest(&ident.name, stack.services.keys().map(Name::as_str)) {
-        Some(s) => d.help(format!("did you mean `{s}`?")),
-        None => d.help("declare it with `service NAME { ... }` or `external NAME { url = ... }`"),
-    }
+    d.suggesting(&ident.name, stack.services.keys().map(Name::as_str), || {
+        "declare it with `service NAME { ... }` or `external NAME { url = ... }`".into()
+    })
 }
 
 /// Checks the shape of every reference in an expression. `owner` is the service the
@@ -830,14 +823,13 @@ fn check_reference(
                 )
                 .label("no such port");
                 let names: Vec<&str> = base.ports.keys().map(Name::as_str).collect();
-                return Some(match suggest(&port.name, names.iter().copied()) {
-                    Some(s) => d.help(format!("did you mean `{s}`?")),
-                    None if names.is_empty() => d.help(format!("`{service}` declares no port")),
-                    None => d.help(format!(
-                        "the ports of `{service}` are: {}",
-                        names.join(", ")
-                    )),
-                });
+                let ports = || names.iter().copied();
+                return Some(
+                    d.suggesting(&port.name, ports(), || match names.is_empty() {
+                        true => format!("`{service}` declares no port"),
+                        false => listing(&format!("ports of `{service}`"), ports()),
+                    }),
+                );
             }
         }
         return too_long(r, 3);
@@ -851,10 +843,9 @@ fn check_reference(
             format!("service `{service}` has no attribute `{}`", attr.name),
         )
         .label("unknown attribute");
-        return Some(match suggest(&attr.name, known.iter().copied()) {
-            Some(s) => d.help(format!("did you mean `{s}`?")),
-            None => d.help(format!("the attributes are: {}", known.join(", "))),
-        });
+        return Some(d.suggesting(&attr.name, known.iter().copied(), || {
+            format!("the attributes are: {}", known.join(", "))
+        }));
     }
     too_long(r, 2)
 }

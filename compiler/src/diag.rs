@@ -250,6 +250,36 @@ pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     best.map(|(_, c)| c)
 }
 
+/// How many names a help lists before it says how many more there are: a
+/// file of thousands of kinds must not give a help of thousands of names.
+const LISTED: usize = 20;
+
+/// `the {what} are: a, b, c` (the first names, then how many more).
+pub fn listing<'a>(what: &str, names: impl IntoIterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.into_iter().collect();
+    let shown = names[..names.len().min(LISTED)].join(", ");
+    match names.len().saturating_sub(LISTED) {
+        0 => format!("the {what} are: {shown}"),
+        more => format!("the {what} are: {shown} and {more} more"),
+    }
+}
+
+impl Diagnostic {
+    /// The help of a name that is not known: "did you mean `x`?" when one of
+    /// `known` is close to it, else `otherwise`'s.
+    pub fn suggesting<'a>(
+        self,
+        name: &str,
+        known: impl IntoIterator<Item = &'a str>,
+        otherwise: impl FnOnce() -> String,
+    ) -> Diagnostic {
+        match suggest(name, known) {
+            Some(s) => self.help(format!("did you mean `{s}`?")),
+            None => self.help(otherwise()),
+        }
+    }
+}
+
 macro_rules! codes {
     ($( $(#[doc = $doc:literal])+ $name:ident = $code:literal, $sev:ident, $slug:literal; )*) => {
         /// Stable diagnostic codes. A code is never reused for another meaning;
@@ -726,5 +756,24 @@ mod window_tests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    use super::*;
+
+    /// A help lists at most `LISTED` names, then how many more; a close name
+    /// is suggested instead.
+    #[test]
+    fn helps_list_a_bounded_number_of_names() {
+        let names: Vec<String> = (0..25).map(|i| format!("kind{i}")).collect();
+        let listed = listing("kinds", names.iter().map(String::as_str));
+        assert!(listed.starts_with("the kinds are: kind0, kind1,"), "{listed}");
+        assert!(listed.ends_with("kind19 and 5 more"), "{listed}");
+        assert_eq!(listing("ports", ["http"]), "the ports are: http");
+        let d = Diagnostic::error(Code::UnknownName, Span::default(), "unknown")
+            .suggesting("kind3x", names.iter().map(String::as_str), || "none".into());
+        assert_eq!(d.help.as_deref(), Some("did you mean `kind3`?"));
     }
 }

@@ -6,7 +6,7 @@
 //! is lowered; any unknown `key = value` in a service is kept as an argument and
 //! `check` reports it if no kind of the service declares it.
 
-use crate::diag::{suggest, Code, Diagnostic, Diagnostics, Span};
+use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 use crate::model::*;
 use crate::syntax::{self, Entry, EntryValue, Ident, Label};
 use crate::Name;
@@ -249,10 +249,9 @@ pub(super) fn unknown_field(key: &Ident, block: &str, known: &[&str]) -> Diagnos
         format!("unknown field `{}` in {block}", key.name),
     )
     .label("not a field here");
-    d = match suggest(&key.name, known.iter().copied()) {
-        Some(s) => d.help(format!("did you mean `{s}`?")),
-        None => d.help(format!("the fields of {block} are: {}", known.join(", "))),
-    };
+    d = d.suggesting(&key.name, known.iter().copied(), || {
+        format!("the fields of {block} are: {}", known.join(", "))
+    });
     d
 }
 

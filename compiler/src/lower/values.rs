@@ -5,7 +5,7 @@ use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
 use std::collections::hash_map::Entry as Slot;
 
-use crate::diag::{suggest, Code, Diagnostic, Span};
+use crate::diag::{Code, Diagnostic, Span};
 use crate::model::*;
 use crate::syntax::{Entry, EntryValue, Ident, Label, TemplatePart, Value, ValueKind};
 use crate::Name;
@@ -324,10 +324,9 @@ impl Lower<'_> {
                     format!("`{name}` is not {expected}"),
                 )
                 .label("unknown choice");
-                d = match suggest(name, names.iter().copied()) {
-                    Some(s) => d.help(format!("did you mean `{s}`?")),
-                    None => d.help(format!("expected {expected}")),
-                };
+                d = d.suggesting(name, names.iter().copied(), || {
+                    format!("expected {expected}")
+                });
                 self.push(d);
                 None
             }

@@ -4,7 +4,7 @@
 //! causes it; `allow = [CODE, ...]` in a topology silences some, and `--deny`
 //! on the command line turns warnings into errors.
 
-use crate::diag::{suggest, Code, Diagnostic, Diagnostics};
+use crate::diag::{Code, Diagnostic, Diagnostics};
 
 use super::*;
 
@@ -64,10 +64,7 @@ impl Topo<'_> {
                         format!("`{}` is not a diagnostic code", a.name),
                     )
                     .label("not a code");
-                    diags.push(match suggest(&a.name, names) {
-                        Some(s) => d.help(format!("did you mean `{s}`?")),
-                        None => d.help("write a code (`W0602`) or its name (`mutable-image-tag`); `stackc explain` lists them"),
-                    });
+                    diags.push(d.suggesting(&a.name, names, || "write a code (`W0602`) or its name (`mutable-image-tag`); `stackc explain` lists them".into()));
                 }
             }
         }

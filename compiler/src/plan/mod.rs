@@ -834,10 +834,9 @@ impl Topo<'_> {
                 format!("unknown host `{}`", name.name),
             )
             .label("no host of this topology has this name");
-            diags.push(match crate::diag::suggest(&name.name, names) {
-                Some(s) => d.help(format!("did you mean `{s}`?")),
-                None => d.help("declare it with `host NAME { ... }`"),
-            });
+            diags.push(d.suggesting(&name.name, names, || {
+                "declare it with `host NAME { ... }`".into()
+            }));
         }
         found
     }
