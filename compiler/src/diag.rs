@@ -769,11 +769,17 @@ mod help_tests {
     fn helps_list_a_bounded_number_of_names() {
         let names: Vec<String> = (0..25).map(|i| format!("kind{i}")).collect();
         let listed = listing("kinds", names.iter().map(String::as_str));
-        assert!(listed.starts_with("the kinds are: kind0, kind1,"), "{listed}");
+        assert!(
+            listed.starts_with("the kinds are: kind0, kind1,"),
+            "{listed}"
+        );
         assert!(listed.ends_with("kind19 and 5 more"), "{listed}");
         assert_eq!(listing("ports", ["http"]), "the ports are: http");
-        let d = Diagnostic::error(Code::UnknownName, Span::default(), "unknown")
-            .suggesting("kind3x", names.iter().map(String::as_str), || "none".into());
+        let d = Diagnostic::error(Code::UnknownName, Span::default(), "unknown").suggesting(
+            "kind3x",
+            names.iter().map(String::as_str),
+            || "none".into(),
+        );
         assert_eq!(d.help.as_deref(), Some("did you mean `kind3`?"));
     }
 }

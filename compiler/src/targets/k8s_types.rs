@@ -6,7 +6,7 @@ use serde::Serialize;
 
 pub type Labels = IndexMap<String, String>;
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Object<S: Serialize> {
     pub api_version: &'static str,
@@ -16,7 +16,7 @@ pub struct Object<S: Serialize> {
     pub spec: Option<S>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct Metadata {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -24,13 +24,13 @@ pub struct Metadata {
     pub labels: Labels,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Selector {
     pub match_labels: Labels,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -40,7 +40,7 @@ pub struct DeploymentSpec {
     pub template: PodTemplate,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Strategy {
     #[serde(rename = "type")]
@@ -48,14 +48,14 @@ pub struct Strategy {
     pub rolling_update: RollingUpdate,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct RollingUpdate {
     pub max_surge: u32,
     pub max_unavailable: u32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct StatefulSetSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,41 +67,41 @@ pub struct StatefulSetSpec {
     pub volume_claim_templates: Vec<ClaimTemplate>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct ClaimTemplate {
     pub metadata: NameOnly,
     pub spec: ClaimSpec,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct NameOnly {
     pub name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ClaimSpec {
     pub access_modes: Vec<&'static str>,
     pub resources: ClaimResources,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct ClaimResources {
     pub requests: IndexMap<&'static str, String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct PodTemplate {
     pub metadata: TemplateMetadata,
     pub spec: PodSpec,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct TemplateMetadata {
     pub labels: Labels,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PodSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -115,7 +115,7 @@ pub struct PodSpec {
     pub volumes: Vec<PodVolume>,
 }
 
-#[derive(Serialize, Clone)]
+#[derive(Serialize, Clone, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PodVolume {
     pub name: String,
@@ -127,16 +127,16 @@ pub struct PodVolume {
     pub empty_dir: Option<EmptyDir>,
 }
 
-#[derive(Serialize, Clone)]
+#[derive(Serialize, Clone, Default)]
 pub struct ConfigMapRef {
     pub name: String,
 }
 
-#[derive(Serialize, Clone)]
+#[derive(Serialize, Clone, Default)]
 pub struct EmptyDir {}
 
 /// A ConfigMap (v1): text files mounted into pods.
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct ConfigMap {
     #[serde(rename = "apiVersion")]
     pub api_version: &'static str,
@@ -145,39 +145,39 @@ pub struct ConfigMap {
     pub data: IndexMap<String, String>,
 }
 
-#[derive(Serialize, Clone)]
+#[derive(Serialize, Clone, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ClaimRef {
     pub claim_name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Affinity {
     pub pod_anti_affinity: PodAntiAffinity,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct PodAntiAffinity {
     #[serde(rename = "preferredDuringSchedulingIgnoredDuringExecution")]
     pub preferred: Vec<WeightedTerm>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct WeightedTerm {
     pub weight: u32,
     pub pod_affinity_term: AffinityTerm,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct AffinityTerm {
     pub label_selector: Selector,
     pub topology_key: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Container {
     pub name: String,
@@ -205,7 +205,7 @@ pub struct Container {
     pub volume_mounts: Vec<VolumeMount>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerPort {
     pub name: String,
@@ -213,7 +213,7 @@ pub struct ContainerPort {
     pub protocol: &'static str,
 }
 
-#[derive(Serialize, Clone)]
+#[derive(Serialize, Clone, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvVar {
     pub name: String,
@@ -223,7 +223,7 @@ pub struct EnvVar {
     pub value_from: Option<ValueFrom>,
 }
 
-#[derive(Serialize, Clone)]
+#[derive(Serialize, Clone, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ValueFrom {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -232,13 +232,13 @@ pub struct ValueFrom {
     pub field_ref: Option<FieldRef>,
 }
 
-#[derive(Serialize, Clone)]
+#[derive(Serialize, Clone, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct FieldRef {
     pub field_path: &'static str,
 }
 
-#[derive(Serialize, Clone)]
+#[derive(Serialize, Clone, Default)]
 pub struct SecretKeyRef {
     pub name: String,
     pub key: String,
@@ -246,7 +246,7 @@ pub struct SecretKeyRef {
     pub optional: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct Resources {
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     pub requests: IndexMap<&'static str, String>,
@@ -254,7 +254,7 @@ pub struct Resources {
     pub limits: IndexMap<&'static str, String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Probe {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -273,41 +273,41 @@ pub struct Probe {
     pub failure_threshold: Option<u32>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct HttpGet {
     pub path: crate::Name,
     pub port: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct TcpSocket {
     pub port: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct Exec {
     pub command: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Lifecycle {
     pub pre_stop: Handler,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct Handler {
     pub exec: Exec,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeMount {
     pub name: String,
     pub mount_path: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceSpec {
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
@@ -322,7 +322,7 @@ pub struct ServiceSpec {
     pub ports: Vec<ServicePort>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ServicePort {
     pub name: String,
@@ -331,7 +331,7 @@ pub struct ServicePort {
     pub protocol: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct HpaSpec {
     pub scale_target_ref: TargetRef,
@@ -342,7 +342,7 @@ pub struct HpaSpec {
     pub behavior: Option<Behavior>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetRef {
     pub api_version: &'static str,
@@ -350,20 +350,20 @@ pub struct TargetRef {
     pub name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct Metric {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub resource: ResourceMetric,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct ResourceMetric {
     pub name: &'static str,
     pub target: MetricTarget,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricTarget {
     #[serde(rename = "type")]
@@ -371,7 +371,7 @@ pub struct MetricTarget {
     pub average_utilization: u32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Behavior {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -380,7 +380,7 @@ pub struct Behavior {
     pub scale_down: Option<ScalingRules>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ScalingRules {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -389,7 +389,7 @@ pub struct ScalingRules {
     pub policies: Vec<ScalingPolicy>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ScalingPolicy {
     #[serde(rename = "type")]
@@ -398,7 +398,7 @@ pub struct ScalingPolicy {
     pub period_seconds: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PdbSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -408,14 +408,14 @@ pub struct PdbSpec {
     pub selector: Selector,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ClaimObjectSpec {
     pub access_modes: Vec<&'static str>,
     pub resources: ClaimResources,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct IngressSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -425,25 +425,25 @@ pub struct IngressSpec {
     pub rules: Vec<IngressRule>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct IngressTls {
     pub hosts: Vec<String>,
     pub secret_name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct IngressRule {
     pub host: String,
     pub http: IngressHttp,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct IngressHttp {
     pub paths: Vec<IngressPath>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct IngressPath {
     pub path: crate::Name,
@@ -451,25 +451,25 @@ pub struct IngressPath {
     pub backend: IngressBackend,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct IngressBackend {
     pub service: BackendService,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct BackendService {
     pub name: String,
     pub port: NamedPort,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct NamedPort {
     pub name: String,
 }
 
 /// A CloudNativePG `Cluster` (postgresql.cnpg.io/v1): the operator runs the
 /// instances, fails over, and serves `<name>-rw` and `<name>-ro`.
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct CnpgClusterSpec {
     pub instances: u32,
@@ -480,24 +480,24 @@ pub struct CnpgClusterSpec {
     pub affinity: CnpgAffinity,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct CnpgBootstrap {
     pub initdb: CnpgInitDb,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct CnpgInitDb {
     pub database: String,
     pub owner: String,
     pub secret: NameOnly,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct CnpgStorage {
     pub size: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct CnpgAffinity {
     pub enable_pod_anti_affinity: bool,

@@ -75,10 +75,10 @@ pub fn generate(
         kind: "Namespace",
         metadata: Metadata {
             name: topo.namespace.clone(),
-            namespace: None,
             labels: cx.part_of(),
+            ..Default::default()
         },
-        spec: None,
+        ..Default::default()
     };
     write("00-namespace.yaml", vec![yaml::to_string(&namespace)], out);
     let instances: Vec<&Instance> = topo.hosts.iter().flat_map(|h| &h.services).collect();
@@ -204,13 +204,13 @@ impl Cx<'_> {
         };
         let pod_name = EnvVar {
             name: "POD_NAME".into(),
-            value: None,
             value_from: Some(ValueFrom {
-                secret_key_ref: None,
                 field_ref: Some(FieldRef {
                     field_path: "metadata.name",
                 }),
+                ..Default::default()
             }),
+            ..Default::default()
         };
         let mount = |name: &str, path: &str| VolumeMount {
             name: name.into(),
@@ -218,11 +218,10 @@ impl Cx<'_> {
         };
         let config_volume = PodVolume {
             name: "config".into(),
-            persistent_volume_claim: None,
             config_map: Some(ConfigMapRef {
                 name: config.clone(),
             }),
-            empty_dir: None,
+            ..Default::default()
         };
         let port = |name: &str, n: u16| ContainerPort {
             name: name.into(),
@@ -236,15 +235,13 @@ impl Cx<'_> {
             protocol: "TCP",
         };
         let exec = |args: &[&str]| Probe {
-            http_get: None,
-            tcp_socket: None,
             exec: Some(Exec {
                 command: args.iter().map(|a| a.to_string()).collect(),
             }),
-            initial_delay_seconds: None,
             period_seconds: Some(5),
             timeout_seconds: Some(3),
             failure_threshold: Some(3),
+            ..Default::default()
         };
         let anti_affinity = |name: &str| {
             Some(Affinity {
@@ -266,11 +263,11 @@ impl Cx<'_> {
             kind: "Service",
             metadata: meta(&headless(name), c),
             spec: Some(ServiceSpec {
-                kind: None,
                 cluster_ip: Some("None"),
                 publish_not_ready_addresses: true,
                 selector: self.named_selector(name),
                 ports,
+                ..Default::default()
             }),
         };
         let pdb = |name: &str, c: &str| Object {
@@ -278,11 +275,11 @@ impl Cx<'_> {
             kind: "PodDisruptionBudget",
             metadata: meta(name, c),
             spec: Some(PdbSpec {
-                min_available: None,
                 max_unavailable: Some(1),
                 selector: Selector {
                     match_labels: self.named_selector(name),
                 },
+                ..Default::default()
             }),
         };
         let mut docs = vec![yaml::to_string(&ConfigMap {
@@ -323,23 +320,21 @@ impl Cx<'_> {
                     },
                     spec: PodSpec {
                         affinity: anti_affinity(&inst.name),
-                        termination_grace_period_seconds: None,
                         init_containers: Vec::new(),
                         containers: vec![Container {
                             name: "redis".into(),
                             image: image.clone(),
                             command: Some(vec!["sh".into(), "/config/start-redis.sh".into()]),
-                            args: None,
                             ports: vec![port("redis", 6379)],
                             env: vec![pod_name.clone()],
                             resources: resources(inst),
                             liveness_probe: Some(exec(&["redis-cli", "ping"])),
                             readiness_probe: Some(exec(&["redis-cli", "ping"])),
-                            startup_probe: None,
-                            lifecycle: None,
                             volume_mounts: redis_mounts,
+                            ..Default::default()
                         }],
                         volumes: vec![config_volume.clone()],
+                        ..Default::default()
                     },
                 },
                 volume_claim_templates: inst
@@ -364,10 +359,10 @@ impl Cx<'_> {
             metadata: meta(&sentinel, "sentinel"),
             spec: Some(ServiceSpec {
                 kind: Some("ClusterIP"),
-                cluster_ip: None,
                 publish_not_ready_addresses: false,
                 selector: self.named_selector(&sentinel),
                 ports: vec![service_port("sentinel", 26379)],
+                ..Default::default()
             }),
         }));
         docs.push(yaml::to_string(&Object {
@@ -386,23 +381,17 @@ impl Cx<'_> {
                     },
                     spec: PodSpec {
                         affinity: anti_affinity(&sentinel),
-                        termination_grace_period_seconds: None,
                         init_containers: vec![Container {
                             name: "sentinel-config".into(),
                             image: image.clone(),
                             command: Some(vec!["sh".into(), "/config/start-sentinel.sh".into()]),
-                            args: None,
                             ports: Vec::new(),
                             env: vec![pod_name.clone()],
-                            resources: None,
-                            liveness_probe: None,
-                            readiness_probe: None,
-                            startup_probe: None,
-                            lifecycle: None,
                             volume_mounts: vec![
                                 mount("config", "/config"),
                                 mount("sentinel", "/sentinel"),
                             ],
+                            ..Default::default()
                         }],
                         containers: vec![Container {
                             name: "sentinel".into(),
@@ -411,25 +400,22 @@ impl Cx<'_> {
                                 "redis-sentinel".into(),
                                 "/sentinel/sentinel.conf".into(),
                             ]),
-                            args: None,
                             ports: vec![port("sentinel", 26379)],
                             env: Vec::new(),
-                            resources: None,
                             liveness_probe: Some(exec(&["redis-cli", "-p", "26379", "ping"])),
                             readiness_probe: Some(exec(&["redis-cli", "-p", "26379", "ping"])),
-                            startup_probe: None,
-                            lifecycle: None,
                             volume_mounts: vec![mount("sentinel", "/sentinel")],
+                            ..Default::default()
                         }],
                         volumes: vec![
                             config_volume.clone(),
                             PodVolume {
                                 name: "sentinel".into(),
-                                persistent_volume_claim: None,
-                                config_map: None,
                                 empty_dir: Some(EmptyDir {}),
+                                ..Default::default()
                             },
                         ],
+                        ..Default::default()
                     },
                 },
                 volume_claim_templates: Vec::new(),
@@ -459,33 +445,26 @@ impl Cx<'_> {
                     },
                     spec: PodSpec {
                         affinity: anti_affinity(&proxy),
-                        termination_grace_period_seconds: None,
                         init_containers: Vec::new(),
                         containers: vec![Container {
                             name: "haproxy".into(),
                             image: Some(REDIS_PROXY_IMAGE.into()),
-                            command: None,
-                            args: None,
                             ports: vec![port("redis", 6379)],
                             env: Vec::new(),
-                            resources: None,
-                            liveness_probe: None,
                             readiness_probe: Some(Probe {
-                                http_get: None,
                                 tcp_socket: Some(TcpSocket {
                                     port: "redis".into(),
                                 }),
-                                exec: None,
-                                initial_delay_seconds: None,
                                 period_seconds: Some(5),
                                 timeout_seconds: Some(2),
                                 failure_threshold: Some(3),
+                                ..Default::default()
                             }),
-                            startup_probe: None,
-                            lifecycle: None,
                             volume_mounts: vec![mount("config", "/usr/local/etc/haproxy")],
+                            ..Default::default()
                         }],
                         volumes: vec![config_volume],
+                        ..Default::default()
                     },
                 },
             }),
@@ -496,10 +475,10 @@ impl Cx<'_> {
             metadata: meta(&inst.name, "master-endpoint"),
             spec: Some(ServiceSpec {
                 kind: Some("ClusterIP"),
-                cluster_ip: None,
                 publish_not_ready_addresses: false,
                 selector: self.named_selector(&proxy),
                 ports: vec![service_port("redis", 6379)],
+                ..Default::default()
             }),
         }));
         docs.push(yaml::to_string(&pdb(&proxy, "master-endpoint")));
@@ -576,10 +555,10 @@ impl Cx<'_> {
                 metadata: self.metadata(inst.name.to_string(), inst),
                 spec: Some(ServiceSpec {
                     kind: Some("ClusterIP"),
-                    cluster_ip: None,
                     publish_not_ready_addresses: false,
                     selector: self.selector(inst),
                     ports: service_ports(inst),
+                    ..Default::default()
                 }),
             }));
             // Public ports without a public URL (an Ingress) get a load balancer.
@@ -593,13 +572,13 @@ impl Cx<'_> {
                     ),
                     spec: Some(ServiceSpec {
                         kind: Some("LoadBalancer"),
-                        cluster_ip: None,
                         publish_not_ready_addresses: false,
                         selector: self.selector(inst),
                         ports: service_ports(inst)
                             .into_iter()
                             .filter(|p| inst.public.contains(&p.name))
                             .collect(),
+                        ..Default::default()
                     }),
                 }));
             }
@@ -609,11 +588,11 @@ impl Cx<'_> {
                     kind: "Service",
                     metadata: self.metadata(headless_name(&inst.name), inst),
                     spec: Some(ServiceSpec {
-                        kind: None,
                         cluster_ip: Some("None"),
                         publish_not_ready_addresses: false,
                         selector: self.selector(inst),
                         ports: service_ports(inst),
+                        ..Default::default()
                     }),
                 }));
             }
@@ -724,8 +703,7 @@ impl Cx<'_> {
                         persistent_volume_claim: Some(ClaimRef {
                             claim_name: v.name.clone(),
                         }),
-                        config_map: None,
-                        empty_dir: None,
+                        ..Default::default()
                     })
                     .collect()
             },
@@ -742,7 +720,7 @@ impl Cx<'_> {
                 key: env.to_string(),
                 optional,
             }),
-            field_ref: None,
+            ..Default::default()
         };
         // Variables that are exactly one secret: usable by later `$(VAR)`s.
         let direct: IndexMap<&str, &str> = inst
@@ -782,8 +760,8 @@ impl Cx<'_> {
             .iter()
             .map(|(name, (env, optional))| EnvVar {
                 name: name.clone(),
-                value: None,
                 value_from: Some(secret_ref(env, *optional)),
+                ..Default::default()
             })
             .collect();
         let mut ordered: Vec<&plan::EnvVar> = inst
@@ -800,8 +778,8 @@ impl Cx<'_> {
             out.push(match var.value.as_slice() {
                 [Out::Secret(s)] => EnvVar {
                     name: var.key.to_string(),
-                    value: None,
                     value_from: Some(secret_ref(&s.env, s.optional)),
+                    ..Default::default()
                 },
                 pieces => EnvVar {
                     name: var.key.to_string(),
@@ -821,7 +799,7 @@ impl Cx<'_> {
                             })
                             .collect(),
                     ),
-                    value_from: None,
+                    ..Default::default()
                 },
             });
         }
