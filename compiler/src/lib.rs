@@ -171,44 +171,6 @@ fn chunk_size(len: usize) -> usize {
     }
 }
 
-/// `take` of `f` of each item, in the items' order: item `i` is `shared[i]`
-/// and `owned[i]` (moved, without a vector made to pair them: the owned
-/// values are a host's resolved environments, a few megabytes for thousands
-/// of services). `f` runs on every core when `spare_cores` says the caller's
-/// work leaves some free and there are many items (256 or more), else on
-/// this thread, straight into `take`. For work on each service of a host on
-/// its own.
-pub(crate) fn each_on_cores<A: Sync, B: Send, R: Send>(
-    shared: &[A],
-    owned: Vec<B>,
-    spare_cores: bool,
-    diags: &mut diag::Diagnostics,
-    f: impl Fn(usize, &A, B, &mut diag::Diagnostics) -> R + Sync,
-    mut take: impl FnMut(R),
-) {
-    use rayon::prelude::*;
-    if !spare_cores || shared.len() < 256 || rayon::current_num_threads() < 2 {
-        for (i, (a, b)) in shared.iter().zip(owned).enumerate() {
-            take(f(i, a, b, diags));
-        }
-        return;
-    }
-    let done: Vec<(R, diag::Diagnostics)> = shared
-        .par_iter()
-        .zip(owned)
-        .enumerate()
-        .map(|(i, (a, b))| {
-            let mut d = diag::Diagnostics::default();
-            let r = f(i, a, b, &mut d);
-            (r, d)
-        })
-        .collect();
-    for (r, d) in done {
-        diags.extend(d);
-        take(r);
-    }
-}
-
 /// What a compilation needs besides the source text.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -593,8 +555,8 @@ mod tests {
 
     #[test]
     fn a_large_host_plans_the_same_on_one_core_and_on_several() {
-        // One topology on two threads: its 300 services are resolved and
-        // planned on both (`each_on_cores`).
+        // One topology on one thread and on two (its checks and its
+        // planning side by side): the same plan and diagnostics.
         let text = one_large_host(300, false);
         let (one, one_diags) = analyze_on(1, &text);
         let (two, two_diags) = analyze_on(2, &text);

@@ -443,21 +443,10 @@ pub fn plan(stack: &Stack, checked: &Checked, diags: &mut Diagnostics) -> Plan {
         .externals(stack)
         .map(|(name, e)| (name.as_str(), e))
         .collect();
-    // Fewer topologies than cores: each plans its hosts' services on the
-    // cores the others leave free. With as many or more, the topologies keep
-    // every core busy, and splitting their services only adds work.
-    let spare_cores = topos.len() < rayon::current_num_threads();
     for (topology, d) in crate::parallel_map_or_unwind(&topos, |topo| {
         let mut d = Diagnostics::default();
         (
-            plan_topology(
-                stack,
-                checked,
-                topo,
-                &external_services,
-                spare_cores,
-                &mut d,
-            ),
+            plan_topology(stack, checked, topo, &external_services, &mut d),
             d,
         )
     }) {
@@ -599,7 +588,6 @@ fn plan_topology(
     checked: &Checked,
     topo: &TopologyDef,
     external_services: &[(&str, &ExternalDef)],
-    spare_cores: bool,
     diags: &mut Diagnostics,
 ) -> TopologyPlan {
     let hosts: Vec<&HostDef> = topo.hosts.values().collect();
@@ -661,17 +649,11 @@ fn plan_topology(
     for (h, runs) in placed.iter().enumerate() {
         let mut host_effects = Vec::with_capacity(runs.len());
         let mut host_envs = Vec::with_capacity(runs.len());
-        crate::each_on_cores(
-            runs,
-            vec![(); runs.len()],
-            spare_cores,
-            diags,
-            |_, &(name, p), (), d| t.resolve_run(h, name, p, d),
-            |(fx, resolved)| {
-                host_effects.push(fx);
-                host_envs.push(resolved);
-            },
-        );
+        for &(name, p) in runs {
+            let (fx, resolved) = t.resolve_run(h, name, p, diags);
+            host_effects.push(fx);
+            host_envs.push(resolved);
+        }
         effects.push(host_effects);
         envs.push(host_envs);
     }
@@ -701,26 +683,21 @@ fn plan_topology(
             on_address: &publishes,
             on_loopback: &proxy_fx.loopback,
         };
-        crate::each_on_cores(
-            &placed[h],
-            std::mem::take(&mut envs[h]),
-            spare_cores,
-            diags,
-            |i, &(name, p), resolved, d| {
-                t.instance(name, h, p?, resolved, &effects[h][i], &published, d)
-            },
-            |inst| {
-                if let Some(inst) = inst {
-                    let sentinel = inst
-                        .rare
-                        .sentinel_node
-                        .as_ref()
-                        .map(|n| n.sentinel_instance(&inst));
-                    services.push(inst);
-                    services.extend(sentinel);
-                }
-            },
-        );
+        let runs = placed[h].iter().zip(std::mem::take(&mut envs[h]));
+        for (i, (&(name, p), resolved)) in runs.enumerate() {
+            let Some(inst) =
+                p.and_then(|p| t.instance(name, h, p, resolved, &effects[h][i], &published, diags))
+            else {
+                continue;
+            };
+            let sentinel = inst
+                .rare
+                .sentinel_node
+                .as_ref()
+                .map(|n| n.sentinel_instance(&inst));
+            services.push(inst);
+            services.extend(sentinel);
+        }
         services.extend(t.etcd_instances(h));
         // An HAProxy of each Patroni cluster the host's services connect to.
         let consumed: IndexSet<&str> = effects[h]
