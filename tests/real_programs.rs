@@ -486,8 +486,9 @@ fn commands_of(out: &Path, file: &str) -> Vec<String> {
             .collect()
     };
     let mut commands = Vec::new();
-    for doc in text.split("\n---") {
-        let v = crate::support::yaml11(doc.as_bytes());
+    for doc in serde_norway::Deserializer::from_str(&text) {
+        use serde::Deserialize as _;
+        let v = serde_json::Value::deserialize(doc).unwrap_or_else(|e| panic!("{file}: {e}"));
         for service in v["services"]
             .as_object()
             .into_iter()

@@ -296,11 +296,12 @@ fn kind_chains(stack: &Stack, diags: &mut Diagnostics) -> KindChains {
         }
         let mut path = vec![start];
         on_path[start] = true;
+        let mut current = start;
         // The resolved kind the path hangs from, and whether the walk stopped
         // at an error.
         let mut hang = None;
         let mut broken = false;
-        while let Some(parent) = stack.kinds[*path.last().unwrap_or(&start)].parent.as_ref() {
+        while let Some(parent) = stack.kinds[current].parent.as_ref() {
             match stack.kinds.get_index_of(&parent.name) {
                 None => {
                     diags.push(unknown_kind(stack, parent));
@@ -320,6 +321,7 @@ fn kind_chains(stack: &Stack, diags: &mut Diagnostics) -> KindChains {
                 Some(p) => {
                     path.push(p);
                     on_path[p] = true;
+                    current = p;
                 }
             }
         }

@@ -23,14 +23,15 @@ impl Owner {
         }
     }
 
-    fn owns(&self, m: &ManifestOwner) -> bool {
-        match &m.source_path {
-            Some(path) => *path == self.path,
+    /// Whether a manifest naming `source` (and `source_path`) is this source's.
+    fn owns(&self, source: &str, source_path: Option<&str>) -> bool {
+        match source_path {
+            Some(path) => path == self.path,
             // Written before manifests recorded the path: by file name (or by
             // the path as given on the command line, earlier still).
             None => {
-                m.source == self.name
-                    || Path::new(&m.source)
+                source == self.name
+                    || Path::new(source)
                         .file_name()
                         .is_some_and(|n| n == self.name.as_str())
             }
@@ -40,7 +41,7 @@ impl Owner {
 
 /// Whose a manifest is (its list of files skipped, not collected).
 #[derive(serde::Deserialize)]
-pub(super) struct ManifestOwner {
+struct ManifestOwner {
     source: String,
     source_path: Option<String>,
 }
@@ -79,10 +80,7 @@ pub(super) fn claim(out: &Path, topology: &str, owner: &Owner) -> Claim {
     let Some(m) = read_manifest::<ManifestIn>(out, topology) else {
         return Claim::None;
     };
-    let ours = owner.owns(&ManifestOwner {
-        source: m.source.clone(),
-        source_path: m.source_path.clone(),
-    });
+    let ours = owner.owns(&m.source, m.source_path.as_deref());
     let mut files = BTreeSet::new();
     for f in m.files {
         // Never follow a path out of the topology's directory.
@@ -124,7 +122,9 @@ pub fn existing_topologies(out: &Path, owner: &Owner) -> Vec<String> {
             if name.starts_with('.') {
                 continue;
             }
-            if read_manifest::<ManifestOwner>(out, &name).is_some_and(|m| owner.owns(&m)) {
+            if read_manifest::<ManifestOwner>(out, &name)
+                .is_some_and(|m| owner.owns(&m.source, m.source_path.as_deref()))
+            {
                 names.push(name);
             }
         }
@@ -144,7 +144,8 @@ pub fn held_by_others(
         .iter()
         .filter_map(|t| {
             let m = read_manifest::<ManifestOwner>(out, t)?;
-            (!owner.owns(&m)).then(|| (out.join(t), m.source_path.unwrap_or(m.source)))
+            let ours = owner.owns(&m.source, m.source_path.as_deref());
+            (!ours).then(|| (out.join(t), m.source_path.unwrap_or(m.source)))
         })
         .collect()
 }

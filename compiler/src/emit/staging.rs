@@ -120,12 +120,16 @@ fn is_stackcs_staging(root: &Path) -> bool {
     let Ok(entries) = fs::read_dir(root) else {
         return false;
     };
+    let (mut readme, mut any) = (false, false);
     for entry in entries {
         let Ok(entry) = entry else { return false };
-        let name = entry.file_name();
-        let ok = match name.to_str() {
-            Some("README") => fs::read_to_string(entry.path())
-                .is_ok_and(|text| STAGING_README.starts_with(text.as_str())),
+        any = true;
+        let ok = match entry.file_name().to_str() {
+            Some("README") => {
+                readme = true;
+                fs::read_to_string(entry.path())
+                    .is_ok_and(|text| STAGING_README.starts_with(text.as_str()))
+            }
             Some("new" | "old") => entry.file_type().is_ok_and(|t| t.is_dir()),
             _ => false,
         };
@@ -133,8 +137,7 @@ fn is_stackcs_staging(root: &Path) -> bool {
             return false;
         }
     }
-    fs::symlink_metadata(root.join("README")).is_ok()
-        || fs::read_dir(root).is_ok_and(|mut e| e.next().is_none())
+    readme || !any
 }
 
 /// One topology's output as a build makes it, file by file: each generated file
@@ -149,9 +152,10 @@ pub struct Stager<'a> {
     pub(super) owned: BTreeSet<String>,
     /// Whether the staging directory is made.
     ready: bool,
-    /// Directories made in the staging tree, and directories of the output
-    /// seen to be directories, not links (thousands of env files share one).
+    /// Directories made in the staging tree (thousands of env files share
+    /// one).
     made: BTreeSet<PathBuf>,
+    /// Directories of the output seen to be directories, not links.
     checked: BTreeSet<String>,
     /// Every generated path, in order.
     pub(super) generated: Vec<String>,

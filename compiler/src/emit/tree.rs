@@ -44,7 +44,7 @@ impl Tree<'_> {
         for entry in walkdir::WalkDir::new(&current).min_depth(1) {
             let entry = entry.map_err(|e| EmitError::Io(current.clone(), e.into()))?;
             let rel = entry.path().strip_prefix(&current).unwrap_or(entry.path());
-            if let Some(parent) = rel.parent() {
+            if let Some(parent) = rel.parent().filter(|p| !not_empty.contains(*p)) {
                 not_empty.insert(parent.to_path_buf());
             }
             let kind = entry.file_type();

@@ -70,60 +70,16 @@ impl<R: BufRead> Reader<R> {
         if std::mem::take(&mut self.lost) && !self.skip_to_header()? {
             return Ok(None);
         }
-        let mut length: Option<Result<usize, String>> = None;
-        let mut bad_line = None;
-        let mut any = false;
-        loop {
-            let Some(mut line) = self.header_line()? else {
-                return Ok(None);
-            };
-            if std::mem::take(&mut self.resumed) {
-                line = match line {
-                    HeaderLine::Text(rest) => HeaderLine::Text(format!("Content-Length:{rest}")),
-                    HeaderLine::End => HeaderLine::Text("Content-Length:".into()),
-                    HeaderLine::TooLong => HeaderLine::TooLong,
-                };
-            }
-            match line {
-                HeaderLine::End if any => break,
-                // Blank lines between frames.
-                HeaderLine::End => continue,
-                HeaderLine::Text(text) => {
-                    any = true;
-                    match text.split_once(':') {
-                        Some((name, value))
-                            if name.trim().eq_ignore_ascii_case("content-length") =>
-                        {
-                            let value = value.trim();
-                            length = Some(value.parse::<usize>().map_err(|_| {
-                                format!("the Content-Length `{value}` is not a number of bytes")
-                            }));
-                        }
-                        Some(_) => {}
-                        None => bad_line = Some(text),
-                    }
-                }
-                HeaderLine::TooLong => {
-                    any = true;
-                    bad_line = Some(format!("a header line over {MAX_HEADER_LINE} bytes"));
-                }
-            }
-        }
-        let length = match (length, bad_line) {
-            (_, Some(line)) => Err(format!("`{line}` is not a header")),
-            (None, None) => Err("a message without a Content-Length header".to_string()),
-            (Some(length), None) => length,
+        let Some(length) = self.frame_length()? else {
+            return Ok(None);
         };
         let length = match length {
-            Ok(n) if n > MAX_FRAME => {
+            Ok(n) if n <= MAX_FRAME => n,
+            Ok(n) => {
                 self.lost = true;
-                return Ok(Some(Incoming::invalid(
-                    Value::Null,
-                    INVALID_REQUEST,
-                    format!("a message of {n} bytes is over the limit of {MAX_FRAME}"),
-                )));
+                let why = format!("a message of {n} bytes is over the limit of {MAX_FRAME}");
+                return Ok(Some(Incoming::invalid(Value::Null, INVALID_REQUEST, why)));
             }
-            Ok(n) => n,
             Err(why) => {
                 self.lost = true;
                 return Ok(Some(Incoming::invalid(Value::Null, PARSE_ERROR, why)));
@@ -137,6 +93,53 @@ impl<R: BufRead> Reader<R> {
             return Ok(None);
         }
         Ok(Some(decode(&body)))
+    }
+
+    /// A frame's headers, read to their empty line: the body's length, or why
+    /// there is none to use. `None` at the end of the input.
+    fn frame_length(&mut self) -> io::Result<Option<Result<usize, String>>> {
+        let mut length = None;
+        let mut problem = None;
+        let mut any = false;
+        loop {
+            let Some(mut line) = self.header_line()? else {
+                return Ok(None);
+            };
+            if std::mem::take(&mut self.resumed) {
+                line = match line {
+                    HeaderLine::Text(rest) => HeaderLine::Text(format!("Content-Length:{rest}")),
+                    HeaderLine::End => HeaderLine::Text("Content-Length:".into()),
+                    HeaderLine::TooLong => HeaderLine::TooLong,
+                };
+            }
+            let text = match line {
+                HeaderLine::End if any => break,
+                // Blank lines between frames.
+                HeaderLine::End => continue,
+                HeaderLine::TooLong => {
+                    problem = Some(format!("a header line is over {MAX_HEADER_LINE} bytes"));
+                    any = true;
+                    continue;
+                }
+                HeaderLine::Text(text) => text,
+            };
+            any = true;
+            match text.split_once(':') {
+                Some((name, value)) if name.trim().eq_ignore_ascii_case("content-length") => {
+                    let value = value.trim();
+                    length = Some(value.parse::<usize>().map_err(|_| {
+                        format!("the Content-Length `{value}` is not a number of bytes")
+                    }));
+                }
+                Some(_) => {}
+                None => problem = Some(format!("`{text}` is not a header")),
+            }
+        }
+        Ok(Some(match (problem, length) {
+            (Some(why), _) => Err(why),
+            (None, None) => Err("a message without a Content-Length header".to_string()),
+            (None, Some(length)) => length,
+        }))
     }
 
     /// One header line without its line break, `End` for the empty line,
@@ -218,15 +221,12 @@ enum HeaderLine {
 
 /// A frame's body as a message, or the error that answers it.
 fn decode(body: &[u8]) -> Incoming {
-    let Ok(text) = std::str::from_utf8(body) else {
-        let at = std::str::from_utf8(body)
-            .err()
-            .map_or(0, |e| e.valid_up_to());
-        return Incoming::invalid(
-            Value::Null,
-            PARSE_ERROR,
-            format!("the message is not UTF-8 (at byte {at})"),
-        );
+    let text = match std::str::from_utf8(body) {
+        Ok(text) => text,
+        Err(e) => {
+            let why = format!("the message is not UTF-8 (at byte {})", e.valid_up_to());
+            return Incoming::invalid(Value::Null, PARSE_ERROR, why);
+        }
     };
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,

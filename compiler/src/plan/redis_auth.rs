@@ -54,7 +54,7 @@ pub(super) fn requires_auth(inst: &Instance) -> bool {
 /// `redis-server`'s words reading config from standard input: `-` right after
 /// the program, or last when a config file comes first (Redis takes `-` only
 /// in those two places).
-pub(super) fn reading_stdin(mut words: Vec<String>) -> Vec<String> {
+fn reading_stdin(mut words: Vec<String>) -> Vec<String> {
     match words.get(1) {
         Some(first) if !first.starts_with('-') => words.push("-".into()),
         _ => words.insert(1.min(words.len()), "-".into()),
@@ -72,9 +72,10 @@ impl Topo<'_> {
         if !self.is_kind(name, "redis") || !requires_auth(inst) {
             return;
         }
-        let line = match inst.rare.command.take() {
-            Some(v) if v.len() == 3 && v[0] == "sh" && v[1] == "-c" => v[2].clone(),
-            command => {
+        let command = inst.rare.command.take();
+        let line = match command.as_deref().and_then(replication::shell_line) {
+            Some(line) => line.to_string(),
+            None => {
                 let words = reading_stdin(command.unwrap_or_else(|| vec!["redis-server".into()]));
                 let words: Vec<String> = words
                     .iter()

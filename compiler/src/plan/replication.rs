@@ -323,17 +323,21 @@ pub const REDIS_PASSWORD_ENV: &str = "REDIS_PASSWORD";
 /// line of its own (`sh -c LINE`), appended quoted. Without a command, it is
 /// `redis-server`.
 fn extend_command(command: Option<Vec<String>>, args: &[String]) -> Vec<String> {
+    if let Some(line) = command.as_deref().and_then(shell_line) {
+        let line: Vec<String> = std::iter::once(line.to_string())
+            .chain(args.iter().map(|a| crate::grammar::shell_word(a)))
+            .collect();
+        return vec!["sh".into(), "-c".into(), line.join(" ")];
+    }
+    let base = command.unwrap_or_else(|| vec!["redis-server".to_string()]);
+    base.into_iter().chain(args.iter().cloned()).collect()
+}
+
+/// The line of a command that is a shell line of its own (`sh -c LINE`).
+pub(super) fn shell_line(command: &[String]) -> Option<&str> {
     match command {
-        Some(v) if v.len() == 3 && v[0] == "sh" && v[1] == "-c" => {
-            let line: Vec<String> = std::iter::once(v[2].clone())
-                .chain(args.iter().map(|a| crate::grammar::shell_word(a)))
-                .collect();
-            vec![v[0].clone(), v[1].clone(), line.join(" ")]
-        }
-        command => {
-            let base = command.unwrap_or_else(|| vec!["redis-server".to_string()]);
-            base.into_iter().chain(args.iter().cloned()).collect()
-        }
+        [sh, c, line] if sh == "sh" && c == "-c" => Some(line),
+        _ => None,
     }
 }
 
