@@ -103,3 +103,47 @@ fn a_comment_that_cannot_be_placed_is_an_error_not_a_loss() {
     };
     assert_eq!(comments(&text), comments(&formatted));
 }
+
+/// The diffs stackc prints (`fmt --check`, `build --check`) are the hunks GNU
+/// `diff -u` prints for the same two texts: changes, additions at either
+/// end, removals, and a last line without its line break on either side.
+#[test]
+fn diffs_are_the_hunks_gnu_diff_prints() {
+    if !crate::support::require("diff") {
+        return;
+    }
+    let long: String = (0..40).map(|i| format!("line {i}\n")).collect();
+    let pairs = [
+        (
+            "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\nk\n",
+            "a\nB\nc\nd\ne\nf\ng\nh\ni\nj\nk\nl",
+        ),
+        ("", "x\n"),
+        ("x\n", ""),
+        ("one\ntwo", "one\ntwo\n"),
+        ("head\nkeep\n", "keep\n"),
+        (
+            &long,
+            &long
+                .replace("line 3\n", "")
+                .replace("line 30\n", "line thirty\n"),
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for (old, new) in pairs {
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, old).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&b, new).unwrap_or_else(|e| panic!("{e}"));
+        let gnu = std::process::Command::new("diff")
+            .arg("-u")
+            .args([&a, &b])
+            .output()
+            .unwrap_or_else(|e| panic!("diff: {e}"));
+        let gnu = String::from_utf8_lossy(&gnu.stdout);
+        // GNU's header names the files with their times: the hunks follow.
+        let gnu_hunks: String = gnu.lines().skip(2).map(|l| format!("{l}\n")).collect();
+        let ours = stackc::review::unified_diff(old, new, "a", "b");
+        let our_hunks: String = ours.lines().skip(2).map(|l| format!("{l}\n")).collect();
+        assert_eq!(our_hunks, gnu_hunks, "{old:?} -> {new:?}");
+    }
+}
