@@ -70,6 +70,14 @@ impl Staging {
                 }
             }
         }
+        // The trees first, the `README` last: a build stopped while removing
+        // leaves a directory that still says it is stackc's.
+        for tree in ["new", "old"] {
+            let dir = self.root.join(tree);
+            if fs::symlink_metadata(&dir).is_ok() {
+                fs::remove_dir_all(&dir).map_err(at(&dir))?;
+            }
+        }
         fs::remove_dir_all(&self.root).map_err(at(&self.root))
     }
 
