@@ -710,8 +710,13 @@ fn secrets_lists_uses_and_init_writes_values_once() {
 #[test]
 fn no_secret_value_reaches_a_generated_file() {
     for path in crate::support::stack_files("examples") {
-        let (_, plan, _) =
-            stackc::analyze(crate::support::read(&path), &crate::support::options(&path));
+        let options = crate::support::options(&path);
+        let plan = stackc::analyze(
+            crate::support::read(&path),
+            &options,
+            stackc::Disposal::Free,
+        )
+        .plan;
         let plan = plan.unwrap_or_else(|| panic!("{}", path.display()));
         let t = Test::new();
         let values: Vec<(String, String)> = plan

@@ -155,7 +155,7 @@ fn check_and_build_give_the_same_diagnostics() {
     for path in files {
         let text = read(&path);
         let built = stackc::compile(&text, &options(&path)).diagnostics;
-        let (_, _, checked) = stackc::analyze(&text, &options(&path));
+        let checked = stackc::analyze(&text, &options(&path), stackc::Disposal::Free).diagnostics;
         let show = |ds: &[stackc::diag::Diagnostic]| -> Vec<String> {
             ds.iter()
                 .map(|d| format!("{} {:?} {}", d.code.as_str(), d.primary.span, d.message))

@@ -9,7 +9,8 @@ use stackc::graph::{render, GraphFormat};
 use crate::support::{options, read, rel, require, root, stack_files};
 
 fn plan(path: &std::path::Path) -> stackc::plan::Plan {
-    let (_, plan, diags) = stackc::analyze(read(path), &options(path));
+    let analysis = stackc::analyze(read(path), &options(path), stackc::Disposal::Free);
+    let (plan, diags) = (analysis.plan, analysis.diagnostics);
     assert!(
         diags.iter().all(|d| !d.is_error()),
         "{}: {diags:?}",

@@ -197,10 +197,13 @@ fn hostile_values_reach_every_consumer_exactly_or_are_rejected() {
     for v in &values {
         let text = stack_of(&[v.as_str()]);
         let compiled = stackc::compile(text.as_str(), &options());
-        let checked = stackc::analyze(text.as_str(), &options());
+        let checked = stackc::analyze(text.as_str(), &options(), stackc::Disposal::Free);
         assert_eq!(
             compiled.has_errors(),
-            checked.2.iter().any(stackc::diag::Diagnostic::is_error),
+            checked
+                .diagnostics
+                .iter()
+                .any(stackc::diag::Diagnostic::is_error),
             "check and build disagree on {v:?}"
         );
         if !compiled.has_errors() {
@@ -519,7 +522,7 @@ topology cluster {
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert!(!stderr.contains("inside a URL"), "{stderr}");
 
-    let (_, plan, _) = stackc::analyze(text, &options());
+    let plan = stackc::analyze(text, &options(), stackc::Disposal::Free).plan;
     let report = stackc::secrets::report(&plan.unwrap_or_else(|| panic!("a plan")));
     assert!(
         report.contains("db_password ($DB_PASSWORD, required; inside a URL"),

@@ -65,13 +65,17 @@ fn corpus() -> Vec<(String, String)> {
         .collect()
 }
 
-/// `check` and `build` lower each service as soon as it is parsed
-/// (`lower::early_service`, freeing its subtree); the language server lowers
-/// the whole tree. Both must give the same diagnostics and the same plan.
+/// Each service is lowered as soon as it is parsed (`lower::service`); `check`
+/// and `build` then free its subtree, the language server keeps it. Both must
+/// give the same diagnostics and the same plan.
 fn lowered_alike(text: &str) -> Result<(), String> {
     let options = crate::support::options(std::path::Path::new("lowered.stack"));
-    let (_, plan, diagnostics) = stackc::analyze(text, &options);
-    let with_trees = stackc::analyze_with_trees(text, &options);
+    let freed = stackc::analyze(text, &options, stackc::Disposal::Free);
+    let (plan, diagnostics) = (freed.plan, freed.diagnostics);
+    let with_trees = stackc::analyze(text, &options, stackc::Disposal::KeepTrees);
+    if with_trees.trees.is_empty() || !freed.trees.is_empty() {
+        return Err("the trees are kept only when asked".into());
+    }
     if diagnostics != with_trees.diagnostics {
         return Err(format!(
             "the diagnostics differ: {diagnostics:?} / {:?}",
@@ -85,7 +89,7 @@ fn lowered_alike(text: &str) -> Result<(), String> {
 }
 
 #[test]
-fn services_lowered_while_parsing_are_lowered_as_from_the_tree() {
+fn freeing_each_services_subtree_changes_no_diagnostic_and_no_plan() {
     for (name, text) in corpus() {
         if let Err(e) = lowered_alike(&text) {
             panic!("{name}: {e}");
@@ -256,7 +260,7 @@ fn a_large_file_is_parsed_as_pest_parses_it() {
     with_errors.push_str("service last_bad {\n  port http = 99999\n  colour = 3\n}\n");
     assert_eq!(lowered_alike(&with_errors), Ok(()));
     let options = crate::support::options(std::path::Path::new("lowered.stack"));
-    let (_, _, diagnostics) = stackc::analyze(&with_errors, &options);
+    let diagnostics = stackc::analyze(&with_errors, &options, stackc::Disposal::Free).diagnostics;
     let at = |what: &str| {
         diagnostics
             .iter()

@@ -90,7 +90,8 @@ const GENERATED: usize = 16;
 /// Builds one input into a directory of its own under `root`; `Err` lists its
 /// errors.
 fn build(root: &Path, name: &str, text: &str, opts: &stackc::Options) -> Result<Built, String> {
-    let (_, plan, diags) = stackc::analyze(text, opts);
+    let analysis = stackc::analyze(text, opts, stackc::Disposal::Free);
+    let (plan, diags) = (analysis.plan, analysis.diagnostics);
     let Some(plan) = plan else {
         return Err(format!("{diags:?}"));
     };

@@ -14,9 +14,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
-use stackc::diag::{Diagnostics, SourceMap};
+use stackc::diag::{Diagnostics, FileId, SourceMap};
 use stackc::model::Platform;
-use stackc::{check, emit, lower, plan, stdlib, syntax, targets, Options};
+use stackc::{check, emit, lower, pipeline, plan, stdlib, syntax, targets, Disposal, Options};
 
 /// The workload of bench/gen.py: N services with five env vars (two of them
 /// references), an HTTP health check and a route each; a single-host topology
@@ -81,21 +81,13 @@ fn stages(c: &mut Criterion) {
     let options = options();
     let mut sources = SourceMap::default();
     let mut diags = Diagnostics::default();
-    let mut files = Vec::new();
+    let mut units = Vec::new();
     for (name, std_text) in stdlib::FILES {
         let id = sources.add(*name, *std_text);
-        files.push((syntax::parse(id, std_text, &mut diags), true));
+        units.push(parse_and_lower(id, std_text, true));
     }
     let user = sources.add("bench.stack", text.as_str());
-    files.push((syntax::parse(user, &text, &mut diags), false));
-    let mut units: Vec<lower::Unit<'_>> = files
-        .iter()
-        .map(|(file, stdlib)| lower::Unit {
-            file,
-            stdlib: *stdlib,
-            early: None,
-        })
-        .collect();
+    units.push(parse_and_lower(user, &text, false));
     let stack = lower::lower(&mut units, "bench", &mut diags);
     let checked = check::check(&stack, &mut diags);
     let plan = plan::plan(&stack, &checked, &mut diags);
@@ -117,20 +109,12 @@ fn stages(c: &mut Criterion) {
     g.bench_function("parse", |b| {
         b.iter(|| syntax::parse(user, black_box(&text), &mut Diagnostics::default()))
     });
-    g.bench_function("lower", |b| {
-        b.iter(|| lower::lower(black_box(&mut units), "bench", &mut Diagnostics::default()))
-    });
-    // What `check` and `build` do: each service lowered as soon as it is
-    // parsed, its subtree freed (parse + lower of the tree, above, is what
-    // the language server does).
-    g.bench_function("parse and lower services", |b| {
+    // What every analysis does: each service lowered as soon as it is
+    // parsed (its subtree freed), then the file lowered into a stack.
+    g.bench_function("parse and lower", |b| {
         b.iter(|| {
-            syntax::parse_visiting(
-                user,
-                black_box(&text),
-                &mut Diagnostics::default(),
-                &lower::early_service,
-            )
+            let mut units = [parse_and_lower(user, black_box(&text), false)];
+            lower::lower(&mut units, "bench", &mut Diagnostics::default())
         })
     });
     g.bench_function("check", |b| {
@@ -180,3 +164,14 @@ fn stages(c: &mut Criterion) {
 
 criterion_group!(benches, stages);
 criterion_main!(benches);
+
+/// One file parsed and its services lowered, as `stackc check` and `build` do.
+fn parse_and_lower(id: FileId, text: &str, stdlib: bool) -> lower::Unit {
+    pipeline::parse(
+        id,
+        text,
+        stdlib,
+        Disposal::Free,
+        &mut Diagnostics::default(),
+    )
+}

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::{IndexMap, Name};
+use crate::base::{IndexMap, Name};
 
 use crate::diag::{listing, suggest, Code, Diagnostic, Diagnostics, FileId, Span};
 use crate::lower::SERVICE_FIELDS;
@@ -1054,13 +1054,15 @@ mod tests {
     use super::is_env_name;
 
     fn errors(text: &str) -> Vec<String> {
-        let options = crate::Options {
+        let options = crate::options::Options {
             source_name: "t.stack".into(),
             topologies: Vec::new(),
             source_dir_from_compose: "..".into(),
             source_from_out: "../t.stack".into(),
         };
-        let (_, _, diags) = crate::analyze(text.to_string(), &options);
+        let diags =
+            crate::pipeline::analyze(text.to_string(), &options, crate::pipeline::Disposal::Free)
+                .diagnostics;
         diags
             .iter()
             .filter(|d| d.is_error())

@@ -25,7 +25,8 @@ macro_rules! eprintln {
 
 use crate::diag::{render_human, render_json, Code, Diagnostic, SourceMap};
 use crate::emit;
-use crate::Options;
+use crate::options::Options;
+use crate::pipeline::{analyze, compile, leave_to_exit, Analysis, Compilation, Disposal};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -421,17 +422,17 @@ fn check(file: &Path, format: MessageFormat, deny: &Deny) -> i32 {
         Ok(t) => t,
         Err(code) => return code,
     };
-    let analysis = crate::analyze_before_exit(text, &options(file, Vec::new(), "..".into()));
-    let (sources, _, diags) = &mut *std::mem::ManuallyDrop::new(analysis);
-    deny.apply(diags);
-    report(sources, diags, format);
-    i32::from(diags.iter().any(Diagnostic::is_error))
+    let options = options(file, Vec::new(), "..".into());
+    let a = &mut *leave_to_exit(analyze(text, &options, Disposal::LeaveToExit));
+    deny.apply(&mut a.diagnostics);
+    report(&a.sources, &a.diagnostics, format);
+    i32::from(a.diagnostics.iter().any(Diagnostic::is_error))
 }
 
 /// A build in memory: the compilation, the output directory, the options and
 /// the topologies whose output it owns. `Err` is the exit code.
 struct Built {
-    compilation: std::mem::ManuallyDrop<crate::Compilation>,
+    compilation: std::mem::ManuallyDrop<Compilation>,
     out: PathBuf,
     opts: Options,
     scope: Vec<String>,
@@ -486,12 +487,10 @@ fn build_in_memory(
 ) -> Result<Built, i32> {
     let text = read(file)?;
     let (out, opts, filtered) = build_options(file, topologies, out);
-    let mut compilation = crate::compile(text, &opts);
+    let mut compilation = compile(text, &opts);
     deny.apply(&mut compilation.diagnostics);
     report(&compilation.sources, &compilation.diagnostics, format);
-    // The process ends right after this build: freeing the whole compilation one
-    // allocation at a time would only cost time (rustc does the same).
-    let compilation = std::mem::ManuallyDrop::new(compilation);
+    let compilation = leave_to_exit(compilation);
     if compilation.has_errors() {
         return Err(1);
     }
@@ -593,8 +592,8 @@ fn diff(files: &[PathBuf], topologies: Vec<String>, out: Option<PathBuf>, patch:
                 (Err(code), _) | (_, Err(code)) => return code,
             };
             let opts = options(new, topologies, "..".into());
-            let before = crate::compile(old_text, &opts);
-            let after = crate::compile(new_text, &opts);
+            let before = compile(old_text, &opts);
+            let after = compile(new_text, &opts);
             report(&before.sources, &before.diagnostics, MessageFormat::Human);
             report(&after.sources, &after.diagnostics, MessageFormat::Human);
             if before.has_errors() || after.has_errors() {
@@ -629,17 +628,20 @@ fn build(
     };
     let (out, opts, filtered) = build_options(file, topologies, out);
     no_huge_pages();
-    let (sources, plan, mut diagnostics) = crate::analyze(text, &opts);
-    // The process ends right after this build: freeing the analysis one
-    // allocation at a time would only cost time (rustc does the same).
-    let sources = std::mem::ManuallyDrop::new(sources);
-    let plan = std::mem::ManuallyDrop::new(plan);
-    deny.apply(&mut diagnostics);
+    // The trees and the model are freed: generation reuses their pages, which
+    // keeps the build's peak down. What is left is held to the end.
+    let Analysis {
+        sources,
+        plan,
+        diagnostics,
+        ..
+    } = &mut *leave_to_exit(analyze(text, &opts, Disposal::Free));
+    deny.apply(diagnostics);
     let failed = |diagnostics: &[Diagnostic]| diagnostics.iter().any(Diagnostic::is_error);
     let plan = match plan.as_ref() {
-        Some(plan) if !failed(&diagnostics) => plan,
+        Some(plan) if !failed(diagnostics) => plan,
         _ => {
-            report(&sources, &diagnostics, format);
+            report(sources, diagnostics, format);
             return 1;
         }
     };
@@ -677,8 +679,8 @@ fn build(
     let mut from_targets = target_diags.finish();
     deny.apply(&mut from_targets);
     diagnostics.extend(from_targets);
-    report(&sources, &diagnostics, format);
-    if failed(&diagnostics) || stagers.len() != plan.topologies.len() {
+    report(sources, diagnostics, format);
+    if failed(diagnostics) || stagers.len() != plan.topologies.len() {
         return 1;
     }
     let generated = plan.topologies.iter().map(|t| t.name.to_string()).collect();
@@ -721,8 +723,13 @@ fn graph(file: &Path, topologies: Vec<String>, format: GraphFormatArg) -> i32 {
         Ok(t) => t,
         Err(code) => return code,
     };
-    let (sources, plan, diags) =
-        crate::analyze(text, &options(file, topologies.clone(), "..".into()));
+    let options = options(file, topologies.clone(), "..".into());
+    let Analysis {
+        sources,
+        plan,
+        diagnostics: diags,
+        ..
+    } = analyze(text, &options, Disposal::Free);
     report(&sources, &diags, MessageFormat::Human);
     let Some(plan) = plan.filter(|_| !diags.iter().any(Diagnostic::is_error)) else {
         return 1;
@@ -740,7 +747,7 @@ fn graph(file: &Path, topologies: Vec<String>, format: GraphFormatArg) -> i32 {
 fn trace(
     file: &Path,
     line: usize,
-) -> Result<(crate::Analyzed, Vec<crate::why::Origin>, String), (i32, String)> {
+) -> Result<(Analysis, Vec<crate::why::Origin>, String), (i32, String)> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| (2, format!("cannot read {}: {e}", file.display())))?;
     let (source, topology) = crate::why::header(&text).ok_or_else(|| {
@@ -778,9 +785,10 @@ fn trace(
     }
     let source_text = std::fs::read_to_string(&source_path)
         .map_err(|e| (2, format!("cannot read {}: {e}", source_path.display())))?;
-    let analyzed = crate::analyze_with_trees(
+    let analyzed = analyze(
         source_text.as_str(),
         &options(&source_path, Vec::new(), "..".into()),
+        Disposal::KeepTrees,
     );
     let origins = crate::why::why(&analyzed, &topology, &inner, &text, line).map_err(|e| (1, e))?;
     let line_text = text
@@ -820,7 +828,7 @@ fn locations(message: &str) -> Vec<(PathBuf, usize)> {
     out
 }
 
-fn print_origins(analyzed: &crate::Analyzed, origins: &[crate::why::Origin]) {
+fn print_origins(analyzed: &Analysis, origins: &[crate::why::Origin]) {
     for o in origins {
         let src = analyzed.sources.get(o.span.file);
         let (l, c) = analyzed.sources.line_col(o.span.file, o.span.start);
@@ -884,7 +892,13 @@ fn secrets(args: SecretsArgs) -> i32 {
         Err(code) => return code,
     };
     let topologies = if init { Vec::new() } else { args.topologies };
-    let (sources, plan, diags) = crate::analyze(text, &options(&file, topologies, "..".into()));
+    let options = options(&file, topologies, "..".into());
+    let Analysis {
+        sources,
+        plan,
+        diagnostics: diags,
+        ..
+    } = analyze(text, &options, Disposal::Free);
     report(&sources, &diags, MessageFormat::Human);
     let Some(plan) = plan.filter(|_| !diags.iter().any(Diagnostic::is_error)) else {
         return 1;

@@ -6,7 +6,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::{IndexMap, Name};
+use crate::base::{IndexMap, Name};
 
 use crate::diag::Span;
 use crate::syntax::Ident;
@@ -310,11 +310,11 @@ pub struct RouteDef {
     pub strip_prefix: bool,
     /// The settings few routes have (domain, rate limit, timeouts, body
     /// size), read and written as `route.rare.rate`.
-    pub rare: crate::Rare<RouteOptions>,
+    pub rare: crate::base::Rare<RouteOptions>,
 }
 
 /// A route's settings that most routes leave out, behind one box (see
-/// [`crate::Rare`]): inline, a route was 328 bytes.
+/// [`crate::base::Rare`]): inline, a route was 328 bytes.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RouteOptions {
     /// The domain it is served on (default: the host of the service's public URL).
@@ -330,7 +330,7 @@ pub struct RouteOptions {
     pub body_size: Option<Sp<Size>>,
 }
 
-crate::rare_parts!(RouteOptions);
+crate::base::rare_parts!(RouteOptions);
 
 /// `metrics = PORT` or `metrics { port = PORT  path = "/metrics"  interval = 15s  timeout = 10s }`.
 #[derive(Debug, Clone, PartialEq)]
@@ -426,11 +426,11 @@ pub struct ServiceDef {
     pub rejected: Vec<Name>,
     /// What fewer definitions say (volumes, resources, HA...), read and
     /// written as `def.rare.volumes`.
-    pub rare: crate::Rare<RareDef>,
+    pub rare: crate::base::Rare<RareDef>,
 }
 
 /// The fields of a definition that most services leave out, behind one box
-/// (see [`crate::Rare`]): inline, a definition was 1184 bytes, 12 MB of a
+/// (see [`crate::base::Rare`]): inline, a definition was 1184 bytes, 12 MB of a
 /// large build's heap at its peak (docs/performance.md).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RareDef {
@@ -512,7 +512,7 @@ impl RareDef {
     }
 }
 
-crate::rare_parts!(RareDef);
+crate::base::rare_parts!(RareDef);
 
 fn lay<T: Clone>(base: &mut Option<T>, top: &Option<T>) {
     if top.is_some() {

@@ -8,8 +8,8 @@
 
 use indexmap::IndexMap;
 
+use crate::base::Name;
 use crate::plan::{Out, Plan};
-use crate::Name;
 
 /// A secret and its uses in one topology: (host, service, variable).
 pub struct Usage<'p> {

@@ -9,9 +9,9 @@
 //! asks for it.
 
 use crate::diag::{FileId, Span};
+use crate::pipeline::Analysis as Analyzed;
 use crate::plan::{Instance, TopologyPlan};
 use crate::syntax::{Entry, EntryValue, File, Label};
-use crate::Analyzed;
 
 /// One source of a generated line: what it is, and where.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,5 +14,5 @@ fuzz_target!(|data: &[u8]| {
         source_dir_from_compose: "../../..".into(),
         source_from_out: "../fuzz.stack".into(),
     };
-    let _ = stackc::analyze(text, &options);
+    let _ = stackc::analyze(text, &options, stackc::Disposal::Free);
 });

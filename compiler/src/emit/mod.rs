@@ -178,13 +178,13 @@ pub fn commit(
         .collect();
     // Each topology's tree is its own: made on threads of their own.
     let all = |results: Vec<Result<(), EmitError>>| results.into_iter().collect::<Result<(), _>>();
-    all(crate::parallel_map_or_unwind(&trees, Tree::complete))?;
+    all(crate::par::parallel_map_or_unwind(&trees, Tree::complete))?;
     staging.sync()?;
     for tree in &trees {
         tree.put_in_place()?;
     }
     sync_dir(out)?;
-    all(crate::parallel_map_or_unwind(&trees, Tree::remove_old))?;
+    all(crate::par::parallel_map_or_unwind(&trees, Tree::remove_old))?;
     Ok(report)
 }
 

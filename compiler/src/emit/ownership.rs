@@ -16,7 +16,7 @@ pub struct Owner {
 }
 
 impl Owner {
-    pub fn of(options: &crate::Options) -> Owner {
+    pub fn of(options: &crate::options::Options) -> Owner {
         Owner {
             name: options.output_name().to_string(),
             path: options.source_from_out.clone(),

@@ -6,10 +6,11 @@
 //! is lowered; any unknown `key = value` in a service is kept as an argument and
 //! `check` reports it if no kind of the service declares it.
 
-use crate::diag::{Code, Diagnostic, Diagnostics, Span};
+use crate::base::IndexMap;
+use crate::base::Name;
+use crate::diag::{Code, Diagnostic, Diagnostics, FileId, Span};
 use crate::model::*;
 use crate::syntax::{self, Entry, EntryValue, Ident, Label};
-use crate::Name;
 
 mod service;
 mod topology;
@@ -117,19 +118,27 @@ const ROUTE_FIELDS: &[&str] = &[
 const PROXY_FIELDS: &[&str] = &["host", "on_host", "bind", "http", "https", "image", "tls"];
 const TLS_FIELDS: &[&str] = &["cert", "key"];
 
-/// One file's entries, whether it is part of the stdlib, and its services'
-/// definitions when they were lowered as it was parsed ([`early_service`]).
-pub struct Unit<'a> {
-    pub file: &'a syntax::File,
+/// One parsed file: its tree, whether it is part of the stdlib, and its
+/// services' bodies as [`service`] lowered them while it was parsed.
+pub struct Unit {
+    pub id: FileId,
+    pub file: syntax::File,
     pub stdlib: bool,
     /// One per `service` entry of the file, in file order.
-    pub early: Option<Vec<EarlyService>>,
+    pub services: Vec<Service>,
 }
 
 /// Lowers the stdlib files and the user's file into one stack.
-pub fn lower(units: &mut [Unit<'_>], default_name: &str, diags: &mut Diagnostics) -> Stack {
-    let bodies = service_bodies(units, diags);
-    let mut services = crate::IndexMap::default();
+pub fn lower(units: &mut [Unit], default_name: &str, diags: &mut Diagnostics) -> Stack {
+    let mut bodies = Vec::new();
+    for unit in units.iter_mut() {
+        bodies.reserve(unit.services.len());
+        for service in std::mem::take(&mut unit.services) {
+            bodies.push(service.def);
+            diags.extend(service.diags);
+        }
+    }
+    let mut services = IndexMap::default();
     services.reserve(bodies.len());
     let mut cx = Lower {
         diags,
@@ -152,7 +161,7 @@ pub fn lower(units: &mut [Unit<'_>], default_name: &str, diags: &mut Diagnostics
 /// A `service` entry's definition (`None` when the service's name is not a
 /// name: that is reported alone, where the entry is lowered), lowered on its
 /// own, and the diagnostics of its body.
-pub struct EarlyService {
+pub struct Service {
     def: Option<Body>,
     diags: Diagnostics,
 }
@@ -164,22 +173,22 @@ type Body = (Ident, Box<ServiceDef>);
 
 /// Lowers the body of a top-level `service` entry on its own (a service's
 /// body needs nothing outside it), for `syntax::parse_visiting`: while a
-/// file is parsed, on the thread that parsed the entry. The body's subtree is
-/// then freed, as nothing reads it again: the tree of a file of thousands of
-/// services never exists whole, and freeing it costs little (it is in cache
-/// and the thread's own). `None` for any other entry.
-pub fn early_service(e: &mut Entry) -> Option<EarlyService> {
+/// file is parsed, on the thread that parsed the entry. Unless `keep`, the
+/// body's subtree is then freed, as nothing reads it again: the tree of a
+/// file of thousands of services never exists whole, and freeing it costs
+/// little (it is in cache and the thread's own). `None` for any other entry.
+pub fn service(e: &mut Entry, keep: bool) -> Option<Service> {
     if e.key.name != "service" {
         return None;
     }
     let mut diags = Diagnostics::default();
     let def = lower_body(e, &mut diags);
-    if def.is_some() {
+    if def.is_some() && !keep {
         if let EntryValue::Block(entries) = &mut e.value {
             drop(std::mem::take(entries));
         }
     }
-    Some(EarlyService { def, diags })
+    Some(Service { def, diags })
 }
 
 /// The name and definition of a `service` entry with a valid name.
@@ -199,46 +208,11 @@ fn lower_body(e: &Entry, diags: &mut Diagnostics) -> Option<Body> {
     Some((name.clone(), def))
 }
 
-/// The definition of every `service` entry with a valid name, in file order
-/// (`None` for the others): a unit's early ones, else lowered here, in chunks
-/// on the free cores (services are most of a large file and each is lowered
-/// on its own). Diagnostics are sorted at the end, so their order here does
-/// not matter.
-fn service_bodies(units: &mut [Unit<'_>], diags: &mut Diagnostics) -> Vec<Option<Body>> {
-    let mut bodies = Vec::new();
-    for unit in units {
-        if let Some(early) = unit.early.take() {
-            bodies.reserve(early.len());
-            for service in early {
-                bodies.push(service.def);
-                diags.extend(service.diags);
-            }
-            continue;
-        }
-        let services: Vec<&Entry> = unit
-            .file
-            .entries
-            .iter()
-            .filter(|e| e.key.name == "service")
-            .collect();
-        bodies.reserve(services.len());
-        for (defs, d) in crate::in_chunks(&services, |chunk| {
-            let mut d = Diagnostics::default();
-            let defs: Vec<Option<Body>> = chunk.iter().map(|e| lower_body(e, &mut d)).collect();
-            (defs, d)
-        }) {
-            bodies.extend(defs);
-            diags.extend(d);
-        }
-    }
-    bodies
-}
-
 pub(super) struct Lower<'d> {
     diags: &'d mut Diagnostics,
     stack: Stack,
     stack_name: Option<Span>,
-    /// The definitions `service_bodies` lowered, taken in file order.
+    /// The definitions [`service`] lowered, taken in file order.
     bodies: std::vec::IntoIter<Option<Body>>,
 }
 

@@ -1,9 +1,9 @@
 //! Lowering of services, kinds and overrides: every field of a service.
 
+use crate::base::Name;
 use crate::diag::{Code, Diagnostic, Span};
 use crate::model::*;
 use crate::syntax::{Entry, EntryValue, Ident, Value, ValueKind};
-use crate::Name;
 
 use crate::grammar::Place;
 
@@ -284,7 +284,7 @@ impl Lower<'_> {
             websocket: false,
             default: false,
             strip_prefix: false,
-            rare: crate::Rare::default(),
+            rare: crate::base::Rare::default(),
         };
         let entries = self.block(e);
         for (f, v) in self.settings(entries, "a route") {

@@ -1,6 +1,6 @@
 //! Lowering of topologies and their hosts.
 
-use crate::{IndexMap, Name};
+use crate::base::{IndexMap, Name};
 
 use crate::diag::{Code, Diagnostic, Span};
 use crate::model::*;

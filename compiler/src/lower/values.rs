@@ -5,10 +5,10 @@ use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
 use std::collections::hash_map::Entry as Slot;
 
+use crate::base::Name;
 use crate::diag::{Code, Diagnostic, Span};
 use crate::model::*;
 use crate::syntax::{Entry, EntryValue, Ident, Label, TemplatePart, Value, ValueKind};
-use crate::Name;
 
 use super::Lower;
 use crate::grammar;
@@ -490,7 +490,9 @@ impl Lower<'_> {
                     }),
                 })
                 .collect(),
-            ValueKind::Quantity { number, unit } => vec![Piece::Text(crate::concat(number, unit))],
+            ValueKind::Quantity { number, unit } => {
+                vec![Piece::Text(crate::base::concat(number, unit))]
+            }
             ValueKind::Bool(b) => vec![Piece::Text(Name::new_static(if *b {
                 "true"
             } else {

@@ -13,10 +13,10 @@ use lsp_types::{
 use super::index::{Definition, SymbolKind, Target};
 use super::text::{offset, range, Encoding};
 use super::Analysis;
+use crate::base::Name;
 use crate::diag::{Diagnostic, Severity, Span};
 use crate::plan::Out;
 use crate::syntax::{Entry, EntryValue};
-use crate::Name;
 
 /// The URI of a span's file: the document itself, or a stdlib file written
 /// once to a cache directory so that an editor can open it.

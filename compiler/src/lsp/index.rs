@@ -6,9 +6,9 @@
 
 use rustc_hash::FxHashMap;
 
+use crate::base::Name;
 use crate::diag::{FileId, Span};
 use crate::syntax::{Entry, EntryValue, File, Label, TemplatePart, Value, ValueKind};
-use crate::Name;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SymbolKind {

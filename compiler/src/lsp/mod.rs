@@ -63,13 +63,13 @@ impl Analysis {
     /// Parses and indexes the file with the stdlib, then runs the whole check
     /// (the plan only when the file has no errors).
     pub fn new(name: &str, text: &str) -> Analysis {
-        let options = crate::Options {
+        let options = crate::options::Options {
             source_name: name.to_string(),
             topologies: Vec::new(),
             source_dir_from_compose: "../../..".into(),
             source_from_out: format!("../{name}"),
         };
-        let a = crate::analyze_with_trees(text, &options);
+        let a = crate::pipeline::analyze(text, &options, crate::pipeline::Disposal::KeepTrees);
         let refs: Vec<(FileId, &File)> = a.trees.iter().map(|(id, f)| (*id, f)).collect();
         let index = index::Index::build(&refs);
         Analysis {

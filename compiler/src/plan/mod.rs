@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::{IndexMap, IndexSet, Name};
+use crate::base::{IndexMap, IndexSet, Name};
 
 use crate::check::{unknown_service, Checked};
 use crate::diag::{Code, Diagnostic, Diagnostics, Span};
@@ -266,11 +266,11 @@ pub struct Instance {
     pub rare: Rare,
 }
 
-/// The parts of an instance that few services have (see [`crate::Rare`]). An
+/// The parts of an instance that few services have (see [`crate::base::Rare`]). An
 /// instance is planned for every service of every topology: with these
 /// inline it was 648 bytes, 13 MB of a large build's heap at its peak
 /// (docs/performance.md).
-pub type Rare = crate::Rare<RareParts>;
+pub type Rare = crate::base::Rare<RareParts>;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RareParts {
@@ -303,7 +303,7 @@ pub struct RareParts {
     pub params: IndexMap<Name, Pieces>,
 }
 
-crate::rare_parts!(RareParts);
+crate::base::rare_parts!(RareParts);
 
 impl Instance {
     /// A container stackc adds beside the declared services (a proxy, a
@@ -443,7 +443,7 @@ pub fn plan(stack: &Stack, checked: &Checked, diags: &mut Diagnostics) -> Plan {
         .externals(stack)
         .map(|(name, e)| (name.as_str(), e))
         .collect();
-    for (topology, d) in crate::parallel_map_or_unwind(&topos, |topo| {
+    for (topology, d) in crate::par::parallel_map_or_unwind(&topos, |topo| {
         let mut d = Diagnostics::default();
         (
             plan_topology(stack, checked, topo, &external_services, &mut d),
@@ -486,7 +486,7 @@ impl Added {
 
     /// The container's name for `service`.
     pub fn name(self, service: &str) -> Name {
-        crate::concat(service, self.suffix())
+        crate::base::concat(service, self.suffix())
     }
 
     /// The service and the kind of container of an added container's name.
@@ -850,7 +850,7 @@ pub(super) fn normalize(pieces: Pieces) -> Pieces {
 /// Appends a piece, joined to the text before it when both are text.
 pub(super) fn push_out(out: &mut Pieces, piece: Out) {
     match (out.last_mut(), piece) {
-        (Some(Out::Text(a)), Out::Text(b)) => *a = crate::concat(a, &b),
+        (Some(Out::Text(a)), Out::Text(b)) => *a = crate::base::concat(a, &b),
         (_, p) => out.push(p),
     }
 }

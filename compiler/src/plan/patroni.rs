@@ -9,7 +9,7 @@
 //! primary endpoint checks `/primary` on every node's REST API, the replica
 //! endpoint `/replica`, so `url` follows a failover without a restart.
 
-use crate::IndexSet;
+use crate::base::IndexSet;
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
 

@@ -1,7 +1,7 @@
 //! Placement: which services run on which host, and every service placed or
 //! external.
 
-use crate::IndexMap;
+use crate::base::IndexMap;
 
 use crate::check::unknown_service;
 use crate::diag::{Code, Diagnostic, Diagnostics, Span};

@@ -5,7 +5,7 @@
 //! published port elsewhere. Without a Prometheus service, every target is an
 //! address and a published port, for a Prometheus outside the topology.
 
-use crate::IndexSet;
+use crate::base::IndexSet;
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
 

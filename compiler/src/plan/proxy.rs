@@ -9,7 +9,7 @@
 
 use rustc_hash::FxHashSet as HashSet;
 
-use crate::{IndexMap, IndexSet};
+use crate::base::{IndexMap, IndexSet};
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 

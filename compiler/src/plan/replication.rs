@@ -4,7 +4,7 @@
 //! address. `url` goes to the primary from everywhere; `read_url` to the
 //! consumer's own standby, else the first standby.
 
-use crate::{IndexMap, IndexSet};
+use crate::base::{IndexMap, IndexSet};
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
 

@@ -7,8 +7,8 @@
 //! file of the repository and on thousands of mutations of them.
 
 use super::tree::*;
+use crate::base::Name;
 use crate::diag::{Diagnostic, Diagnostics, FileId, Span};
-use crate::Name;
 
 /// Parses a file; `None` when it does not follow the grammar.
 pub fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option<File> {

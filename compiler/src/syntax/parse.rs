@@ -4,8 +4,8 @@ use pest::iterators::Pair;
 use pest::Parser as _;
 
 use super::tree::*;
+use crate::base::Name;
 use crate::diag::{Code, Diagnostic, Diagnostics, FileId, Span};
-use crate::Name;
 
 #[derive(pest_derive::Parser)]
 #[grammar = "syntax/stack.pest"]

@@ -1,7 +1,7 @@
 //! The untyped syntax tree: entries, values and string templates, each with a span.
 
+use crate::base::Name;
 use crate::diag::{Code, Diagnostic, Span};
-use crate::Name;
 
 /// An identifier with its place in the source.
 #[derive(Debug, Clone, PartialEq, Eq)]

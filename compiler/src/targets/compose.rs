@@ -9,10 +9,11 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use super::{header, yaml, Artifact};
+use crate::base::Name;
 use crate::diag::Diagnostics;
 use crate::model::{Command, Cpu, Duration, ProbeCheck, Size};
+use crate::options::Options;
 use crate::plan::{Bind, Condition, HostPlan, Instance, Out, TopologyPlan};
-use crate::{Name, Options};
 
 #[derive(Serialize)]
 struct ComposeFile<'a> {

@@ -10,8 +10,8 @@
 
 use super::{header, Artifact};
 use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::options::Options;
 use crate::plan::{Out, Plan, TopologyPlan};
-use crate::Options;
 
 pub fn generate(
     plan: &Plan,

@@ -21,8 +21,8 @@ use serde::Serialize;
 use super::{header, templates, Artifact};
 use crate::diag::Diagnostics;
 use crate::model::{Duration, ProxyKind, Size, Strategy};
+use crate::options::Options;
 use crate::plan::{ProxyPlan, TopologyPlan, Upstream, HAPROXY_METRICS_PORT, HAPROXY_STATS_PORT};
-use crate::Options;
 
 #[derive(Serialize)]
 struct HaproxyCfg {

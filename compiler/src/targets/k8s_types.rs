@@ -182,7 +182,7 @@ pub struct AffinityTerm {
 pub struct Container {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub image: Option<crate::Name>,
+    pub image: Option<crate::base::Name>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -275,7 +275,7 @@ pub struct Probe {
 
 #[derive(Serialize, Default)]
 pub struct HttpGet {
-    pub path: crate::Name,
+    pub path: crate::base::Name,
     pub port: String,
 }
 
@@ -446,7 +446,7 @@ pub struct IngressHttp {
 #[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct IngressPath {
-    pub path: crate::Name,
+    pub path: crate::base::Name,
     pub path_type: &'static str,
     pub backend: IngressBackend,
 }

@@ -16,10 +16,11 @@ use indexmap::IndexMap;
 
 use super::k8s_types::*;
 use super::{header, yaml, Artifact};
+use crate::base::{IndexSet, Name};
 use crate::diag::Diagnostics;
 use crate::model::{Command, Cpu, Duration, ProbeCheck, Protocol, Role, Size, CLOUDNATIVEPG};
+use crate::options::Options;
 use crate::plan::{self, Instance, Out, Plan, SentinelPlan, TopologyPlan};
-use crate::{IndexSet, Name, Options};
 
 /// What one topology's objects share.
 struct Cx<'a> {

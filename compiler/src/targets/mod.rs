@@ -20,8 +20,8 @@ use serde::Serialize;
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::model::Platform;
+use crate::options::Options;
 use crate::plan::{Plan, TopologyPlan};
-use crate::Options;
 
 /// One generated file, by its path relative to the output directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,7 +151,7 @@ pub fn generate_into<S: Sink + Send>(
     diags: &mut Diagnostics,
     make: impl Fn(&TopologyPlan) -> S + Sync,
 ) -> Vec<S> {
-    let results = crate::parallel_map(&plan.topologies, |topo| {
+    let results = crate::par::parallel_map(&plan.topologies, |topo| {
         let mut sink = make(topo);
         let d = topology(plan, topo, options, &mut sink);
         (sink, d)

@@ -18,8 +18,8 @@ use serde::Serialize;
 use super::{header, templates, Artifact};
 use crate::diag::Diagnostics;
 use crate::model::{Duration, ProxyKind, Size, Strategy};
+use crate::options::Options;
 use crate::plan::{ProxyPlan, RoutePlan, TopologyPlan, Upstream};
-use crate::Options;
 
 /// The file is rendered block by block (the head, each upstream, each server and
 /// each of its locations), each from a view-model of its own: a proxy of
@@ -52,7 +52,7 @@ struct ServerView {
 
 #[derive(Serialize)]
 struct LocationView {
-    path: crate::Name,
+    path: crate::base::Name,
     directives: Vec<String>,
 }
 

@@ -19,11 +19,11 @@ use serde::Serialize;
 
 use super::{header, yaml, Artifact};
 use crate::diag::Diagnostics;
+use crate::options::Options;
 use crate::plan::{
     endpoint, EtcdMember, PatroniNode, TopologyPlan, ETCD_CLIENT_PORT, ETCD_DATA_DIR,
     ETCD_PEER_PORT, PATRONI_DIR, PATRONI_PRIMARY_PORT, PATRONI_REPLICA_PORT, PATRONI_VERSION,
 };
-use crate::Options;
 
 #[derive(Serialize)]
 struct PatroniConfig<'a> {

@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use super::header;
 use crate::diag::Diagnostics;
+use crate::options::Options;
 use crate::plan::{StreamingPlan, TopologyPlan, REPLICATION_PASSWORD_ENV};
-use crate::Options;
 
 #[derive(Serialize)]
 struct Model<'a> {

@@ -8,8 +8,8 @@ use serde::Serialize;
 use super::{header, yaml, Artifact};
 use crate::diag::Diagnostics;
 use crate::model::Duration;
+use crate::options::Options;
 use crate::plan::{ScrapeJob, TopologyPlan, PROMETHEUS_CONFIG};
-use crate::Options;
 
 /// Prometheus' defaults, written out so that the file says what it does.
 const INTERVAL: Duration = Duration(15_000);

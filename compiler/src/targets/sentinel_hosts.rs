@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use super::header;
 use crate::diag::Diagnostics;
+use crate::options::Options;
 use crate::plan::{SentinelNode, TopologyPlan, SENTINEL_PORT};
-use crate::Options;
 
 #[derive(Serialize)]
 struct Model<'a> {
