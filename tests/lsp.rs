@@ -323,6 +323,14 @@ fn hover_and_completion_snapshots() {
         ("api {", 0, 1, "a service with a comment above it"),
         ("db_password", 1, 3, "a secret"),
         ("main", 0, 1, "a host"),
+        (
+            "image =",
+            0,
+            1,
+            "a field of a service: the schema's documentation",
+        ),
+        ("address =", 0, 1, "a field of a host"),
+        ("secret db_password", 0, 1, "a top-level key"),
     ];
     for (needle, n, delta, what) in hovers {
         let h = c.request("textDocument/hover", doc_position(DOC, needle, n, delta));

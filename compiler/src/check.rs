@@ -10,8 +10,8 @@ use std::sync::Arc;
 use crate::base::{IndexMap, Name};
 
 use crate::diag::{listing, suggest, Code, Diagnostic, Diagnostics, FileId, Span};
-use crate::lower::SERVICE_FIELDS;
 use crate::model::*;
+use crate::schema;
 use crate::syntax::{path_text, Ident};
 
 /// The stack with every service's kind chain applied.
@@ -84,22 +84,6 @@ impl Checked<'_> {
         })
     }
 }
-
-/// Attributes a reference may name on a service, besides its parameters.
-pub const ATTRIBUTES: &[&str] = &[
-    "host",
-    "port",
-    "ports",
-    "address",
-    "read_host",
-    "read_address",
-    "sentinels",
-    "sentinel_url",
-    "master_name",
-    "url",
-    "read_url",
-    "public_url",
-];
 
 pub fn check<'a>(stack: &'a Stack, diags: &mut Diagnostics) -> Checked<'a> {
     let checked = bases(stack, diags);
@@ -390,7 +374,7 @@ fn check_args(service: &str, eff: &ServiceDef, written: &[&ServiceDef], diags: &
     for def in written {
         for (key, arg) in &def.rare.args {
             if !eff.rare.params.contains_key(key) {
-                let mut known: Vec<&str> = SERVICE_FIELDS.to_vec();
+                let mut known: Vec<&str> = schema::SERVICE.names().collect();
                 known.extend(eff.rare.params.keys().map(Name::as_str));
                 let d = Diagnostic::error(
                     Code::UnknownField,
@@ -836,8 +820,8 @@ fn check_reference(
         }
         return too_long(r, 3);
     }
-    if !ATTRIBUTES.contains(&attr.name.as_str()) && !params.contains(&attr.name.as_str()) {
-        let mut known: Vec<&str> = ATTRIBUTES.to_vec();
+    if !schema::is_attribute(&attr.name) && !params.contains(&attr.name.as_str()) {
+        let mut known: Vec<&str> = schema::ATTRIBUTES.iter().map(|a| a.name).collect();
         known.extend(params.iter().copied());
         let d = Diagnostic::error(
             Code::UnknownAttribute,

@@ -10,113 +10,12 @@ use crate::base::IndexMap;
 use crate::base::Name;
 use crate::diag::{Code, Diagnostic, Diagnostics, FileId, Span};
 use crate::model::*;
+use crate::schema::{self, Block};
 use crate::syntax::{self, Entry, EntryValue, Ident, Label};
 
 mod service;
 mod topology;
 mod values;
-
-/// The fields of a service (and of a kind, and of overrides).
-pub const SERVICE_FIELDS: &[&str] = &[
-    "role",
-    "image",
-    "build",
-    "command",
-    "entrypoint",
-    "port",
-    "public",
-    "env",
-    "volume",
-    "mount",
-    "replicas",
-    "resources",
-    "health",
-    "route",
-    "restart",
-    "depends_on",
-    "url",
-    "read_url",
-    "public_url",
-    "ha",
-    "autoscale",
-    "update",
-    "stop_grace_period",
-    "pre_stop",
-    "min_available",
-    "weight",
-    "metrics",
-];
-const KIND_ONLY_FIELDS: &[&str] = &["param", "ha_modes"];
-const TOP_FIELDS: &[&str] = &["stack", "secret", "kind", "service", "external", "topology"];
-const SECRET_FIELDS: &[&str] = &["optional", "description"];
-const EXTERNAL_FIELDS: &[&str] = &["url", "read_url", "public_url", "host", "port"];
-const TOPOLOGY_FIELDS: &[&str] = &[
-    "platform",
-    "host",
-    "run",
-    "override",
-    "external",
-    "namespace",
-    "gpu_nodes",
-    "ingress_class",
-    "proxy",
-    "production",
-    "allow",
-];
-const AUTOSCALE_FIELDS: &[&str] = &["min", "max", "cpu", "memory", "scale_up", "scale_down"];
-const SCALE_POLICY_FIELDS: &[&str] = &["window", "percent", "pods", "period"];
-const UPDATE_FIELDS: &[&str] = &["max_surge", "max_unavailable"];
-const VOLUME_FIELDS: &[&str] = &["path", "size"];
-const METRICS_FIELDS: &[&str] = &["port", "path", "interval", "timeout"];
-const HA_FIELDS: &[&str] = &[
-    "mode",
-    "sentinels",
-    "quorum",
-    "down_after",
-    "failover_timeout",
-    "master_name",
-    "replication_user",
-    "replication_password",
-    "superuser_password",
-    "ttl",
-    "loop_wait",
-    "retry_timeout",
-    "synchronous",
-    "watchdog",
-    "etcd",
-];
-const HOST_FIELDS: &[&str] = &["address", "gpu", "managed", "run"];
-const RESOURCE_FIELDS: &[&str] = &["cpu", "memory", "cpu_limit", "memory_limit", "gpu"];
-const HEALTH_FIELDS: &[&str] = &["liveness", "readiness", "startup"];
-const PROBE_FIELDS: &[&str] = &[
-    "http",
-    "tcp",
-    "command",
-    "port",
-    "interval",
-    "timeout",
-    "retries",
-    "start_period",
-];
-const PORT_FIELDS: &[&str] = &["container", "host", "protocol"];
-const MOUNT_FIELDS: &[&str] = &["target", "read_only"];
-const ROUTE_FIELDS: &[&str] = &[
-    "port",
-    "domain",
-    "strategy",
-    "rate",
-    "burst",
-    "limit_status",
-    "connect_timeout",
-    "send_timeout",
-    "read_timeout",
-    "body_size",
-    "websocket",
-    "default",
-    "strip_prefix",
-];
-const PROXY_FIELDS: &[&str] = &["host", "on_host", "bind", "http", "https", "image", "tls"];
-const TLS_FIELDS: &[&str] = &["cert", "key"];
 
 /// One parsed file: its tree, whether it is part of the stdlib, and its
 /// services' bodies as [`service`] lowered them while it was parsed.
@@ -216,6 +115,11 @@ pub(super) struct Lower<'d> {
     bodies: std::vec::IntoIter<Option<Body>>,
 }
 
+/// A key that is none of `block`'s fields.
+pub(super) fn not_a_field(key: &Ident, block: &Block) -> Diagnostic {
+    unknown_field(key, block.called, &block.names().collect::<Vec<_>>())
+}
+
 pub(super) fn unknown_field(key: &Ident, block: &str, known: &[&str]) -> Diagnostic {
     let mut d = Diagnostic::error(
         Code::UnknownField,
@@ -270,7 +174,7 @@ impl Lower<'_> {
             "external" => self.external_decl(e),
             "topology" => self.topology(e),
             _ => {
-                let d = unknown_field(&e.key, "a .stack file", TOP_FIELDS);
+                let d = not_a_field(&e.key, &schema::TOP);
                 self.push(d);
             }
         }
@@ -296,7 +200,7 @@ impl Lower<'_> {
                         "optional" => optional = self.boolean(v).unwrap_or(false),
                         "description" => description = self.string(v).map(|s| s.value),
                         _ => {
-                            let d = unknown_field(&f.key, "a secret", SECRET_FIELDS);
+                            let d = not_a_field(&f.key, &schema::SECRET);
                             self.push(d);
                         }
                     }
@@ -414,7 +318,7 @@ impl Lower<'_> {
                     }
                 }
                 _ => {
-                    let d = unknown_field(&f.key, "an external service", EXTERNAL_FIELDS);
+                    let d = not_a_field(&f.key, &schema::EXTERNAL);
                     self.push(d);
                 }
             }
@@ -443,77 +347,4 @@ pub(super) fn duplicate(name: &Ident, what: &str, first: Span) -> Diagnostic {
     .label("defined again here")
     .with_secondary(first, "first defined here")
     .help(format!("rename one of them; {what} names are unique"))
-}
-
-/// The fields of a block, by the key that opens it (`service`, `health`, ...),
-/// for the language server's completion. `""` is the top level.
-pub fn fields_of(block: &str) -> Vec<&'static str> {
-    let fields: &[&[&str]] = match block {
-        "" => &[TOP_FIELDS],
-        "service" | "override" | "run" => &[SERVICE_FIELDS],
-        "kind" => &[SERVICE_FIELDS, KIND_ONLY_FIELDS],
-        "secret" => &[SECRET_FIELDS],
-        "external" => &[EXTERNAL_FIELDS],
-        "topology" => &[TOPOLOGY_FIELDS],
-        "autoscale" => &[AUTOSCALE_FIELDS],
-        "scale_up" | "scale_down" => &[SCALE_POLICY_FIELDS],
-        "update" => &[UPDATE_FIELDS],
-        "volume" => &[VOLUME_FIELDS],
-        "metrics" => &[METRICS_FIELDS],
-        "ha" => &[HA_FIELDS],
-        "host" => &[HOST_FIELDS],
-        "resources" => &[RESOURCE_FIELDS],
-        "health" => &[HEALTH_FIELDS, PROBE_FIELDS],
-        "liveness" | "readiness" | "startup" => &[PROBE_FIELDS],
-        "port" => &[PORT_FIELDS],
-        "mount" => &[MOUNT_FIELDS],
-        "route" => &[ROUTE_FIELDS],
-        "proxy" => &[PROXY_FIELDS],
-        "tls" => &[TLS_FIELDS],
-        _ => &[],
-    };
-    fields.iter().flat_map(|f| f.iter().copied()).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every field the lowering knows, and every attribute a reference may
-    /// name, is one of the parser's static words: a key missing there is
-    /// copied into each `Name` made of it, in every service of a file.
-    #[test]
-    fn every_field_and_attribute_is_a_static_word() {
-        let lists = [
-            SERVICE_FIELDS,
-            KIND_ONLY_FIELDS,
-            TOP_FIELDS,
-            SECRET_FIELDS,
-            EXTERNAL_FIELDS,
-            TOPOLOGY_FIELDS,
-            AUTOSCALE_FIELDS,
-            SCALE_POLICY_FIELDS,
-            UPDATE_FIELDS,
-            VOLUME_FIELDS,
-            METRICS_FIELDS,
-            HA_FIELDS,
-            HOST_FIELDS,
-            RESOURCE_FIELDS,
-            HEALTH_FIELDS,
-            PROBE_FIELDS,
-            PORT_FIELDS,
-            MOUNT_FIELDS,
-            ROUTE_FIELDS,
-            PROXY_FIELDS,
-            TLS_FIELDS,
-            crate::check::ATTRIBUTES,
-        ];
-        let missing: Vec<&str> = lists
-            .iter()
-            .flat_map(|list| list.iter().copied())
-            .filter(|word| crate::syntax::static_word(word) != Some(*word))
-            .collect();
-        assert!(missing.is_empty(), "not static words: {missing:?}");
-        assert_eq!(crate::syntax::static_word("svc-0"), None);
-    }
 }

@@ -3,15 +3,12 @@
 use crate::base::Name;
 use crate::diag::{Code, Diagnostic, Span};
 use crate::model::*;
+use crate::schema;
 use crate::syntax::{Entry, EntryValue, Ident, Value, ValueKind};
 
 use crate::grammar::Place;
 
-use super::{
-    unknown_field, Lower, AUTOSCALE_FIELDS, HA_FIELDS, HEALTH_FIELDS, KIND_ONLY_FIELDS,
-    METRICS_FIELDS, MOUNT_FIELDS, PORT_FIELDS, PROBE_FIELDS, RESOURCE_FIELDS, ROUTE_FIELDS,
-    SCALE_POLICY_FIELDS, SERVICE_FIELDS, UPDATE_FIELDS, VOLUME_FIELDS,
-};
+use super::{not_a_field, unknown_field, Lower};
 
 impl Lower<'_> {
     pub(super) fn service_def(
@@ -113,7 +110,7 @@ impl Lower<'_> {
                             def.rare.update.max_unavailable = self.integer(v, "a pod count")
                         }
                         _ => {
-                            let d = unknown_field(&f.key, "an update block", UPDATE_FIELDS);
+                            let d = not_a_field(&f.key, &schema::UPDATE);
                             self.push(d);
                         }
                     }
@@ -166,7 +163,7 @@ impl Lower<'_> {
                         "memory_limit" => r.memory_limit = self.size(v),
                         "gpu" => r.gpu = self.integer(v, "a GPU count"),
                         _ => {
-                            let d = unknown_field(&f.key, "resources", RESOURCE_FIELDS);
+                            let d = not_a_field(&f.key, &schema::RESOURCES);
                             self.push(d);
                         }
                     }
@@ -218,7 +215,7 @@ impl Lower<'_> {
                 let Some(name) = self.ident_label(e, "parameter name") else {
                     return;
                 };
-                if SERVICE_FIELDS.contains(&name.name.as_str()) {
+                if schema::SERVICE.has(&name.name) {
                     self.push(
                         Diagnostic::error(
                             Code::DuplicateName,
@@ -264,9 +261,9 @@ impl Lower<'_> {
                     }
                 }
                 _ => {
-                    let mut known: Vec<&str> = SERVICE_FIELDS.to_vec();
+                    let mut known: Vec<&str> = schema::SERVICE.names().collect();
                     if is_kind {
-                        known.extend(KIND_ONLY_FIELDS);
+                        known.extend(schema::KIND_ONLY.names());
                     }
                     let d = unknown_field(&e.key, what, &known);
                     self.push(d);
@@ -316,7 +313,7 @@ impl Lower<'_> {
                 "default" => r.default = self.boolean(v).unwrap_or(false),
                 "strip_prefix" => r.strip_prefix = self.boolean(v).unwrap_or(false),
                 _ => {
-                    let d = unknown_field(&f.key, "a route", ROUTE_FIELDS);
+                    let d = not_a_field(&f.key, &schema::ROUTE);
                     self.push(d);
                 }
             }
@@ -345,7 +342,7 @@ impl Lower<'_> {
                         "interval" => m.interval = self.duration(v),
                         "timeout" => m.timeout = self.duration(v),
                         _ => {
-                            let d = unknown_field(&f.key, "a metrics block", METRICS_FIELDS);
+                            let d = not_a_field(&f.key, &schema::METRICS);
                             self.push(d);
                         }
                     }
@@ -419,7 +416,7 @@ impl Lower<'_> {
                         }
                         "etcd" => ha.etcd = self.names(v),
                         _ => {
-                            let d = unknown_field(&f.key, "an ha block", HA_FIELDS);
+                            let d = not_a_field(&f.key, &schema::HA);
                             self.push(d);
                         }
                     }
@@ -462,7 +459,7 @@ impl Lower<'_> {
                         "path" => path = self.string(v),
                         "size" => size = self.size(v),
                         _ => {
-                            let d = unknown_field(&f.key, "a volume", VOLUME_FIELDS);
+                            let d = not_a_field(&f.key, &schema::VOLUME);
                             self.push(d);
                         }
                     }
@@ -521,7 +518,7 @@ impl Lower<'_> {
                         "cpu" => a.cpu = self.percent(v),
                         "memory" => a.memory = self.percent(v),
                         _ => {
-                            let d = unknown_field(&f.key, "an autoscale block", AUTOSCALE_FIELDS);
+                            let d = not_a_field(&f.key, &schema::AUTOSCALE);
                             self.push(d);
                         }
                     }
@@ -541,7 +538,7 @@ impl Lower<'_> {
                 "percent" => p.percent = self.integer(v, "a percentage"),
                 "pods" => p.pods = self.integer(v, "a pod count"),
                 _ => {
-                    let d = unknown_field(&f.key, "a scaling policy", SCALE_POLICY_FIELDS);
+                    let d = not_a_field(&f.key, &schema::SCALE_POLICY);
                     self.push(d);
                 }
             }
@@ -620,7 +617,7 @@ impl Lower<'_> {
                             )
                         }
                         _ => {
-                            let d = unknown_field(&f.key, "a port", PORT_FIELDS);
+                            let d = not_a_field(&f.key, &schema::PORT);
                             self.push(d);
                         }
                     }
@@ -663,7 +660,7 @@ impl Lower<'_> {
                         "target" => target = self.string(v),
                         "read_only" => read_only = self.boolean(v).unwrap_or(false),
                         _ => {
-                            let d = unknown_field(&f.key, "a mount", MOUNT_FIELDS);
+                            let d = not_a_field(&f.key, &schema::MOUNT);
                             self.push(d);
                         }
                     }
@@ -734,7 +731,7 @@ impl Lower<'_> {
         // liveness and readiness.
         let (probes, direct): (Vec<&Entry>, Vec<&Entry>) = entries
             .iter()
-            .partition(|f| HEALTH_FIELDS.contains(&f.key.name.as_str()));
+            .partition(|f| schema::HEALTH.has(&f.key.name));
         if !direct.is_empty() {
             let probe = std::sync::Arc::new(self.probe(&direct, e.span()));
             def.health.liveness = Some(probe.clone());
@@ -787,9 +784,11 @@ impl Lower<'_> {
                 "start_period" => p.start_period = self.duration(v),
                 "retries" => p.retries = self.integer(v, "a retry count"),
                 _ => {
-                    let mut known = PROBE_FIELDS.to_vec();
-                    known.extend(HEALTH_FIELDS);
-                    let d = unknown_field(&f.key, "a health check", &known);
+                    let known: Vec<&str> = schema::PROBE
+                        .names()
+                        .chain(schema::HEALTH.names())
+                        .collect();
+                    let d = unknown_field(&f.key, schema::PROBE.called, &known);
                     self.push(d);
                     continue;
                 }

@@ -4,13 +4,12 @@ use crate::base::{IndexMap, Name};
 
 use crate::diag::{Code, Diagnostic, Span};
 use crate::model::*;
+use crate::schema;
 use crate::syntax::{Entry, EntryValue, Ident, ValueKind};
 
 use crate::grammar::Place;
 
-use super::{
-    duplicate, unknown_field, Lower, HOST_FIELDS, PROXY_FIELDS, TLS_FIELDS, TOPOLOGY_FIELDS,
-};
+use super::{duplicate, not_a_field, Lower};
 
 impl Lower<'_> {
     pub(super) fn topology(&mut self, e: &Entry) {
@@ -119,7 +118,7 @@ impl Lower<'_> {
                     topo.externals.insert(service.name.clone(), (service, def));
                 }
                 _ => {
-                    let d = unknown_field(&f.key, "a topology", TOPOLOGY_FIELDS);
+                    let d = not_a_field(&f.key, &schema::TOPOLOGY);
                     self.push(d);
                 }
             }
@@ -175,7 +174,7 @@ impl Lower<'_> {
                 }
                 "run" => self.run_entry(f, &mut host.runs),
                 _ => {
-                    let d = unknown_field(&f.key, "a host", HOST_FIELDS);
+                    let d = not_a_field(&f.key, &schema::HOST);
                     self.push(d);
                 }
             }
@@ -356,7 +355,7 @@ impl Lower<'_> {
                             tls.key = self.in_grammar(Place::FilePath, path);
                         }
                         _ => {
-                            let d = unknown_field(&g.key, "a tls block", TLS_FIELDS);
+                            let d = not_a_field(&g.key, &schema::TLS);
                             self.push(d);
                         }
                     }
@@ -377,7 +376,7 @@ impl Lower<'_> {
                 "https" => proxy.https = self.integer(v, "a port number"),
                 "image" => proxy.image = self.string(v),
                 _ => {
-                    let d = unknown_field(&f.key, "a proxy", PROXY_FIELDS);
+                    let d = not_a_field(&f.key, &schema::PROXY);
                     self.push(d);
                 }
             }

@@ -357,8 +357,23 @@ pub fn hover(a: &Analysis, pos: Position, enc: Encoding) -> Option<Hover> {
                 )));
             }
         }
+        return field_doc(&entries);
     }
     None
+}
+
+/// The schema's documentation of the field `entries` ends at, in the block
+/// its parent opens (the top level when it has none).
+fn field_doc(entries: &[&Entry]) -> Option<Hover> {
+    let (last, parents) = entries.split_last()?;
+    let block = parents.last().map_or("", |p| p.key.name.as_str());
+    let (block, field) = crate::schema::blocks_of(block)
+        .iter()
+        .find_map(|b| Some((b, b.field(&last.key.name)?)))?;
+    Some(markdown(format!(
+        "**field** `{}` of {}: {}",
+        field.name, block.called, field.doc
+    )))
 }
 
 pub fn definition(
@@ -527,34 +542,6 @@ pub fn code_actions(
         .collect()
 }
 
-/// The attributes every service has, with what they give.
-const ATTRIBUTES: &[(&str, &str)] = &[
-    (
-        "url",
-        "the URL to connect to (the service's `url` template)",
-    ),
-    ("host", "the host name or address to connect to"),
-    ("port", "the port to connect to"),
-    ("address", "`host:port`"),
-    (
-        "read_url",
-        "the URL of the read replicas (the primary when there are none)",
-    ),
-    ("read_host", "the read replicas' host"),
-    ("read_address", "the read replicas' `host:port`"),
-    ("public_url", "the URL the public reaches it at"),
-    ("ports", "`ports.NAME`: a named port"),
-    (
-        "sentinels",
-        "Redis with Sentinel: the sentinels' `host:26379` list",
-    ),
-    (
-        "sentinel_url",
-        "Redis with Sentinel: Celery's `sentinel://` URLs",
-    ),
-    ("master_name", "Redis with Sentinel: the master's name"),
-];
-
 fn item(label: &str, kind: CompletionItemKind, detail: &str) -> CompletionItem {
     CompletionItem {
         label: label.to_string(),
@@ -629,8 +616,8 @@ pub fn completion(current: &Analysis, pos: Position, enc: Encoding) -> Option<Co
             } else {
                 Some(head.to_string())
             };
-            for (attr, doc) in ATTRIBUTES {
-                items.push(item(attr, CompletionItemKind::PROPERTY, doc));
+            for attr in crate::schema::ATTRIBUTES {
+                items.push(item(attr.name, CompletionItemKind::PROPERTY, attr.doc));
             }
             if let Some(k) = service.as_deref().and_then(|s| kind_of(a, s)) {
                 for (p, owner) in params_of(a, &k) {
@@ -647,12 +634,11 @@ pub fn completion(current: &Analysis, pos: Position, enc: Encoding) -> Option<Co
     let key_position = line[..word_start].trim().is_empty();
     if key_position {
         let (block, kind) = enclosing_block(before);
-        for f in crate::lower::fields_of(&block) {
-            items.push(item(
-                f,
-                CompletionItemKind::KEYWORD,
-                &format!("field of `{block}`"),
-            ));
+        for f in crate::schema::blocks_of(&block)
+            .iter()
+            .flat_map(|b| b.fields)
+        {
+            items.push(item(f.name, CompletionItemKind::KEYWORD, f.doc));
         }
         if matches!(block.as_str(), "service" | "override" | "run") {
             // The parameters of the service's kind.

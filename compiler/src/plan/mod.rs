@@ -429,7 +429,7 @@ pub struct Update {
 /// start-order edge. `public_url` and parameters do not (a browser, not the
 /// service, uses them).
 fn runtime_attribute(attr: &str) -> bool {
-    attr != "public_url" && crate::check::ATTRIBUTES.contains(&attr)
+    attr != "public_url" && crate::schema::is_attribute(attr)
 }
 
 /// Each topology is planned on its own (on threads of their own when there are

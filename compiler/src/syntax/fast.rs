@@ -6,6 +6,8 @@
 //! pest's expectations. The test suite checks that both parsers agree, on every
 //! file of the repository and on thousands of mutations of them.
 
+use rustc_hash::FxHashSet;
+
 use super::tree::*;
 use crate::base::Name;
 use crate::diag::{Diagnostic, Diagnostics, FileId, Span};
@@ -185,49 +187,16 @@ fn ident_char(b: u8) -> bool {
     CLASS[b as usize] & CHAR != 0
 }
 
-/// `match` arms giving each word back as a `&'static str`.
-macro_rules! words {
-    ($text:expr, $($word:literal)*) => {
-        match $text {
-            $($word => Some($word),)*
-            _ => None,
-        }
-    };
-}
-
 /// The keys and choices a file repeats in every service, as static text: a
 /// `Name` of one of them points at it instead of copying it. Copying a short
 /// text into a `Name`'s inline buffer stalls the processor (the copy is read
 /// back in wider loads than it was written in, which store forwarding cannot
-/// serve): a tenth of a large check's cycles went there (docs/performance.md).
-/// The fields of `lower` and the common choices; a word missing here only costs
-/// time, as it is copied.
+/// serve; docs/performance.md). The words are the schema's
+/// (`schema::words`); any other only costs time, as it is copied.
 pub(crate) fn word(text: &str) -> Option<&'static str> {
-    words!(text,
-        // the fields of `lower`, list by list (a test keeps them here)
-        "stack" "secret" "kind" "service" "external" "topology"
-        "role" "image" "build" "command" "entrypoint" "port" "public" "env" "volume" "mount"
-        "replicas" "resources" "health" "route" "restart" "depends_on" "url"
-        "read_url" "public_url" "ha" "autoscale" "update" "stop_grace_period"
-        "pre_stop" "min_available" "weight" "metrics" "param" "ha_modes"
-        "optional" "description" "host" "platform" "run" "override" "namespace"
-        "gpu_nodes" "ingress_class" "proxy" "production" "allow" "min" "max" "cpu"
-        "memory" "scale_up" "scale_down" "window" "percent" "pods" "period"
-        "max_surge" "max_unavailable" "path" "size" "interval" "timeout" "mode"
-        "sentinels" "quorum" "down_after" "failover_timeout" "master_name"
-        "replication_user" "replication_password" "superuser_password" "ttl"
-        "loop_wait" "retry_timeout" "synchronous" "watchdog" "etcd" "address"
-        "gpu" "managed" "cpu_limit" "memory_limit" "liveness" "readiness"
-        "startup" "http" "tcp" "retries" "start_period" "container" "protocol"
-        "target" "read_only" "domain" "strategy" "rate" "burst" "limit_status"
-        "connect_timeout" "send_timeout" "read_timeout" "body_size" "websocket"
-        "default" "strip_prefix" "on_host" "bind" "https" "tls" "cert" "key"
-        // the attributes of a reference (`check::ATTRIBUTES`)
-        "ports" "read_host" "read_address" "sentinel_url"
-        // common choices
-        "compose" "kubernetes" "nginx" "haproxy" "stateful" "stateless"
-        "least_conn" "round_robin" "ip_hash" "self"
-    )
+    static WORDS: std::sync::LazyLock<FxHashSet<&'static str>> =
+        std::sync::LazyLock::new(|| crate::schema::words().collect());
+    WORDS.get(text).copied()
 }
 
 impl Parser<'_> {

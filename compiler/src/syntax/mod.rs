@@ -9,8 +9,6 @@ mod fast;
 mod parse;
 mod tree;
 
-#[cfg(test)]
-pub(crate) use fast::word as static_word;
 pub use fast::{parse as parse_fast, parse_at as parse_fast_at};
 pub use parse::{parse, parse_visiting, parse_with_pest, SPLIT_AT};
 pub use tree::*;
