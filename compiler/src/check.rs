@@ -533,76 +533,88 @@ fn check_def(
         }
     }
     if let Some(h) = &def.rare.ha {
-        let options: [(&[&str], &str, Option<Span>); 14] = [
+        let options: [(&[HaMode], &str, Option<Span>); 14] = [
             (
-                &[SENTINEL],
+                &[HaMode::Sentinel],
                 "sentinels",
                 h.sentinels.as_ref().map(|v| v.span),
             ),
-            (&[SENTINEL], "quorum", h.quorum.as_ref().map(|v| v.span)),
             (
-                &[SENTINEL],
+                &[HaMode::Sentinel],
+                "quorum",
+                h.quorum.as_ref().map(|v| v.span),
+            ),
+            (
+                &[HaMode::Sentinel],
                 "down_after",
                 h.down_after.as_ref().map(|v| v.span),
             ),
             (
-                &[SENTINEL],
+                &[HaMode::Sentinel],
                 "failover_timeout",
                 h.failover_timeout.as_ref().map(|v| v.span),
             ),
             (
-                &[SENTINEL],
+                &[HaMode::Sentinel],
                 "master_name",
                 h.master_name.as_ref().map(|v| v.span),
             ),
             (
-                &[STREAMING, PATRONI],
+                &[HaMode::Streaming, HaMode::Patroni],
                 "replication_user",
                 h.replication_user.as_ref().map(|v| v.span),
             ),
             (
-                &[STREAMING, PATRONI],
+                &[HaMode::Streaming, HaMode::Patroni],
                 "replication_password",
                 h.replication_password.as_ref().map(|v| v.span),
             ),
             (
-                &[PATRONI],
+                &[HaMode::Patroni],
                 "superuser_password",
                 h.superuser_password.as_ref().map(|v| v.span),
             ),
-            (&[PATRONI], "ttl", h.ttl.as_ref().map(|v| v.span)),
+            (&[HaMode::Patroni], "ttl", h.ttl.as_ref().map(|v| v.span)),
             (
-                &[PATRONI],
+                &[HaMode::Patroni],
                 "loop_wait",
                 h.loop_wait.as_ref().map(|v| v.span),
             ),
             (
-                &[PATRONI],
+                &[HaMode::Patroni],
                 "retry_timeout",
                 h.retry_timeout.as_ref().map(|v| v.span),
             ),
             (
-                &[PATRONI],
+                &[HaMode::Patroni],
                 "synchronous",
                 h.synchronous.as_ref().map(|v| v.span),
             ),
-            (&[PATRONI], "watchdog", h.watchdog.as_ref().map(|v| v.span)),
-            (&[PATRONI], "etcd", h.etcd.as_ref().map(|v| v.span)),
+            (
+                &[HaMode::Patroni],
+                "watchdog",
+                h.watchdog.as_ref().map(|v| v.span),
+            ),
+            (&[HaMode::Patroni], "etcd", h.etcd.as_ref().map(|v| v.span)),
         ];
         // An option of another mode than the chosen one.
         for (modes, option, span) in options {
-            let Some(span) = span.filter(|_| !modes.contains(&h.mode.name.as_str())) else {
+            let Some(span) = span.filter(|_| !modes.contains(&h.mode.value)) else {
                 continue;
             };
-            let mode = modes[0];
+            let mode = &modes[0];
             diags.push(
                 Diagnostic::error(
                     Code::InvalidValue,
                     span,
                     format!(
                         "`{option}` applies to `mode = {}`, not `{}`",
-                        modes.join("` or `mode = "),
-                        h.mode.name
+                        modes
+                            .iter()
+                            .map(HaMode::name)
+                            .collect::<Vec<_>>()
+                            .join("` or `mode = "),
+                        h.mode.value
                     ),
                 )
                 .label("ignored by this mode")
@@ -615,10 +627,10 @@ fn check_def(
         {
             check_expr(stack, bases, Some(name), p, diags);
         }
-        if h.mode.name == PATRONI {
+        if h.mode.value == HaMode::Patroni {
             patroni_timing(h, diags);
         }
-        if h.mode.name == SENTINEL {
+        if h.mode.value == HaMode::Sentinel {
             sentinel_fragility(h, diags);
         }
         if let (Some(q), Some(n)) = (&h.quorum, &h.sentinels) {
@@ -640,14 +652,14 @@ fn check_def(
     }
     if let Some(ha) = def.rare.ha.as_ref().map(|h| &h.mode) {
         let modes = def.ha_mode_names();
-        if ha.name != "single" && !modes.contains(&ha.name.as_str()) {
+        if ha.value != HaMode::Single && !def.offers(&ha.value) {
             let d = Diagnostic::error(
                 Code::InvalidValue,
                 ha.span,
-                format!("`{}` is not an HA mode of service `{name}`", ha.name),
+                format!("`{}` is not an HA mode of service `{name}`", ha.value),
             )
             .label("unknown HA mode");
-            diags.push(d.suggesting(&ha.name, modes.iter().copied(), || {
+            diags.push(d.suggesting(ha.value.name(), modes.iter().copied(), || {
                 if modes.is_empty() {
                     "its kind declares no HA modes (`ha_modes = [...]`); only `single` is possible"
                         .into()

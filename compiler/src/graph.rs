@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::model::HaMode;
 use crate::plan::{Instance, Plan, TopologyPlan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,13 +106,13 @@ fn shape(topo: &TopologyPlan) -> Shape<'_> {
     // Each member of an HA service joined to the next member.
     let mut ha = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
-        if n.inst.ha == "single" {
+        if n.inst.ha == HaMode::Single {
             continue;
         }
         let members = all_of(&n.inst.name);
         let at = members.partition_point(|&j| j <= i);
         if let Some(&j) = members.get(at) {
-            ha.push((i, j, n.inst.ha.as_str()));
+            ha.push((i, j, n.inst.ha.name()));
         }
     }
     Shape { nodes, edges, ha }
@@ -122,7 +123,7 @@ fn label(inst: &Instance) -> String {
     if inst.replicas > 1 {
         s.push_str(&format!(" x{}", inst.replicas));
     }
-    if inst.ha != "single" {
+    if inst.ha != HaMode::Single {
         s.push_str(&format!(" ({})", inst.ha));
     }
     s

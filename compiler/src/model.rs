@@ -208,7 +208,7 @@ pub struct ScalePolicyDef {
 /// replicated. Options apply to the modes that use them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HaDef {
-    pub mode: Ident,
+    pub mode: Sp<HaMode>,
     /// Sentinel: how many sentinels watch the master (default 3).
     pub sentinels: Option<Sp<u32>>,
     /// Sentinel: how many sentinels must agree that the master is down (default: a majority).
@@ -243,7 +243,7 @@ pub struct HaDef {
 
 impl HaDef {
     /// A mode with every option unset.
-    pub fn new(mode: Ident, span: Span) -> HaDef {
+    pub fn new(mode: Sp<HaMode>, span: Span) -> HaDef {
         HaDef {
             mode,
             sentinels: None,
@@ -563,7 +563,8 @@ impl Deref for DefRef<'_> {
 }
 
 impl ServiceDef {
-    /// The HA modes its kind offers (`single` is always allowed besides them).
+    /// The names of the HA modes its kind offers (`single` is always allowed
+    /// besides them), as the kind writes them.
     pub fn ha_mode_names(&self) -> Vec<&str> {
         self.rare
             .ha_modes
@@ -571,6 +572,19 @@ impl ServiceDef {
             .flat_map(|m| &m.value)
             .map(|m| m.name.as_str())
             .collect()
+    }
+
+    /// Whether its kind offers `mode`.
+    pub fn offers(&self, mode: &HaMode) -> bool {
+        self.ha_mode_names().contains(&mode.name())
+    }
+
+    /// Its HA mode (`single` when it chooses none).
+    pub fn ha_mode(&self) -> &HaMode {
+        self.rare
+            .ha
+            .as_ref()
+            .map_or(&HaMode::Single, |h| &h.mode.value)
     }
 
     /// Lays `top` over `self`: scalars and lists are replaced, maps (env, ports,
@@ -671,20 +685,66 @@ pub struct HostDef {
     pub runs: Vec<RunDef>,
 }
 
-/// The HA mode of PostgreSQL with one primary and streaming standbys.
-pub const STREAMING: &str = "streaming";
+/// How a stateful service is replicated: `ha = MODE`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HaMode {
+    /// One instance (the default, always allowed).
+    Single,
+    /// PostgreSQL with one primary and streaming standbys (hosts).
+    Streaming,
+    /// PostgreSQL run by Patroni, with etcd as its DCS (hosts).
+    Patroni,
+    /// Redis with one master and replicas, no automatic failover (hosts).
+    Replica,
+    /// Redis watched by Sentinel.
+    Sentinel,
+    /// PostgreSQL run by the CloudNativePG operator (Kubernetes).
+    CloudNativePg,
+    /// A mode a kind declares that stackc does not know: no target writes it,
+    /// which is reported where a service chooses it.
+    Other(Name),
+}
 
-/// The HA mode of PostgreSQL run by Patroni, with etcd as its DCS (hosts).
-pub const PATRONI: &str = "patroni";
+impl HaMode {
+    pub fn new(name: &str) -> HaMode {
+        match name {
+            "single" => HaMode::Single,
+            "streaming" => HaMode::Streaming,
+            "patroni" => HaMode::Patroni,
+            "replica" => HaMode::Replica,
+            "sentinel" => HaMode::Sentinel,
+            "cloudnativepg" => HaMode::CloudNativePg,
+            other => HaMode::Other(Name::new(other)),
+        }
+    }
 
-/// The HA mode of Redis with one master and replicas (no automatic failover).
-pub const REPLICA: &str = "replica";
+    /// As a file writes it.
+    pub fn name(&self) -> &str {
+        match self {
+            HaMode::Single => "single",
+            HaMode::Streaming => "streaming",
+            HaMode::Patroni => "patroni",
+            HaMode::Replica => "replica",
+            HaMode::Sentinel => "sentinel",
+            HaMode::CloudNativePg => "cloudnativepg",
+            HaMode::Other(name) => name,
+        }
+    }
 
-/// The HA mode of Redis watched by Sentinel.
-pub const SENTINEL: &str = "sentinel";
+    /// The modes that run on hosts (compose), one instance per host.
+    pub fn on_hosts(&self) -> bool {
+        matches!(
+            self,
+            HaMode::Streaming | HaMode::Patroni | HaMode::Replica | HaMode::Sentinel
+        )
+    }
+}
 
-/// The HA mode of PostgreSQL run by the CloudNativePG operator (Kubernetes).
-pub const CLOUDNATIVEPG: &str = "cloudnativepg";
+impl std::fmt::Display for HaMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// The name of the one host of a Kubernetes topology.
 pub const CLUSTER_HOST: &str = "cluster";

@@ -369,13 +369,10 @@ impl Lower<'_> {
     /// `ha = MODE` or `ha { mode = MODE  sentinels = 3  quorum = 2  ... }`.
     pub(super) fn ha(&mut self, e: &Entry) -> Option<HaDef> {
         match &e.value {
-            EntryValue::Assign(v) => Some(HaDef::new(self.name(v)?, e.span())),
+            EntryValue::Assign(v) => Some(HaDef::new(ha_mode(self.name(v)?), e.span())),
             EntryValue::Block(entries) => {
                 self.duplicates(entries, "an ha block");
-                let unset = Ident {
-                    name: Name::default(),
-                    span: e.key.span,
-                };
+                let unset = Sp::new(HaMode::Single, e.key.span);
                 let mut ha = HaDef::new(unset, e.span());
                 let mut mode = None;
                 for f in entries {
@@ -422,7 +419,7 @@ impl Lower<'_> {
                     }
                 }
                 match mode {
-                    Some(m) => ha.mode = m,
+                    Some(m) => ha.mode = ha_mode(m),
                     None => {
                         self.push(
                             Diagnostic::error(Code::MissingField, e.key.span, "an `ha` block needs a `mode`")
@@ -822,4 +819,9 @@ impl Lower<'_> {
         }
         p
     }
+}
+
+/// The HA mode a name written in the file names.
+fn ha_mode(name: Ident) -> Sp<HaMode> {
+    Sp::new(HaMode::new(&name.name), name.span)
 }

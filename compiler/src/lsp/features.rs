@@ -204,7 +204,7 @@ fn describe(a: &Analysis, target: &Target) -> String {
                         if i.replicas > 1 {
                             s.push_str(&format!(" x{}", i.replicas));
                         }
-                        if i.ha != "single" {
+                        if i.ha != crate::model::HaMode::Single {
                             s.push_str(&format!(" ({})", i.ha));
                         }
                         Some(s)

@@ -353,7 +353,7 @@ impl Topo<'_> {
         Added::owner(name).is_some_and(|(service, added)| {
             self.placement(service, h)
                 .and_then(|p| p.def.rare.ha.as_ref())
-                .is_some_and(|ha| Added::by_mode(&ha.mode.name).contains(&added))
+                .is_some_and(|ha| Added::by_mode(&ha.mode.value).contains(&added))
         })
     }
 

@@ -6,6 +6,9 @@ use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 use super::*;
 
 impl Topo<'_> {
+    /// One service as it runs on host `h`, placed there by `p`: its values
+    /// resolved from that host, the references it makes (`fx`), and the ports
+    /// others need it to publish.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn instance(
         &self,
@@ -21,31 +24,74 @@ impl Topo<'_> {
         let host = self.hosts.get(h)?;
         let decl = self.stack.services.get(name);
         let decl_span = decl.map_or(p.run_span, |d| d.name.span);
-        let rejected = |f: &str| def.rejected.iter().any(|r| r == f);
-        if def.image.is_none()
-            && def.rare.build.is_none()
-            && !rejected("image")
-            && !rejected("build")
-        {
-            diags.push(
-                Diagnostic::error(
-                    Code::MissingField,
-                    decl_span,
-                    format!("service `{name}` has neither `image` nor `build`"),
-                )
-                .label("nothing to run")
-                .help("set `image = \"...\"`, `build = \"./path\"`, or give it a kind that has an image"),
-            );
-        }
+        check_runnable(name, def, decl_span, diags);
         let role = def.role.as_ref().map_or(Role::Stateless, |r| r.value);
         let replicas = def.replicas.as_ref().map_or(1, |r| r.value);
-        let ha = def
+        self.check_ha_mode(name, def, role, replicas, decl_span, diags);
+        let gpu = self.gpus(name, p, host, replicas, decl_span, diags);
+        let public: Vec<&str> = def
             .rare
-            .ha
-            .as_ref()
-            .map(|h| h.mode.name.as_str())
-            .unwrap_or("single");
-        if role == Role::Stateful && replicas > 1 && ha == "single" {
+            .public
+            .iter()
+            .flat_map(|p| &p.value)
+            .map(|i| i.name.as_str())
+            .collect();
+        let ports = ports(name, h, host, def, &public, published);
+        check_public_stateful(name, host, def, role, &public, decl_span, diags);
+        let probes = self.probes(name, def, diags);
+        let autoscale = self.autoscale(name, def, decl_span, diags);
+        check_disruption_budget(def, autoscale.as_ref(), replicas, diags);
+        let mut instance = Instance {
+            name: name.clone(),
+            role,
+            image: def.image.as_ref().map(|i| i.value.clone()),
+            ports,
+            env: resolved.env,
+            replicas,
+            probes,
+            restart: def
+                .rare
+                .restart
+                .as_ref()
+                .map_or(Restart::UnlessStopped, |r| r.value),
+            depends_on: self.depends_on(name, h, def, fx, diags),
+            refers_to: self.refers_to(name, fx),
+            kind: decl.and_then(|d| d.kind.as_ref()).map(|k| k.name.clone()),
+            public: public.iter().map(|p| p.to_string()).collect(),
+            public_url: resolved.public_url,
+            routes: routes(def),
+            update: Update {
+                max_surge: def.rare.update.max_surge.as_ref().map_or(1, |v| v.value),
+                max_unavailable: def
+                    .rare
+                    .update
+                    .max_unavailable
+                    .as_ref()
+                    .map_or(0, |v| v.value),
+            },
+            ha: def.ha_mode().clone(),
+            host_network: false,
+            rare: self
+                .rare_parts(name, h, def, gpu, autoscale, resolved.params)
+                .into(),
+        };
+        self.wire(name, h, &mut instance, diags);
+        Some(instance)
+    }
+
+    /// Stateful replicas need an HA mode, and the chosen mode must be one a
+    /// target writes for this platform.
+    fn check_ha_mode(
+        &self,
+        name: &Name,
+        def: &ServiceDef,
+        role: Role,
+        replicas: u32,
+        decl_span: Span,
+        diags: &mut Diagnostics,
+    ) {
+        let ha = def.ha_mode();
+        if role == Role::Stateful && replicas > 1 && *ha == HaMode::Single {
             let span = def.replicas.as_ref().map_or(decl_span, |r| r.span);
             let modes = def.ha_mode_names();
             diags.push(
@@ -65,10 +111,9 @@ impl Topo<'_> {
                 }),
             );
         }
-        let modes = def.ha_mode_names();
         if let (Some(h), true) = (
             def.rare.ha.as_ref().map(|h| &h.mode),
-            ha != "single" && modes.contains(&ha),
+            *ha != HaMode::Single && def.offers(ha),
         ) {
             let kubernetes = self.topo.platform.value == Platform::Kubernetes;
             let unsupported = |message: String, help: String| {
@@ -79,16 +124,16 @@ impl Topo<'_> {
                     ))
                     .help(help)
             };
-            match (kubernetes, ha == CLOUDNATIVEPG) {
+            match (kubernetes, *ha == HaMode::CloudNativePg) {
                 (true, true) => {}
-                (false, false) if [STREAMING, PATRONI, REPLICA, SENTINEL].contains(&ha) => {}
-                (true, false) if ha == SENTINEL && def.env.contains_key(REDIS_PASSWORD_ENV) => {
+                (false, false) if ha.on_hosts() => {}
+                (true, false) if *ha == HaMode::Sentinel && def.env.contains_key(REDIS_PASSWORD_ENV) => {
                     diags.push(unsupported(
                         "a password-protected Redis with Sentinel is not emitted for Kubernetes by this version of stackc".into(),
                         format!("on Kubernetes, run `{name}` with `ha = sentinel` inside the cluster's network without a password (kind `redis`), or with `ha = single`"),
                     ));
                 }
-                (true, false) if ha == SENTINEL => {
+                (true, false) if *ha == HaMode::Sentinel => {
                     if replicas < 2 {
                         let span = def.replicas.as_ref().map_or(h.span, |r| r.span);
                         diags.push(
@@ -100,26 +145,40 @@ impl Topo<'_> {
                 }
                 (false, true) => diags.push(unsupported(
                     format!("HA mode `{ha}` runs on Kubernetes only"),
-                    format!("CloudNativePG is a Kubernetes operator; on hosts, PostgreSQL HA is `ha = {PATRONI}` (automatic failover) or `ha = {STREAMING}` (a primary and standbys)"),
+                    format!("CloudNativePG is a Kubernetes operator; on hosts, PostgreSQL HA is `ha = {}` (automatic failover) or `ha = {}` (a primary and standbys)", HaMode::Patroni, HaMode::Streaming),
                 )),
-                (true, false) if modes.contains(&CLOUDNATIVEPG) => diags.push(unsupported(
+                (true, false) if def.offers(&HaMode::CloudNativePg) => diags.push(unsupported(
                     format!("HA mode `{ha}` is not emitted for Kubernetes"),
-                    format!("on Kubernetes, PostgreSQL HA is `ha = {CLOUDNATIVEPG}` (a CloudNativePG Cluster)"),
+                    format!("on Kubernetes, PostgreSQL HA is `ha = {}` (a CloudNativePG Cluster)", HaMode::CloudNativePg),
                 )),
                 (true, false) => diags.push(unsupported(
                     format!("HA mode `{ha}` is not emitted for Kubernetes by this version of stackc"),
                     "on Kubernetes, Redis HA is `ha = sentinel`".into(),
                 )),
-                (false, false) if modes.contains(&STREAMING) => diags.push(unsupported(
+                (false, false) if def.offers(&HaMode::Streaming) => diags.push(unsupported(
                     format!("HA mode `{ha}` is not emitted for hosts by this version of stackc"),
-                    format!("on hosts, PostgreSQL replication is `ha = {STREAMING}` (a primary and standbys)"),
+                    format!("on hosts, PostgreSQL replication is `ha = {}` (a primary and standbys)", HaMode::Streaming),
                 )),
                 (false, false) => diags.push(unsupported(
                     format!("HA mode `{ha}` is not emitted for hosts by this version of stackc"),
-                    format!("stackc emits `{STREAMING}` and `{PATRONI}` (PostgreSQL), `{REPLICA}` and `{SENTINEL}` (Redis) on hosts; use `ha = single` otherwise"),
+                    format!("stackc emits `{}` and `{}` (PostgreSQL), `{}` and `{}` (Redis) on hosts; use `ha = single` otherwise", HaMode::Streaming, HaMode::Patroni, HaMode::Replica, HaMode::Sentinel),
                 )),
             }
         }
+    }
+
+    /// The GPUs each replica reserves, checked against the host's (or the
+    /// cluster's GPU nodes).
+    fn gpus(
+        &self,
+        name: &Name,
+        p: &Placement,
+        host: &HostDef,
+        replicas: u32,
+        decl_span: Span,
+        diags: &mut Diagnostics,
+    ) -> u32 {
+        let def = &p.def;
         let gpu = def.rare.resources.gpu.as_ref().map_or(0, |g| g.value);
         let span = def
             .rare
@@ -169,67 +228,11 @@ impl Topo<'_> {
                 )),
             );
         }
-        let public: Vec<&str> = def
-            .rare
-            .public
-            .iter()
-            .flat_map(|p| &p.value)
-            .map(|i| i.name.as_str())
-            .collect();
-        // The small vectors of an instance are sized to what they will hold:
-        // grown by `push` or collected from a filter, a vector of one starts
-        // with room for four (20,000 instances at N = 10000).
-        let mut ports = Vec::with_capacity(def.ports.len());
-        for port in def.ports.values() {
-            let Some(container) = port.container.as_ref().map(|c| c.value) else {
-                continue;
-            };
-            let mut binds = Vec::new();
-            if public.contains(&port.name.name.as_str()) {
-                binds.push(Bind::All);
-            } else if !published.on_address.is_empty() || !published.on_loopback.is_empty() {
-                let key = (name.clone(), h, port.name.name.clone());
-                let address = host
-                    .address
-                    .as_ref()
-                    .filter(|_| published.on_address.contains(&key));
-                let loopback = published.on_loopback.contains(&key);
-                binds.reserve_exact(usize::from(address.is_some()) + usize::from(loopback));
-                if let Some(a) = address {
-                    binds.push(Bind::Address(a.value.clone()));
-                }
-                if loopback {
-                    binds.push(Bind::Address("127.0.0.1".into()));
-                }
-            }
-            let protocol = port.protocol.as_ref().map_or(
-                if port.name.name == "http" {
-                    Protocol::Http
-                } else {
-                    Protocol::Tcp
-                },
-                |p| p.value,
-            );
-            ports.push(PortPlan {
-                name: port.name.name.clone(),
-                container,
-                host: port.host.as_ref().map_or(container, |h| h.value),
-                protocol,
-                binds,
-            });
-        }
-        if role == Role::Stateful && !public.is_empty() {
-            let span = def.rare.public.as_ref().map_or(decl_span, |p| p.span);
-            diags.push(
-                Diagnostic::error(
-                    Code::PublicStateful,
-                    span,
-                    format!("stateful service `{name}` is published on all interfaces of host `{}`", host.name.name),
-                )
-                .label("reachable from anywhere the host is")
-                .help("remove `public`: services on other hosts that refer to it get a port bound to this host's address only"),
-            );
-        }
+        gpu
+    }
+
+    /// The liveness, readiness and startup probes.
+    fn probes(&self, name: &Name, def: &ServiceDef, diags: &mut Diagnostics) -> Probes {
         let health = &def.health;
         let liveness = self.probe(name, def, health.liveness.as_deref(), diags);
         // A check written directly in `health` is both liveness and readiness:
@@ -238,26 +241,23 @@ impl Topo<'_> {
             (Some(l), Some(r)) if Arc::ptr_eq(l, r) => liveness.clone(),
             _ => self.probe(name, def, health.readiness.as_deref(), diags),
         };
-        let probes = Probes {
+        Probes {
             liveness,
             readiness,
             startup: self.probe(name, def, health.startup.as_deref(), diags),
-        };
-        let autoscale = self.autoscale(name, def, decl_span, diags);
-        if let Some(min) = &def.rare.min_available {
-            let least = autoscale.as_ref().map_or(replicas, |a| a.min);
-            if min.value >= least {
-                diags.push(
-                    Diagnostic::error(
-                        Code::DisruptionBudgetBlocks,
-                        min.span,
-                        format!("`min_available = {}` with {least} replica{} blocks every voluntary eviction", min.value, if least == 1 { "" } else { "s" }),
-                    )
-                    .label("no pod may ever be evicted")
-                    .help(format!("node drains and upgrades would hang; use `min_available = {}` or more replicas", least.saturating_sub(1))),
-                );
-            }
         }
+    }
+
+    /// The services it waits for before it starts, and how: the ones it names
+    /// in `depends_on`, then the ones it refers to.
+    fn depends_on(
+        &self,
+        name: &Name,
+        h: usize,
+        def: &ServiceDef,
+        fx: &Effects,
+        diags: &mut Diagnostics,
+    ) -> Vec<(Name, Condition)> {
         let explicit: Vec<(&Name, Gate, Span)> = def
             .rare
             .depends_on
@@ -334,141 +334,116 @@ impl Topo<'_> {
             }
         }
         depends_on.retain(|(t, _)| t != name);
-        let mut instance = Instance {
-            name: name.clone(),
-            role,
-            image: def.image.as_ref().map(|i| i.value.clone()),
-            ports,
-            env: resolved.env,
-            replicas,
-            probes,
-            restart: def
+        depends_on
+    }
+
+    /// The services its values refer to (a Patroni cluster: the HAProxy beside).
+    fn refers_to(&self, name: &Name, fx: &Effects) -> Vec<Name> {
+        let mut targets: Vec<Name> = Vec::with_capacity(fx.deps.len());
+        for (target, _) in &fx.deps {
+            // A Patroni cluster is reached through the HAProxy beside.
+            let target = if self.is_patroni(target) {
+                Added::Haproxy.name(target)
+            } else {
+                target.clone()
+            };
+            if target != *name && !targets.contains(&target) {
+                targets.push(target);
+            }
+        }
+        targets
+    }
+
+    /// What few services have: a build, volumes, mounts, HA plans...
+    fn rare_parts(
+        &self,
+        name: &Name,
+        h: usize,
+        def: &ServiceDef,
+        gpu: u32,
+        autoscale: Option<Autoscale>,
+        params: IndexMap<Name, Pieces>,
+    ) -> RareParts {
+        RareParts {
+            build: def.rare.build.as_ref().map(|b| b.value.clone()),
+            command: def.rare.command.as_ref().map(|c| c.value.clone()),
+            entrypoint: def.rare.entrypoint.as_ref().map(|c| c.value.clone()),
+            volumes: def
                 .rare
-                .restart
-                .as_ref()
-                .map_or(Restart::UnlessStopped, |r| r.value),
-            depends_on,
-            refers_to: {
-                let mut targets: Vec<Name> = Vec::with_capacity(fx.deps.len());
-                for (target, _) in &fx.deps {
-                    // A Patroni cluster is reached through the HAProxy beside.
-                    let target = if self.is_patroni(target) {
-                        Added::Haproxy.name(target)
-                    } else {
-                        target.clone()
-                    };
-                    if target != *name && !targets.contains(&target) {
-                        targets.push(target);
-                    }
-                }
-                targets
+                .volumes
+                .values()
+                .filter_map(|v| {
+                    Some(Volume {
+                        name: format!("{name}-{}", v.name.name),
+                        path: v.path.as_ref()?.value.clone(),
+                        size: v.size.as_ref().map_or(Size(1 << 30), |s| s.value),
+                    })
+                })
+                .collect(),
+            mounts: def
+                .rare
+                .mounts
+                .values()
+                .map(|m| match m.source.value.strip_prefix("@out/") {
+                    // A file stackc generates for this topology.
+                    Some(generated) => Mount {
+                        source: generated.to_string(),
+                        target: m.target.value.clone(),
+                        read_only: m.read_only,
+                        generated: true,
+                    },
+                    None => Mount {
+                        source: m.source.value.clone(),
+                        target: m.target.value.clone(),
+                        read_only: m.read_only,
+                        generated: false,
+                    },
+                })
+                .collect(),
+            resources: Resources {
+                cpu: def.rare.resources.cpu.as_ref().map(|c| c.value),
+                memory: def.rare.resources.memory.as_ref().map(|c| c.value),
+                cpu_limit: def.rare.resources.cpu_limit.as_ref().map(|c| c.value),
+                memory_limit: def.rare.resources.memory_limit.as_ref().map(|c| c.value),
+                gpu,
             },
-            kind: decl.and_then(|d| d.kind.as_ref()).map(|k| k.name.clone()),
-            public: public.iter().map(|p| p.to_string()).collect(),
-            public_url: resolved.public_url,
-            routes: {
-                let mut routes = Vec::with_capacity(def.routes.len());
-                routes.extend(def.routes.values().filter_map(|r| {
-                    let port = match &r.port {
-                        Some(p) => p.name.clone(),
-                        None => def.ports.keys().next()?.clone(),
-                    };
-                    Some((r.path.value.clone(), port))
-                }));
-                routes
-            },
-            update: Update {
-                max_surge: def.rare.update.max_surge.as_ref().map_or(1, |v| v.value),
-                max_unavailable: def
-                    .rare
-                    .update
-                    .max_unavailable
-                    .as_ref()
-                    .map_or(0, |v| v.value),
-            },
-            // The mode's name from the source, or a static `single`: no copy.
-            ha: def
+            autoscale: autoscale.map(Box::new),
+            stop_grace_period: def.rare.stop_grace_period.as_ref().map(|d| d.value),
+            pre_stop: def.rare.pre_stop.as_ref().map(|d| d.value),
+            min_available: def.rare.min_available.as_ref().map(|m| m.value),
+            streaming: self.streaming_plan(name, h).map(Box::new),
+            sentinel_node: self.sentinel_node(name, h).map(Box::new),
+            patroni: self.patroni_node(name, h).map(Box::new),
+            etcd: None,
+            devices: Vec::new(),
+            sentinel: def
                 .rare
                 .ha
                 .as_ref()
-                .map_or_else(|| Name::new_static("single"), |h| h.mode.name.clone()),
-            host_network: false,
-            rare: RareParts {
-                build: def.rare.build.as_ref().map(|b| b.value.clone()),
-                command: def.rare.command.as_ref().map(|c| c.value.clone()),
-                entrypoint: def.rare.entrypoint.as_ref().map(|c| c.value.clone()),
-                volumes: def
-                    .rare
-                    .volumes
-                    .values()
-                    .filter_map(|v| {
-                        Some(Volume {
-                            name: format!("{name}-{}", v.name.name),
-                            path: v.path.as_ref()?.value.clone(),
-                            size: v.size.as_ref().map_or(Size(1 << 30), |s| s.value),
-                        })
-                    })
-                    .collect(),
-                mounts: def
-                    .rare
-                    .mounts
-                    .values()
-                    .map(|m| match m.source.value.strip_prefix("@out/") {
-                        // A file stackc generates for this topology.
-                        Some(generated) => Mount {
-                            source: generated.to_string(),
-                            target: m.target.value.clone(),
-                            read_only: m.read_only,
-                            generated: true,
-                        },
-                        None => Mount {
-                            source: m.source.value.clone(),
-                            target: m.target.value.clone(),
-                            read_only: m.read_only,
-                            generated: false,
-                        },
-                    })
-                    .collect(),
-                resources: Resources {
-                    cpu: def.rare.resources.cpu.as_ref().map(|c| c.value),
-                    memory: def.rare.resources.memory.as_ref().map(|c| c.value),
-                    cpu_limit: def.rare.resources.cpu_limit.as_ref().map(|c| c.value),
-                    memory_limit: def.rare.resources.memory_limit.as_ref().map(|c| c.value),
-                    gpu,
-                },
-                autoscale: autoscale.map(Box::new),
-                stop_grace_period: def.rare.stop_grace_period.as_ref().map(|d| d.value),
-                pre_stop: def.rare.pre_stop.as_ref().map(|d| d.value),
-                min_available: def.rare.min_available.as_ref().map(|m| m.value),
-                streaming: self.streaming_plan(name, h).map(Box::new),
-                sentinel_node: self.sentinel_node(name, h).map(Box::new),
-                patroni: self.patroni_node(name, h).map(Box::new),
-                etcd: None,
-                devices: Vec::new(),
-                sentinel: def
-                    .rare
-                    .ha
-                    .as_ref()
-                    .filter(|h| {
-                        h.mode.name == SENTINEL && self.topo.platform.value == Platform::Kubernetes
-                    })
-                    .map(|h| Box::new(SentinelPlan::from_def(name, h))),
-                params: resolved.params,
-            }
-            .into(),
-        };
+                .filter(|h| {
+                    h.mode.value == HaMode::Sentinel
+                        && self.topo.platform.value == Platform::Kubernetes
+                })
+                .map(|h| Box::new(SentinelPlan::from_def(name, h))),
+            params,
+        }
+    }
+
+    /// What its HA mode adds to it (variables, commands, mounts), with a
+    /// variable the user sets too reported.
+    fn wire(&self, name: &Name, h: usize, instance: &mut Instance, diags: &mut Diagnostics) {
         let declared = instance.env.len();
         if let Some(s) = instance.rare.streaming.clone() {
-            s.wire(&mut instance);
+            s.wire(instance);
         }
-        self.wire_redis_replica(name, h, &mut instance);
+        self.wire_redis_replica(name, h, instance);
         if let Some(node) = instance.rare.sentinel_node.clone() {
-            node.wire(&mut instance);
+            node.wire(instance);
         }
         if let Some(node) = instance.rare.patroni.clone() {
-            self.wire_patroni(&node, &mut instance);
+            self.wire_patroni(&node, instance);
         }
-        self.wire_redis_auth(name, &mut instance);
+        self.wire_redis_auth(name, instance);
         // A variable the HA mode sets is not the user's to set too: the
         // environment would hold the key twice, and one value would be lost.
         let (own, added) = instance.env.split_at(declared);
@@ -489,7 +464,6 @@ impl Topo<'_> {
                 );
             }
         }
-        Some(instance)
     }
 
     /// The autoscaler, with its bounds checked: 1 <= min <= replicas <= max.
@@ -618,4 +592,140 @@ impl Topo<'_> {
             start_period: probe.start_period.as_ref().map(|d| d.value),
         }))
     }
+}
+
+/// A placed service runs an image or a build.
+fn check_runnable(name: &Name, def: &ServiceDef, decl_span: Span, diags: &mut Diagnostics) {
+    let rejected = |f: &str| def.rejected.iter().any(|r| r == f);
+    if def.image.is_none() && def.rare.build.is_none() && !rejected("image") && !rejected("build") {
+        diags.push(
+            Diagnostic::error(
+                Code::MissingField,
+                decl_span,
+                format!("service `{name}` has neither `image` nor `build`"),
+            )
+            .label("nothing to run")
+            .help(
+                "set `image = \"...\"`, `build = \"./path\"`, or give it a kind that has an image",
+            ),
+        );
+    }
+}
+
+/// Its ports, each bound where readers need it: on all interfaces when
+/// public, else on the host's address and on loopback as readers need.
+fn ports(
+    name: &Name,
+    h: usize,
+    host: &HostDef,
+    def: &ServiceDef,
+    public: &[&str],
+    published: &Published<'_>,
+) -> Vec<PortPlan> {
+    // The small vectors of an instance are sized to what they will hold:
+    // grown by `push` or collected from a filter, a vector of one starts
+    // with room for four (20,000 instances at N = 10000).
+    let mut ports = Vec::with_capacity(def.ports.len());
+    for port in def.ports.values() {
+        let Some(container) = port.container.as_ref().map(|c| c.value) else {
+            continue;
+        };
+        let mut binds = Vec::new();
+        if public.contains(&port.name.name.as_str()) {
+            binds.push(Bind::All);
+        } else if !published.on_address.is_empty() || !published.on_loopback.is_empty() {
+            let key = PublishedPort::new(name, h, &port.name.name);
+            let address = host
+                .address
+                .as_ref()
+                .filter(|_| published.on_address.contains(&key));
+            let loopback = published.on_loopback.contains(&key);
+            binds.reserve_exact(usize::from(address.is_some()) + usize::from(loopback));
+            if let Some(a) = address {
+                binds.push(Bind::Address(a.value.clone()));
+            }
+            if loopback {
+                binds.push(Bind::Address("127.0.0.1".into()));
+            }
+        }
+        let protocol = port.protocol.as_ref().map_or(
+            if port.name.name == "http" {
+                Protocol::Http
+            } else {
+                Protocol::Tcp
+            },
+            |p| p.value,
+        );
+        ports.push(PortPlan {
+            name: port.name.name.clone(),
+            container,
+            host: port.host.as_ref().map_or(container, |h| h.value),
+            protocol,
+            binds,
+        });
+    }
+    ports
+}
+
+/// A stateful service published on all interfaces is reachable from anywhere.
+fn check_public_stateful(
+    name: &Name,
+    host: &HostDef,
+    def: &ServiceDef,
+    role: Role,
+    public: &[&str],
+    decl_span: Span,
+    diags: &mut Diagnostics,
+) {
+    if role == Role::Stateful && !public.is_empty() {
+        let span = def.rare.public.as_ref().map_or(decl_span, |p| p.span);
+        diags.push(
+            Diagnostic::error(
+                Code::PublicStateful,
+                span,
+                format!("stateful service `{name}` is published on all interfaces of host `{}`", host.name.name),
+            )
+            .label("reachable from anywhere the host is")
+            .help("remove `public`: services on other hosts that refer to it get a port bound to this host's address only"),
+        );
+    }
+}
+
+/// A disruption budget must leave a pod that may be evicted.
+fn check_disruption_budget(
+    def: &ServiceDef,
+    autoscale: Option<&Autoscale>,
+    replicas: u32,
+    diags: &mut Diagnostics,
+) {
+    if let Some(min) = &def.rare.min_available {
+        let least = autoscale.as_ref().map_or(replicas, |a| a.min);
+        if min.value >= least {
+            diags.push(
+                Diagnostic::error(
+                    Code::DisruptionBudgetBlocks,
+                    min.span,
+                    format!("`min_available = {}` with {least} replica{} blocks every voluntary eviction", min.value, if least == 1 { "" } else { "s" }),
+                )
+                .label("no pod may ever be evicted")
+                .help(format!("node drains and upgrades would hang; use `min_available = {}` or more replicas", least.saturating_sub(1))),
+            );
+        }
+    }
+}
+
+/// Its routes: a path prefix and the port it leads to (default the first).
+fn routes(def: &ServiceDef) -> Vec<RoutedPath> {
+    let mut routes = Vec::with_capacity(def.routes.len());
+    routes.extend(def.routes.values().filter_map(|r| {
+        let port = match &r.port {
+            Some(p) => p.name.clone(),
+            None => def.ports.keys().next()?.clone(),
+        };
+        Some(RoutedPath {
+            path: r.path.value.clone(),
+            port,
+        })
+    }));
+    routes
 }

@@ -55,7 +55,7 @@ pub mod names {
 /// Every name beyond its own that the Kubernetes target gives the objects of
 /// an instance (Services, StatefulSets, Deployments, ConfigMaps).
 fn derived_names(inst: &Instance) -> Vec<String> {
-    if inst.ha == CLOUDNATIVEPG {
+    if inst.ha == HaMode::CloudNativePg {
         // The operator's Services.
         return ["-rw", "-ro", "-r"]
             .iter()
@@ -207,10 +207,10 @@ impl Topo<'_> {
             // Names Kubernetes derives from the service's: a StatefulSet's pods carry
             // the label `controller-revision-hash: <name>-<10 characters>`, which
             // must fit in 63 characters.
-            let stateful = inst.role == Role::Stateful && inst.ha != CLOUDNATIVEPG;
+            let stateful = inst.role == Role::Stateful && inst.ha != HaMode::CloudNativePg;
             // `-headless` and `-public` Services are derived from the name too.
             let mut limit = if stateful { 52 } else { 63 - "-public".len() };
-            if inst.ha == SENTINEL {
+            if inst.ha == HaMode::Sentinel {
                 // The sentinels' StatefulSet `<name>-sentinel` (with its
                 // revision hash) and its `<name>-sentinel-headless` Service.
                 limit = limit.min(52 - "-sentinel".len());
@@ -298,7 +298,7 @@ impl Topo<'_> {
                     )),
                 );
             }
-            if inst.ha == CLOUDNATIVEPG {
+            if inst.ha == HaMode::CloudNativePg {
                 self.check_cloudnativepg(inst, def, decl, diags);
             }
             for m in def.rare.mounts.values() {

@@ -254,11 +254,10 @@ pub struct Instance {
     pub kind: Option<Name>,
     pub public: Vec<String>,
     pub public_url: Option<Pieces>,
-    /// (path prefix, port name)
-    pub routes: Vec<(Name, Name)>,
+    pub routes: Vec<RoutedPath>,
     pub update: Update,
     /// The HA mode (`single` when none is chosen).
-    pub ha: Name,
+    pub ha: HaMode,
     /// Runs in the host's network (no published ports, no NAT).
     pub host_network: bool,
     /// What few services have (a build, volumes, HA...), read and written as
@@ -328,7 +327,7 @@ impl Instance {
                 max_surge: 1,
                 max_unavailable: 0,
             },
-            ha: Name::new_static("single"),
+            ha: HaMode::Single,
             host_network: false,
             rare: Rare::default(),
         }
@@ -497,10 +496,10 @@ impl Added {
     }
 
     /// What the HA mode `mode` adds on hosts.
-    pub fn by_mode(mode: &str) -> &'static [Added] {
+    pub fn by_mode(mode: &HaMode) -> &'static [Added] {
         match mode {
-            SENTINEL => &[Added::Sentinel],
-            PATRONI => &[Added::Etcd, Added::Haproxy],
+            HaMode::Sentinel => &[Added::Sentinel],
+            HaMode::Patroni => &[Added::Etcd, Added::Haproxy],
             _ => &[],
         }
     }
@@ -560,11 +559,38 @@ pub(super) struct Topo<'a> {
     pub(super) kind_chains: &'a crate::check::KindChains,
 }
 
+/// A public path prefix of an instance and the port it leads to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutedPath {
+    pub path: Name,
+    pub port: Name,
+}
+
 /// The ports other hosts (on their address) and on-host proxies (on 127.0.0.1)
-/// need: (service, host index, port name).
+/// need.
 pub(super) struct Published<'a> {
-    pub(super) on_address: &'a IndexSet<(Name, usize, Name)>,
-    pub(super) on_loopback: &'a IndexSet<(Name, usize, Name)>,
+    pub(super) on_address: &'a IndexSet<PublishedPort>,
+    pub(super) on_loopback: &'a IndexSet<PublishedPort>,
+}
+
+/// A service's port that a placement publishes on its host, for readers
+/// elsewhere (another host, an on-host proxy, Prometheus, a standby).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct PublishedPort {
+    pub(super) service: Name,
+    /// The placement's host, by index.
+    pub(super) host: usize,
+    pub(super) port: Name,
+}
+
+impl PublishedPort {
+    pub(super) fn new(service: &str, host: usize, port: &Name) -> PublishedPort {
+        PublishedPort {
+            service: Name::new(service),
+            host,
+            port: port.clone(),
+        }
+    }
 }
 
 /// The values of one instance, resolved from its host.
@@ -579,8 +605,7 @@ pub(super) struct Resolved {
 pub(super) struct Effects {
     /// (target service, span of the reference)
     pub(super) deps: Vec<(Name, Span)>,
-    /// (service, host index, port name)
-    pub(super) publishes: IndexSet<(Name, usize, Name)>,
+    pub(super) publishes: IndexSet<PublishedPort>,
 }
 
 fn plan_topology(
@@ -657,7 +682,7 @@ fn plan_topology(
         effects.push(host_effects);
         envs.push(host_envs);
     }
-    let mut publishes: IndexSet<(Name, usize, Name)> = effects
+    let mut publishes: IndexSet<PublishedPort> = effects
         .iter()
         .flatten()
         .flat_map(|fx| fx.publishes.iter().cloned())

@@ -99,10 +99,7 @@ impl Topo<'_> {
             .get(service)
             .and_then(|ps| ps.first())
             .map(|p| &p.def);
-        def.is_some_and(|d| {
-            d.rare.ha.as_ref().is_some_and(|h| h.mode.name == PATRONI)
-                && d.ha_mode_names().contains(&PATRONI)
-        })
+        def.is_some_and(|d| *d.ha_mode() == HaMode::Patroni && d.offers(&HaMode::Patroni))
     }
 
     /// The hosts of a Patroni cluster's etcd members: `etcd = [...]`, else the

@@ -32,7 +32,7 @@ impl Topo<'_> {
         &self,
         proxies: &[ProxyPlan],
         diags: &mut Diagnostics,
-    ) -> (Vec<ScrapeJob>, IndexSet<(Name, usize, Name)>) {
+    ) -> (Vec<ScrapeJob>, IndexSet<PublishedPort>) {
         let mut publishes = IndexSet::default();
         let mut jobs = Vec::new();
         if self.topo.platform.value != Platform::Compose {
@@ -110,7 +110,7 @@ impl Topo<'_> {
                     );
                     continue;
                 };
-                publishes.insert((Name::new(name), p.host, port.name.name.clone()));
+                publishes.insert(PublishedPort::new(name, p.host, &port.name.name));
                 job.targets.push((
                     crate::grammar::host_port(&addr.value, published),
                     host.name.name.to_string(),

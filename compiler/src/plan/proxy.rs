@@ -112,9 +112,9 @@ pub struct UpstreamServer {
 #[derive(Default)]
 pub(super) struct ProxyEffects {
     /// (service, host index, port name) published on the host's address.
-    pub(super) publishes: IndexSet<(Name, usize, Name)>,
+    pub(super) publishes: IndexSet<PublishedPort>,
     /// ... published on 127.0.0.1, for a proxy on the host itself.
-    pub(super) loopback: IndexSet<(Name, usize, Name)>,
+    pub(super) loopback: IndexSet<PublishedPort>,
     /// (proxy name, service) on the proxy's host: start order.
     pub(super) deps: Vec<(Name, Name)>,
 }
@@ -479,7 +479,7 @@ impl Topo<'_> {
                 resolve::host_port("", name, container)
             } else if p.host == proxy_host {
                 fx.loopback
-                    .insert((Name::new(name), p.host, port.name.name.clone()));
+                    .insert(PublishedPort::new(name, p.host, &port.name.name));
                 resolve::host_port("", "127.0.0.1", published)
             } else {
                 let Some(addr) = &host.address else {
@@ -501,7 +501,7 @@ impl Topo<'_> {
                     continue;
                 };
                 fx.publishes
-                    .insert((Name::new(name), p.host, port.name.name.clone()));
+                    .insert(PublishedPort::new(name, p.host, &port.name.name));
                 resolve::host_port("", &addr.value, published)
             };
             let by_name = p.host == proxy_host && !proxy.on_host;

@@ -81,22 +81,20 @@ impl StreamingPlan {
 impl Topo<'_> {
     /// The replication mode of a service in this topology, when it is
     /// replicated from a primary on hosts (`streaming` or `replica`).
-    fn replication_mode(&self, service: &str) -> Option<&str> {
+    fn replication_mode(&self, service: &str) -> Option<&HaMode> {
         if self.topo.platform.value != Platform::Compose || !self.with_ha.contains(service) {
             return None;
         }
         let def = &self.placements.get(service)?.first()?.def;
-        let mode = def.rare.ha.as_ref()?.mode.name.as_str();
+        let mode = &def.rare.ha.as_ref()?.mode.value;
         // A mode the service's kind does not offer is already reported (E0203).
-        ([STREAMING, PATRONI, REPLICA, SENTINEL].contains(&mode)
-            && def.ha_mode_names().contains(&mode))
-        .then_some(mode)
+        (mode.on_hosts() && def.offers(mode)).then_some(mode)
     }
 
     /// Whether a service is replicated from a fixed primary on hosts.
     pub(super) fn is_replicated(&self, service: &str) -> bool {
         self.replication_mode(service)
-            .is_some_and(|mode| mode != PATRONI)
+            .is_some_and(|mode| *mode != HaMode::Patroni)
     }
 
     /// The placement a reference reaches: the primary, or for reads the
@@ -124,7 +122,7 @@ impl Topo<'_> {
 
     /// Checks every replicated service, and the primary's port the standbys need
     /// published on its address: (service, host, port name).
-    pub(super) fn replication(&self, diags: &mut Diagnostics) -> IndexSet<(Name, usize, Name)> {
+    pub(super) fn replication(&self, diags: &mut Diagnostics) -> IndexSet<PublishedPort> {
         let mut publishes = IndexSet::default();
         // The sentinel published on each host, by the service it watches.
         let mut sentinel_hosts: IndexMap<usize, &str> = IndexMap::default();
@@ -133,11 +131,11 @@ impl Topo<'_> {
                 continue;
             };
             let (what, node) = match mode {
-                STREAMING => ("streaming replication", "standby"),
-                PATRONI => ("a Patroni cluster", "replica"),
+                HaMode::Streaming => ("streaming replication", "standby"),
+                HaMode::Patroni => ("a Patroni cluster", "replica"),
                 _ => ("replication", "replica"),
             };
-            let layout = if mode == PATRONI {
+            let layout = if *mode == HaMode::Patroni {
                 "Patroni runs a node on each host and elects the primary".to_string()
             } else {
                 format!("the first host listed runs the primary, the others {node}s")
@@ -189,7 +187,7 @@ impl Topo<'_> {
                 .ha
                 .as_ref()
                 .and_then(|h| h.replication_password.as_ref());
-            let secret = ![STREAMING, PATRONI].contains(&mode)
+            let secret = !matches!(mode, HaMode::Streaming | HaMode::Patroni)
                 || password.is_some_and(|e| self.secret_of(e).is_some());
             if !secret {
                 diags.push(
@@ -200,17 +198,21 @@ impl Topo<'_> {
             }
             // Sentinels and replicas reach every node of a Sentinel-watched Redis,
             // any of which may become the master; otherwise only the primary.
-            let reached = if mode == SENTINEL { ps.len() } else { 1 };
+            let reached = if *mode == HaMode::Sentinel {
+                ps.len()
+            } else {
+                1
+            };
             for p in ps.iter().take(reached) {
                 if let Some(port) = first_port(p) {
-                    publishes.insert((Name::new(name), p.host, port.name.name.clone()));
+                    publishes.insert(PublishedPort::new(name, p.host, &port.name.name));
                 }
             }
-            if mode == PATRONI {
+            if *mode == HaMode::Patroni {
                 self.check_patroni(name, ps, diags);
                 continue;
             }
-            if mode == SENTINEL {
+            if *mode == HaMode::Sentinel {
                 self.check_sentinel_count(name, ps, diags);
                 for p in ps.iter() {
                     match sentinel_hosts.get(&p.host) {
@@ -240,7 +242,7 @@ impl Topo<'_> {
     /// and port, announcing its own host's address and port (behind Docker's NAT
     /// the master would otherwise list the address it is connected from).
     pub(super) fn wire_redis_replica(&self, name: &str, h: usize, inst: &mut Instance) {
-        if self.replication_mode(name) != Some(REPLICA) {
+        if self.replication_mode(name) != Some(&HaMode::Replica) {
             return;
         }
         let Some(ps) = self.placements.get(name) else {
@@ -279,7 +281,7 @@ impl Topo<'_> {
 
     /// The streaming role of a placement, when its service is streaming-replicated.
     pub(super) fn streaming_plan(&self, name: &str, h: usize) -> Option<StreamingPlan> {
-        if self.replication_mode(name) != Some(STREAMING) {
+        if self.replication_mode(name) != Some(&HaMode::Streaming) {
             return None;
         }
         let ps = self.placements.get(name)?;
@@ -422,7 +424,7 @@ impl Topo<'_> {
     /// The Sentinel role of a placement, when its service is watched by Sentinel
     /// on hosts.
     pub(super) fn sentinel_node(&self, name: &str, h: usize) -> Option<SentinelNode> {
-        if self.replication_mode(name) != Some(SENTINEL) {
+        if self.replication_mode(name) != Some(&HaMode::Sentinel) {
             return None;
         }
         let ps = self.placements.get(name)?;
@@ -458,7 +460,7 @@ impl Topo<'_> {
 
     /// Whether a service is a Sentinel-watched Redis on hosts.
     pub(super) fn is_host_sentinel(&self, service: &str) -> bool {
-        self.replication_mode(service) == Some(SENTINEL)
+        self.replication_mode(service) == Some(&HaMode::Sentinel)
     }
 
     /// The addresses of the sentinels of a Redis on hosts.

@@ -169,7 +169,7 @@ impl Topo<'_> {
                 .rare
                 .ha
                 .as_ref()
-                .is_some_and(|h| h.mode.name == CLOUDNATIVEPG);
+                .is_some_and(|h| h.mode.value == HaMode::CloudNativePg);
         let hostname = |read: bool, diags: &mut Diagnostics| -> Option<Name> {
             if operator {
                 return Some(format_smolstr!(
@@ -198,33 +198,35 @@ impl Topo<'_> {
                 }
             }
         };
-        let port_of =
-            |name: Option<&str>, fx: &mut Effects, diags: &mut Diagnostics| -> Option<u16> {
-                let port = match name {
-                    Some(n) => def.ports.get(n),
-                    None => def.ports.values().next(),
-                };
-                let Some(port) = port else {
-                    if name.is_some() {
-                        // An unknown port name was reported by `check`.
-                        return None;
-                    }
-                    diags.push(fail(
-                        format!("service `{target}` declares no port"),
-                        "no port to connect to",
-                        format!("declare one in `{target}`: `port NAME = NUMBER`"),
-                    ));
-                    return None;
-                };
-                let endpoint = placement.endpoint(Some(&port.name.name))?;
-                if local {
-                    Some(endpoint.container)
-                } else {
-                    fx.publishes
-                        .insert((target.clone(), placement.host, port.name.name.clone()));
-                    Some(endpoint.published)
-                }
+        let port_of = |name: Option<&str>,
+                       fx: &mut Effects,
+                       diags: &mut Diagnostics|
+         -> Option<u16> {
+            let port = match name {
+                Some(n) => def.ports.get(n),
+                None => def.ports.values().next(),
             };
+            let Some(port) = port else {
+                if name.is_some() {
+                    // An unknown port name was reported by `check`.
+                    return None;
+                }
+                diags.push(fail(
+                    format!("service `{target}` declares no port"),
+                    "no port to connect to",
+                    format!("declare one in `{target}`: `port NAME = NUMBER`"),
+                ));
+                return None;
+            };
+            let endpoint = placement.endpoint(Some(&port.name.name))?;
+            if local {
+                Some(endpoint.container)
+            } else {
+                fx.publishes
+                    .insert(PublishedPort::new(target, placement.host, &port.name.name));
+                Some(endpoint.published)
+            }
+        };
         match attr {
             "host" | "read_host" => {
                 hostname(attr == "read_host", diags).map(|h| smallvec::smallvec![Out::Text(h)])
@@ -272,7 +274,11 @@ impl Topo<'_> {
                 }
             }
             "sentinels" | "sentinel_url" | "master_name" => {
-                let sentinel = def.rare.ha.as_ref().filter(|h| h.mode.name == SENTINEL);
+                let sentinel = def
+                    .rare
+                    .ha
+                    .as_ref()
+                    .filter(|h| h.mode.value == HaMode::Sentinel);
                 let Some(ha) = sentinel else {
                     diags.push(fail(
                         format!("`{target}` is not watched by Sentinel in topology `{}`", self.topo.name.name),

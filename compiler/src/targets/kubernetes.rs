@@ -18,9 +18,9 @@ use super::k8s_types::*;
 use super::{header, yaml, Artifact};
 use crate::base::{IndexSet, Name};
 use crate::diag::Diagnostics;
-use crate::model::{Command, Cpu, Duration, ProbeCheck, Protocol, Role, Size, CLOUDNATIVEPG};
+use crate::model::{Command, Cpu, Duration, HaMode, ProbeCheck, Protocol, Role, Size};
 use crate::options::Options;
-use crate::plan::{self, Instance, Out, Plan, SentinelPlan, TopologyPlan};
+use crate::plan::{self, Instance, Out, Plan, RoutedPath, SentinelPlan, TopologyPlan};
 
 /// What one topology's objects share.
 struct Cx<'a> {
@@ -487,7 +487,7 @@ impl Cx<'_> {
     }
 
     fn service_objects(&self, inst: &Instance) -> Vec<Result<String, String>> {
-        if inst.ha == CLOUDNATIVEPG {
+        if inst.ha == HaMode::CloudNativePg {
             return self.cnpg_cluster(inst);
         }
         if let Some(s) = &inst.rare.sentinel {
@@ -817,9 +817,12 @@ impl Cx<'_> {
             let Some((scheme, host)) = split_url(&url) else {
                 continue;
             };
-            let routes: Vec<(Name, Name)> = if inst.routes.is_empty() {
+            let routes: Vec<RoutedPath> = if inst.routes.is_empty() {
                 match inst.ports.first() {
-                    Some(p) => vec![(Name::new_static("/"), p.name.clone())],
+                    Some(p) => vec![RoutedPath {
+                        path: Name::new_static("/"),
+                        port: p.name.clone(),
+                    }],
                     None => continue,
                 }
             } else {
@@ -829,7 +832,7 @@ impl Cx<'_> {
                 tls.push(host.clone());
             }
             let paths = rules.entry(host).or_default();
-            for (path, port) in routes {
+            for RoutedPath { path, port } in routes {
                 paths.push(IngressPath {
                     path,
                     path_type: "Prefix",
@@ -950,7 +953,7 @@ impl Cx<'_> {
             s.push_str(&format!("  --from-file={env}=\"$values/{env}\" \\\n"));
         }
         s.push_str("  --dry-run=client -o yaml | kubectl apply -f -\n");
-        for inst in instances.iter().filter(|i| i.ha == CLOUDNATIVEPG) {
+        for inst in instances.iter().filter(|i| i.ha == HaMode::CloudNativePg) {
             let user = literal(
                 inst.rare
                     .params
