@@ -1,0 +1,112 @@
+//! `secrets.sh`: the secret keys a topology needs and the command that creates
+//! its Secret from environment variables (no value is ever written).
+
+use super::cnpg::cnpg_secret;
+use super::*;
+
+impl Cx<'_> {
+    /// `secrets.sh`: the keys the workloads read, and the command that creates the
+    /// Secret from environment variables of the same names.
+    pub(super) fn secrets_script(&self, instances: &[&Instance], options: &Options) -> String {
+        let mut keys: IndexMap<&str, (&str, bool)> = IndexMap::new();
+        for inst in instances {
+            for var in &inst.env {
+                for p in &var.value {
+                    if let Out::Secret(s) = p {
+                        keys.insert(&s.env, (&s.name, s.optional));
+                    }
+                }
+            }
+        }
+        let mut s = String::from("#!/bin/sh\n");
+        s.push_str(&header("#", options, &self.topo.name));
+        s.push_str(&format!(
+            "#\n# Creates (or updates) the Secret `{}` in namespace `{}` from environment\n# variables of the same names. No value is stored in this file.\n#\n",
+            self.secret_name, self.topo.namespace
+        ));
+        if keys.is_empty() {
+            s.push_str("# This topology reads no secret.\nexit 0\n");
+            return s;
+        }
+        s.push_str("# Keys:\n");
+        for (env, (name, optional)) in &keys {
+            let about = self
+                .plan
+                .secrets
+                .get(*name)
+                .and_then(|d| d.description.as_deref())
+                .map(|d| format!(": {}", d.replace('\n', " ")))
+                .unwrap_or_default();
+            let what = if *optional { "optional" } else { "required" };
+            s.push_str(&format!("#   {env}  ({what}, secret `{name}`){about}\n"));
+        }
+        s.push_str("set -eu\n");
+        for (env, (name, optional)) in &keys {
+            if !optional {
+                s.push_str(&format!(": \"${{{env}:?secret {name} is not set}}\"\n"));
+            }
+        }
+        // A secret inside a URL reaches it unencoded: refuse what would
+        // change the URL's meaning (`plan::secrets_in_urls`).
+        let in_urls: IndexSet<(&str, &str)> = instances
+            .iter()
+            .flat_map(|i| &i.env)
+            .flat_map(|v| plan::secrets_in_urls(&v.value))
+            .map(|s| (s.env.as_str(), s.name.as_str()))
+            .collect();
+        for (env, name) in in_urls {
+            s.push_str(&plan::url_safe_check(
+                env,
+                true,
+                &format!("secret {name} is used inside a URL"),
+            ));
+        }
+        // Each value into a file of its own, by the shell's own `printf`: a
+        // value on a program's command line would show in `ps` to every user.
+        s.push_str("umask 077\nvalues=$(mktemp -d)\ntrap 'rm -rf \"$values\"' EXIT\n");
+        for (env, (_, optional)) in &keys {
+            let value = if *optional {
+                format!("${{{env}:-}}")
+            } else {
+                format!("${env}")
+            };
+            s.push_str(&format!("printf '%s' \"{value}\" > \"$values/{env}\"\n"));
+        }
+        s.push_str(&format!(
+            "kubectl create secret generic {} --namespace {} \\\n",
+            self.secret_name, self.topo.namespace
+        ));
+        for env in keys.keys() {
+            s.push_str(&format!("  --from-file={env}=\"$values/{env}\" \\\n"));
+        }
+        s.push_str("  --dry-run=client -o yaml | kubectl apply -f -\n");
+        for inst in instances.iter().filter(|i| i.ha == HaMode::CloudNativePg) {
+            let user = literal(
+                inst.rare
+                    .params
+                    .get("user")
+                    .map_or(&[][..], |v| v.as_slice()),
+            )
+            .unwrap_or_default();
+            let Some([Out::Secret(secret)]) =
+                inst.rare.params.get("password").map(|v| v.as_slice())
+            else {
+                continue;
+            };
+            let env = &secret.env;
+            s.push_str(&format!(
+                "# The owner of the PostgreSQL cluster `{}`, for CloudNativePG's bootstrap.\n",
+                inst.name
+            ));
+            s.push_str(&format!(
+                "kubectl create secret generic {} --namespace {} --type=kubernetes.io/basic-auth \\\n",
+                cnpg_secret(&inst.name),
+                self.topo.namespace
+            ));
+            s.push_str(&format!("  --from-literal=username='{user}' \\\n"));
+            s.push_str(&format!("  --from-file=password=\"$values/{env}\" \\\n"));
+            s.push_str("  --dry-run=client -o yaml | kubectl apply -f -\n");
+        }
+        s
+    }
+}
