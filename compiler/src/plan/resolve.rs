@@ -114,28 +114,8 @@ impl Topo<'_> {
             return None;
         }
         if self.is_patroni(target) {
-            // The HAProxy beside the consumer: the primary's endpoint, or the
-            // replicas' for reads. `url` and `read_url` are built from these.
-            let read = matches!(attr, "read_host" | "read_address");
-            let host = Added::Haproxy.name(target);
-            let port = if read {
-                PATRONI_REPLICA_PORT
-            } else {
-                PATRONI_PRIMARY_PORT
-            };
-            match attr {
-                "host" | "read_host" => return Some(smallvec::smallvec![Out::Text(host)]),
-                "port" | "ports" => {
-                    return Some(smallvec::smallvec![Out::Text(Name::new(
-                        itoa::Buffer::new().format(port)
-                    ))])
-                }
-                "address" | "read_address" => {
-                    return Some(smallvec::smallvec![Out::Text(format_smolstr!(
-                        "{host}:{port}"
-                    ))])
-                }
-                _ => {}
+            if let Some(endpoint) = self.patroni_endpoint(target, attr) {
+                return Some(endpoint);
             }
         }
         let (local, placement) = if self.is_replicated(target) {
@@ -170,63 +150,36 @@ impl Topo<'_> {
                 .ha
                 .as_ref()
                 .is_some_and(|h| h.mode.value == HaMode::CloudNativePg);
-        let hostname = |read: bool, diags: &mut Diagnostics| -> Option<Name> {
-            if operator {
-                return Some(format_smolstr!(
-                    "{target}-{}",
-                    if read { "ro" } else { "rw" }
-                ));
-            }
-            if local {
-                return Some(target.clone());
-            }
-            match &host.address {
-                Some(a) => Some(Name::new(&a.value)),
-                None => {
-                    diags.push(
-                        fail(
-                            format!(
-                                "`{target}` runs on host `{}`, which has no address",
-                                host.name.name
-                            ),
-                            "another host connects here",
-                            format!("give host `{}` an `address = \"...\"`", host.name.name),
-                        )
-                        .with_secondary(host.name.span, "host declared here"),
-                    );
-                    None
-                }
-            }
+        let reached = Reached {
+            target,
+            def,
+            host,
+            placement,
+            local,
+            operator,
+            span: r.span,
         };
-        let port_of = |name: Option<&str>,
-                       fx: &mut Effects,
-                       diags: &mut Diagnostics|
-         -> Option<u16> {
-            let port = match name {
-                Some(n) => def.ports.get(n),
-                None => def.ports.values().next(),
-            };
-            let Some(port) = port else {
-                if name.is_some() {
-                    // An unknown port name was reported by `check`.
-                    return None;
-                }
-                diags.push(fail(
-                    format!("service `{target}` declares no port"),
-                    "no port to connect to",
-                    format!("declare one in `{target}`: `port NAME = NUMBER`"),
-                ));
-                return None;
-            };
-            let endpoint = placement.endpoint(Some(&port.name.name))?;
-            if local {
-                Some(endpoint.container)
-            } else {
-                fx.publishes
-                    .insert(PublishedPort::new(target, placement.host, &port.name.name));
-                Some(endpoint.published)
-            }
+        self.attribute(&reached, attr, r, consumer_host, fx, diags, depth)
+    }
+
+    /// The attribute `attr` of a service reached from `consumer_host`.
+    #[allow(clippy::too_many_arguments)]
+    fn attribute(
+        &self,
+        reached: &Reached<'_>,
+        attr: &str,
+        r: &Reference,
+        consumer_host: usize,
+        fx: &mut Effects,
+        diags: &mut Diagnostics,
+        depth: usize,
+    ) -> Option<Pieces> {
+        let Reached { target, def, .. } = *reached;
+        let hostname = |read: bool, diags: &mut Diagnostics| reached.hostname(read, diags);
+        let port_of = |name: Option<&str>, fx: &mut Effects, diags: &mut Diagnostics| {
+            reached.port(name, fx, diags)
         };
+        let fail = |msg: String, label: &str, help: String| reached.fail(msg, label, help);
         match attr {
             "host" | "read_host" => {
                 hostname(attr == "read_host", diags).map(|h| smallvec::smallvec![Out::Text(h)])
@@ -274,54 +227,7 @@ impl Topo<'_> {
                 }
             }
             "sentinels" | "sentinel_url" | "master_name" => {
-                let sentinel = def
-                    .rare
-                    .ha
-                    .as_ref()
-                    .filter(|h| h.mode.value == HaMode::Sentinel);
-                let Some(ha) = sentinel else {
-                    diags.push(fail(
-                        format!("`{target}` is not watched by Sentinel in topology `{}`", self.topo.name.name),
-                        "no sentinels here",
-                        format!("refer to `{target}.url`; `{attr}` exists where `{target}` has `ha = sentinel`"),
-                    ));
-                    return None;
-                };
-                let plan = SentinelPlan::from_def(target, ha);
-                if attr == "master_name" {
-                    return Some(smallvec::smallvec![Out::Text(plan.master_name.into())]);
-                }
-                let list: Vec<String> = if self.topo.platform.value == Platform::Compose {
-                    self.host_sentinels(target)
-                } else {
-                    (0..plan.sentinels)
-                        .map(|i| format!("{target}-sentinel-{i}.{target}-sentinel-headless:26379"))
-                        .collect()
-                };
-                if attr == "sentinel_url" {
-                    // Celery's (kombu's) form: one `sentinel://` URL per sentinel,
-                    // with the nodes' password where they require one.
-                    let password = def
-                        .env
-                        .contains_key(REDIS_PASSWORD_ENV)
-                        .then(|| def.rare.args.get("password"))
-                        .flatten()
-                        .map(|a| self.eval(target, consumer_host, &a.value, fx, diags, depth + 1));
-                    let mut out = Pieces::new();
-                    for (i, s) in list.iter().enumerate() {
-                        let sep = if i == 0 { "" } else { ";" };
-                        match &password {
-                            Some(p) => {
-                                out.push(Out::Text(format_smolstr!("{sep}sentinel://:")));
-                                out.extend(p.iter().cloned());
-                                out.push(Out::Text(format_smolstr!("@{s}")));
-                            }
-                            None => out.push(Out::Text(format_smolstr!("{sep}sentinel://{s}"))),
-                        }
-                    }
-                    return Some(normalize(out));
-                }
-                Some(smallvec::smallvec![Out::Text(list.join(",").into())])
+                self.sentinel_attribute(reached, attr, consumer_host, fx, diags, depth)
             }
             "public_url" => match &def.rare.public_url {
                 Some(t) => Some(self.eval(target, consumer_host, t, fx, diags, depth + 1)),
@@ -343,6 +249,97 @@ impl Topo<'_> {
                     .or_else(|| def.rare.params.get(param).and_then(|p| p.default.as_ref()))?;
                 Some(self.eval(target, consumer_host, value, fx, diags, depth + 1))
             }
+        }
+    }
+
+    /// `sentinels`, `sentinel_url` and `master_name`: how clients find the
+    /// master of a Sentinel-watched Redis.
+    fn sentinel_attribute(
+        &self,
+        reached: &Reached<'_>,
+        attr: &str,
+        consumer_host: usize,
+        fx: &mut Effects,
+        diags: &mut Diagnostics,
+        depth: usize,
+    ) -> Option<Pieces> {
+        let Reached { target, def, .. } = *reached;
+        let sentinel = def
+            .rare
+            .ha
+            .as_ref()
+            .filter(|h| h.mode.value == HaMode::Sentinel);
+        let Some(ha) = sentinel else {
+            diags.push(reached.fail(
+                format!(
+                    "`{target}` is not watched by Sentinel in topology `{}`",
+                    self.topo.name.name
+                ),
+                "no sentinels here",
+                format!(
+                    "refer to `{target}.url`; `{attr}` exists where `{target}` has `ha = sentinel`"
+                ),
+            ));
+            return None;
+        };
+        let plan = SentinelPlan::from_def(target, ha);
+        if attr == "master_name" {
+            return Some(smallvec::smallvec![Out::Text(plan.master_name.into())]);
+        }
+        let list: Vec<String> = if self.topo.platform.value == Platform::Compose {
+            self.host_sentinels(target)
+        } else {
+            (0..plan.sentinels)
+                .map(|i| format!("{target}-sentinel-{i}.{target}-sentinel-headless:26379"))
+                .collect()
+        };
+        if attr == "sentinel_url" {
+            // Celery's (kombu's) form: one `sentinel://` URL per sentinel,
+            // with the nodes' password where they require one.
+            let password = def
+                .env
+                .contains_key(REDIS_PASSWORD_ENV)
+                .then(|| def.rare.args.get("password"))
+                .flatten()
+                .map(|a| self.eval(target, consumer_host, &a.value, fx, diags, depth + 1));
+            let mut out = Pieces::new();
+            for (i, s) in list.iter().enumerate() {
+                let sep = if i == 0 { "" } else { ";" };
+                match &password {
+                    Some(p) => {
+                        out.push(Out::Text(format_smolstr!("{sep}sentinel://:")));
+                        out.extend(p.iter().cloned());
+                        out.push(Out::Text(format_smolstr!("@{s}")));
+                    }
+                    None => out.push(Out::Text(format_smolstr!("{sep}sentinel://{s}"))),
+                }
+            }
+            return Some(normalize(out));
+        }
+        Some(smallvec::smallvec![Out::Text(list.join(",").into())])
+    }
+
+    /// A Patroni cluster's endpoint as a consumer reaches it: the HAProxy
+    /// beside it. `None` for an attribute built from these (`url`).
+    fn patroni_endpoint(&self, target: &Name, attr: &str) -> Option<Pieces> {
+        // The HAProxy beside the consumer: the primary's endpoint, or the
+        // replicas' for reads. `url` and `read_url` are built from these.
+        let read = matches!(attr, "read_host" | "read_address");
+        let host = Added::Haproxy.name(target);
+        let port = if read {
+            PATRONI_REPLICA_PORT
+        } else {
+            PATRONI_PRIMARY_PORT
+        };
+        match attr {
+            "host" | "read_host" => Some(smallvec::smallvec![Out::Text(host)]),
+            "port" | "ports" => Some(smallvec::smallvec![Out::Text(Name::new(
+                itoa::Buffer::new().format(port)
+            ))]),
+            "address" | "read_address" => Some(smallvec::smallvec![Out::Text(format_smolstr!(
+                "{host}:{port}"
+            ))]),
+            _ => None,
         }
     }
 
@@ -443,4 +440,92 @@ pub(super) fn host_port(prefix: &str, host: &str, port: u16) -> Name {
     s.push(':');
     s.push_str(itoa::Buffer::new().format(port));
     s.finish()
+}
+
+/// A service a reference reaches, and how: on the consumer's host or by
+/// address, or through an operator's Services.
+#[derive(Clone, Copy)]
+struct Reached<'a> {
+    target: &'a Name,
+    def: &'a ServiceDef,
+    host: &'a HostDef,
+    placement: &'a Placement<'a>,
+    /// On the consumer's own host: by name, on the container's port.
+    local: bool,
+    /// Run by a Kubernetes operator, which answers on its own Services.
+    operator: bool,
+    /// The reference.
+    span: Span,
+}
+
+impl Reached<'_> {
+    fn fail(&self, msg: String, label: &str, help: String) -> Diagnostic {
+        Diagnostic::error(Code::Unresolvable, self.span, msg)
+            .label(label.to_string())
+            .help(help)
+    }
+
+    /// The host name (or address) to connect to; `read`: the read endpoint.
+    fn hostname(&self, read: bool, diags: &mut Diagnostics) -> Option<Name> {
+        let target = self.target;
+        if self.operator {
+            return Some(format_smolstr!(
+                "{target}-{}",
+                if read { "ro" } else { "rw" }
+            ));
+        }
+        if self.local {
+            return Some(self.target.clone());
+        }
+        match &self.host.address {
+            Some(a) => Some(Name::new(&a.value)),
+            None => {
+                diags.push(
+                    self.fail(
+                        format!(
+                            "`{target}` runs on host `{}`, which has no address",
+                            self.host.name.name
+                        ),
+                        "another host connects here",
+                        format!("give host `{}` an `address = \"...\"`", self.host.name.name),
+                    )
+                    .with_secondary(self.host.name.span, "host declared here"),
+                );
+                None
+            }
+        }
+    }
+
+    /// The port `name` (else the first) as the consumer connects to it; a
+    /// port reached by address is published on its host.
+    fn port(&self, name: Option<&str>, fx: &mut Effects, diags: &mut Diagnostics) -> Option<u16> {
+        let target = self.target;
+        let port = match name {
+            Some(n) => self.def.ports.get(n),
+            None => self.def.ports.values().next(),
+        };
+        let Some(port) = port else {
+            if name.is_some() {
+                // An unknown port name was reported by `check`.
+                return None;
+            }
+            diags.push(self.fail(
+                format!("service `{target}` declares no port"),
+                "no port to connect to",
+                format!("declare one in `{target}`: `port NAME = NUMBER`"),
+            ));
+            return None;
+        };
+        let endpoint = self.placement.endpoint(Some(&port.name.name))?;
+        if self.local {
+            Some(endpoint.container)
+        } else {
+            fx.publishes.insert(PublishedPort::new(
+                self.target,
+                self.placement.host,
+                &port.name.name,
+            ));
+            Some(endpoint.published)
+        }
+    }
 }
