@@ -1,0 +1,161 @@
+//! References: every `NAME.ATTR`, `secret.NAME` and `self.ATTR` names what
+//! exists.
+
+use super::*;
+
+/// Checks the shape of every reference in an expression. `owner` is the service the
+/// expression belongs to (for `self`).
+pub(super) fn check_expr(
+    stack: &Stack,
+    bases: &IndexMap<Name, DefRef<'_>>,
+    owner: Option<&str>,
+    expr: &Expr,
+    diags: &mut Diagnostics,
+) {
+    for r in expr.references() {
+        if let Some(d) = check_reference(stack, bases, owner, r) {
+            diags.push(d);
+        }
+    }
+}
+
+fn check_reference(
+    stack: &Stack,
+    bases: &IndexMap<Name, DefRef<'_>>,
+    owner: Option<&str>,
+    r: &Reference,
+) -> Option<Diagnostic> {
+    let first = r.path.first()?;
+    if first.name == "secret" {
+        let Some(name) = r.path.get(1) else {
+            return Some(
+                Diagnostic::error(Code::UnknownName, r.span, "`secret` needs a secret name")
+                    .label("write `secret.NAME`")
+                    .help("write `secret.NAME`, with NAME declared by `secret NAME`"),
+            );
+        };
+        if !stack.secrets.contains_key(&name.name) {
+            let d = Diagnostic::error(
+                Code::UndeclaredSecret,
+                name.span,
+                format!("secret `{}` is not declared", name.name),
+            )
+            .label("not declared");
+            return Some(
+                match suggest(&name.name, stack.secrets.keys().map(Name::as_str)) {
+                    Some(s) => d.help(format!(
+                        "did you mean `{s}`? Or declare it: `secret {}`",
+                        name.name
+                    )),
+                    None => d.help(format!("declare it: `secret {}`", name.name)),
+                },
+            );
+        }
+        return too_long(r, 2);
+    }
+    let service = if first.name == "self" {
+        match owner {
+            Some(o) => Name::new(o),
+            None => {
+                return Some(
+                    Diagnostic::error(
+                        Code::UnknownName,
+                        first.span,
+                        "`self` is not a service here",
+                    )
+                    .label("no service owns this value")
+.help("`self` refers to the service a value belongs to; outside a service, name the service"),
+                )
+            }
+        }
+    } else {
+        if !stack.services.contains_key(&first.name) {
+            if r.path.len() == 1 {
+                // A single name: perhaps a choice written in the wrong place.
+                return Some(
+                    unknown_service(stack, first)
+                        .help(format!("a reference is `SERVICE.ATTRIBUTE`, like `{}.url`; a literal string is written in quotes", first.name)),
+                );
+            }
+            return Some(unknown_service(stack, first));
+        }
+        first.name.clone()
+    };
+    let Some(attr) = r.path.get(1) else {
+        return Some(
+            Diagnostic::error(
+                Code::UnknownAttribute,
+                r.span,
+                format!(
+                    "`{}` is a service; refer to one of its attributes",
+                    first.name
+                ),
+            )
+            .label("attribute missing")
+            .help(format!(
+                "for example `{}.url` or `{}.address`",
+                first.name, first.name
+            )),
+        );
+    };
+    let params: Vec<&str> = bases
+        .get(&service)
+        .map(|b| b.rare.params.keys().map(Name::as_str).collect())
+        .unwrap_or_default();
+    if attr.name == "ports" {
+        let Some(port) = r.path.get(2) else {
+            return Some(
+                Diagnostic::error(Code::UnknownAttribute, r.span, "`ports` needs a port name")
+                    .label(format!("write `{}.ports.NAME`", first.name))
+                    .help(format!("for example `{}.ports.http`", first.name)),
+            );
+        };
+        if let Some(base) = bases.get(&service) {
+            if !base.ports.contains_key(&port.name) {
+                let d = Diagnostic::error(
+                    Code::UnknownAttribute,
+                    port.span,
+                    format!("service `{service}` has no port `{}`", port.name),
+                )
+                .label("no such port");
+                let names: Vec<&str> = base.ports.keys().map(Name::as_str).collect();
+                let ports = || names.iter().copied();
+                return Some(
+                    d.suggesting(&port.name, ports(), || match names.is_empty() {
+                        true => format!("`{service}` declares no port"),
+                        false => listing(&format!("ports of `{service}`"), ports()),
+                    }),
+                );
+            }
+        }
+        return too_long(r, 3);
+    }
+    if !schema::is_attribute(&attr.name) && !params.contains(&attr.name.as_str()) {
+        let mut known: Vec<&str> = schema::ATTRIBUTES.iter().map(|a| a.name).collect();
+        known.extend(params.iter().copied());
+        let d = Diagnostic::error(
+            Code::UnknownAttribute,
+            attr.span,
+            format!("service `{service}` has no attribute `{}`", attr.name),
+        )
+        .label("unknown attribute");
+        return Some(d.suggesting(&attr.name, known.iter().copied(), || {
+            format!("the attributes are: {}", known.join(", "))
+        }));
+    }
+    too_long(r, 2)
+}
+
+fn too_long(r: &Reference, len: usize) -> Option<Diagnostic> {
+    let extra = r.path.get(len)?;
+    let last = r.path.last().map_or(extra.span, |l| l.span);
+    Some(
+        Diagnostic::error(
+            Code::UnknownAttribute,
+            extra.span.to(last),
+            format!("`{}` goes too deep", path_text(&r.path)),
+        )
+        .label("nothing to select here")
+        .help("a reference is `SERVICE.ATTRIBUTE`, `SERVICE.ports.NAME` or `secret.NAME`"),
+    )
+}
