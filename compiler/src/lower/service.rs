@@ -35,6 +35,8 @@ impl Lower<'_> {
         def
     }
 
+    /// One entry of a service's (or a kind's, or an override's) block: a
+    /// block field has its arm here, a `key = value` one in `assignment`.
     pub(super) fn service_field(
         &mut self,
         def: &mut ServiceDef,
@@ -49,226 +51,209 @@ impl Lower<'_> {
         }
         self.no_kind(e);
         match key {
-            "role" => {
-                if let Some(v) = self.assigned(e) {
-                    def.role = self.choice(
-                        v,
-                        &[("stateless", Role::Stateless), ("stateful", Role::Stateful)],
-                    );
-                }
-            }
-            "image" => {
-                if let Some(v) = self.assigned(e) {
-                    let image = self.name_string(v);
-                    def.image = self.in_grammar(Place::Image, image);
-                }
-            }
-            "build" => {
-                if let Some(v) = self.assigned(e) {
-                    def.rare.build = self.string(v);
-                }
-            }
-            "command" => {
-                if let Some(v) = self.assigned(e) {
-                    def.rare.command = self.container_command(v);
-                }
-            }
-            "entrypoint" => {
-                if let Some(v) = self.assigned(e) {
-                    def.rare.entrypoint = self.container_command(v);
-                }
-            }
+            "env" => self.env(def, e),
+            "update" => self.update(def, e),
+            "resources" => self.resources(def, e),
+            "route" => self.route_entry(def, e),
+            "param" if is_kind => self.param(def, e),
             "port" => self.port(def, e),
-            "public" => {
-                if let Some(v) = self.assigned(e) {
-                    def.rare.public = self.names(v);
-                }
-            }
-            "env" => {
-                let entries = self.block(e);
-                def.env.reserve_exact(entries.len());
-                for (f, v) in self.settings(entries, "an env block") {
-                    if let Some(value) = self.expr(v) {
-                        def.env.insert(
-                            f.key.name.clone(),
-                            Assignment {
-                                key: f.key.clone(),
-                                value,
-                            },
-                        );
-                    }
-                }
-            }
             "volume" => self.volume(def, e),
             "autoscale" => def.rare.autoscale = Some(Box::new(self.autoscale(e))),
-            "update" => {
-                let entries = self.block(e);
-                for (f, v) in self.settings(entries, "an update block") {
-                    match f.key.name.as_str() {
-                        "max_surge" => def.rare.update.max_surge = self.integer(v, "a pod count"),
-                        "max_unavailable" => {
-                            def.rare.update.max_unavailable = self.integer(v, "a pod count")
-                        }
-                        _ => {
-                            let d = not_a_field(&f.key, &schema::UPDATE);
-                            self.push(d);
-                        }
-                    }
-                }
-            }
-            "stop_grace_period" => {
-                if let Some(v) = self.assigned(e) {
-                    def.rare.stop_grace_period = self.duration(v);
-                }
-            }
-            "pre_stop" => {
-                if let Some(v) = self.assigned(e) {
-                    def.rare.pre_stop = self.duration(v);
-                }
-            }
             "metrics" => def.rare.metrics = self.metrics(e).map(Box::new),
-            "weight" => {
-                if let Some(v) = self.assigned(e) {
-                    def.rare.weight = self.integer(v, "a weight");
-                    if let Some(w) = &def.rare.weight {
-                        if w.value == 0 {
-                            self.push(
-                                Diagnostic::error(Code::InvalidValue, w.span, "a weight of 0 sends no request")
-                                    .label("expected 1 or more")
-                                    .help("remove the placement instead, or give it a weight of 1 or more"),
-                            );
-                        }
-                    }
-                }
-            }
-            "min_available" => {
-                if let Some(v) = self.assigned(e) {
-                    def.rare.min_available = self.integer(v, "a pod count");
-                }
-            }
             "mount" => self.mount(def, e),
-            "replicas" => {
-                if let Some(v) = self.assigned(e) {
-                    def.replicas = self.integer(v, "a replica count");
-                }
-            }
-            "resources" => {
-                let entries = self.block(e);
-                for (f, v) in self.settings(entries, "resources") {
-                    let r = &mut def.rare.resources;
-                    match f.key.name.as_str() {
-                        "cpu" => r.cpu = self.cpu(v),
-                        "cpu_limit" => r.cpu_limit = self.cpu(v),
-                        "memory" => r.memory = self.size(v),
-                        "memory_limit" => r.memory_limit = self.size(v),
-                        "gpu" => r.gpu = self.integer(v, "a GPU count"),
-                        _ => {
-                            let d = not_a_field(&f.key, &schema::RESOURCES);
-                            self.push(d);
-                        }
-                    }
-                }
-            }
             "health" => self.health(def, e),
-            "route" => {
-                let path = self.name_label(e, "path prefix");
-                let Some(path) = self.in_grammar(Place::RoutePath, path) else {
-                    return;
-                };
-                let route = self.route(path, e);
-                def.routes.insert(route.path.value.clone(), route);
-            }
-            "restart" => {
-                if let Some(v) = self.assigned(e) {
-                    def.rare.restart = self.choice(
-                        v,
-                        &[
-                            ("no", Restart::No),
-                            ("always", Restart::Always),
-                            ("on-failure", Restart::OnFailure),
-                            ("unless-stopped", Restart::UnlessStopped),
-                        ],
-                    );
-                }
-            }
-            "depends_on" => {
-                if let Some(v) = self.assigned(e) {
-                    def.rare.depends_on = self.depends_on(v);
-                }
-            }
-            "url" | "read_url" | "public_url" => {
-                let Some(v) = self.assigned(e) else { return };
-                let expr = self.expr(v);
-                match key {
-                    "url" => def.rare.url = expr,
-                    "read_url" => def.rare.read_url = expr,
-                    _ => def.rare.public_url = expr,
-                }
-            }
             "ha" => def.rare.ha = self.ha(e).map(Box::new),
-            "ha_modes" if is_kind => {
+            _ if schema::SERVICE.has(key) || (is_kind && key == "ha_modes") => {
                 if let Some(v) = self.assigned(e) {
-                    def.rare.ha_modes = self.names(v);
+                    self.assignment(def, key, v);
                 }
             }
-            "param" if is_kind => {
-                let Some(name) = self.ident_label(e, "parameter name") else {
-                    return;
-                };
-                if schema::SERVICE.has(&name.name) {
-                    self.push(
-                        Diagnostic::error(
-                            Code::DuplicateName,
-                            name.span,
-                            format!("parameter `{}` has the name of a service field", name.name),
-                        )
-                        .label("already a field")
-                        .help("rename the parameter"),
-                    );
-                    return;
-                }
-                let default = match &e.value {
-                    EntryValue::Assign(v) => self.expr(v),
-                    EntryValue::None => None,
-                    EntryValue::Block(_) => {
+            _ => self.argument(def, e, what, is_kind),
+        }
+    }
+
+    /// A service field written `key = value`.
+    fn assignment(&mut self, def: &mut ServiceDef, key: &str, v: &Value) {
+        match key {
+            "role" => {
+                def.role = self.choice(
+                    v,
+                    &[("stateless", Role::Stateless), ("stateful", Role::Stateful)],
+                );
+            }
+            "image" => {
+                let image = self.name_string(v);
+                def.image = self.in_grammar(Place::Image, image);
+            }
+            "build" => def.rare.build = self.string(v),
+            "command" => def.rare.command = self.container_command(v),
+            "entrypoint" => def.rare.entrypoint = self.container_command(v),
+            "public" => def.rare.public = self.names(v),
+            "stop_grace_period" => def.rare.stop_grace_period = self.duration(v),
+            "pre_stop" => def.rare.pre_stop = self.duration(v),
+            "weight" => {
+                def.rare.weight = self.integer(v, "a weight");
+                if let Some(w) = &def.rare.weight {
+                    if w.value == 0 {
                         self.push(
                             Diagnostic::error(
-                                Code::WrongType,
-                                e.span(),
-                                "a parameter takes a value, not a block",
+                                Code::InvalidValue,
+                                w.span,
+                                "a weight of 0 sends no request",
                             )
-                            .label("expected `= value`")
-.help("write `param NAME = DEFAULT`, or `param NAME` for one that services must set"),
+                            .label("expected 1 or more")
+                            .help("remove the placement instead, or give it a weight of 1 or more"),
                         );
-                        None
                     }
-                };
-                def.rare
-                    .params
-                    .insert(name.name.clone(), ParamDecl { name, default });
+                }
             }
-            _ => match &e.value {
-                // A value for a parameter that the kind may declare; `check` decides.
-                EntryValue::Assign(v) if e.label.is_none() => {
-                    if let Some(value) = self.expr(v) {
-                        def.rare.args.insert(
-                            e.key.name.clone(),
-                            Assignment {
-                                key: e.key.clone(),
-                                value,
-                            },
-                        );
-                    }
+            "min_available" => def.rare.min_available = self.integer(v, "a pod count"),
+            "replicas" => def.replicas = self.integer(v, "a replica count"),
+            "restart" => {
+                def.rare.restart = self.choice(
+                    v,
+                    &[
+                        ("no", Restart::No),
+                        ("always", Restart::Always),
+                        ("on-failure", Restart::OnFailure),
+                        ("unless-stopped", Restart::UnlessStopped),
+                    ],
+                );
+            }
+            "depends_on" => def.rare.depends_on = self.depends_on(v),
+            "url" => def.rare.url = self.expr(v),
+            "read_url" => def.rare.read_url = self.expr(v),
+            "public_url" => def.rare.public_url = self.expr(v),
+            "ha_modes" => def.rare.ha_modes = self.names(v),
+            _ => {}
+        }
+    }
+
+    /// `env { NAME = value ... }`.
+    fn env(&mut self, def: &mut ServiceDef, e: &Entry) {
+        let entries = self.block(e);
+        def.env.reserve_exact(entries.len());
+        for (f, v) in self.settings(entries, "an env block") {
+            if let Some(value) = self.expr(v) {
+                def.env.insert(
+                    f.key.name.clone(),
+                    Assignment {
+                        key: f.key.clone(),
+                        value,
+                    },
+                );
+            }
+        }
+    }
+
+    /// `update { max_surge  max_unavailable }`.
+    fn update(&mut self, def: &mut ServiceDef, e: &Entry) {
+        let entries = self.block(e);
+        for (f, v) in self.settings(entries, "an update block") {
+            match f.key.name.as_str() {
+                "max_surge" => def.rare.update.max_surge = self.integer(v, "a pod count"),
+                "max_unavailable" => {
+                    def.rare.update.max_unavailable = self.integer(v, "a pod count")
                 }
                 _ => {
-                    let mut known: Vec<&str> = schema::SERVICE.names().collect();
-                    if is_kind {
-                        known.extend(schema::KIND_ONLY.names());
-                    }
-                    let d = unknown_field(&e.key, what, &known);
+                    let d = not_a_field(&f.key, &schema::UPDATE);
                     self.push(d);
                 }
-            },
+            }
+        }
+    }
+
+    /// `resources { cpu memory cpu_limit memory_limit gpu }`.
+    fn resources(&mut self, def: &mut ServiceDef, e: &Entry) {
+        let entries = self.block(e);
+        for (f, v) in self.settings(entries, "resources") {
+            let r = &mut def.rare.resources;
+            match f.key.name.as_str() {
+                "cpu" => r.cpu = self.cpu(v),
+                "cpu_limit" => r.cpu_limit = self.cpu(v),
+                "memory" => r.memory = self.size(v),
+                "memory_limit" => r.memory_limit = self.size(v),
+                "gpu" => r.gpu = self.integer(v, "a GPU count"),
+                _ => {
+                    let d = not_a_field(&f.key, &schema::RESOURCES);
+                    self.push(d);
+                }
+            }
+        }
+    }
+
+    /// `route "/prefix" ...`, its path checked first.
+    fn route_entry(&mut self, def: &mut ServiceDef, e: &Entry) {
+        let path = self.name_label(e, "path prefix");
+        let Some(path) = self.in_grammar(Place::RoutePath, path) else {
+            return;
+        };
+        let route = self.route(path, e);
+        def.routes.insert(route.path.value.clone(), route);
+    }
+
+    /// `param NAME [= DEFAULT]` of a kind.
+    fn param(&mut self, def: &mut ServiceDef, e: &Entry) {
+        let Some(name) = self.ident_label(e, "parameter name") else {
+            return;
+        };
+        if schema::SERVICE.has(&name.name) {
+            self.push(
+                Diagnostic::error(
+                    Code::DuplicateName,
+                    name.span,
+                    format!("parameter `{}` has the name of a service field", name.name),
+                )
+                .label("already a field")
+                .help("rename the parameter"),
+            );
+            return;
+        }
+        let default = match &e.value {
+            EntryValue::Assign(v) => self.expr(v),
+            EntryValue::None => None,
+            EntryValue::Block(_) => {
+                self.push(
+                                    Diagnostic::error(
+                                        Code::WrongType,
+                                        e.span(),
+                                        "a parameter takes a value, not a block",
+                                    )
+                                    .label("expected `= value`")
+        .help("write `param NAME = DEFAULT`, or `param NAME` for one that services must set"),
+                                );
+                None
+            }
+        };
+        def.rare
+            .params
+            .insert(name.name.clone(), ParamDecl { name, default });
+    }
+
+    /// Any other key: a value for a parameter the kind may declare (`check`
+    /// decides), else an unknown field.
+    fn argument(&mut self, def: &mut ServiceDef, e: &Entry, what: &str, is_kind: bool) {
+        match &e.value {
+            // A value for a parameter that the kind may declare; `check` decides.
+            EntryValue::Assign(v) if e.label.is_none() => {
+                if let Some(value) = self.expr(v) {
+                    def.rare.args.insert(
+                        e.key.name.clone(),
+                        Assignment {
+                            key: e.key.clone(),
+                            value,
+                        },
+                    );
+                }
+            }
+            _ => {
+                let mut known: Vec<&str> = schema::SERVICE.names().collect();
+                if is_kind {
+                    known.extend(schema::KIND_ONLY.names());
+                }
+                let d = unknown_field(&e.key, what, &known);
+                self.push(d);
+            }
         }
     }
 
