@@ -164,6 +164,38 @@ impl Topo<'_> {
         fx: &mut ProxyEffects,
         diags: &mut Diagnostics,
     ) -> Option<ProxyPlan> {
+        let h = self.proxy_host(proxy, diags)?;
+        let host = self.hosts.get(h)?;
+        let (sites, upstreams) = self.sites(proxy, h, fx, diags);
+        let sites = self.with_tls(proxy, sites, diags);
+        // Sites in a stable order: the default server first, then by domain.
+        let mut sites: Vec<Site> = sites.into_values().collect();
+        sites.sort_by(|a, b| a.domain.cmp(&b.domain));
+        for site in &mut sites {
+            // Longest prefix first reads best; nginx matches the longest anyway.
+            site.routes
+                .sort_by(|a, b| b.path.len().cmp(&a.path.len()).then(a.path.cmp(&b.path)));
+        }
+        Some(ProxyPlan {
+            name: proxy.name.name.to_string(),
+            kind: proxy.kind.value,
+            host: host.name.name.to_string(),
+            on_host: proxy.on_host,
+            bind: proxy.bind.as_ref().map(|b| b.value.clone()),
+            private_address: host.address.as_ref().map(|a| a.value.clone()),
+            image: proxy.image.as_ref().map_or_else(
+                || default_image(proxy.kind.value).to_string(),
+                |i| i.value.clone(),
+            ),
+            http: proxy.http.as_ref().map_or(80, |p| p.value),
+            https: proxy.https.as_ref().map_or(443, |p| p.value),
+            sites,
+            upstreams: upstreams.into_values().collect(),
+        })
+    }
+
+    /// The proxy's host, by index: one of the topology's, not managed.
+    fn proxy_host(&self, proxy: &ProxyDef, diags: &mut Diagnostics) -> Option<usize> {
         let Some(host_ident) = &proxy.host else {
             diags.push(
                 Diagnostic::error(
@@ -193,6 +225,19 @@ impl Topo<'_> {
             );
             return None;
         }
+        Some(h)
+    }
+
+    /// The sites (one per domain, `None` the default server) and upstreams
+    /// (one per routed service port) of every route of the services placed
+    /// on the topology's own hosts.
+    fn sites(
+        &self,
+        proxy: &ProxyDef,
+        h: usize,
+        fx: &mut ProxyEffects,
+        diags: &mut Diagnostics,
+    ) -> (IndexMap<Option<String>, Site>, IndexMap<Name, Upstream>) {
         let mut sites: IndexMap<Option<String>, Site> = IndexMap::default();
         // Sized for one upstream per placed service, the usual case: grown
         // by doubling, thousands of them were copied a dozen times.
@@ -295,6 +340,17 @@ impl Topo<'_> {
                 });
             }
         }
+        (sites, upstreams)
+    }
+
+    /// TLS for every site served over https, and a `tls` block of the proxy
+    /// for a domain no route is served on reported.
+    fn with_tls(
+        &self,
+        proxy: &ProxyDef,
+        mut sites: IndexMap<Option<String>, Site>,
+        diags: &mut Diagnostics,
+    ) -> IndexMap<Option<String>, Site> {
         // TLS: https public URLs, with the proxy's certificate paths or Let's Encrypt's.
         let https: IndexSet<String> = self.https_domains();
         for site in sites.values_mut() {
@@ -334,30 +390,7 @@ impl Topo<'_> {
                 );
             }
         }
-        // Sites in a stable order: the default server first, then by domain.
-        let mut sites: Vec<Site> = sites.into_values().collect();
-        sites.sort_by(|a, b| a.domain.cmp(&b.domain));
-        for site in &mut sites {
-            // Longest prefix first reads best; nginx matches the longest anyway.
-            site.routes
-                .sort_by(|a, b| b.path.len().cmp(&a.path.len()).then(a.path.cmp(&b.path)));
-        }
-        Some(ProxyPlan {
-            name: proxy.name.name.to_string(),
-            kind: proxy.kind.value,
-            host: host.name.name.to_string(),
-            on_host: proxy.on_host,
-            bind: proxy.bind.as_ref().map(|b| b.value.clone()),
-            private_address: host.address.as_ref().map(|a| a.value.clone()),
-            image: proxy.image.as_ref().map_or_else(
-                || default_image(proxy.kind.value).to_string(),
-                |i| i.value.clone(),
-            ),
-            http: proxy.http.as_ref().map_or(80, |p| p.value),
-            https: proxy.https.as_ref().map_or(443, |p| p.value),
-            sites,
-            upstreams: upstreams.into_values().collect(),
-        })
+        sites
     }
 
     /// The host of a service's public URL, if it has one.
