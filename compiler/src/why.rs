@@ -256,154 +256,26 @@ pub fn why(
         .iter()
         .find(|t| t.name == topology)
         .ok_or_else(|| format!("the source has no topology `{topology}` any more"))?;
-    let f = Finder { a, topology };
-    let instance = |host: &str, service: &str| -> Option<&Instance> {
-        topo.hosts
-            .iter()
-            .find(|h| h.name == host)?
-            .services
-            .iter()
-            .find(|i| i.name == service)
-    };
-    let service_origin = |service: &str, host: &str| -> Option<Origin> {
-        if let Some(e) = f.top("service", service) {
-            return Some(Origin {
-                what: format!("service `{service}`"),
-                span: e.span(),
-            });
-        }
-        f.auxiliary(service, host).map(|(what, e)| Origin {
-            what,
-            span: e.span(),
-        })
+    let w = Why {
+        f: Finder { a, topology },
+        topo,
     };
     let line_text = text.lines().nth(line.saturating_sub(1)).unwrap_or_default();
     let parts: Vec<&str> = path.split('/').collect();
     let mut out = Vec::new();
     match parts.as_slice() {
-        ["compose", file] => {
-            let host = file.trim_end_matches(".yml");
-            let keys = yaml_path(text, line);
-            let key = |i: usize| keys.get(i).map(String::as_str);
-            match (key(0), key(1), key(2)) {
-                (Some("services"), Some(service), field) => {
-                    let inst = instance(host, service);
-                    let fields: &[&str] = match field {
-                        Some("image" | "build") => &["image", "build"],
-                        Some("command") => &["command"],
-                        Some("entrypoint") => &["entrypoint"],
-                        Some("ports") => &["port", "public"],
-                        Some("volumes") => &["volume", "mount"],
-                        Some("healthcheck") => &["health"],
-                        Some("depends_on") => &["depends_on", "env"],
-                        Some("restart") => &["restart"],
-                        Some("stop_grace_period") => &["stop_grace_period"],
-                        Some("deploy") => &["resources", "replicas"],
-                        Some("network_mode" | "devices") => &["ha"],
-                        _ => &[],
-                    };
-                    if field == Some("environment") {
-                        if let (Some(inst), Some(k)) = (inst, key(3)) {
-                            out.extend(env_origins(&f, inst, host, k));
-                        }
-                    } else if let Some(e) = f.field(service, host, fields) {
-                        out.push(Origin {
-                            what: format!("`{}` of `{service}`", e.key.name),
-                            span: e.span(),
-                        });
-                    }
-                    out.extend(service_origin(service, host));
-                }
-                (Some("volumes"), Some(volume), _) => {
-                    out.push(Origin {
-                        what: format!("volume `{volume}`"),
-                        span: f
-                            .topology_entry()
-                            .map(|t| t.span())
-                            .ok_or("no topology entry")?,
-                    });
-                }
-                _ => {}
-            }
-        }
-        ["env", host, file] => {
-            let service = file.trim_end_matches(".env");
-            let key = line_text.split('=').next().unwrap_or_default();
-            if let Some(inst) = instance(host, service) {
-                out.extend(env_origins(&f, inst, host, key));
-            }
-            out.extend(service_origin(service, host));
-        }
-        ["k8s", file] => {
-            let service = file.trim_end_matches(".yaml");
-            let trimmed = line_text.trim_start().trim_start_matches("- ");
-            if let Some(key) = trimmed.strip_prefix("name: ") {
-                if let Some(inst) = topo
-                    .hosts
-                    .iter()
-                    .flat_map(|h| &h.services)
-                    .find(|i| i.name == service)
-                {
-                    out.extend(env_origins(
-                        &f,
-                        inst,
-                        "cluster",
-                        key.trim().trim_matches('"'),
-                    ));
-                }
-            }
-            out.extend(service_origin(service, "cluster"));
-        }
+        ["compose", file] => w.compose(file, text, line, &mut out)?,
+        ["env", host, file] => w.env_file(host, file, line_text, &mut out),
+        ["k8s", file] => w.k8s(file, line_text, &mut out),
         [proxy_dir @ ("nginx" | "haproxy"), file] => {
-            let name = file.rsplit_once('.').map_or(*file, |(n, _)| n);
-            out.extend(proxy_line(&f, text, line));
-            if let Some((what, e)) = f.auxiliary(name, "") {
-                out.push(Origin {
-                    what,
-                    span: e.span(),
-                });
-            } else {
-                return Err(format!("no proxy `{name}` in {proxy_dir}"));
-            }
+            w.proxy(proxy_dir, file, text, line, &mut out)?
         }
-        ["prometheus", _] => {
-            for s in topo.hosts.iter().flat_map(|h| &h.services) {
-                if line_text.contains(&format!("job_name: {}", s.name))
-                    || line_text.contains(&format!("job_name: \"{}\"", s.name))
-                {
-                    if let Some(e) = f.field(&s.name, "", &["metrics"]) {
-                        out.push(Origin {
-                            what: format!("`metrics` of `{}`", s.name),
-                            span: e.span(),
-                        });
-                    }
-                }
-            }
-            if let Some(e) = f
-                .top("service", "monitoring")
-                .or_else(|| f.topology_entry())
-            {
-                out.push(Origin {
-                    what: "the scrape config of the topology".into(),
-                    span: e.span(),
-                });
-            }
-        }
-        [service, rest @ ..] if !rest.is_empty() => {
-            // A service's own files (replication, Patroni, Sentinel): its HA mode.
-            let host = if rest.len() > 1 { rest[0] } else { "" };
-            if let Some(e) = f.field(service, host, &["ha"]) {
-                out.push(Origin {
-                    what: format!("the HA mode of `{service}`"),
-                    span: e.span(),
-                });
-            }
-            out.extend(service_origin(service, host));
-        }
+        ["prometheus", _] => w.prometheus(line_text, &mut out),
+        [service, rest @ ..] if !rest.is_empty() => w.ha_file(service, rest, &mut out),
         _ => {}
     }
     if out.is_empty() {
-        if let Some(t) = f.topology_entry() {
+        if let Some(t) = w.f.topology_entry() {
             out.push(Origin {
                 what: format!("topology `{topology}`"),
                 span: t.span(),
@@ -412,4 +284,186 @@ pub fn why(
     }
     out.dedup();
     Ok(out)
+}
+
+/// What `why` looks in: the source's entries and the topology's plan.
+struct Why<'a> {
+    f: Finder<'a>,
+    topo: &'a TopologyPlan,
+}
+
+impl Why<'_> {
+    fn instance(&self, host: &str, service: &str) -> Option<&Instance> {
+        self.topo
+            .hosts
+            .iter()
+            .find(|h| h.name == host)?
+            .services
+            .iter()
+            .find(|i| i.name == service)
+    }
+
+    /// The entry a service comes from: its own, or what adds it (a proxy, an
+    /// HA mode's helper).
+    fn service_origin(&self, service: &str, host: &str) -> Option<Origin> {
+        if let Some(e) = self.f.top("service", service) {
+            return Some(Origin {
+                what: format!("service `{service}`"),
+                span: e.span(),
+            });
+        }
+        self.f.auxiliary(service, host).map(|(what, e)| Origin {
+            what,
+            span: e.span(),
+        })
+    }
+
+    /// A line of a host's compose file: the field of the service it writes.
+    fn compose(
+        &self,
+        file: &str,
+        text: &str,
+        line: usize,
+        out: &mut Vec<Origin>,
+    ) -> Result<(), String> {
+        let host = file.trim_end_matches(".yml");
+        let keys = yaml_path(text, line);
+        let key = |i: usize| keys.get(i).map(String::as_str);
+        match (key(0), key(1), key(2)) {
+            (Some("services"), Some(service), field) => {
+                let inst = self.instance(host, service);
+                let fields: &[&str] = match field {
+                    Some("image" | "build") => &["image", "build"],
+                    Some("command") => &["command"],
+                    Some("entrypoint") => &["entrypoint"],
+                    Some("ports") => &["port", "public"],
+                    Some("volumes") => &["volume", "mount"],
+                    Some("healthcheck") => &["health"],
+                    Some("depends_on") => &["depends_on", "env"],
+                    Some("restart") => &["restart"],
+                    Some("stop_grace_period") => &["stop_grace_period"],
+                    Some("deploy") => &["resources", "replicas"],
+                    Some("network_mode" | "devices") => &["ha"],
+                    _ => &[],
+                };
+                if field == Some("environment") {
+                    if let (Some(inst), Some(k)) = (inst, key(3)) {
+                        out.extend(env_origins(&self.f, inst, host, k));
+                    }
+                } else if let Some(e) = self.f.field(service, host, fields) {
+                    out.push(Origin {
+                        what: format!("`{}` of `{service}`", e.key.name),
+                        span: e.span(),
+                    });
+                }
+                out.extend(self.service_origin(service, host));
+            }
+            (Some("volumes"), Some(volume), _) => {
+                out.push(Origin {
+                    what: format!("volume `{volume}`"),
+                    span: self
+                        .f
+                        .topology_entry()
+                        .map(|t| t.span())
+                        .ok_or("no topology entry")?,
+                });
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A line of a service's env file: the variable's origins.
+    fn env_file(&self, host: &str, file: &str, line_text: &str, out: &mut Vec<Origin>) {
+        let service = file.trim_end_matches(".env");
+        let key = line_text.split('=').next().unwrap_or_default();
+        if let Some(inst) = self.instance(host, service) {
+            out.extend(env_origins(&self.f, inst, host, key));
+        }
+        out.extend(self.service_origin(service, host));
+    }
+
+    /// A line of a Kubernetes manifest: an env variable's origins, and the service.
+    fn k8s(&self, file: &str, line_text: &str, out: &mut Vec<Origin>) {
+        let service = file.trim_end_matches(".yaml");
+        let trimmed = line_text.trim_start().trim_start_matches("- ");
+        if let Some(key) = trimmed.strip_prefix("name: ") {
+            if let Some(inst) = self
+                .topo
+                .hosts
+                .iter()
+                .flat_map(|h| &h.services)
+                .find(|i| i.name == service)
+            {
+                out.extend(env_origins(
+                    &self.f,
+                    inst,
+                    "cluster",
+                    key.trim().trim_matches('"'),
+                ));
+            }
+        }
+        out.extend(self.service_origin(service, "cluster"));
+    }
+
+    /// A line of a proxy's config: the route or upstream it writes, and the proxy.
+    fn proxy(
+        &self,
+        proxy_dir: &str,
+        file: &str,
+        text: &str,
+        line: usize,
+        out: &mut Vec<Origin>,
+    ) -> Result<(), String> {
+        let name = file.rsplit_once('.').map_or(file, |(n, _)| n);
+        out.extend(proxy_line(&self.f, text, line));
+        if let Some((what, e)) = self.f.auxiliary(name, "") {
+            out.push(Origin {
+                what,
+                span: e.span(),
+            });
+        } else {
+            return Err(format!("no proxy `{name}` in {proxy_dir}"));
+        }
+        Ok(())
+    }
+
+    /// A line of the Prometheus config: the `metrics` of the job's service.
+    fn prometheus(&self, line_text: &str, out: &mut Vec<Origin>) {
+        for s in self.topo.hosts.iter().flat_map(|h| &h.services) {
+            if line_text.contains(&format!("job_name: {}", s.name))
+                || line_text.contains(&format!("job_name: \"{}\"", s.name))
+            {
+                if let Some(e) = self.f.field(&s.name, "", &["metrics"]) {
+                    out.push(Origin {
+                        what: format!("`metrics` of `{}`", s.name),
+                        span: e.span(),
+                    });
+                }
+            }
+        }
+        if let Some(e) = self
+            .f
+            .top("service", "monitoring")
+            .or_else(|| self.f.topology_entry())
+        {
+            out.push(Origin {
+                what: "the scrape config of the topology".into(),
+                span: e.span(),
+            });
+        }
+    }
+
+    /// A service's own files (replication, Patroni, Sentinel): its HA mode.
+    fn ha_file(&self, service: &str, rest: &[&str], out: &mut Vec<Origin>) {
+        // A service's own files (replication, Patroni, Sentinel): its HA mode.
+        let host = if rest.len() > 1 { rest[0] } else { "" };
+        if let Some(e) = self.f.field(service, host, &["ha"]) {
+            out.push(Origin {
+                what: format!("the HA mode of `{service}`"),
+                span: e.span(),
+            });
+        }
+        out.extend(self.service_origin(service, host));
+    }
 }
