@@ -1,3 +1,5 @@
+//! The checks of the whole pipeline on small stacks.
+
 use super::is_env_name;
 
 fn errors(text: &str) -> Vec<String> {
