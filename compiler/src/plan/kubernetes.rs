@@ -176,6 +176,8 @@ impl Topo<'_> {
         }
     }
 
+    /// The checks of a Kubernetes topology's instances: the names Kubernetes
+    /// derives from theirs, volumes, port names, images and mounts.
     pub(super) fn check_kubernetes(
         &self,
         h: usize,
@@ -193,125 +195,14 @@ impl Topo<'_> {
                 .services
                 .get(&inst.name)
                 .map_or(p.run_span, |d| d.name.span);
-            if !is_dns1035(&inst.name) {
-                diags.push(
-                    Diagnostic::error(
-                        Code::InvalidKubernetesName,
-                        decl,
-                        format!("`{}` cannot name a Kubernetes Service", inst.name),
-                    )
-                    .label("a Service name starts with a letter")
-                    .help(format!("rename it, for example `svc-{}`", inst.name)),
-                );
-            }
-            // Names Kubernetes derives from the service's: a StatefulSet's pods carry
-            // the label `controller-revision-hash: <name>-<10 characters>`, which
-            // must fit in 63 characters.
-            let stateful = inst.role == Role::Stateful && inst.ha != HaMode::CloudNativePg;
-            // `-headless` and `-public` Services are derived from the name too.
-            let mut limit = if stateful { 52 } else { 63 - "-public".len() };
-            if inst.ha == HaMode::Sentinel {
-                // The sentinels' StatefulSet `<name>-sentinel` (with its
-                // revision hash) and its `<name>-sentinel-headless` Service.
-                limit = limit.min(52 - "-sentinel".len());
-            }
-            if inst.name.len() > limit {
-                diags.push(
-                    Diagnostic::error(
-                        Code::InvalidKubernetesName,
-                        decl,
-                        format!("`{}` is {} characters, too long for a Kubernetes {}", inst.name, inst.name.len(), if stateful { "StatefulSet" } else { "Deployment" }),
-                    )
-                    .label(format!("at most {limit} characters here"))
-                    .help(if stateful {
-                        "a StatefulSet's name and a 10-character revision hash must fit in one 63-character label; shorten the name"
-                    } else {
-                        "shorten the name"
-                    }),
-                );
-            }
-            let replicated =
-                inst.replicas > 1 || inst.rare.autoscale.as_ref().is_some_and(|a| a.max > 1);
-            // A Deployment (an operator's cluster manages its own claims).
-            let deployment = inst.role != Role::Stateful;
-            if deployment && replicated && !inst.rare.volumes.is_empty() {
-                let span = def
-                    .rare
-                    .volumes
-                    .values()
-                    .next()
-                    .map_or(decl, |d| d.name.span);
-                diags.push(
-                    Diagnostic::error(
-                        Code::NotSupported,
-                        span,
-                        format!("`{}` runs several replicas of a Deployment with a volume: they would share one ReadWriteOnce claim", inst.name),
-                    )
-                    .label("one claim, mounted by pods on different nodes")
-                    .help(format!("write `role = stateful` in `{}`: a StatefulSet gives each replica a claim of its own", inst.name)),
-                );
-            }
-            for v in &inst.rare.volumes {
-                if v.name.len() > 63 {
-                    let span = def
-                        .rare
-                        .volumes
-                        .values()
-                        .find(|d| v.name.ends_with(d.name.name.as_str()))
-                        .map_or(decl, |d| d.name.span);
-                    diags.push(
-                        Diagnostic::error(
-                            Code::InvalidKubernetesName,
-                            span,
-                            format!("the volume name `{}` is longer than 63 characters", v.name),
-                        )
-                        .label("`<service>-<volume>` names the claim")
-                        .help("shorten the volume's or the service's name"),
-                    );
-                }
-            }
-            for port in def.ports.values() {
-                if !is_port_name(&port.name.name) {
-                    diags.push(
-                        Diagnostic::error(
-                            Code::InvalidKubernetesName,
-                            port.name.span,
-                            format!("`{}` is not a valid Kubernetes port name", port.name.name),
-                        )
-                        .label("at most 15 characters: lowercase letters, digits, `-`, one letter at least")
-                        .help("rename it (for example `http`, `metrics`, `grpc`), and what refers to it: `SERVICE.ports.NAME`, probes, routes"),
-                    );
-                }
-            }
-            if inst.image.is_none() && def.rare.build.is_some() {
-                let span = def.rare.build.as_ref().map_or(decl, |b| b.span);
-                diags.push(
-                    Diagnostic::error(
-                        Code::MissingField,
-                        span,
-                        format!("service `{}` has no `image`, and Kubernetes pulls images", inst.name),
-                    )
-                    .label("a build context cannot run in a cluster")
-                    .help(format!(
-                        "give it the image your CI pushes: `override {} {{ image = \"registry/...:tag\" }}`",
-                        inst.name
-                    )),
-                );
-            }
+            check_workload_name(inst, decl, diags);
+            check_claims(inst, def, decl, diags);
+            check_port_names(def, diags);
+            check_pulled_image(inst, def, decl, diags);
             if inst.ha == HaMode::CloudNativePg {
                 self.check_cloudnativepg(inst, def, decl, diags);
             }
-            for m in def.rare.mounts.values() {
-                diags.push(
-                    Diagnostic::error(
-                        Code::NotSupported,
-                        m.source.span,
-                        "bind mounts are not supported on Kubernetes",
-                    )
-                    .label("no host path in a cluster")
-                    .help("use a `volume`; configuration files belong in the image or a ConfigMap"),
-                );
-            }
+            check_no_bind_mounts(def, diags);
         }
     }
 
@@ -364,5 +255,142 @@ impl Topo<'_> {
                 .help("declare `secret NAME` and write `password = secret.NAME`"),
             );
         }
+    }
+}
+
+/// The service's name names a Service, and the names Kubernetes derives from
+/// it fit.
+fn check_workload_name(inst: &Instance, decl: Span, diags: &mut Diagnostics) {
+    if !is_dns1035(&inst.name) {
+        diags.push(
+            Diagnostic::error(
+                Code::InvalidKubernetesName,
+                decl,
+                format!("`{}` cannot name a Kubernetes Service", inst.name),
+            )
+            .label("a Service name starts with a letter")
+            .help(format!("rename it, for example `svc-{}`", inst.name)),
+        );
+    }
+    // Names Kubernetes derives from the service's: a StatefulSet's pods carry
+    // the label `controller-revision-hash: <name>-<10 characters>`, which
+    // must fit in 63 characters.
+    let stateful = inst.role == Role::Stateful && inst.ha != HaMode::CloudNativePg;
+    // `-headless` and `-public` Services are derived from the name too.
+    let mut limit = if stateful { 52 } else { 63 - "-public".len() };
+    if inst.ha == HaMode::Sentinel {
+        // The sentinels' StatefulSet `<name>-sentinel` (with its
+        // revision hash) and its `<name>-sentinel-headless` Service.
+        limit = limit.min(52 - "-sentinel".len());
+    }
+    if inst.name.len() > limit {
+        diags.push(
+            Diagnostic::error(
+                Code::InvalidKubernetesName,
+                decl,
+                format!("`{}` is {} characters, too long for a Kubernetes {}", inst.name, inst.name.len(), if stateful { "StatefulSet" } else { "Deployment" }),
+            )
+            .label(format!("at most {limit} characters here"))
+            .help(if stateful {
+                "a StatefulSet's name and a 10-character revision hash must fit in one 63-character label; shorten the name"
+            } else {
+                "shorten the name"
+            }),
+        );
+    }
+}
+
+/// A Deployment's replicas cannot share a ReadWriteOnce claim, and a claim's
+/// name fits.
+fn check_claims(inst: &Instance, def: &ServiceDef, decl: Span, diags: &mut Diagnostics) {
+    let replicated = inst.replicas > 1 || inst.rare.autoscale.as_ref().is_some_and(|a| a.max > 1);
+    // A Deployment (an operator's cluster manages its own claims).
+    let deployment = inst.role != Role::Stateful;
+    if deployment && replicated && !inst.rare.volumes.is_empty() {
+        let span = def
+            .rare
+            .volumes
+            .values()
+            .next()
+            .map_or(decl, |d| d.name.span);
+        diags.push(
+            Diagnostic::error(
+                Code::NotSupported,
+                span,
+                format!("`{}` runs several replicas of a Deployment with a volume: they would share one ReadWriteOnce claim", inst.name),
+            )
+            .label("one claim, mounted by pods on different nodes")
+            .help(format!("write `role = stateful` in `{}`: a StatefulSet gives each replica a claim of its own", inst.name)),
+        );
+    }
+    for v in &inst.rare.volumes {
+        if v.name.len() > 63 {
+            let span = def
+                .rare
+                .volumes
+                .values()
+                .find(|d| v.name.ends_with(d.name.name.as_str()))
+                .map_or(decl, |d| d.name.span);
+            diags.push(
+                Diagnostic::error(
+                    Code::InvalidKubernetesName,
+                    span,
+                    format!("the volume name `{}` is longer than 63 characters", v.name),
+                )
+                .label("`<service>-<volume>` names the claim")
+                .help("shorten the volume's or the service's name"),
+            );
+        }
+    }
+}
+
+/// Port names are Kubernetes port names.
+fn check_port_names(def: &ServiceDef, diags: &mut Diagnostics) {
+    for port in def.ports.values() {
+        if !is_port_name(&port.name.name) {
+            diags.push(
+                Diagnostic::error(
+                    Code::InvalidKubernetesName,
+                    port.name.span,
+                    format!("`{}` is not a valid Kubernetes port name", port.name.name),
+                )
+                .label("at most 15 characters: lowercase letters, digits, `-`, one letter at least")
+                .help("rename it (for example `http`, `metrics`, `grpc`), and what refers to it: `SERVICE.ports.NAME`, probes, routes"),
+            );
+        }
+    }
+}
+
+/// A cluster pulls images: a build context alone cannot run.
+fn check_pulled_image(inst: &Instance, def: &ServiceDef, decl: Span, diags: &mut Diagnostics) {
+    if inst.image.is_none() && def.rare.build.is_some() {
+        let span = def.rare.build.as_ref().map_or(decl, |b| b.span);
+        diags.push(
+            Diagnostic::error(
+                Code::MissingField,
+                span,
+                format!("service `{}` has no `image`, and Kubernetes pulls images", inst.name),
+            )
+            .label("a build context cannot run in a cluster")
+            .help(format!(
+                "give it the image your CI pushes: `override {} {{ image = \"registry/...:tag\" }}`",
+                inst.name
+            )),
+        );
+    }
+}
+
+/// A cluster has no host paths.
+fn check_no_bind_mounts(def: &ServiceDef, diags: &mut Diagnostics) {
+    for m in def.rare.mounts.values() {
+        diags.push(
+            Diagnostic::error(
+                Code::NotSupported,
+                m.source.span,
+                "bind mounts are not supported on Kubernetes",
+            )
+            .label("no host path in a cluster")
+            .help("use a `volume`; configuration files belong in the image or a ConfigMap"),
+        );
     }
 }

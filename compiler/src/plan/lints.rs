@@ -83,50 +83,29 @@ impl Topo<'_> {
         }
     }
 
+    /// The production lints of one service (W0601 to W0608).
     fn lint_service(&self, name: &str, decl: &Ident, def: &ServiceDef, out: &mut Vec<Diagnostic>) {
-        let topology = &self.topo.name.name;
-        let warn = |code: Code, span: Span, message: String, label: &str, help: String| {
-            Diagnostic::error(code, span, message)
-                .label(label.to_string())
-                .help(help)
-        };
-        // W0601: credentials written as literals.
-        let assignments = def
-            .env
-            .values()
-            .map(|a| (a, "variable"))
-            .chain(def.rare.args.values().map(|a| (a, "parameter")));
-        for (a, what) in assignments {
-            if !credential(&a.key.name) {
-                continue;
-            }
-            if literal(&a.value).is_some_and(|v| !v.is_empty()) {
-                out.push(warn(
-                    Code::LiteralCredential,
-                    a.value.span,
-                    format!("the {what} `{}` of `{name}` is a literal in production topology `{topology}`", a.key.name),
-                    "a credential in the source file",
-                    format!("declare `secret {}` and write `{} = secret.{}`", a.key.name.to_ascii_lowercase(), a.key.name, a.key.name.to_ascii_lowercase()),
-                ));
-            }
-        }
-        // W0602: an image that can change under the same name.
-        if let Some(image) = &def.image {
-            let name_part = image.value.rsplit('/').next().unwrap_or(&image.value);
-            let tag = name_part.split_once(':').map(|(_, t)| t);
-            if !image.value.contains('@') && matches!(tag, None | Some("latest")) {
-                out.push(warn(
-                    Code::MutableImageTag,
-                    image.span,
-                    format!("`{}` names no fixed version", image.value),
-                    "what runs changes without this file changing",
-                    "pin a version tag (`app:1.4.2`) or a digest (`app@sha256:...`)".into(),
-                ));
-            }
-        }
-        // W0603: Redis without a password.
+        let topology = self.topo.name.name.as_str();
+        literal_credentials(name, def, topology, out);
+        mutable_image(def, out);
+        self.redis_without_password(name, decl, def, out);
+        public_without_tls(name, def, out);
+        debug_settings(name, def, topology, out);
+        replicas_without_health(name, decl, def, out);
+        stateful_without_volume(name, decl, def, out);
+        self.default_superuser(name, decl, def, out);
+    }
+
+    /// W0603: Redis without a password.
+    fn redis_without_password(
+        &self,
+        name: &str,
+        decl: &Ident,
+        def: &ServiceDef,
+        out: &mut Vec<Diagnostic>,
+    ) {
         if self.is_kind(name, "redis") && !def.env.contains_key(REDIS_PASSWORD_ENV) {
-            out.push(warn(
+            out.push(lint(
                 Code::RedisWithoutPassword,
                 decl.span,
                 format!("Redis `{name}` accepts every client without a password"),
@@ -134,90 +113,21 @@ impl Topo<'_> {
                 "use the kind `redis_auth` (or `redis_tls`) with `password = secret.NAME`".into(),
             ));
         }
-        // W0604: a public URL over plain HTTP.
-        if let Some(url) = &def.rare.public_url {
-            if url
-                .pieces
-                .first()
-                .is_some_and(|p| matches!(p, Piece::Text(t) if t.starts_with("http://")))
-            {
-                out.push(warn(
-                    Code::PublicWithoutTls,
-                    url.span,
-                    format!("`{name}` is public over plain HTTP"),
-                    "no TLS",
-                    "serve it over `https://` (a proxy `tls` block, or the Ingress)".into(),
-                ));
-            }
-        }
-        // W0605: debug settings and CORS open to all.
-        for a in def.env.values() {
-            let Some(v) = literal(&a.value) else { continue };
-            let key = a.key.name.to_ascii_uppercase();
-            let v = v.to_ascii_lowercase();
-            let debug = (key == "DEBUG" || key.ends_with("_DEBUG"))
-                && ["true", "1", "yes", "on"].contains(&v.as_str());
-            let dev = [
-                "NODE_ENV",
-                "FLASK_ENV",
-                "APP_ENV",
-                "RAILS_ENV",
-                "ENVIRONMENT",
-            ]
-            .contains(&key.as_str())
-                && ["development", "dev"].contains(&v.as_str());
-            let cors = key.contains("CORS") || key.contains("ALLOW_ORIGIN");
-            if debug || dev || (cors && v.trim() == "*") {
-                out.push(warn(
-                    Code::DebugSetting,
-                    a.value.span,
-                    format!("`{} = {v}` in production topology `{topology}`", a.key.name),
-                    if cors {
-                        "every origin allowed"
-                    } else {
-                        "a debug setting"
-                    },
-                    format!(
-                        "set `{}` for production in an `override {name}` of this topology",
-                        a.key.name
-                    ),
-                ));
-            }
-        }
-        // W0606: several replicas, no health check.
-        let replicas = def.replicas.as_ref().map_or(1, |r| r.value);
-        let health = &def.health;
-        if (replicas > 1 || def.rare.autoscale.is_some())
-            && health.readiness.is_none()
-            && health.liveness.is_none()
-            && health.startup.is_none()
-        {
-            out.push(warn(
-                Code::ReplicasWithoutReadiness,
-                def.replicas.as_ref().map_or(decl.span, |r| r.span),
-                format!("`{name}` runs several replicas without a health check"),
-                "traffic reaches replicas that are not ready",
-                "add `health { http = \"/health\" }` (or `tcp`, or `command`)".into(),
-            ));
-        }
-        // W0607: stateful without a volume.
-        if def.role.as_ref().is_some_and(|r| r.value == Role::Stateful)
-            && def.rare.volumes.is_empty()
-        {
-            out.push(warn(
-                Code::StatefulWithoutVolume,
-                decl.span,
-                format!("stateful `{name}` has no volume"),
-                "its data goes with its container",
-                "add `volume data = \"/path/of/the/data\"`".into(),
-            ));
-        }
-        // W0608: the application connects as the superuser.
+    }
+
+    /// W0608: the application connects as the superuser.
+    fn default_superuser(
+        &self,
+        name: &str,
+        decl: &Ident,
+        def: &ServiceDef,
+        out: &mut Vec<Diagnostic>,
+    ) {
         if def.rare.params.contains_key("user")
             && !def.rare.args.contains_key("user")
             && self.is_kind(name, "postgres")
         {
-            out.push(warn(
+            out.push(lint(
                 Code::DefaultCredential,
                 decl.span,
                 format!("`{name}` keeps the default user `postgres`, the first name a password guesser tries"),
@@ -225,5 +135,148 @@ impl Topo<'_> {
                 "set `user = \"app\"`: a role name of its own (under Patroni, a role that is not the superuser)".into(),
             ));
         }
+    }
+}
+
+/// A lint's warning (its code makes it one).
+fn lint(code: Code, span: Span, message: String, label: &str, help: String) -> Diagnostic {
+    Diagnostic::error(code, span, message)
+        .label(label.to_string())
+        .help(help)
+}
+
+/// W0601: credentials written as literals.
+fn literal_credentials(name: &str, def: &ServiceDef, topology: &str, out: &mut Vec<Diagnostic>) {
+    let assignments = def
+        .env
+        .values()
+        .map(|a| (a, "variable"))
+        .chain(def.rare.args.values().map(|a| (a, "parameter")));
+    for (a, what) in assignments {
+        if !credential(&a.key.name) {
+            continue;
+        }
+        if literal(&a.value).is_some_and(|v| !v.is_empty()) {
+            out.push(lint(
+                Code::LiteralCredential,
+                a.value.span,
+                format!(
+                    "the {what} `{}` of `{name}` is a literal in production topology `{topology}`",
+                    a.key.name
+                ),
+                "a credential in the source file",
+                format!(
+                    "declare `secret {}` and write `{} = secret.{}`",
+                    a.key.name.to_ascii_lowercase(),
+                    a.key.name,
+                    a.key.name.to_ascii_lowercase()
+                ),
+            ));
+        }
+    }
+}
+
+/// W0602: an image that can change under the same name.
+fn mutable_image(def: &ServiceDef, out: &mut Vec<Diagnostic>) {
+    if let Some(image) = &def.image {
+        let name_part = image.value.rsplit('/').next().unwrap_or(&image.value);
+        let tag = name_part.split_once(':').map(|(_, t)| t);
+        if !image.value.contains('@') && matches!(tag, None | Some("latest")) {
+            out.push(lint(
+                Code::MutableImageTag,
+                image.span,
+                format!("`{}` names no fixed version", image.value),
+                "what runs changes without this file changing",
+                "pin a version tag (`app:1.4.2`) or a digest (`app@sha256:...`)".into(),
+            ));
+        }
+    }
+}
+
+/// W0604: a public URL over plain HTTP.
+fn public_without_tls(name: &str, def: &ServiceDef, out: &mut Vec<Diagnostic>) {
+    if let Some(url) = &def.rare.public_url {
+        if url
+            .pieces
+            .first()
+            .is_some_and(|p| matches!(p, Piece::Text(t) if t.starts_with("http://")))
+        {
+            out.push(lint(
+                Code::PublicWithoutTls,
+                url.span,
+                format!("`{name}` is public over plain HTTP"),
+                "no TLS",
+                "serve it over `https://` (a proxy `tls` block, or the Ingress)".into(),
+            ));
+        }
+    }
+}
+
+/// W0605: debug settings and CORS open to all.
+fn debug_settings(name: &str, def: &ServiceDef, topology: &str, out: &mut Vec<Diagnostic>) {
+    for a in def.env.values() {
+        let Some(v) = literal(&a.value) else { continue };
+        let key = a.key.name.to_ascii_uppercase();
+        let v = v.to_ascii_lowercase();
+        let debug = (key == "DEBUG" || key.ends_with("_DEBUG"))
+            && ["true", "1", "yes", "on"].contains(&v.as_str());
+        let dev = [
+            "NODE_ENV",
+            "FLASK_ENV",
+            "APP_ENV",
+            "RAILS_ENV",
+            "ENVIRONMENT",
+        ]
+        .contains(&key.as_str())
+            && ["development", "dev"].contains(&v.as_str());
+        let cors = key.contains("CORS") || key.contains("ALLOW_ORIGIN");
+        if debug || dev || (cors && v.trim() == "*") {
+            out.push(lint(
+                Code::DebugSetting,
+                a.value.span,
+                format!("`{} = {v}` in production topology `{topology}`", a.key.name),
+                if cors {
+                    "every origin allowed"
+                } else {
+                    "a debug setting"
+                },
+                format!(
+                    "set `{}` for production in an `override {name}` of this topology",
+                    a.key.name
+                ),
+            ));
+        }
+    }
+}
+
+/// W0606: several replicas, no health check.
+fn replicas_without_health(name: &str, decl: &Ident, def: &ServiceDef, out: &mut Vec<Diagnostic>) {
+    let replicas = def.replicas.as_ref().map_or(1, |r| r.value);
+    let health = &def.health;
+    if (replicas > 1 || def.rare.autoscale.is_some())
+        && health.readiness.is_none()
+        && health.liveness.is_none()
+        && health.startup.is_none()
+    {
+        out.push(lint(
+            Code::ReplicasWithoutReadiness,
+            def.replicas.as_ref().map_or(decl.span, |r| r.span),
+            format!("`{name}` runs several replicas without a health check"),
+            "traffic reaches replicas that are not ready",
+            "add `health { http = \"/health\" }` (or `tcp`, or `command`)".into(),
+        ));
+    }
+}
+
+/// W0607: stateful without a volume.
+fn stateful_without_volume(name: &str, decl: &Ident, def: &ServiceDef, out: &mut Vec<Diagnostic>) {
+    if def.role.as_ref().is_some_and(|r| r.value == Role::Stateful) && def.rare.volumes.is_empty() {
+        out.push(lint(
+            Code::StatefulWithoutVolume,
+            decl.span,
+            format!("stateful `{name}` has no volume"),
+            "its data goes with its container",
+            "add `volume data = \"/path/of/the/data\"`".into(),
+        ));
     }
 }

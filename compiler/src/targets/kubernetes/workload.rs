@@ -4,6 +4,9 @@
 use super::*;
 
 impl Cx<'_> {
+    /// A service's objects: its workload, its Services, its autoscaler and
+    /// disruption budget (an HA mode run by an operator or by Sentinel has its
+    /// own).
     pub(super) fn service_objects(&self, inst: &Instance) -> Documents {
         if inst.ha == HaMode::CloudNativePg {
             return self.cnpg_cluster(inst);
@@ -13,6 +16,15 @@ impl Cx<'_> {
         }
         let mut docs = Documents::default();
         let stateful = inst.role == Role::Stateful;
+        self.workload(inst, stateful, &mut docs);
+        self.services(inst, stateful, &mut docs);
+        self.scaling(inst, &mut docs);
+        docs
+    }
+
+    /// A StatefulSet with its volume claims, or a Deployment with its
+    /// PersistentVolumeClaims.
+    fn workload(&self, inst: &Instance, stateful: bool, docs: &mut Documents) {
         let replicas = (inst.rare.autoscale.is_none()).then_some(inst.replicas);
         let template = PodTemplate {
             metadata: TemplateMetadata {
@@ -66,6 +78,11 @@ impl Cx<'_> {
                 }),
             });
         }
+    }
+
+    /// The Service in-cluster references use, a load balancer for public
+    /// ports without an Ingress, and a stateful set's headless Service.
+    fn services(&self, inst: &Instance, stateful: bool, docs: &mut Documents) {
         if !inst.ports.is_empty() {
             // In-cluster references use `<name>`, with every port.
             docs.push(&Object {
@@ -116,6 +133,10 @@ impl Cx<'_> {
                 });
             }
         }
+    }
+
+    /// The autoscaler and the disruption budget.
+    fn scaling(&self, inst: &Instance, docs: &mut Documents) {
         if let Some(a) = &inst.rare.autoscale {
             docs.push(&Object {
                 api_version: "autoscaling/v2",
@@ -142,7 +163,6 @@ impl Cx<'_> {
                 }),
             });
         }
-        docs
     }
 
     fn pod_spec(&self, inst: &Instance, stateful: bool) -> PodSpec {
