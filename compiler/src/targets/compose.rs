@@ -13,7 +13,7 @@ use crate::base::Name;
 use crate::diag::Diagnostics;
 use crate::model::{Command, Cpu, Duration, ProbeCheck, Size};
 use crate::options::Options;
-use crate::plan::{Bind, Condition, HostPlan, Instance, Out, TopologyPlan};
+use crate::plan::{Bind, Condition, HostPlan, Instance, Out, Probe, TopologyPlan};
 
 #[derive(Serialize)]
 struct ComposeFile<'a> {
@@ -209,6 +209,50 @@ fn relative(path: &str, options: &Options) -> String {
 }
 
 fn service(inst: &Instance, options: &Options) -> Service {
+    Service {
+        image: inst.image.clone(),
+        build: inst.rare.build.as_ref().map(|b| Build {
+            context: match b.strip_prefix("@out/") {
+                // A generated build context, beside compose/.
+                Some(generated) => format!("../{generated}"),
+                None => relative(b, options),
+            },
+        }),
+        entrypoint: inst.rare.entrypoint.as_deref().map(literal_words),
+        command: inst.rare.command.as_deref().map(literal_words),
+        environment: inst
+            .env
+            .iter()
+            .map(|v| (v.key.clone(), compose_value(&v.value)))
+            .collect(),
+        network_mode: inst.host_network.then_some("host"),
+        ports: ports(inst),
+        volumes: volumes(inst, options),
+        devices: inst.rare.devices.clone(),
+        depends_on: inst
+            .depends_on
+            .iter()
+            .map(|(name, cond)| {
+                (
+                    name.clone(),
+                    DependsOn {
+                        condition: match cond {
+                            Condition::Healthy => "service_healthy",
+                            Condition::Started => "service_started",
+                        },
+                    },
+                )
+            })
+            .collect(),
+        healthcheck: inst.ready_check().map(healthcheck),
+        restart: inst.restart.as_compose(),
+        stop_grace_period: inst.rare.stop_grace_period.map(duration),
+        deploy: deploy(inst),
+    }
+}
+
+/// The published ports, each on its binding address (IPv6 in brackets).
+fn ports(inst: &Instance) -> Vec<String> {
     let mut ports = Vec::new();
     // In the host's network a container's ports are the host's: none to publish.
     for port in inst.ports.iter().filter(|_| !inst.host_network) {
@@ -226,6 +270,11 @@ fn service(inst: &Instance, options: &Options) -> Service {
             });
         }
     }
+    ports
+}
+
+/// The named volumes and the mounts (generated files beside compose/).
+fn volumes(inst: &Instance, options: &Options) -> Vec<String> {
     let mut volumes: Vec<String> = inst
         .rare
         .volumes
@@ -242,6 +291,11 @@ fn service(inst: &Instance, options: &Options) -> Service {
         };
         format!("{source}:{}{ro}", m.target)
     }));
+    volumes
+}
+
+/// Replicas and resources, when any differs from the default.
+fn deploy(inst: &Instance) -> Option<Deploy> {
     let r = &inst.rare.resources;
     let limits = (r.cpu_limit.is_some() || r.memory_limit.is_some()).then(|| Limits {
         cpus: r.cpu_limit.map(cpus),
@@ -264,82 +318,44 @@ fn service(inst: &Instance, options: &Options) -> Service {
         limits,
         reservations,
     });
-    let deploy = (inst.replicas != 1 || resources.is_some()).then_some(Deploy {
+    (inst.replicas != 1 || resources.is_some()).then_some(Deploy {
         replicas: (inst.replicas != 1).then_some(inst.replicas),
         resources,
-    });
-    Service {
-        image: inst.image.clone(),
-        build: inst.rare.build.as_ref().map(|b| Build {
-            context: match b.strip_prefix("@out/") {
-                // A generated build context, beside compose/.
-                Some(generated) => format!("../{generated}"),
-                None => relative(b, options),
-            },
-        }),
-        entrypoint: inst.rare.entrypoint.as_deref().map(literal_words),
-        command: inst.rare.command.as_deref().map(literal_words),
-        environment: inst
-            .env
-            .iter()
-            .map(|v| (v.key.clone(), compose_value(&v.value)))
-            .collect(),
-        network_mode: inst.host_network.then_some("host"),
-        ports,
-        volumes,
-        devices: inst.rare.devices.clone(),
-        depends_on: inst
-            .depends_on
-            .iter()
-            .map(|(name, cond)| {
-                (
-                    name.clone(),
-                    DependsOn {
-                        condition: match cond {
-                            Condition::Healthy => "service_healthy",
-                            Condition::Started => "service_started",
-                        },
-                    },
-                )
-            })
-            .collect(),
-        healthcheck: inst.ready_check().map(|p| Healthcheck {
-            test: match &p.check {
-                ProbeCheck::Http(path) => {
-                    // A query's `&` and `?` are the path's, not the shell's.
-                    let url =
-                        crate::grammar::shell_word(&format!("http://localhost:{}{path}", p.port));
-                    vec![
-                        "CMD-SHELL".into(),
-                        format!(
-                            "curl -fsS -o /dev/null {url} || wget -q -O /dev/null {url} || exit 1"
-                        ),
-                    ]
-                }
-                ProbeCheck::Tcp => vec![
+    })
+}
+
+/// The readiness check as compose runs it.
+fn healthcheck(p: &Probe) -> Healthcheck {
+    Healthcheck {
+        test: match &p.check {
+            ProbeCheck::Http(path) => {
+                // A query's `&` and `?` are the path's, not the shell's.
+                let url = crate::grammar::shell_word(&format!("http://localhost:{}{path}", p.port));
+                vec![
                     "CMD-SHELL".into(),
-                    format!(
-                        "nc -z localhost {0} || bash -c ':> /dev/tcp/127.0.0.1/{0}' || exit 1",
-                        p.port
-                    ),
-                ],
-                ProbeCheck::Command(Command::Exec(args)) => {
-                    let mut v = vec!["CMD".to_string()];
-                    v.extend(args.iter().map(|a| literal(a)));
-                    v
-                }
-                ProbeCheck::Command(Command::Shell(s)) => {
-                    vec!["CMD-SHELL".into(), literal(s)]
-                }
-            },
-            interval: p.interval.map(duration),
-            timeout: p.timeout.map(duration),
-            retries: p.retries,
-            start_period: p.start_period.map(duration),
-        }),
-        restart: inst.restart.as_compose(),
-        stop_grace_period: inst.rare.stop_grace_period.map(duration),
-        deploy,
+                    format!("curl -fsS -o /dev/null {url} || wget -q -O /dev/null {url} || exit 1"),
+                ]
+            }
+            ProbeCheck::Tcp => vec![
+                "CMD-SHELL".into(),
+                format!(
+                    "nc -z localhost {0} || bash -c ':> /dev/tcp/127.0.0.1/{0}' || exit 1",
+                    p.port
+                ),
+            ],
+            ProbeCheck::Command(Command::Exec(args)) => {
+                let mut v = vec!["CMD".to_string()];
+                v.extend(args.iter().map(|a| literal(a)));
+                v
+            }
+            ProbeCheck::Command(Command::Shell(s)) => {
+                vec!["CMD-SHELL".into(), literal(s)]
+            }
+        },
+        interval: p.interval.map(duration),
+        timeout: p.timeout.map(duration),
+        retries: p.retries,
+        start_period: p.start_period.map(duration),
     }
 }
 
