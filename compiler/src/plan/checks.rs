@@ -13,15 +13,46 @@ const CYCLE_NAMES_SHOWN: usize = 12;
 const CYCLE_EDGES_LABELLED: usize = 8;
 
 impl Topo<'_> {
-    /// `placed`: each host's runs, with their placements.
+    /// Dependency cycles, each reported once by its shortest cycle through
+    /// its first service. `placed`: each host's runs, with their placements.
     pub(super) fn check_cycles(
         &self,
         placed: &[Vec<(&Name, Option<&Placement<'_>>)>],
         effects: &[Vec<Effects>],
         diags: &mut Diagnostics,
     ) {
-        // One node per service, by its index in the stack: edges are added
-        // without hashing names, and Tarjan's algorithm runs over vectors.
+        let graph = self.dependency_graph(placed, effects);
+        let n = graph.node_count();
+        // The components with a cycle, and each node's (`usize::MAX`: none).
+        let mut cycles: Vec<Vec<NodeIndex>> = Vec::new();
+        let mut component = vec![usize::MAX; n];
+        petgraph::algo::TarjanScc::new().run(&graph, |scc| {
+            if scc.len() > 1 {
+                for node in scc {
+                    component[node.index()] = cycles.len();
+                }
+                cycles.push(scc.to_vec());
+            }
+        });
+        // Where the search reached each node from; reset after each
+        // component, so that the whole check stays linear.
+        let mut parent: Vec<Option<NodeIndex>> = vec![None; n];
+        for (c, scc) in cycles.iter().enumerate() {
+            let path = shortest_cycle(&graph, scc, c, &component, &mut parent);
+            if let Some(d) = self.cycle_diagnostic(&graph, &path) {
+                diags.push(d);
+            }
+        }
+    }
+
+    /// One node per service, by its index in the stack (edges are added
+    /// without hashing names, and Tarjan's algorithm runs over vectors); an
+    /// edge per dependency, weighted with where it is written.
+    fn dependency_graph(
+        &self,
+        placed: &[Vec<(&Name, Option<&Placement<'_>>)>],
+        effects: &[Vec<Effects>],
+    ) -> DiGraph<(), Span> {
         let n = self.stack.services.len();
         let mut graph: DiGraph<(), Span> = DiGraph::with_capacity(n, n);
         for _ in 0..n {
@@ -47,106 +78,57 @@ impl Topo<'_> {
                 }
             }
         }
-        // The components with a cycle, and each node's (`usize::MAX`: none).
-        let mut cycles: Vec<Vec<NodeIndex>> = Vec::new();
-        let mut component = vec![usize::MAX; n];
-        petgraph::algo::TarjanScc::new().run(&graph, |scc| {
-            if scc.len() > 1 {
-                for node in scc {
-                    component[node.index()] = cycles.len();
-                }
-                cycles.push(scc.to_vec());
-            }
+        graph
+    }
+
+    /// The diagnostic of a cycle: its services (the first of a long one)
+    /// and its first dependencies marked.
+    fn cycle_diagnostic(
+        &self,
+        graph: &DiGraph<(), Span>,
+        path: &[NodeIndex],
+    ) -> Option<Diagnostic> {
+        let name = |i: NodeIndex| self.stack.services.get_index(i.index()).map(|(n, _)| n);
+        let names: Vec<&str> = path
+            .iter()
+            .filter_map(|i| name(*i))
+            .map(Name::as_str)
+            .collect();
+        let mut edges = path.windows(2).filter_map(|w| {
+            let span = graph.edge_weight(graph.find_edge(w[0], w[1])?)?;
+            let from = name(w[0])?;
+            let to = name(w[1])?;
+            Some((*span, format!("`{from}` needs `{to}` here")))
         });
-        // A node's edges in the order they were added (the graph lists the
-        // newest first).
-        let next_of = |node: NodeIndex| {
-            let mut next: Vec<NodeIndex> = graph.neighbors(node).collect();
-            next.reverse();
-            next
+        let (first_span, first_label) = edges.next()?;
+        // A cycle through thousands of services is named and labelled in
+        // part: a label per edge made one diagnostic take seconds to
+        // render, and no reader follows it.
+        let services = names.len().saturating_sub(1);
+        let shown = if names.len() > CYCLE_NAMES_SHOWN {
+            let head = names[..CYCLE_NAMES_SHOWN - 2].join(" -> ");
+            let last = names.last().copied().unwrap_or_default();
+            format!("{head} -> ... -> {last} ({services} services)")
+        } else {
+            names.join(" -> ")
         };
-        // Where the search below reached each node from; reset after each
-        // component, so that the whole check stays linear.
-        let mut parent: Vec<Option<NodeIndex>> = vec![None; n];
-        for (c, scc) in cycles.iter().enumerate() {
-            // The shortest cycle through the service written first (a
-            // breadth-first search inside the component): a walk that only
-            // avoids nodes it has seen can close on another node.
-            let Some(&start) = scc.iter().min() else {
-                continue;
-            };
-            let mut reached = Vec::new();
-            let mut queue = std::collections::VecDeque::from([start]);
-            let mut last = None;
-            'search: while let Some(node) = queue.pop_front() {
-                for next in next_of(node) {
-                    if next == start {
-                        last = Some(node);
-                        break 'search;
-                    }
-                    if component[next.index()] == c && parent[next.index()].is_none() {
-                        parent[next.index()] = Some(node);
-                        reached.push(next);
-                        queue.push_back(next);
-                    }
-                }
-            }
-            let mut path = Vec::new();
-            if let Some(mut node) = last {
-                path = vec![start, node];
-                while let Some(from) = parent[node.index()] {
-                    path.push(from);
-                    node = from;
-                }
-                path.reverse();
-            }
-            for node in reached {
-                parent[node.index()] = None;
-            }
-            let name = |i: NodeIndex| self.stack.services.get_index(i.index()).map(|(n, _)| n);
-            let names: Vec<&str> = path
-                .iter()
-                .filter_map(|i| name(*i))
-                .map(Name::as_str)
-                .collect();
-            let mut edges = path.windows(2).filter_map(|w| {
-                let span = graph.edge_weight(graph.find_edge(w[0], w[1])?)?;
-                let from = name(w[0])?;
-                let to = name(w[1])?;
-                Some((*span, format!("`{from}` needs `{to}` here")))
-            });
-            let Some((first_span, first_label)) = edges.next() else {
-                continue;
-            };
-            // A cycle through thousands of services is named and labelled in
-            // part: a label per edge made one diagnostic take seconds to
-            // render, and no reader follows it.
-            let services = names.len().saturating_sub(1);
-            let shown = if names.len() > CYCLE_NAMES_SHOWN {
-                let head = names[..CYCLE_NAMES_SHOWN - 2].join(" -> ");
-                let last = names.last().copied().unwrap_or_default();
-                format!("{head} -> ... -> {last} ({services} services)")
-            } else {
-                names.join(" -> ")
-            };
-            let mut help = String::from("no service of the cycle can start first; break it by referring to a `public_url`, or by removing one dependency");
-            if services > CYCLE_EDGES_LABELLED {
-                help.push_str(&format!(
-                    " (the first {CYCLE_EDGES_LABELLED} of its {services} dependencies are marked)"
-                ));
-            }
-            let mut d = Diagnostic::error(
-                Code::DependencyCycle,
-                first_span,
-                format!("dependency cycle: {shown}"),
-            )
-            .label(first_label)
-            .help(help);
-            for (span, label) in edges.take(CYCLE_EDGES_LABELLED - 1) {
-                d = d.with_secondary(span, label);
-            }
-            diags.push(d);
+        let mut help = String::from("no service of the cycle can start first; break it by referring to a `public_url`, or by removing one dependency");
+        if services > CYCLE_EDGES_LABELLED {
+            help.push_str(&format!(
+                " (the first {CYCLE_EDGES_LABELLED} of its {services} dependencies are marked)"
+            ));
         }
+        let mut d = Diagnostic::error(
+            Code::DependencyCycle,
+            first_span,
+            format!("dependency cycle: {shown}"),
+        )
+        .label(first_label)
+        .help(help);
+        for (span, label) in edges.take(CYCLE_EDGES_LABELLED - 1) {
+            d = d.with_secondary(span, label);
+        }
+        Some(d)
     }
 
     /// The GPUs of all services on a host together must fit the host (each on its
@@ -445,4 +427,56 @@ impl Topo<'_> {
             }
         }
     }
+}
+
+/// A node's edges in the order they were added (the graph lists the newest
+/// first).
+fn next_of(graph: &DiGraph<(), Span>, node: NodeIndex) -> Vec<NodeIndex> {
+    let mut next: Vec<NodeIndex> = graph.neighbors(node).collect();
+    next.reverse();
+    next
+}
+
+/// The shortest cycle through the service written first of component `c`
+/// (a breadth-first search inside the component: a walk that only avoids
+/// nodes it has seen can close on another node). `parent` is left as found.
+fn shortest_cycle(
+    graph: &DiGraph<(), Span>,
+    scc: &[NodeIndex],
+    c: usize,
+    component: &[usize],
+    parent: &mut [Option<NodeIndex>],
+) -> Vec<NodeIndex> {
+    let Some(&start) = scc.iter().min() else {
+        return Vec::new();
+    };
+    let mut reached = Vec::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    let mut last = None;
+    'search: while let Some(node) = queue.pop_front() {
+        for next in next_of(graph, node) {
+            if next == start {
+                last = Some(node);
+                break 'search;
+            }
+            if component[next.index()] == c && parent[next.index()].is_none() {
+                parent[next.index()] = Some(node);
+                reached.push(next);
+                queue.push_back(next);
+            }
+        }
+    }
+    let mut path = Vec::new();
+    if let Some(mut node) = last {
+        path = vec![start, node];
+        while let Some(from) = parent[node.index()] {
+            path.push(from);
+            node = from;
+        }
+        path.reverse();
+    }
+    for node in reached {
+        parent[node.index()] = None;
+    }
+    path
 }
