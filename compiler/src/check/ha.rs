@@ -13,70 +13,7 @@ pub(super) fn check_options(
     h: &HaDef,
     diags: &mut Diagnostics,
 ) {
-    let options: [(&[HaMode], &str, Option<Span>); 14] = [
-        (
-            &[HaMode::Sentinel],
-            "sentinels",
-            h.sentinels.as_ref().map(|v| v.span),
-        ),
-        (
-            &[HaMode::Sentinel],
-            "quorum",
-            h.quorum.as_ref().map(|v| v.span),
-        ),
-        (
-            &[HaMode::Sentinel],
-            "down_after",
-            h.down_after.as_ref().map(|v| v.span),
-        ),
-        (
-            &[HaMode::Sentinel],
-            "failover_timeout",
-            h.failover_timeout.as_ref().map(|v| v.span),
-        ),
-        (
-            &[HaMode::Sentinel],
-            "master_name",
-            h.master_name.as_ref().map(|v| v.span),
-        ),
-        (
-            &[HaMode::Streaming, HaMode::Patroni],
-            "replication_user",
-            h.replication_user.as_ref().map(|v| v.span),
-        ),
-        (
-            &[HaMode::Streaming, HaMode::Patroni],
-            "replication_password",
-            h.replication_password.as_ref().map(|v| v.span),
-        ),
-        (
-            &[HaMode::Patroni],
-            "superuser_password",
-            h.superuser_password.as_ref().map(|v| v.span),
-        ),
-        (&[HaMode::Patroni], "ttl", h.ttl.as_ref().map(|v| v.span)),
-        (
-            &[HaMode::Patroni],
-            "loop_wait",
-            h.loop_wait.as_ref().map(|v| v.span),
-        ),
-        (
-            &[HaMode::Patroni],
-            "retry_timeout",
-            h.retry_timeout.as_ref().map(|v| v.span),
-        ),
-        (
-            &[HaMode::Patroni],
-            "synchronous",
-            h.synchronous.as_ref().map(|v| v.span),
-        ),
-        (
-            &[HaMode::Patroni],
-            "watchdog",
-            h.watchdog.as_ref().map(|v| v.span),
-        ),
-        (&[HaMode::Patroni], "etcd", h.etcd.as_ref().map(|v| v.span)),
-    ];
+    let options = options_by_mode(h);
     // An option of another mode than the chosen one.
     for (modes, option, span) in options {
         let Some(span) = span.filter(|_| !modes.contains(&h.mode.value)) else {
@@ -275,4 +212,73 @@ fn sentinel_fragility(h: &HaDef, diags: &mut Diagnostics) {
             ));
         }
     }
+}
+
+/// The options an `ha` block may set, each with the modes that use it and
+/// where it is set (`None`: not set).
+fn options_by_mode(h: &HaDef) -> [(&'static [HaMode], &'static str, Option<Span>); 14] {
+    [
+        (
+            &[HaMode::Sentinel],
+            "sentinels",
+            h.sentinels.as_ref().map(|v| v.span),
+        ),
+        (
+            &[HaMode::Sentinel],
+            "quorum",
+            h.quorum.as_ref().map(|v| v.span),
+        ),
+        (
+            &[HaMode::Sentinel],
+            "down_after",
+            h.down_after.as_ref().map(|v| v.span),
+        ),
+        (
+            &[HaMode::Sentinel],
+            "failover_timeout",
+            h.failover_timeout.as_ref().map(|v| v.span),
+        ),
+        (
+            &[HaMode::Sentinel],
+            "master_name",
+            h.master_name.as_ref().map(|v| v.span),
+        ),
+        (
+            &[HaMode::Streaming, HaMode::Patroni],
+            "replication_user",
+            h.replication_user.as_ref().map(|v| v.span),
+        ),
+        (
+            &[HaMode::Streaming, HaMode::Patroni],
+            "replication_password",
+            h.replication_password.as_ref().map(|v| v.span),
+        ),
+        (
+            &[HaMode::Patroni],
+            "superuser_password",
+            h.superuser_password.as_ref().map(|v| v.span),
+        ),
+        (&[HaMode::Patroni], "ttl", h.ttl.as_ref().map(|v| v.span)),
+        (
+            &[HaMode::Patroni],
+            "loop_wait",
+            h.loop_wait.as_ref().map(|v| v.span),
+        ),
+        (
+            &[HaMode::Patroni],
+            "retry_timeout",
+            h.retry_timeout.as_ref().map(|v| v.span),
+        ),
+        (
+            &[HaMode::Patroni],
+            "synchronous",
+            h.synchronous.as_ref().map(|v| v.span),
+        ),
+        (
+            &[HaMode::Patroni],
+            "watchdog",
+            h.watchdog.as_ref().map(|v| v.span),
+        ),
+        (&[HaMode::Patroni], "etcd", h.etcd.as_ref().map(|v| v.span)),
+    ]
 }

@@ -19,6 +19,8 @@ pub(super) fn check_expr(
     }
 }
 
+/// The diagnostic of a reference that names nothing (or more than it
+/// should), if any.
 fn check_reference(
     stack: &Stack,
     bases: &IndexMap<Name, DefRef<'_>>,
@@ -27,59 +29,11 @@ fn check_reference(
 ) -> Option<Diagnostic> {
     let first = r.path.first()?;
     if first.name == "secret" {
-        let Some(name) = r.path.get(1) else {
-            return Some(
-                Diagnostic::error(Code::UnknownName, r.span, "`secret` needs a secret name")
-                    .label("write `secret.NAME`")
-                    .help("write `secret.NAME`, with NAME declared by `secret NAME`"),
-            );
-        };
-        if !stack.secrets.contains_key(&name.name) {
-            let d = Diagnostic::error(
-                Code::UndeclaredSecret,
-                name.span,
-                format!("secret `{}` is not declared", name.name),
-            )
-            .label("not declared");
-            return Some(
-                match suggest(&name.name, stack.secrets.keys().map(Name::as_str)) {
-                    Some(s) => d.help(format!(
-                        "did you mean `{s}`? Or declare it: `secret {}`",
-                        name.name
-                    )),
-                    None => d.help(format!("declare it: `secret {}`", name.name)),
-                },
-            );
-        }
-        return too_long(r, 2);
+        return check_secret(stack, r);
     }
-    let service = if first.name == "self" {
-        match owner {
-            Some(o) => Name::new(o),
-            None => {
-                return Some(
-                    Diagnostic::error(
-                        Code::UnknownName,
-                        first.span,
-                        "`self` is not a service here",
-                    )
-                    .label("no service owns this value")
-.help("`self` refers to the service a value belongs to; outside a service, name the service"),
-                )
-            }
-        }
-    } else {
-        if !stack.services.contains_key(&first.name) {
-            if r.path.len() == 1 {
-                // A single name: perhaps a choice written in the wrong place.
-                return Some(
-                    unknown_service(stack, first)
-                        .help(format!("a reference is `SERVICE.ATTRIBUTE`, like `{}.url`; a literal string is written in quotes", first.name)),
-                );
-            }
-            return Some(unknown_service(stack, first));
-        }
-        first.name.clone()
+    let service = match referenced_service(stack, owner, first, r) {
+        Ok(service) => service,
+        Err(d) => return Some(d),
     };
     let Some(attr) = r.path.get(1) else {
         return Some(
@@ -103,32 +57,7 @@ fn check_reference(
         .map(|b| b.rare.params.keys().map(Name::as_str).collect())
         .unwrap_or_default();
     if attr.name == "ports" {
-        let Some(port) = r.path.get(2) else {
-            return Some(
-                Diagnostic::error(Code::UnknownAttribute, r.span, "`ports` needs a port name")
-                    .label(format!("write `{}.ports.NAME`", first.name))
-                    .help(format!("for example `{}.ports.http`", first.name)),
-            );
-        };
-        if let Some(base) = bases.get(&service) {
-            if !base.ports.contains_key(&port.name) {
-                let d = Diagnostic::error(
-                    Code::UnknownAttribute,
-                    port.span,
-                    format!("service `{service}` has no port `{}`", port.name),
-                )
-                .label("no such port");
-                let names: Vec<&str> = base.ports.keys().map(Name::as_str).collect();
-                let ports = || names.iter().copied();
-                return Some(
-                    d.suggesting(&port.name, ports(), || match names.is_empty() {
-                        true => format!("`{service}` declares no port"),
-                        false => listing(&format!("ports of `{service}`"), ports()),
-                    }),
-                );
-            }
-        }
-        return too_long(r, 3);
+        return check_port(bases, &service, first, r);
     }
     if !schema::is_attribute(&attr.name) && !params.contains(&attr.name.as_str()) {
         let mut known: Vec<&str> = schema::ATTRIBUTES.iter().map(|a| a.name).collect();
@@ -144,6 +73,97 @@ fn check_reference(
         }));
     }
     too_long(r, 2)
+}
+
+/// `secret.NAME`: a declared secret.
+fn check_secret(stack: &Stack, r: &Reference) -> Option<Diagnostic> {
+    let Some(name) = r.path.get(1) else {
+        return Some(
+            Diagnostic::error(Code::UnknownName, r.span, "`secret` needs a secret name")
+                .label("write `secret.NAME`")
+                .help("write `secret.NAME`, with NAME declared by `secret NAME`"),
+        );
+    };
+    if !stack.secrets.contains_key(&name.name) {
+        let d = Diagnostic::error(
+            Code::UndeclaredSecret,
+            name.span,
+            format!("secret `{}` is not declared", name.name),
+        )
+        .label("not declared");
+        return Some(
+            match suggest(&name.name, stack.secrets.keys().map(Name::as_str)) {
+                Some(s) => d.help(format!(
+                    "did you mean `{s}`? Or declare it: `secret {}`",
+                    name.name
+                )),
+                None => d.help(format!("declare it: `secret {}`", name.name)),
+            },
+        );
+    }
+    too_long(r, 2)
+}
+
+/// The service a reference starts with (`self`: its owner's).
+fn referenced_service(
+    stack: &Stack,
+    owner: Option<&str>,
+    first: &Ident,
+    r: &Reference,
+) -> Result<Name, Diagnostic> {
+    if first.name == "self" {
+        return owner.map(Name::new).ok_or_else(|| {
+            Diagnostic::error(Code::UnknownName, first.span, "`self` is not a service here")
+                .label("no service owns this value")
+                .help("`self` refers to the service a value belongs to; outside a service, name the service")
+        });
+    }
+    if !stack.services.contains_key(&first.name) {
+        if r.path.len() == 1 {
+            // A single name: perhaps a choice written in the wrong place.
+            return Err(unknown_service(stack, first).help(format!(
+                "a reference is `SERVICE.ATTRIBUTE`, like `{}.url`; a literal string is written in quotes",
+                first.name
+            )));
+        }
+        return Err(unknown_service(stack, first));
+    }
+    Ok(first.name.clone())
+}
+
+/// `SERVICE.ports.NAME`: a port the service declares.
+fn check_port(
+    bases: &IndexMap<Name, DefRef<'_>>,
+    service: &Name,
+    first: &Ident,
+    r: &Reference,
+) -> Option<Diagnostic> {
+    let Some(port) = r.path.get(2) else {
+        return Some(
+            Diagnostic::error(Code::UnknownAttribute, r.span, "`ports` needs a port name")
+                .label(format!("write `{}.ports.NAME`", first.name))
+                .help(format!("for example `{}.ports.http`", first.name)),
+        );
+    };
+    if let Some(base) = bases.get(service) {
+        if !base.ports.contains_key(&port.name) {
+            let d = Diagnostic::error(
+                Code::UnknownAttribute,
+                port.span,
+                format!("service `{service}` has no port `{}`", port.name),
+            )
+            .label("no such port");
+            let names: Vec<&str> = base.ports.keys().map(Name::as_str).collect();
+            let ports = || names.iter().copied();
+            return Some(
+                d.suggesting(&port.name, ports(), || match names.is_empty() {
+                    true => format!("`{service}` declares no port"),
+                    false => listing(&format!("ports of `{service}`"), ports()),
+                }),
+            );
+        }
+    }
+    too_long(r, 3)
 }
 
 fn too_long(r: &Reference, len: usize) -> Option<Diagnostic> {
