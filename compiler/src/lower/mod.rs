@@ -13,6 +13,8 @@ use crate::model::*;
 use crate::schema::{self, Block};
 use crate::syntax::{self, Entry, EntryValue, Ident, Label};
 
+mod ha;
+mod health;
 mod service;
 mod topology;
 mod values;

@@ -1,10 +1,10 @@
 //! Lowering of services, kinds and overrides: every field of a service.
 
 use crate::base::Name;
-use crate::diag::{Code, Diagnostic, Span};
+use crate::diag::{Code, Diagnostic};
 use crate::model::*;
 use crate::schema;
-use crate::syntax::{Entry, EntryValue, Ident, Value, ValueKind};
+use crate::syntax::{Entry, EntryValue, Value, ValueKind};
 
 use crate::grammar::Place;
 
@@ -351,82 +351,6 @@ impl Lower<'_> {
         Some(m)
     }
 
-    /// `ha = MODE` or `ha { mode = MODE  sentinels = 3  quorum = 2  ... }`.
-    pub(super) fn ha(&mut self, e: &Entry) -> Option<HaDef> {
-        match &e.value {
-            EntryValue::Assign(v) => Some(HaDef::new(ha_mode(self.name(v)?), e.span())),
-            EntryValue::Block(entries) => {
-                self.duplicates(entries, "an ha block");
-                let unset = Sp::new(HaMode::Single, e.key.span);
-                let mut ha = HaDef::new(unset, e.span());
-                let mut mode = None;
-                for f in entries {
-                    self.no_label(f);
-                    self.no_kind(f);
-                    let Some(v) = self.assigned(f) else { continue };
-                    match f.key.name.as_str() {
-                        "mode" => mode = self.name(v),
-                        "sentinels" => ha.sentinels = self.integer(v, "a sentinel count"),
-                        "quorum" => ha.quorum = self.integer(v, "a sentinel count"),
-                        "down_after" => ha.down_after = self.duration(v),
-                        "failover_timeout" => ha.failover_timeout = self.duration(v),
-                        "master_name" => {
-                            let name = self.string(v);
-                            ha.master_name = self.in_grammar(Place::SentinelName, name);
-                        }
-                        "replication_user" => {
-                            let user = self.string(v);
-                            ha.replication_user = self.in_grammar(Place::RoleName, user);
-                        }
-                        "replication_password" => ha.replication_password = self.expr(v),
-                        "superuser_password" => ha.superuser_password = self.expr(v),
-                        "ttl" => ha.ttl = self.duration(v),
-                        "loop_wait" => ha.loop_wait = self.duration(v),
-                        "retry_timeout" => ha.retry_timeout = self.duration(v),
-                        "synchronous" => {
-                            ha.synchronous = self.boolean(v).map(|b| Sp::new(b, v.span))
-                        }
-                        "watchdog" => {
-                            ha.watchdog = self.choice(
-                                v,
-                                &[
-                                    ("off", Watchdog::Off),
-                                    ("automatic", Watchdog::Automatic),
-                                    ("required", Watchdog::Required),
-                                ],
-                            )
-                        }
-                        "etcd" => ha.etcd = self.names(v),
-                        _ => {
-                            let d = not_a_field(&f.key, &schema::HA);
-                            self.push(d);
-                        }
-                    }
-                }
-                match mode {
-                    Some(m) => ha.mode = ha_mode(m),
-                    None => {
-                        self.push(
-                            Diagnostic::error(Code::MissingField, e.key.span, "an `ha` block needs a `mode`")
-                                .label("which HA mode?")
-                                .help("write `mode = sentinel` (or another mode of the kind) in the block"),
-                        );
-                        return None;
-                    }
-                }
-                Some(ha)
-            }
-            EntryValue::None => {
-                self.push(
-                    Diagnostic::error(Code::MissingField, e.key.span, "`ha` needs a mode")
-                        .label("expected `= MODE` or a block")
-                        .help("write `ha = sentinel` or `ha { mode = sentinel ... }`"),
-                );
-                None
-            }
-        }
-    }
-
     /// `volume NAME = "/path"` or `volume NAME { path = "/path"  size = 10Gi }`.
     pub(super) fn volume(&mut self, def: &mut ServiceDef, e: &Entry) {
         let Some(name) = self.ident_label(e, "volume name") else {
@@ -705,108 +629,4 @@ impl Lower<'_> {
         }
         Some(Sp::new(deps, v.span))
     }
-
-    pub(super) fn health(&mut self, def: &mut ServiceDef, e: &Entry) {
-        let entries = self.block(e);
-        self.duplicates(entries, "a health block");
-        // Probe fields written directly in `health` define one check used for
-        // liveness and readiness.
-        let (probes, direct): (Vec<&Entry>, Vec<&Entry>) = entries
-            .iter()
-            .partition(|f| schema::HEALTH.has(&f.key.name));
-        if !direct.is_empty() {
-            let probe = std::sync::Arc::new(self.probe(&direct, e.span()));
-            def.health.liveness = Some(probe.clone());
-            def.health.readiness = Some(probe);
-        }
-        for f in probes {
-            self.no_label(f);
-            self.no_kind(f);
-            let inner: Vec<&Entry> = self.block(f).iter().collect();
-            let probe = std::sync::Arc::new(self.probe(&inner, f.span()));
-            match f.key.name.as_str() {
-                "liveness" => def.health.liveness = Some(probe),
-                "readiness" => def.health.readiness = Some(probe),
-                _ => def.health.startup = Some(probe),
-            }
-        }
-    }
-
-    pub(super) fn probe(&mut self, entries: &[&Entry], span: Span) -> ProbeDef {
-        let mut p = ProbeDef {
-            span: Some(span),
-            ..ProbeDef::default()
-        };
-        for f in entries {
-            self.no_label(f);
-            self.no_kind(f);
-            let Some(v) = self.assigned(f) else { continue };
-            let check = |c: ProbeCheck| Some(Sp::new(c, f.span()));
-            let previous = p.check.as_ref().map(|c| c.span);
-            match f.key.name.as_str() {
-                "http" => {
-                    let path = self.name_string(v);
-                    if let Some(path) = self.in_grammar(Place::RequestPath, path) {
-                        p.check = check(ProbeCheck::Http(path.value));
-                    }
-                }
-                "tcp" => {
-                    if self.boolean(v) == Some(true) {
-                        p.check = check(ProbeCheck::Tcp);
-                    }
-                }
-                "command" => {
-                    if let Some(c) = self.command(v) {
-                        p.check = check(ProbeCheck::Command(c.value));
-                    }
-                }
-                "port" => p.port = self.name(v),
-                "interval" => p.interval = self.duration(v),
-                "timeout" => p.timeout = self.duration(v),
-                "start_period" => p.start_period = self.duration(v),
-                "retries" => p.retries = self.integer(v, "a retry count"),
-                _ => {
-                    let known: Vec<&str> = schema::PROBE
-                        .names()
-                        .chain(schema::HEALTH.names())
-                        .collect();
-                    let d = unknown_field(&f.key, schema::PROBE.called, &known);
-                    self.push(d);
-                    continue;
-                }
-            }
-            if let (Some(prev), true) = (
-                previous,
-                matches!(f.key.name.as_str(), "http" | "tcp" | "command"),
-            ) {
-                self.push(
-                    Diagnostic::error(
-                        Code::DuplicateField,
-                        f.key.span,
-                        "a health check has one kind of check",
-                    )
-                    .label("second check here")
-                    .with_secondary(prev, "first check here")
-                    .help("use one of `http`, `tcp` or `command`"),
-                );
-            }
-        }
-        if p.check.is_none() {
-            self.push(
-                Diagnostic::error(
-                    Code::MissingField,
-                    span,
-                    "a health check needs `http`, `tcp` or `command`",
-                )
-                .label("no check given")
-                .help("for example `http = \"/health\"`"),
-            );
-        }
-        p
-    }
-}
-
-/// The HA mode a name written in the file names.
-fn ha_mode(name: Ident) -> Sp<HaMode> {
-    Sp::new(HaMode::new(&name.name), name.span)
 }

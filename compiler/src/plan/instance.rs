@@ -3,6 +3,7 @@
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 
+use super::scaling::check_disruption_budget;
 use super::*;
 
 impl Topo<'_> {
@@ -231,23 +232,6 @@ impl Topo<'_> {
         gpu
     }
 
-    /// The liveness, readiness and startup probes.
-    fn probes(&self, name: &Name, def: &ServiceDef, diags: &mut Diagnostics) -> Probes {
-        let health = &def.health;
-        let liveness = self.probe(name, def, health.liveness.as_deref(), diags);
-        // A check written directly in `health` is both liveness and readiness:
-        // one probe, shared (and checked once).
-        let readiness = match (&health.liveness, &health.readiness) {
-            (Some(l), Some(r)) if Arc::ptr_eq(l, r) => liveness.clone(),
-            _ => self.probe(name, def, health.readiness.as_deref(), diags),
-        };
-        Probes {
-            liveness,
-            readiness,
-            startup: self.probe(name, def, health.startup.as_deref(), diags),
-        }
-    }
-
     /// The services it waits for before it starts, and how: the ones it names
     /// in `depends_on`, then the ones it refers to.
     fn depends_on(
@@ -465,133 +449,6 @@ impl Topo<'_> {
             }
         }
     }
-
-    /// The autoscaler, with its bounds checked: 1 <= min <= replicas <= max.
-    fn autoscale(
-        &self,
-        name: &str,
-        def: &ServiceDef,
-        decl_span: Span,
-        diags: &mut Diagnostics,
-    ) -> Option<Autoscale> {
-        let a = def.rare.autoscale.as_ref()?;
-        let min = a.min.as_ref().map_or(1, |m| m.value);
-        let Some(max) = a.max.as_ref().map(|m| m.value) else {
-            diags.push(
-                Diagnostic::error(
-                    Code::MissingField,
-                    a.span,
-                    format!("the autoscaler of `{name}` has no `max`"),
-                )
-                .label("how far may it scale?")
-                .help("write `max = N` in the autoscale block"),
-            );
-            return None;
-        };
-        let bound = |span: Span, message: String, help: String| {
-            Diagnostic::error(Code::AutoscaleBounds, span, message)
-                .label("outside the autoscaler's bounds")
-                .help(help)
-        };
-        let min_span = a.min.as_ref().map_or(a.span, |m| m.span);
-        if min == 0 {
-            diags.push(bound(
-                min_span,
-                "an autoscaler's `min` is at least 1".into(),
-                "write `min = 1` or more".into(),
-            ));
-        } else if min > max {
-            diags.push(bound(
-                min_span,
-                format!("autoscale `min = {min}` is above `max = {max}`"),
-                "swap them, or raise `max`".into(),
-            ));
-        } else if let Some(r) = &def.replicas {
-            if r.value < min || r.value > max {
-                diags.push(
-                    bound(
-                        r.span,
-                        format!("`replicas = {}` is outside the autoscaler's bounds {min}..{max}", r.value),
-                        format!("with an autoscaler, `replicas` is the starting count: write a number from {min} to {max}, or remove it"),
-                    )
-                    .with_secondary(a.span, "autoscaler here"),
-                );
-            }
-        }
-        if a.cpu.is_none() && a.memory.is_none() {
-            diags.push(
-                Diagnostic::error(
-                    Code::MissingField,
-                    a.span,
-                    format!("the autoscaler of `{name}` has no target"),
-                )
-                .label("scale on what?")
-                .help("write `cpu = 70` and/or `memory = 80` (percent of the requests)"),
-            );
-        }
-        let _ = decl_span;
-        let policy = |p: &Option<ScalePolicyDef>| {
-            p.as_ref().map(|p| ScalePolicy {
-                window: p.window.as_ref().map(|d| d.value),
-                percent: p.percent.as_ref().map(|d| d.value),
-                pods: p.pods.as_ref().map(|d| d.value),
-                period: p.period.as_ref().map(|d| d.value),
-            })
-        };
-        Some(Autoscale {
-            min,
-            max,
-            cpu: a.cpu.as_ref().map(|c| c.value),
-            memory: a.memory.as_ref().map(|c| c.value),
-            scale_up: policy(&a.scale_up),
-            scale_down: policy(&a.scale_down),
-        })
-    }
-
-    pub(super) fn probe(
-        &self,
-        name: &str,
-        def: &ServiceDef,
-        probe: Option<&ProbeDef>,
-        diags: &mut Diagnostics,
-    ) -> Option<Arc<Probe>> {
-        let probe = probe?;
-        let check = probe.check.as_ref()?.value.clone();
-        let port = match &probe.port {
-            Some(p) => def.ports.get(&p.name),
-            None => def.ports.values().next(),
-        };
-        let (port_name, port) = match (port, &check) {
-            (_, ProbeCheck::Command(_)) => (None, 0),
-            (Some(p), _) => (
-                Some(p.name.name.clone()),
-                p.container.as_ref().map_or(0, |c| c.value),
-            ),
-            (None, _) => {
-                diags.push(
-                    Diagnostic::error(
-                        Code::MissingField,
-                        probe.span.unwrap_or_default(),
-                        format!(
-                            "the health check of `{name}` needs a port, and `{name}` declares none"
-                        ),
-                    )
-                    .label("which port to check?")
-                    .help("declare a port, or use `command = [...]`"),
-                );
-                return None;
-            }
-        };
-        Some(Arc::new(Probe {
-            check,
-            port_name,
-            port,
-            interval: probe.interval.as_ref().map(|d| d.value),
-            timeout: probe.timeout.as_ref().map(|d| d.value),
-            retries: probe.retries.as_ref().map(|d| d.value),
-            start_period: probe.start_period.as_ref().map(|d| d.value),
-        }))
-    }
 }
 
 /// A placed service runs an image or a build.
@@ -688,29 +545,6 @@ fn check_public_stateful(
             .label("reachable from anywhere the host is")
             .help("remove `public`: services on other hosts that refer to it get a port bound to this host's address only"),
         );
-    }
-}
-
-/// A disruption budget must leave a pod that may be evicted.
-fn check_disruption_budget(
-    def: &ServiceDef,
-    autoscale: Option<&Autoscale>,
-    replicas: u32,
-    diags: &mut Diagnostics,
-) {
-    if let Some(min) = &def.rare.min_available {
-        let least = autoscale.as_ref().map_or(replicas, |a| a.min);
-        if min.value >= least {
-            diags.push(
-                Diagnostic::error(
-                    Code::DisruptionBudgetBlocks,
-                    min.span,
-                    format!("`min_available = {}` with {least} replica{} blocks every voluntary eviction", min.value, if least == 1 { "" } else { "s" }),
-                )
-                .label("no pod may ever be evicted")
-                .help(format!("node drains and upgrades would hang; use `min_available = {}` or more replicas", least.saturating_sub(1))),
-            );
-        }
     }
 }
 

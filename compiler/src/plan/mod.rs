@@ -22,11 +22,13 @@ pub use kubernetes::names as kubernetes_names;
 mod lints;
 mod patroni;
 mod place;
+mod probes;
 mod prometheus;
 mod proxy;
 mod redis_auth;
 mod replication;
 mod resolve;
+mod scaling;
 mod topology;
 
 pub use topology::plan;

@@ -1,95 +1,7 @@
-//! The typed model: what a .stack file means, after lowering and before topologies
-//! are resolved. Definitions are partial (every field optional) so that a kind, a
-//! service, a topology override and a per-host override can be laid over each other
-//! (`ServiceDef::overlay`) before the result is read as one `Service`.
+//! A service's definition: its ports, health, resources, volumes, routes and
+//! the parts few services set; how an override is laid over it.
 
-use std::ops::Deref;
-use std::sync::Arc;
-
-use crate::base::{IndexMap, Name};
-
-use crate::diag::Span;
-use crate::syntax::Ident;
-
-/// A value with the span it was written at.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sp<T> {
-    pub value: T,
-    pub span: Span,
-}
-
-impl<T> Sp<T> {
-    pub fn new(value: T, span: Span) -> Sp<T> {
-        Sp { value, span }
-    }
-}
-
-/// A string-valued expression: literal text and references, concatenated.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Expr {
-    pub pieces: Vec<Piece>,
-    pub span: Span,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Piece {
-    Text(Name),
-    Ref(Reference),
-}
-
-/// `db.url`, `secret.jwt`, `self.port`: a dotted path and where it was written.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reference {
-    pub path: Vec<Ident>,
-    pub span: Span,
-}
-
-impl Expr {
-    pub fn references(&self) -> impl Iterator<Item = &Reference> {
-        self.pieces.iter().filter_map(|p| match p {
-            Piece::Ref(r) => Some(r),
-            Piece::Text(_) => None,
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Stateless,
-    Stateful,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Restart {
-    No,
-    Always,
-    OnFailure,
-    UnlessStopped,
-}
-
-impl Restart {
-    pub fn as_compose(self) -> &'static str {
-        match self {
-            Restart::No => "no",
-            Restart::Always => "always",
-            Restart::OnFailure => "on-failure",
-            Restart::UnlessStopped => "unless-stopped",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Http,
-    Tcp,
-    Udp,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Platform {
-    Compose,
-    Kubernetes,
-}
+use super::*;
 
 /// `port NAME = N` or `port NAME { container = N  host = M  protocol = http }`.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,18 +63,6 @@ pub struct HealthDef {
     pub startup: Option<Arc<ProbeDef>>,
 }
 
-/// Milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Duration(pub u64);
-
-/// Bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Size(pub u64);
-
-/// Millicores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Cpu(pub u64);
-
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ResourcesDef {
     pub cpu: Option<Sp<Cpu>>,
@@ -202,86 +102,6 @@ pub struct ScalePolicyDef {
     pub percent: Option<Sp<u32>>,
     pub pods: Option<Sp<u32>>,
     pub period: Option<Sp<Duration>>,
-}
-
-/// `ha = MODE` or `ha { mode = MODE  ...options }`: how a stateful service is
-/// replicated. Options apply to the modes that use them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HaDef {
-    pub mode: Sp<HaMode>,
-    /// Sentinel: how many sentinels watch the master (default 3).
-    pub sentinels: Option<Sp<u32>>,
-    /// Sentinel: how many sentinels must agree that the master is down (default: a majority).
-    pub quorum: Option<Sp<u32>>,
-    /// Sentinel: how long the master may not answer before it is down (default 5s).
-    pub down_after: Option<Sp<Duration>>,
-    /// Sentinel: the failover timeout (default 3 x `down_after`, at least 10s).
-    pub failover_timeout: Option<Sp<Duration>>,
-    /// Sentinel: the name clients ask for (default: the service's name).
-    pub master_name: Option<Sp<String>>,
-    /// Streaming and Patroni: the replication role (default `replicator`).
-    pub replication_user: Option<Sp<String>>,
-    /// Streaming and Patroni: the replication role's password, a secret.
-    pub replication_password: Option<Expr>,
-    /// Patroni: the `postgres` superuser's password, a secret (default: the
-    /// service's `password`).
-    pub superuser_password: Option<Expr>,
-    /// Patroni: the leader key's time to live in the DCS (default 30s).
-    pub ttl: Option<Sp<Duration>>,
-    /// Patroni: the pause between two runs of the HA loop (default 10s).
-    pub loop_wait: Option<Sp<Duration>>,
-    /// Patroni: how long DCS and PostgreSQL operations are retried (default 10s).
-    pub retry_timeout: Option<Sp<Duration>>,
-    /// Patroni: synchronous replication (`synchronous_mode`, default false).
-    pub synchronous: Option<Sp<bool>>,
-    /// Patroni: the watchdog mode (`off`, `automatic` or `required`).
-    pub watchdog: Option<Sp<Watchdog>>,
-    /// Patroni: the hosts that run the etcd members (default: the nodes' hosts).
-    pub etcd: Option<Sp<Vec<Ident>>>,
-    pub span: Span,
-}
-
-impl HaDef {
-    /// A mode with every option unset.
-    pub fn new(mode: Sp<HaMode>, span: Span) -> HaDef {
-        HaDef {
-            mode,
-            sentinels: None,
-            quorum: None,
-            down_after: None,
-            failover_timeout: None,
-            master_name: None,
-            replication_user: None,
-            replication_password: None,
-            superuser_password: None,
-            ttl: None,
-            loop_wait: None,
-            retry_timeout: None,
-            synchronous: None,
-            watchdog: None,
-            etcd: None,
-            span,
-        }
-    }
-}
-
-/// Patroni's watchdog: whether a node that cannot renew its leader key is
-/// reset by the kernel (../shared/TARGETS.md 2.1.12).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Watchdog {
-    Off,
-    Automatic,
-    Required,
-}
-
-impl Watchdog {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Watchdog::Off => "off",
-            Watchdog::Automatic => "automatic",
-            Watchdog::Required => "required",
-        }
-    }
 }
 
 /// A rolling update: `update { max_surge = 1  max_unavailable = 0 }`.
@@ -330,8 +150,6 @@ pub struct RouteOptions {
     pub body_size: Option<Sp<Size>>,
 }
 
-crate::base::rare_parts!(RouteOptions);
-
 /// `metrics = PORT` or `metrics { port = PORT  path = "/metrics"  interval = 15s  timeout = 10s }`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricsDef {
@@ -349,37 +167,6 @@ pub enum Strategy {
     LeastConn,
     IpHash,
     Weighted,
-}
-
-/// A proxy of a topology: `proxy edge: nginx { host = app ... }`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProxyDef {
-    pub name: Ident,
-    pub kind: Sp<ProxyKind>,
-    pub host: Option<Ident>,
-    /// Runs on the host itself (a system service), not in its compose file.
-    pub on_host: bool,
-    /// The address it listens on (default: all of the host's).
-    pub bind: Option<Sp<String>>,
-    pub http: Option<Sp<u16>>,
-    pub https: Option<Sp<u16>>,
-    pub image: Option<Sp<String>>,
-    /// Per-domain certificate paths (default: the Let's Encrypt layout).
-    pub tls: IndexMap<Name, TlsDef>,
-    pub span: Span,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyKind {
-    Nginx,
-    Haproxy,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct TlsDef {
-    pub domain: Sp<String>,
-    pub cert: Option<Sp<String>>,
-    pub key: Option<Sp<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -512,8 +299,6 @@ impl RareDef {
     }
 }
 
-crate::base::rare_parts!(RareDef);
-
 fn lay<T: Clone>(base: &mut Option<T>, top: &Option<T>) {
     if top.is_some() {
         base.clone_from(top);
@@ -619,166 +404,5 @@ impl ServiceDef {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct SecretDef {
-    pub name: Ident,
-    /// The environment variable that carries it: the name in upper case.
-    pub env_name: Name,
-    /// An optional secret may be left empty; a required one stops `docker compose up`.
-    pub optional: bool,
-    pub description: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct KindDef {
-    pub name: Ident,
-    pub parent: Option<Ident>,
-    pub def: ServiceDef,
-    pub from_stdlib: bool,
-}
-
-/// A managed service: only its URLs are known.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ExternalDef {
-    pub url: Option<Expr>,
-    pub read_url: Option<Expr>,
-    pub public_url: Option<Expr>,
-    pub host: Option<Expr>,
-    pub port: Option<Sp<u16>>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum ServiceBody {
-    Workload(Box<ServiceDef>),
-    External(Box<ExternalDef>),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServiceDecl {
-    pub name: Ident,
-    pub kind: Option<Ident>,
-    pub body: ServiceBody,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunDef {
-    pub service: Ident,
-    /// What the block says over the service's definition; `None` when it says
-    /// nothing (`run = [a, b]`, an empty block): the common case, kept small.
-    pub over: Option<Box<ServiceDef>>,
-}
-
-impl RunDef {
-    pub fn new(service: Ident, over: ServiceDef) -> RunDef {
-        let over = (over != ServiceDef::default()).then(|| Box::new(over));
-        RunDef { service, over }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct HostDef {
-    pub name: Ident,
-    pub address: Option<Sp<String>>,
-    pub gpu: Option<Sp<u32>>,
-    /// A platform (a CDN, a PaaS) runs these services: env files, no compose file.
-    pub managed: bool,
-    pub runs: Vec<RunDef>,
-}
-
-/// How a stateful service is replicated: `ha = MODE`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum HaMode {
-    /// One instance (the default, always allowed).
-    Single,
-    /// PostgreSQL with one primary and streaming standbys (hosts).
-    Streaming,
-    /// PostgreSQL run by Patroni, with etcd as its DCS (hosts).
-    Patroni,
-    /// Redis with one master and replicas, no automatic failover (hosts).
-    Replica,
-    /// Redis watched by Sentinel.
-    Sentinel,
-    /// PostgreSQL run by the CloudNativePG operator (Kubernetes).
-    CloudNativePg,
-    /// A mode a kind declares that stackc does not know: no target writes it,
-    /// which is reported where a service chooses it.
-    Other(Name),
-}
-
-impl HaMode {
-    pub fn new(name: &str) -> HaMode {
-        match name {
-            "single" => HaMode::Single,
-            "streaming" => HaMode::Streaming,
-            "patroni" => HaMode::Patroni,
-            "replica" => HaMode::Replica,
-            "sentinel" => HaMode::Sentinel,
-            "cloudnativepg" => HaMode::CloudNativePg,
-            other => HaMode::Other(Name::new(other)),
-        }
-    }
-
-    /// As a file writes it.
-    pub fn name(&self) -> &str {
-        match self {
-            HaMode::Single => "single",
-            HaMode::Streaming => "streaming",
-            HaMode::Patroni => "patroni",
-            HaMode::Replica => "replica",
-            HaMode::Sentinel => "sentinel",
-            HaMode::CloudNativePg => "cloudnativepg",
-            HaMode::Other(name) => name,
-        }
-    }
-
-    /// The modes that run on hosts (compose), one instance per host.
-    pub fn on_hosts(&self) -> bool {
-        matches!(
-            self,
-            HaMode::Streaming | HaMode::Patroni | HaMode::Replica | HaMode::Sentinel
-        )
-    }
-}
-
-impl std::fmt::Display for HaMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// The name of the one host of a Kubernetes topology.
-pub const CLUSTER_HOST: &str = "cluster";
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct TopologyDef {
-    pub name: Ident,
-    pub platform: Sp<Platform>,
-    /// Kubernetes: the namespace (default: the stack's name).
-    pub namespace: Option<Sp<String>>,
-    /// Kubernetes: the cluster has GPU nodes (`nvidia.com/gpu` schedulable).
-    pub gpu_nodes: bool,
-    /// Kubernetes: the IngressClass of public routes.
-    pub ingress_class: Option<Sp<String>>,
-    /// A production topology: the production lints run on it (W06xx).
-    pub production: bool,
-    /// Lints silenced in this topology, by code or name.
-    pub allow: Vec<Ident>,
-    /// Compose: the hosts. Kubernetes: one host, `cluster`, made from the
-    /// topology's `run` list.
-    pub hosts: IndexMap<Name, HostDef>,
-    pub overrides: IndexMap<Name, RunDef>,
-    pub externals: IndexMap<Name, (Ident, ExternalDef)>,
-    pub proxies: IndexMap<Name, ProxyDef>,
-}
-
-/// A whole lowered stack.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Stack {
-    pub name: String,
-    /// Where `stack NAME` names it (none: the name is the file's).
-    pub name_span: Option<Span>,
-    pub secrets: IndexMap<Name, SecretDef>,
-    pub kinds: IndexMap<Name, KindDef>,
-    pub services: IndexMap<Name, ServiceDecl>,
-    pub topologies: IndexMap<Name, TopologyDef>,
-}
+crate::base::rare_parts!(RouteOptions);
+crate::base::rare_parts!(RareDef);

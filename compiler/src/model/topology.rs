@@ -1,0 +1,84 @@
+//! Topologies: hosts and what they run, proxies and their TLS.
+
+use super::*;
+
+/// A proxy of a topology: `proxy edge: nginx { host = app ... }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxyDef {
+    pub name: Ident,
+    pub kind: Sp<ProxyKind>,
+    pub host: Option<Ident>,
+    /// Runs on the host itself (a system service), not in its compose file.
+    pub on_host: bool,
+    /// The address it listens on (default: all of the host's).
+    pub bind: Option<Sp<String>>,
+    pub http: Option<Sp<u16>>,
+    pub https: Option<Sp<u16>>,
+    pub image: Option<Sp<String>>,
+    /// Per-domain certificate paths (default: the Let's Encrypt layout).
+    pub tls: IndexMap<Name, TlsDef>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyKind {
+    Nginx,
+    Haproxy,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsDef {
+    pub domain: Sp<String>,
+    pub cert: Option<Sp<String>>,
+    pub key: Option<Sp<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunDef {
+    pub service: Ident,
+    /// What the block says over the service's definition; `None` when it says
+    /// nothing (`run = [a, b]`, an empty block): the common case, kept small.
+    pub over: Option<Box<ServiceDef>>,
+}
+
+impl RunDef {
+    pub fn new(service: Ident, over: ServiceDef) -> RunDef {
+        let over = (over != ServiceDef::default()).then(|| Box::new(over));
+        RunDef { service, over }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostDef {
+    pub name: Ident,
+    pub address: Option<Sp<String>>,
+    pub gpu: Option<Sp<u32>>,
+    /// A platform (a CDN, a PaaS) runs these services: env files, no compose file.
+    pub managed: bool,
+    pub runs: Vec<RunDef>,
+}
+
+/// The name of the one host of a Kubernetes topology.
+pub const CLUSTER_HOST: &str = "cluster";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopologyDef {
+    pub name: Ident,
+    pub platform: Sp<Platform>,
+    /// Kubernetes: the namespace (default: the stack's name).
+    pub namespace: Option<Sp<String>>,
+    /// Kubernetes: the cluster has GPU nodes (`nvidia.com/gpu` schedulable).
+    pub gpu_nodes: bool,
+    /// Kubernetes: the IngressClass of public routes.
+    pub ingress_class: Option<Sp<String>>,
+    /// A production topology: the production lints run on it (W06xx).
+    pub production: bool,
+    /// Lints silenced in this topology, by code or name.
+    pub allow: Vec<Ident>,
+    /// Compose: the hosts. Kubernetes: one host, `cluster`, made from the
+    /// topology's `run` list.
+    pub hosts: IndexMap<Name, HostDef>,
+    pub overrides: IndexMap<Name, RunDef>,
+    pub externals: IndexMap<Name, (Ident, ExternalDef)>,
+    pub proxies: IndexMap<Name, ProxyDef>,
+}
