@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use lsp_types::{
-    CodeAction, CodeActionKind, CodeActionOrCommand, CodeActionParams, CompletionItem,
-    CompletionItemKind, CompletionResponse, DiagnosticRelatedInformation, DiagnosticSeverity,
-    DocumentSymbol, DocumentSymbolResponse, GotoDefinitionResponse, Hover, HoverContents, Location,
-    MarkupContent, MarkupKind, NumberOrString, Position, TextEdit, Uri, WorkspaceEdit,
+    CodeAction, CodeActionKind, CodeActionOrCommand, CodeActionParams,
+    DiagnosticRelatedInformation, DiagnosticSeverity, DocumentSymbol, DocumentSymbolResponse,
+    GotoDefinitionResponse, Hover, HoverContents, Location, MarkupContent, MarkupKind,
+    NumberOrString, Position, TextEdit, Uri, WorkspaceEdit,
 };
 
 use super::index::{Definition, SymbolKind, Target};
@@ -103,7 +103,7 @@ fn to_lsp(a: &Analysis, d: &Diagnostic, doc: &Uri, enc: Encoding) -> lsp_types::
 }
 
 /// The entries of the user's file that contain an offset, outermost first.
-fn chain(a: &Analysis, at: usize) -> Vec<&Entry> {
+pub(super) fn chain(a: &Analysis, at: usize) -> Vec<&Entry> {
     let mut out = Vec::new();
     let Some((_, file)) = a.trees.iter().find(|(id, _)| *id == a.user) else {
         return out;
@@ -155,7 +155,7 @@ fn param<'a>(a: &'a Analysis, kind: &str, name: &str) -> Option<(&'a str, &'a En
 }
 
 /// The kind of a service, from its definition.
-fn kind_of(a: &Analysis, service: &str) -> Option<Name> {
+pub(super) fn kind_of(a: &Analysis, service: &str) -> Option<Name> {
     a.index
         .definition(&Target {
             kind: SymbolKind::Service,
@@ -542,155 +542,8 @@ pub fn code_actions(
         .collect()
 }
 
-fn item(label: &str, kind: CompletionItemKind, detail: &str) -> CompletionItem {
-    CompletionItem {
-        label: label.to_string(),
-        kind: Some(kind),
-        detail: (!detail.is_empty()).then(|| detail.to_string()),
-        ..CompletionItem::default()
-    }
-}
-
-/// The key of the block the cursor is in, found by counting braces back
-/// (so that it works while the file does not parse): `""` at the top.
-fn enclosing_block(text: &str) -> (String, Option<String>) {
-    let mut depth = 0i32;
-    let bytes = text.as_bytes();
-    let mut i = bytes.len();
-    while i > 0 {
-        i -= 1;
-        match bytes[i] {
-            b'}' => depth += 1,
-            b'{' if depth == 0 => {
-                let line_start = text[..i].rfind('\n').map_or(0, |p| p + 1);
-                let header: Vec<&str> = text[line_start..i]
-                    .split(|c: char| c.is_whitespace() || c == ':')
-                    .filter(|w| !w.is_empty())
-                    .collect();
-                let key = header.first().copied().unwrap_or_default().to_string();
-                let kind = text[line_start..i]
-                    .split_once(':')
-                    .map(|(_, k)| k.trim().to_string())
-                    .filter(|k| !k.is_empty());
-                return (key, kind);
-            }
-            b'{' => depth -= 1,
-            _ => {}
-        }
-    }
-    (String::new(), None)
-}
-
-pub fn completion(current: &Analysis, pos: Position, enc: Encoding) -> Option<CompletionResponse> {
-    let at = offset(current.file(), pos, enc);
-    let before = &current.text[..at];
-    // Names from the last version that parsed, while this one does not.
-    let a = current.names();
-    let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
-    let word_start = line
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
-        .map_or(0, |i| i + 1);
-    let word = &line[word_start..];
-    let names = |kind: SymbolKind| -> Vec<String> {
-        a.index
-            .definitions
-            .iter()
-            .filter(|d| d.target.kind == kind)
-            .map(|d| d.target.name.to_string())
-            .collect()
-    };
-    let mut items = Vec::new();
-    if let Some((head, _)) = word.rsplit_once('.') {
-        // `secret.` names a secret; `SERVICE.` an attribute or a parameter.
-        if head == "secret" {
-            for s in names(SymbolKind::Secret) {
-                items.push(item(&s, CompletionItemKind::CONSTANT, "secret"));
-            }
-        } else {
-            let service = if head == "self" {
-                chain(a, at)
-                    .first()
-                    .filter(|e| e.key.name == "service")
-                    .and_then(|e| e.label_name())
-                    .map(str::to_string)
-            } else {
-                Some(head.to_string())
-            };
-            for attr in crate::schema::ATTRIBUTES {
-                items.push(item(attr.name, CompletionItemKind::PROPERTY, attr.doc));
-            }
-            if let Some(k) = service.as_deref().and_then(|s| kind_of(a, s)) {
-                for (p, owner) in params_of(a, &k) {
-                    items.push(item(
-                        &p,
-                        CompletionItemKind::FIELD,
-                        &format!("parameter of `{owner}`"),
-                    ));
-                }
-            }
-        }
-        return Some(CompletionResponse::Array(items));
-    }
-    let key_position = line[..word_start].trim().is_empty();
-    if key_position {
-        let (block, kind) = enclosing_block(before);
-        for f in crate::schema::blocks_of(&block)
-            .iter()
-            .flat_map(|b| b.fields)
-        {
-            items.push(item(f.name, CompletionItemKind::KEYWORD, f.doc));
-        }
-        if matches!(block.as_str(), "service" | "override" | "run") {
-            // The parameters of the service's kind.
-            let service_kind = kind.or_else(|| {
-                let (_, service) = enclosing_header_label(before)?;
-                kind_of(a, &service).map(|k| k.to_string())
-            });
-            if let Some(k) = service_kind {
-                for (p, _) in params_of(a, &k) {
-                    items.push(item(
-                        &p,
-                        CompletionItemKind::FIELD,
-                        &format!("parameter of `{k}`"),
-                    ));
-                }
-            }
-        }
-    } else {
-        // A value: services (for references), `secret`, hosts.
-        for s in names(SymbolKind::Service) {
-            items.push(item(&s, CompletionItemKind::MODULE, "service"));
-        }
-        items.push(item("secret", CompletionItemKind::KEYWORD, "secret.NAME"));
-        for d in a.index.definitions.iter().flat_map(|d| &d.children) {
-            items.push(item(&d.target.name, CompletionItemKind::VALUE, "host"));
-        }
-    }
-    Some(CompletionResponse::Array(items))
-}
-
-/// The label of the block the cursor is in (`service api {` gives `api`).
-fn enclosing_header_label(before: &str) -> Option<(String, String)> {
-    let mut depth = 0i32;
-    for (i, c) in before.char_indices().rev() {
-        match c {
-            '}' => depth += 1,
-            '{' if depth == 0 => {
-                let line_start = before[..i].rfind('\n').map_or(0, |p| p + 1);
-                let mut words = before[line_start..i]
-                    .split(|c: char| c.is_whitespace() || c == ':')
-                    .filter(|w| !w.is_empty());
-                return Some((words.next()?.to_string(), words.next()?.to_string()));
-            }
-            '{' => depth -= 1,
-            _ => {}
-        }
-    }
-    None
-}
-
 /// The parameters of a kind and its ancestors: (name, kind).
-fn params_of(a: &Analysis, kind: &str) -> Vec<(String, Name)> {
+pub(super) fn params_of(a: &Analysis, kind: &str) -> Vec<(String, Name)> {
     kind_params(a, kind)
         .into_iter()
         .filter_map(|(k, _, p)| Some((p.label_name()?.to_string(), k)))

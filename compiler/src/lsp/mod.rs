@@ -9,6 +9,7 @@
 //! hosts, from `index`), completion (fields, names, attributes, secrets),
 //! document symbols, formatting (`format`) and quick fixes for "did you mean".
 
+mod completion;
 mod features;
 pub mod index;
 mod text;
@@ -505,7 +506,7 @@ impl Server {
                 let uri = p.text_document_position.text_document.uri;
                 let a = self.analysis(&uri).ok_or_else(missing)?;
                 let pos = p.text_document_position.position;
-                json(serde_json::to_value(features::completion(&a, pos, enc)))
+                json(serde_json::to_value(completion::completion(&a, pos, enc)))
             }
             other => Err((ErrorCode::MethodNotFound, format!("unknown method {other}"))),
         }
