@@ -351,3 +351,6 @@ pub(super) fn duplicate(name: &Ident, what: &str, first: Span) -> Diagnostic {
     .with_secondary(first, "first defined here")
     .help(format!("rename one of them; {what} names are unique"))
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,7 +4,7 @@ use crate::base::Name;
 use crate::diag::{Code, Diagnostic};
 use crate::model::*;
 use crate::schema;
-use crate::syntax::{Entry, EntryValue, Value, ValueKind};
+use crate::syntax::{Entry, EntryValue, Ident, Value, ValueKind};
 
 use crate::grammar::Place;
 
@@ -65,16 +65,17 @@ impl Lower<'_> {
             "ha" => def.rare.ha = self.ha(e).map(Box::new),
             _ if schema::SERVICE.has(key) || (is_kind && key == "ha_modes") => {
                 if let Some(v) = self.assigned(e) {
-                    self.assignment(def, key, v);
+                    self.assignment(def, &e.key, v);
                 }
             }
             _ => self.argument(def, e, what, is_kind),
         }
     }
 
-    /// A service field written `key = value`.
-    fn assignment(&mut self, def: &mut ServiceDef, key: &str, v: &Value) {
-        match key {
+    /// A service field written `key = value`: every such field of
+    /// `schema::SERVICE` has its arm here (a test writes each).
+    fn assignment(&mut self, def: &mut ServiceDef, key: &Ident, v: &Value) {
+        match key.name.as_str() {
             "role" => {
                 def.role = self.choice(
                     v,
@@ -125,7 +126,10 @@ impl Lower<'_> {
             "read_url" => def.rare.read_url = self.expr(v),
             "public_url" => def.rare.public_url = self.expr(v),
             "ha_modes" => def.rare.ha_modes = self.names(v),
-            _ => {}
+            _ => {
+                let d = not_a_field(key, &schema::SERVICE);
+                self.push(d);
+            }
         }
     }
 

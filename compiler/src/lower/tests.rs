@@ -1,0 +1,45 @@
+//! The lowering reads every field the schema lists.
+
+use crate::diag::Code;
+use crate::pipeline::{analyze, Disposal};
+use crate::schema;
+
+fn unknown_fields(text: &str) -> Vec<String> {
+    let options = crate::options::Options {
+        source_name: "t.stack".into(),
+        topologies: Vec::new(),
+        source_dir_from_compose: "..".into(),
+        source_from_out: "../t.stack".into(),
+    };
+    analyze(text, &options, Disposal::Free)
+        .diagnostics
+        .into_iter()
+        .filter(|d| d.code == Code::UnknownField)
+        .map(|d| d.message)
+        .collect()
+}
+
+/// Each field of a service and of a kind, written `FIELD = x`, is taken by
+/// one arm of the lowering (a wrong value is another error): a field added
+/// to the schema without its arm is reported as unknown, and fails here.
+#[test]
+fn every_field_of_the_schema_is_lowered() {
+    for field in schema::SERVICE.names() {
+        let text = format!("service s {{\n  {field} = x\n}}\n");
+        assert_eq!(
+            unknown_fields(&text),
+            Vec::<String>::new(),
+            "service field {field}"
+        );
+    }
+    for field in schema::SERVICE.names().chain(schema::KIND_ONLY.names()) {
+        let text = format!("kind k {{\n  {field} = x\n}}\n");
+        assert_eq!(
+            unknown_fields(&text),
+            Vec::<String>::new(),
+            "kind field {field}"
+        );
+    }
+    // And the test sees an unknown field.
+    assert_eq!(unknown_fields("service s {\n  imagee = x\n}\n").len(), 1);
+}
