@@ -5,8 +5,8 @@
 /// The maps and sets of the model, the check and the plan: in insertion order
 /// (source order is output order), hashed with FxHash, rustc's hasher. Their keys
 /// are short names from the user's own file, looked up many times per service:
-/// SipHash's protection against flooding buys nothing here, and cost a tenth of
-/// a check.
+/// SipHash's protection against flooding buys nothing here, and cost time
+/// (docs/performance.md).
 pub type IndexMap<K, V> = indexmap::IndexMap<K, V, rustc_hash::FxBuildHasher>;
 /// See [`IndexMap`].
 pub type IndexSet<T> = indexmap::IndexSet<T, rustc_hash::FxBuildHasher>;
@@ -14,8 +14,8 @@ pub type IndexSet<T> = indexmap::IndexSet<T, rustc_hash::FxBuildHasher>;
 /// A name from the user's file (a service, a port, an environment variable):
 /// short, copied from the syntax tree into the model and from the model into
 /// each topology's plan. A `SmolStr` (rust-analyzer's) keeps up to 23 bytes
-/// inline and shares longer ones: a copy is never an allocation. A file of
-/// 10,000 services has some 270,000 of them (docs/performance.md).
+/// inline and shares longer ones: a copy is never an allocation, and a large
+/// file has hundreds of thousands of them (docs/performance.md).
 pub type Name = smol_str::SmolStr;
 
 /// Parts of a large structure that few of its values have (a service's

@@ -300,9 +300,9 @@ pub(super) fn build(
 /// Turns transparent huge pages off for this process (Linux). mimalloc asks
 /// for 2 MiB pages for its arenas, and a page that is touched at all is
 /// resident whole: with a build's many threads and short-lived buffers, that
-/// was a quarter of its peak memory (124 against 98 MiB at N = 10000), for 8 %
-/// of its time (docs/performance.md). `check` keeps them: it holds less and
-/// is the one measured in milliseconds. Best effort: a kernel without the
+/// was a large part of its peak memory for little of its time
+/// (docs/performance.md). `check` keeps them: it holds less and is the one
+/// measured in milliseconds. Best effort: a kernel without the
 /// setting leaves the pages as they were.
 fn no_huge_pages() {
     #[cfg(target_os = "linux")]

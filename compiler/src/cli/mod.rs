@@ -198,11 +198,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
 }
 
 /// Runs a command on a thread pool of its own, one thread per core, that every
-/// parallel stage of the command shares (parsing in halves, lowering in
-/// chunks, topologies, generating and writing). The same threads from the first
-/// stage to the last keep their allocator heaps warm: a thread made for one
-/// stage starts from fresh pages, which the kernel must zero (docs/performance.md,
-/// finding 34). Without a pool (the system refuses threads) it runs here.
+/// parallel stage of the command shares (parsing in halves, the definitions'
+/// check beside planning, topologies, generating and writing). The same
+/// threads from the first stage to the last keep their allocator heaps warm:
+/// a thread made for one stage starts from fresh pages, which the kernel must
+/// zero (docs/performance.md). Without a pool (the system refuses threads) it
+/// runs here.
 fn on_pool(command: impl FnOnce() -> i32 + Send) -> i32 {
     let pool = rayon::ThreadPoolBuilder::new()
         .thread_name(|i| format!("stackc-{i}"))

@@ -141,7 +141,7 @@ pub fn commit(
         generated.extend(s.generated.iter().map(String::as_str));
     }
     // The files the manifests of `scope` list: a staged topology's stager read
-    // its manifest already (at N = 10000, 20,000 entries).
+    // its manifest already (a large stack's lists thousands of files).
     let mut unstaged = Vec::new();
     let mut owned: BTreeSet<&str> = BTreeSet::new();
     for t in scope {

@@ -20,8 +20,8 @@ impl Lower<'_> {
         self.duplicates(entries, what);
         let mut def = ServiceDef::default();
         // Each map sized once, to its entries: a map grown by one insert at a
-        // time reallocates as it goes, and keeps room for more (thousands of
-        // services made that room a tenth of a check's memory).
+        // time reallocates as it goes, and keeps room for more, in each of a
+        // large file's thousands of services.
         let count = |key: &str| entries.iter().filter(|e| e.key.name == key).count();
         def.ports.reserve_exact(count("port"));
         def.routes.reserve_exact(count("route"));

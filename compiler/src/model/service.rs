@@ -217,8 +217,8 @@ pub struct ServiceDef {
 }
 
 /// The fields of a definition that most services leave out, behind one box
-/// (see [`crate::base::Rare`]): inline, a definition was 1184 bytes, 12 MB of a
-/// large build's heap at its peak (docs/performance.md).
+/// (see [`crate::base::Rare`]): inline, they were most of a definition's size
+/// and of a large build's peak heap (docs/performance.md).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RareDef {
     pub build: Option<Sp<String>>,

@@ -481,7 +481,7 @@ fn ports(
 ) -> Vec<PortPlan> {
     // The small vectors of an instance are sized to what they will hold:
     // grown by `push` or collected from a filter, a vector of one starts
-    // with room for four (20,000 instances at N = 10000).
+    // with room for four, and a large stack has thousands of instances.
     let mut ports = Vec::with_capacity(def.ports.len());
     for port in def.ports.values() {
         let Some(container) = port.container.as_ref().map(|c| c.value) else {

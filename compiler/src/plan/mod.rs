@@ -166,7 +166,7 @@ pub fn url_safe_check(var: &str, empty: bool, why: &str) -> String {
 
 /// A resolved value: its pieces, text joined. Most values are one piece (a
 /// literal, a URL): it is kept inline, not in an allocation of its own
-/// (tens of thousands of environment variables at N = 10000).
+/// (a large stack has tens of thousands of environment variables).
 pub type Pieces = smallvec::SmallVec<[Out; 1]>;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -272,9 +272,8 @@ pub struct Instance {
 }
 
 /// The parts of an instance that few services have (see [`crate::base::Rare`]). An
-/// instance is planned for every service of every topology: with these
-/// inline it was 648 bytes, 13 MB of a large build's heap at its peak
-/// (docs/performance.md).
+/// instance is planned for every service of every topology: inline, these
+/// were most of its size (docs/performance.md).
 pub type Rare = crate::base::Rare<RareParts>;
 
 #[derive(Debug, Clone, PartialEq, Default)]

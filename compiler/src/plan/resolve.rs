@@ -425,7 +425,7 @@ pub(super) fn missing_external(target: &str, attr: &str, span: Span, t: &Topo<'_
 
 /// `PREFIXhost:port`, inline when it is short, the port written by `itoa`
 /// (a `format!` is a `String`, grown once or twice, and its formatting
-/// machinery was a tenth of resolving a reference: thousands of URLs). An
+/// machinery cost more than the join, for thousands of URLs). An
 /// IPv6 address is bracketed, as in `grammar::host_port`.
 pub(super) fn host_port(prefix: &str, host: &str, port: u16) -> Name {
     let mut s = smol_str::SmolStrBuilder::new();

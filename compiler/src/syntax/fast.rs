@@ -97,11 +97,11 @@ struct Part<T> {
 }
 
 /// The bytes of a top-level entry, as the vectors of a part's entries are
-/// sized up front (a service of the benchmark's workload is 440 bytes). Grown
-/// by doubling instead, the vectors of a large file left each smaller copy
-/// behind in fresh pages that stayed resident to the end of the process: 6 MiB
-/// of a build's peak at N = 10000 (docs/performance.md, finding 42). A file of
-/// smaller entries grows them as before; room for larger ones is never touched.
+/// sized up front (a little under a service of the benchmark's workload).
+/// Grown by doubling instead, the vectors of a large file left each smaller
+/// copy behind in fresh pages that stayed resident to the end of the process
+/// (docs/performance.md). A file of smaller entries grows them as before;
+/// room for larger ones is never touched.
 const BYTES_PER_ENTRY: usize = 400;
 
 /// The entries that start in `start..end`; `None` when one does not parse or

@@ -55,7 +55,7 @@ pub fn parse_visiting<T: Send>(
 }
 
 /// The size from which a file is parsed in two halves: below it, a thread costs
-/// about what it saves (a 1000-service file is 440 kB and parses in 3 ms).
+/// about what it saves (docs/performance.md).
 pub const SPLIT_AT: usize = 256 * 1024;
 
 /// Where a second parser may start in a file of `SPLIT_AT` bytes or more: past

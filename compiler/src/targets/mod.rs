@@ -43,11 +43,10 @@ pub fn header(comment: &str, options: &Options, topology: &str) -> String {
 
 /// The room reserved, per service, for a file that holds every service of a
 /// host (a compose file, an nginx config), before it is written: grown by
-/// doubling, a 7 MB file copies itself a dozen times and, at its last growth,
-/// holds the old and the new copy at once (a tenth of a large build's peak).
-/// Room never written is address space, not memory (the pages are not
-/// touched), so the estimate errs high: a service takes 700 bytes in the
-/// benchmark's compose file and 650 in its nginx config.
+/// doubling, a large file copies itself a dozen times and, at its last
+/// growth, holds the old and the new copy at once. Room never written is
+/// address space, not memory (the pages are not touched), so the estimate
+/// errs high (docs/performance.md has a service's bytes in each file).
 pub(crate) const ROOM_PER_SERVICE: usize = 2048;
 
 /// A target failed where it cannot fail: reported, never a missing file.
