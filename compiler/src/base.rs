@@ -18,73 +18,73 @@ pub type IndexSet<T> = indexmap::IndexSet<T, rustc_hash::FxBuildHasher>;
 /// file has hundreds of thousands of them (docs/performance.md).
 pub type Name = smol_str::SmolStr;
 
-/// Parts of a large structure that few of its values have (a service's
-/// volumes, autoscaler, HA...), behind one box made only when one of them is
-/// set: a file of thousands of services holds thousands of definitions and
-/// instances, and these parts, inline, were most of their size. Reading an
-/// unset part reads the empty one; writing one makes the box.
+/// A part of a large structure that few of its values have (a service's
+/// storage, its replication, its scaling...), behind a box made only when
+/// the part is set: a file of thousands of services holds thousands of
+/// definitions and instances, and these parts, inline, were most of their
+/// size. Reading an unset part reads the empty one; writing makes the box.
 #[derive(Debug, Clone, Default)]
-pub struct Rare<T>(Option<Box<T>>);
+pub struct Part<T>(Option<Box<T>>);
 
-/// What [`Rare`] holds: parts that are all empty by default.
-pub trait Parts: Default + PartialEq + 'static {
-    /// The parts, all empty (what an unset box reads as).
+/// What a [`Part`] holds: a type whose `Default` is empty.
+pub trait EmptyPart: Default + PartialEq + 'static {
+    /// The empty value (what an unset part reads as).
     fn empty() -> &'static Self;
 }
 
-/// Implements [`Parts`] for a type whose `Default` is its empty parts: one
-/// static of them, made at the first read of an unset box.
-macro_rules! rare_parts {
-    ($parts:ty) => {
-        impl $crate::base::Parts for $parts {
-            fn empty() -> &'static $parts {
-                static EMPTY: std::sync::LazyLock<$parts> =
-                    std::sync::LazyLock::new(<$parts>::default);
+/// Implements [`EmptyPart`] for a type whose `Default` is empty: one static
+/// of it, made at the first read of an unset part.
+macro_rules! empty_part {
+    ($($part:ty),* $(,)?) => {
+        $(impl $crate::base::EmptyPart for $part {
+            fn empty() -> &'static $part {
+                static EMPTY: std::sync::LazyLock<$part> =
+                    std::sync::LazyLock::new(<$part>::default);
                 &EMPTY
             }
-        }
+        })*
     };
 }
-pub(crate) use rare_parts;
+pub(crate) use empty_part;
 
-impl<T: Parts> Rare<T> {
-    /// The parts, when any was set.
+impl<T: EmptyPart> Part<T> {
+    /// The part, when it was set.
     pub fn get(&self) -> Option<&T> {
         self.0.as_deref()
     }
 }
 
-impl<T: Parts> From<T> for Rare<T> {
-    /// No box when every part is empty.
-    fn from(parts: T) -> Rare<T> {
-        if parts == *T::empty() {
-            Rare(None)
+impl<T: EmptyPart> From<T> for Part<T> {
+    /// No box for an empty part.
+    fn from(part: T) -> Part<T> {
+        if part == *T::empty() {
+            Part(None)
         } else {
-            Rare(Some(Box::new(parts)))
+            Part(Some(Box::new(part)))
         }
     }
 }
 
-impl<T: Parts> std::ops::Deref for Rare<T> {
+impl<T: EmptyPart> std::ops::Deref for Part<T> {
     type Target = T;
 
     fn deref(&self) -> &T {
         match &self.0 {
-            Some(parts) => parts,
+            Some(part) => part,
             None => T::empty(),
         }
     }
 }
 
-impl<T: Parts> std::ops::DerefMut for Rare<T> {
+impl<T: EmptyPart> std::ops::DerefMut for Part<T> {
     fn deref_mut(&mut self) -> &mut T {
         self.0.get_or_insert_with(Box::default)
     }
 }
 
-impl<T: Parts> PartialEq for Rare<T> {
-    /// An unset box and a box of empty parts are the same parts.
-    fn eq(&self, other: &Rare<T>) -> bool {
+impl<T: EmptyPart> PartialEq for Part<T> {
+    /// An unset part and an empty one are the same.
+    fn eq(&self, other: &Part<T>) -> bool {
         **self == **other
     }
 }

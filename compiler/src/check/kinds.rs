@@ -170,10 +170,10 @@ pub(super) fn check_args(
     diags: &mut Diagnostics,
 ) {
     for def in written {
-        for (key, arg) in &def.rare.args {
-            if !eff.rare.params.contains_key(key) {
+        for (key, arg) in &def.parameters.args {
+            if !eff.parameters.params.contains_key(key) {
                 let mut known: Vec<&str> = schema::SERVICE.names().collect();
-                known.extend(eff.rare.params.keys().map(Name::as_str));
+                known.extend(eff.parameters.params.keys().map(Name::as_str));
                 let d = Diagnostic::error(
                     Code::UnknownField,
                     arg.key.span,
@@ -191,8 +191,8 @@ pub(super) fn check_args(
 /// Every parameter without a default must be set by the service (checked on the
 /// base definition only, so that placements do not repeat it).
 pub(super) fn check_params(name: &str, name_span: Span, def: &ServiceDef, diags: &mut Diagnostics) {
-    for p in def.rare.params.values() {
-        if p.default.is_none() && !def.rare.args.contains_key(&p.name.name) {
+    for p in def.parameters.params.values() {
+        if p.default.is_none() && !def.parameters.args.contains_key(&p.name.name) {
             diags.push(
                 Diagnostic::error(
                     Code::MissingField,

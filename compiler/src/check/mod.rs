@@ -117,7 +117,7 @@ pub fn bases<'a>(stack: &'a Stack, diags: &mut Diagnostics) -> Checked<'a> {
                 if kind_known {
                     check_args(&decl.name.name, &base, &[def], diags);
                 } else {
-                    base.rare.args.clear();
+                    base.parameters.args.clear();
                 }
                 // A kind unknown or cut by an error may have given the image:
                 // its absence is not reported again.
@@ -235,10 +235,10 @@ fn check_def(
     check_port_refs(name, def, diags);
     check_ports(def, diags);
     check_depends_on(stack, name, def, diags);
-    if let Some(h) = &def.rare.ha {
+    if let Some(h) = &def.replication.ha {
         ha::check_options(stack, bases, name, h, diags);
     }
-    if let Some(mode) = def.rare.ha.as_ref().map(|h| &h.mode) {
+    if let Some(mode) = def.replication.ha.as_ref().map(|h| &h.mode) {
         ha::check_mode(name, def, mode, diags);
     }
 }
@@ -288,16 +288,16 @@ fn check_values(
     for var in def.env.values() {
         check_expr(stack, bases, Some(name), &var.value, diags);
     }
-    for e in [&def.rare.url, &def.rare.read_url, &def.rare.public_url]
+    for e in [&def.reach.url, &def.reach.read_url, &def.reach.public_url]
         .into_iter()
         .flatten()
     {
         check_expr(stack, bases, Some(name), e, diags);
     }
-    for arg in def.rare.args.values() {
+    for arg in def.parameters.args.values() {
         check_expr(stack, bases, Some(name), &arg.value, diags);
     }
-    for p in def.rare.params.values() {
+    for p in def.parameters.params.values() {
         if let Some(d) = &p.default {
             check_expr(stack, bases, Some(name), d, diags);
         }
@@ -306,7 +306,7 @@ fn check_values(
 
 /// Volume names are DNS labels, and each has a path.
 fn check_volumes(def: &ServiceDef, diags: &mut Diagnostics) {
-    for vol in def.rare.volumes.values() {
+    for vol in def.storage.volumes.values() {
         dns_label(&vol.name, "volume", diags);
         if vol.path.is_none() && !def.rejected.iter().any(|r| r == "volume") {
             diags.push(
@@ -348,7 +348,7 @@ fn check_port_refs(name: &str, def: &ServiceDef, diags: &mut Diagnostics) {
             );
         }
     };
-    for p in def.rare.public.iter().flat_map(|p| &p.value) {
+    for p in def.reach.public.iter().flat_map(|p| &p.value) {
         port_ref(p, "`public`", diags);
     }
     for probe in [
@@ -368,7 +368,7 @@ fn check_port_refs(name: &str, def: &ServiceDef, diags: &mut Diagnostics) {
             port_ref(p, "the route", diags);
         }
     }
-    if let Some(p) = def.rare.metrics.as_ref().and_then(|m| m.port.as_ref()) {
+    if let Some(p) = def.reach.metrics.as_ref().and_then(|m| m.port.as_ref()) {
         port_ref(p, "`metrics`", diags);
     }
 }
@@ -392,7 +392,7 @@ fn check_ports(def: &ServiceDef, diags: &mut Diagnostics) {
 
 /// `depends_on` names services, never the service itself.
 fn check_depends_on(stack: &Stack, name: &str, def: &ServiceDef, diags: &mut Diagnostics) {
-    for dep in def.rare.depends_on.iter().flat_map(|d| &d.value) {
+    for dep in def.lifecycle.depends_on.iter().flat_map(|d| &d.value) {
         if !stack.services.contains_key(&dep.service.name) {
             diags.push(unknown_service(stack, &dep.service));
         } else if dep.service.name == name {

@@ -54,7 +54,7 @@ fn check_reference(
     };
     let params: Vec<&str> = bases
         .get(&service)
-        .map(|b| b.rare.params.keys().map(Name::as_str).collect())
+        .map(|b| b.parameters.params.keys().map(Name::as_str).collect())
         .unwrap_or_default();
     if attr.name == "ports" {
         return check_port(bases, &service, first, r);

@@ -58,11 +58,11 @@ impl Lower<'_> {
             "param" if is_kind => self.param(def, e),
             "port" => self.port(def, e),
             "volume" => self.volume(def, e),
-            "autoscale" => def.rare.autoscale = Some(Box::new(self.autoscale(e))),
-            "metrics" => def.rare.metrics = self.metrics(e).map(Box::new),
+            "autoscale" => def.scaling.autoscale = Some(Box::new(self.autoscale(e))),
+            "metrics" => def.reach.metrics = self.metrics(e).map(Box::new),
             "mount" => self.mount(def, e),
             "health" => self.health(def, e),
-            "ha" => def.rare.ha = self.ha(e).map(Box::new),
+            "ha" => def.replication.ha = self.ha(e).map(Box::new),
             _ if schema::SERVICE.has(key) || (is_kind && key == "ha_modes") => {
                 if let Some(v) = self.assigned(e) {
                     self.assignment(def, &e.key, v);
@@ -86,15 +86,15 @@ impl Lower<'_> {
                 let image = self.name_string(v);
                 def.image = self.in_grammar(Place::Image, image);
             }
-            "build" => def.rare.build = self.string(v),
-            "command" => def.rare.command = self.container_command(v),
-            "entrypoint" => def.rare.entrypoint = self.container_command(v),
-            "public" => def.rare.public = self.names(v),
-            "stop_grace_period" => def.rare.stop_grace_period = self.duration(v),
-            "pre_stop" => def.rare.pre_stop = self.duration(v),
+            "build" => def.program.build = self.string(v),
+            "command" => def.program.command = self.container_command(v),
+            "entrypoint" => def.program.entrypoint = self.container_command(v),
+            "public" => def.reach.public = self.names(v),
+            "stop_grace_period" => def.lifecycle.stop_grace_period = self.duration(v),
+            "pre_stop" => def.lifecycle.pre_stop = self.duration(v),
             "weight" => {
-                def.rare.weight = self.integer(v, "a weight");
-                if let Some(w) = &def.rare.weight {
+                def.reach.weight = self.integer(v, "a weight");
+                if let Some(w) = &def.reach.weight {
                     if w.value == 0 {
                         self.push(
                             Diagnostic::error(
@@ -108,10 +108,10 @@ impl Lower<'_> {
                     }
                 }
             }
-            "min_available" => def.rare.min_available = self.integer(v, "a pod count"),
+            "min_available" => def.scaling.min_available = self.integer(v, "a pod count"),
             "replicas" => def.replicas = self.integer(v, "a replica count"),
             "restart" => {
-                def.rare.restart = self.choice(
+                def.lifecycle.restart = self.choice(
                     v,
                     &[
                         ("no", Restart::No),
@@ -121,11 +121,11 @@ impl Lower<'_> {
                     ],
                 );
             }
-            "depends_on" => def.rare.depends_on = self.depends_on(v),
-            "url" => def.rare.url = self.expr(v),
-            "read_url" => def.rare.read_url = self.expr(v),
-            "public_url" => def.rare.public_url = self.expr(v),
-            "ha_modes" => def.rare.ha_modes = self.names(v),
+            "depends_on" => def.lifecycle.depends_on = self.depends_on(v),
+            "url" => def.reach.url = self.expr(v),
+            "read_url" => def.reach.read_url = self.expr(v),
+            "public_url" => def.reach.public_url = self.expr(v),
+            "ha_modes" => def.replication.ha_modes = self.names(v),
             _ => {
                 let d = not_a_field(key, &schema::SERVICE);
                 self.push(d);
@@ -155,9 +155,9 @@ impl Lower<'_> {
         let entries = self.block(e);
         for (f, v) in self.settings(entries, "an update block") {
             match f.key.name.as_str() {
-                "max_surge" => def.rare.update.max_surge = self.integer(v, "a pod count"),
+                "max_surge" => def.scaling.update.max_surge = self.integer(v, "a pod count"),
                 "max_unavailable" => {
-                    def.rare.update.max_unavailable = self.integer(v, "a pod count")
+                    def.scaling.update.max_unavailable = self.integer(v, "a pod count")
                 }
                 _ => {
                     let d = not_a_field(&f.key, &schema::UPDATE);
@@ -171,7 +171,7 @@ impl Lower<'_> {
     fn resources(&mut self, def: &mut ServiceDef, e: &Entry) {
         let entries = self.block(e);
         for (f, v) in self.settings(entries, "resources") {
-            let r = &mut def.rare.resources;
+            let r = &mut def.resources;
             match f.key.name.as_str() {
                 "cpu" => r.cpu = self.cpu(v),
                 "cpu_limit" => r.cpu_limit = self.cpu(v),
@@ -229,7 +229,7 @@ impl Lower<'_> {
                 None
             }
         };
-        def.rare
+        def.parameters
             .params
             .insert(name.name.clone(), ParamDecl { name, default });
     }
@@ -241,7 +241,7 @@ impl Lower<'_> {
             // A value for a parameter that the kind may declare; `check` decides.
             EntryValue::Assign(v) if e.label.is_none() => {
                 if let Some(value) = self.expr(v) {
-                    def.rare.args.insert(
+                    def.parameters.args.insert(
                         e.key.name.clone(),
                         Assignment {
                             key: e.key.clone(),
@@ -270,7 +270,7 @@ impl Lower<'_> {
             websocket: false,
             default: false,
             strip_prefix: false,
-            rare: crate::base::Rare::default(),
+            options: crate::base::Part::default(),
         };
         let entries = self.block(e);
         for (f, v) in self.settings(entries, "a route") {
@@ -278,7 +278,7 @@ impl Lower<'_> {
                 "port" => r.port = self.name(v),
                 "domain" => {
                     let domain = self.string(v);
-                    r.rare.domain = self.in_grammar(Place::Domain, domain);
+                    r.options.domain = self.in_grammar(Place::Domain, domain);
                 }
                 "strategy" => {
                     r.strategy = self.choice(
@@ -291,13 +291,13 @@ impl Lower<'_> {
                         ],
                     )
                 }
-                "rate" => r.rare.rate = self.integer(v, "requests per second"),
-                "burst" => r.rare.burst = self.integer(v, "a request count"),
-                "limit_status" => r.rare.limit_status = self.integer(v, "an HTTP status"),
-                "connect_timeout" => r.rare.connect_timeout = self.duration(v),
-                "send_timeout" => r.rare.send_timeout = self.duration(v),
-                "read_timeout" => r.rare.read_timeout = self.duration(v),
-                "body_size" => r.rare.body_size = self.size(v),
+                "rate" => r.options.rate = self.integer(v, "requests per second"),
+                "burst" => r.options.burst = self.integer(v, "a request count"),
+                "limit_status" => r.options.limit_status = self.integer(v, "an HTTP status"),
+                "connect_timeout" => r.options.connect_timeout = self.duration(v),
+                "send_timeout" => r.options.send_timeout = self.duration(v),
+                "read_timeout" => r.options.read_timeout = self.duration(v),
+                "body_size" => r.options.body_size = self.size(v),
                 "websocket" => r.websocket = self.boolean(v).unwrap_or(false),
                 "default" => r.default = self.boolean(v).unwrap_or(false),
                 "strip_prefix" => r.strip_prefix = self.boolean(v).unwrap_or(false),
@@ -396,7 +396,7 @@ impl Lower<'_> {
         if let Some(path) = &path {
             self.absolute_path(path);
         }
-        def.rare
+        def.storage
             .volumes
             .insert(name.name.clone(), VolumeDef { name, path, size });
     }
@@ -587,7 +587,7 @@ impl Lower<'_> {
             return;
         };
         self.absolute_path(&target);
-        def.rare.mounts.insert(
+        def.storage.mounts.insert(
             Name::new(&source.value),
             MountDef {
                 source,

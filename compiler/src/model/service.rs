@@ -2,6 +2,7 @@
 //! the parts few services set; how an override is laid over it.
 
 use super::*;
+use crate::base::Part;
 
 /// `port NAME = N` or `port NAME { container = N  host = M  protocol = http }`.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,12 +130,12 @@ pub struct RouteDef {
     /// Forward without the matched prefix (`/api/users` → `/users`).
     pub strip_prefix: bool,
     /// The settings few routes have (domain, rate limit, timeouts, body
-    /// size), read and written as `route.rare.rate`.
-    pub rare: crate::base::Rare<RouteOptions>,
+    /// size), read and written as `route.options.rate`.
+    pub options: Part<RouteOptions>,
 }
 
-/// A route's settings that most routes leave out, behind one box (see
-/// [`crate::base::Rare`]): inline, a route was 328 bytes.
+/// A route's settings that most routes leave out, boxed only when set (see
+/// [`crate::base::Part`]).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RouteOptions {
     /// The domain it is served on (default: the host of the service's public URL).
@@ -211,92 +212,163 @@ pub struct ServiceDef {
     /// Fields written with a value that was rejected (and reported) while lowering:
     /// later checks do not report them missing too.
     pub rejected: Vec<Name>,
-    /// What fewer definitions say (volumes, resources, HA...), read and
-    /// written as `def.rare.volumes`.
-    pub rare: crate::base::Rare<RareDef>,
+    // The parts few definitions set, each boxed only when set.
+    pub program: Part<ProgramDef>,
+    pub reach: Part<ReachDef>,
+    pub storage: Part<StorageDef>,
+    pub resources: Part<ResourcesDef>,
+    pub lifecycle: Part<LifecycleDef>,
+    pub replication: Part<ReplicationDef>,
+    pub scaling: Part<ScalingDef>,
+    pub parameters: Part<ParametersDef>,
 }
 
-/// The fields of a definition that most services leave out, behind one box
-/// (see [`crate::base::Rare`]): inline, they were most of a definition's size
-/// and of a large build's peak heap (docs/performance.md).
+/// What a service runs, besides its image.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct RareDef {
+pub struct ProgramDef {
     pub build: Option<Sp<String>>,
     /// Replaces the image's CMD: words, never run by a shell stackc adds.
     pub command: Option<Sp<Vec<String>>>,
     /// Replaces the image's ENTRYPOINT.
     pub entrypoint: Option<Sp<Vec<String>>>,
+}
+
+/// How others reach a service: its public ports, its URLs, what Prometheus
+/// scrapes, and its share of a weighted route.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReachDef {
     pub public: Option<Sp<Vec<Ident>>>,
-    pub volumes: IndexMap<Name, VolumeDef>,
-    pub mounts: IndexMap<Name, MountDef>,
-    pub resources: ResourcesDef,
-    pub restart: Option<Sp<Restart>>,
-    pub depends_on: Option<Sp<Vec<DepDecl>>>,
     pub url: Option<Expr>,
     pub read_url: Option<Expr>,
     pub public_url: Option<Expr>,
-    pub ha: Option<Box<HaDef>>,
-    pub ha_modes: Option<Sp<Vec<Ident>>>,
-    pub autoscale: Option<Box<AutoscaleDef>>,
-    pub update: UpdateDef,
-    pub stop_grace_period: Option<Sp<Duration>>,
-    /// A delay before the stop signal, while endpoints drain.
-    pub pre_stop: Option<Sp<Duration>>,
-    /// The PodDisruptionBudget's `minAvailable` (default: `maxUnavailable: 1`).
-    pub min_available: Option<Sp<u32>>,
     /// What Prometheus scrapes: `metrics { port = http  path = "/metrics" }`.
     pub metrics: Option<Box<MetricsDef>>,
     /// This placement's share of a weighted route (`run api { weight = 3 }`).
     pub weight: Option<Sp<u32>>,
+}
+
+/// A service's named volumes and bind mounts.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StorageDef {
+    pub volumes: IndexMap<Name, VolumeDef>,
+    pub mounts: IndexMap<Name, MountDef>,
+}
+
+/// When a service starts, restarts and stops.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LifecycleDef {
+    pub restart: Option<Sp<Restart>>,
+    pub depends_on: Option<Sp<Vec<DepDecl>>>,
+    pub stop_grace_period: Option<Sp<Duration>>,
+    /// A delay before the stop signal, while endpoints drain.
+    pub pre_stop: Option<Sp<Duration>>,
+}
+
+/// A service's HA mode, and the modes its kind offers.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReplicationDef {
+    pub ha: Option<Box<HaDef>>,
+    pub ha_modes: Option<Sp<Vec<Ident>>>,
+}
+
+/// Kubernetes scaling: the autoscaler, the rolling update and the
+/// disruption budget.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ScalingDef {
+    pub autoscale: Option<Box<AutoscaleDef>>,
+    pub update: UpdateDef,
+    /// The PodDisruptionBudget's `minAvailable` (default: `maxUnavailable: 1`).
+    pub min_available: Option<Sp<u32>>,
+}
+
+/// A kind's parameters, and the values a service gives them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ParametersDef {
     pub params: IndexMap<Name, ParamDecl>,
     pub args: IndexMap<Name, Assignment>,
 }
 
-impl RareDef {
-    fn overlay(&mut self, top: &RareDef) {
-        lay(&mut self.build, &top.build);
-        lay(&mut self.command, &top.command);
-        lay(&mut self.entrypoint, &top.entrypoint);
-        lay(&mut self.public, &top.public);
-        for (name, vol) in &top.volumes {
-            match self.volumes.get_mut(name) {
+crate::base::empty_part!(
+    RouteOptions,
+    ProgramDef,
+    ReachDef,
+    StorageDef,
+    ResourcesDef,
+    LifecycleDef,
+    ReplicationDef,
+    ScalingDef,
+    ParametersDef,
+);
+
+/// Lays each part of `top` over `base`'s, unless `top` leaves it unset (laying
+/// an unset part would make its box).
+fn lay_part<T: crate::base::EmptyPart>(
+    base: &mut Part<T>,
+    top: &Part<T>,
+    lay: impl FnOnce(&mut T, &T),
+) {
+    if let Some(top) = top.get() {
+        lay(base, top);
+    }
+}
+
+/// Each part's fields laid over the base's: scalars and lists replaced, maps
+/// merged by key.
+fn lay_parts(base: &mut ServiceDef, top: &ServiceDef) {
+    lay_part(&mut base.program, &top.program, |b, t| {
+        lay(&mut b.build, &t.build);
+        lay(&mut b.command, &t.command);
+        lay(&mut b.entrypoint, &t.entrypoint);
+    });
+    lay_part(&mut base.reach, &top.reach, |b, t| {
+        lay(&mut b.public, &t.public);
+        lay(&mut b.url, &t.url);
+        lay(&mut b.read_url, &t.read_url);
+        lay(&mut b.public_url, &t.public_url);
+        lay(&mut b.weight, &t.weight);
+        lay(&mut b.metrics, &t.metrics);
+    });
+    lay_part(&mut base.storage, &top.storage, |b, t| {
+        for (name, vol) in &t.volumes {
+            match b.volumes.get_mut(name) {
                 Some(base) => {
                     lay(&mut base.path, &vol.path);
                     lay(&mut base.size, &vol.size);
                 }
                 None => {
-                    self.volumes.insert(name.clone(), vol.clone());
+                    b.volumes.insert(name.clone(), vol.clone());
                 }
             }
         }
-        lay_map(&mut self.mounts, &top.mounts);
-        let (r, t) = (&mut self.resources, &top.resources);
+        lay_map(&mut b.mounts, &t.mounts);
+    });
+    lay_part(&mut base.resources, &top.resources, |r, t| {
         lay(&mut r.cpu, &t.cpu);
         lay(&mut r.memory, &t.memory);
         lay(&mut r.cpu_limit, &t.cpu_limit);
         lay(&mut r.memory_limit, &t.memory_limit);
         lay(&mut r.gpu, &t.gpu);
-        lay(&mut self.restart, &top.restart);
-        lay(&mut self.depends_on, &top.depends_on);
-        lay(&mut self.url, &top.url);
-        lay(&mut self.read_url, &top.read_url);
-        lay(&mut self.public_url, &top.public_url);
-        lay(&mut self.ha, &top.ha);
-        lay(&mut self.ha_modes, &top.ha_modes);
-        lay(&mut self.autoscale, &top.autoscale);
-        lay(&mut self.update.max_surge, &top.update.max_surge);
-        lay(
-            &mut self.update.max_unavailable,
-            &top.update.max_unavailable,
-        );
-        lay(&mut self.stop_grace_period, &top.stop_grace_period);
-        lay(&mut self.pre_stop, &top.pre_stop);
-        lay(&mut self.min_available, &top.min_available);
-        lay(&mut self.weight, &top.weight);
-        lay(&mut self.metrics, &top.metrics);
-        lay_map(&mut self.params, &top.params);
-        lay_map(&mut self.args, &top.args);
-    }
+    });
+    lay_part(&mut base.lifecycle, &top.lifecycle, |b, t| {
+        lay(&mut b.restart, &t.restart);
+        lay(&mut b.depends_on, &t.depends_on);
+        lay(&mut b.stop_grace_period, &t.stop_grace_period);
+        lay(&mut b.pre_stop, &t.pre_stop);
+    });
+    lay_part(&mut base.replication, &top.replication, |b, t| {
+        lay(&mut b.ha, &t.ha);
+        lay(&mut b.ha_modes, &t.ha_modes);
+    });
+    lay_part(&mut base.scaling, &top.scaling, |b, t| {
+        lay(&mut b.autoscale, &t.autoscale);
+        lay(&mut b.update.max_surge, &t.update.max_surge);
+        lay(&mut b.update.max_unavailable, &t.update.max_unavailable);
+        lay(&mut b.min_available, &t.min_available);
+    });
+    lay_part(&mut base.parameters, &top.parameters, |b, t| {
+        lay_map(&mut b.params, &t.params);
+        lay_map(&mut b.args, &t.args);
+    });
 }
 
 fn lay<T: Clone>(base: &mut Option<T>, top: &Option<T>) {
@@ -351,7 +423,7 @@ impl ServiceDef {
     /// The names of the HA modes its kind offers (`single` is always allowed
     /// besides them), as the kind writes them.
     pub fn ha_mode_names(&self) -> Vec<&str> {
-        self.rare
+        self.replication
             .ha_modes
             .iter()
             .flat_map(|m| &m.value)
@@ -366,7 +438,7 @@ impl ServiceDef {
 
     /// Its HA mode (`single` when it chooses none).
     pub fn ha_mode(&self) -> &HaMode {
-        self.rare
+        self.replication
             .ha
             .as_ref()
             .map_or(&HaMode::Single, |h| &h.mode.value)
@@ -396,13 +468,7 @@ impl ServiceDef {
         lay(&mut self.health.readiness, &top.health.readiness);
         lay(&mut self.health.startup, &top.health.startup);
         lay_map(&mut self.routes, &top.routes);
-        // The rare fields only when the top has any (laying them makes the box).
-        if let Some(top) = top.rare.get() {
-            self.rare.overlay(top);
-        }
+        lay_parts(self, top);
         self.rejected.extend(top.rejected.iter().cloned());
     }
 }
-
-crate::base::rare_parts!(RouteOptions);
-crate::base::rare_parts!(RareDef);

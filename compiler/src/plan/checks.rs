@@ -66,7 +66,7 @@ impl Topo<'_> {
                 };
                 let refs = effects[h][i].deps.iter().map(|(t, s)| (t.as_str(), *s));
                 let explicit = p
-                    .and_then(|p| p.def.rare.depends_on.as_ref())
+                    .and_then(|p| p.def.lifecycle.depends_on.as_ref())
                     .into_iter()
                     .flat_map(|d| d.value.iter().map(|d| (d.service.name.as_str(), d.span)));
                 for (target, span) in refs.chain(explicit) {
@@ -138,24 +138,21 @@ impl Topo<'_> {
             return;
         };
         let host_gpu = host.gpu.as_ref().map_or(0, |g| g.value);
-        let users: Vec<&Instance> = services
-            .iter()
-            .filter(|i| i.rare.resources.gpu > 0)
-            .collect();
+        let users: Vec<&Instance> = services.iter().filter(|i| i.resources.gpu > 0).collect();
         let total: u32 = users
             .iter()
-            .map(|i| i.rare.resources.gpu.saturating_mul(i.replicas))
+            .map(|i| i.resources.gpu.saturating_mul(i.replicas))
             .fold(0, u32::saturating_add);
         let alone_too_many = users
             .iter()
-            .any(|i| i.rare.resources.gpu.saturating_mul(i.replicas) > host_gpu);
+            .any(|i| i.resources.gpu.saturating_mul(i.replicas) > host_gpu);
         // A service that does not fit alone was reported on its own.
         if users.len() < 2 || total <= host_gpu || alone_too_many {
             return;
         }
         let names: Vec<String> = users
             .iter()
-            .map(|i| format!("`{}` ({} x {})", i.name, i.replicas, i.rare.resources.gpu))
+            .map(|i| format!("`{}` ({} x {})", i.name, i.replicas, i.resources.gpu))
             .collect();
         let span = host.gpu.as_ref().map_or(host.name.span, |g| g.span);
         diags.push(
@@ -247,7 +244,7 @@ impl Topo<'_> {
         }
         let mut volumes: IndexMap<&str, &str> = IndexMap::default();
         for inst in services {
-            for v in &inst.rare.volumes {
+            for v in &inst.storage.volumes {
                 match volumes.get(v.name.as_str()) {
                     Some(other) if *other != inst.name.as_str() => {
                         let span = span_of(&inst.name).unwrap_or(host.name.span);
@@ -334,7 +331,7 @@ impl Topo<'_> {
     fn is_added(&self, name: &str, h: usize) -> bool {
         Added::owner(name).is_some_and(|(service, added)| {
             self.placement(service, h)
-                .and_then(|p| p.def.rare.ha.as_ref())
+                .and_then(|p| p.def.replication.ha.as_ref())
                 .is_some_and(|ha| Added::by_mode(&ha.mode.value).contains(&added))
         })
     }
@@ -344,7 +341,13 @@ impl Topo<'_> {
     fn added_span(&self, name: &str, h: usize) -> Option<Span> {
         let (service, _) = Added::owner(name)?;
         let p = self.placement(service, h)?;
-        Some(p.def.rare.ha.as_ref().map_or(p.run_span, |ha| ha.span))
+        Some(
+            p.def
+                .replication
+                .ha
+                .as_ref()
+                .map_or(p.run_span, |ha| ha.span),
+        )
     }
 
     pub(super) fn check_ports(&self, h: usize, services: &[Instance], diags: &mut Diagnostics) {

@@ -31,7 +31,7 @@ impl Topo<'_> {
         self.check_ha_mode(name, def, role, replicas, decl_span, diags);
         let gpu = self.gpus(name, p, host, replicas, decl_span, diags);
         let public: Vec<&str> = def
-            .rare
+            .reach
             .public
             .iter()
             .flat_map(|p| &p.value)
@@ -51,7 +51,7 @@ impl Topo<'_> {
             replicas,
             probes,
             restart: def
-                .rare
+                .lifecycle
                 .restart
                 .as_ref()
                 .map_or(Restart::UnlessStopped, |r| r.value),
@@ -62,9 +62,9 @@ impl Topo<'_> {
             public_url: resolved.public_url,
             routes: routes(def),
             update: Update {
-                max_surge: def.rare.update.max_surge.as_ref().map_or(1, |v| v.value),
+                max_surge: def.scaling.update.max_surge.as_ref().map_or(1, |v| v.value),
                 max_unavailable: def
-                    .rare
+                    .scaling
                     .update
                     .max_unavailable
                     .as_ref()
@@ -72,9 +72,37 @@ impl Topo<'_> {
             },
             ha: def.ha_mode().clone(),
             host_network: false,
-            rare: self
-                .rare_parts(name, h, def, gpu, autoscale, resolved.params)
-                .into(),
+            program: Program {
+                build: def.program.build.as_ref().map(|b| b.value.clone()),
+                command: def.program.command.as_ref().map(|c| c.value.clone()),
+                entrypoint: def.program.entrypoint.as_ref().map(|c| c.value.clone()),
+                devices: Vec::new(),
+            }
+            .into(),
+            storage: storage(name, def).into(),
+            resources: Resources {
+                cpu: def.resources.cpu.as_ref().map(|c| c.value),
+                memory: def.resources.memory.as_ref().map(|c| c.value),
+                cpu_limit: def.resources.cpu_limit.as_ref().map(|c| c.value),
+                memory_limit: def.resources.memory_limit.as_ref().map(|c| c.value),
+                gpu,
+            }
+            .into(),
+            lifecycle: Lifecycle {
+                stop_grace_period: def.lifecycle.stop_grace_period.as_ref().map(|d| d.value),
+                pre_stop: def.lifecycle.pre_stop.as_ref().map(|d| d.value),
+            }
+            .into(),
+            scaling: Scaling {
+                autoscale: autoscale.map(Box::new),
+                min_available: def.scaling.min_available.as_ref().map(|m| m.value),
+            }
+            .into(),
+            replication: self.replication_plan(name, h, def).into(),
+            parameters: Parameters {
+                params: resolved.params,
+            }
+            .into(),
         };
         self.wire(name, h, &mut instance, diags);
         Some(instance)
@@ -113,7 +141,7 @@ impl Topo<'_> {
             );
         }
         if let (Some(h), true) = (
-            def.rare.ha.as_ref().map(|h| &h.mode),
+            def.replication.ha.as_ref().map(|h| &h.mode),
             *ha != HaMode::Single && def.offers(ha),
         ) {
             let kubernetes = self.topo.platform.value == Platform::Kubernetes;
@@ -180,13 +208,8 @@ impl Topo<'_> {
         diags: &mut Diagnostics,
     ) -> u32 {
         let def = &p.def;
-        let gpu = def.rare.resources.gpu.as_ref().map_or(0, |g| g.value);
-        let span = def
-            .rare
-            .resources
-            .gpu
-            .as_ref()
-            .map_or(decl_span, |g| g.span);
+        let gpu = def.resources.gpu.as_ref().map_or(0, |g| g.value);
+        let span = def.resources.gpu.as_ref().map_or(decl_span, |g| g.span);
         let host_gpu = host.gpu.as_ref().map_or(0, |g| g.value);
         if self.topo.platform.value == Platform::Kubernetes && gpu > 0 && host_gpu == 0 {
             diags.push(
@@ -243,7 +266,7 @@ impl Topo<'_> {
         diags: &mut Diagnostics,
     ) -> Vec<(Name, Condition)> {
         let explicit: Vec<(&Name, Gate, Span)> = def
-            .rare
+            .lifecycle
             .depends_on
             .iter()
             .flat_map(|d| &d.value)
@@ -338,70 +361,15 @@ impl Topo<'_> {
         targets
     }
 
-    /// What few services have: a build, volumes, mounts, HA plans...
-    fn rare_parts(
-        &self,
-        name: &Name,
-        h: usize,
-        def: &ServiceDef,
-        gpu: u32,
-        autoscale: Option<Autoscale>,
-        params: IndexMap<Name, Pieces>,
-    ) -> RareParts {
-        RareParts {
-            build: def.rare.build.as_ref().map(|b| b.value.clone()),
-            command: def.rare.command.as_ref().map(|c| c.value.clone()),
-            entrypoint: def.rare.entrypoint.as_ref().map(|c| c.value.clone()),
-            volumes: def
-                .rare
-                .volumes
-                .values()
-                .filter_map(|v| {
-                    Some(Volume {
-                        name: format!("{name}-{}", v.name.name),
-                        path: v.path.as_ref()?.value.clone(),
-                        size: v.size.as_ref().map_or(Size(1 << 30), |s| s.value),
-                    })
-                })
-                .collect(),
-            mounts: def
-                .rare
-                .mounts
-                .values()
-                .map(|m| match m.source.value.strip_prefix("@out/") {
-                    // A file stackc generates for this topology.
-                    Some(generated) => Mount {
-                        source: generated.to_string(),
-                        target: m.target.value.clone(),
-                        read_only: m.read_only,
-                        generated: true,
-                    },
-                    None => Mount {
-                        source: m.source.value.clone(),
-                        target: m.target.value.clone(),
-                        read_only: m.read_only,
-                        generated: false,
-                    },
-                })
-                .collect(),
-            resources: Resources {
-                cpu: def.rare.resources.cpu.as_ref().map(|c| c.value),
-                memory: def.rare.resources.memory.as_ref().map(|c| c.value),
-                cpu_limit: def.rare.resources.cpu_limit.as_ref().map(|c| c.value),
-                memory_limit: def.rare.resources.memory_limit.as_ref().map(|c| c.value),
-                gpu,
-            },
-            autoscale: autoscale.map(Box::new),
-            stop_grace_period: def.rare.stop_grace_period.as_ref().map(|d| d.value),
-            pre_stop: def.rare.pre_stop.as_ref().map(|d| d.value),
-            min_available: def.rare.min_available.as_ref().map(|m| m.value),
+    /// What its HA mode makes of it on this host.
+    fn replication_plan(&self, name: &Name, h: usize, def: &ServiceDef) -> Replication {
+        Replication {
             streaming: self.streaming_plan(name, h).map(Box::new),
             sentinel_node: self.sentinel_node(name, h).map(Box::new),
             patroni: self.patroni_node(name, h).map(Box::new),
             etcd: None,
-            devices: Vec::new(),
             sentinel: def
-                .rare
+                .replication
                 .ha
                 .as_ref()
                 .filter(|h| {
@@ -409,7 +377,6 @@ impl Topo<'_> {
                         && self.topo.platform.value == Platform::Kubernetes
                 })
                 .map(|h| Box::new(SentinelPlan::from_def(name, h))),
-            params,
         }
     }
 
@@ -417,14 +384,14 @@ impl Topo<'_> {
     /// variable the user sets too reported.
     fn wire(&self, name: &Name, h: usize, instance: &mut Instance, diags: &mut Diagnostics) {
         let declared = instance.env.len();
-        if let Some(s) = instance.rare.streaming.clone() {
+        if let Some(s) = instance.replication.streaming.clone() {
             s.wire(instance);
         }
         self.wire_redis_replica(name, h, instance);
-        if let Some(node) = instance.rare.sentinel_node.clone() {
+        if let Some(node) = instance.replication.sentinel_node.clone() {
             node.wire(instance);
         }
-        if let Some(node) = instance.rare.patroni.clone() {
+        if let Some(node) = instance.replication.patroni.clone() {
             self.wire_patroni(&node, instance);
         }
         self.wire_redis_auth(name, instance);
@@ -454,7 +421,11 @@ impl Topo<'_> {
 /// A placed service runs an image or a build.
 fn check_runnable(name: &Name, def: &ServiceDef, decl_span: Span, diags: &mut Diagnostics) {
     let rejected = |f: &str| def.rejected.iter().any(|r| r == f);
-    if def.image.is_none() && def.rare.build.is_none() && !rejected("image") && !rejected("build") {
+    if def.image.is_none()
+        && def.program.build.is_none()
+        && !rejected("image")
+        && !rejected("build")
+    {
         diags.push(
             Diagnostic::error(
                 Code::MissingField,
@@ -535,7 +506,7 @@ fn check_public_stateful(
     diags: &mut Diagnostics,
 ) {
     if role == Role::Stateful && !public.is_empty() {
-        let span = def.rare.public.as_ref().map_or(decl_span, |p| p.span);
+        let span = def.reach.public.as_ref().map_or(decl_span, |p| p.span);
         diags.push(
             Diagnostic::error(
                 Code::PublicStateful,
@@ -562,4 +533,42 @@ fn routes(def: &ServiceDef) -> Vec<RoutedPath> {
         })
     }));
     routes
+}
+
+/// Its volumes (each named after the service) and mounts (an `@out/` one is
+/// a file stackc generates for the topology).
+fn storage(name: &Name, def: &ServiceDef) -> Storage {
+    Storage {
+        volumes: def
+            .storage
+            .volumes
+            .values()
+            .filter_map(|v| {
+                Some(Volume {
+                    name: format!("{name}-{}", v.name.name),
+                    path: v.path.as_ref()?.value.clone(),
+                    size: v.size.as_ref().map_or(Size(1 << 30), |s| s.value),
+                })
+            })
+            .collect(),
+        mounts: def
+            .storage
+            .mounts
+            .values()
+            .map(|m| match m.source.value.strip_prefix("@out/") {
+                Some(generated) => Mount {
+                    source: generated.to_string(),
+                    target: m.target.value.clone(),
+                    read_only: m.read_only,
+                    generated: true,
+                },
+                None => Mount {
+                    source: m.source.value.clone(),
+                    target: m.target.value.clone(),
+                    read_only: m.read_only,
+                    generated: false,
+                },
+            })
+            .collect(),
+    }
 }

@@ -62,7 +62,7 @@ fn derived_names(inst: &Instance) -> Vec<String> {
             .map(|s| format!("{}{s}", inst.name))
             .collect();
     }
-    if inst.rare.sentinel.is_some() {
+    if inst.replication.sentinel.is_some() {
         return vec![
             names::headless(&inst.name),
             names::sentinels(&inst.name),
@@ -216,7 +216,7 @@ impl Topo<'_> {
         diags: &mut Diagnostics,
     ) {
         for param in ["database", "user"] {
-            let identifier = match inst.rare.params.get(param).map(|v| v.as_slice()) {
+            let identifier = match inst.parameters.params.get(param).map(|v| v.as_slice()) {
                 Some([Out::Text(t)]) => {
                     t.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
                         && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -224,7 +224,11 @@ impl Topo<'_> {
                 _ => false,
             };
             if !identifier {
-                let span = def.rare.args.get(param).map_or(decl, |a| a.value.span);
+                let span = def
+                    .parameters
+                    .args
+                    .get(param)
+                    .map_or(decl, |a| a.value.span);
                 diags.push(
                     Diagnostic::error(
                         Code::InvalidValue,
@@ -240,11 +244,15 @@ impl Topo<'_> {
             }
         }
         let secret = matches!(
-            inst.rare.params.get("password").map(|v| v.as_slice()),
+            inst.parameters.params.get("password").map(|v| v.as_slice()),
             Some([Out::Secret(_)])
         );
         if !secret {
-            let span = def.rare.args.get("password").map_or(decl, |a| a.value.span);
+            let span = def
+                .parameters
+                .args
+                .get("password")
+                .map_or(decl, |a| a.value.span);
             diags.push(
                 Diagnostic::error(
                     Code::InvalidValue,
@@ -303,12 +311,13 @@ fn check_workload_name(inst: &Instance, decl: Span, diags: &mut Diagnostics) {
 /// A Deployment's replicas cannot share a ReadWriteOnce claim, and a claim's
 /// name fits.
 fn check_claims(inst: &Instance, def: &ServiceDef, decl: Span, diags: &mut Diagnostics) {
-    let replicated = inst.replicas > 1 || inst.rare.autoscale.as_ref().is_some_and(|a| a.max > 1);
+    let replicated =
+        inst.replicas > 1 || inst.scaling.autoscale.as_ref().is_some_and(|a| a.max > 1);
     // A Deployment (an operator's cluster manages its own claims).
     let deployment = inst.role != Role::Stateful;
-    if deployment && replicated && !inst.rare.volumes.is_empty() {
+    if deployment && replicated && !inst.storage.volumes.is_empty() {
         let span = def
-            .rare
+            .storage
             .volumes
             .values()
             .next()
@@ -323,10 +332,10 @@ fn check_claims(inst: &Instance, def: &ServiceDef, decl: Span, diags: &mut Diagn
             .help(format!("write `role = stateful` in `{}`: a StatefulSet gives each replica a claim of its own", inst.name)),
         );
     }
-    for v in &inst.rare.volumes {
+    for v in &inst.storage.volumes {
         if v.name.len() > 63 {
             let span = def
-                .rare
+                .storage
                 .volumes
                 .values()
                 .find(|d| v.name.ends_with(d.name.name.as_str()))
@@ -363,8 +372,8 @@ fn check_port_names(def: &ServiceDef, diags: &mut Diagnostics) {
 
 /// A cluster pulls images: a build context alone cannot run.
 fn check_pulled_image(inst: &Instance, def: &ServiceDef, decl: Span, diags: &mut Diagnostics) {
-    if inst.image.is_none() && def.rare.build.is_some() {
-        let span = def.rare.build.as_ref().map_or(decl, |b| b.span);
+    if inst.image.is_none() && def.program.build.is_some() {
+        let span = def.program.build.as_ref().map_or(decl, |b| b.span);
         diags.push(
             Diagnostic::error(
                 Code::MissingField,
@@ -382,7 +391,7 @@ fn check_pulled_image(inst: &Instance, def: &ServiceDef, decl: Span, diags: &mut
 
 /// A cluster has no host paths.
 fn check_no_bind_mounts(def: &ServiceDef, diags: &mut Diagnostics) {
-    for m in def.rare.mounts.values() {
+    for m in def.storage.mounts.values() {
         diags.push(
             Diagnostic::error(
                 Code::NotSupported,

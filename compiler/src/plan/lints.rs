@@ -123,8 +123,8 @@ impl Topo<'_> {
         def: &ServiceDef,
         out: &mut Vec<Diagnostic>,
     ) {
-        if def.rare.params.contains_key("user")
-            && !def.rare.args.contains_key("user")
+        if def.parameters.params.contains_key("user")
+            && !def.parameters.args.contains_key("user")
             && self.is_kind(name, "postgres")
         {
             out.push(lint(
@@ -151,7 +151,7 @@ fn literal_credentials(name: &str, def: &ServiceDef, topology: &str, out: &mut V
         .env
         .values()
         .map(|a| (a, "variable"))
-        .chain(def.rare.args.values().map(|a| (a, "parameter")));
+        .chain(def.parameters.args.values().map(|a| (a, "parameter")));
     for (a, what) in assignments {
         if !credential(&a.key.name) {
             continue;
@@ -195,7 +195,7 @@ fn mutable_image(def: &ServiceDef, out: &mut Vec<Diagnostic>) {
 
 /// W0604: a public URL over plain HTTP.
 fn public_without_tls(name: &str, def: &ServiceDef, out: &mut Vec<Diagnostic>) {
-    if let Some(url) = &def.rare.public_url {
+    if let Some(url) = &def.reach.public_url {
         if url
             .pieces
             .first()
@@ -253,7 +253,7 @@ fn debug_settings(name: &str, def: &ServiceDef, topology: &str, out: &mut Vec<Di
 fn replicas_without_health(name: &str, decl: &Ident, def: &ServiceDef, out: &mut Vec<Diagnostic>) {
     let replicas = def.replicas.as_ref().map_or(1, |r| r.value);
     let health = &def.health;
-    if (replicas > 1 || def.rare.autoscale.is_some())
+    if (replicas > 1 || def.scaling.autoscale.is_some())
         && health.readiness.is_none()
         && health.liveness.is_none()
         && health.startup.is_none()
@@ -270,7 +270,9 @@ fn replicas_without_health(name: &str, decl: &Ident, def: &ServiceDef, out: &mut
 
 /// W0607: stateful without a volume.
 fn stateful_without_volume(name: &str, decl: &Ident, def: &ServiceDef, out: &mut Vec<Diagnostic>) {
-    if def.role.as_ref().is_some_and(|r| r.value == Role::Stateful) && def.rare.volumes.is_empty() {
+    if def.role.as_ref().is_some_and(|r| r.value == Role::Stateful)
+        && def.storage.volumes.is_empty()
+    {
         out.push(lint(
             Code::StatefulWithoutVolume,
             decl.span,

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::base::{IndexMap, IndexSet, Name};
+use crate::base::{IndexMap, IndexSet, Name, Part};
 
 use crate::check::{unknown_service, Checked};
 use crate::diag::{Code, Diagnostic, Diagnostics, Span};
@@ -266,31 +266,54 @@ pub struct Instance {
     pub ha: HaMode,
     /// Runs in the host's network (no published ports, no NAT).
     pub host_network: bool,
-    /// What few services have (a build, volumes, HA...), read and written as
-    /// `instance.rare.volumes`.
-    pub rare: Rare,
+    // The parts few instances have, each boxed only when set (an instance is
+    // planned for every service of every topology).
+    pub program: Part<Program>,
+    pub storage: Part<Storage>,
+    pub resources: Part<Resources>,
+    pub lifecycle: Part<Lifecycle>,
+    pub scaling: Part<Scaling>,
+    pub replication: Part<Replication>,
+    pub parameters: Part<Parameters>,
 }
 
-/// The parts of an instance that few services have (see [`crate::base::Rare`]). An
-/// instance is planned for every service of every topology: inline, these
-/// were most of its size (docs/performance.md).
-pub type Rare = crate::base::Rare<RareParts>;
-
+/// What an instance runs, besides its image.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct RareParts {
+pub struct Program {
     pub build: Option<String>,
     /// The image's CMD replaced (compose `command`, Kubernetes `args`).
     pub command: Option<Vec<String>>,
     /// The image's ENTRYPOINT replaced (compose `entrypoint`, Kubernetes
     /// `command`).
     pub entrypoint: Option<Vec<String>>,
+    /// Host devices passed to the container.
+    pub devices: Vec<String>,
+}
+
+/// An instance's volumes and mounts.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Storage {
     pub volumes: Vec<Volume>,
     pub mounts: Vec<Mount>,
-    pub resources: Resources,
-    pub autoscale: Option<Box<Autoscale>>,
+}
+
+/// How an instance stops.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Lifecycle {
     pub stop_grace_period: Option<Duration>,
     pub pre_stop: Option<Duration>,
+}
+
+/// Kubernetes scaling: the autoscaler and the disruption budget.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Scaling {
+    pub autoscale: Option<Box<Autoscale>>,
     pub min_available: Option<u32>,
+}
+
+/// What an instance's HA mode makes of it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Replication {
     /// Redis with Sentinel (Kubernetes).
     pub sentinel: Option<Box<SentinelPlan>>,
     /// PostgreSQL streaming replication (hosts).
@@ -301,13 +324,23 @@ pub struct RareParts {
     pub patroni: Option<Box<PatroniNode>>,
     /// A member of a Patroni cluster's etcd (hosts).
     pub etcd: Option<Box<EtcdMember>>,
-    /// Host devices passed to the container.
-    pub devices: Vec<String>,
-    /// The values of its kind's parameters, resolved.
+}
+
+/// The values of its kind's parameters, resolved.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Parameters {
     pub params: IndexMap<Name, Pieces>,
 }
 
-crate::base::rare_parts!(RareParts);
+crate::base::empty_part!(
+    Program,
+    Storage,
+    Resources,
+    Lifecycle,
+    Scaling,
+    Replication,
+    Parameters
+);
 
 impl Instance {
     /// A container stackc adds beside the declared services (a proxy, a
@@ -334,7 +367,13 @@ impl Instance {
             },
             ha: HaMode::Single,
             host_network: false,
-            rare: Rare::default(),
+            program: Part::default(),
+            storage: Part::default(),
+            resources: Part::default(),
+            lifecycle: Part::default(),
+            scaling: Part::default(),
+            replication: Part::default(),
+            parameters: Part::default(),
         }
     }
 
@@ -350,7 +389,7 @@ impl Instance {
 
     /// The fewest replicas the service runs with (the autoscaler's minimum).
     pub fn min_replicas(&self) -> u32 {
-        self.rare
+        self.scaling
             .autoscale
             .as_ref()
             .map_or(self.replicas, |a| a.min)

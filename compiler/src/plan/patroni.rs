@@ -110,7 +110,7 @@ impl Topo<'_> {
         };
         let listed = ps
             .first()
-            .and_then(|p| p.def.rare.ha.as_ref()?.etcd.as_ref());
+            .and_then(|p| p.def.replication.ha.as_ref()?.etcd.as_ref());
         match listed {
             Some(list) => {
                 let mut hosts = IndexSet::default();
@@ -140,7 +140,7 @@ impl Topo<'_> {
     /// the nodes run.
     pub(super) fn check_patroni(&self, name: &str, ps: &[Placement<'_>], diags: &mut Diagnostics) {
         let Some(primary) = ps.first() else { return };
-        let Some(ha) = primary.def.rare.ha.as_ref() else {
+        let Some(ha) = primary.def.replication.ha.as_ref() else {
             return;
         };
         if self.superuser_secret(name).is_none() {
@@ -253,12 +253,12 @@ impl Topo<'_> {
     fn superuser_secret(&self, name: &str) -> Option<(Name, Name)> {
         let def = &self.placements.get(name)?.first()?.def;
         let expr = def
-            .rare
+            .replication
             .ha
             .as_ref()?
             .superuser_password
             .as_ref()
-            .or_else(|| def.rare.args.get("password").map(|a| &a.value))?;
+            .or_else(|| def.parameters.args.get("password").map(|a| &a.value))?;
         self.secret_of(expr)
     }
 
@@ -282,7 +282,7 @@ impl Topo<'_> {
         let ps = self.placements.get(name)?;
         let primary = ps.first()?;
         let own = ps.iter().find(|p| p.host == h)?;
-        let ha = primary.def.rare.ha.as_ref()?;
+        let ha = primary.def.replication.ha.as_ref()?;
         let secs = |d: &Option<Sp<Duration>>, default: u64| {
             d.as_ref().map_or(default, |d| d.value.0 / 1000)
         };
@@ -298,17 +298,17 @@ impl Topo<'_> {
             .filter_map(|h| self.host_address(h))
             .map(|a| endpoint(&a, ETCD_CLIENT_PORT))
             .collect();
-        let data = own
-            .def
-            .rare
-            .volumes
-            .values()
-            .next()
-            .map_or("/var/lib/postgresql/data", |v| {
-                v.path
-                    .as_ref()
-                    .map_or("/var/lib/postgresql/data", |p| p.value.as_str())
-            });
+        let data =
+            own.def
+                .storage
+                .volumes
+                .values()
+                .next()
+                .map_or("/var/lib/postgresql/data", |v| {
+                    v.path
+                        .as_ref()
+                        .map_or("/var/lib/postgresql/data", |p| p.value.as_str())
+                });
         let node = host_name(h)?;
         Some(PatroniNode {
             service: name.to_string(),
@@ -349,16 +349,16 @@ impl Topo<'_> {
             .and_then(|ps| ps.first())
             .map(|p| &p.def);
         let ha_span = def
-            .and_then(|d| d.rare.ha.as_ref())
+            .and_then(|d| d.replication.ha.as_ref())
             .map_or(Span::default(), |h| h.span);
         inst.image = None;
-        inst.rare.build = Some(format!("@out/{}/image", node.service));
-        inst.rare.command = Some(vec![
+        inst.program.build = Some(format!("@out/{}/image", node.service));
+        inst.program.command = Some(vec![
             "/opt/patroni/bin/patroni".into(),
             format!("{PATRONI_DIR}/patroni.yml"),
         ]);
         inst.host_network = true;
-        inst.rare
+        inst.storage
             .mounts
             .push(Mount::generated(node.dir.clone(), PATRONI_DIR));
         let bind = vec![Bind::Address(node.address.clone())];
@@ -386,7 +386,7 @@ impl Topo<'_> {
             ),
             (
                 "PATRONI_REPLICATION_PASSWORD",
-                def.and_then(|d| d.rare.ha.as_ref()?.replication_password.as_ref())
+                def.and_then(|d| d.replication.ha.as_ref()?.replication_password.as_ref())
                     .and_then(|e| self.secret_of(e)),
             ),
         ];
@@ -418,7 +418,7 @@ impl Topo<'_> {
             ..Probes::default()
         };
         if node.watchdog == Watchdog::Required {
-            inst.rare.devices.push("/dev/watchdog".into());
+            inst.program.devices.push("/dev/watchdog".into());
         }
         inst.refers_to.push(format!("{}-etcd", node.service).into());
     }
@@ -486,20 +486,27 @@ impl Topo<'_> {
                     })),
                     ..Probes::default()
                 },
-                rare: RareParts {
+                program: Program {
                     command: Some(vec![
                         "etcd".into(),
                         "--config-file".into(),
                         ETCD_CONFIG.into(),
                     ]),
+                    ..Program::default()
+                }
+                .into(),
+                storage: Storage {
                     volumes: vec![Volume {
                         name: format!("{instance}-data"),
                         path: ETCD_DATA_DIR.into(),
                         size: Size(1 << 30),
                     }],
                     mounts: vec![Mount::generated(member.file.clone(), ETCD_CONFIG)],
+                }
+                .into(),
+                replication: Replication {
                     etcd: Some(Box::new(member)),
-                    ..RareParts::default()
+                    ..Replication::default()
                 }
                 .into(),
                 ..Instance::auxiliary(instance.into(), Role::Stateful)
@@ -515,12 +522,12 @@ impl Topo<'_> {
         Instance {
             image: Some(HAPROXY_IMAGE.into()),
             refers_to: vec![Name::new(service)],
-            rare: RareParts {
+            storage: Storage {
                 mounts: vec![Mount::generated(
                     format!("{service}/haproxy.cfg"),
                     HAPROXY_CONFIG,
                 )],
-                ..RareParts::default()
+                ..Storage::default()
             }
             .into(),
             ..Instance::auxiliary(name.into(), Role::Stateless)

@@ -78,7 +78,7 @@ impl Topo<'_> {
         self.with_ha = self
             .placements
             .iter()
-            .filter(|(_, ps)| ps.first().is_some_and(|p| p.def.rare.ha.is_some()))
+            .filter(|(_, ps)| ps.first().is_some_and(|p| p.def.replication.ha.is_some()))
             .map(|(name, _)| *name)
             .collect();
         for (name, decl) in &self.stack.services {

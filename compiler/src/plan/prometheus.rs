@@ -49,7 +49,7 @@ impl Topo<'_> {
             let Some(first) = placements.first() else {
                 continue;
             };
-            let Some(m) = &first.def.rare.metrics else {
+            let Some(m) = &first.def.reach.metrics else {
                 continue;
             };
             let port = match &m.port {
@@ -163,7 +163,7 @@ impl Topo<'_> {
             .collect();
         let mounted = self.placements.values().flatten().any(|p| {
             p.def
-                .rare
+                .storage
                 .mounts
                 .values()
                 .any(|m| m.source.value == format!("@out/{PROMETHEUS_CONFIG}"))
@@ -172,7 +172,7 @@ impl Topo<'_> {
             available.insert(PROMETHEUS_CONFIG.to_string());
         }
         for p in self.placements.values().flatten() {
-            for m in p.def.rare.mounts.values() {
+            for m in p.def.storage.mounts.values() {
                 let Some(file) = m.source.value.strip_prefix("@out/") else {
                     continue;
                 };

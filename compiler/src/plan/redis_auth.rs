@@ -72,7 +72,7 @@ impl Topo<'_> {
         if !self.is_kind(name, "redis") || !requires_auth(inst) {
             return;
         }
-        let command = inst.rare.command.take();
+        let command = inst.program.command.take();
         let line = match command.as_deref().and_then(replication::shell_line) {
             Some(line) => line.to_string(),
             None => {
@@ -84,7 +84,7 @@ impl Topo<'_> {
                 format!("exec {}", words.join(" "))
             }
         };
-        inst.rare.command = Some(vec![
+        inst.program.command = Some(vec![
             "sh".into(),
             "-c".into(),
             format!("{}{line}", node_preamble()),

@@ -44,7 +44,7 @@ impl StreamingPlan {
     /// mounted read-only, the primary's role script run by the image at initdb,
     /// the standby started by its clone-then-stream script.
     pub(super) fn wire(&self, inst: &mut Instance) {
-        inst.rare
+        inst.storage
             .mounts
             .push(Mount::generated(self.dir.clone(), STREAMING_DIR));
         let config = vec![
@@ -56,7 +56,7 @@ impl StreamingPlan {
         let mut command = if self.standby {
             vec!["sh".to_string(), format!("{STREAMING_DIR}/standby.sh")]
         } else {
-            inst.rare.mounts.push(Mount::generated(
+            inst.storage.mounts.push(Mount::generated(
                 format!("{}/init-replication.sh", self.dir),
                 "/docker-entrypoint-initdb.d/stackc-replication.sh",
             ));
@@ -65,7 +65,7 @@ impl StreamingPlan {
         if !self.standby {
             command.extend(config);
         }
-        inst.rare.command = Some(command);
+        inst.program.command = Some(command);
         inst.env.push(EnvVar {
             key: Name::new_static(REPLICATION_PASSWORD_ENV),
             value: smallvec::smallvec![Out::secret(
@@ -86,7 +86,7 @@ impl Topo<'_> {
             return None;
         }
         let def = &self.placements.get(service)?.first()?.def;
-        let mode = &def.rare.ha.as_ref()?.mode.value;
+        let mode = &def.replication.ha.as_ref()?.mode.value;
         // A mode the service's kind does not offer is already reported (E0203).
         (mode.on_hosts() && def.offers(mode)).then_some(mode)
     }
@@ -143,7 +143,7 @@ impl Topo<'_> {
             let Some(primary) = ps.first() else { continue };
             let ha_span = primary
                 .def
-                .rare
+                .replication
                 .ha
                 .as_ref()
                 .map_or(primary.run_span, |h| h.span);
@@ -183,7 +183,7 @@ impl Topo<'_> {
             }
             let password = primary
                 .def
-                .rare
+                .replication
                 .ha
                 .as_ref()
                 .and_then(|h| h.replication_password.as_ref());
@@ -276,7 +276,7 @@ impl Topo<'_> {
         args.extend(["--replica-read-only".to_string(), "yes".to_string()]);
         // A password-protected replica authenticates to its master with
         // `masterauth`, from `wire_redis_auth`.
-        inst.rare.command = Some(extend_command(inst.rare.command.take(), &args));
+        inst.program.command = Some(extend_command(inst.program.command.take(), &args));
     }
 
     /// The streaming role of a placement, when its service is streaming-replicated.
@@ -286,7 +286,7 @@ impl Topo<'_> {
         }
         let ps = self.placements.get(name)?;
         let primary = ps.first()?;
-        let ha = primary.def.rare.ha.as_ref()?;
+        let ha = primary.def.replication.ha.as_ref()?;
         let port = first_port(primary)?;
         let (password_secret, password_env) = self.secret_of(ha.replication_password.as_ref()?)?;
         Some(StreamingPlan {
@@ -374,7 +374,7 @@ pub struct SentinelNode {
 impl Topo<'_> {
     /// On hosts a sentinel runs beside each node: `sentinels` may only say so.
     fn check_sentinel_count(&self, name: &str, ps: &[Placement<'_>], diags: &mut Diagnostics) {
-        let Some(ha) = ps.first().and_then(|p| p.def.rare.ha.as_ref()) else {
+        let Some(ha) = ps.first().and_then(|p| p.def.replication.ha.as_ref()) else {
             return;
         };
         let n = ps.len() as u32;
@@ -430,7 +430,7 @@ impl Topo<'_> {
         let ps = self.placements.get(name)?;
         let primary = ps.first()?;
         let own = ps.iter().find(|p| p.host == h)?;
-        let ha = primary.def.rare.ha.as_ref()?;
+        let ha = primary.def.replication.ha.as_ref()?;
         let mut plan = SentinelPlan::from_def(name, ha);
         plan.sentinels = ps.len() as u32;
         plan.quorum = ha
@@ -480,7 +480,7 @@ impl SentinelNode {
     /// the first start (Sentinel rewrites it at failover), then the image's
     /// entrypoint runs Redis on it (it owns the volume and drops root).
     pub(super) fn wire(&self, inst: &mut Instance) {
-        inst.rare
+        inst.storage
             .mounts
             .push(Mount::generated(self.dir.clone(), REDIS_DIR));
         // Every node authenticates to its master (any may become a replica):
@@ -490,7 +490,7 @@ impl SentinelNode {
         } else {
             ""
         };
-        inst.rare.command = Some(vec![
+        inst.program.command = Some(vec![
             "sh".into(),
             "-c".into(),
             format!("test -f /data/redis.conf || cp {REDIS_DIR}/redis.conf /data/redis.conf; exec docker-entrypoint.sh redis-server /data/redis.conf{auth}"),
@@ -543,19 +543,22 @@ impl SentinelNode {
                 ..Probes::default()
             },
             kind: node.kind.clone(),
-            rare: RareParts {
+            program: Program {
                 command: Some(vec![
                     "sh".into(),
                     "-c".into(),
                     format!("test -f /data/sentinel.conf || cp {REDIS_DIR}/sentinel.conf /data/sentinel.conf\n{auth}exec docker-entrypoint.sh redis-server /data/sentinel.conf --sentinel"),
                 ]),
+                ..Program::default()
+            }
+            .into(),
+            storage: Storage {
                 volumes: vec![Volume {
                     name: format!("{name}-data"),
                     path: "/data".into(),
                     size: Size(1 << 20),
                 }],
                 mounts: vec![Mount::generated(self.dir.clone(), REDIS_DIR)],
-                ..RareParts::default()
             }
             .into(),
             ..Instance::auxiliary(name.into(), Role::Stateful)

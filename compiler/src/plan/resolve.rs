@@ -132,7 +132,7 @@ impl Topo<'_> {
                 .help(help)
         };
         let needs_network = runtime_attribute(attr);
-        if !local && host.managed && needs_network && def.rare.url.is_none() {
+        if !local && host.managed && needs_network && def.reach.url.is_none() {
             diags.push(fail(
                 format!(
                     "`{target}` runs on the managed host `{}`, which has no address to connect to",
@@ -146,7 +146,7 @@ impl Topo<'_> {
         // An HA mode run by an operator answers on its own Services.
         let operator = self.topo.platform.value == Platform::Kubernetes
             && def
-                .rare
+                .replication
                 .ha
                 .as_ref()
                 .is_some_and(|h| h.mode.value == HaMode::CloudNativePg);
@@ -199,9 +199,9 @@ impl Topo<'_> {
             }
             "url" | "read_url" => {
                 let template = if attr == "read_url" {
-                    def.rare.read_url.as_ref().or(def.rare.url.as_ref())
+                    def.reach.read_url.as_ref().or(def.reach.url.as_ref())
                 } else {
-                    def.rare.url.as_ref()
+                    def.reach.url.as_ref()
                 };
                 match template {
                     Some(t) => Some(self.eval(target, consumer_host, t, fx, diags, depth + 1)),
@@ -229,7 +229,7 @@ impl Topo<'_> {
             "sentinels" | "sentinel_url" | "master_name" => {
                 self.sentinel_attribute(reached, attr, consumer_host, fx, diags, depth)
             }
-            "public_url" => match &def.rare.public_url {
+            "public_url" => match &def.reach.public_url {
                 Some(t) => Some(self.eval(target, consumer_host, t, fx, diags, depth + 1)),
                 None => {
                     diags.push(fail(
@@ -242,11 +242,16 @@ impl Topo<'_> {
             },
             param => {
                 let value = def
-                    .rare
+                    .parameters
                     .args
                     .get(param)
                     .map(|a| &a.value)
-                    .or_else(|| def.rare.params.get(param).and_then(|p| p.default.as_ref()))?;
+                    .or_else(|| {
+                        def.parameters
+                            .params
+                            .get(param)
+                            .and_then(|p| p.default.as_ref())
+                    })?;
                 Some(self.eval(target, consumer_host, value, fx, diags, depth + 1))
             }
         }
@@ -265,7 +270,7 @@ impl Topo<'_> {
     ) -> Option<Pieces> {
         let Reached { target, def, .. } = *reached;
         let sentinel = def
-            .rare
+            .replication
             .ha
             .as_ref()
             .filter(|h| h.mode.value == HaMode::Sentinel);
@@ -299,7 +304,7 @@ impl Topo<'_> {
             let password = def
                 .env
                 .contains_key(REDIS_PASSWORD_ENV)
-                .then(|| def.rare.args.get("password"))
+                .then(|| def.parameters.args.get("password"))
                 .flatten()
                 .map(|a| self.eval(target, consumer_host, &a.value, fx, diags, depth + 1));
             let mut out = Pieces::new();

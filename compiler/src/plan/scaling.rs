@@ -14,7 +14,7 @@ impl Topo<'_> {
         decl_span: Span,
         diags: &mut Diagnostics,
     ) -> Option<Autoscale> {
-        let a = def.rare.autoscale.as_ref()?;
+        let a = def.scaling.autoscale.as_ref()?;
         let min = a.min.as_ref().map_or(1, |m| m.value);
         let Some(max) = a.max.as_ref().map(|m| m.value) else {
             diags.push(
@@ -96,7 +96,7 @@ pub(super) fn check_disruption_budget(
     replicas: u32,
     diags: &mut Diagnostics,
 ) {
-    if let Some(min) = &def.rare.min_available {
+    if let Some(min) = &def.scaling.min_available {
         let least = autoscale.as_ref().map_or(replicas, |a| a.min);
         if min.value >= least {
             diags.push(

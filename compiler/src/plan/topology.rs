@@ -316,7 +316,7 @@ impl Topo<'_> {
                 continue;
             };
             let sentinel = inst
-                .rare
+                .replication
                 .sentinel_node
                 .as_ref()
                 .map(|n| n.sentinel_instance(&inst));
@@ -382,15 +382,15 @@ impl Topo<'_> {
                 span: var.key.span,
             });
         }
-        if let Some(url) = &p.def.rare.public_url {
+        if let Some(url) = &p.def.reach.public_url {
             let value = self.eval(name, h, url, &mut fx, diags, 0);
             check_public_url(&value, url.span, diags);
             resolved.public_url = Some(value);
         }
-        for (param, decl) in &p.def.rare.params {
+        for (param, decl) in &p.def.parameters.params {
             let value = p
                 .def
-                .rare
+                .parameters
                 .args
                 .get(param)
                 .map(|a| &a.value)

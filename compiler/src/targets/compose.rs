@@ -165,7 +165,7 @@ pub fn generate(
 fn compose_file<'a>(host: &'a HostPlan, options: &'a Options) -> ComposeFile<'a> {
     let mut volumes = IndexMap::new();
     for inst in &host.services {
-        for v in &inst.rare.volumes {
+        for v in &inst.storage.volumes {
             volumes.insert(v.name.clone(), IndexMap::new());
         }
     }
@@ -211,15 +211,15 @@ fn relative(path: &str, options: &Options) -> String {
 fn service(inst: &Instance, options: &Options) -> Service {
     Service {
         image: inst.image.clone(),
-        build: inst.rare.build.as_ref().map(|b| Build {
+        build: inst.program.build.as_ref().map(|b| Build {
             context: match b.strip_prefix("@out/") {
                 // A generated build context, beside compose/.
                 Some(generated) => format!("../{generated}"),
                 None => relative(b, options),
             },
         }),
-        entrypoint: inst.rare.entrypoint.as_deref().map(literal_words),
-        command: inst.rare.command.as_deref().map(literal_words),
+        entrypoint: inst.program.entrypoint.as_deref().map(literal_words),
+        command: inst.program.command.as_deref().map(literal_words),
         environment: inst
             .env
             .iter()
@@ -228,7 +228,7 @@ fn service(inst: &Instance, options: &Options) -> Service {
         network_mode: inst.host_network.then_some("host"),
         ports: ports(inst),
         volumes: volumes(inst, options),
-        devices: inst.rare.devices.clone(),
+        devices: inst.program.devices.clone(),
         depends_on: inst
             .depends_on
             .iter()
@@ -246,7 +246,7 @@ fn service(inst: &Instance, options: &Options) -> Service {
             .collect(),
         healthcheck: inst.ready_check().map(healthcheck),
         restart: inst.restart.as_compose(),
-        stop_grace_period: inst.rare.stop_grace_period.map(duration),
+        stop_grace_period: inst.lifecycle.stop_grace_period.map(duration),
         deploy: deploy(inst),
     }
 }
@@ -276,12 +276,12 @@ fn ports(inst: &Instance) -> Vec<String> {
 /// The named volumes and the mounts (generated files beside compose/).
 fn volumes(inst: &Instance, options: &Options) -> Vec<String> {
     let mut volumes: Vec<String> = inst
-        .rare
+        .storage
         .volumes
         .iter()
         .map(|v| format!("{}:{}", v.name, v.path))
         .collect();
-    volumes.extend(inst.rare.mounts.iter().map(|m| {
+    volumes.extend(inst.storage.mounts.iter().map(|m| {
         let ro = if m.read_only { ":ro" } else { "" };
         let source = if m.generated {
             // Generated files sit beside compose/ in the topology's directory.
@@ -296,7 +296,7 @@ fn volumes(inst: &Instance, options: &Options) -> Vec<String> {
 
 /// Replicas and resources, when any differs from the default.
 fn deploy(inst: &Instance) -> Option<Deploy> {
-    let r = &inst.rare.resources;
+    let r = &inst.resources;
     let limits = (r.cpu_limit.is_some() || r.memory_limit.is_some()).then(|| Limits {
         cpus: r.cpu_limit.map(cpus),
         memory: r.memory_limit.map(memory),

@@ -154,11 +154,11 @@ pub fn generate(
     let mut clusters: IndexMap<&str, &PatroniNode> = IndexMap::new();
     for host in &topo.hosts {
         for inst in &host.services {
-            if let Some(node) = &inst.rare.patroni {
+            if let Some(node) = &inst.replication.patroni {
                 clusters.entry(&node.service).or_insert(node);
                 node_files(topo, options, node, out, diags);
             }
-            if let Some(member) = &inst.rare.etcd {
+            if let Some(member) = &inst.replication.etcd {
                 push_yaml(
                     topo,
                     options,

@@ -40,7 +40,7 @@ pub fn generate(
 ) {
     for host in &topo.hosts {
         for inst in &host.services {
-            let Some(s) = &inst.rare.streaming else {
+            let Some(s) = &inst.replication.streaming else {
                 continue;
             };
             let model = model(&inst.name, s, header("#", options, &topo.name));

@@ -40,7 +40,7 @@ pub fn generate(
 ) {
     for host in &topo.hosts {
         for inst in &host.services {
-            let Some(n) = &inst.rare.sentinel_node else {
+            let Some(n) = &inst.replication.sentinel_node else {
                 continue;
             };
             let model = model(&inst.name, &host.name, n, header("#", options, &topo.name));

@@ -113,9 +113,9 @@ impl Topo<'_> {
             },
             depends_on,
             kind: Some(Name::new(dir)),
-            rare: RareParts {
+            storage: Storage {
                 mounts,
-                ..RareParts::default()
+                ..Storage::default()
             }
             .into(),
             ..Instance::auxiliary(Name::new(&proxy.name), Role::Stateless)
@@ -134,7 +134,7 @@ impl Topo<'_> {
             let domain = self.domain(name, first.host, &first.def, &mut quiet);
             for route in first.def.routes.values() {
                 let d = route
-                    .rare
+                    .options
                     .domain
                     .as_ref()
                     .map(|d| d.value.to_ascii_lowercase())

@@ -264,7 +264,7 @@ impl Topo<'_> {
             let service_domain = self.domain(name, first.host, def, diags);
             for route in def.routes.values() {
                 let domain = route
-                    .rare
+                    .options
                     .domain
                     .as_ref()
                     .map(|d| d.value.to_ascii_lowercase())
@@ -318,8 +318,9 @@ impl Topo<'_> {
                     (Some(a), Some(b)) => Some(a.max(b.value)),
                     (a, b) => a.or(b.map(|b| b.value)),
                 };
-                u.read_timeout = longest(u.read_timeout, route.rare.read_timeout.as_ref());
-                u.connect_timeout = longest(u.connect_timeout, route.rare.connect_timeout.as_ref());
+                u.read_timeout = longest(u.read_timeout, route.options.read_timeout.as_ref());
+                u.connect_timeout =
+                    longest(u.connect_timeout, route.options.connect_timeout.as_ref());
                 // The first site (most often the only one) is sized for every
                 // service's route.
                 let first_site = sites.is_empty();
@@ -332,15 +333,15 @@ impl Topo<'_> {
                     path: route.path.value.clone(),
                     upstream: upstream_name,
                     strip_prefix: route.strip_prefix,
-                    rate: route.rare.rate.as_ref().map(|r| RateLimit {
+                    rate: route.options.rate.as_ref().map(|r| RateLimit {
                         rate: r.value,
-                        burst: route.rare.burst.as_ref().map_or(0, |b| b.value),
-                        status: route.rare.limit_status.as_ref().map_or(429, |s| s.value),
+                        burst: route.options.burst.as_ref().map_or(0, |b| b.value),
+                        status: route.options.limit_status.as_ref().map_or(429, |s| s.value),
                     }),
-                    connect_timeout: route.rare.connect_timeout.as_ref().map(|d| d.value),
-                    send_timeout: route.rare.send_timeout.as_ref().map(|d| d.value),
-                    read_timeout: route.rare.read_timeout.as_ref().map(|d| d.value),
-                    body_size: route.rare.body_size.as_ref().map(|s| s.value),
+                    connect_timeout: route.options.connect_timeout.as_ref().map(|d| d.value),
+                    send_timeout: route.options.send_timeout.as_ref().map(|d| d.value),
+                    read_timeout: route.options.read_timeout.as_ref().map(|d| d.value),
+                    body_size: route.options.body_size.as_ref().map(|s| s.value),
                     websocket: route.websocket,
                 });
             }
@@ -406,7 +407,7 @@ impl Topo<'_> {
         def: &ServiceDef,
         diags: &mut Diagnostics,
     ) -> Option<String> {
-        let url = def.rare.public_url.as_ref()?;
+        let url = def.reach.public_url.as_ref()?;
         let mut fx = Effects::default();
         let value = self.eval(&Name::new(name), host, url, &mut fx, diags, 0);
         let text = text_of(&value)?;
@@ -420,7 +421,7 @@ impl Topo<'_> {
             let Some(first) = placements.first() else {
                 continue;
             };
-            if let Some(url) = &first.def.rare.public_url {
+            if let Some(url) = &first.def.reach.public_url {
                 if let [Piece::Text(t)] = url.pieces.as_slice() {
                     if let Ok(u) = crate::grammar::url(t) {
                         if u.scheme == "https" {

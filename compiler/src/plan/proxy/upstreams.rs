@@ -72,7 +72,7 @@ impl Topo<'_> {
             else {
                 continue;
             };
-            let weight = p.def.rare.weight.as_ref();
+            let weight = p.def.reach.weight.as_ref();
             if let (Some(w), false) = (weight, strategy == Strategy::Weighted) {
                 diags.push(
                     Diagnostic::error(Code::WeightWithoutWeightedStrategy, w.span, format!("`{name}` has a weight, but its route does not use `strategy = weighted`"))

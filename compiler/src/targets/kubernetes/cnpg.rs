@@ -9,14 +9,18 @@ impl Cx<'_> {
     pub(super) fn cnpg_cluster(&self, inst: &Instance) -> Documents {
         let text = |param: &str| {
             literal(
-                inst.rare
+                inst.parameters
                     .params
                     .get(param)
                     .map_or(&[][..], |v| v.as_slice()),
             )
             .unwrap_or_default()
         };
-        let size = inst.rare.volumes.first().map_or(Size(1 << 30), |v| v.size);
+        let size = inst
+            .storage
+            .volumes
+            .first()
+            .map_or(Size(1 << 30), |v| v.size);
         let cluster = Object {
             api_version: "postgresql.cnpg.io/v1",
             kind: "Cluster",

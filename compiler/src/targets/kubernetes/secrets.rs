@@ -82,14 +82,14 @@ impl Cx<'_> {
         s.push_str("  --dry-run=client -o yaml | kubectl apply -f -\n");
         for inst in instances.iter().filter(|i| i.ha == HaMode::CloudNativePg) {
             let user = literal(
-                inst.rare
+                inst.parameters
                     .params
                     .get("user")
                     .map_or(&[][..], |v| v.as_slice()),
             )
             .unwrap_or_default();
             let Some([Out::Secret(secret)]) =
-                inst.rare.params.get("password").map(|v| v.as_slice())
+                inst.parameters.params.get("password").map(|v| v.as_slice())
             else {
                 continue;
             };

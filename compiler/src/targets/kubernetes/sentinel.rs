@@ -118,7 +118,7 @@ impl Set<'_> {
 
     /// The Redis nodes.
     fn nodes(&self, docs: &mut Documents) {
-        let data = self.inst.rare.volumes.first();
+        let data = self.inst.storage.volumes.first();
         let mut redis_mounts = vec![mount("config", "/config")];
         if let Some(v) = data {
             redis_mounts.push(mount(&v.name, &v.path));
@@ -163,7 +163,7 @@ impl Set<'_> {
                 },
                 volume_claim_templates: self
                     .inst
-                    .rare
+                    .storage
                     .volumes
                     .iter()
                     .take(1)

@@ -11,7 +11,7 @@ impl Cx<'_> {
         if inst.ha == HaMode::CloudNativePg {
             return self.cnpg_cluster(inst);
         }
-        if let Some(s) = &inst.rare.sentinel {
+        if let Some(s) = &inst.replication.sentinel {
             return self.redis_sentinel(inst, s);
         }
         let mut docs = Documents::default();
@@ -25,7 +25,7 @@ impl Cx<'_> {
     /// A StatefulSet with its volume claims, or a Deployment with its
     /// PersistentVolumeClaims.
     fn workload(&self, inst: &Instance, stateful: bool, docs: &mut Documents) {
-        let replicas = (inst.rare.autoscale.is_none()).then_some(inst.replicas);
+        let replicas = (inst.scaling.autoscale.is_none()).then_some(inst.replicas);
         let template = PodTemplate {
             metadata: TemplateMetadata {
                 labels: self.labels(inst),
@@ -45,11 +45,16 @@ impl Cx<'_> {
                     service_name: headless_name(&inst.name),
                     selector,
                     template,
-                    volume_claim_templates: inst.rare.volumes.iter().map(claim_template).collect(),
+                    volume_claim_templates: inst
+                        .storage
+                        .volumes
+                        .iter()
+                        .map(claim_template)
+                        .collect(),
                 }),
             });
         } else {
-            for v in &inst.rare.volumes {
+            for v in &inst.storage.volumes {
                 docs.push(&Object {
                     api_version: "v1",
                     kind: "PersistentVolumeClaim",
@@ -137,7 +142,7 @@ impl Cx<'_> {
 
     /// The autoscaler and the disruption budget.
     fn scaling(&self, inst: &Instance, docs: &mut Documents) {
-        if let Some(a) = &inst.rare.autoscale {
+        if let Some(a) = &inst.scaling.autoscale {
             docs.push(&Object {
                 api_version: "autoscaling/v2",
                 kind: "HorizontalPodAutoscaler",
@@ -146,7 +151,7 @@ impl Cx<'_> {
             });
         }
         if inst.min_replicas() > 1 {
-            let (min_available, max_unavailable) = match inst.rare.min_available {
+            let (min_available, max_unavailable) = match inst.scaling.min_available {
                 Some(m) => (Some(m), None),
                 None => (None, Some(1)),
             };
@@ -167,14 +172,14 @@ impl Cx<'_> {
 
     fn pod_spec(&self, inst: &Instance, stateful: bool) -> PodSpec {
         let replicated =
-            inst.replicas > 1 || inst.rare.autoscale.as_ref().is_some_and(|a| a.max > 1);
+            inst.replicas > 1 || inst.scaling.autoscale.as_ref().is_some_and(|a| a.max > 1);
         let resources = resources(inst);
         let container = Container {
             name: inst.name.to_string(),
             image: inst.image.clone(),
             // Kubernetes' `command` is the image's ENTRYPOINT, `args` its CMD.
-            command: inst.rare.entrypoint.as_deref().map(literal_words),
-            args: inst.rare.command.as_deref().map(literal_words),
+            command: inst.program.entrypoint.as_deref().map(literal_words),
+            args: inst.program.command.as_deref().map(literal_words),
             ports: inst
                 .ports
                 .iter()
@@ -189,7 +194,7 @@ impl Cx<'_> {
             liveness_probe: inst.probes.liveness.as_deref().map(probe),
             readiness_probe: inst.probes.readiness.as_deref().map(probe),
             startup_probe: inst.probes.startup.as_deref().map(probe),
-            lifecycle: inst.rare.pre_stop.map(|d| Lifecycle {
+            lifecycle: inst.lifecycle.pre_stop.map(|d| Lifecycle {
                 pre_stop: Handler {
                     exec: Exec {
                         command: vec![
@@ -201,7 +206,7 @@ impl Cx<'_> {
                 },
             }),
             volume_mounts: inst
-                .rare
+                .storage
                 .volumes
                 .iter()
                 .map(|v| VolumeMount {
@@ -225,16 +230,16 @@ impl Cx<'_> {
                 },
             }),
             termination_grace_period_seconds: inst
-                .rare
+                .lifecycle
                 .stop_grace_period
                 .map(seconds)
-                .or_else(|| inst.rare.pre_stop.map(|d| seconds(d) + 30)),
+                .or_else(|| inst.lifecycle.pre_stop.map(|d| seconds(d) + 30)),
             init_containers: Vec::new(),
             containers: vec![container],
             volumes: if stateful {
                 Vec::new()
             } else {
-                inst.rare
+                inst.storage
                     .volumes
                     .iter()
                     .map(|v| PodVolume {
@@ -348,7 +353,7 @@ impl Cx<'_> {
 
 /// Requests and limits; GPUs as the `nvidia.com/gpu` limit.
 pub(super) fn resources(inst: &Instance) -> Option<Resources> {
-    let r = &inst.rare.resources;
+    let r = &inst.resources;
     let mut requests = IndexMap::new();
     let mut limits = IndexMap::new();
     if let Some(c) = r.cpu {
