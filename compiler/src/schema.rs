@@ -463,11 +463,6 @@ pub const ATTRIBUTES: &[Field] = &[
     f("master_name", "Redis with Sentinel: the master's name"),
 ];
 
-/// Whether `name` is an attribute of a reference.
-pub fn is_attribute(name: &str) -> bool {
-    ATTRIBUTES.iter().any(|a| a.name == name)
-}
-
 /// The blocks whose fields an entry with this key holds, as the editor sees
 /// it (the key alone; `""` is the top level).
 pub fn blocks_of(key: &str) -> &'static [&'static Block] {

@@ -12,7 +12,7 @@ use crate::base::{IndexMap, Name};
 use crate::diag::{listing, suggest, Code, Diagnostic, Diagnostics, FileId, Span};
 use crate::model::*;
 use crate::schema;
-use crate::syntax::{path_text, Ident};
+use crate::syntax::Ident;
 
 mod ha;
 mod kinds;

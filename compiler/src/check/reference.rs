@@ -27,15 +27,15 @@ fn check_reference(
     owner: Option<&str>,
     r: &Reference,
 ) -> Option<Diagnostic> {
-    let first = r.path.first()?;
-    if first.name == "secret" {
-        return check_secret(stack, r);
-    }
-    let service = match referenced_service(stack, owner, first, r) {
+    let (first, attr) = match &r.target {
+        RefTarget::Secret(name) => return check_secret(stack, name.as_ref(), r),
+        RefTarget::Service { service, attr } => (service, attr),
+    };
+    let service = match referenced_service(stack, owner, first, attr.is_none()) {
         Ok(service) => service,
         Err(d) => return Some(d),
     };
-    let Some(attr) = r.path.get(1) else {
+    let Some(attr) = attr else {
         return Some(
             Diagnostic::error(
                 Code::UnknownAttribute,
@@ -56,28 +56,28 @@ fn check_reference(
         .get(&service)
         .map(|b| b.parameters.params.keys().map(Name::as_str).collect())
         .unwrap_or_default();
-    if attr.name == "ports" {
-        return check_port(bases, &service, first, r);
+    if let Attribute::Ports(port) = &attr.kind {
+        return check_port(bases, &service, first, port.as_ref(), r);
     }
-    if !schema::is_attribute(&attr.name) && !params.contains(&attr.name.as_str()) {
+    if attr.kind == Attribute::Param && !params.contains(&attr.name.name.as_str()) {
         let mut known: Vec<&str> = schema::ATTRIBUTES.iter().map(|a| a.name).collect();
         known.extend(params.iter().copied());
         let d = Diagnostic::error(
             Code::UnknownAttribute,
-            attr.span,
-            format!("service `{service}` has no attribute `{}`", attr.name),
+            attr.name.span,
+            format!("service `{service}` has no attribute `{}`", attr.name.name),
         )
         .label("unknown attribute");
-        return Some(d.suggesting(&attr.name, known.iter().copied(), || {
+        return Some(d.suggesting(&attr.name.name, known.iter().copied(), || {
             format!("the attributes are: {}", known.join(", "))
         }));
     }
-    too_long(r, 2)
+    too_long(r)
 }
 
 /// `secret.NAME`: a declared secret.
-fn check_secret(stack: &Stack, r: &Reference) -> Option<Diagnostic> {
-    let Some(name) = r.path.get(1) else {
+fn check_secret(stack: &Stack, name: Option<&Ident>, r: &Reference) -> Option<Diagnostic> {
+    let Some(name) = name else {
         return Some(
             Diagnostic::error(Code::UnknownName, r.span, "`secret` needs a secret name")
                 .label("write `secret.NAME`")
@@ -101,7 +101,7 @@ fn check_secret(stack: &Stack, r: &Reference) -> Option<Diagnostic> {
             },
         );
     }
-    too_long(r, 2)
+    too_long(r)
 }
 
 /// The service a reference starts with (`self`: its owner's).
@@ -109,7 +109,7 @@ fn referenced_service(
     stack: &Stack,
     owner: Option<&str>,
     first: &Ident,
-    r: &Reference,
+    alone: bool,
 ) -> Result<Name, Diagnostic> {
     if first.name == "self" {
         return owner.map(Name::new).ok_or_else(|| {
@@ -119,7 +119,7 @@ fn referenced_service(
         });
     }
     if !stack.services.contains_key(&first.name) {
-        if r.path.len() == 1 {
+        if alone {
             // A single name: perhaps a choice written in the wrong place.
             return Err(unknown_service(stack, first).help(format!(
                 "a reference is `SERVICE.ATTRIBUTE`, like `{}.url`; a literal string is written in quotes",
@@ -136,9 +136,10 @@ fn check_port(
     bases: &IndexMap<Name, DefRef<'_>>,
     service: &Name,
     first: &Ident,
+    port: Option<&Ident>,
     r: &Reference,
 ) -> Option<Diagnostic> {
-    let Some(port) = r.path.get(2) else {
+    let Some(port) = port else {
         return Some(
             Diagnostic::error(Code::UnknownAttribute, r.span, "`ports` needs a port name")
                 .label(format!("write `{}.ports.NAME`", first.name))
@@ -163,17 +164,18 @@ fn check_port(
             );
         }
     }
-    too_long(r, 3)
+    too_long(r)
 }
 
-fn too_long(r: &Reference, len: usize) -> Option<Diagnostic> {
-    let extra = r.path.get(len)?;
-    let last = r.path.last().map_or(extra.span, |l| l.span);
+/// Names past what the reference's shape takes.
+fn too_long(r: &Reference) -> Option<Diagnostic> {
+    let extra = r.extra.first()?;
+    let last = r.extra.last().map_or(extra.span, |l| l.span);
     Some(
         Diagnostic::error(
             Code::UnknownAttribute,
             extra.span.to(last),
-            format!("`{}` goes too deep", path_text(&r.path)),
+            format!("`{}` goes too deep", r.text()),
         )
         .label("nothing to select here")
         .help("a reference is `SERVICE.ATTRIBUTE`, `SERVICE.ports.NAME` or `secret.NAME`"),

@@ -43,3 +43,19 @@ fn every_field_of_the_schema_is_lowered() {
     // And the test sees an unknown field.
     assert_eq!(unknown_fields("service s {\n  imagee = x\n}\n").len(), 1);
 }
+
+/// Every attribute the schema documents is one the lowering knows (`ports`
+/// takes a port name after it); any other name is a parameter.
+#[test]
+fn every_attribute_of_the_schema_is_known() {
+    use crate::model::Attribute;
+    for attr in schema::ATTRIBUTES.iter().filter(|a| a.name != "ports") {
+        assert_ne!(
+            super::values::attribute(attr.name),
+            Attribute::Param,
+            "{}",
+            attr.name
+        );
+    }
+    assert_eq!(super::values::attribute("user"), Attribute::Param);
+}

@@ -252,10 +252,7 @@ impl Lower<'_> {
                 .iter()
                 .map(|p| match p {
                     TemplatePart::Text(s) => Piece::Text(s.clone()),
-                    TemplatePart::Interp(path, span) => Piece::Ref(Reference {
-                        path: path.clone(),
-                        span: *span,
-                    }),
+                    TemplatePart::Interp(path, span) => Piece::Ref(reference(path, *span)),
                 })
                 .collect(),
             ValueKind::Quantity { number, unit } => {
@@ -266,10 +263,7 @@ impl Lower<'_> {
             } else {
                 "false"
             }))],
-            ValueKind::Path(path) => vec![Piece::Ref(Reference {
-                path: path.clone(),
-                span: v.span,
-            })],
+            ValueKind::Path(path) => vec![Piece::Ref(reference(path, v.span))],
             ValueKind::List(_) => {
                 self.wrong_type(v, "a string, a number or a reference");
                 return None;
@@ -479,4 +473,68 @@ pub(crate) fn split_words(line: &str) -> Result<Vec<String>, String> {
         return Err("this command string has no words".to_string());
     }
     Ok(words)
+}
+
+/// A dotted path as the reference its shape says: `secret.NAME`,
+/// `SERVICE.ATTRIBUTE` or `SERVICE.ports.NAME`, with any names past that.
+fn reference(path: &[Ident], span: Span) -> Reference {
+    let rest = |from: usize| path.get(from..).unwrap_or_default().to_vec();
+    let Some(first) = path.first() else {
+        return Reference {
+            target: RefTarget::Secret(None),
+            extra: Vec::new(),
+            span,
+        };
+    };
+    if first.name == "secret" {
+        return Reference {
+            target: RefTarget::Secret(path.get(1).cloned()),
+            extra: rest(2),
+            span,
+        };
+    }
+    let Some(name) = path.get(1) else {
+        return Reference {
+            target: RefTarget::Service {
+                service: first.clone(),
+                attr: None,
+            },
+            extra: Vec::new(),
+            span,
+        };
+    };
+    let (kind, extra) = match name.name.as_str() {
+        "ports" => (Attribute::Ports(path.get(2).cloned()), rest(3)),
+        other => (attribute(other), rest(2)),
+    };
+    Reference {
+        target: RefTarget::Service {
+            service: first.clone(),
+            attr: Some(Attr {
+                name: name.clone(),
+                kind,
+            }),
+        },
+        extra,
+        span,
+    }
+}
+
+/// The attribute a name asks for; any other name is a parameter of the
+/// service's kind (`check` reports one the kind does not declare).
+pub(super) fn attribute(name: &str) -> Attribute {
+    match name {
+        "host" => Attribute::Host,
+        "read_host" => Attribute::ReadHost,
+        "port" => Attribute::Port,
+        "address" => Attribute::Address,
+        "read_address" => Attribute::ReadAddress,
+        "url" => Attribute::Url,
+        "read_url" => Attribute::ReadUrl,
+        "public_url" => Attribute::PublicUrl,
+        "sentinels" => Attribute::Sentinels,
+        "sentinel_url" => Attribute::SentinelUrl,
+        "master_name" => Attribute::MasterName,
+        _ => Attribute::Param,
+    }
 }

@@ -45,11 +45,114 @@ pub enum Piece {
     Ref(Reference),
 }
 
-/// `db.url`, `secret.jwt`, `self.port`: a dotted path and where it was written.
+/// `db.url`, `secret.jwt`, `self.port`, `db.ports.http`: what a reference
+/// names, as its shape says (decided once, where it is lowered; `check`
+/// decides whether that exists), and where it was written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reference {
-    pub path: Vec<Ident>,
+    pub target: RefTarget,
+    /// Names past what the shape takes (`db.url.x`): an error of `check`.
+    pub extra: Vec<Ident>,
     pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RefTarget {
+    /// `secret.NAME` (`None`: `secret` alone).
+    Secret(Option<Ident>),
+    /// `SERVICE.ATTRIBUTE` (`self`: the value's own service; `None`: the
+    /// service alone).
+    Service { service: Ident, attr: Option<Attr> },
+}
+
+/// An attribute of a service a reference names, as written and as meant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attr {
+    pub name: Ident,
+    pub kind: Attribute,
+}
+
+/// What a reference asks of a service (`schema::ATTRIBUTES` documents each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attribute {
+    Host,
+    ReadHost,
+    Port,
+    /// `ports.NAME` (`None`: `ports` alone).
+    Ports(Option<Ident>),
+    Address,
+    ReadAddress,
+    Url,
+    ReadUrl,
+    PublicUrl,
+    Sentinels,
+    SentinelUrl,
+    MasterName,
+    /// A parameter of the service's kind.
+    Param,
+}
+
+impl Attribute {
+    /// Whether using it needs the service running: a start-order edge.
+    /// `public_url` and parameters do not (a browser, not the service, uses
+    /// them).
+    pub fn at_run_time(&self) -> bool {
+        !matches!(self, Attribute::PublicUrl | Attribute::Param)
+    }
+
+    /// Whether it is the read endpoint's (the replicas', where there are some).
+    pub fn reads(&self) -> bool {
+        matches!(
+            self,
+            Attribute::ReadHost | Attribute::ReadAddress | Attribute::ReadUrl
+        )
+    }
+
+    /// Whether it is reached by the service's address (a host or a port).
+    pub fn by_address(&self) -> bool {
+        matches!(
+            self,
+            Attribute::Host
+                | Attribute::Port
+                | Attribute::Ports(_)
+                | Attribute::Address
+                | Attribute::Url
+                | Attribute::ReadHost
+                | Attribute::ReadAddress
+                | Attribute::ReadUrl
+        )
+    }
+}
+
+impl Reference {
+    /// The reference as written: `db.ports.http`.
+    pub fn text(&self) -> String {
+        let mut path: Vec<&Ident> = Vec::new();
+        match &self.target {
+            RefTarget::Secret(name) => path.extend(name),
+            RefTarget::Service { service, attr } => {
+                path.push(service);
+                if let Some(attr) = attr {
+                    path.push(&attr.name);
+                    if let Attribute::Ports(Some(port)) = &attr.kind {
+                        path.push(port);
+                    }
+                }
+            }
+        }
+        path.extend(&self.extra);
+        let mut out = String::new();
+        if matches!(self.target, RefTarget::Secret(_)) {
+            out.push_str("secret");
+        }
+        for ident in path {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&ident.name);
+        }
+        out
+    }
 }
 
 impl Expr {

@@ -264,14 +264,14 @@ impl Topo<'_> {
 
     /// The secret an expression is, when it is exactly `secret.NAME`.
     pub(super) fn secret_of(&self, expr: &Expr) -> Option<(Name, Name)> {
-        match expr.pieces.as_slice() {
-            [Piece::Ref(r)] if r.path.first()?.name == "secret" => {
-                let secret = r.path.get(1)?;
-                let env = self.stack.secrets.get(&secret.name)?.env_name.clone();
-                Some((secret.name.clone(), env))
-            }
-            _ => None,
-        }
+        let [Piece::Ref(r)] = expr.pieces.as_slice() else {
+            return None;
+        };
+        let RefTarget::Secret(Some(secret)) = &r.target else {
+            return None;
+        };
+        let env = self.stack.secrets.get(&secret.name)?.env_name.clone();
+        Some((secret.name.clone(), env))
     }
 
     /// The Patroni role of a placement, when its service is run by Patroni.

@@ -51,16 +51,10 @@ impl Topo<'_> {
         diags: &mut Diagnostics,
         depth: usize,
     ) -> Option<Pieces> {
-        let first = r.path.first()?;
-        if first.name == "secret" {
-            let name = &r.path.get(1)?.name;
-            let secret = self.stack.secrets.get(name)?;
-            return Some(smallvec::smallvec![Out::secret(
-                name.clone(),
-                secret.env_name.clone(),
-                secret.optional,
-            )]);
-        }
+        let (service, attr) = match &r.target {
+            RefTarget::Secret(name) => return self.secret(name.as_ref()?),
+            RefTarget::Service { service, attr } => (service, attr.as_ref()?),
+        };
         if depth > 8 {
             diags.push(
                 Diagnostic::error(
@@ -73,37 +67,26 @@ impl Topo<'_> {
             );
             return None;
         }
-        let target = if first.name == "self" {
+        let target = if service.name == "self" {
             owner
         } else {
-            &first.name
+            &service.name
         };
-        let attr = r.path.get(1)?.name.as_str();
         let external = self.external(target);
-        if depth == 0 && target != owner && runtime_attribute(attr) && external.is_none() {
+        if depth == 0 && target != owner && attr.kind.at_run_time() && external.is_none() {
             fx.deps.push((target.clone(), r.span));
         }
         if let Some(ext) = external {
             return self.external_attr(target, ext, attr, r, fx, diags, depth);
         }
-        let network = matches!(
-            attr,
-            "host"
-                | "port"
-                | "ports"
-                | "address"
-                | "url"
-                | "read_host"
-                | "read_address"
-                | "read_url"
-        );
-        if network && self.is_host_sentinel(target) {
+        if attr.kind.by_address() && self.is_host_sentinel(target) {
             diags.push(
                 Diagnostic::error(
                     Code::Unresolvable,
                     r.span,
                     format!(
-                        "`{target}.{attr}` has no fixed address: Sentinel moves the master between hosts"
+                        "`{target}.{}` has no fixed address: Sentinel moves the master between hosts",
+                        attr.name.name
                     ),
                 )
                 .label("the master changes at failover")
@@ -114,13 +97,12 @@ impl Topo<'_> {
             return None;
         }
         if self.is_patroni(target) {
-            if let Some(endpoint) = self.patroni_endpoint(target, attr) {
+            if let Some(endpoint) = self.patroni_endpoint(target, &attr.kind) {
                 return Some(endpoint);
             }
         }
         let (local, placement) = if self.is_replicated(target) {
-            let read = matches!(attr, "read_host" | "read_address" | "read_url");
-            self.replicated_target(target, consumer_host, read)?
+            self.replicated_target(target, consumer_host, attr.kind.reads())?
         } else {
             self.where_is(target, consumer_host)?
         };
@@ -131,7 +113,7 @@ impl Topo<'_> {
                 .label(label.to_string())
                 .help(help)
         };
-        let needs_network = runtime_attribute(attr);
+        let needs_network = attr.kind.at_run_time();
         if !local && host.managed && needs_network && def.reach.url.is_none() {
             diags.push(fail(
                 format!(
@@ -159,7 +141,7 @@ impl Topo<'_> {
             operator,
             span: r.span,
         };
-        self.attribute(&reached, attr, r, consumer_host, fx, diags, depth)
+        self.attribute(&reached, attr, consumer_host, fx, diags, depth)
     }
 
     /// The attribute `attr` of a service reached from `consumer_host`.
@@ -167,8 +149,7 @@ impl Topo<'_> {
     fn attribute(
         &self,
         reached: &Reached<'_>,
-        attr: &str,
-        r: &Reference,
+        attr: &Attr,
         consumer_host: usize,
         fx: &mut Effects,
         diags: &mut Diagnostics,
@@ -180,25 +161,25 @@ impl Topo<'_> {
             reached.port(name, fx, diags)
         };
         let fail = |msg: String, label: &str, help: String| reached.fail(msg, label, help);
-        match attr {
-            "host" | "read_host" => {
-                hostname(attr == "read_host", diags).map(|h| smallvec::smallvec![Out::Text(h)])
+        match &attr.kind {
+            Attribute::Host | Attribute::ReadHost => {
+                hostname(attr.kind.reads(), diags).map(|h| smallvec::smallvec![Out::Text(h)])
             }
-            "port" => port_of(None, fx, diags)
+            Attribute::Port => port_of(None, fx, diags)
                 .map(|p| smallvec::smallvec![Out::Text(Name::new(itoa::Buffer::new().format(p)))]),
-            "ports" => {
-                let name = r.path.get(2)?.name.as_str();
+            Attribute::Ports(port) => {
+                let name = port.as_ref()?.name.as_str();
                 port_of(Some(name), fx, diags).map(|p| {
                     smallvec::smallvec![Out::Text(Name::new(itoa::Buffer::new().format(p)))]
                 })
             }
-            "address" | "read_address" => {
-                let h = hostname(attr == "read_address", diags)?;
+            Attribute::Address | Attribute::ReadAddress => {
+                let h = hostname(attr.kind.reads(), diags)?;
                 let p = port_of(None, fx, diags)?;
                 Some(smallvec::smallvec![Out::Text(host_port("", &h, p))])
             }
-            "url" | "read_url" => {
-                let template = if attr == "read_url" {
+            Attribute::Url | Attribute::ReadUrl => {
+                let template = if attr.kind == Attribute::ReadUrl {
                     def.reach.read_url.as_ref().or(def.reach.url.as_ref())
                 } else {
                     def.reach.url.as_ref()
@@ -226,10 +207,10 @@ impl Topo<'_> {
                     }
                 }
             }
-            "sentinels" | "sentinel_url" | "master_name" => {
+            Attribute::Sentinels | Attribute::SentinelUrl | Attribute::MasterName => {
                 self.sentinel_attribute(reached, attr, consumer_host, fx, diags, depth)
             }
-            "public_url" => match &def.reach.public_url {
+            Attribute::PublicUrl => match &def.reach.public_url {
                 Some(t) => Some(self.eval(target, consumer_host, t, fx, diags, depth + 1)),
                 None => {
                     diags.push(fail(
@@ -240,7 +221,8 @@ impl Topo<'_> {
                     None
                 }
             },
-            param => {
+            Attribute::Param => {
+                let param = attr.name.name.as_str();
                 let value = def
                     .parameters
                     .args
@@ -262,7 +244,7 @@ impl Topo<'_> {
     fn sentinel_attribute(
         &self,
         reached: &Reached<'_>,
-        attr: &str,
+        attr: &Attr,
         consumer_host: usize,
         fx: &mut Effects,
         diags: &mut Diagnostics,
@@ -282,13 +264,14 @@ impl Topo<'_> {
                 ),
                 "no sentinels here",
                 format!(
-                    "refer to `{target}.url`; `{attr}` exists where `{target}` has `ha = sentinel`"
+                    "refer to `{target}.url`; `{}` exists where `{target}` has `ha = sentinel`",
+                    attr.name.name
                 ),
             ));
             return None;
         };
         let plan = SentinelPlan::from_def(target, ha);
-        if attr == "master_name" {
+        if attr.kind == Attribute::MasterName {
             return Some(smallvec::smallvec![Out::Text(plan.master_name.into())]);
         }
         let list: Vec<String> = if self.topo.platform.value == Platform::Compose {
@@ -298,7 +281,7 @@ impl Topo<'_> {
                 .map(|i| format!("{target}-sentinel-{i}.{target}-sentinel-headless:26379"))
                 .collect()
         };
-        if attr == "sentinel_url" {
+        if attr.kind == Attribute::SentinelUrl {
             // Celery's (kombu's) form: one `sentinel://` URL per sentinel,
             // with the nodes' password where they require one.
             let password = def
@@ -324,12 +307,22 @@ impl Topo<'_> {
         Some(smallvec::smallvec![Out::Text(list.join(",").into())])
     }
 
+    /// `secret.NAME`: the secret, never its value.
+    fn secret(&self, name: &Ident) -> Option<Pieces> {
+        let secret = self.stack.secrets.get(&name.name)?;
+        Some(smallvec::smallvec![Out::secret(
+            name.name.clone(),
+            secret.env_name.clone(),
+            secret.optional,
+        )])
+    }
+
     /// A Patroni cluster's endpoint as a consumer reaches it: the HAProxy
     /// beside it. `None` for an attribute built from these (`url`).
-    fn patroni_endpoint(&self, target: &Name, attr: &str) -> Option<Pieces> {
+    fn patroni_endpoint(&self, target: &Name, attr: &Attribute) -> Option<Pieces> {
         // The HAProxy beside the consumer: the primary's endpoint, or the
         // replicas' for reads. `url` and `read_url` are built from these.
-        let read = matches!(attr, "read_host" | "read_address");
+        let read = matches!(attr, Attribute::ReadHost | Attribute::ReadAddress);
         let host = Added::Haproxy.name(target);
         let port = if read {
             PATRONI_REPLICA_PORT
@@ -337,13 +330,13 @@ impl Topo<'_> {
             PATRONI_PRIMARY_PORT
         };
         match attr {
-            "host" | "read_host" => Some(smallvec::smallvec![Out::Text(host)]),
-            "port" | "ports" => Some(smallvec::smallvec![Out::Text(Name::new(
-                itoa::Buffer::new().format(port)
-            ))]),
-            "address" | "read_address" => Some(smallvec::smallvec![Out::Text(format_smolstr!(
-                "{host}:{port}"
-            ))]),
+            Attribute::Host | Attribute::ReadHost => Some(smallvec::smallvec![Out::Text(host)]),
+            Attribute::Port | Attribute::Ports(_) => Some(smallvec::smallvec![Out::Text(
+                Name::new(itoa::Buffer::new().format(port))
+            )]),
+            Attribute::Address | Attribute::ReadAddress => Some(smallvec::smallvec![Out::Text(
+                format_smolstr!("{host}:{port}")
+            )]),
             _ => None,
         }
     }
@@ -353,18 +346,19 @@ impl Topo<'_> {
         &self,
         target: &Name,
         ext: &ExternalDef,
-        attr: &str,
+        attr: &Attr,
         r: &Reference,
         fx: &mut Effects,
         diags: &mut Diagnostics,
         depth: usize,
     ) -> Option<Pieces> {
-        let expr = match attr {
-            "url" => ext.url.as_ref(),
-            "read_url" => ext.read_url.as_ref().or(ext.url.as_ref()),
-            "public_url" => ext.public_url.as_ref().or(ext.url.as_ref()),
-            "host" | "read_host" => ext.host.as_ref(),
-            "port" => {
+        let name = attr.name.name.as_str();
+        let expr = match attr.kind {
+            Attribute::Url => ext.url.as_ref(),
+            Attribute::ReadUrl => ext.read_url.as_ref().or(ext.url.as_ref()),
+            Attribute::PublicUrl => ext.public_url.as_ref().or(ext.url.as_ref()),
+            Attribute::Host | Attribute::ReadHost => ext.host.as_ref(),
+            Attribute::Port => {
                 return ext
                     .port
                     .as_ref()
@@ -374,11 +368,11 @@ impl Topo<'_> {
                         ))]
                     })
                     .or_else(|| {
-                        diags.push(missing_external(target, attr, r.span, self));
+                        diags.push(missing_external(target, name, r.span, self));
                         None
                     })
             }
-            "address" | "read_address" => {
+            Attribute::Address | Attribute::ReadAddress => {
                 let (Some(h), Some(p)) = (&ext.host, &ext.port) else {
                     diags.push(missing_external(target, "host` and `port", r.span, self));
                     return None;
@@ -402,7 +396,7 @@ impl Topo<'_> {
         match expr {
             Some(e) => Some(self.eval(target, 0, e, fx, diags, depth + 1)),
             None => {
-                diags.push(missing_external(target, attr, r.span, self));
+                diags.push(missing_external(target, name, r.span, self));
                 None
             }
         }

@@ -5,13 +5,6 @@
 use super::proxy::ProxyEffects;
 use super::*;
 
-/// Whether using an attribute means "needs the service running": it becomes a
-/// start-order edge. `public_url` and parameters do not (a browser, not the
-/// service, uses them).
-pub(super) fn runtime_attribute(attr: &str) -> bool {
-    attr != "public_url" && crate::schema::is_attribute(attr)
-}
-
 /// Each topology is planned on its own (on threads of their own when there are
 /// cores for them); the diagnostics are kept in topology order.
 pub fn plan(stack: &Stack, checked: &Checked, diags: &mut Diagnostics) -> Plan {
