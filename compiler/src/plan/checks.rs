@@ -64,7 +64,10 @@ impl Topo<'_> {
                 let Some(from) = index(name) else {
                     continue;
                 };
-                let refs = effects[h][i].deps.iter().map(|(t, s)| (t.as_str(), *s));
+                let refs = effects[h][i]
+                    .deps
+                    .iter()
+                    .map(|d| (d.target.as_str(), d.span));
                 let explicit = p
                     .and_then(|p| p.def.lifecycle.depends_on.as_ref())
                     .into_iter()

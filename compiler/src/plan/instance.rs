@@ -335,9 +335,9 @@ impl Topo<'_> {
         for (target, g, span) in &explicit {
             gate(target, *g, *span, diags);
         }
-        for (target, span) in &fx.deps {
-            if !explicit.iter().any(|(t, _, _)| *t == target) {
-                gate(target, Gate::Default, *span, diags);
+        for dep in &fx.deps {
+            if !explicit.iter().any(|(t, _, _)| **t == dep.target) {
+                gate(&dep.target, Gate::Default, dep.span, diags);
             }
         }
         depends_on.retain(|(t, _)| t != name);
@@ -347,7 +347,7 @@ impl Topo<'_> {
     /// The services its values refer to (a Patroni cluster: the HAProxy beside).
     fn refers_to(&self, name: &Name, fx: &Effects) -> Vec<Name> {
         let mut targets: Vec<Name> = Vec::with_capacity(fx.deps.len());
-        for (target, _) in &fx.deps {
+        for Dependency { target, .. } in &fx.deps {
             // A Patroni cluster is reached through the HAProxy beside.
             let target = if self.is_patroni(target) {
                 Added::Haproxy.name(target)

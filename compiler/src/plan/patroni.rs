@@ -49,8 +49,8 @@ pub struct PatroniNode {
     pub port: u16,
     /// The REST API's port: the service's port named `patroni`, else 8008.
     pub rest_port: u16,
-    /// Every node: (name, address, port).
-    pub members: Vec<(String, String, u16)>,
+    /// Every node of the cluster, this one too.
+    pub members: Vec<PatroniMember>,
     /// The etcd members' client endpoints (`address:2379`).
     pub etcd: Vec<String>,
     pub ttl: u64,
@@ -68,6 +68,24 @@ pub struct PatroniNode {
     pub dir: String,
 }
 
+/// A node of a Patroni cluster as the others reach it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatroniMember {
+    /// Its host's name.
+    pub name: String,
+    pub address: String,
+    /// PostgreSQL's port.
+    pub port: u16,
+}
+
+/// A member of an etcd cluster as its peers reach it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EtcdPeer {
+    /// Its host's name.
+    pub name: String,
+    pub address: String,
+}
+
 impl PatroniNode {
     /// PostgreSQL's programs in the node image (the official Debian image).
     pub fn bin_dir(&self) -> String {
@@ -80,8 +98,8 @@ impl PatroniNode {
 pub struct EtcdMember {
     pub name: String,
     pub address: String,
-    /// Every member: (name, address).
-    pub peers: Vec<(String, String)>,
+    /// Every member, this one too.
+    pub peers: Vec<EtcdPeer>,
     /// The cluster token: the Patroni scope, so two clusters never join.
     pub token: String,
     /// This member's config file, relative to the topology's output directory.
@@ -290,7 +308,13 @@ impl Topo<'_> {
         let host_name = |h: usize| self.hosts.get(h).map(|x| x.name.name.to_string());
         let members = ps
             .iter()
-            .filter_map(|p| Some((host_name(p.host)?, self.host_address(p.host)?, port(p)?)))
+            .filter_map(|p| {
+                Some(PatroniMember {
+                    name: host_name(p.host)?,
+                    address: self.host_address(p.host)?,
+                    port: port(p)?,
+                })
+            })
             .collect();
         let etcd = self
             .etcd_hosts(name, &mut Diagnostics::default())
@@ -434,13 +458,13 @@ impl Topo<'_> {
             if !hosts.contains(&h) {
                 continue;
             }
-            let peers: Vec<(String, String)> = hosts
+            let peers: Vec<EtcdPeer> = hosts
                 .iter()
                 .filter_map(|&x| {
-                    Some((
-                        self.hosts.get(x)?.name.name.to_string(),
-                        self.host_address(x)?,
-                    ))
+                    Some(EtcdPeer {
+                        name: self.hosts.get(x)?.name.name.to_string(),
+                        address: self.host_address(x)?,
+                    })
                 })
                 .collect();
             let (Some(host), Some(address)) = (self.hosts.get(h), self.host_address(h)) else {

@@ -20,10 +20,24 @@ pub struct ScrapeJob {
     pub path: String,
     pub interval: Option<Duration>,
     pub timeout: Option<Duration>,
-    /// (compose name, port): discovered through Docker's DNS, every replica.
-    pub dns: Vec<(String, u16)>,
-    /// (`host:port`, host name)
-    pub targets: Vec<(String, String)>,
+    /// Discovered through Docker's DNS: every replica.
+    pub dns: Vec<DnsTarget>,
+    /// Reached at an address on another host.
+    pub targets: Vec<StaticTarget>,
+}
+
+/// A compose service name and the port its replicas serve metrics on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsTarget {
+    pub name: String,
+    pub port: u16,
+}
+
+/// A `host:port` to scrape, and the name of its host (a label).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaticTarget {
+    pub address: String,
+    pub host: String,
 }
 
 impl Topo<'_> {
@@ -99,7 +113,10 @@ impl Topo<'_> {
                     continue;
                 }
                 if Some(p.host) == server {
-                    job.dns.push((name.to_string(), container));
+                    job.dns.push(DnsTarget {
+                        name: name.to_string(),
+                        port: container,
+                    });
                     continue;
                 }
                 let Some(addr) = &host.address else {
@@ -111,38 +128,14 @@ impl Topo<'_> {
                     continue;
                 };
                 publishes.insert(PublishedPort::new(name, p.host, &port.name.name));
-                job.targets.push((
-                    crate::grammar::host_port(&addr.value, published),
-                    host.name.name.to_string(),
-                ));
+                job.targets.push(StaticTarget {
+                    address: crate::grammar::host_port(&addr.value, published),
+                    host: host.name.name.to_string(),
+                });
             }
             jobs.push(job);
         }
-        for proxy in proxies.iter().filter(|p| p.kind == ProxyKind::Haproxy) {
-            let host = self.hosts.iter().position(|h| h.name.name == proxy.host);
-            let local = host.is_some() && host == server && !proxy.on_host;
-            let mut job = ScrapeJob {
-                name: format!("haproxy-{}", proxy.name),
-                path: "/metrics".into(),
-                interval: None,
-                timeout: None,
-                dns: Vec::new(),
-                targets: Vec::new(),
-            };
-            if local {
-                job.dns.push((proxy.name.clone(), HAPROXY_METRICS_PORT));
-            } else {
-                let addr = proxy
-                    .private_address
-                    .clone()
-                    .unwrap_or_else(|| "127.0.0.1".into());
-                job.targets.push((
-                    crate::grammar::host_port(&addr, HAPROXY_METRICS_PORT),
-                    proxy.host.clone(),
-                ));
-            }
-            jobs.push(job);
-        }
+        jobs.extend(haproxy_jobs(proxies, server, &self.hosts));
         (jobs, publishes)
     }
 
@@ -196,4 +189,43 @@ impl Topo<'_> {
         }
         available
     }
+}
+
+/// A job per HAProxy proxy: its metrics endpoint, by name when it runs in
+/// the compose file of Prometheus's host, else at its host's address.
+fn haproxy_jobs(
+    proxies: &[ProxyPlan],
+    server: Option<usize>,
+    hosts: &[&HostDef],
+) -> Vec<ScrapeJob> {
+    let mut jobs = Vec::new();
+    for proxy in proxies.iter().filter(|p| p.kind == ProxyKind::Haproxy) {
+        let host = hosts.iter().position(|h| h.name.name == proxy.host);
+        let local = host.is_some() && host == server && !proxy.on_host;
+        let mut job = ScrapeJob {
+            name: format!("haproxy-{}", proxy.name),
+            path: "/metrics".into(),
+            interval: None,
+            timeout: None,
+            dns: Vec::new(),
+            targets: Vec::new(),
+        };
+        if local {
+            job.dns.push(DnsTarget {
+                name: proxy.name.clone(),
+                port: HAPROXY_METRICS_PORT,
+            });
+        } else {
+            let addr = proxy
+                .private_address
+                .clone()
+                .unwrap_or_else(|| "127.0.0.1".into());
+            job.targets.push(StaticTarget {
+                address: crate::grammar::host_port(&addr, HAPROXY_METRICS_PORT),
+                host: proxy.host.clone(),
+            });
+        }
+        jobs.push(job);
+    }
+    jobs
 }

@@ -74,7 +74,10 @@ impl Topo<'_> {
         };
         let external = self.external(target);
         if depth == 0 && target != owner && attr.kind.at_run_time() && external.is_none() {
-            fx.deps.push((target.clone(), r.span));
+            fx.deps.push(Dependency {
+                target: target.clone(),
+                span: r.span,
+            });
         }
         if let Some(ext) = external {
             return self.external_attr(target, ext, attr, r, fx, diags, depth);

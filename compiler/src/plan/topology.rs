@@ -122,10 +122,16 @@ pub(super) struct Resolved {
     pub(super) params: IndexMap<Name, Pieces>,
 }
 
+/// A service an instance's value refers to at run time, and where.
+pub(super) struct Dependency {
+    pub(super) target: Name,
+    pub(super) span: Span,
+}
+
 #[derive(Default)]
 pub(super) struct Effects {
-    /// (target service, span of the reference)
-    pub(super) deps: Vec<(Name, Span)>,
+    /// The services its values refer to at run time, each where referred to.
+    pub(super) deps: Vec<Dependency>,
     pub(super) publishes: IndexSet<PublishedPort>,
 }
 
@@ -320,7 +326,7 @@ impl Topo<'_> {
         // An HAProxy of each Patroni cluster the host's services connect to.
         let consumed: IndexSet<&str> = effects
             .iter()
-            .flat_map(|fx| fx.deps.iter().map(|(target, _)| target.as_str()))
+            .flat_map(|fx| fx.deps.iter().map(|d| d.target.as_str()))
             .filter(|target| self.is_patroni(target))
             .collect();
         for target in consumed {

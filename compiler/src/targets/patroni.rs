@@ -250,8 +250,8 @@ fn script_model(node: &PatroniNode, header: String) -> ScriptModel<'_> {
 fn patroni_config(node: &PatroniNode) -> PatroniConfig<'_> {
     // Every node may become the primary: each allows the others to replicate.
     let mut sources: Vec<String> = Vec::new();
-    for (_, address, _) in &node.members {
-        for cidr in super::postgres::hba_sources(address) {
+    for member in &node.members {
+        for cidr in super::postgres::hba_sources(&member.address) {
             if !sources.contains(&cidr) {
                 sources.push(cidr);
             }
@@ -349,7 +349,7 @@ fn etcd_config(member: &EtcdMember) -> EtcdConfig<'_> {
         initial_cluster: member
             .peers
             .iter()
-            .map(|(name, address)| format!("{name}={}", url(address, ETCD_PEER_PORT)))
+            .map(|p| format!("{}={}", p.name, url(&p.address, ETCD_PEER_PORT)))
             .collect::<Vec<_>>()
             .join(","),
         initial_cluster_token: &member.token,
@@ -370,10 +370,11 @@ fn haproxy_sections(node: &PatroniNode) -> Vec<(String, Vec<String>)> {
             "http-check expect status 200".to_string(),
             "default-server inter 1s fastinter 500ms downinter 1s fall 2 rise 2 on-marked-down shutdown-sessions".to_string(),
         ]);
-        lines.extend(node.members.iter().map(|(name, address, port)| {
+        lines.extend(node.members.iter().map(|m| {
             format!(
-                "server {name} {} maxconn 1000 check port {}",
-                endpoint(address, *port),
+                "server {} {} maxconn 1000 check port {}",
+                m.name,
+                endpoint(&m.address, m.port),
                 node.rest_port
             )
         }));

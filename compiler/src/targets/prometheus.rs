@@ -102,18 +102,20 @@ fn job(j: &ScrapeJob) -> Job {
         dns_sd_configs: j
             .dns
             .iter()
-            .map(|(name, port)| DnsSd {
-                names: vec![name.clone()],
+            .map(|t| DnsSd {
+                names: vec![t.name.clone()],
                 kind: "A",
-                port: *port,
+                port: t.port,
             })
             .collect(),
         static_configs: j
             .targets
             .iter()
-            .map(|(target, host)| Static {
-                targets: vec![target.clone()],
-                labels: Labels { host: host.clone() },
+            .map(|t| Static {
+                targets: vec![t.address.clone()],
+                labels: Labels {
+                    host: t.host.clone(),
+                },
             })
             .collect(),
     }

@@ -76,8 +76,8 @@ impl Topo<'_> {
         let depends_on = fx
             .deps
             .iter()
-            .filter(|(p, _)| *p == proxy.name)
-            .map(|(_, s)| s)
+            .filter(|d| d.proxy == proxy.name)
+            .map(|d| &d.service)
             .collect::<IndexSet<_>>()
             .into_iter()
             .map(|s| {

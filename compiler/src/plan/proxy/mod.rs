@@ -116,12 +116,18 @@ pub struct UpstreamServer {
 /// What proxies ask of the rest of the plan.
 #[derive(Default)]
 pub(super) struct ProxyEffects {
-    /// (service, host index, port name) published on the host's address.
+    /// Ports published on their host's address, for a proxy elsewhere.
     pub(super) publishes: IndexSet<PublishedPort>,
-    /// ... published on 127.0.0.1, for a proxy on the host itself.
+    /// Ports published on 127.0.0.1, for a proxy on the host itself.
     pub(super) loopback: IndexSet<PublishedPort>,
-    /// (proxy name, service) on the proxy's host: start order.
-    pub(super) deps: Vec<(Name, Name)>,
+    /// The services a proxy routes to on its own host: it starts after them.
+    pub(super) deps: Vec<ProxyDependency>,
+}
+
+/// A service a proxy routes to on the proxy's host.
+pub(super) struct ProxyDependency {
+    pub(super) proxy: Name,
+    pub(super) service: Name,
 }
 
 /// HAProxy's stats page, on the host's private address.

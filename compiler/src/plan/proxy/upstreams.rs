@@ -84,7 +84,10 @@ impl Topo<'_> {
                 continue;
             };
             let address = if p.host == proxy_host && !proxy.on_host {
-                fx.deps.push((proxy.name.name.clone(), Name::new(name)));
+                fx.deps.push(ProxyDependency {
+                    proxy: proxy.name.name.clone(),
+                    service: Name::new(name),
+                });
                 resolve::host_port("", name, container)
             } else if p.host == proxy_host {
                 fx.loopback
