@@ -252,7 +252,9 @@ impl Lower<'_> {
                 .iter()
                 .map(|p| match p {
                     TemplatePart::Text(s) => Piece::Text(s.clone()),
-                    TemplatePart::Interp(path, span) => Piece::Ref(reference(path, *span)),
+                    TemplatePart::Interp(path, span) => {
+                        Piece::Ref(Box::new(reference(path, *span)))
+                    }
                 })
                 .collect(),
             ValueKind::Quantity { number, unit } => {
@@ -263,7 +265,7 @@ impl Lower<'_> {
             } else {
                 "false"
             }))],
-            ValueKind::Path(path) => vec![Piece::Ref(reference(path, v.span))],
+            ValueKind::Path(path) => vec![Piece::Ref(Box::new(reference(path, v.span)))],
             ValueKind::List(_) => {
                 self.wrong_type(v, "a string, a number or a reference");
                 return None;

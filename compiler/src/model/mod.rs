@@ -42,7 +42,8 @@ pub struct Expr {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Piece {
     Text(Name),
-    Ref(Reference),
+    /// Boxed: a piece is most often text, and a reference is several names.
+    Ref(Box<Reference>),
 }
 
 /// `db.url`, `secret.jwt`, `self.port`, `db.ports.http`: what a reference
@@ -158,7 +159,7 @@ impl Reference {
 impl Expr {
     pub fn references(&self) -> impl Iterator<Item = &Reference> {
         self.pieces.iter().filter_map(|p| match p {
-            Piece::Ref(r) => Some(r),
+            Piece::Ref(r) => Some(&**r),
             Piece::Text(_) => None,
         })
     }
