@@ -314,16 +314,9 @@ pub(super) fn graph(file: &Path, topologies: Vec<String>, format: GraphFormatArg
         Ok(t) => t,
         Err(code) => return code,
     };
-    let options = options(file, topologies.clone(), "..".into());
-    let Analysis {
-        sources,
-        plan,
-        diagnostics: diags,
-        ..
-    } = analyze(text, &options, Disposal::Free);
-    report(&sources, &diags, MessageFormat::Human);
-    let Some(plan) = plan.filter(|_| !diags.iter().any(Diagnostic::is_error)) else {
-        return 1;
+    let plan = match plan_of(text, &options(file, topologies.clone(), "..".into())) {
+        Ok(plan) => plan,
+        Err(code) => return code,
     };
     let format = match format {
         GraphFormatArg::Dot => crate::graph::GraphFormat::Dot,

@@ -378,6 +378,20 @@ fn report(sources: &SourceMap, diags: &[Diagnostic], format: MessageFormat) {
     }
 }
 
+/// The plan of a source for a command that reads it (`graph`, `secrets`):
+/// its diagnostics are printed, and `Err` is the exit code when it has errors.
+fn plan_of(text: String, options: &Options) -> Result<crate::plan::Plan, i32> {
+    let Analysis {
+        sources,
+        plan,
+        diagnostics,
+        ..
+    } = analyze(text, options, Disposal::Free);
+    report(&sources, &diagnostics, MessageFormat::Human);
+    plan.filter(|_| !diagnostics.iter().any(Diagnostic::is_error))
+        .ok_or(1)
+}
+
 /// The options of a compilation of `file` (its output in the default `out/`;
 /// `build_options` knows where it really is).
 fn options(file: &Path, topologies: Vec<String>, from_compose: String) -> Options {

@@ -17,16 +17,9 @@ pub(super) fn secrets(args: SecretsArgs) -> i32 {
         Err(code) => return code,
     };
     let topologies = if init { Vec::new() } else { args.topologies };
-    let options = options(&file, topologies, "..".into());
-    let Analysis {
-        sources,
-        plan,
-        diagnostics: diags,
-        ..
-    } = analyze(text, &options, Disposal::Free);
-    report(&sources, &diags, MessageFormat::Human);
-    let Some(plan) = plan.filter(|_| !diags.iter().any(Diagnostic::is_error)) else {
-        return 1;
+    let plan = match plan_of(text, &options(&file, topologies, "..".into())) {
+        Ok(plan) => plan,
+        Err(code) => return code,
     };
     if !init {
         print!("{}", crate::secrets::report(&plan));
