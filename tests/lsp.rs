@@ -279,6 +279,32 @@ fn navigation_rename_symbols_and_formatting() {
         .request("textDocument/rename", params)
         .get("error")
         .is_some());
+    // prepareRename: the name under the cursor and its range, or why not.
+    let prepared = c.request("textDocument/prepareRename", doc_position(DOC, "api", 0, 1));
+    assert_eq!(prepared["placeholder"], "api", "{prepared}");
+    assert_eq!(
+        prepared["range"]["start"],
+        at(DOC, "api", 0, 0),
+        "{prepared}"
+    );
+    let nothing = c.request(
+        "textDocument/prepareRename",
+        doc_position(DOC, "image", 0, 1),
+    );
+    assert!(nothing.get("error").is_some(), "{nothing}");
+    // Names the kind of name does not allow, and names already taken.
+    for (needle, n, new_name, why) in [
+        ("api", 0, "My_API", "not a service name"),
+        ("api", 0, "db", "already a service"),
+        ("db_password", 1, "db-password", "not a secret name"),
+        ("main", 0, "Main", "not a host name"),
+    ] {
+        let mut params = doc_position(DOC, needle, n, 0);
+        params["newName"] = json!(new_name);
+        let refused = c.request("textDocument/rename", params);
+        let message = refused["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(why), "{new_name}: {refused}");
+    }
     // The outline.
     let symbols = c.request(
         "textDocument/documentSymbol",

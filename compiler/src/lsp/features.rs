@@ -7,7 +7,7 @@ use lsp_types::{
     CodeAction, CodeActionKind, CodeActionOrCommand, CodeActionParams,
     DiagnosticRelatedInformation, DiagnosticSeverity, DocumentSymbol, DocumentSymbolResponse,
     GotoDefinitionResponse, Hover, HoverContents, Location, MarkupContent, MarkupKind,
-    NumberOrString, Position, TextEdit, Uri, WorkspaceEdit,
+    NumberOrString, Position, PrepareRenameResponse, TextEdit, Uri, WorkspaceEdit,
 };
 
 use super::index::{Definition, SymbolKind, Target};
@@ -421,20 +421,25 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-pub fn rename(
+/// The name under the cursor a rename would change: its range, and its
+/// text as the placeholder. `Err` says why nothing here can be renamed.
+pub fn prepare_rename(
     a: &Analysis,
-    doc: &Uri,
     pos: Position,
-    new_name: &str,
     enc: Encoding,
-) -> Result<WorkspaceEdit, String> {
-    if !valid_name(new_name) {
-        return Err(format!(
-            "`{new_name}` is not a name: letters, digits, `_` and `-`"
-        ));
-    }
+) -> Result<PrepareRenameResponse, String> {
+    let (target, span) = renamable(a, pos, enc)?;
+    Ok(PrepareRenameResponse::RangeWithPlaceholder {
+        range: range(a.file(), span.start as usize, span.end as usize, enc),
+        placeholder: target.name.to_string(),
+    })
+}
+
+/// The name under the cursor, when it is defined in the user's file, and
+/// where it is written there.
+fn renamable(a: &Analysis, pos: Position, enc: Encoding) -> Result<(Target, Span), String> {
     let at = offset(a.file(), pos, enc) as u32;
-    let (target, _) = a
+    let (target, span) = a
         .index
         .at(a.user, at)
         .ok_or("no service, kind, secret, topology or host here")?;
@@ -445,6 +450,48 @@ pub fn rename(
             target.name
         ));
     }
+    Ok((target, span))
+}
+
+/// Why `new_name` cannot name `target`: the rule its kind of name follows (as
+/// `check` applies it), or another definition that has it already.
+fn rename_refused(a: &Analysis, target: &Target, new_name: &str) -> Option<String> {
+    let what = target.kind.word();
+    let valid = match target.kind {
+        SymbolKind::Service | SymbolKind::Topology | SymbolKind::Host => {
+            crate::check::is_dns_label(new_name)
+        }
+        SymbolKind::Secret => crate::check::is_env_name(new_name),
+        SymbolKind::Kind => valid_name(new_name),
+    };
+    if !valid {
+        let rule = match target.kind {
+            SymbolKind::Secret => "letters, digits and `_`, not starting with a digit",
+            SymbolKind::Kind => "letters, digits, `_` and `-`",
+            _ => "lowercase letters, digits and `-`, at most 63 (a DNS label)",
+        };
+        return Some(format!("`{new_name}` is not a {what} name: {rule}"));
+    }
+    let taken = Target {
+        name: Name::new(new_name),
+        ..target.clone()
+    };
+    (taken != *target && a.index.definition(&taken).is_some())
+        .then(|| format!("`{new_name}` is already a {what}: choose a name of its own"))
+}
+
+pub fn rename(
+    a: &Analysis,
+    doc: &Uri,
+    pos: Position,
+    new_name: &str,
+    enc: Encoding,
+) -> Result<WorkspaceEdit, String> {
+    let (target, _) = renamable(a, pos, enc)?;
+    if let Some(why) = rename_refused(a, &target, new_name) {
+        return Err(why);
+    }
+    let def = a.index.definition(&target).ok_or("it is not defined")?;
     let mut edits: Vec<TextEdit> = std::iter::once(def.span)
         .chain(a.index.references_to(&target).map(|r| r.span))
         .filter(|s| s.file == a.user)

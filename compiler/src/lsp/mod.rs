@@ -4,9 +4,11 @@
 //! Every open file is analysed by the same pipeline as `stackc check`, from the
 //! editor's unsaved text: diagnostics (same codes, spans and help, with the
 //! related locations), hover (a reference's value in each topology and host, a
-//! service's placements, a kind parameter's documentation and default), go to
-//! definition, references and rename (services, kinds, secrets, topologies,
-//! hosts, from `index`), completion (fields, names, attributes, secrets),
+//! service's placements, a kind parameter's or a field's documentation), go
+//! to definition, references and rename (services, kinds, secrets, topologies,
+//! hosts, from `index`; `prepareRename` names what would change, and a name
+//! the kind of name does not allow or another definition has is refused),
+//! completion (fields with their documentation, names, attributes, secrets),
 //! document symbols, formatting (`format`) and quick fixes for "did you mean".
 
 mod completion;
@@ -24,11 +26,11 @@ use lsp_types::notification::{
 };
 use lsp_types::request::{
     CodeActionRequest, Completion, DocumentSymbolRequest, Formatting, GotoDefinition, HoverRequest,
-    References, Rename, Request as _,
+    PrepareRenameRequest, References, Rename, Request as _,
 };
 use lsp_types::{
     CodeActionProviderCapability, CompletionOptions, HoverProviderCapability, InitializeParams,
-    OneOf, PositionEncodingKind, PublishDiagnosticsParams, ServerCapabilities,
+    OneOf, PositionEncodingKind, PublishDiagnosticsParams, RenameOptions, ServerCapabilities,
     TextDocumentSyncCapability, TextDocumentSyncKind, Uri,
 };
 
@@ -237,7 +239,10 @@ fn initialize(params: serde_json::Value) -> Result<(Encoding, serde_json::Value)
         hover_provider: Some(HoverProviderCapability::Simple(true)),
         definition_provider: Some(OneOf::Left(true)),
         references_provider: Some(OneOf::Left(true)),
-        rename_provider: Some(OneOf::Left(true)),
+        rename_provider: Some(OneOf::Right(RenameOptions {
+            prepare_provider: Some(true),
+            work_done_progress_options: Default::default(),
+        })),
         document_symbol_provider: Some(OneOf::Left(true)),
         document_formatting_provider: Some(OneOf::Left(true)),
         code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
@@ -473,6 +478,13 @@ impl Server {
                 json(serde_json::to_value(features::references(
                     &a, &uri, pos, with_decl, enc,
                 )))
+            }
+            PrepareRenameRequest::METHOD => {
+                let (_, p) = params::<lsp_types::TextDocumentPositionParams>(req)?;
+                let a = self.analysis(&p.text_document.uri).ok_or_else(missing)?;
+                let range = features::prepare_rename(&a, p.position, enc)
+                    .map_err(|m| (ErrorCode::InvalidParams, m))?;
+                json(serde_json::to_value(range))
             }
             Rename::METHOD => {
                 let (_, p) = params::<lsp_types::RenameParams>(req)?;
