@@ -25,7 +25,7 @@ impl Block {
     }
 
     pub fn has(&self, name: &str) -> bool {
-        self.fields.iter().any(|f| f.name == name)
+        self.field(name).is_some()
     }
 
     pub fn field(&self, name: &str) -> Option<&'static Field> {

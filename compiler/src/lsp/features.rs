@@ -428,16 +428,16 @@ pub fn prepare_rename(
     pos: Position,
     enc: Encoding,
 ) -> Result<PrepareRenameResponse, String> {
-    let (target, span) = renamable(a, pos, enc)?;
+    let (target, span, _) = renamable(a, pos, enc)?;
     Ok(PrepareRenameResponse::RangeWithPlaceholder {
         range: range(a.file(), span.start as usize, span.end as usize, enc),
         placeholder: target.name.to_string(),
     })
 }
 
-/// The name under the cursor, when it is defined in the user's file, and
-/// where it is written there.
-fn renamable(a: &Analysis, pos: Position, enc: Encoding) -> Result<(Target, Span), String> {
+/// The name under the cursor, when it is defined in the user's file: what it
+/// names, where it is written at the cursor, and where it is defined.
+fn renamable(a: &Analysis, pos: Position, enc: Encoding) -> Result<(Target, Span, Span), String> {
     let at = offset(a.file(), pos, enc) as u32;
     let (target, span) = a
         .index
@@ -450,7 +450,8 @@ fn renamable(a: &Analysis, pos: Position, enc: Encoding) -> Result<(Target, Span
             target.name
         ));
     }
-    Ok((target, span))
+    let defined = def.span;
+    Ok((target, span, defined))
 }
 
 /// Why `new_name` cannot name `target`: the rule its kind of name follows (as
@@ -487,12 +488,11 @@ pub fn rename(
     new_name: &str,
     enc: Encoding,
 ) -> Result<WorkspaceEdit, String> {
-    let (target, _) = renamable(a, pos, enc)?;
+    let (target, _, defined) = renamable(a, pos, enc)?;
     if let Some(why) = rename_refused(a, &target, new_name) {
         return Err(why);
     }
-    let def = a.index.definition(&target).ok_or("it is not defined")?;
-    let mut edits: Vec<TextEdit> = std::iter::once(def.span)
+    let mut edits: Vec<TextEdit> = std::iter::once(defined)
         .chain(a.index.references_to(&target).map(|r| r.span))
         .filter(|s| s.file == a.user)
         .map(|s| TextEdit {

@@ -111,23 +111,6 @@ impl Topo<'_> {
         };
         let def = &placement.def;
         let host = self.hosts.get(placement.host)?;
-        let fail = |msg: String, label: &str, help: String| {
-            Diagnostic::error(Code::Unresolvable, r.span, msg)
-                .label(label.to_string())
-                .help(help)
-        };
-        let needs_network = attr.kind.at_run_time();
-        if !local && host.managed && needs_network && def.reach.url.is_none() {
-            diags.push(fail(
-                format!(
-                    "`{target}` runs on the managed host `{}`, which has no address to connect to",
-                    host.name.name
-                ),
-                "not reachable by address",
-                format!("refer to `{target}.public_url` instead"),
-            ));
-            return None;
-        }
         // An HA mode run by an operator answers on its own Services.
         let operator = self.topo.platform.value == Platform::Kubernetes
             && def
@@ -144,6 +127,17 @@ impl Topo<'_> {
             operator,
             span: r.span,
         };
+        if !local && host.managed && attr.kind.at_run_time() && def.reach.url.is_none() {
+            diags.push(reached.fail(
+                format!(
+                    "`{target}` runs on the managed host `{}`, which has no address to connect to",
+                    host.name.name
+                ),
+                "not reachable by address",
+                format!("refer to `{target}.public_url` instead"),
+            ));
+            return None;
+        }
         self.attribute(&reached, attr, consumer_host, fx, diags, depth)
     }
 
@@ -159,26 +153,22 @@ impl Topo<'_> {
         depth: usize,
     ) -> Option<Pieces> {
         let Reached { target, def, .. } = *reached;
-        let hostname = |read: bool, diags: &mut Diagnostics| reached.hostname(read, diags);
-        let port_of = |name: Option<&str>, fx: &mut Effects, diags: &mut Diagnostics| {
-            reached.port(name, fx, diags)
-        };
-        let fail = |msg: String, label: &str, help: String| reached.fail(msg, label, help);
         match &attr.kind {
-            Attribute::Host | Attribute::ReadHost => {
-                hostname(attr.kind.reads(), diags).map(|h| smallvec::smallvec![Out::Text(h)])
-            }
-            Attribute::Port => port_of(None, fx, diags)
+            Attribute::Host | Attribute::ReadHost => reached
+                .hostname(attr.kind.reads(), diags)
+                .map(|h| smallvec::smallvec![Out::Text(h)]),
+            Attribute::Port => reached
+                .port(None, fx, diags)
                 .map(|p| smallvec::smallvec![Out::Text(Name::new(itoa::Buffer::new().format(p)))]),
             Attribute::Ports(port) => {
                 let name = port.as_ref()?.name.as_str();
-                port_of(Some(name), fx, diags).map(|p| {
+                reached.port(Some(name), fx, diags).map(|p| {
                     smallvec::smallvec![Out::Text(Name::new(itoa::Buffer::new().format(p)))]
                 })
             }
             Attribute::Address | Attribute::ReadAddress => {
-                let h = hostname(attr.kind.reads(), diags)?;
-                let p = port_of(None, fx, diags)?;
+                let h = reached.hostname(attr.kind.reads(), diags)?;
+                let p = reached.port(None, fx, diags)?;
                 Some(smallvec::smallvec![Out::Text(host_port("", &h, p))])
             }
             Attribute::Url | Attribute::ReadUrl => {
@@ -195,7 +185,7 @@ impl Topo<'_> {
                                 || (p.protocol.is_none() && p.name.name == "http")
                         });
                         if http.is_none() {
-                            diags.push(fail(
+                            diags.push(reached.fail(
                                 format!("service `{target}` has no URL form"),
                                 "no `url` known",
                                 format!(
@@ -204,8 +194,8 @@ impl Topo<'_> {
                             ));
                             return None;
                         }
-                        let h = hostname(false, diags)?;
-                        let p = port_of(None, fx, diags)?;
+                        let h = reached.hostname(false, diags)?;
+                        let p = reached.port(None, fx, diags)?;
                         Some(smallvec::smallvec![Out::Text(host_port("http://", &h, p))])
                     }
                 }
@@ -216,7 +206,7 @@ impl Topo<'_> {
             Attribute::PublicUrl => match &def.reach.public_url {
                 Some(t) => Some(self.eval(target, consumer_host, t, fx, diags, depth + 1)),
                 None => {
-                    diags.push(fail(
+                    diags.push(reached.fail(
                         format!("service `{target}` has no public URL in topology `{}`", self.topo.name.name),
                         "no `public_url` here",
                         format!("set `public_url = \"https://...\"` on `{target}`, or in an `override {target}` of this topology"),
