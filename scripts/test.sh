@@ -25,6 +25,12 @@ command -v etcd >/dev/null || need+=(etcd-server)
 command -v etcdctl >/dev/null || need+=(etcd-client)
 # strace: a test sees the syncs a build makes before it swaps a tree in.
 command -v strace >/dev/null || need+=(strace)
+# The timers of scheduled tasks: systemd-analyze verifies them and computes
+# their times, croniter the times cron would run (tests/schedules.rs); verify
+# looks for the docker client the units run.
+command -v systemd-analyze >/dev/null || need+=(systemd)
+/usr/bin/python3 -c 'import croniter' 2>/dev/null || need+=(python3-croniter)
+command -v docker >/dev/null || need+=(docker.io)
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # PostgreSQL's programs (postgres, initdb, pg_ctl, psql, pg_basebackup) live in
 # /usr/lib/postgresql/<version>/bin on Debian.

@@ -465,3 +465,141 @@ fn secrets_sh_puts_no_secret_on_a_command_line() {
         assert!(set.secrets_script.contains("umask 077"), "{}", set.name);
     }
 }
+
+#[test]
+fn waits_for_tasks_name_jobs_their_pods_may_read() {
+    let mut waits = 0;
+    for set in sets() {
+        let of = |k: &str, n: &str| {
+            set.docs
+                .iter()
+                .find(|d| kind(d) == k && name(d) == n)
+                .unwrap_or_else(|| panic!("{}: no {k} {n}", set.name))
+        };
+        for w in workloads(&set) {
+            let pod = &w["spec"]["template"]["spec"];
+            let inits = pod["initContainers"].as_sequence().into_iter().flatten();
+            for init in inits.filter(|c| {
+                c["name"]
+                    .as_str()
+                    .expect("in the manifest")
+                    .starts_with("wait-for-")
+            }) {
+                waits += 1;
+                let args: Vec<&str> = init["args"]
+                    .as_sequence()
+                    .expect("in the manifest")
+                    .iter()
+                    .map(|a| a.as_str().expect("in the manifest"))
+                    .collect();
+                assert_eq!(args[..2], ["wait", "--for=condition=complete"]);
+                let job = args
+                    .last()
+                    .expect("in the manifest")
+                    .strip_prefix("job/")
+                    .expect("in the manifest");
+                let job_doc = of("Job", job);
+                let policy = job_doc["spec"]["template"]["spec"]["restartPolicy"].as_str();
+                assert!(matches!(policy, Some("Never" | "OnFailure")), "{job}");
+                // The pod's service account may read that Job, and only its
+                // init containers hold the account's token.
+                let account = pod["serviceAccountName"].as_str().expect("in the manifest");
+                let sa = of("ServiceAccount", account);
+                assert_eq!(sa["automountServiceAccountToken"].as_bool(), Some(false));
+                assert_eq!(pod["automountServiceAccountToken"].as_bool(), Some(false));
+                let readable = set
+                    .docs
+                    .iter()
+                    .filter(|d| kind(d) == "RoleBinding")
+                    .filter(|b| {
+                        b["subjects"]
+                            .as_sequence()
+                            .expect("in the manifest")
+                            .iter()
+                            .any(|s| {
+                                s["kind"] == "ServiceAccount" && s["name"].as_str() == Some(account)
+                            })
+                    })
+                    .map(|b| {
+                        of(
+                            "Role",
+                            b["roleRef"]["name"].as_str().expect("in the manifest"),
+                        )
+                    })
+                    .any(|role| {
+                        role["rules"]
+                            .as_sequence()
+                            .expect("in the manifest")
+                            .iter()
+                            .any(|r| {
+                                let has = |k: &str, v: &str| {
+                                    r[k].as_sequence()
+                                        .expect("in the manifest")
+                                        .iter()
+                                        .any(|x| x.as_str() == Some(v))
+                                };
+                                has("resources", "jobs")
+                                    && has("resourceNames", job)
+                                    && ["get", "list", "watch"].iter().all(|v| has("verbs", v))
+                            })
+                    });
+                assert!(readable, "{}: {account} may not read job {job}", set.name);
+                let token = "/var/run/secrets/kubernetes.io/serviceaccount";
+                let mounts = |c: &Value| -> Vec<String> {
+                    c["volumeMounts"]
+                        .as_sequence()
+                        .into_iter()
+                        .flatten()
+                        .filter(|m| m["mountPath"].as_str() == Some(token))
+                        .map(|m| m["name"].as_str().expect("in the manifest").to_string())
+                        .collect()
+                };
+                let volume = mounts(init)
+                    .pop()
+                    .expect("the init container mounts a token");
+                assert!(pod["volumes"]
+                    .as_sequence()
+                    .expect("in the manifest")
+                    .iter()
+                    .any(|v| {
+                        v["name"].as_str() == Some(volume.as_str())
+                            && v["projected"]["sources"][0]["serviceAccountToken"].is_mapping()
+                    }));
+                for c in containers(w) {
+                    assert!(
+                        mounts(c).is_empty(),
+                        "{}: {} holds the token",
+                        set.name,
+                        name(w)
+                    );
+                }
+            }
+        }
+    }
+    assert!(waits > 0, "a case waits for a task");
+}
+
+#[test]
+fn a_tasks_job_is_renamed_exactly_when_its_spec_changes() {
+    let path = crate::support::root().join("tests/cases/tasks.stack");
+    let text = read(&path);
+    let job = |text: &str| {
+        let c = stackc::compile(text, &options(&path));
+        let file = crate::support::artifact(&c, "cluster/k8s/migrate.yaml");
+        file.lines()
+            .find_map(|l| l.strip_prefix("  name: migrate-"))
+            .expect("in the manifest")
+            .to_string()
+    };
+    assert_eq!(job(&text), job(&text));
+    let changed = text.replace(
+        "command = [\"pnpm\", \"run\", \"migrate\"]",
+        "command = [\"pnpm\", \"run\", \"migrate:deploy\"]",
+    );
+    assert_ne!(changed, text);
+    assert_ne!(job(&text), job(&changed));
+    // A change elsewhere (the API's replicas) leaves the Job as it is.
+    let elsewhere = text.replace("replicas = 2", "replicas = 3");
+    assert_ne!(elsewhere, text);
+    assert_eq!(job(&text), job(&elsewhere));
+}

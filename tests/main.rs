@@ -32,6 +32,7 @@ mod real_programs;
 mod redis_replica;
 mod redis_sentinel;
 mod redis_tls_replica;
+mod schedules;
 mod sentinel_failover;
 mod support;
 mod tidy;

@@ -24,6 +24,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod report;
 pub mod review;
+pub mod schedule;
 pub mod schema;
 pub mod secrets;
 pub mod stdlib;

@@ -60,7 +60,10 @@ pub const TOP: Block = Block {
 pub const SERVICE: Block = Block {
     called: "a service",
     fields: &[
-        f("role", "`stateless` (default) or `stateful`"),
+        f(
+            "role",
+            "`stateless` (default), `stateful`, or `task`: runs to completion (a migration, a scheduled job)",
+        ),
         f("image", "the container image"),
         f(
             "build",
@@ -103,7 +106,11 @@ pub const SERVICE: Block = Block {
         f("route", "a public path prefix the topology's proxies serve"),
         f(
             "restart",
-            "`no`, `always`, `on-failure` or `unless-stopped` (default)",
+            "`no`, `always`, `on-failure` or `unless-stopped` (default; a task: `no`)",
+        ),
+        f(
+            "schedule",
+            "a task's cron schedule, in UTC: `MINUTE HOUR DAY MONTH WEEKDAY` or `@daily`",
         ),
         f(
             "depends_on",
@@ -191,6 +198,10 @@ pub const TOPOLOGY: Block = Block {
         f(
             "ingress_class",
             "Kubernetes: the IngressClass of public routes",
+        ),
+        f(
+            "directory",
+            "compose: where `out/<topology>/` is on the hosts, for the timers of scheduled tasks (default `/opt/<stack>/out/<topology>`)",
         ),
         f("proxy", "an nginx or HAProxy serving the services' routes"),
         f("production", "the production lints apply (default false)"),

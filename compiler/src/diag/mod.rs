@@ -407,6 +407,12 @@ codes! {
     /// blocks it), an even number of them (4 tolerate no more losses than 3), or a
     /// quorum below a majority (a minority marks the master down).
     FragileFailover = "W0419", Warning, "fragile-failover";
+    /// A task (`role = task`) runs to completion, and this says otherwise: a
+    /// port, a route, a health check, several replicas or an autoscaler, a
+    /// restart after success; or a `schedule` on a service that is not a task,
+    /// or a service that waits for a scheduled task, which never completes for
+    /// good.
+    TaskShape = "E0420", Error, "task-shape";
     /// Production lint: a password, key or token is written into the file as a
     /// literal instead of `secret.NAME`.
     LiteralCredential = "W0601", Warning, "literal-credential";

@@ -79,7 +79,11 @@ impl Lower<'_> {
             "role" => {
                 def.role = self.choice(
                     v,
-                    &[("stateless", Role::Stateless), ("stateful", Role::Stateful)],
+                    &[
+                        ("stateless", Role::Stateless),
+                        ("stateful", Role::Stateful),
+                        ("task", Role::Task),
+                    ],
                 );
             }
             "image" => {
@@ -122,6 +126,7 @@ impl Lower<'_> {
                 );
             }
             "depends_on" => def.lifecycle.depends_on = self.depends_on(v),
+            "schedule" => def.lifecycle.schedule = self.schedule(v),
             "url" => def.reach.url = self.expr(v),
             "read_url" => def.reach.read_url = self.expr(v),
             "public_url" => def.reach.public_url = self.expr(v),

@@ -25,6 +25,7 @@ impl Lower<'_> {
             namespace: None,
             gpu_nodes: false,
             ingress_class: None,
+            directory: None,
             production: false,
             allow: Vec::new(),
             hosts: IndexMap::default(),
@@ -65,6 +66,10 @@ impl Lower<'_> {
                         topo.ingress_class = Some(value);
                     }
                 }
+                "directory" => {
+                    self.no_label(f);
+                    topo.directory = self.assigned(f).and_then(|v| self.directory(v));
+                }
                 "proxy" => {
                     if let Some(proxy) = self.proxy(f) {
                         if let Some(first) = topo.proxies.get(&proxy.name.name) {
@@ -75,18 +80,8 @@ impl Lower<'_> {
                         }
                     }
                 }
-                "gpu_nodes" => {
-                    self.no_label(f);
-                    if let Some(v) = self.assigned(f) {
-                        topo.gpu_nodes = self.boolean(v).unwrap_or(false);
-                    }
-                }
-                "production" => {
-                    self.no_label(f);
-                    if let Some(v) = self.assigned(f) {
-                        topo.production = self.boolean(v).unwrap_or(false);
-                    }
-                }
+                "gpu_nodes" => topo.gpu_nodes = self.flag(f),
+                "production" => topo.production = self.flag(f),
                 "allow" => {
                     self.no_label(f);
                     if let Some(v) = self.assigned(f) {
@@ -222,6 +217,33 @@ impl Lower<'_> {
 
     /// Compose topologies place services on hosts; a Kubernetes topology runs them
     /// in one cluster, which becomes its only host, `cluster`.
+    /// A topology's `NAME = true|false` (false when it is not a boolean).
+    fn flag(&mut self, f: &Entry) -> bool {
+        self.no_label(f);
+        self.assigned(f)
+            .and_then(|v| self.boolean(v))
+            .unwrap_or(false)
+    }
+
+    /// A compose topology's `directory`: an absolute path, which a systemd
+    /// unit on its hosts names.
+    fn directory(&mut self, v: &crate::syntax::Value) -> Option<Sp<String>> {
+        let value = self.string(v);
+        let d = self.in_grammar(Place::FilePath, value)?;
+        if !d.value.starts_with('/') {
+            self.push(
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    d.span,
+                    format!("`{}` is not an absolute path", d.value),
+                )
+                .label("a systemd unit on the host names it")
+                .help("write the directory's full path on the hosts, `\"/srv/app/out/prod\"`"),
+            );
+        }
+        Some(d)
+    }
+
     fn platform_shape(&mut self, topo: &mut TopologyDef, runs: Vec<RunDef>, run_spans: &[Span]) {
         match topo.platform.value {
             Platform::Compose => {
@@ -251,6 +273,17 @@ impl Lower<'_> {
                 }
             }
             Platform::Kubernetes => {
+                if let Some(d) = &topo.directory {
+                    self.push(
+                        Diagnostic::error(
+                            Code::UnknownField,
+                            d.span,
+                            "`directory` is for compose topologies",
+                        )
+                        .label("this topology runs in a cluster")
+                        .help("remove it: a cluster runs scheduled tasks as CronJobs"),
+                    );
+                }
                 let mut runs = runs;
                 for host in topo.hosts.values() {
                     // Reported; its services still run in the cluster, so that the

@@ -8,6 +8,7 @@ use crate::syntax::{Ident, TemplatePart, Value, ValueKind};
 
 use super::Lower;
 use crate::grammar;
+use crate::schedule::Schedule;
 
 impl Lower<'_> {
     pub(super) fn string(&mut self, v: &Value) -> Option<Sp<String>> {
@@ -198,6 +199,35 @@ impl Lower<'_> {
                 .help("compose publishes ports on this address, and binding needs an IP: write the host's IPv4 or IPv6 address"),
         );
         Some(s)
+    }
+
+    /// A task's cron schedule, with a diagnostic at the field at fault.
+    pub(super) fn schedule(&mut self, v: &Value) -> Option<Sp<Schedule>> {
+        let text = self.string(v)?;
+        match Schedule::parse(&text.value) {
+            Ok(s) => Some(Sp::new(s, text.span)),
+            Err(e) => {
+                // The field's own span when the string was written without
+                // escapes (its text is then the source between the quotes).
+                let span = text.span;
+                let exact = (span.end - span.start) as usize == text.value.len() + 2;
+                let at = if exact {
+                    Span::new(
+                        span.file,
+                        span.start as usize + 1 + e.at.start,
+                        span.start as usize + 1 + e.at.end,
+                    )
+                } else {
+                    span
+                };
+                self.push(
+                    Diagnostic::error(Code::InvalidValue, at, e.message)
+                        .label("in this schedule")
+                        .help(e.help),
+                );
+                None
+            }
+        }
     }
 
     /// A container's `command` or `entrypoint`: a list of words, or a string

@@ -169,6 +169,8 @@ impl Expr {
 pub enum Role {
     Stateless,
     Stateful,
+    /// Runs to completion (a migration, a seed, a scheduled job).
+    Task,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

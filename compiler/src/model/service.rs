@@ -262,6 +262,8 @@ pub struct LifecycleDef {
     pub stop_grace_period: Option<Sp<Duration>>,
     /// A delay before the stop signal, while endpoints drain.
     pub pre_stop: Option<Sp<Duration>>,
+    /// A task's cron schedule.
+    pub schedule: Option<Sp<crate::schedule::Schedule>>,
 }
 
 /// A service's HA mode, and the modes its kind offers.
@@ -354,6 +356,7 @@ fn lay_parts(base: &mut ServiceDef, top: &ServiceDef) {
         lay(&mut b.depends_on, &t.depends_on);
         lay(&mut b.stop_grace_period, &t.stop_grace_period);
         lay(&mut b.pre_stop, &t.pre_stop);
+        lay(&mut b.schedule, &t.schedule);
     });
     lay_part(&mut base.replication, &top.replication, |b, t| {
         lay(&mut b.ha, &t.ha);

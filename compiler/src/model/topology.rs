@@ -71,6 +71,8 @@ pub struct TopologyDef {
     pub gpu_nodes: bool,
     /// Kubernetes: the IngressClass of public routes.
     pub ingress_class: Option<Sp<String>>,
+    /// Compose: where the topology's output directory is on its hosts.
+    pub directory: Option<Sp<String>>,
     /// A production topology: the production lints run on it (W06xx).
     pub production: bool,
     /// Lints silenced in this topology, by code or name.

@@ -27,6 +27,7 @@ impl Topo<'_> {
         let decl_span = decl.map_or(p.run_span, |d| d.name.span);
         check_runnable(name, def, decl_span, diags);
         let role = def.role.as_ref().map_or(Role::Stateless, |r| r.value);
+        super::tasks::check_task(name, def, role, diags);
         let replicas = def.replicas.as_ref().map_or(1, |r| r.value);
         self.check_ha_mode(name, def, role, replicas, decl_span, diags);
         let gpu = self.gpus(name, p, host, replicas, decl_span, diags);
@@ -50,11 +51,14 @@ impl Topo<'_> {
             env: resolved.env,
             replicas,
             probes,
-            restart: def
-                .lifecycle
-                .restart
-                .as_ref()
-                .map_or(Restart::UnlessStopped, |r| r.value),
+            restart: def.lifecycle.restart.as_ref().map_or(
+                if role == Role::Task {
+                    Restart::No
+                } else {
+                    Restart::UnlessStopped
+                },
+                |r| r.value,
+            ),
             depends_on: self.depends_on(name, h, def, fx, diags),
             refers_to: self.refers_to(name, fx),
             kind: decl.and_then(|d| d.kind.as_ref()).map(|k| k.name.clone()),
@@ -91,6 +95,7 @@ impl Topo<'_> {
             lifecycle: Lifecycle {
                 stop_grace_period: def.lifecycle.stop_grace_period.as_ref().map(|d| d.value),
                 pre_stop: def.lifecycle.pre_stop.as_ref().map(|d| d.value),
+                schedule: def.lifecycle.schedule.as_ref().map(|s| s.value.clone()),
             }
             .into(),
             scaling: Scaling {
@@ -310,7 +315,11 @@ impl Topo<'_> {
             ]
             .iter()
             .any(|p| p.is_some());
+            let is_task = tp.def.role.as_ref().is_some_and(|r| r.value == Role::Task);
             let cond = match gate {
+                Gate::Default if is_task => {
+                    super::tasks::wait_for_task(name, target, &tp.def, span, diags)
+                }
                 Gate::Healthy if !has_check => {
                     diags.push(
                         Diagnostic::error(

@@ -203,6 +203,7 @@ impl Topo<'_> {
                 self.check_cloudnativepg(inst, def, decl, diags);
             }
             check_no_bind_mounts(def, diags);
+            check_restart_kept(inst, def, diags);
         }
     }
 
@@ -286,6 +287,15 @@ fn check_workload_name(inst: &Instance, decl: Span, diags: &mut Diagnostics) {
     let stateful = inst.role == Role::Stateful && inst.ha != HaMode::CloudNativePg;
     // `-headless` and `-public` Services are derived from the name too.
     let mut limit = if stateful { 52 } else { 63 - "-public".len() };
+    if inst.role == Role::Task {
+        // A CronJob's Jobs are `<name>-<11 characters>`; a task's Job is
+        // `<name>-<8 hex digits>`, and its Role `<name>-status`.
+        limit = if inst.lifecycle.schedule.is_some() {
+            52
+        } else {
+            54
+        };
+    }
     if inst.ha == HaMode::Sentinel {
         // The sentinels' StatefulSet `<name>-sentinel` (with its
         // revision hash) and its `<name>-sentinel-headless` Service.
@@ -296,7 +306,7 @@ fn check_workload_name(inst: &Instance, decl: Span, diags: &mut Diagnostics) {
             Diagnostic::error(
                 Code::InvalidKubernetesName,
                 decl,
-                format!("`{}` is {} characters, too long for a Kubernetes {}", inst.name, inst.name.len(), if stateful { "StatefulSet" } else { "Deployment" }),
+                format!("`{}` is {} characters, too long for a Kubernetes {}", inst.name, inst.name.len(), workload_kind(inst, stateful)),
             )
             .label(format!("at most {limit} characters here"))
             .help(if stateful {
@@ -304,6 +314,40 @@ fn check_workload_name(inst: &Instance, decl: Span, diags: &mut Diagnostics) {
             } else {
                 "shorten the name"
             }),
+        );
+    }
+}
+
+/// The kind of a service's workload, for a diagnostic.
+fn workload_kind(inst: &Instance, stateful: bool) -> &'static str {
+    match (inst.role, &inst.lifecycle.schedule) {
+        (Role::Task, Some(_)) => "CronJob",
+        (Role::Task, None) => "Job",
+        _ if stateful => "StatefulSet",
+        _ => "Deployment",
+    }
+}
+
+/// A Deployment's or a StatefulSet's pods are always restarted: only a task
+/// (a Job) can keep `restart = no`.
+fn check_restart_kept(inst: &Instance, def: &ServiceDef, diags: &mut Diagnostics) {
+    if inst.role == Role::Task {
+        return;
+    }
+    if let Some(r) = def
+        .lifecycle
+        .restart
+        .as_ref()
+        .filter(|r| r.value == Restart::No)
+    {
+        diags.push(
+            Diagnostic::error(
+                Code::NotSupported,
+                r.span,
+                format!("`{}` has `restart = no`, which Kubernetes cannot keep for a long-running service", inst.name),
+            )
+            .label("a Deployment's pods are always restarted")
+            .help("make it a task (`role = task`) if it runs to completion: a Job, run once"),
         );
     }
 }

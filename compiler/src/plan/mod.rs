@@ -29,6 +29,7 @@ mod redis_auth;
 mod replication;
 mod resolve;
 mod scaling;
+mod tasks;
 mod topology;
 
 pub use topology::plan;
@@ -63,6 +64,8 @@ pub struct TopologyPlan {
     pub namespace: String,
     /// Kubernetes: the IngressClass of public routes.
     pub ingress_class: Option<String>,
+    /// Compose: where `out/<topology>/` is on the hosts.
+    pub directory: String,
     pub proxies: Vec<ProxyPlan>,
     pub scrape_jobs: Vec<ScrapeJob>,
     /// Write `prometheus/prometheus.yml` (there are jobs, or a service mounts it).
@@ -209,6 +212,8 @@ pub struct Probe {
 pub enum Condition {
     Started,
     Healthy,
+    /// A task has exited with status 0.
+    Completed,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -302,6 +307,8 @@ pub struct Storage {
 pub struct Lifecycle {
     pub stop_grace_period: Option<Duration>,
     pub pre_stop: Option<Duration>,
+    /// A task's schedule (a task without one runs once, before its dependents).
+    pub schedule: Option<crate::schedule::Schedule>,
 }
 
 /// Kubernetes scaling: the autoscaler and the disruption budget.

@@ -208,6 +208,10 @@ fn plan_topology(
             .as_ref()
             .map_or_else(|| stack.name.clone(), |n| n.value.clone()),
         ingress_class: topo.ingress_class.as_ref().map(|c| c.value.clone()),
+        directory: topo.directory.as_ref().map_or_else(
+            || format!("/opt/{}/out/{}", stack.name, topo.name.name),
+            |d| d.value.trim_end_matches('/').to_string(),
+        ),
         span: topo.name.span,
         platform: topo.platform.value,
         hosts: host_plans,

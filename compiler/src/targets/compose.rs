@@ -15,6 +15,9 @@ use crate::model::{Command, Cpu, Duration, ProbeCheck, Size};
 use crate::options::Options;
 use crate::plan::{Bind, Condition, HostPlan, Instance, Out, Probe, TopologyPlan};
 
+/// The compose profile of scheduled tasks.
+pub const SCHEDULED_PROFILE: &str = "scheduled";
+
 #[derive(Serialize)]
 struct ComposeFile<'a> {
     services: Services<'a>,
@@ -44,6 +47,10 @@ impl Serialize for Services<'_> {
 struct Service {
     #[serde(skip_serializing_if = "Option::is_none")]
     image: Option<Name>,
+    /// A scheduled task is in the profile `scheduled`: `up` leaves it, its
+    /// timer runs it (`targets::systemd`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    profiles: Vec<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     build: Option<Build>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -211,6 +218,11 @@ fn relative(path: &str, options: &Options) -> String {
 fn service(inst: &Instance, options: &Options) -> Service {
     Service {
         image: inst.image.clone(),
+        profiles: if inst.lifecycle.schedule.is_some() {
+            vec![SCHEDULED_PROFILE]
+        } else {
+            Vec::new()
+        },
         build: inst.program.build.as_ref().map(|b| Build {
             context: match b.strip_prefix("@out/") {
                 // A generated build context, beside compose/.
@@ -239,6 +251,7 @@ fn service(inst: &Instance, options: &Options) -> Service {
                         condition: match cond {
                             Condition::Healthy => "service_healthy",
                             Condition::Started => "service_started",
+                            Condition::Completed => "service_completed_successfully",
                         },
                     },
                 )

@@ -104,6 +104,15 @@ pub struct TemplateMetadata {
 #[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PodSpec {
+    /// A Job's pods: `Never` or `OnFailure` (a workload's: always, unwritten).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// `false` where only an init container talks to the API: its token is
+    /// mounted there alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub automount_service_account_token: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -125,6 +134,57 @@ pub struct PodVolume {
     pub config_map: Option<ConfigMapRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub empty_dir: Option<EmptyDir>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projected: Option<Projected>,
+}
+
+/// A projected volume: the service account token, the cluster's CA and the
+/// namespace, as the kubelet mounts them when it mounts a token itself.
+#[derive(Serialize, Clone, Default)]
+pub struct Projected {
+    pub sources: Vec<ProjectedSource>,
+}
+
+#[derive(Serialize, Clone, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectedSource {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_account_token: Option<TokenProjection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<KeysOf>,
+    #[serde(rename = "downwardAPI", skip_serializing_if = "Option::is_none")]
+    pub downward_api: Option<DownwardItems>,
+}
+
+#[derive(Serialize, Clone, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenProjection {
+    pub path: &'static str,
+    pub expiration_seconds: u32,
+}
+
+#[derive(Serialize, Clone, Default)]
+pub struct KeysOf {
+    pub name: &'static str,
+    pub items: Vec<KeyToPath>,
+}
+
+#[derive(Serialize, Clone, Default)]
+pub struct KeyToPath {
+    pub key: &'static str,
+    pub path: &'static str,
+}
+
+#[derive(Serialize, Clone, Default)]
+pub struct DownwardItems {
+    pub items: Vec<DownwardItem>,
+}
+
+#[derive(Serialize, Clone, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DownwardItem {
+    pub path: &'static str,
+    pub field_ref: FieldRef,
 }
 
 #[derive(Serialize, Clone, Default)]
@@ -305,6 +365,8 @@ pub struct Handler {
 pub struct VolumeMount {
     pub name: String,
     pub mount_path: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
 }
 
 #[derive(Serialize, Default)]

@@ -13,6 +13,7 @@ pub mod postgres;
 pub mod prometheus;
 pub mod redis_sentinel;
 pub mod sentinel_hosts;
+pub mod systemd;
 mod templates;
 pub mod yaml;
 
@@ -189,6 +190,7 @@ fn topology(
             postgres::generate(topo, options, out, d);
             patroni::generate(topo, options, out, d);
             sentinel_hosts::generate(topo, options, out, d);
+            systemd::generate(plan, topo, options, out, d);
         }
         Platform::Kubernetes => kubernetes::generate(plan, topo, options, out, d),
     }

@@ -66,6 +66,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../targets/redis/sentinel-host.conf.hbs"),
     ),
     (
+        "task.service",
+        include_str!("../../../targets/systemd/task.service.hbs"),
+    ),
+    (
+        "task.timer",
+        include_str!("../../../targets/systemd/task.timer.hbs"),
+    ),
+    (
         "redis.conf",
         include_str!("../../../targets/redis/redis.conf.hbs"),
     ),

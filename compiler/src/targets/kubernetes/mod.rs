@@ -28,6 +28,7 @@ mod cnpg;
 mod ingress;
 mod secrets;
 mod sentinel;
+mod tasks;
 mod workload;
 
 /// What one topology's objects share.
@@ -167,6 +168,7 @@ impl Cx<'_> {
         let component = inst.kind.clone().unwrap_or_else(|| match inst.role {
             Role::Stateful => "stateful".into(),
             Role::Stateless => "stateless".into(),
+            Role::Task => "task".into(),
         });
         self.named_labels(&inst.name, &component)
     }

@@ -338,6 +338,7 @@ fn mount(name: &str, path: &str) -> VolumeMount {
     VolumeMount {
         name: name.into(),
         mount_path: path.into(),
+        read_only: false,
     }
 }
 

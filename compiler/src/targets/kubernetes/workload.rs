@@ -14,8 +14,12 @@ impl Cx<'_> {
         if let Some(s) = &inst.replication.sentinel {
             return self.redis_sentinel(inst, s);
         }
+        if inst.role == Role::Task {
+            return self.task_objects(inst);
+        }
         let mut docs = Documents::default();
         let stateful = inst.role == Role::Stateful;
+        self.waiting_account(inst, &mut docs);
         self.workload(inst, stateful, &mut docs);
         self.services(inst, stateful, &mut docs);
         self.scaling(inst, &mut docs);
@@ -54,17 +58,7 @@ impl Cx<'_> {
                 }),
             });
         } else {
-            for v in &inst.storage.volumes {
-                docs.push(&Object {
-                    api_version: "v1",
-                    kind: "PersistentVolumeClaim",
-                    metadata: self.metadata(v.name.clone(), inst),
-                    spec: Some(ClaimObjectSpec {
-                        access_modes: vec!["ReadWriteOnce"],
-                        resources: storage(v.size),
-                    }),
-                });
-            }
+            self.volume_claims(inst, docs);
             docs.push(&Object {
                 api_version: "apps/v1",
                 kind: "Deployment",
@@ -80,6 +74,22 @@ impl Cx<'_> {
                         },
                     },
                     template,
+                }),
+            });
+        }
+    }
+
+    /// A PersistentVolumeClaim per volume, for a workload without claim
+    /// templates (a Deployment, a Job).
+    pub(super) fn volume_claims(&self, inst: &Instance, docs: &mut Documents) {
+        for v in &inst.storage.volumes {
+            docs.push(&Object {
+                api_version: "v1",
+                kind: "PersistentVolumeClaim",
+                metadata: self.metadata(v.name.clone(), inst),
+                spec: Some(ClaimObjectSpec {
+                    access_modes: vec!["ReadWriteOnce"],
+                    resources: storage(v.size),
                 }),
             });
         }
@@ -170,7 +180,7 @@ impl Cx<'_> {
         }
     }
 
-    fn pod_spec(&self, inst: &Instance, stateful: bool) -> PodSpec {
+    pub(super) fn pod_spec(&self, inst: &Instance, stateful: bool) -> PodSpec {
         let replicated =
             inst.replicas > 1 || inst.scaling.autoscale.as_ref().is_some_and(|a| a.max > 1);
         let resources = resources(inst);
@@ -212,10 +222,18 @@ impl Cx<'_> {
                 .map(|v| VolumeMount {
                     name: v.name.clone(),
                     mount_path: v.path.clone(),
+                    read_only: false,
                 })
                 .collect(),
         };
+        let waits = self.task_waits(inst);
         PodSpec {
+            restart_policy: (inst.role == Role::Task).then_some(match inst.restart {
+                crate::model::Restart::OnFailure => "OnFailure",
+                _ => "Never",
+            }),
+            service_account_name: waits.account.clone(),
+            automount_service_account_token: waits.account.as_ref().map(|_| false),
             affinity: replicated.then(|| Affinity {
                 pod_anti_affinity: PodAntiAffinity {
                     preferred: vec![WeightedTerm {
@@ -234,23 +252,24 @@ impl Cx<'_> {
                 .stop_grace_period
                 .map(seconds)
                 .or_else(|| inst.lifecycle.pre_stop.map(|d| seconds(d) + 30)),
-            init_containers: Vec::new(),
+            init_containers: waits.containers,
             containers: vec![container],
-            volumes: if stateful {
-                Vec::new()
+            // A stateful set's volumes are its claim templates.
+            volumes: (if stateful {
+                &[][..]
             } else {
-                inst.storage
-                    .volumes
-                    .iter()
-                    .map(|v| PodVolume {
-                        name: v.name.clone(),
-                        persistent_volume_claim: Some(ClaimRef {
-                            claim_name: v.name.clone(),
-                        }),
-                        ..Default::default()
-                    })
-                    .collect()
-            },
+                &inst.storage.volumes[..]
+            })
+            .iter()
+            .map(|v| PodVolume {
+                name: v.name.clone(),
+                persistent_volume_claim: Some(ClaimRef {
+                    claim_name: v.name.clone(),
+                }),
+                ..Default::default()
+            })
+            .chain(waits.volume)
+            .collect(),
         }
     }
 
