@@ -31,6 +31,11 @@ command -v strace >/dev/null || need+=(strace)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 /usr/bin/python3 -c 'import croniter' 2>/dev/null || need+=(python3-croniter)
 command -v docker >/dev/null || need+=(docker.io)
+# Certificates end to end: Pebble as the ACME server, certbot as the generated
+# script's client, curl as the verifying client (tests/acme_e2e.rs).
+command -v pebble >/dev/null || need+=(pebble)
+command -v certbot >/dev/null || need+=(certbot)
+command -v curl >/dev/null || need+=(curl)
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # PostgreSQL's programs (postgres, initdb, pg_ctl, psql, pg_basebackup) live in
 # /usr/lib/postgresql/<version>/bin on Debian.

@@ -603,3 +603,43 @@ fn a_tasks_job_is_renamed_exactly_when_its_spec_changes() {
     assert_ne!(elsewhere, text);
     assert_eq!(job(&text), job(&elsewhere));
 }
+
+/// Every https host of an Ingress gets its Secret from a cert-manager
+/// Certificate for exactly that host, issued by an ACME Issuer of the set that
+/// solves HTTP-01 on the Ingress's own class.
+#[test]
+fn every_tls_secret_of_an_ingress_is_filled_by_a_certificate() {
+    let mut checked = 0;
+    for set in sets() {
+        for ingress in set.docs.iter().filter(|d| kind(d) == "Ingress") {
+            let class = &ingress["spec"]["ingressClassName"];
+            for tls in ingress["spec"]["tls"].as_sequence().into_iter().flatten() {
+                let secret = tls["secretName"].as_str().expect("a secret name");
+                let cert = set
+                    .docs
+                    .iter()
+                    .find(|d| {
+                        kind(d) == "Certificate" && d["spec"]["secretName"].as_str() == Some(secret)
+                    })
+                    .unwrap_or_else(|| panic!("{}: no Certificate fills {secret}", set.name));
+                assert_eq!(cert["spec"]["dnsNames"], tls["hosts"], "{}", set.name);
+                let issuer_name = cert["spec"]["issuerRef"]["name"].as_str();
+                let issuer = set
+                    .docs
+                    .iter()
+                    .find(|d| kind(d) == "Issuer" && Some(name(d)) == issuer_name)
+                    .unwrap_or_else(|| panic!("{}: no Issuer {issuer_name:?}", set.name));
+                let acme = &issuer["spec"]["acme"];
+                assert!(acme["server"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("https://")));
+                assert_eq!(
+                    &acme["solvers"][0]["http01"]["ingress"]["ingressClassName"],
+                    class
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 0, "the examples have https Ingress hosts");
+}

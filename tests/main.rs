@@ -11,6 +11,7 @@
 //!   generated stacks (`generate`) run through docker-compose, yamllint
 //!   and a shell.
 
+mod acme_e2e;
 mod cli;
 mod consistency;
 mod editors;

@@ -605,7 +605,8 @@ fn nginx_names(conf: &str) -> Vec<String> {
 /// Every generated nginx config passes `nginx -t`, with its upstream names
 /// resolving (a private mount namespace with its own /etc/hosts, as
 /// ../shared/TARGETS.md 1.1 shows) and self-signed certificates at the
-/// Let's Encrypt paths it names.
+/// Let's Encrypt paths it names, or, for a proxy that obtains its
+/// certificates, the stand-ins its generated ACME script makes.
 #[test]
 fn nginx_configs_pass_nginx_t() {
     if !require("nginx") || !require("unshare") || !require("openssl") {
@@ -613,7 +614,11 @@ fn nginx_configs_pass_nginx_t() {
     }
     let mut checked = 0;
     for b in build_all() {
-        for f in b.files.iter().filter(|f| f.contains("/nginx/")) {
+        for f in b
+            .files
+            .iter()
+            .filter(|f| f.contains("/nginx/") && f.ends_with(".conf"))
+        {
             let conf = b.out.join(f);
             let text = read(&conf);
             let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -668,8 +673,25 @@ fn nginx_configs_pass_nginx_t() {
             fs::create_dir_all("/etc/letsencrypt").unwrap_or_else(|e| panic!("{e}"));
             let prefix = tmp.path().join("prefix");
             fs::create_dir_all(&prefix).unwrap_or_else(|e| panic!("{e}"));
+            // The ACME script of this proxy, if it obtains its certificates:
+            // its stand-ins, made in the namespace, are what nginx starts on.
+            let acme = b
+                .out
+                .join(f.replace("/nginx/", "/acme/").replace(".conf", ".sh"));
+            let stand_ins = if acme.exists() {
+                let certs = tmp.path().join("certs");
+                fs::create_dir_all(&certs).unwrap_or_else(|e| panic!("{e}"));
+                fs::create_dir_all("/etc/stackc/certs").unwrap_or_else(|e| panic!("{e}"));
+                format!(
+                    "mount --bind {} /etc/stackc/certs && sh {} stand-in >/dev/null && ",
+                    certs.display(),
+                    acme.display()
+                )
+            } else {
+                String::new()
+            };
             let script = format!(
-                "mount --bind {hosts} /etc/hosts && mount --bind {le} /etc/letsencrypt && nginx -e stderr -t -q -p {prefix}/ -g 'pid {prefix}/nginx.pid;' -c {conf}",
+                "mount --bind {hosts} /etc/hosts && mount --bind {le} /etc/letsencrypt && {stand_ins}nginx -e stderr -t -q -p {prefix}/ -g 'pid {prefix}/nginx.pid;' -c {conf}",
                 hosts = tmp.path().join("hosts").display(),
                 le = le.display(),
                 prefix = prefix.display(),

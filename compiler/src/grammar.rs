@@ -28,6 +28,11 @@ pub enum Place {
     RoleName,
     /// A container image reference: `[registry[:port]/]name[:tag][@digest]`.
     Image,
+    /// An ACME directory URL: a shell word of the ACME client's script, a
+    /// cert-manager Issuer's `server`.
+    AcmeDirectory,
+    /// An email address: the ACME account's contact.
+    Email,
 }
 
 impl Place {
@@ -42,6 +47,8 @@ impl Place {
             Place::SentinelName => "a Sentinel master name",
             Place::RoleName => "a role name",
             Place::Image => "an image reference",
+            Place::AcmeDirectory => "an ACME directory URL",
+            Place::Email => "an email address",
         }
     }
 
@@ -56,6 +63,8 @@ impl Place {
             Place::SentinelName => "letters, digits and `-._`",
             Place::RoleName => "a letter or `_`, then letters, digits and `_`",
             Place::Image => "`[registry/]name[:tag][@digest]` of letters, digits and `-._/:@`",
+            Place::AcmeDirectory => "`https://` then a host and a path of letters, digits and `-._~%/:`",
+            Place::Email => "`name@domain`, the name of letters, digits and `.+_-`",
         }
     }
 }
@@ -116,6 +125,32 @@ pub fn invalid(place: Place, s: &str) -> Option<String> {
             }
             let ok = |c: char| c.is_ascii_alphanumeric() || "-._/:@".contains(c);
             s.chars().find(|&c| !ok(c)).and_then(bad)
+        }
+        Place::AcmeDirectory => {
+            let Some(rest) = s.strip_prefix("https://") else {
+                return Some("an ACME directory URL starts with `https://`".to_string());
+            };
+            let host = rest.split(['/', ':']).next().unwrap_or_default();
+            if let Some(why) =
+                domain(host, "an ACME directory's host").filter(|_| address(host).is_err())
+            {
+                return Some(why);
+            }
+            let ok = |c: char| c.is_ascii_alphanumeric() || "-._~%/:".contains(c);
+            rest.chars().find(|&c| !ok(c)).and_then(bad)
+        }
+        Place::Email => {
+            let Some((name, host)) = s.rsplit_once('@') else {
+                return Some("an email address is `name@domain`".to_string());
+            };
+            let ok = |c: char| c.is_ascii_alphanumeric() || ".+_-".contains(c);
+            if name.is_empty() {
+                return Some("an email address has a name before `@`".to_string());
+            }
+            if let Some(c) = name.chars().find(|&c| !ok(c)) {
+                return bad(c);
+            }
+            domain(host, "an email address's domain")
         }
         Place::RoleName => {
             let mut chars = s.chars();

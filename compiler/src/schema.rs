@@ -204,6 +204,10 @@ pub const TOPOLOGY: Block = Block {
             "compose: where `out/<topology>/` is on the hosts, for the timers of scheduled tasks (default `/opt/<stack>/out/<topology>`)",
         ),
         f("proxy", "an nginx or HAProxy serving the services' routes"),
+        f(
+            "acme",
+            "where the certificates of https domains come from: `acme { directory  email }`",
+        ),
         f("production", "the production lints apply (default false)"),
         f("allow", "the production lints allowed here, by code"),
     ],
@@ -446,6 +450,17 @@ pub const TLS: Block = Block {
     ],
 };
 
+pub const ACME: Block = Block {
+    called: "an acme block",
+    fields: &[
+        f(
+            "directory",
+            "the ACME server: `letsencrypt`, `staging` (Let's Encrypt's; the default outside `production = true`) or an `https://` URL",
+        ),
+        f("email", "the ACME account's contact, for expiry notices"),
+    ],
+};
+
 /// Attributes a reference may name on a service, besides its parameters.
 pub const ATTRIBUTES: &[Field] = &[
     f(
@@ -499,6 +514,7 @@ pub fn blocks_of(key: &str) -> &'static [&'static Block] {
         "route" => &[&ROUTE],
         "proxy" => &[&PROXY],
         "tls" => &[&TLS],
+        "acme" => &[&ACME],
         _ => &[],
     }
 }
@@ -526,6 +542,7 @@ const BLOCKS: &[&Block] = &[
     &ROUTE,
     &PROXY,
     &TLS,
+    &ACME,
 ];
 
 /// Values files write again and again (platforms, roles, strategies...).
@@ -581,6 +598,7 @@ mod tests {
             "route",
             "proxy",
             "tls",
+            "acme",
         ];
         for block in BLOCKS {
             let mut names: Vec<&str> = block.names().collect();

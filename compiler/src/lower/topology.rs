@@ -26,6 +26,7 @@ impl Lower<'_> {
             gpu_nodes: false,
             ingress_class: None,
             directory: None,
+            acme: None,
             production: false,
             allow: Vec::new(),
             hosts: IndexMap::default(),
@@ -65,6 +66,10 @@ impl Lower<'_> {
                     } else {
                         topo.ingress_class = Some(value);
                     }
+                }
+                "acme" => {
+                    self.no_label(f);
+                    topo.acme = Some(self.acme(f));
                 }
                 "directory" => {
                     self.no_label(f);
@@ -217,6 +222,47 @@ impl Lower<'_> {
 
     /// Compose topologies place services on hosts; a Kubernetes topology runs them
     /// in one cluster, which becomes its only host, `cluster`.
+    /// `acme { directory = letsencrypt | staging | "https://..."  email = "..." }`.
+    fn acme(&mut self, e: &Entry) -> AcmeDef {
+        let mut acme = AcmeDef::default();
+        for g in self.block(e) {
+            self.no_label(g);
+            self.no_kind(g);
+            let Some(v) = self.assigned(g) else { continue };
+            match g.key.name.as_str() {
+                "directory" => {
+                    acme.directory = match &v.kind {
+                        crate::syntax::ValueKind::Str(_) => {
+                            let url = self.string(v);
+                            self.in_grammar(Place::AcmeDirectory, url)
+                                .map(|u| Sp::new(AcmeDirectory::Url(u.value), u.span))
+                        }
+                        _ => {
+                            let choices = [("letsencrypt", true), ("staging", false)];
+                            self.choice(v, &choices).map(|production| {
+                                let d = if production.value {
+                                    AcmeDirectory::LetsEncrypt
+                                } else {
+                                    AcmeDirectory::Staging
+                                };
+                                Sp::new(d, production.span)
+                            })
+                        }
+                    }
+                }
+                "email" => {
+                    let email = self.string(v);
+                    acme.email = self.in_grammar(Place::Email, email);
+                }
+                _ => {
+                    let d = not_a_field(&g.key, &schema::ACME);
+                    self.push(d);
+                }
+            }
+        }
+        acme
+    }
+
     /// A topology's `NAME = true|false` (false when it is not a boolean).
     fn flag(&mut self, f: &Entry) -> bool {
         self.no_label(f);

@@ -26,6 +26,30 @@ pub enum ProxyKind {
     Haproxy,
 }
 
+/// `acme { directory = ...  email = "..." }`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AcmeDef {
+    pub directory: Option<Sp<AcmeDirectory>>,
+    pub email: Option<Sp<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AcmeDirectory {
+    LetsEncrypt,
+    Staging,
+    Url(String),
+}
+
+impl AcmeDirectory {
+    pub fn url(&self) -> &str {
+        match self {
+            AcmeDirectory::LetsEncrypt => "https://acme-v02.api.letsencrypt.org/directory",
+            AcmeDirectory::Staging => "https://acme-staging-v02.api.letsencrypt.org/directory",
+            AcmeDirectory::Url(u) => u,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TlsDef {
     pub domain: Sp<String>,
@@ -73,6 +97,8 @@ pub struct TopologyDef {
     pub ingress_class: Option<Sp<String>>,
     /// Compose: where the topology's output directory is on its hosts.
     pub directory: Option<Sp<String>>,
+    /// Where the certificates of its https domains come from.
+    pub acme: Option<AcmeDef>,
     /// A production topology: the production lints run on it (W06xx).
     pub production: bool,
     /// Lints silenced in this topology, by code or name.

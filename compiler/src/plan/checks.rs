@@ -247,9 +247,10 @@ impl Topo<'_> {
         }
         let mut volumes: IndexMap<&str, &str> = IndexMap::default();
         for inst in services {
+            let owner = super::acme::volume_owner(inst);
             for v in &inst.storage.volumes {
                 match volumes.get(v.name.as_str()) {
-                    Some(other) if *other != inst.name.as_str() => {
+                    Some(other) if *other != owner => {
                         let span = span_of(&inst.name).unwrap_or(host.name.span);
                         diags.push(
                             Diagnostic::error(
@@ -262,7 +263,7 @@ impl Topo<'_> {
                         );
                     }
                     _ => {
-                        volumes.insert(&v.name, &inst.name);
+                        volumes.insert(&v.name, owner);
                     }
                 }
             }

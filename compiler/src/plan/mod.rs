@@ -40,6 +40,7 @@ pub use patroni::{
     PATRONI_DIR, PATRONI_PRIMARY_PORT, PATRONI_REPLICA_PORT, PATRONI_REST_PORT, PATRONI_VERSION,
 };
 pub use prometheus::{ScrapeJob, PROMETHEUS_CONFIG};
+pub use proxy::acme;
 pub use proxy::{
     HttpHealth, ProxyPlan, RateLimit, RoutePlan, Site, Tls, Upstream, UpstreamServer,
     HAPROXY_METRICS_PORT, HAPROXY_STATS_PORT,
@@ -66,6 +67,8 @@ pub struct TopologyPlan {
     pub ingress_class: Option<String>,
     /// Compose: where `out/<topology>/` is on the hosts.
     pub directory: String,
+    /// Where the certificates of its https domains come from.
+    pub acme: acme::AcmeServer,
     pub proxies: Vec<ProxyPlan>,
     pub scrape_jobs: Vec<ScrapeJob>,
     /// Write `prometheus/prometheus.yml` (there are jobs, or a service mounts it).

@@ -208,6 +208,7 @@ fn plan_topology(
             .as_ref()
             .map_or_else(|| stack.name.clone(), |n| n.value.clone()),
         ingress_class: topo.ingress_class.as_ref().map(|c| c.value.clone()),
+        acme: super::proxy::acme::server(topo),
         directory: topo.directory.as_ref().map_or_else(
             || format!("/opt/{}/out/{}", stack.name, topo.name.name),
             |d| d.value.trim_end_matches('/').to_string(),
@@ -342,6 +343,7 @@ impl Topo<'_> {
         {
             let inst = self.proxy_instance(proxy, proxy_fx, &services);
             services.push(inst);
+            services.extend(super::proxy::acme::instances(proxy));
         }
         match self.topo.platform.value {
             Platform::Compose => {

@@ -2,6 +2,7 @@
 //! plan; adding one (Kubernetes, nginx, ...) means one more module and one more
 //! line in `generate`.
 
+pub mod acme;
 pub mod compose;
 pub mod env;
 pub mod haproxy;
@@ -185,6 +186,7 @@ fn topology(
             compose::generate(topo, options, out, d);
             env::generate(plan, topo, options, out, d);
             nginx::generate(topo, options, out, d);
+            acme::generate(topo, options, out, d);
             haproxy::generate(topo, options, out, d);
             prometheus::generate(topo, options, out, d);
             postgres::generate(topo, options, out, d);

@@ -81,7 +81,43 @@ pub fn generate(
                 &e,
             )),
         }
+        if proxy.acme.is_some() {
+            start_script(topo, proxy, options, out, diags);
+        }
     }
+}
+
+#[derive(Serialize)]
+struct StartScript<'a> {
+    header: String,
+    proxy: &'a str,
+    certs: &'static str,
+}
+
+/// The start script of an nginx whose ACME client installs its certificates:
+/// nginx, and a loop that reloads it when they change.
+fn start_script(
+    topo: &TopologyPlan,
+    proxy: &ProxyPlan,
+    options: &Options,
+    out: &mut super::Files<'_>,
+    diags: &mut Diagnostics,
+) {
+    let model = StartScript {
+        header: header("#", options, &topo.name),
+        proxy: &proxy.name,
+        certs: crate::plan::acme::CERTS_DIR,
+    };
+    let file = format!("{}-start.sh", proxy.name);
+    super::node_files(
+        topo,
+        "nginx",
+        &[(&file, "nginx-start.sh")],
+        &model,
+        (&proxy.name, &proxy.host),
+        out,
+        diags,
+    );
 }
 
 fn render(proxy: &ProxyPlan, header: &str) -> Result<String, String> {

@@ -65,6 +65,11 @@ const TEMPLATES: &[(&str, &str)] = &[
         "sentinel-host.conf",
         include_str!("../../../targets/redis/sentinel-host.conf.hbs"),
     ),
+    ("acme.sh", include_str!("../../../targets/acme/acme.sh.hbs")),
+    (
+        "nginx-start.sh",
+        include_str!("../../../targets/nginx/start.sh.hbs"),
+    ),
     (
         "task.service",
         include_str!("../../../targets/systemd/task.service.hbs"),

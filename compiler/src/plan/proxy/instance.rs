@@ -54,7 +54,8 @@ impl Topo<'_> {
             ProxyKind::Haproxy => format!("haproxy/{}.cfg", proxy.name),
         };
         let mut mounts = vec![Mount::generated(config, config_path)];
-        if proxy.has_tls() {
+        let (volumes, program, mut depends_on) = acme::proxy_side(proxy, &mut mounts);
+        if proxy.acme.is_none() && proxy.has_tls() {
             let paths: &[&str] = match proxy.kind {
                 ProxyKind::Nginx => &["/etc/letsencrypt", "/var/www/certbot"],
                 ProxyKind::Haproxy => &["/etc/haproxy/certs"],
@@ -73,25 +74,25 @@ impl Topo<'_> {
             .filter(|i| i.ready_check().is_some())
             .map(|i| i.name.as_str())
             .collect();
-        let depends_on = fx
-            .deps
-            .iter()
-            .filter(|d| d.proxy == proxy.name)
-            .map(|d| &d.service)
-            .collect::<IndexSet<_>>()
-            .into_iter()
-            .map(|s| {
-                let healthy = ready.contains(s.as_str());
-                (
-                    s.clone(),
-                    if healthy {
-                        Condition::Healthy
-                    } else {
-                        Condition::Started
-                    },
-                )
-            })
-            .collect();
+        depends_on.extend(
+            fx.deps
+                .iter()
+                .filter(|d| d.proxy == proxy.name)
+                .map(|d| &d.service)
+                .collect::<IndexSet<_>>()
+                .into_iter()
+                .map(|s| {
+                    let healthy = ready.contains(s.as_str());
+                    (
+                        s.clone(),
+                        if healthy {
+                            Condition::Healthy
+                        } else {
+                            Condition::Started
+                        },
+                    )
+                }),
+        );
         let health = Probe {
             check: ProbeCheck::Command(Command::Shell(format!(
                 "wget -q -O /dev/null http://127.0.0.1:{}/health || exit 1",
@@ -113,11 +114,8 @@ impl Topo<'_> {
             },
             depends_on,
             kind: Some(Name::new(dir)),
-            storage: Storage {
-                mounts,
-                ..Storage::default()
-            }
-            .into(),
+            storage: Storage { volumes, mounts }.into(),
+            program: program.into(),
             ..Instance::auxiliary(Name::new(&proxy.name), Role::Stateless)
         }
     }

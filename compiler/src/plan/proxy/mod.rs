@@ -15,6 +15,7 @@ use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 
 use super::*;
 
+pub mod acme;
 mod instance;
 mod upstreams;
 
@@ -37,6 +38,8 @@ pub struct ProxyPlan {
     pub https: u16,
     pub sites: Vec<Site>,
     pub upstreams: Vec<Upstream>,
+    /// The certificates it obtains itself, from an ACME server.
+    pub acme: Option<acme::AcmePlan>,
 }
 
 impl ProxyPlan {
@@ -187,6 +190,12 @@ impl Topo<'_> {
             site.routes
                 .sort_by(|a, b| b.path.len().cmp(&a.path.len()).then(a.path.cmp(&b.path)));
         }
+        let obtained: Vec<String> = sites
+            .iter()
+            .filter(|s| s.tls.is_some())
+            .filter_map(|s| s.domain.clone())
+            .filter(|d| acme::obtains(proxy, d))
+            .collect();
         Some(ProxyPlan {
             name: proxy.name.name.to_string(),
             kind: proxy.kind.value,
@@ -200,6 +209,7 @@ impl Topo<'_> {
             ),
             http: proxy.http.as_ref().map_or(80, |p| p.value),
             https: proxy.https.as_ref().map_or(443, |p| p.value),
+            acme: acme::plan(self.topo, obtained),
             sites,
             upstreams: upstreams.into_values().collect(),
         })
@@ -374,6 +384,7 @@ impl Topo<'_> {
                         ProxyKind::Haproxy => {
                             (format!("/etc/haproxy/certs/{d}.pem"), String::new())
                         }
+                        ProxyKind::Nginx if acme::obtains(proxy, d) => acme::paths(d),
                         ProxyKind::Nginx => (
                             format!("/etc/letsencrypt/live/{d}/fullchain.pem"),
                             format!("/etc/letsencrypt/live/{d}/privkey.pem"),

@@ -4,7 +4,9 @@
 //! - `<service>.yaml`: the workload (a Deployment for stateless services, a
 //!   StatefulSet with a headless Service and volume claims for stateful ones), its
 //!   Service, and its HorizontalPodAutoscaler, PodDisruptionBudget and volume claims;
-//! - `ingress.yaml`: one Ingress for every service with a public URL;
+//! - `ingress.yaml`: one Ingress for every service with a public URL, and
+//!   `certificates.yaml`: cert-manager's Issuer and Certificates for its https
+//!   hosts;
 //! - `secrets.sh`: the secret keys the topology needs and the command that creates
 //!   the Secret from environment variables. No secret value is ever written.
 //!
@@ -24,6 +26,7 @@ use crate::plan::kubernetes_names::headless as headless_name;
 use crate::plan::text_of as literal;
 use crate::plan::{self, Instance, Out, Plan, RoutedPath, SentinelPlan, TopologyPlan};
 
+mod certificates;
 mod cnpg;
 mod ingress;
 mod secrets;
@@ -135,6 +138,9 @@ pub fn generate(
         );
     }
     if let Some(ingress) = cx.ingress(&instances) {
+        if let Some(certificates) = cx.certificates(&ingress) {
+            write("certificates.yaml", certificates, out);
+        }
         write("ingress.yaml", Documents::of(&ingress), out);
     }
     out.push(Artifact {

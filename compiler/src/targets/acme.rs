@@ -1,0 +1,71 @@
+//! The ACME client's script of each proxy that obtains its certificates,
+//! `out/<topology>/acme/<proxy>.sh` (`plan::acme` says who runs it).
+
+use serde::Serialize;
+
+use super::{header, node_files, Files};
+use crate::diag::Diagnostics;
+use crate::options::Options;
+use crate::plan::acme::{AcmePlan, CERTS_DIR, WEBROOT};
+use crate::plan::{ProxyPlan, TopologyPlan};
+
+/// certbot's account and lineages, in the client's volume.
+const STATE_DIR: &str = "/etc/letsencrypt";
+
+#[derive(Serialize)]
+struct Script<'a> {
+    header: String,
+    proxy: &'a str,
+    directory: &'a str,
+    /// certbot's account options: the contact, or none.
+    account: String,
+    certs: &'static str,
+    webroot: &'static str,
+    state: &'static str,
+    domains: String,
+}
+
+pub fn generate(
+    topo: &TopologyPlan,
+    options: &Options,
+    out: &mut Files<'_>,
+    diags: &mut Diagnostics,
+) {
+    for proxy in &topo.proxies {
+        let Some(acme) = &proxy.acme else { continue };
+        let file = format!("{}.sh", proxy.name);
+        let model = script(topo, proxy, acme, options);
+        node_files(
+            topo,
+            "acme",
+            &[(&file, "acme.sh")],
+            &model,
+            (&proxy.name, &proxy.host),
+            out,
+            diags,
+        );
+    }
+}
+
+fn script<'a>(
+    topo: &TopologyPlan,
+    proxy: &'a ProxyPlan,
+    acme: &'a AcmePlan,
+    options: &Options,
+) -> Script<'a> {
+    // The URL, the address and the domains follow grammars with no
+    // character a shell's single quotes give a meaning (`grammar::Place`).
+    Script {
+        header: header("#", options, &topo.name),
+        proxy: &proxy.name,
+        directory: &acme.server.directory,
+        account: match &acme.server.email {
+            Some(email) => format!("--email {email}"),
+            None => "--register-unsafely-without-email".into(),
+        },
+        certs: CERTS_DIR,
+        webroot: WEBROOT,
+        state: STATE_DIR,
+        domains: acme.domains.join(" "),
+    }
+}

@@ -1,0 +1,328 @@
+//! Certificates end to end, on loopback, with Pebble (Debian's ACME test
+//! server) as the certificate authority: the generated nginx starts with no
+//! certificate (on the stand-in its ACME task makes), the generated ACME
+//! script obtains one from Pebble with certbot's webroot challenge (served by
+//! that nginx), the nginx reloads itself, and a TLS request to it verifies
+//! against Pebble's root. Renewing again changes nothing.
+//!
+//! The generated files run as they are, but for their paths: the certificate,
+//! webroot and certbot directories are the test's own, nginx reads its config
+//! from the test's directory (a `nginx` on PATH adds `-c`), and the upstream is
+//! the backend's loopback address instead of its compose name.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::support::{require, wait_for};
+
+/// A started program in a process group of its own, and everything it
+/// started (nginx's workers, the reload loop): the group is stopped and
+/// killed when dropped, even when an assertion fails.
+struct Group(std::process::Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        for signal in ["-TERM", "-KILL"] {
+            let _ = Command::new("kill").args([signal, "--", &group]).status();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = self.0.wait();
+    }
+}
+
+const DOMAIN: &str = "app.acme.test";
+const HTTP: u16 = 28280;
+const HTTPS: u16 = 28643;
+const BACKEND: u16 = 28291;
+const ACME: u16 = 28400;
+const ACME_ROOTS: u16 = 28401;
+const DNS: u16 = 28453;
+
+fn stack() -> String {
+    format!(
+        r#"stack shop
+
+service app {{
+  image = "app:1"
+  port http = {BACKEND}
+  public_url = "https://{DOMAIN}:{HTTPS}"
+  route "/"
+}}
+
+topology e2e {{
+  acme {{
+    directory = "https://127.0.0.1:{ACME}/dir"
+    email = "ops@acme.test"
+  }}
+  host main {{
+    address = "127.0.0.1"
+    run = [app]
+  }}
+  proxy edge: nginx {{
+    host = main
+    http = {HTTP}
+    https = {HTTPS}
+  }}
+}}
+"#
+    )
+}
+
+fn sh(script: &Path, args: &[&str], env: &[(&str, String)]) -> std::process::Output {
+    let mut c = Command::new("sh");
+    c.arg(script).args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output()
+        .unwrap_or_else(|e| panic!("sh {}: {e}", script.display()))
+}
+
+fn spawn(c: &mut Command) -> Group {
+    use std::os::unix::process::CommandExt;
+    Group(
+        c.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{c:?}: {e}")),
+    )
+}
+
+fn listening(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+/// `GET /` over TLS to the proxy, verified against `ca`: the body, or why not.
+fn https_get(ca: &Path) -> Result<String, String> {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--cacert"])
+        .arg(ca)
+        .arg("--resolve")
+        .arg(format!("{DOMAIN}:{HTTPS}:127.0.0.1"))
+        .arg(format!("https://{DOMAIN}:{HTTPS}/"))
+        .output()
+        .unwrap_or_else(|e| panic!("curl: {e}"));
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn issuer(cert: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-issuer", "-in"])
+        .arg(cert)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn the_proxy_starts_without_a_certificate_and_serves_the_one_pebble_issues() {
+    for program in [
+        "nginx",
+        "pebble",
+        "pebble-challtestsrv",
+        "certbot",
+        "openssl",
+        "curl",
+    ] {
+        if !require(program) {
+            return;
+        }
+    }
+    let c = stackc::compile(stack(), &crate::support::options(Path::new("acme.stack")));
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    let file = |path: &str| crate::support::artifact(&c, path);
+
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path();
+    // nginx's workers (nobody) read the webroot and the certificates.
+    for sub in ["certs", "webroot", "letsencrypt", "bin"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    Command::new("chmod")
+        .args(["-R", "755"])
+        .arg(dir)
+        .status()
+        .ok();
+    let at = |sub: &str| dir.join(sub).display().to_string();
+    let adapt = |text: String| {
+        text.replace("/etc/stackc/certs", &at("certs"))
+            .replace("/var/www/certbot", &at("webroot"))
+            .replace("/etc/letsencrypt", &at("letsencrypt"))
+    };
+    let conf = adapt(file("e2e/nginx/edge.conf"))
+        .replace(
+            &format!("server app:{BACKEND} "),
+            &format!("server 127.0.0.1:{BACKEND} "),
+        )
+        .replace(
+            "worker_processes auto;",
+            &format!("worker_processes 1;\npid {};", at("nginx.pid")),
+        );
+    assert!(
+        conf.contains(&format!("server 127.0.0.1:{BACKEND} ")),
+        "{conf}"
+    );
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap_or_else(|e| panic!("{e}"));
+        p
+    };
+    let conf_path = write("edge.conf", &conf);
+    let acme = write("acme.sh", &adapt(file("e2e/acme/edge.sh")));
+    let start = write("start.sh", &adapt(file("e2e/nginx/edge-start.sh")));
+    let shim = write(
+        "bin/nginx",
+        &format!(
+            "#!/bin/sh\nexec /usr/sbin/nginx -c {} \"$@\"\n",
+            conf_path.display()
+        ),
+    );
+    Command::new("chmod").arg("755").arg(&shim).status().ok();
+    let path = format!(
+        "{}:{}",
+        at("bin"),
+        std::env::var("PATH").unwrap_or_default()
+    );
+
+    // The stand-in: the proxy can start before any certificate exists.
+    let out = sh(&acme, &["stand-in"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fullchain = dir.join(format!("certs/{DOMAIN}/fullchain.pem"));
+    assert!(
+        issuer(&fullchain).contains(DOMAIN),
+        "a self-signed stand-in"
+    );
+
+    let _backend = spawn(Command::new("python3").args([
+        "-c",
+        "import http.server as h\nclass H(h.BaseHTTPRequestHandler):\n def do_GET(s):\n  s.send_response(200); s.send_header('Content-Length','3'); s.end_headers(); s.wfile.write(b'app')\nh.HTTPServer(('127.0.0.1', int(__import__('sys').argv[1])), H).serve_forever()",
+        &BACKEND.to_string(),
+    ]));
+    let _nginx = spawn(Command::new("sh").arg(&start).env("PATH", &path));
+    wait_for("nginx on its https port", Duration::from_secs(10), || {
+        listening(HTTPS)
+    });
+
+    // Pebble: its API over TLS with a certificate of the test's, names
+    // resolved by its challenge server's DNS to 127.0.0.1, validation at the
+    // proxy's http port.
+    let tls_key = dir.join("pebble.key");
+    let tls_cert = dir.join("pebble.crt");
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-nodes", "-newkey", "rsa:2048", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ])
+        .arg("-keyout")
+        .arg(&tls_key)
+        .arg("-out")
+        .arg(&tls_cert)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    assert!(made.status.success());
+    let config = write(
+        "pebble.json",
+        &serde_json::json!({"pebble": {
+            "listenAddress": format!("127.0.0.1:{ACME}"),
+            "managementListenAddress": format!("127.0.0.1:{ACME_ROOTS}"),
+            "certificate": tls_cert, "privateKey": tls_key,
+            "httpPort": HTTP, "tlsPort": 28544,
+            "ocspResponderURL": "", "externalAccountBindingRequired": false,
+        }})
+        .to_string(),
+    );
+    let _dns = spawn(Command::new("pebble-challtestsrv").args([
+        "-defaultIPv4",
+        "127.0.0.1",
+        "-defaultIPv6",
+        "",
+        "-dns01",
+        &format!("127.0.0.1:{DNS}"),
+        "-http01",
+        "",
+        "-https01",
+        "",
+        "-tlsalpn01",
+        "",
+        "-management",
+        "127.0.0.1:28455",
+    ]));
+    let _pebble = spawn(
+        Command::new("pebble")
+            .arg("-config")
+            .arg(&config)
+            .args(["-dnsserver", &format!("127.0.0.1:{DNS}")])
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0"),
+    );
+    wait_for("Pebble", Duration::from_secs(10), || listening(ACME));
+    let root = dir.join("pebble-root.pem");
+    wait_for("Pebble's root", Duration::from_secs(10), || {
+        Command::new("curl")
+            .args(["-sSf", "--cacert"])
+            .arg(&tls_cert)
+            .arg(format!("https://127.0.0.1:{ACME_ROOTS}/roots/0"))
+            .arg("-o")
+            .arg(&root)
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    // On the stand-in, a client that trusts Pebble refuses the proxy.
+    assert!(https_get(&root).is_err(), "the stand-in is not trusted");
+
+    let ca_bundle = [("REQUESTS_CA_BUNDLE", tls_cert.display().to_string())];
+    let out = sh(&acme, &["obtain"], &ca_bundle);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        issuer(&fullchain).contains("Pebble"),
+        "{}",
+        issuer(&fullchain)
+    );
+    // The proxy reloads itself within its 10-second check.
+    let mut last = String::new();
+    wait_for(
+        "the proxy serves Pebble's certificate",
+        Duration::from_secs(30),
+        || match https_get(&root) {
+            Ok(body) => body == "app",
+            Err(e) => {
+                last = e;
+                false
+            }
+        },
+    );
+    // Again: nothing is due, nothing changes.
+    let before = std::fs::read(&fullchain).unwrap_or_default();
+    let out = sh(&acme, &["obtain"], &ca_bundle);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&fullchain).unwrap_or_default(),
+        before,
+        "{last}"
+    );
+}
