@@ -36,6 +36,8 @@ command -v docker >/dev/null || need+=(docker.io)
 command -v pebble >/dev/null || need+=(pebble)
 command -v certbot >/dev/null || need+=(certbot)
 command -v curl >/dev/null || need+=(curl)
+# Backups end to end: pgBackRest against Debian's PostgreSQL (tests/backup_restore.rs).
+command -v pgbackrest >/dev/null || need+=(pgbackrest)
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # PostgreSQL's programs (postgres, initdb, pg_ctl, psql, pg_basebackup) live in
 # /usr/lib/postgresql/<version>/bin on Debian.

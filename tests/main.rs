@@ -12,6 +12,7 @@
 //!   and a shell.
 
 mod acme_e2e;
+mod backup_restore;
 mod cli;
 mod consistency;
 mod editors;

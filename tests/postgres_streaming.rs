@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use crate::support::{options, read, require, write_artifacts};
 
-const PG_PROGRAMS: [&str; 5] = ["postgres", "initdb", "pg_ctl", "psql", "pg_basebackup"];
+pub(crate) const PG_PROGRAMS: [&str; 5] = ["postgres", "initdb", "pg_ctl", "psql", "pg_basebackup"];
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -28,7 +28,7 @@ fn is_root() -> bool {
 
 /// A command run as the postgres OS user when the tests run as root (postgres
 /// refuses root), with an explicit environment.
-fn as_postgres(program: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
+pub(crate) fn as_postgres(program: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut c = if is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--", "env"]);
@@ -41,11 +41,11 @@ fn as_postgres(program: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
     c
 }
 
-fn run(mut c: Command) -> Output {
+pub(crate) fn run(mut c: Command) -> Output {
     c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"))
 }
 
-fn ok(c: Command) -> String {
+pub(crate) fn ok(c: Command) -> String {
     let what = format!("{c:?}");
     let o = run(c);
     assert!(
@@ -58,7 +58,7 @@ fn ok(c: Command) -> String {
 }
 
 /// Gives a directory to the postgres user, when the tests run as root.
-fn own(dir: &Path) {
+pub(crate) fn own(dir: &Path) {
     if is_root() {
         let mut c = Command::new("chown");
         c.args(["-R", "postgres:postgres"]).arg(dir);
@@ -67,7 +67,7 @@ fn own(dir: &Path) {
 }
 
 /// A scratch directory the postgres user can use.
-fn scratch() -> tempfile::TempDir {
+pub(crate) fn scratch() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     own(tmp.path());
     tmp

@@ -105,6 +105,10 @@ pub const SERVICE: Block = Block {
         ),
         f("route", "a public path prefix the topology's proxies serve"),
         f(
+            "backup",
+            "PostgreSQL: scheduled base backups and WAL archiving with pgBackRest, and a restore script",
+        ),
+        f(
             "restart",
             "`no`, `always`, `on-failure` or `unless-stopped` (default; a task: `no`)",
         ),
@@ -251,6 +255,20 @@ pub const VOLUME: Block = Block {
     fields: &[
         f("path", "where it is mounted in the container"),
         f("size", "the Kubernetes volume claim (default 1Gi)"),
+    ],
+};
+
+pub const BACKUP: Block = Block {
+    called: "a backup block",
+    fields: &[
+        f(
+            "schedule",
+            "when a full backup runs, in UTC (cron; default `0 2 * * *`)",
+        ),
+        f(
+            "retention",
+            "how many days of backups are kept (default 30)",
+        ),
     ],
 };
 
@@ -504,6 +522,7 @@ pub fn blocks_of(key: &str) -> &'static [&'static Block] {
         "update" => &[&UPDATE],
         "volume" => &[&VOLUME],
         "metrics" => &[&METRICS],
+        "backup" => &[&BACKUP],
         "ha" => &[&HA],
         "host" => &[&HOST],
         "resources" => &[&RESOURCES],
@@ -532,6 +551,7 @@ const BLOCKS: &[&Block] = &[
     &UPDATE,
     &VOLUME,
     &METRICS,
+    &BACKUP,
     &HA,
     &HOST,
     &RESOURCES,
@@ -599,6 +619,7 @@ mod tests {
             "proxy",
             "tls",
             "acme",
+            "backup",
         ];
         for block in BLOCKS {
             let mut names: Vec<&str> = block.names().collect();

@@ -60,6 +60,7 @@ impl Lower<'_> {
             "volume" => self.volume(def, e),
             "autoscale" => def.scaling.autoscale = Some(Box::new(self.autoscale(e))),
             "metrics" => def.reach.metrics = self.metrics(e).map(Box::new),
+            "backup" => def.storage.backup = Some(Box::new(self.backup(e))),
             "mount" => self.mount(def, e),
             "health" => self.health(def, e),
             "ha" => def.replication.ha = self.ha(e).map(Box::new),
@@ -313,6 +314,26 @@ impl Lower<'_> {
             }
         }
         r
+    }
+
+    fn backup(&mut self, e: &Entry) -> BackupDef {
+        let mut b = BackupDef {
+            schedule: None,
+            retention: None,
+            span: e.span(),
+        };
+        let entries = self.block(e);
+        for (f, v) in self.settings(entries, "a backup block") {
+            match f.key.name.as_str() {
+                "schedule" => b.schedule = self.schedule(v),
+                "retention" => b.retention = self.integer(v, "a number of days"),
+                _ => {
+                    let d = not_a_field(&f.key, &schema::BACKUP);
+                    self.push(d);
+                }
+            }
+        }
+        b
     }
 
     fn metrics(&mut self, e: &Entry) -> Option<MetricsDef> {

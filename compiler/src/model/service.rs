@@ -252,6 +252,16 @@ pub struct ReachDef {
 pub struct StorageDef {
     pub volumes: IndexMap<Name, VolumeDef>,
     pub mounts: IndexMap<Name, MountDef>,
+    pub backup: Option<Box<BackupDef>>,
+}
+
+/// `backup { schedule = "0 2 * * *"  retention = 30 }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupDef {
+    pub schedule: Option<Sp<crate::schedule::Schedule>>,
+    /// Days.
+    pub retention: Option<Sp<u32>>,
+    pub span: Span,
 }
 
 /// When a service starts, restarts and stops.
@@ -343,6 +353,7 @@ fn lay_parts(base: &mut ServiceDef, top: &ServiceDef) {
             }
         }
         lay_map(&mut b.mounts, &t.mounts);
+        lay(&mut b.backup, &t.backup);
     });
     lay_part(&mut base.resources, &top.resources, |r, t| {
         lay(&mut r.cpu, &t.cpu);

@@ -247,7 +247,7 @@ impl Topo<'_> {
         }
         let mut volumes: IndexMap<&str, &str> = IndexMap::default();
         for inst in services {
-            let owner = super::acme::volume_owner(inst);
+            let owner = volume_owner(inst);
             for v in &inst.storage.volumes {
                 match volumes.get(v.name.as_str()) {
                     Some(other) if *other != owner => {
@@ -486,4 +486,19 @@ fn shortest_cycle(
         parent[node.index()] = None;
     }
     path
+}
+
+/// Whose a container's volumes are: the containers stackc adds to share
+/// another's volumes (a proxy's ACME client, a database's backup task) share
+/// them by name.
+fn volume_owner(inst: &Instance) -> &str {
+    let suffixes: &[&str] = match inst.kind.as_deref() {
+        Some("acme") => &["-certs", "-acme"],
+        Some("pgbackrest") => &["-backup"],
+        _ => &[],
+    };
+    suffixes
+        .iter()
+        .find_map(|s| inst.name.strip_suffix(s))
+        .unwrap_or(&inst.name)
 }

@@ -110,6 +110,7 @@ impl Topo<'_> {
             .into(),
         };
         self.wire(name, h, &mut instance, diags);
+        self.wire_backup(name, def, &mut instance, diags);
         Some(instance)
     }
 
@@ -579,5 +580,6 @@ fn storage(name: &Name, def: &ServiceDef) -> Storage {
                 },
             })
             .collect(),
+        backup: None,
     }
 }

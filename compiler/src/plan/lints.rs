@@ -83,7 +83,7 @@ impl Topo<'_> {
         }
     }
 
-    /// The production lints of one service (W0601 to W0608).
+    /// The production lints of one service (W0601 to W0609).
     fn lint_service(&self, name: &str, decl: &Ident, def: &ServiceDef, out: &mut Vec<Diagnostic>) {
         let topology = self.topo.name.name.as_str();
         literal_credentials(name, def, topology, out);
@@ -94,6 +94,29 @@ impl Topo<'_> {
         replicas_without_health(name, decl, def, out);
         stateful_without_volume(name, decl, def, out);
         self.default_superuser(name, decl, def, out);
+        self.without_backup(name, decl, def, out);
+    }
+
+    /// W0609: a PostgreSQL server that stackc could back up, without `backup`.
+    fn without_backup(
+        &self,
+        name: &str,
+        decl: &Ident,
+        def: &ServiceDef,
+        out: &mut Vec<Diagnostic>,
+    ) {
+        let backed_up_here = self.topo.platform.value == Platform::Compose
+            && *def.ha_mode() == HaMode::Single
+            && self.is_kind(name, "postgres");
+        if backed_up_here && def.storage.backup.is_none() {
+            out.push(lint(
+                Code::StatefulWithoutBackup,
+                decl.span,
+                format!("PostgreSQL `{name}` has no backup"),
+                "a lost volume, a bad migration or a wrong DELETE cannot be undone",
+                "add `backup { schedule = \"0 2 * * *\"  retention = 30 }`: nightly full backups, archived WAL, and a restore script".into(),
+            ));
+        }
     }
 
     /// W0603: Redis without a password.

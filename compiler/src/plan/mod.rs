@@ -15,6 +15,7 @@ use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 use crate::model::*;
 use crate::syntax::Ident;
 
+pub mod backup;
 mod checks;
 mod instance;
 mod kubernetes;
@@ -303,6 +304,8 @@ pub struct Program {
 pub struct Storage {
     pub volumes: Vec<Volume>,
     pub mounts: Vec<Mount>,
+    /// PostgreSQL's backups, by pgBackRest.
+    pub backup: Option<Box<backup::BackupPlan>>,
 }
 
 /// How an instance stops.

@@ -526,6 +526,7 @@ impl Topo<'_> {
                         size: Size(1 << 30),
                     }],
                     mounts: vec![Mount::generated(member.file.clone(), ETCD_CONFIG)],
+                    backup: None,
                 }
                 .into(),
                 replication: Replication {

@@ -559,6 +559,7 @@ impl SentinelNode {
                     size: Size(1 << 20),
                 }],
                 mounts: vec![Mount::generated(self.dir.clone(), REDIS_DIR)],
+                backup: None,
             }
             .into(),
             ..Instance::auxiliary(name.into(), Role::Stateful)

@@ -324,8 +324,10 @@ impl Topo<'_> {
                 .sentinel_node
                 .as_ref()
                 .map(|n| n.sentinel_instance(&inst));
+            let backup = super::backup::task(&inst);
             services.push(inst);
             services.extend(sentinel);
+            services.extend(backup);
         }
         services.extend(self.etcd_instances(h));
         // An HAProxy of each Patroni cluster the host's services connect to.

@@ -10,6 +10,7 @@ mod k8s_types;
 pub mod kubernetes;
 pub mod nginx;
 pub mod patroni;
+pub mod pgbackrest;
 pub mod postgres;
 pub mod prometheus;
 pub mod redis_sentinel;
@@ -191,6 +192,7 @@ fn topology(
             prometheus::generate(topo, options, out, d);
             postgres::generate(topo, options, out, d);
             patroni::generate(topo, options, out, d);
+            pgbackrest::generate(topo, options, out, d);
             sentinel_hosts::generate(topo, options, out, d);
             systemd::generate(plan, topo, options, out, d);
         }

@@ -71,6 +71,22 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../targets/nginx/start.sh.hbs"),
     ),
     (
+        "pgbackrest-Dockerfile",
+        include_str!("../../../targets/pgbackrest/Dockerfile.hbs"),
+    ),
+    (
+        "pgbackrest.conf",
+        include_str!("../../../targets/pgbackrest/pgbackrest.conf.hbs"),
+    ),
+    (
+        "pgbackrest-backup.sh",
+        include_str!("../../../targets/pgbackrest/backup.sh.hbs"),
+    ),
+    (
+        "pgbackrest-restore.sh",
+        include_str!("../../../targets/pgbackrest/restore.sh.hbs"),
+    ),
+    (
         "task.service",
         include_str!("../../../targets/systemd/task.service.hbs"),
     ),

@@ -91,19 +91,6 @@ pub fn client_name(proxy: &str) -> Name {
     Name::new(format!("{proxy}-acme"))
 }
 
-/// Whose a container's volumes are: a proxy's ACME containers share the
-/// proxy's.
-pub(in crate::plan) fn volume_owner(inst: &Instance) -> &str {
-    if inst.kind.as_deref() == Some("acme") {
-        for suffix in ["-certs", "-acme"] {
-            if let Some(proxy) = inst.name.strip_suffix(suffix) {
-                return proxy;
-            }
-        }
-    }
-    &inst.name
-}
-
 fn volume(proxy: &ProxyPlan, what: &str, path: &str) -> Volume {
     Volume {
         name: format!("{}-{what}", proxy.name),
@@ -163,6 +150,7 @@ pub(in crate::plan) fn instances(proxy: &ProxyPlan) -> Vec<Instance> {
                 format!("acme/{}.sh", proxy.name),
                 SCRIPT_PATH,
             )],
+            backup: None,
         }
         .into(),
         kind: Some(Name::new("acme")),

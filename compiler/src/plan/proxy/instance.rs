@@ -114,7 +114,12 @@ impl Topo<'_> {
             },
             depends_on,
             kind: Some(Name::new(dir)),
-            storage: Storage { volumes, mounts }.into(),
+            storage: Storage {
+                volumes,
+                mounts,
+                backup: None,
+            }
+            .into(),
             program: program.into(),
             ..Instance::auxiliary(Name::new(&proxy.name), Role::Stateless)
         }

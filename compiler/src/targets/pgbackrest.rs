@@ -1,0 +1,87 @@
+//! pgBackRest for each PostgreSQL service with `backup`, in
+//! `out/<topology>/<service>/backup/`: the image's Dockerfile,
+//! `pgbackrest.conf`, `backup.sh` and `restore.sh` (`plan::backup`).
+
+use serde::Serialize;
+
+use super::{header, node_files, Files};
+use crate::base::IndexSet;
+use crate::diag::Diagnostics;
+use crate::options::Options;
+use crate::plan::backup::{BackupPlan, ARCHIVE_TIMEOUT, BACKUP_DIR, REPO_DIR, SOCKET_DIR};
+use crate::plan::TopologyPlan;
+
+#[derive(Serialize)]
+struct Model<'a> {
+    header: String,
+    service: &'a str,
+    image: &'a str,
+    /// The package manager's line that installs pgBackRest.
+    install: &'static str,
+    repo: &'static str,
+    socket: &'static str,
+    dir: &'static str,
+    data_dir: &'a str,
+    user: &'a str,
+    retention_days: u32,
+    schedule: &'a str,
+    archive_timeout: u32,
+}
+
+const FILES: &[(&str, &str)] = &[
+    ("Dockerfile", "pgbackrest-Dockerfile"),
+    ("pgbackrest.conf", "pgbackrest.conf"),
+    ("backup.sh", "pgbackrest-backup.sh"),
+    ("restore.sh", "pgbackrest-restore.sh"),
+];
+
+pub fn generate(
+    topo: &TopologyPlan,
+    options: &Options,
+    out: &mut Files<'_>,
+    diags: &mut Diagnostics,
+) {
+    // A service on several hosts has one set of files.
+    let mut done = IndexSet::default();
+    for host in &topo.hosts {
+        for inst in &host.services {
+            let Some(plan) = inst.storage.backup.as_deref() else {
+                continue;
+            };
+            if done.insert(plan.service.clone()) {
+                let dir = format!("{}/backup", plan.service);
+                let model = model(topo, plan, options);
+                node_files(
+                    topo,
+                    &dir,
+                    FILES,
+                    &model,
+                    (&plan.service, &host.name),
+                    out,
+                    diags,
+                );
+            }
+        }
+    }
+}
+
+fn model<'a>(topo: &TopologyPlan, plan: &'a BackupPlan, options: &Options) -> Model<'a> {
+    Model {
+        header: header("#", options, &topo.name),
+        service: &plan.service,
+        image: &plan.image,
+        install: if plan.image.contains("alpine") {
+            "apk add --no-cache pgbackrest"
+        } else {
+            "apt-get update && apt-get install -y --no-install-recommends pgbackrest && rm -rf /var/lib/apt/lists/*"
+        },
+        repo: REPO_DIR,
+        socket: SOCKET_DIR,
+        dir: BACKUP_DIR,
+        data_dir: &plan.data_dir,
+        user: &plan.user,
+        retention_days: plan.retention_days,
+        schedule: &plan.schedule.expression,
+        archive_timeout: ARCHIVE_TIMEOUT,
+    }
+}

@@ -1,0 +1,223 @@
+//! Backups end to end, with the real PostgreSQL and pgBackRest: a server runs
+//! with the archiving settings of the generated compose command and the
+//! generated `pgbackrest.conf`; the generated `backup.sh` takes a full backup;
+//! rows are written after it and their WAL is archived; the server is killed
+//! and its data directory removed; the generated `restore.sh` restores into a
+//! fresh one, and the restored server starts as a primary with every row.
+//! Then again to a point in time between two batches of rows: the first batch
+//! is there, the second is not.
+//!
+//! The files run as they are, but for their paths (the data directory, the
+//! repository and the socket directory are the test's own) and the server's
+//! listening address (none: the socket only).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::postgres_streaming::{as_postgres, ok, own, run, scratch, PG_PROGRAMS};
+use crate::support::{read, require, root, wait_for};
+
+/// The server, stopped at once when dropped, even when an assertion fails.
+struct Server(Child, String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = run(as_postgres(
+            "pg_ctl",
+            &["-D", &self.1, "-m", "immediate", "stop"],
+            &[],
+        ));
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn psql(socket: &str, sql: &str) -> String {
+    ok(as_postgres(
+        "psql",
+        &[
+            "-h",
+            socket,
+            "-U",
+            "shop",
+            "-d",
+            "postgres",
+            "-XAtq",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ],
+        &[],
+    ))
+    .trim()
+    .to_string()
+}
+
+/// The server's `-c` settings, from the generated compose command.
+fn settings(compose: &str) -> Vec<String> {
+    let doc: serde_norway::Value =
+        serde_norway::from_str(compose).unwrap_or_else(|e| panic!("{e}"));
+    let command: Vec<String> = doc["services"]["db"]["command"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("db has a command"))
+        .iter()
+        .filter_map(|w| w.as_str().map(str::to_string))
+        .collect();
+    assert_eq!(command.first().map(String::as_str), Some("postgres"));
+    command[1..].to_vec()
+}
+
+fn start(data: &str, socket: &str, settings: &[String], config: &str) -> Server {
+    let mut args = vec!["-D".to_string(), data.to_string()];
+    args.extend(settings.iter().cloned());
+    args.extend(["-c".into(), "listen_addresses=".into()]);
+    args.extend(["-c".into(), format!("unix_socket_directories={socket}")]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let child = as_postgres("postgres", &args, &[("PGBACKREST_CONFIG", config)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("postgres: {e}"));
+    let server = Server(child, data.to_string());
+    wait_for(
+        "the server accepts connections",
+        Duration::from_secs(30),
+        || {
+            run(as_postgres("pg_isready", &["-h", socket, "-q"], &[]))
+                .status
+                .success()
+        },
+    );
+    server
+}
+
+fn script(path: &Path, args: &[&str], config: &str) {
+    let mut c = Command::new("sh");
+    c.arg(path).args(args).env("PGBACKREST_CONFIG", config);
+    ok(c);
+}
+
+#[test]
+fn a_restore_brings_back_every_archived_row_and_the_server_starts() {
+    if !PG_PROGRAMS.iter().all(|p| require(p)) || !require("pgbackrest") || !require("gosu") {
+        return;
+    }
+    let path = root().join("tests/cases/backups.stack");
+    let c = stackc::compile(read(&path), &crate::support::options(&path));
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    let file = |p: &str| crate::support::artifact(&c, p);
+
+    let tmp = scratch();
+    let dir = tmp.path();
+    let at = |sub: &str| dir.join(sub).display().to_string();
+    for sub in ["repo", "run"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    own(dir);
+    let adapt = |text: String| {
+        text.replace("/var/lib/postgresql/data/pgdata", &at("pgdata"))
+            .replace("/var/lib/pgbackrest", &at("repo"))
+            .replace("/var/run/postgresql", &at("run"))
+    };
+    let write = |name: &str, text: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap_or_else(|e| panic!("{e}"));
+        p
+    };
+    let config = write(
+        "pgbackrest.conf",
+        adapt(file("single/db/backup/pgbackrest.conf")),
+    );
+    let config = config.display().to_string();
+    let backup = write("backup.sh", adapt(file("single/db/backup/backup.sh")));
+    let restore = write("restore.sh", adapt(file("single/db/backup/restore.sh")));
+    own(dir);
+    let settings = settings(&file("single/compose/main.yml"));
+    assert!(
+        settings
+            .iter()
+            .any(|s| s.starts_with("archive_command=pgbackrest ")),
+        "{settings:?}"
+    );
+    let (data, socket) = (at("pgdata"), at("run"));
+
+    // The server as the image's initdb makes it: the superuser `shop`, local
+    // connections trusted.
+    ok(as_postgres(
+        "initdb",
+        &["-D", &data, "-U", "shop", "-A", "trust", "--no-sync"],
+        &[],
+    ));
+    let server = start(&data, &socket, &settings, &config);
+    psql(&socket, "CREATE TABLE orders (id int PRIMARY KEY)");
+    script(&backup, &[], &config);
+
+    // Rows after the backup, acknowledged, and their WAL archived: a batch,
+    // a moment, another batch.
+    psql(&socket, "INSERT INTO orders SELECT generate_series(1, 100)");
+    std::thread::sleep(Duration::from_millis(1100));
+    let moment = psql(
+        &socket,
+        "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    psql(
+        &socket,
+        "INSERT INTO orders SELECT generate_series(101, 200)",
+    );
+    let segment = psql(&socket, "SELECT pg_walfile_name(pg_switch_wal() - 1)");
+    wait_for(
+        "the last segment is archived",
+        Duration::from_secs(30),
+        || {
+            psql(
+                &socket,
+                "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver",
+            ) >= segment
+        },
+    );
+    assert_eq!(
+        psql(&socket, "SELECT failed_count FROM pg_stat_archiver"),
+        "0"
+    );
+
+    // The server is lost, and its data with it.
+    drop(server);
+    std::fs::remove_dir_all(&data).unwrap_or_else(|e| panic!("{e}"));
+
+    // The latest: every archived row, and a primary again that takes writes.
+    let restored = restore_and_start(&restore, &[], &data, &socket, &settings, &config);
+    assert_eq!(psql(&socket, "SELECT count(*) FROM orders"), "200");
+    psql(&socket, "INSERT INTO orders VALUES (201)");
+    drop(restored);
+    std::fs::remove_dir_all(&data).unwrap_or_else(|e| panic!("{e}"));
+
+    // A point in time: the first batch only.
+    let _restored = restore_and_start(&restore, &[&moment], &data, &socket, &settings, &config);
+    assert_eq!(
+        psql(&socket, "SELECT count(*), max(id) FROM orders"),
+        "100|100"
+    );
+    assert!(
+        dir.join("repo/archive/db").is_dir(),
+        "the repository holds the archive"
+    );
+}
+
+fn restore_and_start(
+    restore: &Path,
+    args: &[&str],
+    data: &str,
+    socket: &str,
+    settings: &[String],
+    config: &str,
+) -> Server {
+    script(restore, args, config);
+    let server = start(data, socket, settings, config);
+    wait_for("recovery ends", Duration::from_secs(30), || {
+        psql(socket, "SELECT pg_is_in_recovery()") == "f"
+    });
+    server
+}
