@@ -5,6 +5,7 @@
 //! past the retention. Both run the image `targets::postgres_backup` builds:
 //! the service's PostgreSQL with pgBackRest. The generated `restore.sh`
 //! brings a stopped server back to the latest archived change or to a time.
+//! With streaming replication, on the primary's host only.
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 use crate::grammar::Place;
@@ -58,6 +59,17 @@ impl Topo<'_> {
         diags: &mut Diagnostics,
     ) {
         let Some(b) = &def.storage.backup else { return };
+        // With streaming replication the primary archives and is backed up;
+        // a standby does neither (archiving starts when it is promoted, and
+        // would fill its disk with no stanza to push to).
+        if inst
+            .replication
+            .streaming
+            .as_ref()
+            .is_some_and(|s| s.standby)
+        {
+            return;
+        }
         let Some(plan) = self.backup_plan(name, def, inst, b, diags) else {
             return;
         };
@@ -109,7 +121,7 @@ impl Topo<'_> {
             );
             return None;
         }
-        if inst.ha != HaMode::Single {
+        if !matches!(inst.ha, HaMode::Single | HaMode::Streaming) {
             refuse(
                 format!(
                     "backups of `{name}` with `ha = {}` are not written yet",

@@ -106,7 +106,7 @@ impl Topo<'_> {
         out: &mut Vec<Diagnostic>,
     ) {
         let backed_up_here = self.topo.platform.value == Platform::Compose
-            && *def.ha_mode() == HaMode::Single
+            && matches!(def.ha_mode(), HaMode::Single | HaMode::Streaming)
             && self.is_kind(name, "postgres");
         if backed_up_here && def.storage.backup.is_none() {
             out.push(lint(
