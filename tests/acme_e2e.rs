@@ -40,7 +40,7 @@ const ACME: u16 = 28400;
 const ACME_ROOTS: u16 = 28401;
 const DNS: u16 = 28453;
 
-fn stack() -> String {
+fn stack(kind: &str) -> String {
     format!(
         r#"stack shop
 
@@ -49,6 +49,7 @@ service app {{
   port http = {BACKEND}
   public_url = "https://{DOMAIN}:{HTTPS}"
   route "/"
+  health {{ http = "/health" }}
 }}
 
 topology e2e {{
@@ -60,7 +61,7 @@ topology e2e {{
     address = "127.0.0.1"
     run = [app]
   }}
-  proxy edge: nginx {{
+  proxy edge: {kind} {{
     host = main
     http = {HTTP}
     https = {HTTPS}
@@ -122,9 +123,22 @@ fn issuer(cert: &Path) -> String {
 }
 
 #[test]
-fn the_proxy_starts_without_a_certificate_and_serves_the_one_pebble_issues() {
+fn nginx_starts_without_a_certificate_and_serves_the_one_pebble_issues() {
+    exercise("nginx");
+}
+
+#[test]
+fn haproxy_starts_without_a_certificate_and_serves_the_one_pebble_issues() {
+    exercise("haproxy");
+}
+
+/// Both tests use the same loopback ports: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn exercise(kind: &str) {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     for program in [
-        "nginx",
+        kind,
         "pebble",
         "pebble-challtestsrv",
         "certbot",
@@ -135,7 +149,10 @@ fn the_proxy_starts_without_a_certificate_and_serves_the_one_pebble_issues() {
             return;
         }
     }
-    let c = stackc::compile(stack(), &crate::support::options(Path::new("acme.stack")));
+    let c = stackc::compile(
+        stack(kind),
+        &crate::support::options(Path::new("acme.stack")),
+    );
     assert!(!c.has_errors(), "{:?}", c.diagnostics);
     let file = |path: &str| crate::support::artifact(&c, path);
 
@@ -156,40 +173,57 @@ fn the_proxy_starts_without_a_certificate_and_serves_the_one_pebble_issues() {
             .replace("/var/www/certbot", &at("webroot"))
             .replace("/etc/letsencrypt", &at("letsencrypt"))
     };
-    let conf = adapt(file("e2e/nginx/edge.conf"))
-        .replace(
-            &format!("server app:{BACKEND} "),
-            &format!("server 127.0.0.1:{BACKEND} "),
-        )
-        .replace(
-            "worker_processes auto;",
-            &format!("worker_processes 1;\npid {};", at("nginx.pid")),
-        );
-    assert!(
-        conf.contains(&format!("server 127.0.0.1:{BACKEND} ")),
-        "{conf}"
-    );
     let write = |name: &str, text: &str| {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap_or_else(|e| panic!("{e}"));
         p
     };
-    let conf_path = write("edge.conf", &conf);
+    let backend = (format!("app:{BACKEND}"), format!("127.0.0.1:{BACKEND}"));
     let acme = write("acme.sh", &adapt(file("e2e/acme/edge.sh")));
-    let start = write("start.sh", &adapt(file("e2e/nginx/edge-start.sh")));
-    let shim = write(
-        "bin/nginx",
-        &format!(
-            "#!/bin/sh\nexec /usr/sbin/nginx -c {} \"$@\"\n",
-            conf_path.display()
-        ),
-    );
-    Command::new("chmod").arg("755").arg(&shim).status().ok();
-    let path = format!(
-        "{}:{}",
-        at("bin"),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let (start, path) = if kind == "nginx" {
+        let conf = adapt(file("e2e/nginx/edge.conf"))
+            .replace(&backend.0, &backend.1)
+            .replace(
+                "worker_processes auto;",
+                &format!("worker_processes 1;\npid {};", at("nginx.pid")),
+            );
+        assert!(conf.contains(&backend.1), "{conf}");
+        let conf_path = write("edge.conf", &conf);
+        let start = write("start.sh", &adapt(file("e2e/nginx/edge-start.sh")));
+        // nginx reads its config from the test's directory.
+        let shim = write(
+            "bin/nginx",
+            &format!(
+                "#!/bin/sh\nexec /usr/sbin/nginx -c {} \"$@\"\n",
+                conf_path.display()
+            ),
+        );
+        Command::new("chmod").arg("755").arg(&shim).status().ok();
+        let path = format!(
+            "{}:{}",
+            at("bin"),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        (start, path)
+    } else {
+        // The challenge reaches the client at loopback, not by its compose name.
+        let cfg = adapt(file("e2e/haproxy/edge.cfg"))
+            .replace(&backend.0, &backend.1)
+            .replace("edge-acme:8402", "127.0.0.1:8402");
+        assert!(
+            cfg.contains(&backend.1) && cfg.contains("127.0.0.1:8402"),
+            "{cfg}"
+        );
+        let cfg_path = write("edge.cfg", &cfg);
+        let start = adapt(file("e2e/haproxy/edge-start.sh")).replace(
+            "/usr/local/etc/haproxy/haproxy.cfg",
+            &cfg_path.display().to_string(),
+        );
+        (
+            write("start.sh", &start),
+            std::env::var("PATH").unwrap_or_default(),
+        )
+    };
 
     // The stand-in: the proxy can start before any certificate exists.
     let out = sh(&acme, &["stand-in"], &[]);
@@ -199,6 +233,7 @@ fn the_proxy_starts_without_a_certificate_and_serves_the_one_pebble_issues() {
         String::from_utf8_lossy(&out.stderr)
     );
     let fullchain = dir.join(format!("certs/{DOMAIN}/fullchain.pem"));
+    assert!(dir.join(format!("certs/{DOMAIN}/combined.pem")).exists());
     assert!(
         issuer(&fullchain).contains(DOMAIN),
         "a self-signed stand-in"
@@ -209,10 +244,12 @@ fn the_proxy_starts_without_a_certificate_and_serves_the_one_pebble_issues() {
         "import http.server as h\nclass H(h.BaseHTTPRequestHandler):\n def do_GET(s):\n  s.send_response(200); s.send_header('Content-Length','3'); s.end_headers(); s.wfile.write(b'app')\nh.HTTPServer(('127.0.0.1', int(__import__('sys').argv[1])), H).serve_forever()",
         &BACKEND.to_string(),
     ]));
-    let _nginx = spawn(Command::new("sh").arg(&start).env("PATH", &path));
-    wait_for("nginx on its https port", Duration::from_secs(10), || {
-        listening(HTTPS)
-    });
+    let _proxy = spawn(Command::new("sh").arg(&start).env("PATH", &path));
+    wait_for(
+        "the proxy on its https port",
+        Duration::from_secs(10),
+        || listening(HTTPS),
+    );
 
     // Pebble: its API over TLS with a certificate of the test's, names
     // resolved by its challenge server's DNS to 127.0.0.1, validation at the

@@ -5,8 +5,9 @@ use serde::Serialize;
 
 use super::{header, node_files, Files};
 use crate::diag::Diagnostics;
+use crate::model::ProxyKind;
 use crate::options::Options;
-use crate::plan::acme::{AcmePlan, CERTS_DIR, WEBROOT};
+use crate::plan::acme::{AcmePlan, CERTS_DIR, CHALLENGE_PORT, WEBROOT};
 use crate::plan::{ProxyPlan, TopologyPlan};
 
 /// certbot's account and lineages, in the client's volume.
@@ -23,6 +24,9 @@ struct Script<'a> {
     webroot: &'static str,
     state: &'static str,
     domains: String,
+    key_mode: &'static str,
+    serve: String,
+    served_by: &'static str,
 }
 
 pub fn generate(
@@ -67,5 +71,19 @@ fn script<'a>(
         webroot: WEBROOT,
         state: STATE_DIR,
         domains: acme.domains.join(" "),
+        // nginx's master reads its keys as root; HAProxy runs as its own user,
+        // and the volume is shared by the proxy and its client alone.
+        key_mode: match proxy.kind {
+            ProxyKind::Nginx => "600",
+            ProxyKind::Haproxy => "644",
+        },
+        serve: match proxy.kind {
+            ProxyKind::Nginx => String::new(),
+            ProxyKind::Haproxy => CHALLENGE_PORT.to_string(),
+        },
+        served_by: match proxy.kind {
+            ProxyKind::Nginx => "the proxy serves it from the shared webroot",
+            ProxyKind::Haproxy => "HAProxy forwards it to this script's server",
+        },
     }
 }

@@ -22,6 +22,7 @@ use super::{header, templates, Artifact};
 use crate::diag::Diagnostics;
 use crate::model::{Duration, ProxyKind, Size, Strategy};
 use crate::options::Options;
+use crate::plan::acme::CHALLENGE_PORT;
 use crate::plan::{ProxyPlan, TopologyPlan, Upstream, HAPROXY_METRICS_PORT, HAPROXY_STATS_PORT};
 
 #[derive(Serialize)]
@@ -77,14 +78,47 @@ pub fn generate(
                 &e,
             )),
         }
+        if proxy.acme.is_some() {
+            let model = StartScript {
+                header: header("#", options, &topo.name),
+                proxy: &proxy.name,
+                certs: crate::plan::acme::CERTS_DIR,
+                config: CONFIG_PATH,
+            };
+            let file = format!("{}-start.sh", proxy.name);
+            super::node_files(
+                topo,
+                "haproxy",
+                &[(&file, "haproxy-start.sh")],
+                &model,
+                (&proxy.name, &proxy.host),
+                out,
+                diags,
+            );
+        }
     }
 }
 
+/// The start script of a HAProxy whose ACME client installs its
+/// certificates: HAProxy in master-worker mode, and a loop that reloads it
+/// when they change.
+#[derive(Serialize)]
+struct StartScript<'a> {
+    header: String,
+    proxy: &'a str,
+    certs: &'static str,
+    config: &'static str,
+}
+
+/// Where the config is mounted in the container.
+const CONFIG_PATH: &str = "/usr/local/etc/haproxy/haproxy.cfg";
+
 fn sections(proxy: &ProxyPlan) -> Vec<Section> {
-    let by_name = proxy
-        .upstreams
-        .iter()
-        .any(|u| u.servers.iter().any(|s| s.by_name));
+    let by_name = proxy.acme.is_some()
+        || proxy
+            .upstreams
+            .iter()
+            .any(|u| u.servers.iter().any(|s| s.by_name));
     let mut out = vec![
         section(
             "global",
@@ -130,6 +164,16 @@ fn sections(proxy: &ProxyPlan) -> Vec<Section> {
         out.push(section(
             format!("backend {}", upstream.name),
             backend(upstream),
+        ));
+    }
+    if proxy.acme.is_some() {
+        // The challenge, to the ACME client, which serves it while it obtains.
+        out.push(section(
+            "backend acme",
+            vec![format!(
+                "server acme {}:{CHALLENGE_PORT} resolvers docker init-addr none",
+                crate::plan::acme::client_name(&proxy.name)
+            )],
         ));
     }
     out.push(section(
@@ -195,6 +239,14 @@ fn frontend(proxy: &ProxyPlan) -> (Vec<String>, Vec<String>) {
     lines.push("http-request set-header X-Forwarded-Proto http if !{ ssl_fc }".into());
     lines.push("http-request set-header X-Forwarded-Host %[req.hdr(host)]".into());
     lines.push("http-request set-header X-Real-IP %[src]".into());
+    // The ACME challenge reaches the client over plain HTTP, before any
+    // redirect to https.
+    let challenge = if proxy.acme.is_some() {
+        lines.push("acl acme_challenge path_beg /.well-known/acme-challenge/".into());
+        " !acme_challenge"
+    } else {
+        ""
+    };
     let mut tables = Vec::new();
     let mut uses = Vec::new();
     let mut acl = 0;
@@ -217,7 +269,7 @@ fn frontend(proxy: &ProxyPlan) -> (Vec<String>, Vec<String>) {
                 lines.push(format!("acl {name} hdr(host),field(1,:) -i {domain}"));
                 if site.tls.is_some() {
                     lines.push(format!(
-                        "http-request redirect {} code 301 if {name} !{{ ssl_fc }}",
+                        "http-request redirect {} code 301 if {name} !{{ ssl_fc }}{challenge}",
                         redirect_to_https(proxy)
                     ));
                     // A response has no request headers to test: the request
@@ -272,6 +324,9 @@ fn frontend(proxy: &ProxyPlan) -> (Vec<String>, Vec<String>) {
     }
     if hsts {
         lines.push("http-response set-header Strict-Transport-Security \"max-age=31536000; includeSubDomains\" if { var(txn.hsts) -m bool }".into());
+    }
+    if proxy.acme.is_some() {
+        lines.push("use_backend acme if acme_challenge".into());
     }
     lines.extend(uses);
     lines.push("default_backend no_route".into());

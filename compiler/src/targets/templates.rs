@@ -67,6 +67,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("acme.sh", include_str!("../../../targets/acme/acme.sh.hbs")),
     (
+        "haproxy-start.sh",
+        include_str!("../../../targets/haproxy/start.sh.hbs"),
+    ),
+    (
         "nginx-start.sh",
         include_str!("../../../targets/nginx/start.sh.hbs"),
     ),

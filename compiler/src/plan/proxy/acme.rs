@@ -1,12 +1,13 @@
 //! Certificates from an ACME server (Let's Encrypt, its staging, or another)
-//! for the https domains of an nginx in compose, with certbot's webroot
+//! for the https domains of a proxy in compose, with certbot's webroot
 //! challenge (docs/targets.md, "Certificates"):
 //!
 //! - `<proxy>-certs`, a task: a self-signed stand-in for each domain that has
 //!   no certificate yet, so that the proxy can start (it refuses to without
 //!   one), before the proxy;
 //! - `<proxy>-acme`, beside the proxy once it is healthy: obtains each missing
-//!   certificate (the proxy serves the challenge from the shared webroot),
+//!   certificate (nginx serves the challenge from the shared webroot, HAProxy
+//!   forwards it to the client),
 //!   renews those due twice a day, and installs each new one where the proxy
 //!   reads it; the proxy reloads itself when a certificate changes.
 
@@ -41,18 +42,26 @@ pub struct AcmePlan {
     pub domains: Vec<String>,
 }
 
-/// Whether the proxy obtains the certificate of `domain` itself: an nginx in
+/// The port the ACME client serves the challenge's webroot on, for a proxy
+/// that cannot serve files itself (HAProxy forwards the challenge there).
+pub const CHALLENGE_PORT: u16 = 8402;
+
+/// Whether the proxy obtains the certificate of `domain` itself: a proxy in
 /// compose, for a domain no `tls` block gives files of its own.
 pub(super) fn obtains(proxy: &ProxyDef, domain: &str) -> bool {
-    proxy.kind.value == ProxyKind::Nginx && !proxy.on_host && !proxy.tls.contains_key(domain)
+    !proxy.on_host && !proxy.tls.contains_key(domain)
 }
 
-/// The certificate and key paths of a domain the proxy obtains.
-pub(super) fn paths(domain: &str) -> (String, String) {
-    (
-        format!("{CERTS_DIR}/{domain}/fullchain.pem"),
-        format!("{CERTS_DIR}/{domain}/privkey.pem"),
-    )
+/// The certificate and key paths of a domain the proxy obtains: nginx reads
+/// the chain and the key, HAProxy one PEM of both.
+pub(super) fn paths(kind: ProxyKind, domain: &str) -> (String, String) {
+    match kind {
+        ProxyKind::Nginx => (
+            format!("{CERTS_DIR}/{domain}/fullchain.pem"),
+            format!("{CERTS_DIR}/{domain}/privkey.pem"),
+        ),
+        ProxyKind::Haproxy => (format!("{CERTS_DIR}/{domain}/combined.pem"), String::new()),
+    }
 }
 
 /// A topology's ACME server: its `acme` block's directory, else Let's
@@ -113,15 +122,22 @@ pub(super) fn proxy_side(
     if proxy.acme.is_none() {
         return (Vec::new(), Program::default(), Vec::new());
     }
+    let dir = match proxy.kind {
+        ProxyKind::Nginx => "nginx",
+        ProxyKind::Haproxy => "haproxy",
+    };
     mounts.push(Mount::generated(
-        format!("nginx/{}-start.sh", proxy.name),
+        format!("{dir}/{}-start.sh", proxy.name),
         START_SCRIPT,
     ));
+    let mut volumes = vec![volume(proxy, "certs", CERTS_DIR)];
+    // nginx serves the challenge from the webroot; HAProxy forwards it to
+    // the client, which serves it.
+    if proxy.kind == ProxyKind::Nginx {
+        volumes.push(volume(proxy, "acme-webroot", WEBROOT));
+    }
     (
-        vec![
-            volume(proxy, "certs", CERTS_DIR),
-            volume(proxy, "acme-webroot", WEBROOT),
-        ],
+        volumes,
         Program {
             command: Some(vec!["sh".into(), START_SCRIPT.into()]),
             ..Program::default()

@@ -380,11 +380,11 @@ impl Topo<'_> {
                 if https.contains(d) {
                     let custom = proxy.tls.get(d.as_str());
                     let (cert, key) = match proxy.kind.value {
+                        _ if acme::obtains(proxy, d) => acme::paths(proxy.kind.value, d),
                         // HAProxy reads one PEM holding the chain and the key.
                         ProxyKind::Haproxy => {
                             (format!("/etc/haproxy/certs/{d}.pem"), String::new())
                         }
-                        ProxyKind::Nginx if acme::obtains(proxy, d) => acme::paths(d),
                         ProxyKind::Nginx => (
                             format!("/etc/letsencrypt/live/{d}/fullchain.pem"),
                             format!("/etc/letsencrypt/live/{d}/privkey.pem"),
