@@ -221,3 +221,113 @@ fn restore_and_start(
     });
     server
 }
+
+/// Redis: the generated `backup.sh` copies a server's dataset, with its
+/// password, while it runs; the server and its data are lost; the generated
+/// `restore.sh` puts the copy back, and the server, started with the stdlib
+/// kind's own `--appendonly yes`, has every key, and keeps new ones.
+#[test]
+fn a_redis_copy_restores_every_key() {
+    if !require("redis-server") || !require("redis-cli") {
+        return;
+    }
+    let path = root().join("tests/cases/backups.stack");
+    let c = stackc::compile(read(&path), &crate::support::options(&path));
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    let file = |p: &str| crate::support::artifact(&c, p);
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path();
+    let at = |sub: &str| dir.join(sub).display().to_string();
+    for sub in ["data", "copies"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    const PORT: &str = "28679";
+    let adapt = |text: String| {
+        text.replace("-h cache -p 6379", &format!("-h 127.0.0.1 -p {PORT}"))
+            .replace("/backups", &at("copies"))
+            .replace("data='/data'", &format!("data='{}'", at("data")))
+    };
+    let backup = dir.join("backup.sh");
+    let restore = dir.join("restore.sh");
+    std::fs::write(&backup, adapt(file("single/cache/backup/backup.sh")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&restore, adapt(file("single/cache/backup/restore.sh")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let compose: serde_norway::Value =
+        serde_norway::from_str(&file("single/compose/main.yml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        compose["services"]["cache-backup"]["profiles"][0],
+        "scheduled"
+    );
+
+    let password = "s3cret-pass";
+    let server = || {
+        // The stdlib kind's command, with the password on standard input as
+        // its start line hands it over, on the test's port and directory.
+        let mut child = Command::new("redis-server")
+            .args([
+                "-",
+                "--appendonly",
+                "yes",
+                "--port",
+                PORT,
+                "--dir",
+                &at("data"),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("redis-server: {e}"));
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("stdin"));
+            writeln!(stdin, "requirepass \"{password}\"").unwrap_or_else(|e| panic!("{e}"));
+        }
+        let server = crate::support::Running(child);
+        wait_for("redis answers", Duration::from_secs(10), || {
+            cli(PORT, password, &["ping"]) == "PONG"
+        });
+        server
+    };
+    let redis = server();
+    for i in 0..50 {
+        assert_eq!(
+            cli(PORT, password, &["set", &format!("k{i}"), &format!("v{i}")]),
+            "OK"
+        );
+    }
+    let mut c = Command::new("sh");
+    c.arg(&backup).env("REDIS_PASSWORD", password);
+    ok(c);
+    let copies = std::fs::read_dir(dir.join("copies"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(copies, 1, "one copy, and no partial one left");
+
+    // Lost: the server killed, its data removed.
+    drop(redis);
+    std::fs::remove_dir_all(dir.join("data")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(dir.join("data")).unwrap_or_else(|e| panic!("{e}"));
+    let mut c = Command::new("sh");
+    c.arg(&restore);
+    ok(c);
+    let redis = server();
+    assert_eq!(cli(PORT, password, &["dbsize"]), "50");
+    assert_eq!(cli(PORT, password, &["get", "k49"]), "v49");
+    // It keeps what it is given after the restore, across a restart.
+    assert_eq!(cli(PORT, password, &["set", "after", "1"]), "OK");
+    assert_eq!(cli(PORT, password, &["shutdown"]), "");
+    drop(redis);
+    let _redis = server();
+    assert_eq!(cli(PORT, password, &["dbsize"]), "51");
+}
+
+fn cli(port: &str, password: &str, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", port])
+        .args(args)
+        .env("REDISCLI_AUTH", password)
+        .output()
+        .unwrap_or_else(|e| panic!("redis-cli: {e}"));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

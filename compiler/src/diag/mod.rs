@@ -434,8 +434,8 @@ codes! {
     /// Production lint: a stdlib kind's default credential left as it is (the
     /// well-known user `postgres`).
     DefaultCredential = "W0608", Warning, "default-credential";
-    /// Production lint: a PostgreSQL server without `backup`: a lost volume or
-    /// a wrong `DELETE` is lost for good.
+    /// Production lint: a PostgreSQL or Redis server without `backup`: a lost
+    /// volume or a wrong write is lost for good.
     StatefulWithoutBackup = "W0609", Warning, "stateful-without-backup";
     /// An environment value cannot be written to an env file so that both
     /// docker-compose and a POSIX shell read back the same string.

@@ -27,6 +27,13 @@ pub const ARCHIVE_TIMEOUT: u32 = 60;
 const DEFAULT_SCHEDULE: &str = "0 2 * * *";
 const DEFAULT_RETENTION_DAYS: u32 = 30;
 
+/// The backups of a stateful service, by what it is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Backup {
+    Postgres(BackupPlan),
+    Redis(super::redis_backup::RedisBackup),
+}
+
 /// The backups of one PostgreSQL service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackupPlan {
@@ -59,6 +66,12 @@ impl Topo<'_> {
         diags: &mut Diagnostics,
     ) {
         let Some(b) = &def.storage.backup else { return };
+        if self.is_kind(name, "redis") {
+            if let Some(plan) = self.redis_backup(name, def, inst, b, diags) {
+                inst.storage.backup = Some(Box::new(Backup::Redis(plan)));
+            }
+            return;
+        }
         // With streaming replication the primary archives and is backed up;
         // a standby does neither (archiving starts when it is promoted, and
         // would fill its disk with no stanza to push to).
@@ -94,7 +107,7 @@ impl Topo<'_> {
             .mounts
             .push(Mount::generated(format!("{name}/backup"), BACKUP_DIR));
         inst.storage.volumes.extend(shared_volumes(name));
-        inst.storage.backup = Some(Box::new(plan));
+        inst.storage.backup = Some(Box::new(Backup::Postgres(plan)));
     }
 
     fn backup_plan(
@@ -133,7 +146,7 @@ impl Topo<'_> {
         }
         let Some(image) = self.postgres_image(name, def) else {
             refuse(
-                format!("`{name}` is not PostgreSQL: neither of kind `postgres` nor on a `postgres` image"),
+                format!("`{name}` is neither PostgreSQL (kind `postgres` or a `postgres` image) nor Redis (kind `redis`)"),
                 diags,
             );
             return None;
@@ -160,17 +173,24 @@ impl Topo<'_> {
             service: name.clone(),
             data_dir,
             user,
-            schedule: b.schedule.as_ref().map_or_else(
-                || Schedule::parse(DEFAULT_SCHEDULE).expect("the default schedule is valid"),
-                |s| s.value.clone(),
-            ),
-            retention_days: b
-                .retention
-                .as_ref()
-                .map_or(DEFAULT_RETENTION_DAYS, |r| r.value),
+            schedule: when(b).0,
+            retention_days: when(b).1,
             image,
         })
     }
+}
+
+/// The schedule and retention of a `backup` block, defaulted.
+pub(super) fn when(b: &BackupDef) -> (Schedule, u32) {
+    (
+        b.schedule.as_ref().map_or_else(
+            || Schedule::parse(DEFAULT_SCHEDULE).expect("the default schedule is valid"),
+            |s| s.value.clone(),
+        ),
+        b.retention
+            .as_ref()
+            .map_or(DEFAULT_RETENTION_DAYS, |r| r.value),
+    )
 }
 
 /// `PGBACKREST_CONFIG`: the generated config, in both containers.
@@ -199,7 +219,10 @@ fn shared_volumes(service: &str) -> Vec<Volume> {
 /// The task that takes the scheduled backups: the server's image, its data
 /// volume, the repository and the socket, as the postgres user.
 pub(super) fn task(server: &Instance) -> Option<Instance> {
-    let plan = server.storage.backup.as_deref()?;
+    let plan = match server.storage.backup.as_deref()? {
+        Backup::Postgres(plan) => plan,
+        Backup::Redis(plan) => return Some(plan.task(server)),
+    };
     let name = &plan.service;
     let mut volumes: Vec<Volume> = server
         .storage

@@ -494,7 +494,7 @@ fn shortest_cycle(
 fn volume_owner(inst: &Instance) -> &str {
     let suffixes: &[&str] = match inst.kind.as_deref() {
         Some("acme") => &["-certs", "-acme"],
-        Some("pgbackrest") => &["-backup"],
+        Some("pgbackrest" | "redis-backup") => &["-backup"],
         _ => &[],
     };
     suffixes

@@ -97,7 +97,8 @@ impl Topo<'_> {
         self.without_backup(name, decl, def, out);
     }
 
-    /// W0609: a PostgreSQL server that stackc could back up, without `backup`.
+    /// W0609: a PostgreSQL or Redis server that stackc could back up,
+    /// without `backup`.
     fn without_backup(
         &self,
         name: &str,
@@ -105,18 +106,26 @@ impl Topo<'_> {
         def: &ServiceDef,
         out: &mut Vec<Diagnostic>,
     ) {
-        let backed_up_here = self.topo.platform.value == Platform::Compose
-            && matches!(def.ha_mode(), HaMode::Single | HaMode::Streaming)
-            && self.is_kind(name, "postgres");
-        if backed_up_here && def.storage.backup.is_none() {
-            out.push(lint(
-                Code::StatefulWithoutBackup,
-                decl.span,
-                format!("PostgreSQL `{name}` has no backup"),
-                "a lost volume, a bad migration or a wrong DELETE cannot be undone",
-                "add `backup { schedule = \"0 2 * * *\"  retention = 30 }`: nightly full backups, archived WAL, and a restore script".into(),
-            ));
+        if self.topo.platform.value != Platform::Compose || def.storage.backup.is_some() {
+            return;
         }
+        let mode = def.ha_mode();
+        let what = if self.is_kind(name, "postgres")
+            && matches!(mode, HaMode::Single | HaMode::Streaming)
+        {
+            "PostgreSQL"
+        } else if self.is_kind(name, "redis") && matches!(mode, HaMode::Single | HaMode::Replica) {
+            "Redis"
+        } else {
+            return;
+        };
+        out.push(lint(
+            Code::StatefulWithoutBackup,
+            decl.span,
+            format!("{what} `{name}` has no backup"),
+            "a lost volume or a wrong write cannot be undone",
+            "add `backup { schedule = \"0 2 * * *\"  retention = 30 }`: nightly backups kept 30 days, and a restore script".into(),
+        ));
     }
 
     /// W0603: Redis without a password.

@@ -19,6 +19,7 @@ pub mod backup;
 mod checks;
 mod instance;
 mod kubernetes;
+pub mod redis_backup;
 pub use kubernetes::names as kubernetes_names;
 mod lints;
 mod patroni;
@@ -304,8 +305,8 @@ pub struct Program {
 pub struct Storage {
     pub volumes: Vec<Volume>,
     pub mounts: Vec<Mount>,
-    /// PostgreSQL's backups, by pgBackRest.
-    pub backup: Option<Box<backup::BackupPlan>>,
+    /// PostgreSQL's backups (by pgBackRest), or Redis's RDB copies.
+    pub backup: Option<Box<backup::Backup>>,
 }
 
 /// How an instance stops.

@@ -13,6 +13,7 @@ pub mod patroni;
 pub mod pgbackrest;
 pub mod postgres;
 pub mod prometheus;
+pub mod redis_backup;
 pub mod redis_sentinel;
 pub mod sentinel_hosts;
 pub mod systemd;
@@ -193,6 +194,7 @@ fn topology(
             postgres::generate(topo, options, out, d);
             patroni::generate(topo, options, out, d);
             pgbackrest::generate(topo, options, out, d);
+            redis_backup::generate(topo, options, out, d);
             sentinel_hosts::generate(topo, options, out, d);
             systemd::generate(plan, topo, options, out, d);
         }

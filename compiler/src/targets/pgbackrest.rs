@@ -8,7 +8,7 @@ use super::{header, node_files, Files};
 use crate::base::IndexSet;
 use crate::diag::Diagnostics;
 use crate::options::Options;
-use crate::plan::backup::{BackupPlan, ARCHIVE_TIMEOUT, BACKUP_DIR, REPO_DIR, SOCKET_DIR};
+use crate::plan::backup::{Backup, BackupPlan, ARCHIVE_TIMEOUT, BACKUP_DIR, REPO_DIR, SOCKET_DIR};
 use crate::plan::TopologyPlan;
 
 #[derive(Serialize)]
@@ -45,7 +45,7 @@ pub fn generate(
     let mut done = IndexSet::default();
     for host in &topo.hosts {
         for inst in &host.services {
-            let Some(plan) = inst.storage.backup.as_deref() else {
+            let Some(Backup::Postgres(plan)) = inst.storage.backup.as_deref() else {
                 continue;
             };
             if done.insert(plan.service.clone()) {

@@ -91,6 +91,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../targets/pgbackrest/restore.sh.hbs"),
     ),
     (
+        "redis-backup.sh",
+        include_str!("../../../targets/redis/backup.sh.hbs"),
+    ),
+    (
+        "redis-restore.sh",
+        include_str!("../../../targets/redis/restore.sh.hbs"),
+    ),
+    (
         "task.service",
         include_str!("../../../targets/systemd/task.service.hbs"),
     ),

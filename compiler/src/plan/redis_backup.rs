@@ -1,0 +1,127 @@
+//! Redis's backups (docs/targets.md, "Backups"): a scheduled task,
+//! `<service>-backup`, copies the server's dataset as an RDB file
+//! (`redis-cli --rdb`, over the replication protocol, with the server's
+//! password and TLS) into the volume `<service>-backups`, and removes the
+//! copies past the retention. `restore.sh` puts a copy back where the server
+//! loads it from at its next start.
+
+use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::schedule::Schedule;
+
+use super::backup::{when, BACKUP_DIR};
+use super::*;
+
+/// Where the copies are, in the task's container.
+pub const COPIES_DIR: &str = "/backups";
+
+/// The RDB copies of one Redis service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisBackup {
+    pub service: Name,
+    /// The port the task connects to, in the server's container.
+    pub port: u16,
+    /// The server answers on TLS only (the kind `redis_tls`).
+    pub tls: bool,
+    /// The server's data directory, where a restore puts a copy back.
+    pub data_dir: String,
+    pub schedule: Schedule,
+    pub retention_days: u32,
+}
+
+impl Topo<'_> {
+    pub(super) fn redis_backup(
+        &self,
+        name: &Name,
+        def: &ServiceDef,
+        inst: &Instance,
+        b: &BackupDef,
+        diags: &mut Diagnostics,
+    ) -> Option<RedisBackup> {
+        let refuse = |why: String, diags: &mut Diagnostics| {
+            diags.push(
+                Diagnostic::error(Code::NotSupported, b.span, why)
+                    .label("backup")
+                    .help("Redis's backups are RDB copies of one server, or of a replica's master, in a compose topology"),
+            );
+        };
+        if self.topo.platform.value != Platform::Compose {
+            refuse(
+                format!("backups of `{name}` on Kubernetes are not written yet"),
+                diags,
+            );
+            return None;
+        }
+        if inst.ha == HaMode::Sentinel {
+            refuse(
+                format!("backups of `{name}` with Sentinel are not written yet"),
+                diags,
+            );
+            return None;
+        }
+        let port = inst.ports.first()?.container;
+        let data_dir = inst.storage.volumes.first().map(|v| v.path.clone())?;
+        let (schedule, retention_days) = when(b);
+        Some(RedisBackup {
+            service: name.clone(),
+            port,
+            tls: self.is_kind(name, "redis_tls"),
+            data_dir,
+            schedule,
+            retention_days,
+        })
+        .filter(|_| def.image.is_some())
+    }
+}
+
+impl RedisBackup {
+    /// The task: the server's image (its `redis-cli`), its password, its
+    /// mounts (the TLS files), its data volume (for a restore) and the
+    /// copies' volume.
+    pub(super) fn task(&self, server: &Instance) -> Instance {
+        let name = &self.service;
+        let mut volumes = server.storage.volumes.clone();
+        volumes.push(Volume {
+            name: format!("{name}-backups"),
+            path: COPIES_DIR.into(),
+            size: Size(10 << 30),
+        });
+        let mut mounts: Vec<Mount> = server
+            .storage
+            .mounts
+            .iter()
+            .filter(|m| !m.generated)
+            .cloned()
+            .collect();
+        mounts.push(Mount::generated(format!("{name}/backup"), BACKUP_DIR));
+        Instance {
+            image: server.image.clone(),
+            program: Program {
+                entrypoint: Some(vec!["sh".into()]),
+                command: Some(vec![format!("{BACKUP_DIR}/backup.sh")]),
+                ..Program::default()
+            }
+            .into(),
+            env: server
+                .env
+                .iter()
+                .filter(|v| v.key == REDIS_PASSWORD_ENV)
+                .cloned()
+                .collect(),
+            storage: Storage {
+                volumes,
+                mounts,
+                backup: None,
+            }
+            .into(),
+            lifecycle: Lifecycle {
+                schedule: Some(self.schedule.clone()),
+                ..Lifecycle::default()
+            }
+            .into(),
+            depends_on: vec![(name.clone(), Condition::Healthy)],
+            kind: Some(Name::new("redis-backup")),
+            restart: Restart::No,
+            ..Instance::auxiliary(Name::new(format!("{name}-backup")), Role::Task)
+        }
+    }
+}
