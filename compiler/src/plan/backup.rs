@@ -232,31 +232,54 @@ pub(super) fn task(server: &Instance) -> Option<Instance> {
         .cloned()
         .collect();
     volumes.extend(shared_volumes(name));
-    Some(Instance {
-        program: Program {
-            build: server.program.build.clone(),
-            // The script drops to the postgres user itself.
-            command: Some(vec!["sh".into(), format!("{BACKUP_DIR}/backup.sh")]),
-            ..Program::default()
-        }
-        .into(),
-        env: vec![config_env(Span::default())],
+    let program = Program {
+        build: server.program.build.clone(),
+        // The script drops to the postgres user itself.
+        command: Some(vec!["sh".into(), format!("{BACKUP_DIR}/backup.sh")]),
+        ..Program::default()
+    };
+    let mut task = backup_task(
+        name,
+        "pgbackrest",
+        program,
+        volumes,
+        Vec::new(),
+        &plan.schedule,
+    );
+    task.env = vec![config_env(Span::default())];
+    Some(task)
+}
+
+/// The scheduled task `<service>-backup`: its program, the volumes and the
+/// mounts it shares with the server, the generated backup directory, after
+/// the server is healthy.
+pub(super) fn backup_task(
+    service: &Name,
+    kind: &str,
+    program: Program,
+    volumes: Vec<Volume>,
+    mut mounts: Vec<Mount>,
+    schedule: &Schedule,
+) -> Instance {
+    mounts.push(Mount::generated(format!("{service}/backup"), BACKUP_DIR));
+    Instance {
+        program: program.into(),
         storage: Storage {
             volumes,
-            mounts: vec![Mount::generated(format!("{name}/backup"), BACKUP_DIR)],
+            mounts,
             backup: None,
         }
         .into(),
         lifecycle: Lifecycle {
-            schedule: Some(plan.schedule.clone()),
+            schedule: Some(schedule.clone()),
             ..Lifecycle::default()
         }
         .into(),
-        depends_on: vec![(name.clone(), Condition::Healthy)],
-        kind: Some(Name::new("pgbackrest")),
+        depends_on: vec![(service.clone(), Condition::Healthy)],
+        kind: Some(Name::new(kind)),
         restart: Restart::No,
-        ..Instance::auxiliary(Name::new(format!("{name}-backup")), Role::Task)
-    })
+        ..Instance::auxiliary(Name::new(format!("{service}-backup")), Role::Task)
+    }
 }
 
 impl Topo<'_> {

@@ -8,7 +8,7 @@
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::schedule::Schedule;
 
-use super::backup::{when, BACKUP_DIR};
+use super::backup::{backup_task, when, BACKUP_DIR};
 use super::*;
 
 /// Where the copies are, in the task's container.
@@ -85,43 +85,33 @@ impl RedisBackup {
             path: COPIES_DIR.into(),
             size: Size(10 << 30),
         });
-        let mut mounts: Vec<Mount> = server
+        let mounts: Vec<Mount> = server
             .storage
             .mounts
             .iter()
             .filter(|m| !m.generated)
             .cloned()
             .collect();
-        mounts.push(Mount::generated(format!("{name}/backup"), BACKUP_DIR));
-        Instance {
-            image: server.image.clone(),
-            program: Program {
-                entrypoint: Some(vec!["sh".into()]),
-                command: Some(vec![format!("{BACKUP_DIR}/backup.sh")]),
-                ..Program::default()
-            }
-            .into(),
-            env: server
-                .env
-                .iter()
-                .filter(|v| v.key == REDIS_PASSWORD_ENV)
-                .cloned()
-                .collect(),
-            storage: Storage {
-                volumes,
-                mounts,
-                backup: None,
-            }
-            .into(),
-            lifecycle: Lifecycle {
-                schedule: Some(self.schedule.clone()),
-                ..Lifecycle::default()
-            }
-            .into(),
-            depends_on: vec![(name.clone(), Condition::Healthy)],
-            kind: Some(Name::new("redis-backup")),
-            restart: Restart::No,
-            ..Instance::auxiliary(Name::new(format!("{name}-backup")), Role::Task)
-        }
+        let program = Program {
+            entrypoint: Some(vec!["sh".into()]),
+            command: Some(vec![format!("{BACKUP_DIR}/backup.sh")]),
+            ..Program::default()
+        };
+        let mut task = backup_task(
+            name,
+            "redis-backup",
+            program,
+            volumes,
+            mounts,
+            &self.schedule,
+        );
+        task.image = server.image.clone();
+        task.env = server
+            .env
+            .iter()
+            .filter(|v| v.key == REDIS_PASSWORD_ENV)
+            .cloned()
+            .collect();
+        task
     }
 }

@@ -194,7 +194,6 @@ fn topology(
             postgres::generate(topo, options, out, d);
             patroni::generate(topo, options, out, d);
             pgbackrest::generate(topo, options, out, d);
-            redis_backup::generate(topo, options, out, d);
             sentinel_hosts::generate(topo, options, out, d);
             systemd::generate(plan, topo, options, out, d);
         }

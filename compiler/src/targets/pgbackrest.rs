@@ -1,6 +1,7 @@
-//! pgBackRest for each PostgreSQL service with `backup`, in
-//! `out/<topology>/<service>/backup/`: the image's Dockerfile,
-//! `pgbackrest.conf`, `backup.sh` and `restore.sh` (`plan::backup`).
+//! The backup files of each service with `backup`, in
+//! `out/<topology>/<service>/backup/`: for PostgreSQL, pgBackRest's (the
+//! image's Dockerfile, `pgbackrest.conf`, `backup.sh` and `restore.sh`,
+//! `plan::backup`); for Redis, `targets::redis_backup`'s.
 
 use serde::Serialize;
 
@@ -35,6 +36,7 @@ const FILES: &[(&str, &str)] = &[
     ("restore.sh", "pgbackrest-restore.sh"),
 ];
 
+/// The backup files of every service with `backup`, PostgreSQL's and Redis's.
 pub fn generate(
     topo: &TopologyPlan,
     options: &Options,
@@ -45,21 +47,28 @@ pub fn generate(
     let mut done = IndexSet::default();
     for host in &topo.hosts {
         for inst in &host.services {
-            let Some(Backup::Postgres(plan)) = inst.storage.backup.as_deref() else {
+            let Some(backup) = inst.storage.backup.as_deref() else {
                 continue;
             };
-            if done.insert(plan.service.clone()) {
-                let dir = format!("{}/backup", plan.service);
-                let model = model(topo, plan, options);
-                node_files(
-                    topo,
-                    &dir,
-                    FILES,
-                    &model,
-                    (&plan.service, &host.name),
-                    out,
-                    diags,
-                );
+            let service = match backup {
+                Backup::Postgres(plan) => &plan.service,
+                Backup::Redis(plan) => &plan.service,
+            };
+            if !done.insert(service.clone()) {
+                continue;
+            }
+            let dir = format!("{service}/backup");
+            let node = (service.as_str(), host.name.as_str());
+            match backup {
+                Backup::Postgres(plan) => {
+                    let model = model(topo, plan, options);
+                    node_files(topo, &dir, FILES, &model, node, out, diags);
+                }
+                Backup::Redis(plan) => {
+                    let model = super::redis_backup::model(topo, plan, options);
+                    let files = super::redis_backup::FILES;
+                    node_files(topo, &dir, files, &model, node, out, diags);
+                }
             }
         }
     }

@@ -1,17 +1,17 @@
-//! Redis's RDB copies, in `out/<topology>/<service>/backup/`: `backup.sh`,
-//! which the task runs, and `restore.sh` (`plan::redis_backup`).
+//! Redis's RDB copies, in `out/<topology>/<service>/backup/` (written by
+//! `targets::pgbackrest::generate`): `backup.sh`, which the task runs, and
+//! `restore.sh` (`plan::redis_backup`).
 
 use serde::Serialize;
 
-use super::{header, node_files, Files};
-use crate::diag::Diagnostics;
+use super::header;
 use crate::options::Options;
-use crate::plan::backup::{Backup, BACKUP_DIR};
+use crate::plan::backup::BACKUP_DIR;
 use crate::plan::redis_backup::{RedisBackup, COPIES_DIR};
 use crate::plan::TopologyPlan;
 
 #[derive(Serialize)]
-struct Model<'a> {
+pub(super) struct Model<'a> {
     header: String,
     service: &'a str,
     /// The server's compose name.
@@ -27,41 +27,16 @@ struct Model<'a> {
     retention_minutes: u64,
 }
 
-const FILES: &[(&str, &str)] = &[
+pub(super) const FILES: &[(&str, &str)] = &[
     ("backup.sh", "redis-backup.sh"),
     ("restore.sh", "redis-restore.sh"),
 ];
 
-pub fn generate(
+pub(super) fn model<'a>(
     topo: &TopologyPlan,
+    plan: &'a RedisBackup,
     options: &Options,
-    out: &mut Files<'_>,
-    diags: &mut Diagnostics,
-) {
-    let mut done = crate::base::IndexSet::default();
-    for host in &topo.hosts {
-        for inst in &host.services {
-            let Some(Backup::Redis(plan)) = inst.storage.backup.as_deref() else {
-                continue;
-            };
-            if done.insert(plan.service.clone()) {
-                let dir = format!("{}/backup", plan.service);
-                let model = model(topo, plan, options);
-                node_files(
-                    topo,
-                    &dir,
-                    FILES,
-                    &model,
-                    (&plan.service, &host.name),
-                    out,
-                    diags,
-                );
-            }
-        }
-    }
-}
-
-fn model<'a>(topo: &TopologyPlan, plan: &'a RedisBackup, options: &Options) -> Model<'a> {
+) -> Model<'a> {
     Model {
         header: header("#", options, &topo.name),
         service: &plan.service,
