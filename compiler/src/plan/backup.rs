@@ -11,11 +11,11 @@ use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 use crate::grammar::Place;
 use crate::schedule::Schedule;
 
+use super::backup_task::{backup_task, when};
 use super::*;
 
-/// Where the generated backup directory (pgbackrest.conf, the scripts) is
-/// mounted in the server's and the task's containers.
-pub const BACKUP_DIR: &str = "/stackc/backup";
+pub use super::backup_task::BACKUP_DIR;
+
 /// The repository: base backups and archived WAL.
 pub const REPO_DIR: &str = "/var/lib/pgbackrest";
 /// The server's socket directory, shared with the task so that pgBackRest
@@ -24,8 +24,6 @@ pub const SOCKET_DIR: &str = "/var/run/postgresql";
 /// The longest a committed change waits to be archived: the most a restore
 /// can lose.
 pub const ARCHIVE_TIMEOUT: u32 = 60;
-const DEFAULT_SCHEDULE: &str = "0 2 * * *";
-const DEFAULT_RETENTION_DAYS: u32 = 30;
 
 /// The backups of a stateful service, by what it is.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,19 +178,6 @@ impl Topo<'_> {
     }
 }
 
-/// The schedule and retention of a `backup` block, defaulted.
-pub(super) fn when(b: &BackupDef) -> (Schedule, u32) {
-    (
-        b.schedule.as_ref().map_or_else(
-            || Schedule::parse(DEFAULT_SCHEDULE).expect("the default schedule is valid"),
-            |s| s.value.clone(),
-        ),
-        b.retention
-            .as_ref()
-            .map_or(DEFAULT_RETENTION_DAYS, |r| r.value),
-    )
-}
-
 /// `PGBACKREST_CONFIG`: the generated config, in both containers.
 fn config_env(span: Span) -> EnvVar {
     EnvVar {
@@ -248,38 +233,6 @@ pub(super) fn task(server: &Instance) -> Option<Instance> {
     );
     task.env = vec![config_env(Span::default())];
     Some(task)
-}
-
-/// The scheduled task `<service>-backup`: its program, the volumes and the
-/// mounts it shares with the server, the generated backup directory, after
-/// the server is healthy.
-pub(super) fn backup_task(
-    service: &Name,
-    kind: &str,
-    program: Program,
-    volumes: Vec<Volume>,
-    mut mounts: Vec<Mount>,
-    schedule: &Schedule,
-) -> Instance {
-    mounts.push(Mount::generated(format!("{service}/backup"), BACKUP_DIR));
-    Instance {
-        program: program.into(),
-        storage: Storage {
-            volumes,
-            mounts,
-            backup: None,
-        }
-        .into(),
-        lifecycle: Lifecycle {
-            schedule: Some(schedule.clone()),
-            ..Lifecycle::default()
-        }
-        .into(),
-        depends_on: vec![(service.clone(), Condition::Healthy)],
-        kind: Some(Name::new(kind)),
-        restart: Restart::No,
-        ..Instance::auxiliary(Name::new(format!("{service}-backup")), Role::Task)
-    }
 }
 
 impl Topo<'_> {

@@ -16,6 +16,7 @@ use crate::model::*;
 use crate::syntax::Ident;
 
 pub mod backup;
+mod backup_task;
 mod checks;
 mod instance;
 mod kubernetes;

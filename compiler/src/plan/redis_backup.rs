@@ -8,7 +8,7 @@
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::schedule::Schedule;
 
-use super::backup::{backup_task, when, BACKUP_DIR};
+use super::backup_task::{backup_task, when, BACKUP_DIR};
 use super::*;
 
 /// Where the copies are, in the task's container.
