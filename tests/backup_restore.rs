@@ -5,7 +5,8 @@
 //! and its data directory removed; the generated `restore.sh` restores into a
 //! fresh one, and the restored server starts as a primary with every row.
 //! Then again to a point in time between two batches of rows: the first batch
-//! is there, the second is not.
+//! is there, the second is not. Both for a single server and for a streaming
+//! primary (its generated postgresql.conf and pg_hba.conf too).
 //!
 //! The files run as they are, but for their paths (the data directory, the
 //! repository and the socket directory are the test's own) and the server's
@@ -33,14 +34,14 @@ impl Drop for Server {
     }
 }
 
-fn psql(socket: &str, sql: &str) -> String {
+fn psql(socket: &str, user: &str, sql: &str) -> String {
     ok(as_postgres(
         "psql",
         &[
             "-h",
             socket,
             "-U",
-            "shop",
+            user,
             "-d",
             "postgres",
             "-XAtq",
@@ -56,10 +57,10 @@ fn psql(socket: &str, sql: &str) -> String {
 }
 
 /// The server's `-c` settings, from the generated compose command.
-fn settings(compose: &str) -> Vec<String> {
+fn settings(compose: &str, service: &str) -> Vec<String> {
     let doc: serde_norway::Value =
         serde_norway::from_str(compose).unwrap_or_else(|e| panic!("{e}"));
-    let command: Vec<String> = doc["services"]["db"]["command"]
+    let command: Vec<String> = doc["services"][service]["command"]
         .as_sequence()
         .unwrap_or_else(|| panic!("db has a command"))
         .iter()
@@ -99,109 +100,155 @@ fn script(path: &Path, args: &[&str], config: &str) {
     ok(c);
 }
 
+/// Where a PostgreSQL service with `backup` is, in a stack's output.
+struct Case {
+    stack: &'static str,
+    topology: &'static str,
+    service: &'static str,
+    /// Its superuser (`POSTGRES_USER`).
+    user: &'static str,
+    /// The directory of its streaming config (`config_file`, `hba_file`),
+    /// when it has one.
+    streaming: Option<&'static str>,
+}
+
 #[test]
 fn a_restore_brings_back_every_archived_row_and_the_server_starts() {
+    exercise(&Case {
+        stack: "tests/cases/backups.stack",
+        topology: "single",
+        service: "db",
+        user: "shop",
+        streaming: None,
+    });
+}
+
+/// The same with streaming replication: the primary, with its generated
+/// postgresql.conf and pg_hba.conf beside the archiving settings.
+#[test]
+fn a_streaming_primary_restores_the_same_way() {
+    exercise(&Case {
+        stack: "examples/synaxic.stack",
+        topology: "main-replica",
+        service: "postgres",
+        user: "synaxic",
+        streaming: Some("main-replica/postgres/main"),
+    });
+}
+
+fn exercise(case: &Case) {
     if !PG_PROGRAMS.iter().all(|p| require(p)) || !require("pgbackrest") || !require("gosu") {
         return;
     }
-    let path = root().join("tests/cases/backups.stack");
+    let path = root().join(case.stack);
     let c = stackc::compile(read(&path), &crate::support::options(&path));
     assert!(!c.has_errors(), "{:?}", c.diagnostics);
     let file = |p: &str| crate::support::artifact(&c, p);
+    let (topology, service, user) = (case.topology, case.service, case.user);
 
     let tmp = scratch();
     let dir = tmp.path();
     let at = |sub: &str| dir.join(sub).display().to_string();
-    for sub in ["repo", "run"] {
+    for sub in ["repo", "run", "conf"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap_or_else(|e| panic!("{e}"));
     }
-    own(dir);
     let adapt = |text: String| {
         text.replace("/var/lib/postgresql/data/pgdata", &at("pgdata"))
             .replace("/var/lib/pgbackrest", &at("repo"))
             .replace("/var/run/postgresql", &at("run"))
+            .replace("/etc/postgresql/stackc", &at("conf"))
     };
     let write = |name: &str, text: String| {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap_or_else(|e| panic!("{e}"));
         p
     };
+    let backup_dir = format!("{topology}/{service}/backup");
     let config = write(
         "pgbackrest.conf",
-        adapt(file("single/db/backup/pgbackrest.conf")),
+        adapt(file(&format!("{backup_dir}/pgbackrest.conf"))),
     );
     let config = config.display().to_string();
-    let backup = write("backup.sh", adapt(file("single/db/backup/backup.sh")));
-    let restore = write("restore.sh", adapt(file("single/db/backup/restore.sh")));
+    let backup = write("backup.sh", adapt(file(&format!("{backup_dir}/backup.sh"))));
+    let restore = write(
+        "restore.sh",
+        adapt(file(&format!("{backup_dir}/restore.sh"))),
+    );
+    if let Some(streaming) = case.streaming {
+        for f in ["postgresql.conf", "pg_hba.conf"] {
+            write(&format!("conf/{f}"), file(&format!("{streaming}/{f}")));
+        }
+    }
     own(dir);
-    let settings = settings(&file("single/compose/main.yml"));
+    let settings: Vec<String> = settings(&file(&format!("{topology}/compose/main.yml")), service)
+        .into_iter()
+        .map(adapt)
+        .collect();
     assert!(
         settings
             .iter()
             .any(|s| s.starts_with("archive_command=pgbackrest ")),
         "{settings:?}"
     );
+    assert_eq!(
+        settings.iter().any(|s| s.starts_with("config_file=")),
+        case.streaming.is_some(),
+        "{settings:?}"
+    );
     let (data, socket) = (at("pgdata"), at("run"));
+    let sql = |q: &str| psql(&socket, user, q);
 
-    // The server as the image's initdb makes it: the superuser `shop`, local
+    // The server as the image's initdb makes it: the superuser, local
     // connections trusted.
     ok(as_postgres(
         "initdb",
-        &["-D", &data, "-U", "shop", "-A", "trust", "--no-sync"],
+        &["-D", &data, "-U", user, "-A", "trust", "--no-sync"],
         &[],
     ));
     let server = start(&data, &socket, &settings, &config);
-    psql(&socket, "CREATE TABLE orders (id int PRIMARY KEY)");
+    sql("CREATE TABLE orders (id int PRIMARY KEY)");
     script(&backup, &[], &config);
 
     // Rows after the backup, acknowledged, and their WAL archived: a batch,
     // a moment, another batch.
-    psql(&socket, "INSERT INTO orders SELECT generate_series(1, 100)");
+    sql("INSERT INTO orders SELECT generate_series(1, 100)");
     std::thread::sleep(Duration::from_millis(1100));
-    let moment = psql(
-        &socket,
-        "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'",
-    );
+    let moment =
+        sql("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'");
     std::thread::sleep(Duration::from_millis(1100));
-    psql(
-        &socket,
-        "INSERT INTO orders SELECT generate_series(101, 200)",
-    );
-    let segment = psql(&socket, "SELECT pg_walfile_name(pg_switch_wal() - 1)");
+    sql("INSERT INTO orders SELECT generate_series(101, 200)");
+    let segment = sql("SELECT pg_walfile_name(pg_switch_wal() - 1)");
     wait_for(
         "the last segment is archived",
         Duration::from_secs(30),
-        || {
-            psql(
-                &socket,
-                "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver",
-            ) >= segment
-        },
+        || sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") >= segment,
     );
-    assert_eq!(
-        psql(&socket, "SELECT failed_count FROM pg_stat_archiver"),
-        "0"
-    );
+    assert_eq!(sql("SELECT failed_count FROM pg_stat_archiver"), "0");
 
     // The server is lost, and its data with it.
     drop(server);
     std::fs::remove_dir_all(&data).unwrap_or_else(|e| panic!("{e}"));
 
     // The latest: every archived row, and a primary again that takes writes.
-    let restored = restore_and_start(&restore, &[], &data, &socket, &settings, &config);
-    assert_eq!(psql(&socket, "SELECT count(*) FROM orders"), "200");
-    psql(&socket, "INSERT INTO orders VALUES (201)");
-    drop(restored);
+    let server = restore_and_start(&restore, &[], &data, &socket, user, &settings, &config);
+    assert_eq!(sql("SELECT count(*) FROM orders"), "200");
+    sql("INSERT INTO orders VALUES (201)");
+    drop(server);
     std::fs::remove_dir_all(&data).unwrap_or_else(|e| panic!("{e}"));
 
     // A point in time: the first batch only.
-    let _restored = restore_and_start(&restore, &[&moment], &data, &socket, &settings, &config);
-    assert_eq!(
-        psql(&socket, "SELECT count(*), max(id) FROM orders"),
-        "100|100"
+    let _server = restore_and_start(
+        &restore,
+        &[&moment],
+        &data,
+        &socket,
+        user,
+        &settings,
+        &config,
     );
+    assert_eq!(sql("SELECT count(*), max(id) FROM orders"), "100|100");
     assert!(
-        dir.join("repo/archive/db").is_dir(),
+        dir.join(format!("repo/archive/{service}")).is_dir(),
         "the repository holds the archive"
     );
 }
@@ -211,13 +258,14 @@ fn restore_and_start(
     args: &[&str],
     data: &str,
     socket: &str,
+    user: &str,
     settings: &[String],
     config: &str,
 ) -> Server {
     script(restore, args, config);
     let server = start(data, socket, settings, config);
     wait_for("recovery ends", Duration::from_secs(30), || {
-        psql(socket, "SELECT pg_is_in_recovery()") == "f"
+        psql(socket, user, "SELECT pg_is_in_recovery()") == "f"
     });
     server
 }
