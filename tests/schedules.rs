@@ -165,8 +165,9 @@ fn the_units_pass_systemd_analyze_verify() {
     write_artifacts(&c, dir.path());
     let units = dir.path().join("single/systemd/main");
     let service = std::fs::read_to_string(units.join("cron-t0.service")).expect("as generated");
-    // `%` starts a specifier in a unit file: the directory's `%` is doubled
-    // (verify below fails on an unknown specifier such as `%a`).
+    // `%` starts a specifier in a unit file: undoubled, `%a` would be read as
+    // the architecture and another path run. No offline systemd tool prints
+    // the command it would run, so the escaping is checked as written.
     assert!(
         service
             .contains("--file /srv/cron%%app/out/single/compose/main.yml run --rm --no-TTY t0\n"),

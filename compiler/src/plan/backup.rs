@@ -7,11 +7,11 @@
 //! brings a stopped server back to the latest archived change or to a time.
 //! With streaming replication, on the primary's host only.
 
-use crate::diag::{Code, Diagnostic, Diagnostics, Span};
+use crate::diag::{Diagnostics, Span};
 use crate::grammar::Place;
 use crate::schedule::Schedule;
 
-use super::backup_task::{backup_task, when};
+use super::backup_task::{backup_task, not_written, when};
 use super::*;
 
 pub use super::backup_task::BACKUP_DIR;
@@ -64,8 +64,13 @@ impl Topo<'_> {
         diags: &mut Diagnostics,
     ) {
         let Some(b) = &def.storage.backup else { return };
+        if self.topo.platform.value != Platform::Compose {
+            let why = format!("backups of `{name}` on Kubernetes are not written yet");
+            diags.push(not_written(b, why));
+            return;
+        }
         if self.is_kind(name, "redis") {
-            if let Some(plan) = self.redis_backup(name, def, inst, b, diags) {
+            if let Some(plan) = self.redis_backup(name, inst, b, diags) {
                 inst.storage.backup = Some(Box::new(Backup::Redis(plan)));
             }
             return;
@@ -116,22 +121,7 @@ impl Topo<'_> {
         b: &BackupDef,
         diags: &mut Diagnostics,
     ) -> Option<BackupPlan> {
-        let refuse = |why: String, diags: &mut Diagnostics| {
-            diags.push(
-                Diagnostic::error(Code::NotSupported, b.span, why)
-                    .label("backup")
-                    .help(
-                        "backups are pgBackRest's, of one PostgreSQL server in a compose topology",
-                    ),
-            );
-        };
-        if self.topo.platform.value != Platform::Compose {
-            refuse(
-                format!("backups of `{name}` on Kubernetes are not written yet"),
-                diags,
-            );
-            return None;
-        }
+        let refuse = |why: String, diags: &mut Diagnostics| diags.push(not_written(b, why));
         if !matches!(inst.ha, HaMode::Single | HaMode::Streaming) {
             refuse(
                 format!(

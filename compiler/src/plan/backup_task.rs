@@ -2,6 +2,7 @@
 //! directory it mounts, its schedule and retention with their defaults, and
 //! the task itself (`<service>-backup`, scheduled, after the server).
 
+use crate::diag::{Code, Diagnostic};
 use crate::schedule::Schedule;
 
 use super::*;
@@ -44,6 +45,7 @@ pub(super) fn backup_task(
             volumes,
             mounts,
             backup: None,
+            shared_from: Some(service.clone()),
         }
         .into(),
         lifecycle: Lifecycle {
@@ -56,4 +58,11 @@ pub(super) fn backup_task(
         restart: Restart::No,
         ..Instance::auxiliary(Name::new(format!("{service}-backup")), Role::Task)
     }
+}
+
+/// A `backup` stackc does not write (yet), at the block.
+pub(super) fn not_written(b: &BackupDef, why: String) -> Diagnostic {
+    Diagnostic::error(Code::NotSupported, b.span, why)
+        .label("backup")
+        .help("backups are of PostgreSQL (pgBackRest; one server, or a streaming primary) and Redis (RDB copies; one server or replicas), in a compose topology")
 }

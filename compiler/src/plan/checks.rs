@@ -488,17 +488,8 @@ fn shortest_cycle(
     path
 }
 
-/// Whose a container's volumes are: the containers stackc adds to share
-/// another's volumes (a proxy's ACME client, a database's backup task) share
-/// them by name.
+/// Whose a container's volumes are: its own, or those of the container it
+/// shares them with.
 fn volume_owner(inst: &Instance) -> &str {
-    let suffixes: &[&str] = match inst.kind.as_deref() {
-        Some("acme") => &["-certs", "-acme"],
-        Some("pgbackrest" | "redis-backup") => &["-backup"],
-        _ => &[],
-    };
-    suffixes
-        .iter()
-        .find_map(|s| inst.name.strip_suffix(s))
-        .unwrap_or(&inst.name)
+    inst.storage.shared_from.as_deref().unwrap_or(&inst.name)
 }

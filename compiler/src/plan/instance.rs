@@ -581,5 +581,6 @@ fn storage(name: &Name, def: &ServiceDef) -> Storage {
             })
             .collect(),
         backup: None,
+        shared_from: None,
     }
 }

@@ -308,6 +308,9 @@ pub struct Storage {
     pub mounts: Vec<Mount>,
     /// PostgreSQL's backups (by pgBackRest), or Redis's RDB copies.
     pub backup: Option<Box<backup::Backup>>,
+    /// Whose these volumes are, when they are another container's, shared by
+    /// name (a proxy's with its ACME client, a server's with its backup task).
+    pub shared_from: Option<Name>,
 }
 
 /// How an instance stops.

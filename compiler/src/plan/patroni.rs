@@ -527,6 +527,7 @@ impl Topo<'_> {
                     }],
                     mounts: vec![Mount::generated(member.file.clone(), ETCD_CONFIG)],
                     backup: None,
+                    shared_from: None,
                 }
                 .into(),
                 replication: Replication {

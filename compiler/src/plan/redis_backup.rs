@@ -5,10 +5,10 @@
 //! copies past the retention. `restore.sh` puts a copy back where the server
 //! loads it from at its next start.
 
-use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::diag::Diagnostics;
 use crate::schedule::Schedule;
 
-use super::backup_task::{backup_task, when, BACKUP_DIR};
+use super::backup_task::{backup_task, not_written, when, BACKUP_DIR};
 use super::*;
 
 /// Where the copies are, in the task's container.
@@ -32,34 +32,32 @@ impl Topo<'_> {
     pub(super) fn redis_backup(
         &self,
         name: &Name,
-        def: &ServiceDef,
         inst: &Instance,
         b: &BackupDef,
         diags: &mut Diagnostics,
     ) -> Option<RedisBackup> {
         let refuse = |why: String, diags: &mut Diagnostics| {
-            diags.push(
-                Diagnostic::error(Code::NotSupported, b.span, why)
-                    .label("backup")
-                    .help("Redis's backups are RDB copies of one server, or of a replica's master, in a compose topology"),
-            );
+            diags.push(not_written(b, why));
+            None
         };
-        if self.topo.platform.value != Platform::Compose {
-            refuse(
-                format!("backups of `{name}` on Kubernetes are not written yet"),
-                diags,
-            );
-            return None;
-        }
         if inst.ha == HaMode::Sentinel {
-            refuse(
+            return refuse(
                 format!("backups of `{name}` with Sentinel are not written yet"),
                 diags,
             );
-            return None;
         }
-        let port = inst.ports.first()?.container;
-        let data_dir = inst.storage.volumes.first().map(|v| v.path.clone())?;
+        let Some(port) = inst.ports.first().map(|p| p.container) else {
+            return refuse(
+                format!("`{name}` has no port to copy its dataset from"),
+                diags,
+            );
+        };
+        let Some(data_dir) = inst.storage.volumes.first().map(|v| v.path.clone()) else {
+            return refuse(
+                format!("`{name}` has no volume to restore a copy into"),
+                diags,
+            );
+        };
         let (schedule, retention_days) = when(b);
         Some(RedisBackup {
             service: name.clone(),
@@ -69,7 +67,6 @@ impl Topo<'_> {
             schedule,
             retention_days,
         })
-        .filter(|_| def.image.is_some())
     }
 }
 
@@ -93,6 +90,8 @@ impl RedisBackup {
             .cloned()
             .collect();
         let program = Program {
+            // The server's own image, or the image it builds: its redis-cli.
+            build: server.program.build.clone(),
             entrypoint: Some(vec!["sh".into()]),
             command: Some(vec![format!("{BACKUP_DIR}/backup.sh")]),
             ..Program::default()

@@ -560,6 +560,7 @@ impl SentinelNode {
                 }],
                 mounts: vec![Mount::generated(self.dir.clone(), REDIS_DIR)],
                 backup: None,
+            shared_from: None,
             }
             .into(),
             ..Instance::auxiliary(name.into(), Role::Stateful)

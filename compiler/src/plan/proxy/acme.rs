@@ -167,6 +167,7 @@ pub(in crate::plan) fn instances(proxy: &ProxyPlan) -> Vec<Instance> {
                 SCRIPT_PATH,
             )],
             backup: None,
+            shared_from: Some(Name::new(&proxy.name)),
         }
         .into(),
         kind: Some(Name::new("acme")),

@@ -118,6 +118,7 @@ impl Topo<'_> {
                 volumes,
                 mounts,
                 backup: None,
+                shared_from: None,
             }
             .into(),
             program: program.into(),

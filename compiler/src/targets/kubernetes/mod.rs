@@ -40,6 +40,8 @@ struct Cx<'a> {
     topo: &'a TopologyPlan,
     options: &'a Options,
     secret_name: String,
+    /// The tasks that run once, and who waits for each.
+    tasks: tasks::TaskIndex<'a>,
 }
 
 /// The YAML documents of one file, in order, serialized as they are added. A
@@ -104,6 +106,7 @@ pub fn generate(
         topo,
         options,
         secret_name: format!("{}-secrets", plan.stack),
+        tasks: tasks::TaskIndex::new(topo),
     };
     let mut write = |file: &str, docs: Documents, out: &mut super::Files<'_>| match docs
         .after(header("#", options, &topo.name))

@@ -6,6 +6,9 @@
 //! --for=condition=complete`), under a service account that may read that Job
 //! alone and whose token only the init container mounts.
 
+use std::cell::RefCell;
+
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use super::*;
@@ -169,25 +172,31 @@ impl Cx<'_> {
         }
     }
 
-    /// The name of the Job of a task that runs once.
+    /// The name of the Job of a task that runs once, made once per task (a
+    /// task may have thousands of dependents).
     fn task_job_name(&self, task: &Name) -> Option<String> {
-        let inst = self.instances().find(|i| i.name == *task)?;
-        Some(job_name(inst, &self.job_spec(inst)))
-    }
-
-    fn instances(&self) -> impl Iterator<Item = &Instance> {
-        self.topo.hosts.iter().flat_map(|h| &h.services)
+        if let Some(name) = self.tasks.jobs.borrow().get(task) {
+            return Some(name.clone());
+        }
+        let inst = *self.tasks.once.get(task.as_str())?;
+        let name = job_name(inst, &self.job_spec(inst));
+        self.tasks
+            .jobs
+            .borrow_mut()
+            .insert(task.clone(), name.clone());
+        Some(name)
     }
 
     /// The Role that may read the task's Job, and its binding to the service
     /// accounts of the services that wait for it.
     fn readers(&self, task: &Instance, job: String, docs: &mut Documents) {
-        let subjects: Vec<Subject> = self
-            .instances()
-            .filter(|i| waits_for(i).any(|t| *t == task.name))
-            .map(|i| Subject {
+        let waiting = self.tasks.waiters.get(task.name.as_str());
+        let subjects: Vec<Subject> = waiting
+            .into_iter()
+            .flatten()
+            .map(|name| Subject {
                 kind: "ServiceAccount",
-                name: i.name.to_string(),
+                name: name.to_string(),
                 namespace: self.topo.namespace.clone(),
             })
             .collect();
@@ -271,6 +280,34 @@ impl Cx<'_> {
             containers,
             volume: Some(api_access()),
         }
+    }
+}
+
+/// A topology's tasks that run once, by name, and the services that wait
+/// for each, found in one pass over its instances.
+pub(super) struct TaskIndex<'a> {
+    once: FxHashMap<&'a str, &'a Instance>,
+    waiters: FxHashMap<&'a str, Vec<&'a Name>>,
+    /// Job names made so far.
+    jobs: RefCell<FxHashMap<Name, String>>,
+}
+
+impl<'a> TaskIndex<'a> {
+    pub(super) fn new(topo: &'a TopologyPlan) -> TaskIndex<'a> {
+        let mut index = TaskIndex {
+            once: FxHashMap::default(),
+            waiters: FxHashMap::default(),
+            jobs: RefCell::default(),
+        };
+        for inst in topo.hosts.iter().flat_map(|h| &h.services) {
+            if inst.role == Role::Task && inst.lifecycle.schedule.is_none() {
+                index.once.insert(&inst.name, inst);
+            }
+            for task in waits_for(inst) {
+                index.waiters.entry(task).or_default().push(&inst.name);
+            }
+        }
+        index
     }
 }
 
