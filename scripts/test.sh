@@ -62,6 +62,16 @@ if ! command -v kubernetes-validate >/dev/null && [ ! -x "$tools/kv/bin/kubernet
 fi
 export PATH="$tools/kv/bin:$PATH"
 
+# moto's S3 server (PyPI), the store of the backups to a bucket
+# (tests/s3_store.rs), in a venv of its own.
+if [ ! -x "$tools/moto/bin/moto_server" ]; then
+  echo "installing: moto[server] (PyPI) in $tools/moto"
+  as_root mkdir -p "$tools"
+  as_root python3 -m venv "$tools/moto"
+  as_root "$tools/moto/bin/pip" install -q "moto[server]==5.2.5"
+fi
+export PATH="$tools/moto/bin:$PATH"
+
 # Patroni (PyPI, the release the generated node image installs), in a venv built
 # from /usr/bin/python3: the tests run it as the postgres user, which cannot
 # execute an interpreter under /root (../shared/TARGETS.md 0).

@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::postgres_streaming::{as_postgres, ok, own, run, scratch, PG_PROGRAMS};
+use crate::s3_store::S3Store;
 use crate::support::{read, require, root, wait_for};
 
 /// The server, stopped at once when dropped, even when an assertion fails.
@@ -70,13 +71,21 @@ fn settings(compose: &str, service: &str) -> Vec<String> {
     command[1..].to_vec()
 }
 
-fn start(data: &str, socket: &str, settings: &[String], config: &str) -> Server {
+/// The environment of the server and the scripts: the config, and for a
+/// bucket its credentials and the store's certificate.
+type Env = [(&'static str, String)];
+
+fn env_of(env: &Env) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+fn start(data: &str, socket: &str, settings: &[String], env: &Env) -> Server {
     let mut args = vec!["-D".to_string(), data.to_string()];
     args.extend(settings.iter().cloned());
     args.extend(["-c".into(), "listen_addresses=".into()]);
     args.extend(["-c".into(), format!("unix_socket_directories={socket}")]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let child = as_postgres("postgres", &args, &[("PGBACKREST_CONFIG", config)])
+    let child = as_postgres("postgres", &args, &env_of(env))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -94,9 +103,9 @@ fn start(data: &str, socket: &str, settings: &[String], config: &str) -> Server 
     server
 }
 
-fn script(path: &Path, args: &[&str], config: &str) {
+fn script(path: &Path, args: &[&str], env: &Env) {
     let mut c = Command::new("sh");
-    c.arg(path).args(args).env("PGBACKREST_CONFIG", config);
+    c.arg(path).args(args).envs(env_of(env));
     ok(c);
 }
 
@@ -110,6 +119,8 @@ struct Case {
     /// The directory of its streaming config (`config_file`, `hba_file`),
     /// when it has one.
     streaming: Option<&'static str>,
+    /// The bucket of its repository, when it is in one.
+    bucket: Option<&'static str>,
 }
 
 #[test]
@@ -120,6 +131,22 @@ fn a_restore_brings_back_every_archived_row_and_the_server_starts() {
         service: "db",
         user: "shop",
         streaming: None,
+        bucket: None,
+    });
+}
+
+/// The same with the repository in an S3-compatible bucket: the generated
+/// settings and scripts, the credentials from the environment, as the
+/// compose file passes them.
+#[test]
+fn a_bucket_holds_the_backups_and_the_archive() {
+    exercise(&Case {
+        stack: "tests/cases/backups-s3.stack",
+        topology: "single",
+        service: "db",
+        user: "shop",
+        streaming: None,
+        bucket: Some("shop-backups"),
     });
 }
 
@@ -133,6 +160,7 @@ fn a_streaming_primary_restores_the_same_way() {
         service: "postgres",
         user: "synaxic",
         streaming: Some("main-replica/postgres/main"),
+        bucket: None,
     });
 }
 
@@ -149,7 +177,7 @@ fn exercise(case: &Case) {
     let tmp = scratch();
     let dir = tmp.path();
     let at = |sub: &str| dir.join(sub).display().to_string();
-    for sub in ["repo", "run", "conf"] {
+    for sub in ["repo", "run", "conf", "lock"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap_or_else(|e| panic!("{e}"));
     }
     let adapt = |text: String| {
@@ -168,7 +196,12 @@ fn exercise(case: &Case) {
         "pgbackrest.conf",
         adapt(file(&format!("{backup_dir}/pgbackrest.conf"))),
     );
-    let config = config.display().to_string();
+    let mut env = vec![
+        ("PGBACKREST_CONFIG", config.display().to_string()),
+        // pgBackRest's locks are per stanza, in /tmp by default: the tests'
+        // servers share a stanza name and run at once.
+        ("PGBACKREST_LOCK_PATH", at("lock")),
+    ];
     let backup = write("backup.sh", adapt(file(&format!("{backup_dir}/backup.sh"))));
     let restore = write(
         "restore.sh",
@@ -180,6 +213,27 @@ fn exercise(case: &Case) {
         }
     }
     own(dir);
+    // The store runs as root; its certificate is the postgres user's to read.
+    let store = case
+        .bucket
+        .map(|bucket| S3Store::start(dir, bucket).unwrap_or_else(|| panic!("no S3 store")));
+    if let Some(store) = &store {
+        env.extend([
+            ("PGBACKREST_REPO1_S3_KEY", "test-access-key".to_string()),
+            (
+                "PGBACKREST_REPO1_S3_KEY_SECRET",
+                "test-secret-key".to_string(),
+            ),
+            // The store's own certificate: a store with a public one needs
+            // nothing here.
+            (
+                "PGBACKREST_REPO1_STORAGE_CA_FILE",
+                store.ca.display().to_string(),
+            ),
+        ]);
+        own(dir);
+    }
+    let env = env.as_slice();
     let settings: Vec<String> = settings(&file(&format!("{topology}/compose/main.yml")), service)
         .into_iter()
         .map(adapt)
@@ -205,9 +259,9 @@ fn exercise(case: &Case) {
         &["-D", &data, "-U", user, "-A", "trust", "--no-sync"],
         &[],
     ));
-    let server = start(&data, &socket, &settings, &config);
+    let server = start(&data, &socket, &settings, env);
     sql("CREATE TABLE orders (id int PRIMARY KEY)");
-    script(&backup, &[], &config);
+    script(&backup, &[], env);
 
     // Rows after the backup, acknowledged, and their WAL archived: a batch,
     // a moment, another batch.
@@ -230,27 +284,27 @@ fn exercise(case: &Case) {
     std::fs::remove_dir_all(&data).unwrap_or_else(|e| panic!("{e}"));
 
     // The latest: every archived row, and a primary again that takes writes.
-    let server = restore_and_start(&restore, &[], &data, &socket, user, &settings, &config);
+    let server = restore_and_start(&restore, &[], &data, &socket, user, &settings, env);
     assert_eq!(sql("SELECT count(*) FROM orders"), "200");
     sql("INSERT INTO orders VALUES (201)");
     drop(server);
     std::fs::remove_dir_all(&data).unwrap_or_else(|e| panic!("{e}"));
 
     // A point in time: the first batch only.
-    let _server = restore_and_start(
-        &restore,
-        &[&moment],
-        &data,
-        &socket,
-        user,
-        &settings,
-        &config,
-    );
+    let _server = restore_and_start(&restore, &[&moment], &data, &socket, user, &settings, env);
     assert_eq!(sql("SELECT count(*), max(id) FROM orders"), "100|100");
-    assert!(
-        dir.join(format!("repo/archive/{service}")).is_dir(),
-        "the repository holds the archive"
-    );
+    let local = dir.join(format!("repo/archive/{service}")).is_dir();
+    match (&store, case.bucket) {
+        (Some(store), Some(bucket)) => {
+            assert!(!local, "nothing in the local repository");
+            let keys = store.keys(bucket, "shop/db/");
+            for part in ["archive", "backup"] {
+                let key = format!("<Key>shop/db/{part}/{service}/");
+                assert!(keys.contains(&key), "{key} in the bucket: {keys}");
+            }
+        }
+        _ => assert!(local, "the repository holds the archive"),
+    }
 }
 
 fn restore_and_start(
@@ -260,10 +314,10 @@ fn restore_and_start(
     socket: &str,
     user: &str,
     settings: &[String],
-    config: &str,
+    env: &Env,
 ) -> Server {
-    script(restore, args, config);
-    let server = start(data, socket, settings, config);
+    script(restore, args, env);
+    let server = start(data, socket, settings, env);
     wait_for("recovery ends", Duration::from_secs(30), || {
         psql(socket, user, "SELECT pg_is_in_recovery()") == "f"
     });

@@ -33,6 +33,15 @@ pub enum Place {
     AcmeDirectory,
     /// An email address: the ACME account's contact.
     Email,
+    /// An S3 bucket's name (AWS's rules, which every S3-compatible store
+    /// accepts): pgbackrest.conf's `repo1-s3-bucket`.
+    Bucket,
+    /// An S3 endpoint, `https://HOST[:PORT]` (pgBackRest speaks TLS only).
+    S3Endpoint,
+    /// An S3 region, `eu-central-1`.
+    Region,
+    /// A repository's path in a bucket.
+    BucketPath,
 }
 
 impl Place {
@@ -49,6 +58,10 @@ impl Place {
             Place::Image => "an image reference",
             Place::AcmeDirectory => "an ACME directory URL",
             Place::Email => "an email address",
+            Place::Bucket => "a bucket name",
+            Place::S3Endpoint => "an S3 endpoint",
+            Place::Region => "a region",
+            Place::BucketPath => "a path in a bucket",
         }
     }
 
@@ -65,6 +78,10 @@ impl Place {
             Place::Image => "`[registry/]name[:tag][@digest]` of letters, digits and `-._/:@`",
             Place::AcmeDirectory => "`https://` then a host and a path of letters, digits and `-._~%/:`",
             Place::Email => "`name@domain`, the name of letters, digits and `.+_-`",
+            Place::Bucket => "3 to 63 lowercase letters, digits, `.` and `-`, a letter or digit at each end",
+            Place::S3Endpoint => "`https://` then a host and an optional `:PORT`, no path",
+            Place::Region => "lowercase letters, digits and `-`",
+            Place::BucketPath => "`/` then letters, digits and `-._~%+=@/`",
         }
     }
 }
@@ -152,6 +169,7 @@ pub fn invalid(place: Place, s: &str) -> Option<String> {
             }
             domain(host, "an email address's domain")
         }
+        Place::Bucket | Place::S3Endpoint | Place::Region | Place::BucketPath => s3(place, s),
         Place::RoleName => {
             let mut chars = s.chars();
             match chars.next() {
@@ -164,6 +182,66 @@ pub fn invalid(place: Place, s: &str) -> Option<String> {
                     .and_then(bad),
             }
         }
+    }
+}
+
+/// The places of an S3 repository (`Place::Bucket` and after).
+fn s3(place: Place, s: &str) -> Option<String> {
+    let bad = |c: char| Some(format!("{} cannot hold {}", place.what(), shown(c)));
+    match place {
+        Place::Bucket => {
+            let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-".contains(c);
+            if let Some(c) = s.chars().find(|&c| !ok(c)) {
+                return bad(c);
+            }
+            let end_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+            if !(3..=63).contains(&s.len())
+                || !end_ok(s.chars().next())
+                || !end_ok(s.chars().last())
+            {
+                return Some(
+                    "a bucket name is 3 to 63 characters, with a letter or digit at each end"
+                        .to_string(),
+                );
+            }
+            None
+        }
+        Place::S3Endpoint => {
+            let Some(rest) = s.strip_prefix("https://") else {
+                return Some(
+                    "an S3 endpoint starts with `https://`: pgBackRest speaks TLS only".to_string(),
+                );
+            };
+            let (host, port) = rest.rsplit_once(':').unwrap_or((rest, ""));
+            if rest.contains('/') {
+                return Some("an S3 endpoint has no path: write the path in `path`".to_string());
+            }
+            if !port.is_empty() && port.parse::<u16>().map_or(true, |p| p == 0) {
+                return Some(format!("`{port}` is not a port"));
+            }
+            if host.starts_with('[')
+                || matches!(address(host), Ok(AddressKind::V4 | AddressKind::V6))
+            {
+                // pgBackRest checks a certificate's DNS names only.
+                return Some("an S3 endpoint is named by its DNS name, not an address: pgBackRest verifies the certificate by name".to_string());
+            }
+            domain(host, "an S3 endpoint's host")
+        }
+        Place::Region => {
+            if s.is_empty() {
+                return Some("a region cannot be empty".to_string());
+            }
+            let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+            s.chars().find(|&c| !ok(c)).and_then(bad)
+        }
+        Place::BucketPath => {
+            if !s.starts_with('/') {
+                return Some("a path in a bucket starts with `/`".to_string());
+            }
+            let ok = |c: char| c.is_ascii_alphanumeric() || "-._~%+=@/".contains(c);
+            s.chars().find(|&c| !ok(c)).and_then(bad)
+        }
+        _ => None,
     }
 }
 

@@ -269,6 +269,31 @@ pub const BACKUP: Block = Block {
             "retention",
             "how many days of backups are kept (default 30)",
         ),
+        f(
+            "s3",
+            "the repository in an S3-compatible bucket (default: the volume `<service>-backups`)",
+        ),
+    ],
+};
+
+pub const S3: Block = Block {
+    called: "an s3 block",
+    fields: &[
+        f("bucket", "the bucket's name (required)"),
+        f(
+            "endpoint",
+            "`https://HOST[:PORT]` (default: AWS's endpoint of the region)",
+        ),
+        f("region", "the bucket's region, `eu-central-1` (required)"),
+        f(
+            "path",
+            "the repository's path in the bucket (default `/<stack>/<service>`)",
+        ),
+        f("access_key", "the access key id, `secret.NAME` (required)"),
+        f(
+            "secret_key",
+            "the secret access key, `secret.NAME` (required)",
+        ),
     ],
 };
 
@@ -523,6 +548,7 @@ pub fn blocks_of(key: &str) -> &'static [&'static Block] {
         "volume" => &[&VOLUME],
         "metrics" => &[&METRICS],
         "backup" => &[&BACKUP],
+        "s3" => &[&S3],
         "ha" => &[&HA],
         "host" => &[&HOST],
         "resources" => &[&RESOURCES],
@@ -552,6 +578,7 @@ const BLOCKS: &[&Block] = &[
     &VOLUME,
     &METRICS,
     &BACKUP,
+    &S3,
     &HA,
     &HOST,
     &RESOURCES,
@@ -620,6 +647,7 @@ mod tests {
             "tls",
             "acme",
             "backup",
+            "s3",
         ];
         for block in BLOCKS {
             let mut names: Vec<&str> = block.names().collect();

@@ -238,6 +238,11 @@ fn check_def(
     if let Some(h) = &def.replication.ha {
         ha::check_options(stack, bases, name, h, diags);
     }
+    if let Some(s3) = def.storage.backup.as_ref().and_then(|b| b.s3.as_ref()) {
+        for key in [&s3.access_key, &s3.secret_key].into_iter().flatten() {
+            check_expr(stack, bases, Some(name), key, diags);
+        }
+    }
     if let Some(mode) = def.replication.ha.as_ref().map(|h| &h.mode) {
         ha::check_mode(name, def, mode, diags);
     }

@@ -316,26 +316,6 @@ impl Lower<'_> {
         r
     }
 
-    fn backup(&mut self, e: &Entry) -> BackupDef {
-        let mut b = BackupDef {
-            schedule: None,
-            retention: None,
-            span: e.span(),
-        };
-        let entries = self.block(e);
-        for (f, v) in self.settings(entries, "a backup block") {
-            match f.key.name.as_str() {
-                "schedule" => b.schedule = self.schedule(v),
-                "retention" => b.retention = self.integer(v, "a number of days"),
-                _ => {
-                    let d = not_a_field(&f.key, &schema::BACKUP);
-                    self.push(d);
-                }
-            }
-        }
-        b
-    }
-
     fn metrics(&mut self, e: &Entry) -> Option<MetricsDef> {
         let mut m = MetricsDef {
             port: None,

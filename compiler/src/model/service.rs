@@ -261,6 +261,23 @@ pub struct BackupDef {
     pub schedule: Option<Sp<crate::schedule::Schedule>>,
     /// Days.
     pub retention: Option<Sp<u32>>,
+    /// The repository in an S3-compatible bucket; else a volume.
+    pub s3: Option<Box<S3Def>>,
+    pub span: Span,
+}
+
+/// `s3 { bucket endpoint region path access_key secret_key }` in a backup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct S3Def {
+    pub bucket: Option<Sp<String>>,
+    /// `https://HOST[:PORT]`; AWS's endpoint of the region by default.
+    pub endpoint: Option<Sp<String>>,
+    pub region: Option<Sp<String>>,
+    /// The repository's path in the bucket; `/<stack>/<service>` by default.
+    pub path: Option<Sp<String>>,
+    /// `secret.NAME`, both.
+    pub access_key: Option<Expr>,
+    pub secret_key: Option<Expr>,
     pub span: Span,
 }
 

@@ -7,7 +7,7 @@
 //! brings a stopped server back to the latest archived change or to a time.
 //! With streaming replication, on the primary's host only.
 
-use crate::diag::{Diagnostics, Span};
+use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 use crate::grammar::Place;
 use crate::schedule::Schedule;
 
@@ -45,7 +45,78 @@ pub struct BackupPlan {
     pub retention_days: u32,
     /// The service's PostgreSQL image, which the backup image is built on.
     pub image: Name,
+    /// Where the repository is.
+    pub repo: Repo,
 }
+
+/// A pgBackRest repository.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Repo {
+    /// The volume `<service>-backups`, at `REPO_DIR`.
+    Volume,
+    /// An S3-compatible bucket.
+    S3(Box<S3Repo>),
+}
+
+/// A repository in an S3-compatible bucket, every string in its grammar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct S3Repo {
+    pub bucket: String,
+    /// The endpoint's DNS name.
+    pub host: String,
+    pub port: Option<u16>,
+    pub region: String,
+    pub path: String,
+    /// AWS's endpoints take the bucket in the host name; other stores (MinIO,
+    /// Ceph, Garage) are reached at one host with the bucket in the path,
+    /// which AWS accepts too.
+    pub path_style: bool,
+    /// The secrets of the access key id and the secret key: (name, variable).
+    pub access_key: (Name, Name),
+    pub secret_key: (Name, Name),
+}
+
+impl Repo {
+    /// `pgbackrest.conf`'s repository lines.
+    pub fn settings(&self) -> Vec<String> {
+        let S3(s3) = self else {
+            return vec![format!("repo1-path={REPO_DIR}")];
+        };
+        let mut lines = vec![
+            "repo1-type=s3".to_string(),
+            format!("repo1-path={}", s3.path),
+            format!("repo1-s3-bucket={}", s3.bucket),
+            format!("repo1-s3-endpoint={}", s3.host),
+            format!("repo1-s3-region={}", s3.region),
+        ];
+        if let Some(port) = s3.port {
+            lines.push(format!("repo1-storage-port={port}"));
+        }
+        if s3.path_style {
+            lines.push("repo1-s3-uri-style=path".to_string());
+        }
+        lines
+    }
+
+    /// The credentials, as pgBackRest reads them from the environment (never
+    /// in its config file nor on a command line).
+    pub fn env(&self, span: Span) -> Vec<EnvVar> {
+        let S3(s3) = self else { return Vec::new() };
+        [
+            ("PGBACKREST_REPO1_S3_KEY", &s3.access_key),
+            ("PGBACKREST_REPO1_S3_KEY_SECRET", &s3.secret_key),
+        ]
+        .into_iter()
+        .map(|(key, (name, env))| EnvVar {
+            key: Name::new_static(key),
+            value: smallvec::smallvec![Out::secret(name.clone(), env.clone(), false)],
+            span,
+        })
+        .collect()
+    }
+}
+
+use Repo::S3;
 
 impl BackupPlan {
     pub fn archive_command(&self) -> String {
@@ -106,10 +177,13 @@ impl Topo<'_> {
         }
         inst.program.command = Some(command);
         inst.env.push(config_env(b.span));
+        inst.env.extend(plan.repo.env(b.span));
         inst.storage
             .mounts
             .push(Mount::generated(format!("{name}/backup"), BACKUP_DIR));
-        inst.storage.volumes.extend(shared_volumes(name));
+        inst.storage
+            .volumes
+            .extend(shared_volumes(name, &plan.repo));
         inst.storage.backup = Some(Box::new(Backup::Postgres(plan)));
     }
 
@@ -157,6 +231,10 @@ impl Topo<'_> {
                 return None;
             }
         }
+        let repo = match &b.s3 {
+            None => Repo::Volume,
+            Some(s3) => S3(Box::new(self.s3_repo(name, s3, diags)?)),
+        };
         Some(BackupPlan {
             service: name.clone(),
             data_dir,
@@ -164,7 +242,76 @@ impl Topo<'_> {
             schedule: when(b).0,
             retention_days: when(b).1,
             image,
+            repo,
         })
+    }
+
+    /// The bucket of an `s3` block, its required fields and credentials
+    /// there.
+    fn s3_repo(&self, name: &Name, s3: &S3Def, diags: &mut Diagnostics) -> Option<S3Repo> {
+        let mut missing = Vec::new();
+        let mut need = |field: &'static str, present: bool| {
+            if !present {
+                missing.push(field);
+            }
+        };
+        need("bucket", s3.bucket.is_some());
+        need("region", s3.region.is_some());
+        need("access_key", s3.access_key.is_some());
+        need("secret_key", s3.secret_key.is_some());
+        if !missing.is_empty() {
+            diags.push(
+                Diagnostic::error(
+                    Code::MissingField,
+                    s3.span,
+                    format!("the bucket of `{name}`'s backups needs `{}`", missing.join("`, `")),
+                )
+                .label("in this block")
+                .help("write `bucket = \"NAME\"`, `region = \"REGION\"`, `access_key = secret.NAME` and `secret_key = secret.NAME`"),
+            );
+            return None;
+        }
+        let access_key = self.credential(s3.access_key.as_ref()?, "access_key", diags)?;
+        let secret_key = self.credential(s3.secret_key.as_ref()?, "secret_key", diags)?;
+        let region = s3.region.as_ref()?.value.clone();
+        let endpoint = s3.endpoint.as_ref().map_or_else(
+            || format!("s3.{region}.amazonaws.com"),
+            |e| e.value.trim_start_matches("https://").to_string(),
+        );
+        let (host, port) = match endpoint.rsplit_once(':') {
+            Some((host, port)) => (host.to_string(), port.parse().ok()),
+            None => (endpoint, None),
+        };
+        Some(S3Repo {
+            bucket: s3.bucket.as_ref()?.value.clone(),
+            path_style: !host.ends_with(".amazonaws.com"),
+            host,
+            port,
+            region,
+            path: s3.path.as_ref().map_or_else(
+                || format!("/{}/{name}", self.stack.name),
+                |p| p.value.clone(),
+            ),
+            access_key,
+            secret_key,
+        })
+    }
+
+    /// A credential: exactly `secret.NAME` (an undeclared one is E0103
+    /// already).
+    fn credential(&self, e: &Expr, field: &str, diags: &mut Diagnostics) -> Option<(Name, Name)> {
+        let is_secret = matches!(
+            e.pieces.as_slice(),
+            [Piece::Ref(r)] if matches!(r.target, RefTarget::Secret(_))
+        );
+        if !is_secret {
+            diags.push(
+                Diagnostic::error(Code::WrongType, e.span, format!("`{field}` must be a secret"))
+                    .label("expected `secret.NAME`")
+                    .help(format!("declare `secret backup_{field}` and write `{field} = secret.backup_{field}`: a credential never lands in a generated file")),
+            );
+        }
+        self.secret_of(e)
     }
 }
 
@@ -179,10 +326,12 @@ fn config_env(span: Span) -> EnvVar {
     }
 }
 
-/// The repository and the socket directory, which the task shares.
-fn shared_volumes(service: &str) -> Vec<Volume> {
+/// The repository (unless it is in a bucket) and the socket directory,
+/// which the task shares.
+fn shared_volumes(service: &str, repo: &Repo) -> Vec<Volume> {
     [("backups", REPO_DIR), ("run", SOCKET_DIR)]
         .into_iter()
+        .filter(|(what, _)| *what != "backups" || *repo == Repo::Volume)
         .map(|(what, path)| Volume {
             name: format!("{service}-{what}"),
             path: path.into(),
@@ -206,7 +355,7 @@ pub(super) fn task(server: &Instance) -> Option<Instance> {
         .filter(|v| plan.data_dir.starts_with(&v.path))
         .cloned()
         .collect();
-    volumes.extend(shared_volumes(name));
+    volumes.extend(shared_volumes(name, &plan.repo));
     let program = Program {
         build: server.program.build.clone(),
         // The script drops to the postgres user itself.
@@ -222,6 +371,7 @@ pub(super) fn task(server: &Instance) -> Option<Instance> {
         &plan.schedule,
     );
     task.env = vec![config_env(Span::default())];
+    task.env.extend(plan.repo.env(Span::default()));
     Some(task)
 }
 

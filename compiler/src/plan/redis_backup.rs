@@ -40,6 +40,12 @@ impl Topo<'_> {
             diags.push(not_written(b, why));
             None
         };
+        if b.s3.is_some() {
+            return refuse(
+                format!("copies of `{name}` to a bucket are not written yet: they go to the volume `{name}-backups`"),
+                diags,
+            );
+        }
         if inst.ha == HaMode::Sentinel {
             return refuse(
                 format!("backups of `{name}` with Sentinel are not written yet"),

@@ -9,7 +9,9 @@ use super::{header, node_files, Files};
 use crate::base::IndexSet;
 use crate::diag::Diagnostics;
 use crate::options::Options;
-use crate::plan::backup::{Backup, BackupPlan, ARCHIVE_TIMEOUT, BACKUP_DIR, REPO_DIR, SOCKET_DIR};
+use crate::plan::backup::{
+    Backup, BackupPlan, Repo, ARCHIVE_TIMEOUT, BACKUP_DIR, REPO_DIR, SOCKET_DIR,
+};
 use crate::plan::TopologyPlan;
 
 #[derive(Serialize)]
@@ -27,6 +29,10 @@ struct Model<'a> {
     retention_days: u32,
     schedule: &'a str,
     archive_timeout: u32,
+    /// Where the repository is, in words.
+    #[serde(rename = "where")]
+    where_: String,
+    repo_settings: Vec<String>,
 }
 
 const FILES: &[(&str, &str)] = &[
@@ -92,5 +98,10 @@ fn model<'a>(topo: &TopologyPlan, plan: &'a BackupPlan, options: &Options) -> Mo
         retention_days: plan.retention_days,
         schedule: &plan.schedule.expression,
         archive_timeout: ARCHIVE_TIMEOUT,
+        where_: match &plan.repo {
+            Repo::Volume => format!("in the volume `{}-backups`", plan.service),
+            Repo::S3(s3) => format!("in the bucket `{}` at `{}`", s3.bucket, s3.host),
+        },
+        repo_settings: plan.repo.settings(),
     }
 }
