@@ -408,6 +408,15 @@ fn a_redis_copy_restores_every_key() {
 
     // Lost: the server killed, its data removed.
     drop(redis);
+    // A copy of a server that does not answer fails, and leaves nothing.
+    let out = Command::new("sh")
+        .arg(&backup)
+        .env("REDIS_PASSWORD", password)
+        .output()
+        .unwrap_or_else(|e| panic!("sh: {e}"));
+    assert!(!out.status.success(), "a copy of a stopped server fails");
+    let after = std::fs::read_dir(dir.join("copies")).map_or(0, |d| d.count());
+    assert_eq!(after, 1, "and leaves no copy");
     std::fs::remove_dir_all(dir.join("data")).unwrap_or_else(|e| panic!("{e}"));
     std::fs::create_dir_all(dir.join("data")).unwrap_or_else(|e| panic!("{e}"));
     let mut c = Command::new("sh");

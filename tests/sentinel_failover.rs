@@ -29,6 +29,8 @@ const PASSWORD: &str = "cache-secret";
 struct Case {
     hosts: [(&'static str, &'static str); 3],
     auth: bool,
+    /// `backup {}` on the service: a copy task beside every node.
+    backup: bool,
 }
 
 fn stack(case: &Case) -> String {
@@ -38,6 +40,7 @@ fn stack(case: &Case) -> String {
     } else {
         ("redis", "")
     };
+    let backup = if case.backup { "\n  backup {}" } else { "" };
     format!(
         r#"
 stack watched
@@ -45,7 +48,7 @@ stack watched
 secret cache_password
 
 service cache: {kind} {{
-  port redis {{ container = 6379  host = 26391 }}{password}
+  port redis {{ container = 6379  host = 26391 }}{password}{backup}
 }}
 
 service app {{
@@ -159,6 +162,7 @@ fn sentinel_fails_over_when_the_master_is_killed() {
             ("three", "127.0.0.63"),
         ],
         auth: false,
+        backup: false,
     });
 }
 
@@ -171,20 +175,160 @@ fn sentinel_with_a_password_fails_over_when_the_master_is_killed() {
             ("three", "127.0.0.66"),
         ],
         auth: true,
+        backup: false,
     });
 }
 
-fn run(case: &Case) {
-    if !require("redis-server") || !require("redis-cli") {
-        return;
+/// Three nodes and their sentinels, running, the sentinels agreed on the
+/// master (the first host's) and both replicas online.
+struct Group {
+    tmp: tempfile::TempDir,
+    compilation: stackc::Compilation,
+    bin: std::path::PathBuf,
+    nodes: Vec<Running>,
+    sentinels: Vec<Running>,
+}
+
+impl Group {
+    /// Compiles the case and starts it; `None` where redis is not installed
+    /// (and not in CI).
+    fn up(case: &Case) -> Option<Group> {
+        if !require("redis-server") || !require("redis-cli") {
+            return None;
+        }
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let compilation = stackc::compile(stack(case), &options(&tmp.path().join("watched.stack")));
+        assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics);
+        let bin = tmp.path().join("bin");
+        fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("{e}"));
+        let entry = bin.join("docker-entrypoint.sh");
+        fs::write(&entry, "#!/bin/sh\nexec \"$@\"\n").unwrap_or_else(|e| panic!("{e}"));
+        Command::new("chmod")
+            .arg("+x")
+            .arg(&entry)
+            .status()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut group = Group {
+            tmp,
+            compilation,
+            bin,
+            nodes: Vec::new(),
+            sentinels: Vec::new(),
+        };
+        for (host, _) in case.hosts {
+            let config = group.dir("config", host);
+            for name in ["redis.conf", "sentinel.conf"] {
+                let text = group.file(&format!("trio/cache/{host}/{name}"));
+                fs::write(config.join(name), text).unwrap_or_else(|e| panic!("{e}"));
+            }
+            group.dir("data", host);
+            group.dir("sentinel", host);
+        }
+        group.start_nodes(case);
+        group.start_sentinels(case);
+        group.wait_known(case);
+        Some(group)
     }
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let compilation = stackc::compile(stack(case), &options(&tmp.path().join("watched.stack")));
+
+    fn file(&self, path: &str) -> String {
+        artifact(&self.compilation, path)
+    }
+
+    /// A directory of the test's for a host: `data` (the node's /data),
+    /// `sentinel` (its sentinel's), `config` (the mounted files), `copies`.
+    fn dir(&self, what: &str, host: &str) -> std::path::PathBuf {
+        let d = self.tmp.path().join(what).join(host);
+        fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{e}"));
+        d
+    }
+
+    /// Runs a generated backup script of the service on a host: its node, its
+    /// copies and its data directory in place of the container's.
+    fn script(&self, name: &str, host: &str, address: &str) -> std::process::Output {
+        let text = self
+            .file(&format!("trio/cache/backup/{name}"))
+            .replace("-h cache -p 6379", &format!("-h {address} -p {REDIS_PORT}"))
+            .replace("/backups", &self.dir("copies", host).display().to_string())
+            .replace(
+                "data='/data'",
+                &format!("data='{}'", self.dir("data", host).display()),
+            );
+        let path = self.dir("scripts", host).join(name);
+        fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        let mut c = Command::new("sh");
+        c.arg(path).env("REDIS_PASSWORD", PASSWORD);
+        c.output().unwrap_or_else(|e| panic!("sh: {e}"))
+    }
+
+    fn start_one(&self, case: &Case, service: &str, data: &str, port: u16) -> Vec<Running> {
+        case.hosts
+            .iter()
+            .map(|(host, address)| {
+                let compose = self.file(&format!("trio/compose/{host}.yml"));
+                Running(start(
+                    &shell_line(&compose, service),
+                    &self.dir(data, host),
+                    &self.dir("config", host),
+                    &self.bin,
+                    address,
+                    port,
+                ))
+            })
+            .collect()
+    }
+
+    fn start_nodes(&mut self, case: &Case) {
+        self.nodes = self.start_one(case, "cache", "data", REDIS_PORT);
+    }
+
+    fn start_sentinels(&mut self, case: &Case) {
+        self.sentinels = self.start_one(case, "cache-sentinel", "sentinel", SENTINEL_PORT);
+    }
+
+    /// The sentinels agree on the master and know both replicas and each
+    /// other, and both replicas are in sync.
+    fn wait_known(&self, case: &Case) {
+        let auth = case.auth;
+        wait_for(
+            "the sentinels know the cluster",
+            Duration::from_secs(30),
+            || {
+                case.hosts.iter().all(|(_, a)| {
+                    let m = cli(
+                        auth,
+                        a,
+                        SENTINEL_PORT,
+                        &["sentinel", "master", "main-cache"],
+                    );
+                    let field = |k: &str| {
+                        let lines: Vec<&str> = m.lines().collect();
+                        lines
+                            .iter()
+                            .position(|l| *l == k)
+                            .and_then(|i| lines.get(i + 1).map(|v| v.to_string()))
+                    };
+                    field("num-slaves").as_deref() == Some("2")
+                        && field("num-other-sentinels").as_deref() == Some("2")
+                })
+            },
+        );
+        let master = case.hosts[0].1;
+        wait_for("both replicas are online", Duration::from_secs(30), || {
+            cli(auth, master, REDIS_PORT, &["info", "replication"])
+                .matches("state=online")
+                .count()
+                == 2
+        });
+    }
+}
+
+fn run(case: &Case) {
+    let Some(group) = Group::up(case) else {
+        return;
+    };
     let [(first, one), (_, two), (_, three)] = case.hosts;
-    let hosts = case.hosts;
     let auth = case.auth;
-    assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics);
-    let file = |path: String| artifact(&compilation, &path);
+    let file = |path: String| group.file(&path);
     let app = file(format!("trio/compose/{first}.yml"));
     let sentinels = format!("{one}:26379,{two}:26379,{three}:26379");
     assert!(
@@ -200,9 +344,9 @@ fn run(case: &Case) {
     }
     // The compose files are valid for docker-compose, the mounts included.
     if require("docker-compose") {
-        let out = tmp.path().join("out");
-        write_artifacts(&compilation, &out);
-        for (host, _) in hosts {
+        let out = group.tmp.path().join("out");
+        write_artifacts(&group.compilation, &out);
+        for (host, _) in case.hosts {
             let f = out.join(format!("trio/compose/{host}.yml"));
             let o = Command::new("docker-compose")
                 .arg("-f")
@@ -219,88 +363,14 @@ fn run(case: &Case) {
             );
         }
     }
-    let bin = tmp.path().join("bin");
-    fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("{e}"));
-    let entry = bin.join("docker-entrypoint.sh");
-    fs::write(&entry, "#!/bin/sh\nexec \"$@\"\n").unwrap_or_else(|e| panic!("{e}"));
-    Command::new("chmod")
-        .arg("+x")
-        .arg(&entry)
-        .status()
-        .unwrap_or_else(|e| panic!("{e}"));
-
-    let mut nodes = Vec::new();
-    let mut sentinels = Vec::new();
-    for (host, address) in hosts {
-        let compose = file(format!("trio/compose/{host}.yml"));
-        let config = tmp.path().join("config").join(host);
-        fs::create_dir_all(&config).unwrap_or_else(|e| panic!("{e}"));
-        for name in ["redis.conf", "sentinel.conf"] {
-            let text = file(format!("trio/cache/{host}/{name}"));
-            fs::write(config.join(name), text).unwrap_or_else(|e| panic!("{e}"));
-        }
-        let node_data = tmp.path().join("data").join(host);
-        let sentinel_data = tmp.path().join("sentinel").join(host);
-        for d in [&node_data, &sentinel_data] {
-            fs::create_dir_all(d).unwrap_or_else(|e| panic!("{e}"));
-        }
-        nodes.push(start(
-            &shell_line(&compose, "cache"),
-            &node_data,
-            &config,
-            &bin,
-            address,
-            REDIS_PORT,
-        ));
-        sentinels.push(start(
-            &shell_line(&compose, "cache-sentinel"),
-            &sentinel_data,
-            &config,
-            &bin,
-            address,
-            SENTINEL_PORT,
-        ));
-    }
-    let _sentinels: Vec<Running> = sentinels.into_iter().map(Running).collect();
-    let mut nodes: Vec<Running> = nodes.into_iter().map(Running).collect();
-
-    // The sentinels agree on the master and know both replicas and each other.
-    wait_for(
-        "the sentinels know the cluster",
-        Duration::from_secs(30),
-        || {
-            hosts.iter().all(|(_, a)| {
-                let m = cli(
-                    auth,
-                    a,
-                    SENTINEL_PORT,
-                    &["sentinel", "master", "main-cache"],
-                );
-                let field = |k: &str| {
-                    let lines: Vec<&str> = m.lines().collect();
-                    lines
-                        .iter()
-                        .position(|l| *l == k)
-                        .and_then(|i| lines.get(i + 1).map(|v| v.to_string()))
-                };
-                field("num-slaves").as_deref() == Some("2")
-                    && field("num-other-sentinels").as_deref() == Some("2")
-            })
-        },
-    );
+    let mut nodes = group.nodes;
+    let _sentinels = group.sentinels;
     assert_eq!(master_of(two), one);
     if auth {
         // A client without the password is refused.
         let refused = cli(false, one, REDIS_PORT, &["set", "k", "anonymous"]);
         assert!(refused.contains("NOAUTH"), "{refused}");
     }
-    // Both replicas have synced: the write is acknowledged by both.
-    wait_for("both replicas are online", Duration::from_secs(30), || {
-        cli(auth, one, REDIS_PORT, &["info", "replication"])
-            .matches("state=online")
-            .count()
-            == 2
-    });
     assert!(cli(auth, one, REDIS_PORT, &["set", "k", "acknowledged"]).contains("OK"));
     let acks = cli(auth, one, REDIS_PORT, &["wait", "2", "10000"]);
     assert_eq!(acks.trim(), "2", "both replicas acknowledge the write");
@@ -331,4 +401,98 @@ fn run(case: &Case) {
         "no acknowledged write is lost"
     );
     eprintln!("failover: writes again {elapsed:?} after the kill");
+}
+
+/// Backups of a Sentinel-watched Redis: the generated `backup.sh` copies each
+/// node on its own host (`-h cache` is the host's node). After a loss the
+/// replicas follow (a `FLUSHALL`), the generated `restore.sh` refuses a
+/// replica's host and restores on the master's; with the group restarted as
+/// its header says (sentinels and nodes stopped, nodes started, then the
+/// sentinels), every node has every key and the master is still the master.
+#[test]
+fn a_sentinel_group_restores_a_copy_on_its_master() {
+    let case = Case {
+        hosts: [
+            ("one", "127.0.0.67"),
+            ("two", "127.0.0.68"),
+            ("three", "127.0.0.69"),
+        ],
+        auth: true,
+        backup: true,
+    };
+    let Some(mut group) = Group::up(&case) else {
+        return;
+    };
+    let master = case.hosts[0].1;
+    for (host, _) in case.hosts {
+        let compose: Value =
+            serde_norway::from_str(&group.file(&format!("trio/compose/{host}.yml")))
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            compose["services"]["cache-backup"]["profiles"][0], "scheduled",
+            "a copy task on `{host}`"
+        );
+    }
+    for i in 0..50 {
+        let set = cli(
+            true,
+            master,
+            REDIS_PORT,
+            &["set", &format!("k{i}"), &format!("v{i}")],
+        );
+        assert!(set.contains("OK"), "{set}");
+    }
+    assert_eq!(
+        cli(true, master, REDIS_PORT, &["wait", "2", "10000"]).trim(),
+        "2"
+    );
+
+    for (host, address) in case.hosts {
+        let out = group.script("backup.sh", host, address);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let copies = fs::read_dir(group.dir("copies", host)).map_or(0, |d| d.count());
+        assert_eq!(copies, 1, "one copy on `{host}`");
+    }
+
+    // Lost, on every node.
+    assert!(cli(true, master, REDIS_PORT, &["flushall"]).contains("OK"));
+    wait_for("the replicas follow", Duration::from_secs(10), || {
+        case.hosts
+            .iter()
+            .all(|(_, a)| cli(true, a, REDIS_PORT, &["dbsize"]).trim() == "0")
+    });
+    let (replica, replica_address) = case.hosts[1];
+    let refused = group.script("restore.sh", replica, replica_address);
+    assert!(!refused.status.success(), "a replica's host is refused");
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("is a replica"), "{why}");
+
+    group.sentinels.clear();
+    group.nodes.clear();
+    let (first, _) = case.hosts[0];
+    let out = group.script("restore.sh", first, master);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    group.start_nodes(&case);
+    group.start_sentinels(&case);
+    group.wait_known(&case);
+    for (host, address) in case.hosts {
+        assert_eq!(
+            cli(true, address, REDIS_PORT, &["dbsize"]).trim(),
+            "50",
+            "every key on `{host}`"
+        );
+        assert_eq!(
+            cli(true, address, REDIS_PORT, &["get", "k49"]).trim(),
+            "v49"
+        );
+    }
+    assert_eq!(master_of(case.hosts[1].1), master);
 }

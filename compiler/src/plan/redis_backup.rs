@@ -4,6 +4,13 @@
 //! password and TLS) into the volume `<service>-backups`, and removes the
 //! copies past the retention. `restore.sh` puts a copy back where the server
 //! loads it from at its next start.
+//!
+//! With replicas (`ha = replica` or `sentinel`) every node is copied on its
+//! own host: a replica has the whole dataset, and whichever node is the
+//! master when a host is lost, the others still hold recent copies. A copy is
+//! restored on the master's host only (`restore.sh` refuses a node whose
+//! Sentinel-rewritten config names a master); the replicas copy the restored
+//! dataset from it as they start.
 
 use crate::diag::Diagnostics;
 use crate::schedule::Schedule;
@@ -43,12 +50,6 @@ impl Topo<'_> {
         if b.s3.is_some() {
             return refuse(
                 format!("copies of `{name}` to a bucket are not written yet: they go to the volume `{name}-backups`"),
-                diags,
-            );
-        }
-        if inst.ha == HaMode::Sentinel {
-            return refuse(
-                format!("backups of `{name}` with Sentinel are not written yet"),
                 diags,
             );
         }
