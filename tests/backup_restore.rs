@@ -17,8 +17,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::postgres_streaming::{as_postgres, ok, own, run, scratch, PG_PROGRAMS};
-use crate::s3_store::S3Store;
+use crate::s3_store::{Ports, S3Store};
 use crate::support::{read, require, root, wait_for};
+
+/// The store of tests/cases/backups-s3.stack (its endpoint's port).
+const STORE: Ports = Ports {
+    endpoint: 19443,
+    moto: 19000,
+};
 
 /// The server, stopped at once when dropped, even when an assertion fails.
 struct Server(Child, String);
@@ -216,7 +222,7 @@ fn exercise(case: &Case) {
     // The store runs as root; its certificate is the postgres user's to read.
     let store = case
         .bucket
-        .map(|bucket| S3Store::start(dir, bucket).unwrap_or_else(|| panic!("no S3 store")));
+        .map(|bucket| S3Store::start(dir, bucket, STORE).unwrap_or_else(|| panic!("no S3 store")));
     if let Some(store) = &store {
         env.extend([
             ("PGBACKREST_REPO1_S3_KEY", "test-access-key".to_string()),

@@ -27,6 +27,8 @@ mod meaning;
 mod neovim;
 mod output;
 mod parser;
+mod patroni_backup;
+mod patroni_cluster;
 mod patroni_failover;
 mod postgres_streaming;
 mod proxy_e2e;

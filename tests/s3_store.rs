@@ -9,10 +9,15 @@ use std::time::Duration;
 
 use crate::support::{require, wait_for};
 
-/// Where the store answers with TLS: `https://localhost:ENDPOINT_PORT`.
-pub const ENDPOINT_PORT: u16 = 19443;
-/// moto's own port, plain HTTP on loopback.
-const MOTO_PORT: u16 = 19000;
+/// The store's loopback ports, one pair per test that runs a store (tests
+/// run at once).
+#[derive(Clone, Copy)]
+pub struct Ports {
+    /// Where the store answers with TLS: `https://localhost:PORT`.
+    pub endpoint: u16,
+    /// moto's own port, plain HTTP.
+    pub moto: u16,
+}
 
 /// The store, stopped when dropped.
 pub struct S3Store {
@@ -20,6 +25,7 @@ pub struct S3Store {
     nginx: Child,
     /// The certificate the store presents, which a client trusts.
     pub ca: PathBuf,
+    ports: Ports,
 }
 
 impl Drop for S3Store {
@@ -34,7 +40,11 @@ impl Drop for S3Store {
 impl S3Store {
     /// Starts the store with its files in `dir` and makes `bucket`; `None`
     /// when a program is missing (a failure under `CI=true`).
-    pub fn start(dir: &Path, bucket: &str) -> Option<S3Store> {
+    pub fn start(dir: &Path, bucket: &str, ports: Ports) -> Option<S3Store> {
+        let Ports {
+            endpoint: endpoint_port,
+            moto: moto_port,
+        } = ports;
         if !require("moto_server") || !require("nginx") || !require("curl") {
             return None;
         }
@@ -53,7 +63,7 @@ impl S3Store {
             .stderr(Stdio::null());
         crate::postgres_streaming::ok(openssl);
         let moto = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &MOTO_PORT.to_string()])
+            .args(["-H", "127.0.0.1", "-p", &moto_port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -65,9 +75,9 @@ impl S3Store {
             format!(
                 "daemon off;\nmaster_process off;\npid {d}/s3-nginx.pid;\nerror_log {d}/s3-nginx.log;\nevents {{}}\n\
                  http {{\n  access_log off;\n  client_body_temp_path {d};\n  proxy_temp_path {d};\n  \
-                 server {{\n    listen 127.0.0.1:{ENDPOINT_PORT} ssl;\n    \
+                 server {{\n    listen 127.0.0.1:{endpoint_port} ssl;\n    \
                  ssl_certificate {};\n    ssl_certificate_key {};\n    client_max_body_size 0;\n    \
-                 location / {{\n      proxy_pass http://127.0.0.1:{MOTO_PORT};\n      \
+                 location / {{\n      proxy_pass http://127.0.0.1:{moto_port};\n      \
                  proxy_set_header Host $http_host;\n      proxy_http_version 1.1;\n      \
                  proxy_request_buffering off;\n    }}\n  }}\n}}\n",
                 ca.display(),
@@ -84,7 +94,12 @@ impl S3Store {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("nginx: {e}"));
-        let store = S3Store { moto, nginx, ca };
+        let store = S3Store {
+            moto,
+            nginx,
+            ca,
+            ports,
+        };
         wait_for("the S3 store answers", Duration::from_secs(30), || {
             store.curl(&["-X", "PUT", &format!("/{bucket}")]).is_some()
         });
@@ -104,7 +119,7 @@ impl S3Store {
             .args(["-sf", "--cacert"])
             .arg(&self.ca)
             .args(rest)
-            .arg(format!("https://localhost:{ENDPOINT_PORT}{path}"))
+            .arg(format!("https://localhost:{}{path}", self.ports.endpoint))
             .output()
             .ok()?;
         out.status

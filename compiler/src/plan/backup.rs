@@ -5,7 +5,8 @@
 //! past the retention. Both run the image `targets::postgres_backup` builds:
 //! the service's PostgreSQL with pgBackRest. The generated `restore.sh`
 //! brings a stopped server back to the latest archived change or to a time.
-//! With streaming replication, on the primary's host only.
+//! With streaming replication, on the primary's host only; with Patroni on
+//! every node, into a bucket (`plan::patroni_backup`).
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 use crate::grammar::Place;
@@ -39,14 +40,18 @@ pub struct BackupPlan {
     pub service: Name,
     /// The data directory (`PGDATA`).
     pub data_dir: String,
-    /// The superuser pgBackRest connects as.
+    /// The superuser pgBackRest connects as, on the socket.
     pub user: String,
+    /// The port the server listens on in its container (its socket's name).
+    pub port: u16,
     pub schedule: Schedule,
     pub retention_days: u32,
     /// The service's PostgreSQL image, which the backup image is built on.
     pub image: Name,
     /// Where the repository is.
     pub repo: Repo,
+    /// The Patroni cluster the server is a node of: its restore differs.
+    pub cluster: Option<Box<super::patroni_backup::ClusterRestore>>,
 }
 
 /// A pgBackRest repository.
@@ -146,6 +151,10 @@ impl Topo<'_> {
             }
             return;
         }
+        if let Some(node) = inst.replication.patroni.clone() {
+            self.wire_patroni_backup(name, def, &node, inst, b, diags);
+            return;
+        }
         // With streaming replication the primary archives and is backed up;
         // a standby does neither (archiving starts when it is promoted, and
         // would fill its disk with no stanza to push to).
@@ -176,18 +185,10 @@ impl Topo<'_> {
             command.extend(["-c".to_string(), setting]);
         }
         inst.program.command = Some(command);
-        inst.env.push(config_env(b.span));
-        inst.env.extend(plan.repo.env(b.span));
-        inst.storage
-            .mounts
-            .push(Mount::generated(format!("{name}/backup"), BACKUP_DIR));
-        inst.storage
-            .volumes
-            .extend(shared_volumes(name, &plan.repo));
-        inst.storage.backup = Some(Box::new(Backup::Postgres(plan)));
+        attach(inst, plan, b.span);
     }
 
-    fn backup_plan(
+    pub(super) fn backup_plan(
         &self,
         name: &Name,
         def: &ServiceDef,
@@ -196,7 +197,10 @@ impl Topo<'_> {
         diags: &mut Diagnostics,
     ) -> Option<BackupPlan> {
         let refuse = |why: String, diags: &mut Diagnostics| diags.push(not_written(b, why));
-        if !matches!(inst.ha, HaMode::Single | HaMode::Streaming) {
+        if !matches!(
+            inst.ha,
+            HaMode::Single | HaMode::Streaming | HaMode::Patroni
+        ) {
             refuse(
                 format!(
                     "backups of `{name}` with `ha = {}` are not written yet",
@@ -235,14 +239,20 @@ impl Topo<'_> {
             None => Repo::Volume,
             Some(s3) => S3(Box::new(self.s3_repo(name, s3, diags)?)),
         };
+        let Some(port) = inst.ports.first().map(|p| p.container) else {
+            refuse(format!("`{name}` has no port to back up from"), diags);
+            return None;
+        };
         Some(BackupPlan {
             service: name.clone(),
             data_dir,
             user,
+            port,
             schedule: when(b).0,
             retention_days: when(b).1,
             image,
             repo,
+            cluster: None,
         })
     }
 
@@ -315,6 +325,21 @@ impl Topo<'_> {
     }
 }
 
+/// Attaches a backup to its server: pgBackRest's config and credentials in
+/// its environment, the generated directory, the shared volumes.
+pub(super) fn attach(inst: &mut Instance, plan: BackupPlan, span: Span) {
+    let name = plan.service.clone();
+    inst.env.push(config_env(span));
+    inst.env.extend(plan.repo.env(span));
+    inst.storage
+        .mounts
+        .push(Mount::generated(format!("{name}/backup"), BACKUP_DIR));
+    inst.storage
+        .volumes
+        .extend(shared_volumes(&name, &plan.repo));
+    inst.storage.backup = Some(Box::new(Backup::Postgres(plan)));
+}
+
 /// `PGBACKREST_CONFIG`: the generated config, in both containers.
 fn config_env(span: Span) -> EnvVar {
     EnvVar {
@@ -362,14 +387,16 @@ pub(super) fn task(server: &Instance) -> Option<Instance> {
         command: Some(vec!["sh".into(), format!("{BACKUP_DIR}/backup.sh")]),
         ..Program::default()
     };
-    let mut task = backup_task(
-        name,
-        "pgbackrest",
-        program,
-        volumes,
-        Vec::new(),
-        &plan.schedule,
-    );
+    // A Patroni node's task reaches etcd as the node does (its restore
+    // removes the cluster's state there) and reads the node's config.
+    let mounts = server
+        .replication
+        .patroni
+        .iter()
+        .map(|node| Mount::generated(node.dir.clone(), PATRONI_DIR))
+        .collect();
+    let mut task = backup_task(name, "pgbackrest", program, volumes, mounts, &plan.schedule);
+    task.host_network = server.host_network;
     task.env = vec![config_env(Span::default())];
     task.env.extend(plan.repo.env(Span::default()));
     Some(task)

@@ -24,6 +24,7 @@ pub mod redis_backup;
 pub use kubernetes::names as kubernetes_names;
 mod lints;
 mod patroni;
+pub mod patroni_backup;
 mod place;
 mod probes;
 mod prometheus;

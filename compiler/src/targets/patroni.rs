@@ -20,6 +20,7 @@ use serde::Serialize;
 use super::{header, yaml, Artifact};
 use crate::diag::Diagnostics;
 use crate::options::Options;
+use crate::plan::backup::{Backup, BackupPlan, ARCHIVE_TIMEOUT};
 use crate::plan::{
     endpoint, EtcdMember, PatroniNode, TopologyPlan, ETCD_CLIENT_PORT, ETCD_DATA_DIR,
     ETCD_PEER_PORT, PATRONI_DIR, PATRONI_PRIMARY_PORT, PATRONI_REPLICA_PORT, PATRONI_VERSION,
@@ -77,6 +78,7 @@ struct DcsPostgresql {
 enum Param {
     Int(usize),
     Text(&'static str),
+    Owned(String),
 }
 
 #[derive(Serialize)]
@@ -97,6 +99,9 @@ struct Postgresql<'a> {
     authentication: Authentication<'a>,
     pg_hba: Vec<String>,
     basebackup: Vec<IndexMap<&'static str, &'static str>>,
+    /// This node's own settings: archiving, with a backup.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    parameters: IndexMap<&'static str, Param>,
 }
 
 #[derive(Serialize)]
@@ -140,10 +145,12 @@ struct ScriptModel<'a> {
     bin_dir: String,
     major: u32,
     version: &'static str,
+    /// The Debian packages the node image installs.
+    packages: &'static str,
 }
 
 /// The superuser Patroni connects as, and the role `pg_rewind` uses.
-const SUPERUSER: &str = "postgres";
+const SUPERUSER: &str = crate::plan::patroni_backup::PATRONI_SUPERUSER;
 
 pub fn generate(
     topo: &TopologyPlan,
@@ -151,12 +158,16 @@ pub fn generate(
     out: &mut super::Files<'_>,
     diags: &mut Diagnostics,
 ) {
-    let mut clusters: IndexMap<&str, &PatroniNode> = IndexMap::new();
+    let mut clusters: IndexMap<&str, (&PatroniNode, Option<&BackupPlan>)> = IndexMap::new();
     for host in &topo.hosts {
         for inst in &host.services {
             if let Some(node) = &inst.replication.patroni {
-                clusters.entry(&node.service).or_insert(node);
-                node_files(topo, options, node, out, diags);
+                let backup = match inst.storage.backup.as_deref() {
+                    Some(Backup::Postgres(plan)) => Some(plan),
+                    _ => None,
+                };
+                clusters.entry(&node.service).or_insert((node, backup));
+                node_files(topo, options, node, backup, out, diags);
             }
             if let Some(member) = &inst.replication.etcd {
                 push_yaml(
@@ -170,7 +181,7 @@ pub fn generate(
             }
         }
     }
-    for (service, node) in clusters {
+    for (service, (node, backup)) in clusters {
         let header = header("#", options, &topo.name);
         match super::haproxy::render(&header, haproxy_sections(node)) {
             Ok(text) => out.push(Artifact {
@@ -183,7 +194,7 @@ pub fn generate(
                 &e,
             )),
         }
-        let model = script_model(node, header);
+        let model = script_model(node, backup, header);
         let files = [("image/Dockerfile", "patroni-Dockerfile")];
         super::node_files(
             topo,
@@ -201,12 +212,20 @@ fn node_files(
     topo: &TopologyPlan,
     options: &Options,
     node: &PatroniNode,
+    backup: Option<&BackupPlan>,
     out: &mut super::Files<'_>,
     diags: &mut Diagnostics,
 ) {
     let file = format!("{}/patroni.yml", node.dir);
-    push_yaml(topo, options, &file, &patroni_config(node), out, diags);
-    let model = script_model(node, header("#", options, &topo.name));
+    push_yaml(
+        topo,
+        options,
+        &file,
+        &patroni_config(node, backup),
+        out,
+        diags,
+    );
+    let model = script_model(node, backup, header("#", options, &topo.name));
     let files = [("post-bootstrap.sh", "patroni-post-bootstrap.sh")];
     super::node_files(
         topo,
@@ -236,7 +255,11 @@ fn push_yaml<T: Serialize>(
     }
 }
 
-fn script_model(node: &PatroniNode, header: String) -> ScriptModel<'_> {
+fn script_model<'a>(
+    node: &'a PatroniNode,
+    backup: Option<&BackupPlan>,
+    header: String,
+) -> ScriptModel<'a> {
     ScriptModel {
         header,
         service: &node.service,
@@ -244,10 +267,29 @@ fn script_model(node: &PatroniNode, header: String) -> ScriptModel<'_> {
         bin_dir: node.bin_dir(),
         major: node.major,
         version: PATRONI_VERSION,
+        packages: if backup.is_some() {
+            "python3-venv pgbackrest"
+        } else {
+            "python3-venv"
+        },
     }
 }
 
-fn patroni_config(node: &PatroniNode) -> PatroniConfig<'_> {
+/// A node's archiving, with a backup: `on` archives on the leader only (a
+/// promoted node starts archiving into the same bucket). Not `always`, which
+/// would have the replicas archive what they receive: pgBackRest refuses it.
+fn archiving(backup: Option<&BackupPlan>) -> IndexMap<&'static str, Param> {
+    let Some(plan) = backup else {
+        return IndexMap::new();
+    };
+    IndexMap::from([
+        ("archive_mode", Param::Text("on")),
+        ("archive_command", Param::Owned(plan.archive_command())),
+        ("archive_timeout", Param::Int(ARCHIVE_TIMEOUT as usize)),
+    ])
+}
+
+fn patroni_config<'a>(node: &'a PatroniNode, backup: Option<&BackupPlan>) -> PatroniConfig<'a> {
     // Every node may become the primary: each allows the others to replicate.
     let mut sources: Vec<String> = Vec::new();
     for member in &node.members {
@@ -330,6 +372,7 @@ fn patroni_config(node: &PatroniNode) -> PatroniConfig<'_> {
             pg_hba,
             // A base backup starts at once instead of after a spread checkpoint.
             basebackup: vec![IndexMap::from([("checkpoint", "fast")])],
+            parameters: archiving(backup),
         },
         watchdog: WatchdogConfig {
             mode: node.watchdog.as_str(),

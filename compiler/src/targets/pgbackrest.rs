@@ -12,7 +12,7 @@ use crate::options::Options;
 use crate::plan::backup::{
     Backup, BackupPlan, Repo, ARCHIVE_TIMEOUT, BACKUP_DIR, REPO_DIR, SOCKET_DIR,
 };
-use crate::plan::TopologyPlan;
+use crate::plan::{TopologyPlan, PATRONI_DIR};
 
 #[derive(Serialize)]
 struct Model<'a> {
@@ -26,6 +26,7 @@ struct Model<'a> {
     dir: &'static str,
     data_dir: &'a str,
     user: &'a str,
+    port: u16,
     retention_days: u32,
     schedule: &'a str,
     archive_timeout: u32,
@@ -33,6 +34,12 @@ struct Model<'a> {
     #[serde(rename = "where")]
     where_: String,
     repo_settings: Vec<String>,
+    /// A Patroni cluster's: its name in etcd, how long a stopped node stays
+    /// listed there, PostgreSQL's programs, the node's config.
+    scope: &'a str,
+    ttl: u64,
+    bin_dir: &'a str,
+    patroni_config: String,
 }
 
 const FILES: &[(&str, &str)] = &[
@@ -40,6 +47,14 @@ const FILES: &[(&str, &str)] = &[
     ("pgbackrest.conf", "pgbackrest.conf"),
     ("backup.sh", "pgbackrest-backup.sh"),
     ("restore.sh", "pgbackrest-restore.sh"),
+];
+
+/// A Patroni cluster's: the node image (`targets::patroni`) has pgBackRest,
+/// and the restore is the cluster's.
+const CLUSTER_FILES: &[(&str, &str)] = &[
+    ("pgbackrest.conf", "pgbackrest.conf"),
+    ("backup.sh", "pgbackrest-backup.sh"),
+    ("restore.sh", "pgbackrest-restore-patroni.sh"),
 ];
 
 /// The backup files of every service with `backup`, PostgreSQL's and Redis's.
@@ -68,7 +83,12 @@ pub fn generate(
             match backup {
                 Backup::Postgres(plan) => {
                     let model = model(topo, plan, options);
-                    node_files(topo, &dir, FILES, &model, node, out, diags);
+                    let files = if plan.cluster.is_some() {
+                        CLUSTER_FILES
+                    } else {
+                        FILES
+                    };
+                    node_files(topo, &dir, files, &model, node, out, diags);
                 }
                 Backup::Redis(plan) => {
                     let model = super::redis_backup::model(topo, plan, options);
@@ -95,6 +115,7 @@ fn model<'a>(topo: &TopologyPlan, plan: &'a BackupPlan, options: &Options) -> Mo
         dir: BACKUP_DIR,
         data_dir: &plan.data_dir,
         user: &plan.user,
+        port: plan.port,
         retention_days: plan.retention_days,
         schedule: &plan.schedule.expression,
         archive_timeout: ARCHIVE_TIMEOUT,
@@ -103,5 +124,9 @@ fn model<'a>(topo: &TopologyPlan, plan: &'a BackupPlan, options: &Options) -> Mo
             Repo::S3(s3) => format!("in the bucket `{}` at `{}`", s3.bucket, s3.host),
         },
         repo_settings: plan.repo.settings(),
+        scope: plan.cluster.as_ref().map_or("", |c| c.scope.as_str()),
+        ttl: plan.cluster.as_ref().map_or(0, |c| c.ttl),
+        bin_dir: plan.cluster.as_ref().map_or("", |c| c.bin_dir.as_str()),
+        patroni_config: format!("{PATRONI_DIR}/patroni.yml"),
     }
 }

@@ -91,6 +91,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../targets/pgbackrest/restore.sh.hbs"),
     ),
     (
+        "pgbackrest-restore-patroni.sh",
+        include_str!("../../../targets/pgbackrest/restore-patroni.sh.hbs"),
+    ),
+    (
         "redis-backup.sh",
         include_str!("../../../targets/redis/backup.sh.hbs"),
     ),
