@@ -40,7 +40,8 @@ const ACME: u16 = 28400;
 const ACME_ROOTS: u16 = 28401;
 const DNS: u16 = 28453;
 
-fn stack(kind: &str) -> String {
+fn stack(kind: &str, on_host: bool) -> String {
+    let on_host = if on_host { "\n    on_host = true" } else { "" };
     format!(
         r#"stack shop
 
@@ -64,7 +65,7 @@ topology e2e {{
   proxy edge: {kind} {{
     host = main
     http = {HTTP}
-    https = {HTTPS}
+    https = {HTTPS}{on_host}
   }}
 }}
 "#
@@ -124,18 +125,33 @@ fn issuer(cert: &Path) -> String {
 
 #[test]
 fn nginx_starts_without_a_certificate_and_serves_the_one_pebble_issues() {
-    exercise("nginx");
+    exercise("nginx", false);
 }
 
 #[test]
 fn haproxy_starts_without_a_certificate_and_serves_the_one_pebble_issues() {
-    exercise("haproxy");
+    exercise("haproxy", false);
+}
+
+/// A proxy `on_host`: the host's nginx (or HAProxy) runs the generated
+/// config, the stand-in and the client are the script the generated systemd
+/// units run, and the script reloads the proxy through `systemctl reload`
+/// (here a stand-in for systemd that does what Debian's units' `ExecReload`
+/// does).
+#[test]
+fn nginx_on_its_host_serves_the_certificate_pebble_issues() {
+    exercise("nginx", true);
+}
+
+#[test]
+fn haproxy_on_its_host_serves_the_certificate_pebble_issues() {
+    exercise("haproxy", true);
 }
 
 /// Both tests use the same loopback ports: one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn exercise(kind: &str) {
+fn exercise(kind: &str, on_host: bool) {
     let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     for program in [
         kind,
@@ -150,7 +166,7 @@ fn exercise(kind: &str) {
         }
     }
     let c = stackc::compile(
-        stack(kind),
+        stack(kind, on_host),
         &crate::support::options(Path::new("acme.stack")),
     );
     assert!(!c.has_errors(), "{:?}", c.diagnostics);
@@ -189,7 +205,12 @@ fn exercise(kind: &str) {
             );
         assert!(conf.contains(&backend.1), "{conf}");
         let conf_path = write("edge.conf", &conf);
-        let start = write("start.sh", &adapt(file("e2e/nginx/edge-start.sh")));
+        let start = if on_host {
+            // systemd runs the host's nginx.
+            write("start.sh", "exec nginx -g 'daemon off;'\n")
+        } else {
+            write("start.sh", &adapt(file("e2e/nginx/edge-start.sh")))
+        };
         // nginx reads its config from the test's directory.
         let shim = write(
             "bin/nginx",
@@ -206,23 +227,79 @@ fn exercise(kind: &str) {
         );
         (start, path)
     } else {
-        // The challenge reaches the client at loopback, not by its compose name.
-        let cfg = adapt(file("e2e/haproxy/edge.cfg"))
-            .replace(&backend.0, &backend.1)
-            .replace("edge-acme:8402", "127.0.0.1:8402");
+        // The challenge reaches the client at loopback, not by its compose
+        // name (on a host, the generated config says so itself).
+        let mut cfg = adapt(file("e2e/haproxy/edge.cfg")).replace(&backend.0, &backend.1);
+        if !on_host {
+            cfg = cfg.replace("edge-acme:8402", "127.0.0.1:8402");
+        }
         assert!(
-            cfg.contains(&backend.1) && cfg.contains("127.0.0.1:8402"),
+            cfg.contains(&backend.1) && cfg.contains("server acme 127.0.0.1:8402"),
             "{cfg}"
         );
         let cfg_path = write("edge.cfg", &cfg);
-        let start = adapt(file("e2e/haproxy/edge-start.sh")).replace(
-            "/usr/local/etc/haproxy/haproxy.cfg",
-            &cfg_path.display().to_string(),
-        );
+        let start = if on_host {
+            // systemd runs the host's HAProxy, as Debian's unit does.
+            format!(
+                "exec haproxy -W -db -f {} -p {}\n",
+                cfg_path.display(),
+                at("haproxy.pid")
+            )
+        } else {
+            adapt(file("e2e/haproxy/edge-start.sh")).replace(
+                "/usr/local/etc/haproxy/haproxy.cfg",
+                &cfg_path.display().to_string(),
+            )
+        };
         (
             write("start.sh", &start),
             std::env::var("PATH").unwrap_or_default(),
         )
+    };
+    // On a host: `systemctl reload` as Debian's units reload, recorded.
+    let path = if on_host {
+        assert!(!c
+            .artifacts
+            .iter()
+            .any(|a| a.path.ends_with("edge-start.sh")));
+        for unit in [
+            "shop-edge-certs.service",
+            "shop-edge-acme.service",
+            "shop-edge-acme.timer",
+        ] {
+            assert!(
+                c.artifacts
+                    .iter()
+                    .any(|a| a.path == format!("e2e/systemd/main/{unit}")),
+                "{unit}"
+            );
+        }
+        let reloads = at("reloads");
+        let systemctl = write(
+            "bin/systemctl",
+            &format!(
+                "#!/bin/sh\n[ \"$1\" = reload ] || exit 1\necho \"$2\" >> {reloads}\ncase \"$2\" in\n  nginx) exec nginx -s reload ;;\n  haproxy) exec kill -USR2 \"$(cat {})\" ;;\nesac\nexit 1\n",
+                at("haproxy.pid")
+            ),
+        );
+        Command::new("chmod")
+            .arg("755")
+            .arg(&systemctl)
+            .status()
+            .ok();
+        format!("{}:{path}", at("bin"))
+    } else {
+        path
+    };
+    let acme = if on_host {
+        // The host's HAProxy config is the test's.
+        let text = std::fs::read_to_string(&acme).unwrap_or_default().replace(
+            "/etc/haproxy/haproxy.cfg",
+            &dir.join("edge.cfg").display().to_string(),
+        );
+        write("acme.sh", &text)
+    } else {
+        acme
     };
 
     // The stand-in: the proxy can start before any certificate exists.
@@ -323,7 +400,10 @@ fn exercise(kind: &str) {
     // On the stand-in, a client that trusts Pebble refuses the proxy.
     assert!(https_get(&root).is_err(), "the stand-in is not trusted");
 
-    let ca_bundle = [("REQUESTS_CA_BUNDLE", tls_cert.display().to_string())];
+    let ca_bundle = [
+        ("REQUESTS_CA_BUNDLE", tls_cert.display().to_string()),
+        ("PATH", path.clone()),
+    ];
     let out = sh(&acme, &["obtain"], &ca_bundle);
     assert!(
         out.status.success(),
@@ -336,7 +416,8 @@ fn exercise(kind: &str) {
         "{}",
         issuer(&fullchain)
     );
-    // The proxy reloads itself within its 10-second check.
+    // The proxy reloads itself within its 10-second check; on a host,
+    // `obtain` has reloaded it.
     let mut last = String::new();
     wait_for(
         "the proxy serves Pebble's certificate",
@@ -362,4 +443,10 @@ fn exercise(kind: &str) {
         before,
         "{last}"
     );
+    if on_host {
+        // One reload: for the new certificate, none for the run that changed
+        // nothing.
+        let reloads = std::fs::read_to_string(dir.join("reloads")).unwrap_or_default();
+        assert_eq!(reloads.lines().collect::<Vec<_>>(), [kind], "{reloads}");
+    }
 }

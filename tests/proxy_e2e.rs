@@ -248,22 +248,18 @@ fn exercise(program: Program, topology: &str, lb: &str, b1: &str, b2: &str) {
 
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let conf_path = tmp.path().join("proxy.conf");
-    // The certificate at a path of the test's instead of the default one
-    // (/etc/letsencrypt/live/<domain>/, /etc/haproxy/certs/).
+    // The certificate at a path of the test's instead of the one its ACME
+    // client installs (/etc/stackc/certs/<domain>/).
     let pem = tmp.path().join("secure.pem");
     self_signed("secure.e2e.test", &pem);
     let pem_path = pem.display().to_string();
-    let contents = conf
-        .contents
-        .replace(
-            "/etc/letsencrypt/live/secure.e2e.test/fullchain.pem",
+    let mut contents = conf.contents.clone();
+    for file in ["fullchain.pem", "privkey.pem", "combined.pem"] {
+        contents = contents.replace(
+            &format!("/etc/stackc/certs/secure.e2e.test/{file}"),
             &pem_path,
-        )
-        .replace(
-            "/etc/letsencrypt/live/secure.e2e.test/privkey.pem",
-            &pem_path,
-        )
-        .replace("/etc/haproxy/certs/secure.e2e.test.pem", &pem_path);
+        );
+    }
     assert!(
         contents.contains(&pem_path),
         "the proxy serves TLS:\n{contents}"

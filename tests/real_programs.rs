@@ -746,16 +746,17 @@ fn haproxy_configs_pass_haproxy_c() {
                 hosts.push_str(&format!("127.0.0.1 {name}\n"));
             }
             fs::write(tmp.path().join("hosts"), hosts).unwrap_or_else(|e| panic!("{e}"));
-            let certs = tmp.path().join("certs");
-            fs::create_dir_all(&certs).unwrap_or_else(|e| panic!("{e}"));
+            // The operator's certificates, and those an ACME client installs.
+            let dirs = ["/etc/haproxy/certs", "/etc/stackc/certs"];
+            let root = tmp.path().join("root");
             for cert in text
                 .split_whitespace()
-                .filter(|w| w.starts_with("/etc/haproxy/certs/"))
+                .filter(|w| dirs.iter().any(|d| w.starts_with(&format!("{d}/"))))
             {
-                let name = Path::new(cert)
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("x.pem");
+                let file = root.join(cert.trim_start_matches('/'));
+                if let Some(parent) = file.parent() {
+                    fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+                }
                 let (key, crt) = (tmp.path().join("k"), tmp.path().join("c"));
                 let r = Command::new("openssl")
                     .args([
@@ -779,15 +780,19 @@ fn haproxy_configs_pass_haproxy_c() {
                     .unwrap_or_else(|e| panic!("openssl: {e}"));
                 assert!(r.status.success());
                 let pem = read(&crt) + &read(&key);
-                fs::write(certs.join(name), pem).unwrap_or_else(|e| panic!("{e}"));
+                fs::write(file, pem).unwrap_or_else(|e| panic!("{e}"));
             }
-            fs::create_dir_all("/etc/haproxy/certs").unwrap_or_else(|e| panic!("{e}"));
-            let script = format!(
-                "mount --bind {hosts} /etc/hosts && mount --bind {certs} /etc/haproxy/certs && haproxy -c -dW -f {conf}",
-                hosts = tmp.path().join("hosts").display(),
-                certs = certs.display(),
-                conf = conf.display(),
+            let mut script = format!(
+                "mount --bind {} /etc/hosts",
+                tmp.path().join("hosts").display()
             );
+            for d in dirs {
+                let own = root.join(d.trim_start_matches('/'));
+                fs::create_dir_all(&own).unwrap_or_else(|e| panic!("{e}"));
+                fs::create_dir_all(d).unwrap_or_else(|e| panic!("{e}"));
+                script.push_str(&format!(" && mount --bind {} {d}", own.display()));
+            }
+            script.push_str(&format!(" && haproxy -c -dW -f {}", conf.display()));
             let r = Command::new("unshare")
                 .args(["-m", "sh", "-c", &script])
                 .output()

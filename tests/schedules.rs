@@ -174,18 +174,25 @@ fn the_units_pass_systemd_analyze_verify() {
         "{service}"
     );
     for i in 0..SCHEDULES.len() {
-        let out = Command::new("systemd-analyze")
-            .arg("verify")
-            .arg(units.join(format!("cron-t{i}.timer")))
-            .arg(units.join(format!("cron-t{i}.service")))
-            .output()
-            .expect("as generated");
-        assert!(
-            out.status.success() && out.stderr.is_empty(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        verify(&[
+            units.join(format!("cron-t{i}.timer")),
+            units.join(format!("cron-t{i}.service")),
+        ]);
     }
+}
+
+/// `systemd-analyze verify` accepts the units without a word.
+fn verify(units: &[std::path::PathBuf]) {
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(units)
+        .output()
+        .expect("as generated");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// On compose, what `docker-compose config` resolves: the API waits until the
@@ -231,4 +238,49 @@ fn compose_runs_a_task_before_its_dependents_and_leaves_scheduled_ones_to_timers
         "docker compose --project-name shop --file /opt/shop/out/single/compose/main.yml run --rm --no-TTY backup"
     );
     assert!(services["backup"].is_object());
+}
+
+/// The units of a proxy on its host that obtains its certificates: the
+/// stand-ins before the host's nginx, the client and its timer.
+#[test]
+fn the_acme_units_of_a_proxy_on_its_host_pass_systemd_analyze_verify() {
+    if !require("systemd-analyze") {
+        return;
+    }
+    let stack = r#"stack shop
+
+service app {
+  image = "app:1"
+  port http = 8080
+  public_url = "https://app.example.com"
+  route "/"
+}
+
+topology single {
+  host main {
+    address = "10.0.0.5"
+    run = [app]
+  }
+  proxy edge: nginx {
+    host = main
+    on_host = true
+  }
+}
+"#;
+    let c = stackc::compile(stack, &crate::support::options(Path::new("shop.stack")));
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    let dir = tempfile::tempdir().expect("as generated");
+    write_artifacts(&c, dir.path());
+    let units = dir.path().join("single/systemd/main");
+    let names = [
+        "shop-edge-certs.service",
+        "shop-edge-acme.service",
+        "shop-edge-acme.timer",
+    ];
+    verify(&names.map(|n| units.join(n)));
+    let service = std::fs::read_to_string(units.join(names[1])).expect("as generated");
+    assert!(
+        service.contains("ExecStart=/bin/sh /opt/shop/out/single/acme/edge.sh obtain\n"),
+        "{service}"
+    );
 }

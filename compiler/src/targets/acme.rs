@@ -26,7 +26,13 @@ struct Script<'a> {
     domains: String,
     key_mode: &'static str,
     serve: String,
+    /// The address the script serves the webroot on: its container's, or
+    /// the host's loopback, where the host's HAProxy forwards.
+    serve_address: &'static str,
     served_by: &'static str,
+    /// How a new certificate reaches a proxy on the host: its check and
+    /// reload (a proxy in compose reloads itself).
+    reload: &'static str,
 }
 
 pub fn generate(
@@ -73,17 +79,33 @@ fn script<'a>(
         domains: acme.domains.join(" "),
         // nginx's master reads its keys as root; HAProxy runs as its own user,
         // and the volume is shared by the proxy and its client alone.
-        key_mode: match proxy.kind {
-            ProxyKind::Nginx => "600",
-            ProxyKind::Haproxy => "644",
+        // nginx's master reads its keys as root; HAProxy in its image runs
+        // as its own user (the volume is shared by the proxy and its client
+        // alone), on a host it starts as root.
+        key_mode: match (proxy.kind, proxy.on_host) {
+            (ProxyKind::Haproxy, false) => "644",
+            _ => "600",
         },
         serve: match proxy.kind {
             ProxyKind::Nginx => String::new(),
             ProxyKind::Haproxy => CHALLENGE_PORT.to_string(),
         },
-        served_by: match proxy.kind {
-            ProxyKind::Nginx => "the proxy serves it from the shared webroot",
-            ProxyKind::Haproxy => "HAProxy forwards it to this script's server",
+        serve_address: if proxy.on_host {
+            "127.0.0.1"
+        } else {
+            "0.0.0.0"
+        },
+        served_by: match (proxy.kind, proxy.on_host) {
+            (ProxyKind::Nginx, false) => "the proxy serves it from the shared webroot",
+            (ProxyKind::Nginx, true) => "the host's nginx serves it from the webroot",
+            (ProxyKind::Haproxy, _) => "HAProxy forwards it to this script's server",
+        },
+        reload: match (proxy.kind, proxy.on_host) {
+            (_, false) => "",
+            (ProxyKind::Nginx, true) => "nginx -t -q && systemctl reload nginx",
+            (ProxyKind::Haproxy, true) => {
+                "haproxy -c -q -f /etc/haproxy/haproxy.cfg && systemctl reload haproxy"
+            }
         },
     }
 }

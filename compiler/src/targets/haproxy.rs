@@ -78,7 +78,7 @@ pub fn generate(
                 &e,
             )),
         }
-        if proxy.acme.is_some() {
+        if proxy.acme.is_some() && !proxy.on_host {
             let model = StartScript {
                 header: header("#", options, &topo.name),
                 proxy: &proxy.name,
@@ -114,7 +114,7 @@ struct StartScript<'a> {
 const CONFIG_PATH: &str = "/usr/local/etc/haproxy/haproxy.cfg";
 
 fn sections(proxy: &ProxyPlan) -> Vec<Section> {
-    let by_name = proxy.acme.is_some()
+    let by_name = (proxy.acme.is_some() && !proxy.on_host)
         || proxy
             .upstreams
             .iter()
@@ -167,14 +167,17 @@ fn sections(proxy: &ProxyPlan) -> Vec<Section> {
         ));
     }
     if proxy.acme.is_some() {
-        // The challenge, to the ACME client, which serves it while it obtains.
-        out.push(section(
-            "backend acme",
-            vec![format!(
+        // The challenge, to the ACME client, which serves it while it
+        // obtains: its container, or on the host's loopback.
+        let server = if proxy.on_host {
+            format!("server acme 127.0.0.1:{CHALLENGE_PORT}")
+        } else {
+            format!(
                 "server acme {}:{CHALLENGE_PORT} resolvers docker init-addr none",
                 crate::plan::acme::client_name(&proxy.name)
-            )],
-        ));
+            )
+        };
+        out.push(section("backend acme", vec![server]));
     }
     out.push(section(
         "backend no_route",

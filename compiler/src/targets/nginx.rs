@@ -81,7 +81,8 @@ pub fn generate(
                 &e,
             )),
         }
-        if proxy.acme.is_some() {
+        // On a host, systemd runs nginx, and the ACME script reloads it.
+        if proxy.acme.is_some() && !proxy.on_host {
             start_script(topo, proxy, options, out, diags);
         }
     }

@@ -1,6 +1,8 @@
-//! systemd timers: on a compose host, each scheduled task is a `.timer` and a
-//! oneshot `.service` that runs it with `docker compose run`, in
-//! `out/<topology>/systemd/<host>/`. The schedule is written as `OnCalendar=`
+//! systemd units, in `out/<topology>/systemd/<host>/`: on a compose host,
+//! each scheduled task is a `.timer` and a oneshot `.service` that runs it
+//! with `docker compose run`; a proxy `on_host` that obtains certificates
+//! has its stand-ins before the host's proxy starts, and its ACME client on
+//! a timer (`plan::acme`). The schedule is written as `OnCalendar=`
 //! lines made from the expanded cron fields, so the timer fires at exactly the
 //! times cron would (a day matching either day field, when both are
 //! restricted, is two lines: systemd requires both in one).
@@ -9,9 +11,10 @@ use serde::Serialize;
 
 use super::{header, node_files, Files};
 use crate::diag::Diagnostics;
-use crate::model::Role;
+use crate::model::{ProxyKind, Role};
 use crate::options::Options;
-use crate::plan::{HostPlan, Instance, Plan, TopologyPlan};
+use crate::plan::acme::CERTS_DIR;
+use crate::plan::{HostPlan, Instance, Plan, ProxyPlan, TopologyPlan};
 use crate::schedule::{Field, Schedule};
 
 #[derive(Serialize)]
@@ -34,6 +37,13 @@ pub fn generate(
     diags: &mut Diagnostics,
 ) {
     for host in topo.hosts.iter().filter(|h| !h.managed) {
+        for proxy in topo
+            .proxies
+            .iter()
+            .filter(|p| p.on_host && p.host == host.name && p.acme.is_some())
+        {
+            acme_units(plan, topo, host, proxy, options, out, diags);
+        }
         for inst in host.services.iter().filter(|i| i.role == Role::Task) {
             if let Some(schedule) = &inst.lifecycle.schedule {
                 let units = units(plan, topo, host, inst, schedule, options);
@@ -54,6 +64,66 @@ pub fn generate(
             }
         }
     }
+}
+
+/// The units of the ACME client of a proxy on its host.
+#[derive(Serialize)]
+struct AcmeUnits<'a> {
+    header: String,
+    stack: &'a str,
+    host: &'a str,
+    proxy: &'a str,
+    unit: String,
+    /// The host's own unit of the proxy (Debian's packages').
+    proxy_unit: &'static str,
+    script: String,
+    directory: &'a str,
+    certs: &'static str,
+}
+
+fn acme_units(
+    plan: &Plan,
+    topo: &TopologyPlan,
+    host: &HostPlan,
+    proxy: &ProxyPlan,
+    options: &Options,
+    out: &mut Files<'_>,
+    diags: &mut Diagnostics,
+) {
+    let Some(acme) = &proxy.acme else { return };
+    let units = AcmeUnits {
+        header: header("#", options, &topo.name),
+        stack: &plan.stack,
+        host: &host.name,
+        proxy: &proxy.name,
+        unit: unit_name(&plan.stack, &proxy.name),
+        proxy_unit: match proxy.kind {
+            ProxyKind::Nginx => "nginx",
+            ProxyKind::Haproxy => "haproxy",
+        },
+        // `%` starts a specifier in a unit file.
+        script: format!("{}/acme/{}.sh", topo.directory, proxy.name).replace('%', "%%"),
+        directory: &acme.server.directory,
+        certs: CERTS_DIR,
+    };
+    let dir = format!("systemd/{}", host.name);
+    let files = [
+        (
+            &*format!("{}-certs.service", units.unit),
+            "acme-certs.service",
+        ),
+        (&*format!("{}-acme.service", units.unit), "acme.service"),
+        (&*format!("{}-acme.timer", units.unit), "acme.timer"),
+    ];
+    node_files(
+        topo,
+        &dir,
+        &files,
+        &units,
+        (&proxy.name, &host.name),
+        out,
+        diags,
+    );
 }
 
 /// The unit name of a scheduled task: `<stack>-<task>`.

@@ -111,6 +111,18 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../targets/systemd/task.timer.hbs"),
     ),
     (
+        "acme-certs.service",
+        include_str!("../../../targets/systemd/acme-certs.service.hbs"),
+    ),
+    (
+        "acme.service",
+        include_str!("../../../targets/systemd/acme.service.hbs"),
+    ),
+    (
+        "acme.timer",
+        include_str!("../../../targets/systemd/acme.timer.hbs"),
+    ),
+    (
         "redis.conf",
         include_str!("../../../targets/redis/redis.conf.hbs"),
     ),

@@ -10,6 +10,10 @@
 //!   forwards it to the client),
 //!   renews those due twice a day, and installs each new one where the proxy
 //!   reads it; the proxy reloads itself when a certificate changes.
+//!
+//! A proxy `on_host` runs the same script from systemd units on its host
+//! (the stand-in before the host's proxy starts, the client on a timer), and
+//! the script reloads the host's proxy itself.
 
 use super::*;
 use crate::model::{AcmeDirectory, ProxyKind};
@@ -46,10 +50,11 @@ pub struct AcmePlan {
 /// that cannot serve files itself (HAProxy forwards the challenge there).
 pub const CHALLENGE_PORT: u16 = 8402;
 
-/// Whether the proxy obtains the certificate of `domain` itself: a proxy in
-/// compose, for a domain no `tls` block gives files of its own.
+/// Whether the proxy obtains the certificate of `domain` itself: a domain no
+/// `tls` block gives files of its own. A proxy in compose has the containers
+/// below; one `on_host` has systemd units on its host (`targets::systemd`).
 pub(super) fn obtains(proxy: &ProxyDef, domain: &str) -> bool {
-    !proxy.on_host && !proxy.tls.contains_key(domain)
+    !proxy.tls.contains_key(domain)
 }
 
 /// The certificate and key paths of a domain the proxy obtains: nginx reads
