@@ -14,6 +14,7 @@
 mod acme_e2e;
 mod backup_restore;
 mod cli;
+mod cnpg_backup;
 mod consistency;
 mod editors;
 mod errors;

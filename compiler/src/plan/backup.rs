@@ -31,6 +31,8 @@ pub const ARCHIVE_TIMEOUT: u32 = 60;
 pub enum Backup {
     Postgres(BackupPlan),
     Redis(super::redis_backup::RedisBackup),
+    /// CloudNativePG's own, on Kubernetes.
+    Cnpg(Box<super::cnpg_backup::CnpgBackup>),
 }
 
 /// The backups of one PostgreSQL service.
@@ -140,8 +142,16 @@ impl Topo<'_> {
         diags: &mut Diagnostics,
     ) {
         let Some(b) = &def.storage.backup else { return };
+        if inst.ha == HaMode::CloudNativePg {
+            self.wire_cnpg_backup(name, inst, b, diags);
+            return;
+        }
         if self.topo.platform.value != Platform::Compose {
-            let why = format!("backups of `{name}` on Kubernetes are not written yet");
+            let why = if self.postgres_image(name, def).is_some() {
+                format!("backups of `{name}` on Kubernetes are CloudNativePG's: `{name}` runs as a StatefulSet here; write `ha = cloudnativepg`")
+            } else {
+                format!("backups of `{name}` on Kubernetes are not written yet")
+            };
             diags.push(not_written(b, why));
             return;
         }
@@ -258,7 +268,12 @@ impl Topo<'_> {
 
     /// The bucket of an `s3` block, its required fields and credentials
     /// there.
-    fn s3_repo(&self, name: &Name, s3: &S3Def, diags: &mut Diagnostics) -> Option<S3Repo> {
+    pub(super) fn s3_repo(
+        &self,
+        name: &Name,
+        s3: &S3Def,
+        diags: &mut Diagnostics,
+    ) -> Option<S3Repo> {
         let mut missing = Vec::new();
         let mut need = |field: &'static str, present: bool| {
             if !present {
@@ -371,6 +386,8 @@ pub(super) fn task(server: &Instance) -> Option<Instance> {
     let plan = match server.storage.backup.as_deref()? {
         Backup::Postgres(plan) => plan,
         Backup::Redis(plan) => return Some(plan.task(server)),
+        // The operator takes them.
+        Backup::Cnpg(_) => return None,
     };
     let name = &plan.service;
     let mut volumes: Vec<Volume> = server

@@ -64,5 +64,5 @@ pub(super) fn backup_task(
 pub(super) fn not_written(b: &BackupDef, why: String) -> Diagnostic {
     Diagnostic::error(Code::NotSupported, b.span, why)
         .label("backup")
-        .help("backups are of PostgreSQL (pgBackRest, to a volume or an S3 bucket; one server or a streaming primary; a Patroni cluster to a bucket) and Redis (RDB copies to a volume; one server, replicas or Sentinel), in a compose topology")
+        .help("backups are of PostgreSQL in compose (pgBackRest, to a volume or an S3 bucket; one server or a streaming primary; a Patroni cluster to a bucket) or on Kubernetes (a CloudNativePG cluster, to a bucket), and of Redis in compose (RDB copies to a volume; one server, replicas or Sentinel)")
 }

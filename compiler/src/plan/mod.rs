@@ -18,6 +18,7 @@ use crate::syntax::Ident;
 pub mod backup;
 mod backup_task;
 mod checks;
+pub mod cnpg_backup;
 mod instance;
 mod kubernetes;
 pub mod redis_backup;

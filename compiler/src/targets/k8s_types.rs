@@ -22,6 +22,8 @@ pub struct Metadata {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     pub labels: Labels,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub annotations: Labels,
 }
 
 #[derive(Serialize, Default)]
@@ -540,11 +542,22 @@ pub struct CnpgClusterSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
     pub affinity: CnpgAffinity,
+    /// The Barman Cloud plugin, archiving the WAL, with a backup.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<CnpgPlugin>,
+    /// The cluster a recovery restores from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub external_clusters: Vec<CnpgExternalCluster>,
 }
 
+/// How a cluster starts: a new database, or a recovery from a backup (one
+/// of the two).
 #[derive(Serialize, Default)]
 pub struct CnpgBootstrap {
-    pub initdb: CnpgInitDb,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initdb: Option<CnpgInitDb>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<CnpgRecovery>,
 }
 
 #[derive(Serialize, Default)]
@@ -552,6 +565,82 @@ pub struct CnpgInitDb {
     pub database: String,
     pub owner: String,
     pub secret: NameOnly,
+}
+
+/// A recovery from `source`, one of `externalClusters`: its latest state,
+/// the application's database and owner kept.
+#[derive(Serialize, Default)]
+pub struct CnpgRecovery {
+    pub source: String,
+    pub database: String,
+    pub owner: String,
+    pub secret: NameOnly,
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CnpgPlugin {
+    pub name: &'static str,
+    #[serde(rename = "isWALArchiver", skip_serializing_if = "Option::is_none")]
+    pub is_wal_archiver: Option<bool>,
+    pub parameters: IndexMap<&'static str, String>,
+}
+
+#[derive(Serialize, Default)]
+pub struct CnpgExternalCluster {
+    pub name: String,
+    pub plugin: CnpgPlugin,
+}
+
+/// A Barman Cloud `ObjectStore` (barmancloud.cnpg.io/v1): the bucket, its
+/// credentials, the compression, the retention.
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectStoreSpec {
+    pub configuration: BarmanConfiguration,
+    pub retention_policy: String,
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BarmanConfiguration {
+    pub destination_path: String,
+    #[serde(rename = "endpointURL")]
+    pub endpoint_url: String,
+    pub s3_credentials: S3Credentials,
+    pub wal: Compression,
+    pub data: Compression,
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Credentials {
+    pub access_key_id: SecretKeyRef,
+    pub secret_access_key: SecretKeyRef,
+    pub region: SecretKeyRef,
+}
+
+#[derive(Serialize, Default)]
+pub struct Compression {
+    pub compression: &'static str,
+}
+
+/// A CloudNativePG `ScheduledBackup`: a base backup of `cluster` on the
+/// schedule (six fields, seconds first), by the plugin.
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledBackupSpec {
+    pub schedule: String,
+    pub immediate: bool,
+    pub backup_owner_reference: &'static str,
+    pub cluster: NameOnly,
+    pub method: &'static str,
+    pub plugin_configuration: PluginName,
+}
+
+#[derive(Serialize, Default)]
+pub struct PluginName {
+    pub name: &'static str,
 }
 
 #[derive(Serialize, Default)]

@@ -74,6 +74,8 @@ pub fn generate(
             let service = match backup {
                 Backup::Postgres(plan) => &plan.service,
                 Backup::Redis(plan) => &plan.service,
+                // Kubernetes objects (`targets::kubernetes::cnpg`).
+                Backup::Cnpg(_) => continue,
             };
             if !done.insert(service.clone()) {
                 continue;
@@ -95,6 +97,7 @@ pub fn generate(
                     let files = super::redis_backup::FILES;
                     node_files(topo, &dir, files, &model, node, out, diags);
                 }
+                Backup::Cnpg(_) => {}
             }
         }
     }

@@ -70,6 +70,7 @@ impl Cx<'_> {
             name,
             namespace: Some(self.topo.namespace.clone()),
             labels: self.part_of(),
+            ..Metadata::default()
         };
         let mut docs = Documents::default();
         docs.push(&Object {

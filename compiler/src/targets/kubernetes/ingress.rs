@@ -53,6 +53,7 @@ impl Cx<'_> {
                 name: self.plan.stack.clone(),
                 namespace: Some(self.topo.namespace.clone()),
                 labels: self.part_of(),
+                ..Metadata::default()
             },
             spec: Some(IngressSpec {
                 ingress_class_name: self.topo.ingress_class.clone(),

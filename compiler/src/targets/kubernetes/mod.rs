@@ -133,12 +133,14 @@ pub fn generate(
     };
     write("00-namespace.yaml", Documents::of(&namespace), out);
     let instances: Vec<&Instance> = topo.hosts.iter().flat_map(|h| &h.services).collect();
+    let mut restores = Vec::new();
     for inst in &instances {
         write(
             &format!("{}.yaml", inst.name),
             cx.service_objects(inst),
             out,
         );
+        restores.extend(cx.cnpg_restore(inst).map(|r| (*inst, r)));
     }
     if let Some(ingress) = cx.ingress(&instances) {
         if let Some(certificates) = cx.certificates(&ingress) {
@@ -150,6 +152,46 @@ pub fn generate(
         path: format!("{}/k8s/secrets.sh", topo.name),
         contents: cx.secrets_script(&instances, options),
     });
+    for (inst, docs) in restores {
+        restore_file(topo, options, inst, docs, out, diags);
+    }
+}
+
+/// `restore/<service>.yaml`, outside `k8s/`, with how to use it.
+fn restore_file(
+    topo: &TopologyPlan,
+    options: &Options,
+    inst: &Instance,
+    docs: Documents,
+    out: &mut super::Files<'_>,
+    diags: &mut Diagnostics,
+) {
+    let name = &inst.name;
+    let ns = &topo.namespace;
+    let lines = [
+        format!("Recreates the CloudNativePG cluster `{name}` from its backups, to the latest"),
+        "archived change. The old cluster is deleted first (its volumes with it):".into(),
+        String::new(),
+        format!("  kubectl delete cluster {name} --namespace {ns}"),
+        format!("  kubectl apply -f restore/{name}.yaml"),
+        String::new(),
+        "To a time instead, add under spec.bootstrap.recovery:".into(),
+        "  recoveryTarget:".into(),
+        "    targetTime: \"2026-12-02 06:00:00+00\"".into(),
+        "The cluster archives into the same store again, on a new timeline.".into(),
+    ];
+    let mut how = header("#", options, &topo.name);
+    for line in lines {
+        how.push_str(format!("# {line}").trim_end());
+        how.push('\n');
+    }
+    match docs.after(how) {
+        Ok(contents) => out.push(Artifact {
+            path: format!("{}/restore/{name}.yaml", topo.name),
+            contents,
+        }),
+        Err(e) => diags.push(super::internal(topo, &format!("restore/{name}.yaml"), &e)),
+    }
 }
 
 impl Cx<'_> {
@@ -194,6 +236,7 @@ impl Cx<'_> {
             name,
             namespace: Some(self.topo.namespace.clone()),
             labels: self.labels(inst),
+            ..Metadata::default()
         }
     }
 }

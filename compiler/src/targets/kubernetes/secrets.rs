@@ -1,8 +1,9 @@
 //! `secrets.sh`: the secret keys a topology needs and the command that creates
 //! its Secret from environment variables (no value is ever written).
 
-use super::cnpg::cnpg_secret;
+use super::cnpg::{cnpg_backup, cnpg_secret, store_secret};
 use super::*;
+use crate::plan::cnpg_backup::CnpgBackup;
 
 impl Cx<'_> {
     /// `secrets.sh`: the keys the workloads read, and the command that creates the
@@ -18,18 +19,25 @@ impl Cx<'_> {
                 }
             }
         }
+        // The stores' credentials go to their own Secrets only.
+        let mut values = keys.clone();
+        for b in instances.iter().filter_map(|i| cnpg_backup(i)) {
+            for (name, env) in [&b.store.access_key, &b.store.secret_key] {
+                values.insert(env, (name, false));
+            }
+        }
         let mut s = String::from("#!/bin/sh\n");
         s.push_str(&header("#", options, &self.topo.name));
         s.push_str(&format!(
             "#\n# Creates (or updates) the Secret `{}` in namespace `{}` from environment\n# variables of the same names. No value is stored in this file.\n#\n",
             self.secret_name, self.topo.namespace
         ));
-        if keys.is_empty() {
+        if values.is_empty() {
             s.push_str("# This topology reads no secret.\nexit 0\n");
             return s;
         }
         s.push_str("# Keys:\n");
-        for (env, (name, optional)) in &keys {
+        for (env, (name, optional)) in &values {
             let about = self
                 .plan
                 .secrets
@@ -41,7 +49,7 @@ impl Cx<'_> {
             s.push_str(&format!("#   {env}  ({what}, secret `{name}`){about}\n"));
         }
         s.push_str("set -eu\n");
-        for (env, (name, optional)) in &keys {
+        for (env, (name, optional)) in &values {
             if !optional {
                 s.push_str(&format!(": \"${{{env}:?secret {name} is not set}}\"\n"));
             }
@@ -64,7 +72,7 @@ impl Cx<'_> {
         // Each value into a file of its own, by the shell's own `printf`: a
         // value on a program's command line would show in `ps` to every user.
         s.push_str("umask 077\nvalues=$(mktemp -d)\ntrap 'rm -rf \"$values\"' EXIT\n");
-        for (env, (_, optional)) in &keys {
+        for (env, (_, optional)) in &values {
             let value = if *optional {
                 format!("${{{env}:-}}")
             } else {
@@ -72,14 +80,16 @@ impl Cx<'_> {
             };
             s.push_str(&format!("printf '%s' \"{value}\" > \"$values/{env}\"\n"));
         }
-        s.push_str(&format!(
-            "kubectl create secret generic {} --namespace {} \\\n",
-            self.secret_name, self.topo.namespace
-        ));
-        for env in keys.keys() {
-            s.push_str(&format!("  --from-file={env}=\"$values/{env}\" \\\n"));
+        if !keys.is_empty() {
+            s.push_str(&format!(
+                "kubectl create secret generic {} --namespace {} \\\n",
+                self.secret_name, self.topo.namespace
+            ));
+            for env in keys.keys() {
+                s.push_str(&format!("  --from-file={env}=\"$values/{env}\" \\\n"));
+            }
+            s.push_str("  --dry-run=client -o yaml | kubectl apply -f -\n");
         }
-        s.push_str("  --dry-run=client -o yaml | kubectl apply -f -\n");
         for inst in instances.iter().filter(|i| i.ha == HaMode::CloudNativePg) {
             let user = literal(
                 inst.parameters
@@ -107,6 +117,30 @@ impl Cx<'_> {
             s.push_str(&format!("  --from-file=password=\"$values/{env}\" \\\n"));
             s.push_str("  --dry-run=client -o yaml | kubectl apply -f -\n");
         }
+        for inst in instances {
+            if let Some(b) = cnpg_backup(inst) {
+                s.push_str(&self.store_secret(inst, b));
+            }
+        }
         s
+    }
+
+    /// The Secret of a CloudNativePG store: its credentials, from the
+    /// secrets' files, and its region (a `Place::Region`, safe in quotes).
+    fn store_secret(&self, inst: &Instance, b: &CnpgBackup) -> String {
+        format!(
+            "# The bucket of `{name}`'s backups, for CloudNativePG's Barman Cloud plugin.\n\
+             kubectl create secret generic {secret} --namespace {ns} \\\n  \
+             --from-file=ACCESS_KEY_ID=\"$values/{key}\" \\\n  \
+             --from-file=ACCESS_SECRET_KEY=\"$values/{secret_key}\" \\\n  \
+             --from-literal=REGION='{region}' \\\n  \
+             --dry-run=client -o yaml | kubectl apply -f -\n",
+            name = inst.name,
+            secret = store_secret(&inst.name),
+            ns = self.topo.namespace,
+            key = b.store.access_key.1,
+            secret_key = b.store.secret_key.1,
+            region = b.store.region,
+        )
     }
 }

@@ -62,6 +62,7 @@ impl Set<'_> {
             name: name.to_string(),
             namespace: Some(self.cx.topo.namespace.clone()),
             labels: self.cx.named_labels(name, &self.component(c)),
+            ..Metadata::default()
         }
     }
 
