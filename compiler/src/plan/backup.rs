@@ -26,15 +26,6 @@ pub const SOCKET_DIR: &str = "/var/run/postgresql";
 /// can lose.
 pub const ARCHIVE_TIMEOUT: u32 = 60;
 
-/// The backups of a stateful service, by what it is.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Backup {
-    Postgres(BackupPlan),
-    Redis(super::redis_backup::RedisBackup),
-    /// CloudNativePG's own, on Kubernetes.
-    Cnpg(Box<super::cnpg_backup::CnpgBackup>),
-}
-
 /// The backups of one PostgreSQL service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackupPlan {
@@ -53,7 +44,19 @@ pub struct BackupPlan {
     /// Where the repository is.
     pub repo: Repo,
     /// The Patroni cluster the server is a node of: its restore differs.
-    pub cluster: Option<Box<super::patroni_backup::ClusterRestore>>,
+    pub cluster: Option<Box<ClusterRestore>>,
+}
+
+/// What the restore of a Patroni cluster needs besides pgBackRest's own
+/// (`plan::patroni_backup`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterRestore {
+    /// The cluster's name in etcd.
+    pub scope: String,
+    /// How long a stopped node stays listed in etcd.
+    pub ttl: u64,
+    /// PostgreSQL's programs in the node image.
+    pub bin_dir: String,
 }
 
 /// A pgBackRest repository.
@@ -132,39 +135,17 @@ impl BackupPlan {
 }
 
 impl Topo<'_> {
-    /// A service with `backup`: checked, then its server archives WAL with
-    /// pgBackRest from the image built beside it.
-    pub(super) fn wire_backup(
+    /// A PostgreSQL server with `backup` (one server, or a streaming
+    /// primary): checked, then it archives WAL with pgBackRest from the
+    /// image built beside it.
+    pub(super) fn wire_pgbackrest(
         &self,
         name: &Name,
         def: &ServiceDef,
         inst: &mut Instance,
+        b: &BackupDef,
         diags: &mut Diagnostics,
-    ) {
-        let Some(b) = &def.storage.backup else { return };
-        if inst.ha == HaMode::CloudNativePg {
-            self.wire_cnpg_backup(name, inst, b, diags);
-            return;
-        }
-        if self.topo.platform.value != Platform::Compose {
-            let why = if self.postgres_image(name, def).is_some() {
-                format!("backups of `{name}` on Kubernetes are CloudNativePG's: `{name}` runs as a StatefulSet here; write `ha = cloudnativepg`")
-            } else {
-                format!("backups of `{name}` on Kubernetes are not written yet")
-            };
-            diags.push(not_written(b, why));
-            return;
-        }
-        if self.is_kind(name, "redis") {
-            if let Some(plan) = self.redis_backup(name, inst, b, diags) {
-                inst.storage.backup = Some(Box::new(Backup::Redis(plan)));
-            }
-            return;
-        }
-        if let Some(node) = inst.replication.patroni.clone() {
-            self.wire_patroni_backup(name, def, &node, inst, b, diags);
-            return;
-        }
+    ) -> Option<BackupPlan> {
         // With streaming replication the primary archives and is backed up;
         // a standby does neither (archiving starts when it is promoted, and
         // would fill its disk with no stanza to push to).
@@ -174,11 +155,9 @@ impl Topo<'_> {
             .as_ref()
             .is_some_and(|s| s.standby)
         {
-            return;
+            return None;
         }
-        let Some(plan) = self.backup_plan(name, def, inst, b, diags) else {
-            return;
-        };
+        let plan = self.backup_plan(name, def, inst, b, diags)?;
         inst.image = None;
         inst.program.build = Some(format!("@out/{name}/backup"));
         let mut command = inst
@@ -195,7 +174,8 @@ impl Topo<'_> {
             command.extend(["-c".to_string(), setting]);
         }
         inst.program.command = Some(command);
-        attach(inst, plan, b.span);
+        attach(inst, &plan, b.span);
+        Some(plan)
     }
 
     pub(super) fn backup_plan(
@@ -342,7 +322,7 @@ impl Topo<'_> {
 
 /// Attaches a backup to its server: pgBackRest's config and credentials in
 /// its environment, the generated directory, the shared volumes.
-pub(super) fn attach(inst: &mut Instance, plan: BackupPlan, span: Span) {
+pub(super) fn attach(inst: &mut Instance, plan: &BackupPlan, span: Span) {
     let name = plan.service.clone();
     inst.env.push(config_env(span));
     inst.env.extend(plan.repo.env(span));
@@ -352,7 +332,6 @@ pub(super) fn attach(inst: &mut Instance, plan: BackupPlan, span: Span) {
     inst.storage
         .volumes
         .extend(shared_volumes(&name, &plan.repo));
-    inst.storage.backup = Some(Box::new(Backup::Postgres(plan)));
 }
 
 /// `PGBACKREST_CONFIG`: the generated config, in both containers.
@@ -382,13 +361,7 @@ fn shared_volumes(service: &str, repo: &Repo) -> Vec<Volume> {
 
 /// The task that takes the scheduled backups: the server's image, its data
 /// volume, the repository and the socket, as the postgres user.
-pub(super) fn task(server: &Instance) -> Option<Instance> {
-    let plan = match server.storage.backup.as_deref()? {
-        Backup::Postgres(plan) => plan,
-        Backup::Redis(plan) => return Some(plan.task(server)),
-        // The operator takes them.
-        Backup::Cnpg(_) => return None,
-    };
+pub(super) fn task(server: &Instance, plan: &BackupPlan) -> Instance {
     let name = &plan.service;
     let mut volumes: Vec<Volume> = server
         .storage
@@ -416,14 +389,14 @@ pub(super) fn task(server: &Instance) -> Option<Instance> {
     task.host_network = server.host_network;
     task.env = vec![config_env(Span::default())];
     task.env.extend(plan.repo.env(Span::default()));
-    Some(task)
+    task
 }
 
 impl Topo<'_> {
     /// The image of a PostgreSQL service (of kind `postgres`, or on an image
     /// of the `postgres` repository), which the backup image is built on:
     /// the official image or one built on it, with its `postgres` user.
-    fn postgres_image(&self, name: &Name, def: &ServiceDef) -> Option<Name> {
+    pub(super) fn postgres_image(&self, name: &Name, def: &ServiceDef) -> Option<Name> {
         let image = &def.image.as_ref()?.value;
         let named = image.split('@').next()?;
         let path = match named.rsplit_once(':') {

@@ -7,7 +7,7 @@
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::schedule::Schedule;
 
-use super::backup::{Backup, S3Repo};
+use super::backup::S3Repo;
 use super::backup_task::when;
 use super::*;
 
@@ -26,10 +26,9 @@ impl Topo<'_> {
     pub(super) fn wire_cnpg_backup(
         &self,
         name: &Name,
-        inst: &mut Instance,
         b: &BackupDef,
         diags: &mut Diagnostics,
-    ) {
+    ) -> Option<CnpgBackup> {
         let Some(s3) = &b.s3 else {
             diags.push(
                 Diagnostic::error(
@@ -40,18 +39,16 @@ impl Topo<'_> {
                 .label("no `s3` block")
                 .help("add `s3 { bucket = \"NAME\"  region = \"REGION\"  access_key = secret.NAME  secret_key = secret.NAME }`: CloudNativePG's Barman Cloud plugin writes to object storage"),
             );
-            return;
+            return None;
         };
-        let Some(store) = self.s3_repo(name, s3, diags) else {
-            return;
-        };
+        let store = self.s3_repo(name, s3, diags)?;
         let (schedule, retention_days) = when(b);
-        inst.storage.backup = Some(Box::new(Backup::Cnpg(Box::new(CnpgBackup {
+        Some(CnpgBackup {
             service: name.clone(),
             store,
             schedule,
             retention_days,
-        }))));
+        })
     }
 }
 

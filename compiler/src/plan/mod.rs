@@ -17,6 +17,7 @@ use crate::syntax::Ident;
 
 pub mod backup;
 mod backup_task;
+pub mod backups;
 mod checks;
 pub mod cnpg_backup;
 mod instance;
@@ -309,7 +310,7 @@ pub struct Storage {
     pub volumes: Vec<Volume>,
     pub mounts: Vec<Mount>,
     /// PostgreSQL's backups (by pgBackRest), or Redis's RDB copies.
-    pub backup: Option<Box<backup::Backup>>,
+    pub backup: Option<Box<backups::Backup>>,
     /// Whose these volumes are, when they are another container's, shared by
     /// name (a proxy's with its ACME client, a server's with its backup task).
     pub shared_from: Option<Name>,

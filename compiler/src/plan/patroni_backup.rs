@@ -12,22 +12,11 @@
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
 
-use super::backup::{attach, Repo};
+use super::backup::{attach, BackupPlan, ClusterRestore, Repo};
 use super::*;
 
 /// The superuser Patroni runs as, and pgBackRest connects as on the socket.
 pub const PATRONI_SUPERUSER: &str = "postgres";
-
-/// What the restore of a Patroni cluster needs besides pgBackRest's own.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClusterRestore {
-    /// The cluster's name in etcd.
-    pub scope: String,
-    /// How long a stopped node stays listed in etcd.
-    pub ttl: u64,
-    /// PostgreSQL's programs in the node image.
-    pub bin_dir: String,
-}
 
 impl Topo<'_> {
     /// A Patroni node with `backup`: its bucket, archiving in its Patroni
@@ -40,10 +29,8 @@ impl Topo<'_> {
         inst: &mut Instance,
         b: &BackupDef,
         diags: &mut Diagnostics,
-    ) {
-        let Some(mut plan) = self.backup_plan(name, def, inst, b, diags) else {
-            return;
-        };
+    ) -> Option<BackupPlan> {
+        let mut plan = self.backup_plan(name, def, inst, b, diags)?;
         if plan.repo == Repo::Volume {
             diags.push(
                 Diagnostic::error(
@@ -54,7 +41,7 @@ impl Topo<'_> {
                 .label("no `s3` block")
                 .help("add `s3 { bucket = \"NAME\"  region = \"REGION\"  access_key = secret.NAME  secret_key = secret.NAME }`: the leader moves between hosts, and a volume stays on one"),
             );
-            return;
+            return None;
         }
         plan.data_dir.clone_from(&node.data_dir);
         plan.user = PATRONI_SUPERUSER.into();
@@ -64,6 +51,7 @@ impl Topo<'_> {
             ttl: node.ttl,
             bin_dir: node.bin_dir(),
         }));
-        attach(inst, plan, b.span);
+        attach(inst, &plan, b.span);
+        Some(plan)
     }
 }

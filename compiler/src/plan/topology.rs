@@ -324,7 +324,7 @@ impl Topo<'_> {
                 .sentinel_node
                 .as_ref()
                 .map(|n| n.sentinel_instance(&inst));
-            let backup = super::backup::task(&inst);
+            let backup = super::backups::task(&inst);
             services.push(inst);
             services.extend(sentinel);
             services.extend(backup);

@@ -20,7 +20,8 @@ use serde::Serialize;
 use super::{header, yaml, Artifact};
 use crate::diag::Diagnostics;
 use crate::options::Options;
-use crate::plan::backup::{Backup, BackupPlan, ARCHIVE_TIMEOUT};
+use crate::plan::backup::{BackupPlan, ARCHIVE_TIMEOUT};
+use crate::plan::backups::Backup;
 use crate::plan::{
     endpoint, EtcdMember, PatroniNode, TopologyPlan, ETCD_CLIENT_PORT, ETCD_DATA_DIR,
     ETCD_PEER_PORT, PATRONI_DIR, PATRONI_PRIMARY_PORT, PATRONI_REPLICA_PORT, PATRONI_VERSION,

@@ -9,9 +9,8 @@ use super::{header, node_files, Files};
 use crate::base::IndexSet;
 use crate::diag::Diagnostics;
 use crate::options::Options;
-use crate::plan::backup::{
-    Backup, BackupPlan, Repo, ARCHIVE_TIMEOUT, BACKUP_DIR, REPO_DIR, SOCKET_DIR,
-};
+use crate::plan::backup::{BackupPlan, Repo, ARCHIVE_TIMEOUT, BACKUP_DIR, REPO_DIR, SOCKET_DIR};
+use crate::plan::backups::Backup;
 use crate::plan::{TopologyPlan, PATRONI_DIR};
 
 #[derive(Serialize)]

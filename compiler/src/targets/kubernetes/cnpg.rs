@@ -5,7 +5,7 @@
 
 use super::workload::resources;
 use super::*;
-use crate::plan::backup::Backup;
+use crate::plan::backups::Backup;
 use crate::plan::cnpg_backup::CnpgBackup;
 
 /// The Barman Cloud plugin's name, as the operator knows it.
