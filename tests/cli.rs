@@ -113,9 +113,18 @@ fn check_exit_codes() {
     let t = Test::new();
     t.write("good.stack", GOOD);
     t.write("bad.stack", "service api { image = 1 }\n");
-    assert_eq!(t.run(&["check", "good.stack"]).code, 0);
+    let good = t.run(&["check", "good.stack"]);
+    assert_eq!(good.code, 0);
+    // One line says what was checked; `--quiet` keeps silence.
+    assert_eq!(
+        good.stdout,
+        "checked good.stack: 2 topologies (single, split), 2 services; no problem\n"
+    );
+    let quiet = t.run(&["check", "--quiet", "good.stack"]);
+    assert_eq!((quiet.code, quiet.stdout.as_str()), (0, ""));
     let bad = t.run(&["check", "bad.stack"]);
     assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert_eq!(bad.stdout, "", "no summary over errors");
     assert!(bad.stderr.contains("E0202"), "{}", bad.stderr);
     let missing = t.run(&["check", "missing.stack"]);
     assert_eq!(missing.code, 2);
@@ -394,23 +403,29 @@ fn diff_summarises_a_change_by_topology_host_and_target() {
         &GOOD.replace("port http = 8000", "port http = 8080"),
     );
     let r = t.run(&["diff", "old.stack", "new.stack"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let expected = "\
-2 generated files change
-
-topology single
-  host main
-    compose    changed single/compose/main.yml (+2 -2): services ~api
-
-topology split
-  host app
-    compose    changed split/compose/app.yml (+2 -2): services ~api
-";
+    // As `git diff --exit-code`: 1 when something changes.
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    // Each changed setting of a service, old and new, as compose reads it.
+    let health = |port: u16| {
+        format!("[\"CMD-SHELL\",\"curl -fsS -o /dev/null http://localhost:{port}/health || wget -q -O /dev/null http://localhost:{port}/health || exit 1\"]")
+    };
+    let settings = format!(
+        "               ~ api.healthcheck.test: {} -> {}\n               ~ api.ports: [\"8000:8000\"] -> [\"8080:8080\"]\n",
+        health(8000),
+        health(8080)
+    );
+    let expected = format!(
+        "2 generated files change\n\ntopology single\n  host main\n    compose    changed single/compose/main.yml (+2 -2): services ~api\n{settings}\ntopology split\n  host app\n    compose    changed split/compose/app.yml (+2 -2): services ~api\n{settings}"
+    );
     assert_eq!(r.stdout, expected);
     // Against the output directory: what `build` would change.
     assert_eq!(t.run(&["build", "old.stack"]).code, 0);
     let r = t.run(&["diff", "old.stack"]);
     assert_eq!(r.stdout, "no generated file changes\n");
+    assert_eq!(r.code, 0, "nothing changes");
+    // An input with errors is neither: 2.
+    t.write("broken.stack", "service {");
+    assert_eq!(t.run(&["diff", "old.stack", "broken.stack"]).code, 2);
     let r = t.run(&["diff", "--patch", "old.stack", "new.stack"]);
     assert!(
         r.stdout.contains("+    healthcheck:") || r.stdout.contains("8080"),
@@ -511,6 +526,17 @@ fn why_traces_a_generated_line_to_its_source() {
     );
     assert_eq!(lines[2].trim(), "DATABASE_URL = db.url");
     assert_eq!(lines[3], "  good.stack:4:1: service `api`", "{}", r.stdout);
+    // A line the file does not have: an error, not an empty answer.
+    let past = compose.lines().count() + 1;
+    for line in [0, past] {
+        let r = t.run(&["why", &format!("out/single/compose/main.yml:{line}")]);
+        assert_eq!(r.code, 2, "line {line}: {}", r.stdout);
+        assert!(
+            r.stderr.contains(&format!("has no line {line}")),
+            "{}",
+            r.stderr
+        );
+    }
     // A field: the image.
     let at = format!(
         "out/single/compose/main.yml:{}",

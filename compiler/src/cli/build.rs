@@ -12,7 +12,7 @@ struct Built {
     scope: Vec<String>,
 }
 
-pub(super) fn check(file: &Path, format: MessageFormat, deny: &Deny) -> i32 {
+pub(super) fn check(file: &Path, format: MessageFormat, deny: &Deny, quiet: bool) -> i32 {
     let text = match read(file) {
         Ok(t) => t,
         Err(code) => return code,
@@ -21,7 +21,41 @@ pub(super) fn check(file: &Path, format: MessageFormat, deny: &Deny) -> i32 {
     let a = &mut *leave_to_exit(analyze(text, &options, Disposal::LeaveToExit));
     deny.apply(&mut a.diagnostics);
     report(&a.sources, &a.diagnostics, format);
-    i32::from(a.diagnostics.iter().any(Diagnostic::is_error))
+    let failed = a.diagnostics.iter().any(Diagnostic::is_error);
+    if !failed && !quiet && format == MessageFormat::Human {
+        if let Some(plan) = &a.plan {
+            println!("{}", checked_line(file, plan, &a.diagnostics));
+        }
+    }
+    i32::from(failed)
+}
+
+/// What `check` checked, in one line: `checked app.stack: 2 topologies
+/// (single, cluster), 5 services; 1 warning`.
+fn checked_line(file: &Path, plan: &crate::plan::Plan, diags: &[Diagnostic]) -> String {
+    let plural = |n: usize, one: &str| {
+        if n == 1 {
+            format!("1 {one}")
+        } else {
+            format!("{n} {one}s")
+        }
+    };
+    let names: Vec<&str> = plan.topologies.iter().map(|t| t.name.as_str()).collect();
+    let topologies = match names.len() {
+        0 => "no topology".to_string(),
+        1 => format!("1 topology ({})", names[0]),
+        n => format!("{n} topologies ({})", names.join(", ")),
+    };
+    // No error here: every diagnostic left is a warning.
+    let outcome = match diags.len() {
+        0 => "no problem".to_string(),
+        n => plural(n, "warning"),
+    };
+    format!(
+        "checked {}: {topologies}, {}; {outcome}",
+        file.display(),
+        plural(plan.services, "service")
+    )
 }
 
 /// Where a build writes and how it compiles: the output directory, the options,
@@ -172,7 +206,7 @@ pub(super) fn diff(
                 &Deny::default(),
             ) {
                 Ok(b) => b,
-                Err(code) => return code,
+                Err(_) => return DIFF_TROUBLE,
             };
             against_output(&b).0
         }
@@ -180,7 +214,7 @@ pub(super) fn diff(
             // Both compiled as the new file, so that headers and paths agree.
             let (old_text, new_text) = match (read(old), read(new)) {
                 (Ok(a), Ok(b)) => (a, b),
-                (Err(code), _) | (_, Err(code)) => return code,
+                _ => return DIFF_TROUBLE,
             };
             let opts = options(new, topologies, "..".into());
             let before = compile(old_text, &opts);
@@ -188,19 +222,23 @@ pub(super) fn diff(
             report(&before.sources, &before.diagnostics, MessageFormat::Human);
             report(&after.sources, &after.diagnostics, MessageFormat::Human);
             if before.has_errors() || after.has_errors() {
-                return 1;
+                return DIFF_TROUBLE;
             }
             crate::review::compare(&before.artifacts, &after.artifacts)
         }
-        _ => return 2,
+        _ => return DIFF_TROUBLE,
     };
     print!("{}", crate::review::summary(&changes));
     if patch && !changes.is_empty() {
         println!();
         print!("{}", crate::review::unified(&changes));
     }
-    0
+    i32::from(!changes.is_empty())
 }
+
+/// `diff`'s exit code when it cannot compare (a file unread, an input with
+/// errors): as `git diff --exit-code`, 1 means that something changes.
+const DIFF_TROUBLE: i32 = 2;
 
 /// `stackc build`: each topology's files staged on disk as the targets make
 /// them (never the whole output in memory), then put in place together, or

@@ -60,6 +60,10 @@ enum Cmd {
         /// its name (repeatable).
         #[arg(long, value_name = "warnings|CODE")]
         deny: Vec<String>,
+        /// Print nothing when the file has no error (not the line that says
+        /// what was checked).
+        #[arg(long, short = 'q')]
+        quiet: bool,
     },
     /// Check a .stack file and write the files of its topologies.
     Build {
@@ -87,8 +91,10 @@ enum Cmd {
         message_format: MessageFormat,
     },
     /// Summarise what a change to a .stack file changes in the generated files,
-    /// by topology, host and target: `diff FILE` against its output directory
-    /// (what `build` would change), `diff OLD NEW` between two versions.
+    /// by topology, host and target, and each compose service setting by
+    /// setting: `diff FILE` against its output directory (what `build` would
+    /// change), `diff OLD NEW` between two versions. Exit 0 when nothing
+    /// changes, 1 when something does, 2 when an input has errors.
     Diff {
         #[arg(num_args = 1..=2, required = true)]
         files: Vec<PathBuf>,
@@ -220,8 +226,9 @@ fn run_command(command: Cmd) -> i32 {
             file,
             message_format,
             deny,
+            quiet,
         } => match Deny::parse(&deny) {
-            Ok(deny) => check(&file, message_format, &deny),
+            Ok(deny) => check(&file, message_format, &deny, quiet),
             Err(code) => code,
         },
         Cmd::Build {

@@ -11,6 +11,16 @@ fn trace(
 ) -> Result<(Analysis, Vec<crate::why::Origin>, String), (i32, String)> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| (2, format!("cannot read {}: {e}", file.display())))?;
+    let lines = text.lines().count();
+    if line == 0 || line > lines {
+        return Err((
+            2,
+            format!(
+                "{} has no line {line}: its lines are 1 to {lines}",
+                file.display()
+            ),
+        ));
+    }
     let (source, topology) = crate::why::header(&text).ok_or_else(|| {
         (
             2,

@@ -59,6 +59,8 @@ pub use replication::{
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub stack: String,
+    /// How many services the file declares (`stackc check` says so).
+    pub services: usize,
     /// Every declared secret, for targets that describe what must be set.
     pub secrets: IndexMap<Name, SecretDef>,
     pub topologies: Vec<TopologyPlan>,

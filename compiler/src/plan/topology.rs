@@ -28,6 +28,7 @@ pub fn plan(stack: &Stack, checked: &Checked, diags: &mut Diagnostics) -> Plan {
     }
     Plan {
         stack: stack.name.clone(),
+        services: stack.services.len(),
         secrets: stack.secrets.clone(),
         topologies,
     }

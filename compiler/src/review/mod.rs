@@ -135,9 +135,77 @@ fn compose_services(c: &FileChange) -> Vec<String> {
     out
 }
 
+/// The settings of a compose service, flattened: `environment.DATABASE_URL`
+/// to its value; a list is one value, written as YAML writes it in a line.
+fn settings(prefix: &str, v: &serde_norway::Value, out: &mut BTreeMap<String, String>) {
+    match v {
+        serde_norway::Value::Mapping(m) => {
+            for (k, v) in m {
+                let key = match k.as_str() {
+                    Some(k) => k.to_string(),
+                    None => serde_json::to_string(k).unwrap_or_default(),
+                };
+                let path = if prefix.is_empty() {
+                    key
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                settings(&path, v, out);
+            }
+        }
+        scalar_or_list => {
+            let text = match scalar_or_list {
+                serde_norway::Value::String(s) => s.clone(),
+                other => serde_json::to_string(other).unwrap_or_default(),
+            };
+            out.insert(prefix.to_string(), text);
+        }
+    }
+}
+
+/// What changed in each compose service both files have, setting by
+/// setting: `~ api.environment.DATABASE_URL: OLD -> NEW`, `+` and `-` for a
+/// setting added or removed, as a Terraform plan shows it.
+fn service_settings(c: &FileChange) -> Vec<String> {
+    let services = |text: &str| -> IndexMap<String, BTreeMap<String, String>> {
+        let v: serde_norway::Value = serde_norway::from_str(text).unwrap_or_default();
+        v.get("services")
+            .and_then(|s| s.as_mapping())
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| {
+                let mut flat = BTreeMap::new();
+                settings("", v, &mut flat);
+                Some((k.as_str()?.to_string(), flat))
+            })
+            .collect()
+    };
+    let (old, new) = (services(&c.old), services(&c.new));
+    let mut out = Vec::new();
+    for (name, after) in &new {
+        let Some(before) = old.get(name) else {
+            continue;
+        };
+        for (key, value) in after {
+            match before.get(key) {
+                None => out.push(format!("+ {name}.{key}: {value}")),
+                Some(was) if was != value => out.push(format!("~ {name}.{key}: {was} -> {value}")),
+                Some(_) => {}
+            }
+        }
+        for (key, was) in before {
+            if !after.contains_key(key) {
+                out.push(format!("- {name}.{key}: {was}"));
+            }
+        }
+    }
+    out
+}
+
 /// A reviewer's summary: per topology, per host (then the files of no single
 /// host), one line per changed file with its target, what happened and the
-/// lines added and removed; for compose files, the services.
+/// lines added and removed; for compose files, the services, and what
+/// changed in each setting by setting.
 pub fn summary(changes: &[FileChange]) -> String {
     if changes.is_empty() {
         return "no generated file changes\n".into();
@@ -157,6 +225,9 @@ pub fn summary(changes: &[FileChange]) -> String {
             let services = compose_services(c);
             if !services.is_empty() {
                 line.push_str(&format!(": services {}", services.join(" ")));
+            }
+            for setting in service_settings(c) {
+                line.push_str(&format!("\n               {setting}"));
             }
         }
         topologies
