@@ -667,4 +667,18 @@ mod tests {
             assert!(reached, "no key opens {}", block.called);
         }
     }
+
+    /// Each word the synonyms suggest is a field of some block, or a kind of
+    /// the stdlib: a newcomer is never pointed at a word stackc does not have.
+    #[test]
+    fn every_synonym_suggests_a_real_word() {
+        let kinds = ["postgres", "redis"];
+        for (theirs, ours) in crate::diag::SYNONYMS {
+            let field = BLOCKS.iter().any(|b| b.has(ours));
+            assert!(
+                field || kinds.contains(ours),
+                "`{theirs}` suggests `{ours}`, no field"
+            );
+        }
+    }
 }

@@ -52,6 +52,15 @@ pub(super) fn unknown_kind(stack: &Stack, kind: &Ident) -> Diagnostic {
         format!("unknown kind `{}`", kind.name),
     )
     .label("no kind has this name");
+    // A proxy is not a service of the stack but a topology's.
+    if let Some(proxy) = ["nginx", "haproxy"]
+        .into_iter()
+        .find(|p| kind.name.eq_ignore_ascii_case(p))
+    {
+        return d.help(format!(
+            "{proxy} is a proxy of a topology, not a kind: write `proxy edge: {proxy} {{ host = HOST }}` inside the topology, and `route \"/\"` in the services it serves"
+        ));
+    }
     let kinds = || stack.kinds.keys().map(Name::as_str);
     d.suggesting(&kind.name, kinds(), || listing("kinds", kinds()))
 }

@@ -236,7 +236,15 @@ impl Diagnostics {
 /// A did-you-mean suggestion: the closest candidate, if it is close enough.
 pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let mut best: Option<(f64, &str)> = None;
+    // The word a newcomer brings from another tool, when ours is a candidate.
+    let synonym = SYNONYMS
+        .iter()
+        .find(|(theirs, _)| theirs.eq_ignore_ascii_case(name))
+        .map(|(_, ours)| *ours);
     for candidate in candidates {
+        if synonym == Some(candidate) {
+            return Some(candidate);
+        }
         if candidate == name {
             continue;
         }
@@ -249,6 +257,45 @@ pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     }
     best.map(|(_, c)| c)
 }
+
+/// The words of other tools (compose, Kubernetes, Ansible, Terraform) and
+/// stackc's for the same thing: a name a newcomer writes, and the one to
+/// suggest when it is among the names expected there.
+pub const SYNONYMS: &[(&str, &str)] = &[
+    // Hosts.
+    ("server", "host"),
+    ("servers", "host"),
+    ("node", "host"),
+    ("machine", "host"),
+    ("vm", "host"),
+    ("vps", "host"),
+    ("ip", "address"),
+    ("ip_address", "address"),
+    ("addr", "address"),
+    ("services", "run"),
+    ("containers", "run"),
+    ("apps", "run"),
+    // Services.
+    ("environment", "env"),
+    ("variables", "env"),
+    ("vars", "env"),
+    ("ports", "port"),
+    ("expose", "port"),
+    ("volumes", "volume"),
+    ("mounts", "mount"),
+    ("healthcheck", "health"),
+    ("health_check", "health"),
+    ("restart_policy", "restart"),
+    ("scale", "replicas"),
+    ("instances", "replicas"),
+    ("routes", "route"),
+    ("location", "route"),
+    // Kinds.
+    ("postgresql", "postgres"),
+    ("pg", "postgres"),
+    ("pgsql", "postgres"),
+    ("valkey", "redis"),
+];
 
 /// How many names a help lists before it says how many more there are: a
 /// file of thousands of kinds must not give a help of thousands of names.
@@ -480,6 +527,29 @@ pub use render::{render_human, render_json};
 #[cfg(test)]
 mod help_tests {
     use super::*;
+
+    /// Another tool's word suggests stackc's, whatever their spelling
+    /// distance, but only where stackc's is expected.
+    #[test]
+    fn a_synonym_suggests_the_word_expected_there() {
+        let host = ["address", "gpu", "managed", "run"];
+        assert_eq!(suggest("ip", host), Some("address"));
+        assert_eq!(suggest("services", host), Some("run"));
+        assert_eq!(suggest("Server", ["host", "proxy"]), Some("host"));
+        assert_eq!(
+            suggest("postgresql", ["postgres", "redis"]),
+            Some("postgres")
+        );
+        // Not expected here: no suggestion from the table.
+        assert_eq!(suggest("ip", ["image", "port"]), None);
+        // Every word of ours in the table is a real one somewhere: no word
+        // maps to itself, and no word is listed twice.
+        let mut theirs: Vec<&str> = SYNONYMS.iter().map(|(t, _)| *t).collect();
+        theirs.sort_unstable();
+        theirs.dedup();
+        assert_eq!(theirs.len(), SYNONYMS.len());
+        assert!(SYNONYMS.iter().all(|(t, o)| t != o));
+    }
 
     /// A help lists at most `LISTED` names, then how many more; a close name
     /// is suggested instead.

@@ -19,21 +19,7 @@ impl Lower<'_> {
         };
         let entries = self.block(e);
         self.duplicates(entries, "a topology");
-        let mut topo = TopologyDef {
-            name: name.clone(),
-            platform: Sp::new(Platform::Compose, name.span),
-            namespace: None,
-            gpu_nodes: false,
-            ingress_class: None,
-            directory: None,
-            acme: None,
-            production: false,
-            allow: Vec::new(),
-            hosts: IndexMap::default(),
-            overrides: IndexMap::default(),
-            externals: IndexMap::default(),
-            proxies: IndexMap::default(),
-        };
+        let mut topo = TopologyDef::new(name.clone());
         let mut cluster_runs = Vec::new();
         let mut run_spans = Vec::new();
         for f in entries {
@@ -120,9 +106,11 @@ impl Lower<'_> {
                 _ => {
                     let d = not_a_field(&f.key, &schema::TOPOLOGY);
                     self.push(d);
+                    topo.incomplete = true;
                 }
             }
         }
+        topo.incomplete |= topo.hosts.values().any(|h| h.incomplete);
         self.platform_shape(&mut topo, cluster_runs, &run_spans);
         if let Some(first) = self.stack.topologies.get(&name.name) {
             let first = first.name.span;
@@ -140,6 +128,7 @@ impl Lower<'_> {
             gpu: None,
             managed: false,
             runs: Vec::new(),
+            incomplete: false,
         };
         let entries = self.block(e);
         let fields: Vec<Entry> = entries
@@ -176,6 +165,7 @@ impl Lower<'_> {
                 _ => {
                     let d = not_a_field(&f.key, &schema::HOST);
                     self.push(d);
+                    host.incomplete = true;
                 }
             }
         }
@@ -354,6 +344,7 @@ impl Lower<'_> {
                     )),
                     managed: false,
                     runs,
+                    incomplete: false,
                 };
                 topo.hosts = [(Name::new_static(CLUSTER_HOST), host)]
                     .into_iter()

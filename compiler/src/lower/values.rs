@@ -329,15 +329,34 @@ impl Lower<'_> {
                     }
                 })
                 .collect();
-            self.push(
-                Diagnostic::error(
-                    Code::InvalidValue,
-                    v.span,
-                    format!("`{number}{unit}` is not {what}"),
-                )
-                .label(format!("unit `{unit}` not allowed here"))
-                .help(format!("{what} takes the units: {}", list.join(", "))),
+            let d = Diagnostic::error(
+                Code::InvalidValue,
+                v.span,
+                format!("`{number}{unit}` is not {what}"),
             );
+            let d = match unit_instead(unit, units) {
+                _ if unit.is_empty() => d.label("no unit").help(format!(
+                    "add a unit: `{number}{}`; {what} takes the units: {}",
+                    // Seconds for a duration, else the first unit.
+                    units
+                        .iter()
+                        .map(|u| u.0)
+                        .find(|u| *u == "s")
+                        .or_else(|| units.iter().map(|u| u.0).find(|u| !u.is_empty()))
+                        .unwrap_or(""),
+                    list.join(", ")
+                )),
+                Some(ours) => d
+                    .label(format!("unit `{unit}` not allowed here"))
+                    .help(format!(
+                        "did you mean `{number}{ours}`? {what} takes the units: {}",
+                        list.join(", ")
+                    )),
+                None => d
+                    .label(format!("unit `{unit}` not allowed here"))
+                    .help(format!("{what} takes the units: {}", list.join(", "))),
+            };
+            self.push(d);
             return None;
         }
         self.wrong_type(v, what);
@@ -569,4 +588,37 @@ pub(super) fn attribute(name: &str) -> Attribute {
         "master_name" => Attribute::MasterName,
         _ => Attribute::Param,
     }
+}
+
+/// The unit a newcomer meant by `unit`, when it is one of `units`: the
+/// spelling of another tool (`10sec`, `2GB`: Docker's and Kubernetes' sizes
+/// are binary), else a close one.
+fn unit_instead<'a>(unit: &str, units: &[(&'a str, f64)]) -> Option<&'a str> {
+    const SPELLINGS: &[(&str, &str)] = &[
+        ("sec", "s"),
+        ("secs", "s"),
+        ("second", "s"),
+        ("seconds", "s"),
+        ("min", "m"),
+        ("mins", "m"),
+        ("minute", "m"),
+        ("minutes", "m"),
+        ("hr", "h"),
+        ("hour", "h"),
+        ("hours", "h"),
+        ("msec", "ms"),
+        ("millis", "ms"),
+        ("kb", "Ki"),
+        ("mb", "Mi"),
+        ("gb", "Gi"),
+        ("tb", "Ti"),
+        ("k", "Ki"),
+        ("m", "Mi"),
+        ("g", "Gi"),
+    ];
+    let wanted = SPELLINGS
+        .iter()
+        .find(|(theirs, _)| theirs.eq_ignore_ascii_case(unit))
+        .map(|(_, ours)| *ours)?;
+    units.iter().map(|u| u.0).find(|u| *u == wanted)
 }

@@ -80,6 +80,8 @@ pub struct HostDef {
     /// A platform (a CDN, a PaaS) runs these services: env files, no compose file.
     pub managed: bool,
     pub runs: Vec<RunDef>,
+    /// An entry of the host was not understood (and reported).
+    pub incomplete: bool,
 }
 
 /// The name of the one host of a Kubernetes topology.
@@ -109,4 +111,30 @@ pub struct TopologyDef {
     pub overrides: IndexMap<Name, RunDef>,
     pub externals: IndexMap<Name, (Ident, ExternalDef)>,
     pub proxies: IndexMap<Name, ProxyDef>,
+    /// An entry of the topology or of one of its hosts was not understood
+    /// (and reported): what is placed where is not known, so no service is
+    /// reported as not placed, a cascade of the one cause.
+    pub incomplete: bool,
+}
+
+impl TopologyDef {
+    /// A compose topology with nothing in it yet.
+    pub fn new(name: Ident) -> TopologyDef {
+        TopologyDef {
+            platform: Sp::new(Platform::Compose, name.span),
+            name,
+            namespace: None,
+            gpu_nodes: false,
+            ingress_class: None,
+            directory: None,
+            acme: None,
+            production: false,
+            allow: Vec::new(),
+            hosts: IndexMap::default(),
+            overrides: IndexMap::default(),
+            externals: IndexMap::default(),
+            proxies: IndexMap::default(),
+            incomplete: false,
+        }
+    }
 }

@@ -18,6 +18,7 @@ impl Topo<'_> {
                 ));
             }
         }
+        let mut unknown_run = false;
         for (h, host) in self.hosts.iter().enumerate() {
             let mut seen: IndexMap<&str, Span> = IndexMap::default();
             seen.reserve(host.runs.len());
@@ -46,6 +47,8 @@ impl Topo<'_> {
                 let base = self.defs.get_key_value(name);
                 if base.is_none() && !self.stack.services.contains_key(name) {
                     diags.push(unknown_service(self.stack, &run.service));
+                    // The service meant is not placed because of this name.
+                    unknown_run = true;
                     continue;
                 }
                 if self.is_external(name) {
@@ -81,6 +84,12 @@ impl Topo<'_> {
             .filter(|(_, ps)| ps.first().is_some_and(|p| p.def.replication.ha.is_some()))
             .map(|(name, _)| *name)
             .collect();
+        // A cause reported already (an entry not understood, a name in `run`
+        // that is no service) would make every service after it look not
+        // placed: it alone is reported.
+        if self.topo.incomplete || unknown_run {
+            return;
+        }
         for (name, decl) in &self.stack.services {
             if self.is_external(name) || self.placements.contains_key(name.as_str()) {
                 continue;
