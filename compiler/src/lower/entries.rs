@@ -7,7 +7,7 @@ use std::collections::hash_map::Entry as Slot;
 
 use super::values::type_help;
 use super::*;
-use crate::syntax::Value;
+use crate::syntax::{Value, ValueKind};
 
 impl Lower<'_> {
     pub(super) fn no_label(&mut self, e: &Entry) {
@@ -42,14 +42,33 @@ impl Lower<'_> {
     }
 
     fn missing_label(&mut self, e: &Entry, what: &str, example: &str) {
+        let key = &e.key.name;
+        // `tls = "app.example.com"`: the label given as a value.
+        if let EntryValue::Assign(v) = &e.value {
+            if let Some(given) = match &v.kind {
+                ValueKind::Str(t) => t.as_literal(),
+                _ => None,
+            } {
+                self.push(
+                    Diagnostic::error(
+                        Code::MissingField,
+                        v.span,
+                        format!("`{key}` takes its {what} before its block, not as a value"),
+                    )
+                    .label(format!("the {what}, after `=`"))
+                    .help(format!("write `{key} {given:?} {{ ... }}`, without `=`")),
+                );
+                return;
+            }
+        }
         self.push(
             Diagnostic::error(
                 Code::MissingField,
                 e.key.span,
-                format!("`{}` needs a {what}", e.key.name),
+                format!("`{key}` needs a {what}"),
             )
             .label(format!("{what} missing after this"))
-            .help(format!("write `{} {example} ...`", e.key.name)),
+            .help(format!("write `{key} {example} ...`")),
         );
     }
 

@@ -121,7 +121,27 @@ pub(super) struct Lower<'d> {
 
 /// A key that is none of `block`'s fields.
 pub(super) fn not_a_field(key: &Ident, block: &Block) -> Diagnostic {
-    unknown_field(key, block.called, &block.names().collect::<Vec<_>>())
+    with_field_doc(
+        unknown_field(key, block.called, &block.names().collect::<Vec<_>>()),
+        block,
+    )
+}
+
+/// A suggested field's documentation after the suggestion: how it is
+/// written (`port http = 3000`), not only its name.
+pub(super) fn with_field_doc(mut d: Diagnostic, block: &Block) -> Diagnostic {
+    let suggested = d
+        .help
+        .as_deref()
+        .and_then(|h| h.strip_prefix("did you mean `"))
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name.to_string());
+    if let Some(field) = suggested.and_then(|name| block.field(&name)) {
+        if let Some(help) = d.help.as_mut() {
+            help.push_str(&format!(" `{}`: {}", field.name, field.doc));
+        }
+    }
+    d
 }
 
 pub(super) fn unknown_field(key: &Ident, block: &str, known: &[&str]) -> Diagnostic {

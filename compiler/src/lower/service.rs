@@ -8,7 +8,7 @@ use crate::syntax::{Entry, EntryValue, Ident, Value, ValueKind};
 
 use crate::grammar::Place;
 
-use super::{not_a_field, unknown_field, Lower};
+use super::{not_a_field, unknown_field, with_field_doc, Lower};
 
 impl Lower<'_> {
     pub(super) fn service_def(
@@ -243,9 +243,15 @@ impl Lower<'_> {
     /// Any other key: a value for a parameter the kind may declare (`check`
     /// decides), else an unknown field.
     fn argument(&mut self, def: &mut ServiceDef, e: &Entry, what: &str, is_kind: bool) {
+        // Another tool's name of a field, given a list (`ports = [8000]`): no
+        // parameter takes a list, so the name is the mistake, not the value.
+        let misnamed = matches!(&e.value, EntryValue::Assign(v) if matches!(v.kind, ValueKind::List(_)))
+            && crate::diag::SYNONYMS
+                .iter()
+                .any(|(theirs, ours)| *theirs == e.key.name.as_str() && schema::SERVICE.has(ours));
         match &e.value {
             // A value for a parameter that the kind may declare; `check` decides.
-            EntryValue::Assign(v) if e.label.is_none() => {
+            EntryValue::Assign(v) if e.label.is_none() && !misnamed => {
                 if let Some(value) = self.expr(v) {
                     def.parameters.args.insert(
                         e.key.name.clone(),
@@ -261,7 +267,7 @@ impl Lower<'_> {
                 if is_kind {
                     known.extend(schema::KIND_ONLY.names());
                 }
-                let d = unknown_field(&e.key, what, &known);
+                let d = with_field_doc(unknown_field(&e.key, what, &known), &schema::SERVICE);
                 self.push(d);
             }
         }

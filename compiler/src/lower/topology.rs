@@ -433,6 +433,16 @@ impl Lower<'_> {
                 proxy.tls.insert(Name::new(&tls.domain.value), tls);
                 continue;
             }
+            // Not a field: that alone, not also how its label or block is
+            // written.
+            if !schema::PROXY.has(&f.key.name) {
+                let mut d = not_a_field(&f.key, &schema::PROXY);
+                if f.key.name == "route" {
+                    d = d.help("a route belongs to the service it serves: write `route \"/\"` in that service; the proxy serves the routes of the services placed in its topology");
+                }
+                self.push(d);
+                continue;
+            }
             self.no_label(f);
             let Some(v) = self.assigned(f) else { continue };
             match f.key.name.as_str() {
