@@ -84,6 +84,7 @@ pub fn analyze(text: impl SourceText, options: &Options, disposal: Disposal) -> 
     let plan = check_and_plan(&stack, large, &mut diags);
     disposal.dispose(stack, large);
     let has_errors = diags.has_errors();
+    diags.user_first(user);
     Analysis {
         sources,
         user,

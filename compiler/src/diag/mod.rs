@@ -224,6 +224,20 @@ impl Diagnostics {
 
     /// Sorted by position, duplicates removed: the same problem found in two
     /// topologies is reported once.
+    /// Each diagnostic whose primary place is outside `user`'s file (in the
+    /// stdlib) but which names a place in it: that place first, where the
+    /// user changes something, and the other as the second label.
+    pub fn user_first(&mut self, user: FileId) {
+        for d in &mut self.items {
+            if d.primary.span.file == user {
+                continue;
+            }
+            if let Some(i) = d.secondary.iter().position(|l| l.span.file == user) {
+                std::mem::swap(&mut d.primary, &mut d.secondary[i]);
+            }
+        }
+    }
+
     pub fn finish(mut self) -> Vec<Diagnostic> {
         self.items.sort_by(|a, b| {
             (a.primary.span, a.code, &a.message).cmp(&(b.primary.span, b.code, &b.message))

@@ -375,20 +375,22 @@ impl Topo<'_> {
                     .map_or(fallback, |d| d.name.span);
                 for bind in &port.binds {
                     if inst.replicas > 1 {
-                        diags.push(
-                            Diagnostic::error(
-                                Code::ReplicasPublishPort,
-                                span,
-                                format!(
-                                    "`{}` runs {} replicas on host `{}` but publishes host port {}",
-                                    inst.name, inst.replicas, host.name.name, port.host
-                                ),
-                            )
-                            .label("only one replica can bind this port")
-                            .help(
-                                "put a proxy in front of the replicas, or use one replica per host",
+                        let mut d = Diagnostic::error(
+                            Code::ReplicasPublishPort,
+                            span,
+                            format!(
+                                "`{}` runs {} replicas on host `{}` but publishes host port {}",
+                                inst.name, inst.replicas, host.name.name, port.host
                             ),
-                        );
+                        )
+                        .label("only one replica can bind this port")
+                        .help("put a proxy in front of the replicas, or use one replica per host");
+                        // Where the replicas are asked for (the port may be
+                        // the stdlib kind's).
+                        if let Some(r) = placement.and_then(|p| p.def.replicas.as_ref()) {
+                            d = d.with_secondary(r.span, format!("{} replicas", r.value));
+                        }
+                        diags.push(d);
                     }
                     let clash = taken.iter().find(|(n, b, _, _)| {
                         *n == port.host
