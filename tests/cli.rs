@@ -1050,6 +1050,61 @@ topology single {
 /// `secrets init --into` never writes into an output directory (a topology's
 /// or the root that holds them) or into a `.stack` file, and writes through a
 /// symbolic link, which stays a link.
+/// A secret with `generate = false` (a third party's credential) is never
+/// made up by `secrets init`, which names it for the user to set; `check
+/// --secrets` warns of each required one the values file lacks (W0421), and
+/// `--deny W0421` fails until it is set.
+#[test]
+fn secrets_the_user_brings_are_named_not_made() {
+    let t = Test::new();
+    t.write(
+        "app.stack",
+        "secret db_password\nsecret openai_key { generate = false }\n\nservice db: postgres { password = secret.db_password }\n\nservice api {\n  image = \"api:1\"\n  env { OPENAI_API_KEY = secret.openai_key }\n}\n\ntopology single {\n  host main { run = [db, api] }\n}\n",
+    );
+    let r = t.run(&["secrets", "init", "app.stack"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let values = t.read("app.secrets.env");
+    assert!(values.contains("DB_PASSWORD="), "{values}");
+    assert!(!values.contains("OPENAI_KEY"), "never made up: {values}");
+    assert!(
+        r.stderr
+            .contains("set these yourself (`generate = false`): openai_key (OPENAI_KEY)"),
+        "{}",
+        r.stderr
+    );
+    let r = t.run(&["check", "app.stack", "--secrets", "app.secrets.env"]);
+    assert_eq!(r.code, 0, "a warning: {}", r.stderr);
+    assert!(r.stderr.contains("W0421"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("secret `openai_key` is not set in app.secrets.env"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("db_password` is not set"),
+        "{}",
+        r.stderr
+    );
+    let strict = [
+        "check",
+        "app.stack",
+        "--secrets",
+        "app.secrets.env",
+        "--deny",
+        "W0421",
+    ];
+    assert_eq!(t.run(&strict).code, 1);
+    t.write("app.secrets.env", &format!("{values}OPENAI_KEY=sk-test\n"));
+    let r = t.run(&strict);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""));
+    assert_eq!(
+        t.run(&["check", "app.stack", "--secrets", "nowhere.env"])
+            .code,
+        2
+    );
+}
+
 #[test]
 fn secrets_init_keeps_out_of_outputs_and_sources_and_keeps_links() {
     let t = Test::new();

@@ -165,6 +165,10 @@ pub const SECRET: Block = Block {
     called: "a secret",
     fields: &[
         f("optional", "a service may start without it (default false)"),
+        f(
+            "generate",
+            "`stackc secrets init` may make a random value (default true); `false` for a third party's credential, which the user brings",
+        ),
         f("description", "what it is for: shown by `stackc secrets`"),
     ],
 };

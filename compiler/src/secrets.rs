@@ -108,3 +108,14 @@ pub fn names_in(text: &str) -> Vec<String> {
         .map(|(k, _)| k.trim().to_string())
         .collect()
 }
+
+/// The required secrets `names` (a values file's) does not set, as
+/// `name (VARIABLE)`: of those stackc may generate, or of those it may not.
+pub fn missing(plan: &Plan, names: &[String], generated: bool) -> Vec<String> {
+    plan.secrets
+        .values()
+        .filter(|s| !s.optional && s.generate == generated)
+        .filter(|s| !names.iter().any(|n| *n == s.env_name))
+        .map(|s| format!("{} ({})", s.name.name, s.env_name))
+        .collect()
+}

@@ -12,13 +12,28 @@ struct Built {
     scope: Vec<String>,
 }
 
-pub(super) fn check(file: &Path, format: MessageFormat, deny: &Deny, quiet: bool) -> i32 {
+pub(super) fn check(
+    file: &Path,
+    format: MessageFormat,
+    deny: &Deny,
+    quiet: bool,
+    values: Option<&Path>,
+) -> i32 {
     let text = match read(file) {
         Ok(t) => t,
         Err(code) => return code,
     };
     let options = options(file, Vec::new(), "..".into());
     let a = &mut *leave_to_exit(analyze(text, &options, Disposal::LeaveToExit));
+    if let (Some(values), Some(plan)) = (values, &a.plan) {
+        match std::fs::read_to_string(values) {
+            Ok(text) => a.diagnostics.extend(not_set(plan, &text, values)),
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", values.display());
+                return 2;
+            }
+        }
+    }
     deny.apply(&mut a.diagnostics);
     report(&a.sources, &a.diagnostics, format);
     let failed = a.diagnostics.iter().any(Diagnostic::is_error);
@@ -28,6 +43,36 @@ pub(super) fn check(file: &Path, format: MessageFormat, deny: &Deny, quiet: bool
         }
     }
     i32::from(failed)
+}
+
+/// W0421 for each required secret the values file does not set.
+fn not_set(plan: &crate::plan::Plan, text: &str, values: &Path) -> Vec<Diagnostic> {
+    let present = crate::secrets::names_in(text);
+    let file = values.display();
+    plan.secrets
+        .values()
+        .filter(|s| !s.optional && !present.iter().any(|p| *p == s.env_name))
+        .map(|s| {
+            let how = if s.generate {
+                format!(
+                    "run `stackc secrets init`, or set `{}=...` there",
+                    s.env_name
+                )
+            } else {
+                format!(
+                    "set `{}=...` there: stackc does not make it (`generate = false`)",
+                    s.env_name
+                )
+            };
+            Diagnostic::error(
+                crate::diag::Code::SecretNotSet,
+                s.name.span,
+                format!("secret `{}` is not set in {file}", s.name.name),
+            )
+            .label(format!("no `{}=` line there", s.env_name))
+            .help(how)
+        })
+        .collect()
 }
 
 /// What `check` checked, in one line: `checked app.stack: 2 topologies

@@ -64,6 +64,10 @@ enum Cmd {
         /// what was checked).
         #[arg(long, short = 'q')]
         quiet: bool,
+        /// A values file (`NAME=value` lines, as `secrets init` writes): warn
+        /// (W0421) of each required secret it does not set.
+        #[arg(long, value_name = "FILE")]
+        secrets: Option<PathBuf>,
     },
     /// Check a .stack file and write the files of its topologies.
     Build {
@@ -227,8 +231,9 @@ fn run_command(command: Cmd) -> i32 {
             message_format,
             deny,
             quiet,
+            secrets,
         } => match Deny::parse(&deny) {
-            Ok(deny) => check(&file, message_format, &deny, quiet),
+            Ok(deny) => check(&file, message_format, &deny, quiet, secrets.as_deref()),
             Err(code) => code,
         },
         Cmd::Build {

@@ -42,11 +42,26 @@ pub(super) fn secrets(args: SecretsArgs) -> i32 {
         Ok(filled) => filled,
         Err(code) => return code,
     };
+    // A third party's credential is the user's to bring: named, not made.
+    let bring = crate::secrets::missing(&plan, &present, false);
+    let bring_line = || {
+        if !bring.is_empty() {
+            eprintln!(
+                "{}: set these yourself (`generate = false`): {}",
+                into.display(),
+                bring.join(", ")
+            );
+        }
+    };
     if added.is_empty() && into.exists() {
-        eprintln!(
-            "{}: every required secret is set; nothing changed",
-            into.display()
-        );
+        if bring.is_empty() {
+            eprintln!(
+                "{}: every required secret is set; nothing changed",
+                into.display()
+            );
+        } else {
+            bring_line();
+        }
         return 0;
     }
     if let Err(e) = write_private(&into, &text) {
@@ -63,6 +78,7 @@ pub(super) fn secrets(args: SecretsArgs) -> i32 {
         },
         present.len()
     );
+    bring_line();
     0
 }
 
@@ -133,7 +149,7 @@ fn with_missing(
             into.file_name().and_then(|n| n.to_str()).unwrap_or_default()
         ));
     }
-    for s in plan.secrets.values().filter(|s| !s.optional) {
+    for s in plan.secrets.values().filter(|s| !s.optional && s.generate) {
         if present.iter().any(|p| *p == s.env_name) {
             continue;
         }

@@ -474,6 +474,9 @@ codes! {
     /// or a service that waits for a scheduled task, which never completes for
     /// good.
     TaskShape = "E0420", Error, "task-shape";
+    /// `stackc check --secrets FILE`: a required secret is not set in the
+    /// values file, so `docker compose up` (or `secrets.sh`) would stop.
+    SecretNotSet = "W0421", Warning, "secret-not-set";
     /// Production lint: a password, key or token is written into the file as a
     /// literal instead of `secret.NAME`.
     LiteralCredential = "W0601", Warning, "literal-credential";

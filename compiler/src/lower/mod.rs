@@ -210,6 +210,7 @@ impl Lower<'_> {
             return;
         };
         let mut optional = false;
+        let mut generate = true;
         let mut description = None;
         match &e.value {
             EntryValue::None => {}
@@ -222,6 +223,7 @@ impl Lower<'_> {
                 for (f, v) in self.settings(entries, "a secret") {
                     match f.key.name.as_str() {
                         "optional" => optional = self.boolean(v).unwrap_or(false),
+                        "generate" => generate = self.boolean(v).unwrap_or(true),
                         "description" => description = self.string(v).map(|s| s.value),
                         _ => {
                             let d = not_a_field(&f.key, &schema::SECRET);
@@ -243,6 +245,7 @@ impl Lower<'_> {
                 name,
                 env_name,
                 optional,
+                generate,
                 description,
             },
         );

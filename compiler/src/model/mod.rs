@@ -224,6 +224,10 @@ pub struct SecretDef {
     pub env_name: Name,
     /// An optional secret may be left empty; a required one stops `docker compose up`.
     pub optional: bool,
+    /// `stackc secrets init` may make a random value for it (a password of
+    /// the stack's own), or not (a third party's credential: the user
+    /// brings it).
+    pub generate: bool,
     pub description: Option<String>,
 }
 
