@@ -533,3 +533,43 @@ fn queued_edits_are_analysed_once_at_the_latest_text() {
     );
     c.stop();
 }
+
+/// Completion by what is expected there: a choice field's values after
+/// `FIELD =`, the kinds after `service NAME:`, and the fields of a block
+/// written on one line.
+#[test]
+fn completion_offers_what_the_schema_expects_there() {
+    let mut c = Client::start();
+    let doc = "service db: postgres {\n  restart = \n}\n\nservice api: \n\nservice web {\n  image = \"web:1\"\n  health { http = \"/\"  ti }\n}\n\ntopology single {\n  host main { run = [db, web] }\n}\n";
+    open(&mut c, doc);
+    let labels = |c: &mut Client, needle: &str, delta: u32| -> Vec<String> {
+        let list = c.request(
+            "textDocument/completion",
+            doc_position(doc, needle, 0, delta),
+        );
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["label"].as_str().map(str::to_string))
+            .collect()
+    };
+    let restart = labels(&mut c, "restart = ", 10);
+    assert_eq!(
+        restart,
+        ["no", "always", "on-failure", "unless-stopped"],
+        "{restart:?}"
+    );
+    let kinds = labels(&mut c, "service api: ", 13);
+    assert!(kinds.iter().any(|k| k == "postgres"), "{kinds:?}");
+    assert!(
+        !kinds.iter().any(|k| k == "db" || k == "api"),
+        "services are no kinds: {kinds:?}"
+    );
+    let health = labels(&mut c, "  ti }", 4);
+    assert!(health.iter().any(|f| f == "timeout"), "{health:?}");
+    assert!(
+        !health.iter().any(|f| f == "db"),
+        "a key, not a value: {health:?}"
+    );
+    c.stop();
+}

@@ -1,5 +1,7 @@
 //! Completion: the attributes after `NAME.`, a block's fields (with their
-//! documentation) and a kind's parameters at a key, names at a value.
+//! documentation) and a kind's parameters at a key (in a one-line block
+//! too), a choice field's values after `FIELD =`, the kinds after `:`, names
+//! at another value.
 
 use lsp_types::{CompletionItem, CompletionItemKind, CompletionResponse, Position};
 
@@ -97,7 +99,28 @@ pub fn completion(current: &Analysis, pos: Position, enc: Encoding) -> Option<Co
         }
         return Some(CompletionResponse::Array(items));
     }
-    let key_position = line[..word_start].trim().is_empty();
+    // What comes before the word on its line: nothing or `{` (a one-line
+    // block: `health { http = "/"  |`) or a finished value is a key's place;
+    // `=` a value's, `:` a kind's.
+    let prefix = line[..word_start].trim_end();
+    if prefix.ends_with(':') {
+        for k in names(SymbolKind::Kind) {
+            items.push(item(&k, CompletionItemKind::CLASS, "kind"));
+        }
+        return Some(CompletionResponse::Array(items));
+    }
+    if let Some(field) = prefix
+        .strip_suffix('=')
+        .and_then(|p| p.split_whitespace().last())
+    {
+        if let Some(choices) = crate::schema::choices(field) {
+            for c in choices {
+                items.push(item(c, CompletionItemKind::ENUM_MEMBER, field));
+            }
+            return Some(CompletionResponse::Array(items));
+        }
+    }
+    let key_position = !prefix.ends_with('=') && !prefix.ends_with('[') && !prefix.ends_with(',');
     if key_position {
         let (block, kind) = enclosing_block(before);
         for f in crate::schema::blocks_of(&block)
