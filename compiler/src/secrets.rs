@@ -9,6 +9,7 @@
 use indexmap::IndexMap;
 
 use crate::base::Name;
+use crate::model::SecretDef;
 use crate::plan::{Out, Plan};
 
 /// A secret and its uses in one topology: (host, service, variable).
@@ -109,13 +110,10 @@ pub fn names_in(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The required secrets `names` (a values file's) does not set, as
-/// `name (VARIABLE)`: of those stackc may generate, or of those it may not.
-pub fn missing(plan: &Plan, names: &[String], generated: bool) -> Vec<String> {
+/// The required secrets a values file (its `names`) does not set.
+pub fn unset<'p>(plan: &'p Plan, names: &[String]) -> Vec<&'p SecretDef> {
     plan.secrets
         .values()
-        .filter(|s| !s.optional && s.generate == generated)
-        .filter(|s| !names.iter().any(|n| *n == s.env_name))
-        .map(|s| format!("{} ({})", s.name.name, s.env_name))
+        .filter(|s| !s.optional && !names.iter().any(|n| *n == s.env_name))
         .collect()
 }

@@ -49,9 +49,8 @@ pub(super) fn check(
 fn not_set(plan: &crate::plan::Plan, text: &str, values: &Path) -> Vec<Diagnostic> {
     let present = crate::secrets::names_in(text);
     let file = values.display();
-    plan.secrets
-        .values()
-        .filter(|s| !s.optional && !present.iter().any(|p| *p == s.env_name))
+    crate::secrets::unset(plan, &present)
+        .into_iter()
         .map(|s| {
             let how = if s.generate {
                 format!(

@@ -43,7 +43,11 @@ pub(super) fn secrets(args: SecretsArgs) -> i32 {
         Err(code) => return code,
     };
     // A third party's credential is the user's to bring: named, not made.
-    let bring = crate::secrets::missing(&plan, &present, false);
+    let bring: Vec<String> = crate::secrets::unset(&plan, &present)
+        .into_iter()
+        .filter(|s| !s.generate)
+        .map(|s| format!("{} ({})", s.name.name, s.env_name))
+        .collect();
     let bring_line = || {
         if !bring.is_empty() {
             eprintln!(
@@ -149,10 +153,10 @@ fn with_missing(
             into.file_name().and_then(|n| n.to_str()).unwrap_or_default()
         ));
     }
-    for s in plan.secrets.values().filter(|s| !s.optional && s.generate) {
-        if present.iter().any(|p| *p == s.env_name) {
-            continue;
-        }
+    for s in crate::secrets::unset(plan, present)
+        .into_iter()
+        .filter(|s| s.generate)
+    {
         let value = match crate::secrets::random_value() {
             Ok(v) => v,
             Err(e) => {

@@ -68,7 +68,8 @@ impl Lower<'_> {
                         .names()
                         .chain(schema::HEALTH.names())
                         .collect();
-                    let d = unknown_field(&f.key, schema::PROBE.called, &known);
+                    let d =
+                        unknown_field(&f.key, schema::PROBE.called, &known, Some(&schema::PROBE));
                     self.push(d);
                     continue;
                 }

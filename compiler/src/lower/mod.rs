@@ -121,40 +121,38 @@ pub(super) struct Lower<'d> {
 
 /// A key that is none of `block`'s fields.
 pub(super) fn not_a_field(key: &Ident, block: &Block) -> Diagnostic {
-    with_field_doc(
-        unknown_field(key, block.called, &block.names().collect::<Vec<_>>()),
-        block,
+    unknown_field(
+        key,
+        block.called,
+        &block.names().collect::<Vec<_>>(),
+        Some(block),
     )
 }
 
-/// A suggested field's documentation after the suggestion: how it is
-/// written (`port http = 3000`), not only its name.
-pub(super) fn with_field_doc(mut d: Diagnostic, block: &Block) -> Diagnostic {
-    let suggested = d
-        .help
-        .as_deref()
-        .and_then(|h| h.strip_prefix("did you mean `"))
-        .and_then(|rest| rest.split_once('`'))
-        .map(|(name, _)| name.to_string());
-    if let Some(field) = suggested.and_then(|name| block.field(&name)) {
-        if let Some(help) = d.help.as_mut() {
-            help.push_str(&format!(" `{}`: {}", field.name, field.doc));
-        }
-    }
-    d
-}
-
-pub(super) fn unknown_field(key: &Ident, block: &str, known: &[&str]) -> Diagnostic {
-    let mut d = Diagnostic::error(
+/// A key that is none of `known`; the suggested field's documentation (from
+/// `docs`) says how it is written (`port http = 3000`), not only its name.
+pub(super) fn unknown_field(
+    key: &Ident,
+    block: &str,
+    known: &[&str],
+    docs: Option<&Block>,
+) -> Diagnostic {
+    let d = Diagnostic::error(
         Code::UnknownField,
         key.span,
         format!("unknown field `{}` in {block}", key.name),
     )
     .label("not a field here");
-    d = d.suggesting(&key.name, known.iter().copied(), || {
-        format!("the fields of {block} are: {}", known.join(", "))
-    });
-    d
+    match crate::diag::suggest(&key.name, known.iter().copied()) {
+        Some(s) => {
+            let doc = docs
+                .and_then(|b| b.field(s))
+                .map(|f| format!(" `{}`: {}", f.name, f.doc))
+                .unwrap_or_default();
+            d.help(format!("did you mean `{s}`?{doc}"))
+        }
+        None => d.help(format!("the fields of {block} are: {}", known.join(", "))),
+    }
 }
 
 impl Lower<'_> {

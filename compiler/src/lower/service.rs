@@ -8,7 +8,7 @@ use crate::syntax::{Entry, EntryValue, Ident, Value, ValueKind};
 
 use crate::grammar::Place;
 
-use super::{not_a_field, unknown_field, with_field_doc, Lower};
+use super::{not_a_field, unknown_field, Lower};
 
 impl Lower<'_> {
     pub(super) fn service_def(
@@ -267,7 +267,7 @@ impl Lower<'_> {
                 if is_kind {
                     known.extend(schema::KIND_ONLY.names());
                 }
-                let d = with_field_doc(unknown_field(&e.key, what, &known), &schema::SERVICE);
+                let d = unknown_field(&e.key, what, &known, Some(&schema::SERVICE));
                 self.push(d);
             }
         }

@@ -107,39 +107,29 @@ fn locate(path: &str) -> (String, Option<String>, String) {
     }
 }
 
-/// The services a compose file's change adds, removes and changes.
-fn compose_services(c: &FileChange) -> Vec<String> {
-    let services = |text: &str| -> IndexMap<String, String> {
-        let v: serde_norway::Value = serde_norway::from_str(text).unwrap_or_default();
-        v.get("services")
-            .and_then(|s| s.as_mapping())
-            .into_iter()
-            .flatten()
-            .filter_map(|(k, v)| Some((k.as_str()?.to_string(), serde_norway::to_string(v).ok()?)))
-            .collect()
-    };
-    let (old, new) = (services(&c.old), services(&c.new));
-    let mut out = Vec::new();
-    for (name, body) in &new {
-        match old.get(name) {
-            None => out.push(format!("+{name}")),
-            Some(b) if b != body => out.push(format!("~{name}")),
-            Some(_) => {}
-        }
-    }
-    out.extend(
-        old.keys()
-            .filter(|k| !new.contains_key(*k))
-            .map(|k| format!("-{k}")),
-    );
-    out
+/// A compose file's services, each flattened (`settings`).
+type Services = IndexMap<String, BTreeMap<String, String>>;
+
+fn services(text: &str) -> Services {
+    let v: serde_norway::Value = serde_norway::from_str(text).unwrap_or_default();
+    v.get("services")
+        .and_then(|s| s.as_mapping())
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| {
+            let mut flat = BTreeMap::new();
+            settings("", v, &mut flat);
+            Some((k.as_str()?.to_string(), flat))
+        })
+        .collect()
 }
 
 /// The settings of a compose service, flattened: `environment.DATABASE_URL`
 /// to its value; a list is one value, written as YAML writes it in a line.
 fn settings(prefix: &str, v: &serde_norway::Value, out: &mut BTreeMap<String, String>) {
     match v {
-        serde_norway::Value::Mapping(m) => {
+        // An empty mapping is a setting too (`healthcheck: {}`).
+        serde_norway::Value::Mapping(m) if !m.is_empty() => {
             for (k, v) in m {
                 let key = match k.as_str() {
                     Some(k) => k.to_string(),
@@ -163,43 +153,44 @@ fn settings(prefix: &str, v: &serde_norway::Value, out: &mut BTreeMap<String, St
     }
 }
 
-/// What changed in each compose service both files have, setting by
-/// setting: `~ api.environment.DATABASE_URL: OLD -> NEW`, `+` and `-` for a
-/// setting added or removed, as a Terraform plan shows it.
-fn service_settings(c: &FileChange) -> Vec<String> {
-    let services = |text: &str| -> IndexMap<String, BTreeMap<String, String>> {
-        let v: serde_norway::Value = serde_norway::from_str(text).unwrap_or_default();
-        v.get("services")
-            .and_then(|s| s.as_mapping())
-            .into_iter()
-            .flatten()
-            .filter_map(|(k, v)| {
-                let mut flat = BTreeMap::new();
-                settings("", v, &mut flat);
-                Some((k.as_str()?.to_string(), flat))
-            })
-            .collect()
-    };
+/// The services a compose file's change adds (`+`), removes (`-`) and
+/// changes (`~`), then what changed in each, setting by setting:
+/// `~ api.environment.DATABASE_URL: OLD -> NEW`, `+` and `-` for a setting
+/// added or removed, as a Terraform plan shows it.
+fn compose_changes(c: &FileChange) -> (Vec<String>, Vec<String>) {
     let (old, new) = (services(&c.old), services(&c.new));
-    let mut out = Vec::new();
+    let mut marks = Vec::new();
+    let mut lines = Vec::new();
     for (name, after) in &new {
         let Some(before) = old.get(name) else {
+            marks.push(format!("+{name}"));
             continue;
         };
+        if before == after {
+            continue;
+        }
+        marks.push(format!("~{name}"));
         for (key, value) in after {
             match before.get(key) {
-                None => out.push(format!("+ {name}.{key}: {value}")),
-                Some(was) if was != value => out.push(format!("~ {name}.{key}: {was} -> {value}")),
+                None => lines.push(format!("+ {name}.{key}: {value}")),
+                Some(was) if was != value => {
+                    lines.push(format!("~ {name}.{key}: {was} -> {value}"))
+                }
                 Some(_) => {}
             }
         }
         for (key, was) in before {
             if !after.contains_key(key) {
-                out.push(format!("- {name}.{key}: {was}"));
+                lines.push(format!("- {name}.{key}: {was}"));
             }
         }
     }
-    out
+    marks.extend(
+        old.keys()
+            .filter(|k| !new.contains_key(*k))
+            .map(|k| format!("-{k}")),
+    );
+    (marks, lines)
 }
 
 /// A reviewer's summary: per topology, per host (then the files of no single
@@ -222,11 +213,11 @@ pub fn summary(changes: &[FileChange]) -> String {
         };
         let mut line = format!("{what} {} (+{plus} -{minus})", c.path);
         if target == "compose" {
-            let services = compose_services(c);
+            let (services, settings) = compose_changes(c);
             if !services.is_empty() {
                 line.push_str(&format!(": services {}", services.join(" ")));
             }
-            for setting in service_settings(c) {
+            for setting in settings {
                 line.push_str(&format!("\n               {setting}"));
             }
         }
