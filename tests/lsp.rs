@@ -180,6 +180,21 @@ fn doc_position(text: &str, needle: &str, n: usize, delta: u32) -> Value {
     json!({ "textDocument": { "uri": URI }, "position": at(text, needle, n, delta) })
 }
 
+/// The document's symbols, and the names of the top-level ones.
+fn outline(c: &mut Client) -> (Value, Vec<String>) {
+    let symbols = c.request(
+        "textDocument/documentSymbol",
+        json!({ "textDocument": { "uri": URI } }),
+    );
+    let names = symbols
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| Some(s["name"].as_str()?.to_string()))
+        .collect();
+    (symbols, names)
+}
+
 fn open(c: &mut Client, text: &str) -> Value {
     c.notify(
         "textDocument/didOpen",
@@ -306,16 +321,7 @@ fn navigation_rename_symbols_and_formatting() {
         assert!(message.contains(why), "{new_name}: {refused}");
     }
     // The outline.
-    let symbols = c.request(
-        "textDocument/documentSymbol",
-        json!({ "textDocument": { "uri": URI } }),
-    );
-    let names: Vec<&str> = symbols
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s["name"].as_str())
-        .collect();
+    let (symbols, names) = outline(&mut c);
     assert_eq!(names, ["db_password", "api", "db", "single"]);
     assert_eq!(symbols[3]["children"][0]["name"], "main");
     // Formatting: one edit with the formatted text.
@@ -570,6 +576,52 @@ fn completion_offers_what_the_schema_expects_there() {
     assert!(
         !health.iter().any(|f| f == "db"),
         "a key, not a value: {health:?}"
+    );
+    c.stop();
+}
+
+/// One unclosed `{` costs only its own entry: the others stay in the outline
+/// and navigation, and hover keeps the values of the last version without
+/// errors, marked as such. The one diagnostic is the syntax error.
+#[test]
+fn a_half_typed_block_keeps_the_rest_of_the_file() {
+    let mut c = Client::start();
+    let published = open(&mut c, DOC);
+    assert_eq!(published["diagnostics"], json!([]), "{published}");
+    let broken = DOC.replace(
+        "    DATABASE_URL = db.url\n  }\n}",
+        "    DATABASE_URL = db.url\n  }\n",
+    );
+    assert_ne!(broken, DOC);
+    c.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": URI, "version": 2 }, "contentChanges": [{ "text": broken }] }),
+    );
+    let published = c.notification("textDocument/publishDiagnostics");
+    let diags = published["diagnostics"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(diags.len(), 1, "{published}");
+    assert_eq!(diags[0]["code"], "E0001");
+    assert_eq!(
+        diags[0]["range"]["start"],
+        at(&broken, "service api {", 0, 12),
+        "{published}"
+    );
+    let (symbols, names) = outline(&mut c);
+    assert_eq!(names, ["db_password", "db", "single"], "{symbols}");
+    let def = c.request(
+        "textDocument/definition",
+        doc_position(&broken, "db]", 0, 0),
+    );
+    assert_eq!(def["range"]["start"], at(&broken, "db:", 0, 0), "{def}");
+    let hover = c.request("textDocument/hover", doc_position(&broken, "db]", 0, 0));
+    let text = hover["contents"]["value"].as_str().unwrap_or_default();
+    assert!(text.contains("topology `single`: `main`"), "{text}");
+    assert!(
+        text.contains("as of the last version without errors"),
+        "{text}"
     );
     c.stop();
 }

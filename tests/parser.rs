@@ -231,8 +231,9 @@ fn a_file_parsed_in_halves_is_parsed_as_whole_wherever_it_is_split() {
     assert!(joined > 20, "{joined}");
 }
 
-/// A file large enough to be parsed in two halves, with a syntax error in the
-/// second half: pest reports it, as for any file; without one, the trees agree.
+/// A file large enough to be parsed in two halves: the trees agree, and with a
+/// syntax error in the second half pest reports it, as for any file, and the
+/// entries around it are kept.
 #[test]
 fn a_large_file_is_parsed_as_pest_parses_it() {
     let file = FileId(0);
@@ -271,11 +272,16 @@ fn a_large_file_is_parsed_as_pest_parses_it() {
     assert!(at("expected a replica count").is_some_and(|s| s < middle));
     assert!(at("unknown field `colour`").is_some_and(|s| s > middle));
 
-    text.push_str("service broken {\n  image = \n}\n");
+    // A syntax error in the second half: the entries around it are kept
+    // (`syntax::recover`), the one that does not parse is reported.
+    let whole = parse(file, &text, &mut Diagnostics::default()).entries;
+    text.push_str("service broken {\n  image = \n}\nservice after {}\n");
     let mut diags = Diagnostics::default();
     let tree = parse(file, &text, &mut diags);
     let diags = diags.finish();
-    assert!(tree.entries.is_empty());
+    assert_eq!(tree.entries.len(), whole.len() + 1);
+    assert_eq!(tree.entries[..whole.len()], whole[..]);
+    assert_eq!(tree.entries[whole.len()].key.name.as_str(), "service");
     let syntax: Vec<_> = diags.iter().filter(|d| d.code == Code::Syntax).collect();
     assert_eq!(syntax.len(), 1, "{diags:?}");
     assert!(syntax[0].primary.span.start as usize > text.len() / 2);
@@ -349,4 +355,71 @@ fn no_mutation_makes_the_pipeline_panic() {
             panic!("mutation {round} of {name}: {e}\n----- TEXT\n{text}");
         }
     }
+}
+
+/// The names of a tree's top-level entries, in order: `service api`, ...
+fn entry_names(entries: &[stackc::syntax::Entry]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|e| format!("{} {}", e.key.name, e.label_name().unwrap_or("")))
+        .collect()
+}
+
+/// A syntax error in one top-level entry of a formatted file leaves every other
+/// entry parsed (for the editor's outline and navigation) and gives one error,
+/// in the broken entry or where the next one starts: for every block entry of
+/// every formatted file of the repository, with its closing `}` dropped, and
+/// with the value of its first field dropped (where the rest does not then
+/// read as a value).
+#[test]
+fn a_broken_entry_leaves_the_others_parsed() {
+    let file = FileId(0);
+    let mut broken_count = 0;
+    for (name, text) in corpus() {
+        if agree(&text) != Ok(true)
+            || stackc::format::format(&name, &text).ok() != Some(text.clone())
+        {
+            continue;
+        }
+        let tree = parse(file, &text, &mut Diagnostics::default());
+        for (i, e) in tree.entries.iter().enumerate() {
+            let stackc::syntax::EntryValue::Block(fields) = &e.value else {
+                continue;
+            };
+            let (start, end) = (e.key.span.start as usize, e.end as usize);
+            // Each cut is the span of bytes dropped: the `}`, a value.
+            let mut cuts: Vec<std::ops::Range<usize>> = Vec::new();
+            cuts.push(end - 1..end);
+            if let Some(stackc::syntax::EntryValue::Assign(v)) = fields.first().map(|f| &f.value) {
+                cuts.push(v.span.start as usize..v.span.end as usize);
+            }
+            for cut in cuts {
+                let broken = format!("{}{}", &text[..cut.start], &text[cut.end..]);
+                // `port =` then `host main {` reads as `port = host` and an
+                // entry `main`: a file that parses, with another meaning.
+                if agree(&broken) == Ok(true) {
+                    continue;
+                }
+                let mut diags = Diagnostics::default();
+                let recovered = parse(file, &broken, &mut diags);
+                let errors: Vec<_> = diags
+                    .finish()
+                    .into_iter()
+                    .filter(|d| d.code == Code::Syntax)
+                    .collect();
+                let mut expected = entry_names(&tree.entries);
+                expected.remove(i);
+                assert_eq!(entry_names(&recovered.entries), expected, "{name}: {cut:?}");
+                assert_eq!(errors.len(), 1, "{name}: {cut:?}: {errors:?}");
+                let next = tree
+                    .entries
+                    .get(i + 1)
+                    .map_or(broken.len(), |n| n.key.span.start as usize - cut.len());
+                let at = errors[0].primary.span.start as usize;
+                assert!((start..=next).contains(&at), "{name}: {cut:?}: at {at}");
+                broken_count += 1;
+            }
+        }
+    }
+    assert!(broken_count > 100, "{broken_count}");
 }

@@ -68,6 +68,22 @@ pub fn analyze(text: impl SourceText, options: &Options, disposal: Disposal) -> 
     }
     let user = sources.add(options.source_name.clone(), text.clone());
     files.push(parse(user, &text, false, disposal, &mut diags));
+    if diags.has_syntax_errors() {
+        // The entries around a syntax error are parsed (`syntax::recover`), for
+        // the editor's outline and navigation, but not checked: the names of
+        // the entry that does not parse would all be missing, a cascade.
+        let trees = match disposal {
+            Disposal::KeepTrees => files.into_iter().map(|u| (u.id, u.file)).collect(),
+            Disposal::Free | Disposal::LeaveToExit => Vec::new(),
+        };
+        return Analysis {
+            sources,
+            user,
+            trees,
+            plan: None,
+            diagnostics: diags.finish(),
+        };
+    }
     let mut stack = lower::lower(&mut files, &stack_name(options), &mut diags);
     // Only a large stack is worth a thread to free it.
     let large = stack.services.len() >= 256;

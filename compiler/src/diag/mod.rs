@@ -205,6 +205,11 @@ impl Diagnostics {
         self.items.iter().any(Diagnostic::is_error)
     }
 
+    /// Whether some text does not parse (a bad escape parses).
+    pub fn has_syntax_errors(&self) -> bool {
+        self.items.iter().any(|d| d.code == Code::Syntax)
+    }
+
     /// The number of errors so far (warnings not counted).
     pub fn error_count(&self) -> usize {
         self.items.iter().filter(|d| d.is_error()).count()

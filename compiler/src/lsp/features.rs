@@ -189,9 +189,12 @@ fn describe(a: &Analysis, target: &Target) -> String {
             out.push_str(&format!("\n\n{comment}"));
         }
     }
-    let Some(plan) = &a.plan else {
+    let Some((plan, stale)) = a.plan_or_last() else {
         return out + "\n\n(placements and values appear once the file has no errors)";
     };
+    if stale {
+        out.push_str("\n\n(as of the last version without errors)");
+    }
     match target.kind {
         SymbolKind::Service => {
             for t in &plan.topologies {
@@ -273,7 +276,7 @@ fn describe(a: &Analysis, target: &Target) -> String {
 
 /// The value of an env entry of a service, in every topology and host.
 fn env_values(a: &Analysis, service: &str, key: &str, only: Option<&str>) -> Vec<String> {
-    let Some(plan) = &a.plan else {
+    let Some((plan, _)) = a.plan_or_last() else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -320,8 +323,13 @@ pub fn hover(a: &Analysis, pos: Position, enc: Encoding) -> Option<Hover> {
             if v.span.start as usize <= at && at <= v.span.end as usize {
                 let values = env_values(a, service, &last.key.name, topology);
                 if !values.is_empty() {
+                    let stale = if a.plan.is_none() {
+                        "\n\n(as of the last version without errors)"
+                    } else {
+                        ""
+                    };
                     return Some(markdown(format!(
-                        "`{}` of `{service}`:\n{}",
+                        "`{}` of `{service}`:\n{}{stale}",
                         last.key.name,
                         values.join("\n")
                     )));

@@ -10,6 +10,11 @@
 //! the kind of name does not allow or another definition has is refused),
 //! completion (fields with their documentation, names, attributes, secrets),
 //! document symbols, formatting (`format`) and quick fixes for "did you mean".
+//!
+//! A file being typed keeps what it can: the entries around a syntax error are
+//! parsed (`syntax::recover`), so outline, hover and navigation stay; completion
+//! takes names from the last version that parsed, and hover takes values from
+//! the last version without errors (saying so).
 
 mod completion;
 mod features;
@@ -47,6 +52,9 @@ struct Document {
     /// The last analysis of a version that parsed: while the text being typed
     /// does not parse, completion and navigation use its names.
     last_parsed: Option<std::rc::Rc<Analysis>>,
+    /// The last analysis of a version without errors: while the text has
+    /// some, hover shows its values, marked as that version's.
+    last_planned: Option<std::rc::Rc<Analysis>>,
 }
 
 /// Everything the features need of one version of a file.
@@ -60,6 +68,8 @@ pub struct Analysis {
     pub diagnostics: Vec<Diagnostic>,
     /// The names of the last version that parsed, when this one does not.
     pub fallback: Option<std::rc::Rc<Analysis>>,
+    /// The last version with a plan, when this one has errors.
+    pub planned: Option<std::rc::Rc<Analysis>>,
 }
 
 impl Analysis {
@@ -84,6 +94,7 @@ impl Analysis {
             plan: a.plan,
             diagnostics: a.diagnostics,
             fallback: None,
+            planned: None,
         }
     }
 
@@ -98,6 +109,16 @@ impl Analysis {
             .diagnostics
             .iter()
             .any(|d| d.code == crate::diag::Code::Syntax || d.code == crate::diag::Code::BadEscape)
+    }
+
+    /// The plan to show values from: this version's, or else the last
+    /// version's without errors (`true`: an earlier version's).
+    pub fn plan_or_last(&self) -> Option<(&Plan, bool)> {
+        match (&self.plan, &self.planned) {
+            (Some(plan), _) => Some((plan, false)),
+            (None, Some(last)) => last.plan.as_ref().map(|p| (p, true)),
+            (None, None) => None,
+        }
     }
 
     /// The analysis whose names to use: this one, or the last that parsed.
@@ -281,15 +302,22 @@ impl Server {
         let doc = self.docs.get_mut(uri.as_str())?;
         if doc.analysis.is_none() {
             let mut analysis = Analysis::new(&name_of(uri), &doc.text);
+            if analysis.plan.is_none() {
+                analysis.planned = doc.last_planned.clone();
+            }
+            if !analysis.parsed() {
+                analysis.fallback = doc.last_parsed.clone();
+            }
+            let analysis = std::rc::Rc::new(analysis);
             if analysis.parsed() {
-                let analysis = std::rc::Rc::new(analysis);
                 self.retired
                     .extend(doc.last_parsed.replace(analysis.clone()));
-                doc.analysis = Some(analysis);
-            } else {
-                analysis.fallback = doc.last_parsed.clone();
-                doc.analysis = Some(std::rc::Rc::new(analysis));
             }
+            if analysis.plan.is_some() {
+                self.retired
+                    .extend(doc.last_planned.replace(analysis.clone()));
+            }
+            doc.analysis = Some(analysis);
         }
         doc.analysis.clone()
     }
@@ -339,6 +367,7 @@ impl Server {
                         text: p.text_document.text,
                         analysis: None,
                         last_parsed: None,
+                        last_planned: None,
                     },
                 );
                 self.changed(p.text_document.uri);

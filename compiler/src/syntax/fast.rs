@@ -86,6 +86,19 @@ pub fn parse_visiting<T: Send>(
     ))
 }
 
+/// The entries that start in `range` and end by its end, with what `visit`
+/// returned and their escape errors; `None` when they do not parse. For a
+/// file that does not parse whole: `recover` parses it entry by entry.
+pub(super) fn parse_range<T>(
+    file: FileId,
+    text: &str,
+    range: std::ops::Range<usize>,
+    visit: &impl Fn(&mut Entry) -> Option<T>,
+) -> Option<(Vec<Entry>, Vec<T>, Vec<Diagnostic>)> {
+    let part = parse_part(file, text, range.start, range.end, visit)?;
+    Some((part.entries, part.visited, part.escapes))
+}
+
 /// The entries of a part of a file, and the escape errors in them.
 struct Part<T> {
     entries: Vec<Entry>,

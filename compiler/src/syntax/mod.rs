@@ -7,6 +7,8 @@
 
 mod fast;
 mod parse;
+mod recover;
+mod rules;
 mod tree;
 
 pub use fast::{parse as parse_fast, parse_at as parse_fast_at};

@@ -3,16 +3,15 @@
 use pest::iterators::Pair;
 use pest::Parser as _;
 
+use super::recover::{scan, syntax_error};
+use super::rules::{Rule, StackParser};
 use super::tree::*;
 use crate::base::Name;
 use crate::diag::{Code, Diagnostic, Diagnostics, FileId, Span};
 
-#[derive(pest_derive::Parser)]
-#[grammar = "syntax/stack.pest"]
-struct StackParser;
-
-/// Parses one file. A syntax error yields an empty tree and one diagnostic (pest
-/// stops at the first error); string escapes are checked here too, all at once.
+/// Parses one file. A file with syntax errors yields the top-level entries that
+/// parse and one diagnostic per entry that does not (`recover`); string
+/// escapes are checked here too, all at once.
 pub fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> File {
     parse_visiting(file, text, diags, &|_: &mut Entry| None::<()>).0
 }
@@ -49,9 +48,7 @@ pub fn parse_visiting<T: Send>(
         );
         return (File::default(), Vec::new());
     }
-    let mut tree = parse_with_pest(file, text, diags);
-    let visited = tree.entries.iter_mut().filter_map(visit).collect();
-    (tree, visited)
+    super::recover::recover(file, text, diags, visit)
 }
 
 /// The size from which a file is parsed in two halves: below it, a thread costs
@@ -92,158 +89,10 @@ pub fn parse_with_pest(file: FileId, text: &str, diags: &mut Diagnostics) -> Fil
             File { entries }
         }
         Err(err) => {
-            diags.push(syntax_error(file, text, err));
+            diags.push(syntax_error(file, text, 0..text.len(), err));
             File::default()
         }
     }
-}
-
-fn syntax_error(file: FileId, text: &str, err: pest::error::Error<Rule>) -> Diagnostic {
-    let (start, end) = match err.location {
-        pest::error::InputLocation::Pos(p) => (p, p),
-        pest::error::InputLocation::Span((s, e)) => (s, e),
-    };
-    // Point at the offending token (or the end of the file), never an empty span.
-    let tail = &text[start.min(text.len())..];
-    let token_len = tail
-        .char_indices()
-        .find(|(_, c)| c.is_whitespace())
-        .map_or(tail.len(), |(i, _)| i)
-        .max(tail.chars().next().map_or(0, char::len_utf8));
-    let end = end.max(start + token_len);
-    let found = if tail.is_empty() {
-        "end of file".to_string()
-    } else {
-        let token = &tail[..token_len.min(tail.len())];
-        match token.char_indices().nth(40) {
-            Some((cut, _)) => format!("`{}...`", &token[..cut]),
-            None => format!("`{token}`"),
-        }
-    };
-    let expected = match &err.variant {
-        pest::error::ErrorVariant::ParsingError { positives, .. } => {
-            let mut names: Vec<&str> = positives.iter().filter_map(|r| rule_name(*r)).collect();
-            names.sort_unstable();
-            names.dedup();
-            names
-        }
-        pest::error::ErrorVariant::CustomError { .. } => Vec::new(),
-    };
-    let message = if expected.is_empty() {
-        format!("unexpected {found}")
-    } else {
-        format!("expected {}, found {found}", join_or(&expected))
-    };
-    let span = Span::new(file, start, end.min(text.len()).max(start));
-    let mut diag = Diagnostic::error(Code::Syntax, span, message).label("unexpected here");
-    if tail.is_empty() {
-        if let Some(open) = scan(text).unclosed {
-            diag = diag.with_secondary(Span::new(file, open, open + 1), "this `{` is never closed");
-        }
-    }
-    let before = text[..start.min(text.len())].trim_end();
-    match hint_for(before, tail) {
-        Some(h) => diag.help(h),
-        None => diag.help("every entry has the shape `key [label] [: kind] [= value | { ... }]`"),
-    }
-}
-
-struct Scan {
-    /// The offset of the last `{` that no `}` closes.
-    unclosed: Option<usize>,
-    /// The first `{` or `[` past `MAX_NESTING`.
-    too_deep: Option<usize>,
-}
-
-/// Brackets outside strings and comments. Bytes, not characters: every byte
-/// it looks for is ASCII, and no byte of a multi-byte character is.
-fn scan(text: &str) -> Scan {
-    let bytes = text.as_bytes();
-    let mut open: Vec<(usize, u8)> = Vec::new();
-    let mut too_deep = None;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        match b {
-            b'#' => {
-                i = memchr(b'\n', bytes, i).unwrap_or(bytes.len());
-            }
-            b'"' => {
-                i += 1;
-                while i < bytes.len() {
-                    match bytes[i] {
-                        b'\\' => i += 1,
-                        b'"' => break,
-                        _ => {}
-                    }
-                    i += 1;
-                }
-            }
-            b'{' | b'[' => {
-                open.push((i, b));
-                if open.len() > MAX_NESTING && too_deep.is_none() {
-                    too_deep = Some(i);
-                }
-            }
-            b'}' | b']' => {
-                open.pop();
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    Scan {
-        unclosed: open.iter().rev().find(|(_, c)| *c == b'{').map(|(i, _)| *i),
-        too_deep,
-    }
-}
-
-/// The offset of the first `byte` at or after `from`.
-fn memchr(byte: u8, bytes: &[u8], from: usize) -> Option<usize> {
-    bytes[from..]
-        .iter()
-        .position(|&b| b == byte)
-        .map(|p| from + p)
-}
-
-fn hint_for(before: &str, tail: &str) -> Option<&'static str> {
-    if before.ends_with(':') && !tail.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        Some("fields are assigned with `=`, not `:`; `:` only names the kind of a service")
-    } else if tail.starts_with('\'') {
-        Some("strings are written in double quotes: \"...\"")
-    } else if tail.starts_with(':') {
-        Some("fields are assigned with `=`, not `:`; `:` only names the kind of a service")
-    } else if tail.starts_with("//") {
-        Some("comments start with `#`")
-    } else {
-        None
-    }
-}
-
-fn join_or(items: &[&str]) -> String {
-    match items {
-        [] => String::new(),
-        [one] => (*one).to_string(),
-        [init @ .., last] => format!("{} or {}", init.join(", "), last),
-    }
-}
-
-fn rule_name(rule: Rule) -> Option<&'static str> {
-    Some(match rule {
-        Rule::entry | Rule::key => "an entry",
-        Rule::label => "a label",
-        Rule::kind_annotation => "`:`",
-        Rule::assign => "`=`",
-        Rule::body => "`{`",
-        Rule::value => "a value",
-        Rule::list => "a list",
-        Rule::quantity => "a number",
-        Rule::boolean => "a boolean",
-        Rule::path | Rule::ident => "a name",
-        Rule::string => "a string",
-        Rule::EOI => "end of file",
-        _ => return None,
-    })
 }
 
 struct Cx<'d> {
