@@ -48,13 +48,13 @@ pub use text::Encoding;
 /// One open document and, once computed, its analysis.
 struct Document {
     text: String,
-    analysis: Option<std::rc::Rc<Analysis>>,
+    analysis: Option<std::sync::Arc<Analysis>>,
     /// The last analysis of a version that parsed: while the text being typed
     /// does not parse, completion and navigation use its names.
-    last_parsed: Option<std::rc::Rc<Analysis>>,
+    last_parsed: Option<std::sync::Arc<Analysis>>,
     /// The last analysis of a version without errors: while the text has
     /// some, hover shows its values, marked as that version's.
-    last_planned: Option<std::rc::Rc<Analysis>>,
+    last_planned: Option<std::sync::Arc<Analysis>>,
 }
 
 /// Everything the features need of one version of a file.
@@ -67,9 +67,9 @@ pub struct Analysis {
     pub plan: Option<Plan>,
     pub diagnostics: Vec<Diagnostic>,
     /// The names of the last version that parsed, when this one does not.
-    pub fallback: Option<std::rc::Rc<Analysis>>,
+    pub fallback: Option<std::sync::Arc<Analysis>>,
     /// The last version with a plan, when this one has errors.
-    pub planned: Option<std::rc::Rc<Analysis>>,
+    pub planned: Option<std::sync::Arc<Analysis>>,
 }
 
 impl Analysis {
@@ -165,6 +165,13 @@ pub fn run_stdio() -> i32 {
     }
 }
 
+/// A thread that drops what it is sent, until the sender is dropped.
+fn dropper<T: Send + 'static>() -> std::sync::mpsc::Sender<T> {
+    let (sender, receiver) = std::sync::mpsc::channel::<T>();
+    std::thread::spawn(move || receiver.into_iter().for_each(drop));
+    sender
+}
+
 /// Where the conversation is (LSP's lifecycle).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -186,6 +193,7 @@ pub fn serve(
         docs: HashMap::new(),
         encoding: Encoding::Utf16,
         retired: Vec::new(),
+        dropper: dropper(),
         phase: Phase::Starting,
         dirty: Vec::new(),
     };
@@ -286,9 +294,11 @@ struct Server {
     phase: Phase,
     /// Documents changed since their diagnostics were published.
     dirty: Vec<Uri>,
-    /// Analyses replaced by newer ones, dropped after the answer is sent: freeing
-    /// a large file's analysis takes a few milliseconds the user need not wait.
-    retired: Vec<std::rc::Rc<Analysis>>,
+    /// Analyses replaced by newer ones, handed to `dropper` after the answer
+    /// is sent: freeing a large file's analysis takes about as long as a
+    /// check, which the next edit need not wait for.
+    retired: Vec<std::sync::Arc<Analysis>>,
+    dropper: std::sync::mpsc::Sender<Vec<std::sync::Arc<Analysis>>>,
 }
 
 /// The name a document is analysed under: its path for a `file:` URI.
@@ -298,7 +308,7 @@ fn name_of(uri: &Uri) -> String {
 }
 
 impl Server {
-    fn analysis(&mut self, uri: &Uri) -> Option<std::rc::Rc<Analysis>> {
+    fn analysis(&mut self, uri: &Uri) -> Option<std::sync::Arc<Analysis>> {
         let doc = self.docs.get_mut(uri.as_str())?;
         if doc.analysis.is_none() {
             let mut analysis = Analysis::new(&name_of(uri), &doc.text);
@@ -308,7 +318,7 @@ impl Server {
             if !analysis.parsed() {
                 analysis.fallback = doc.last_parsed.clone();
             }
-            let analysis = std::rc::Rc::new(analysis);
+            let analysis = std::sync::Arc::new(analysis);
             if analysis.parsed() {
                 self.retired
                     .extend(doc.last_parsed.replace(analysis.clone()));
@@ -342,7 +352,11 @@ impl Server {
                 transport::write(out, &message_json(Message::Notification(n)))?;
             }
         }
-        self.retired.clear();
+        let retired = std::mem::take(&mut self.retired);
+        if !retired.is_empty() {
+            // If the thread is gone, the analyses are dropped here instead.
+            let _ = self.dropper.send(retired);
+        }
         Ok(())
     }
 
