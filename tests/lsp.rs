@@ -24,6 +24,7 @@ impl Client {
     pub fn start() -> Client {
         let mut child = Command::new(env!("CARGO_BIN_EXE_stackc"))
             .arg("lsp")
+            .env("XDG_CACHE_HOME", cache_dir())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -136,6 +137,12 @@ impl Client {
         let status = self.child.wait().unwrap_or_else(|e| panic!("{e}"));
         assert!(status.success());
     }
+}
+
+/// The servers' cache directory, where they copy the stdlib for the editor:
+/// one for the test run.
+fn cache_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("stackc-lsp-tests-{}", std::process::id()))
 }
 
 const URI: &str = "file:///work/app.stack";
@@ -273,8 +280,21 @@ fn navigation_rename_symbols_and_formatting() {
     );
     let uri = def["uri"].as_str().unwrap_or_default();
     assert!(uri.ends_with("/postgres.stack"), "{def}");
-    let stdlib = std::fs::read_to_string(uri.trim_start_matches("file://")).unwrap_or_default();
+    let path = uri.trim_start_matches("file://");
+    assert!(path.starts_with(&*cache_dir().to_string_lossy()), "{uri}");
+    let stdlib = std::fs::read_to_string(path).unwrap_or_default();
     assert!(stdlib.contains("kind postgres"), "{uri}");
+    let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert!(meta.permissions().readonly(), "{path} is writable");
+    // Opened in the editor, it gets no diagnostics (its kinds are not defined
+    // twice) and stays as it is.
+    c.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": uri, "languageId": "stack", "version": 1, "text": stdlib } }),
+    );
+    let published = c.notification("textDocument/publishDiagnostics");
+    assert_eq!(published["uri"], uri);
+    assert_eq!(published["diagnostics"], json!([]), "{published}");
     // References of `db`, with its declaration: `db.url`, `run = [api, db]`.
     let mut params = doc_position(DOC, "db:", 0, 0);
     params["context"] = json!({ "includeDeclaration": true });

@@ -18,21 +18,49 @@ use crate::diag::{Diagnostic, Severity, Span};
 use crate::plan::Out;
 use crate::syntax::{Entry, EntryValue};
 
-/// The URI of a span's file: the document itself, or a stdlib file written
-/// once to a cache directory so that an editor can open it.
+/// The URI of a span's file: the document itself, or a stdlib file, copied
+/// read-only to `stdlib_dir` so that an editor can open it (and the server
+/// leaves it without diagnostics: `is_stdlib_copy`).
 fn uri_of(a: &Analysis, span: Span, doc: &Uri) -> Option<Uri> {
     if span.file == a.user {
         return Some(doc.clone());
     }
     let file = a.sources.get(span.file);
     let name = file.name.strip_prefix("<stdlib>/")?;
-    let dir = std::env::temp_dir().join(format!("stackc-stdlib-{}", env!("CARGO_PKG_VERSION")));
-    let path = dir.join(name);
+    let path = stdlib_dir().join(name);
     if std::fs::read_to_string(&path).ok().as_deref() != Some(&*file.text) {
-        std::fs::create_dir_all(&dir).ok()?;
-        std::fs::write(&path, &*file.text).ok()?;
+        write_read_only(&path, &file.text).ok()?;
     }
     Uri::from_str(&format!("file://{}", path.display())).ok()
+}
+
+/// Where the stdlib's files are copied for the editor: the user's cache
+/// directory (not the shared temporary one, where another user could have
+/// put a file first), one per version.
+pub(super) fn stdlib_dir() -> std::path::PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache
+        .join("stackc")
+        .join(format!("stdlib-{}", env!("CARGO_PKG_VERSION")))
+}
+
+/// Writes `text` to `path`, read-only: the stdlib is not the user's to edit,
+/// and an editor shows the file so. Written beside it and renamed over it, so
+/// that two servers writing at once leave one whole copy.
+fn write_read_only(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    static WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temporary = dir.join(format!(".{}.{n}.tmp", std::process::id()));
+    std::fs::write(&temporary, text)?;
+    let mut perms = std::fs::metadata(&temporary)?.permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&temporary, perms)?;
+    std::fs::rename(&temporary, path)
 }
 
 fn location(a: &Analysis, span: Span, doc: &Uri, enc: Encoding) -> Option<Location> {

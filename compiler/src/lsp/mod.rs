@@ -307,8 +307,18 @@ fn name_of(uri: &Uri) -> String {
     s.strip_prefix("file://").unwrap_or(s).to_string()
 }
 
+/// Whether a document is the stdlib's copy that go-to-definition opened: the
+/// server neither analyses it (its kinds would be defined twice) nor reports
+/// on it.
+fn is_stdlib_copy(uri: &Uri) -> bool {
+    std::path::Path::new(&name_of(uri)).starts_with(features::stdlib_dir())
+}
+
 impl Server {
     fn analysis(&mut self, uri: &Uri) -> Option<std::sync::Arc<Analysis>> {
+        if is_stdlib_copy(uri) {
+            return None;
+        }
         let doc = self.docs.get_mut(uri.as_str())?;
         if doc.analysis.is_none() {
             let mut analysis = Analysis::new(&name_of(uri), &doc.text);
@@ -333,8 +343,11 @@ impl Server {
     }
 
     fn publish(&mut self, uri: Uri) -> Option<Notification> {
-        let analysis = self.analysis(&uri)?;
-        let diagnostics = features::diagnostics(&analysis, &uri, self.encoding);
+        let diagnostics = match self.analysis(&uri) {
+            Some(analysis) => features::diagnostics(&analysis, &uri, self.encoding),
+            None if is_stdlib_copy(&uri) => Vec::new(),
+            None => return None,
+        };
         Some(Notification::new(
             PublishDiagnostics::METHOD.to_string(),
             PublishDiagnosticsParams {
