@@ -220,6 +220,27 @@ fn json_diagnostics() {
         d["help"],
         "declare it with `service NAME { ... }` or `external NAME { url = ... }`"
     );
+    assert_eq!(d["fixes"], serde_json::json!([]));
+    // A fix: the edit's bytes, applied, give the corrected file.
+    let text = "service api {\n  image = \"a\"\n  stop_grace_period = 5\n}\ntopology t { host h { run = [api] } }\n";
+    t.write("s.stack", text);
+    let r = t.run(&["check", "s.stack", "--message-format", "json"]);
+    let d: serde_json::Value =
+        serde_json::from_str(r.stdout.lines().next().unwrap_or_default()).unwrap_or_default();
+    let edit = &d["fixes"][0]["edits"][0];
+    assert_eq!(d["fixes"][0]["preferred"], true, "{d}");
+    let (start, end) = (edit["start"].as_u64(), edit["end"].as_u64());
+    let (Some(start), Some(end)) = (start, end) else {
+        panic!("{d}");
+    };
+    let fixed = format!(
+        "{}{}{}",
+        &text[..start as usize],
+        edit["text"].as_str().unwrap_or_default(),
+        &text[end as usize..]
+    );
+    t.write("s.stack", &fixed);
+    assert_eq!(t.run(&["check", "s.stack"]).code, 0, "{fixed}");
 }
 
 #[test]

@@ -174,3 +174,64 @@ fn check_and_build_give_the_same_diagnostics() {
         );
     }
 }
+
+/// Every fix a diagnostic of an error case offers resolves it: applied, the
+/// file has fewer diagnostics of that code and message. The editor's quick fixes and the
+/// JSON output's `fixes` are these edits.
+#[test]
+fn every_fix_resolves_its_diagnostic() {
+    let mut applied = BTreeSet::new();
+    for path in stack_files("tests/errors") {
+        let text = read(&path);
+        let options = options(&path);
+        let compilation = stackc::compile(&text, &options);
+        // The diagnostics like `d`: its code and message (the message names
+        // what is wrong, `patrony`; the fix may well uncover another error of
+        // the same code).
+        let count = |diags: &[stackc::diag::Diagnostic], d: &stackc::diag::Diagnostic| {
+            diags
+                .iter()
+                .filter(|o| o.code == d.code && o.message == d.message)
+                .count()
+        };
+        for d in &compilation.diagnostics {
+            for fix in &d.fixes {
+                let in_user_file = |e: &stackc::diag::Edit| {
+                    compilation.sources.get(e.span.file).name == options.source_name
+                };
+                if !fix.edits.iter().all(in_user_file) {
+                    continue;
+                }
+                let mut fixed = text.clone();
+                let mut edits = fix.edits.clone();
+                edits.sort_by_key(|e| std::cmp::Reverse(e.span.start));
+                for e in &edits {
+                    fixed.replace_range(e.span.start as usize..e.span.end as usize, &e.text);
+                }
+                let after = stackc::compile(&fixed, &options).diagnostics;
+                assert!(
+                    count(&after, d) < count(&compilation.diagnostics, d),
+                    "{}: `{}` does not resolve {}: {}\n{fixed}",
+                    rel(&path),
+                    fix.title,
+                    d.code.as_str(),
+                    d.message
+                );
+                let kind = fix.title.split('`').next().unwrap_or_default().trim();
+                applied.insert(format!("{} {kind}", d.code.as_str()));
+            }
+        }
+    }
+    // The fixes of a name, a field, a unit, single quotes, a duplicate field,
+    // a secret's name.
+    for fix in [
+        "E0101 Replace with",
+        "E0201 Replace with",
+        "E0203 Write",
+        "E0001 Write it in double quotes",
+        "E0205 Remove this",
+        "E0103 Replace with",
+    ] {
+        assert!(applied.contains(fix), "no `{fix}` applied: {applied:?}");
+    }
+}

@@ -645,3 +645,89 @@ fn a_half_typed_block_keeps_the_rest_of_the_file() {
     );
     c.stop();
 }
+
+/// Applies a code action's edits (one document, ranges on distinct lines or
+/// ordered) to `text`.
+fn apply(text: &str, action: &Value) -> String {
+    let mut edits = action["edit"]["changes"][URI]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let offset = |p: &Value| {
+        let line = p["line"].as_u64().unwrap_or_default() as usize;
+        let start: usize = text.split_inclusive('\n').take(line).map(str::len).sum();
+        start + p["character"].as_u64().unwrap_or_default() as usize
+    };
+    edits.sort_by_key(|e| std::cmp::Reverse(offset(&e["range"]["start"])));
+    let mut out = text.to_string();
+    for e in edits {
+        let (s, t) = (offset(&e["range"]["start"]), offset(&e["range"]["end"]));
+        out.replace_range(s..t, e["newText"].as_str().unwrap_or_default());
+    }
+    out
+}
+
+/// The code actions for the document's first diagnostic, after `text` was
+/// published.
+fn fixes_for(c: &mut Client, text: &str, version: i64) -> (Value, Vec<Value>) {
+    c.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": URI, "version": version }, "contentChanges": [{ "text": text }] }),
+    );
+    let published = c.notification("textDocument/publishDiagnostics");
+    let d = published["diagnostics"][0].clone();
+    let actions = c.request(
+        "textDocument/codeAction",
+        json!({ "textDocument": { "uri": URI }, "range": d["range"], "context": { "diagnostics": [d] } }),
+    );
+    (published, actions.as_array().cloned().unwrap_or_default())
+}
+
+/// The preferred quick fix of an undeclared secret declares it (a similar
+/// name is offered second); a field written twice is removed, line and all;
+/// a unit is added. Each applied leaves the document without diagnostics.
+#[test]
+fn quick_fixes_declare_remove_and_complete() {
+    let mut c = Client::start();
+    open(&mut c, DOC);
+    let cases = [
+        (
+            DOC.replace("secret.db_password", "secret.db_passwrd"),
+            "Declare `secret db_passwrd`",
+        ),
+        (
+            DOC.replace(
+                "  image = \"api:1\"\n",
+                "  image = \"api:1\"\n  image = \"api:2\"\n",
+            ),
+            "Remove this `image`",
+        ),
+        (
+            DOC.replace(
+                "  port http = 8000\n",
+                "  port http = 8000\n  stop_grace_period = 5\n",
+            ),
+            "Write `5s`",
+        ),
+    ];
+    for (v, (text, title)) in cases.iter().enumerate() {
+        let (published, actions) = fixes_for(&mut c, text, v as i64 + 2);
+        let preferred: Vec<&Value> = actions
+            .iter()
+            .filter(|a| a["isPreferred"] == true)
+            .collect();
+        assert_eq!(preferred.len(), 1, "{published}\n{actions:?}");
+        assert_eq!(preferred[0]["title"], *title, "{actions:?}");
+        let fixed = apply(text, preferred[0]);
+        let (after, _) = fixes_for(&mut c, &fixed, v as i64 + 100);
+        assert_eq!(after["diagnostics"], json!([]), "{fixed}");
+        if title.starts_with("Remove") {
+            assert_eq!(fixed, DOC);
+        }
+    }
+    // The similar name is the other fix of the secret.
+    let (_, actions) = fixes_for(&mut c, &cases[0].0, 200);
+    assert_eq!(actions.len(), 2, "{actions:?}");
+    assert_eq!(actions[1]["title"], "Replace with `db_password`");
+    c.stop();
+}

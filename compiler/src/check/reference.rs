@@ -33,7 +33,7 @@ fn check_reference(
     };
     let service = match referenced_service(stack, owner, first, attr.is_none()) {
         Ok(service) => service,
-        Err(d) => return Some(d),
+        Err(d) => return Some(*d),
     };
     let Some(attr) = attr else {
         return Some(
@@ -93,10 +93,14 @@ fn check_secret(stack: &Stack, name: Option<&Ident>, r: &Reference) -> Option<Di
         .label("not declared");
         return Some(
             match suggest(&name.name, stack.secrets.keys().map(Name::as_str)) {
-                Some(s) => d.help(format!(
-                    "did you mean `{s}`? Or declare it: `secret {}`",
-                    name.name
-                )),
+                // The editor offers to declare it first (`lsp::fixes`): a
+                // new secret is the likelier intent than a similar name.
+                Some(s) => d
+                    .help(format!(
+                        "did you mean `{s}`? Or declare it: `secret {}`",
+                        name.name
+                    ))
+                    .fix_replace(format!("Replace with `{s}`"), name.span, s),
                 None => d.help(format!("declare it: `secret {}`", name.name)),
             },
         );
@@ -110,23 +114,23 @@ fn referenced_service(
     owner: Option<&str>,
     first: &Ident,
     alone: bool,
-) -> Result<Name, Diagnostic> {
+) -> Result<Name, Box<Diagnostic>> {
     if first.name == "self" {
         return owner.map(Name::new).ok_or_else(|| {
-            Diagnostic::error(Code::UnknownName, first.span, "`self` is not a service here")
+            Box::new(Diagnostic::error(Code::UnknownName, first.span, "`self` is not a service here")
                 .label("no service owns this value")
-                .help("`self` refers to the service a value belongs to; outside a service, name the service")
+                .help("`self` refers to the service a value belongs to; outside a service, name the service"))
         });
     }
     if !stack.services.contains_key(&first.name) {
         if alone {
             // A single name: perhaps a choice written in the wrong place.
-            return Err(unknown_service(stack, first).help(format!(
+            return Err(Box::new(unknown_service(stack, first).help(format!(
                 "a reference is `SERVICE.ATTRIBUTE`, like `{}.url`; a literal string is written in quotes",
                 first.name
-            )));
+            ))));
         }
-        return Err(unknown_service(stack, first));
+        return Err(Box::new(unknown_service(stack, first)));
     }
     Ok(first.name.clone())
 }

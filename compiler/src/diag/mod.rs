@@ -137,6 +137,25 @@ pub struct Label {
     pub message: String,
 }
 
+/// A change of the input that resolves a diagnostic, for an editor's quick
+/// fix: its edits, applied together.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Fix {
+    /// What the fix does, as the editor lists it: "Replace with `10s`".
+    pub title: String,
+    /// The fix to apply first (an editor's "fix this" applies it alone).
+    pub preferred: bool,
+    pub edits: Vec<Edit>,
+}
+
+/// Text that replaces a span (an empty span inserts; an empty text deletes,
+/// and an editor removes the lines an entry leaves empty).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Edit {
+    pub span: Span,
+    pub text: String,
+}
+
 /// One problem found in the input, independent of how it is shown.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Diagnostic {
@@ -149,6 +168,8 @@ pub struct Diagnostic {
     /// the other steps of a cycle).
     pub secondary: Vec<Label>,
     pub help: Option<String>,
+    /// The changes that resolve it, when they are certain enough to offer.
+    pub fixes: Vec<Fix>,
 }
 
 impl Diagnostic {
@@ -164,6 +185,7 @@ impl Diagnostic {
             message,
             secondary: Vec::new(),
             help: None,
+            fixes: Vec::new(),
         }
     }
 
@@ -183,6 +205,30 @@ impl Diagnostic {
     pub fn help(mut self, help: impl Into<String>) -> Diagnostic {
         self.help = Some(help.into());
         self
+    }
+
+    /// Offers `text` in place of `span` (preferred: the likely intent).
+    pub fn fix_replace(
+        mut self,
+        title: impl Into<String>,
+        span: Span,
+        text: impl Into<String>,
+    ) -> Diagnostic {
+        self.fixes.push(Fix {
+            title: title.into(),
+            preferred: self.fixes.is_empty(),
+            edits: vec![Edit {
+                span,
+                text: text.into(),
+            }],
+        });
+        self
+    }
+
+    /// Offers to delete `span` (an entry: an editor removes the lines it
+    /// leaves empty).
+    pub fn fix_delete(self, title: impl Into<String>, span: Span) -> Diagnostic {
+        self.fix_replace(title, span, "")
     }
 
     pub fn is_error(&self) -> bool {
@@ -340,7 +386,14 @@ impl Diagnostic {
         otherwise: impl FnOnce() -> String,
     ) -> Diagnostic {
         match suggest(name, known) {
-            Some(s) => self.help(format!("did you mean `{s}`?")),
+            Some(s) => {
+                let span = self.primary.span;
+                self.help(format!("did you mean `{s}`?")).fix_replace(
+                    format!("Replace with `{s}`"),
+                    span,
+                    s,
+                )
+            }
             None => self.help(otherwise()),
         }
     }

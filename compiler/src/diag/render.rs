@@ -204,6 +204,23 @@ struct JsonDiagnostic<'a> {
     primary: JsonLabel<'a>,
     secondary: Vec<JsonLabel<'a>>,
     help: Option<&'a str>,
+    fixes: Vec<JsonFix<'a>>,
+}
+
+/// A fix: its edits, offsets in bytes (`start == end` inserts).
+#[derive(Serialize)]
+struct JsonFix<'a> {
+    title: &'a str,
+    preferred: bool,
+    edits: Vec<JsonEdit<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonEdit<'a> {
+    file: &'a str,
+    start: u32,
+    end: u32,
+    text: &'a str,
 }
 
 /// Renders diagnostics as JSON lines: one object per diagnostic.
@@ -253,6 +270,24 @@ pub fn render_json(sources: &SourceMap, diags: &[Diagnostic]) -> String {
                 })
                 .collect(),
             help: d.help.as_deref(),
+            fixes: d
+                .fixes
+                .iter()
+                .map(|f| JsonFix {
+                    title: &f.title,
+                    preferred: f.preferred,
+                    edits: f
+                        .edits
+                        .iter()
+                        .map(|e| JsonEdit {
+                            file: &sources.get(e.span.file).name,
+                            start: e.span.start,
+                            end: e.span.end,
+                            text: &e.text,
+                        })
+                        .collect(),
+                })
+                .collect(),
         };
         if let Ok(line) = serde_json::to_string(&json) {
             out.push_str(&line);

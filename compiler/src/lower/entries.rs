@@ -250,7 +250,8 @@ impl Lower<'_> {
                         )
                         .label("written again here")
                         .with_secondary(first, "first written here")
-                        .help("remove one of them"),
+                        .help("remove one of them")
+                        .fix_delete(format!("Remove this `{name}`"), e.span()),
                     );
                 }
             }

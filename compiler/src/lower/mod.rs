@@ -149,7 +149,11 @@ pub(super) fn unknown_field(
                 .and_then(|b| b.field(s))
                 .map(|f| format!(" `{}`: {}", f.name, f.doc))
                 .unwrap_or_default();
-            d.help(format!("did you mean `{s}`?{doc}"))
+            d.help(format!("did you mean `{s}`?{doc}")).fix_replace(
+                format!("Replace with `{s}`"),
+                key.span,
+                s,
+            )
         }
         None => d.help(format!("the fields of {block} are: {}", known.join(", "))),
     }

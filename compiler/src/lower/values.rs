@@ -334,24 +334,36 @@ impl Lower<'_> {
                 v.span,
                 format!("`{number}{unit}` is not {what}"),
             );
+            // Seconds for a duration, else the first unit.
+            let usual = units
+                .iter()
+                .map(|u| u.0)
+                .find(|u| *u == "s")
+                .or_else(|| units.iter().map(|u| u.0).find(|u| !u.is_empty()))
+                .unwrap_or("");
             let d = match unit_instead(unit, units) {
-                _ if unit.is_empty() => d.label("no unit").help(format!(
-                    "add a unit: `{number}{}`; {what} takes the units: {}",
-                    // Seconds for a duration, else the first unit.
-                    units
-                        .iter()
-                        .map(|u| u.0)
-                        .find(|u| *u == "s")
-                        .or_else(|| units.iter().map(|u| u.0).find(|u| !u.is_empty()))
-                        .unwrap_or(""),
-                    list.join(", ")
-                )),
+                _ if unit.is_empty() => d
+                    .label("no unit")
+                    .help(format!(
+                        "add a unit: `{number}{usual}`; {what} takes the units: {}",
+                        list.join(", ")
+                    ))
+                    .fix_replace(
+                        format!("Write `{number}{usual}`"),
+                        v.span,
+                        format!("{number}{usual}"),
+                    ),
                 Some(ours) => d
                     .label(format!("unit `{unit}` not allowed here"))
                     .help(format!(
                         "did you mean `{number}{ours}`? {what} takes the units: {}",
                         list.join(", ")
-                    )),
+                    ))
+                    .fix_replace(
+                        format!("Write `{number}{ours}`"),
+                        v.span,
+                        format!("{number}{ours}"),
+                    ),
                 None => d
                     .label(format!("unit `{unit}` not allowed here"))
                     .help(format!("{what} takes the units: {}", list.join(", "))),

@@ -71,12 +71,6 @@ fn location(a: &Analysis, span: Span, doc: &Uri, enc: Encoding) -> Option<Locati
     })
 }
 
-/// The help's suggested name, for a quick fix: "did you mean `x`?".
-fn suggestion(help: &str) -> Option<&str> {
-    let rest = &help[help.find("did you mean `")? + "did you mean `".len()..];
-    Some(&rest[..rest.find('`')?])
-}
-
 pub fn diagnostics(a: &Analysis, doc: &Uri, enc: Encoding) -> Vec<lsp_types::Diagnostic> {
     a.diagnostics
         .iter()
@@ -121,11 +115,9 @@ fn to_lsp(a: &Analysis, d: &Diagnostic, doc: &Uri, enc: Encoding) -> lsp_types::
         source: Some("stackc".into()),
         message,
         related_information: (!related.is_empty()).then_some(related),
-        data: d
-            .help
-            .as_deref()
-            .and_then(suggestion)
-            .map(|s| serde_json::json!({ "replacement": s })),
+        data: Some(super::fixes::of(a, d, enc))
+            .filter(|f| !f.is_empty())
+            .map(|f| serde_json::json!({ "fixes": f })),
         ..lsp_types::Diagnostic::default()
     }
 }
@@ -591,38 +583,29 @@ pub fn formatting(a: &Analysis, enc: Encoding) -> Option<Vec<TextEdit>> {
     }])
 }
 
-pub fn code_actions(
-    a: &Analysis,
-    doc: &Uri,
-    params: &CodeActionParams,
-    enc: Encoding,
-) -> Vec<CodeActionOrCommand> {
-    let _ = (a, enc);
-    params
-        .context
-        .diagnostics
-        .iter()
-        .filter_map(|d| {
-            let replacement = d.data.as_ref()?.get("replacement")?.as_str()?;
-            Some(CodeActionOrCommand::CodeAction(CodeAction {
-                title: format!("Replace with `{replacement}`"),
+pub fn code_actions(doc: &Uri, params: &CodeActionParams) -> Vec<CodeActionOrCommand> {
+    let mut actions = Vec::new();
+    for d in &params.context.diagnostics {
+        let fixes = d
+            .data
+            .as_ref()
+            .and_then(|data| data.get("fixes"))
+            .and_then(|f| serde_json::from_value::<Vec<super::fixes::FixData>>(f.clone()).ok());
+        for fix in fixes.into_iter().flatten() {
+            actions.push(CodeActionOrCommand::CodeAction(CodeAction {
+                title: fix.title,
                 kind: Some(CodeActionKind::QUICKFIX),
                 diagnostics: Some(vec![d.clone()]),
                 edit: Some(WorkspaceEdit {
-                    changes: Some(HashMap::from([(
-                        doc.clone(),
-                        vec![TextEdit {
-                            range: d.range,
-                            new_text: replacement.to_string(),
-                        }],
-                    )])),
+                    changes: Some(HashMap::from([(doc.clone(), fix.edits)])),
                     ..WorkspaceEdit::default()
                 }),
-                is_preferred: Some(true),
+                is_preferred: Some(fix.preferred),
                 ..CodeAction::default()
-            }))
-        })
-        .collect()
+            }));
+        }
+    }
+    actions
 }
 
 /// The parameters of a kind and its ancestors: (name, kind).

@@ -9,7 +9,8 @@
 //! hosts, from `index`; `prepareRename` names what would change, and a name
 //! the kind of name does not allow or another definition has is refused),
 //! completion (fields with their documentation, names, attributes, secrets),
-//! document symbols, formatting (`format`) and quick fixes for "did you mean".
+//! document symbols, formatting (`format`) and quick fixes (`fixes`: a
+//! suggested name or unit, double quotes, a duplicate removed, a secret declared).
 //!
 //! A file being typed keeps what it can: the entries around a syntax error are
 //! parsed (`syntax::recover`), so outline, hover and navigation stay; completion
@@ -18,6 +19,7 @@
 
 mod completion;
 mod features;
+mod fixes;
 pub mod index;
 mod text;
 pub mod transport;
@@ -563,11 +565,11 @@ impl Server {
             }
             CodeActionRequest::METHOD => {
                 let (_, p) = params::<lsp_types::CodeActionParams>(req)?;
+                // The fixes travel in the diagnostics' data: the document
+                // need only be open.
                 let uri = p.text_document.uri.clone();
-                let a = self.analysis(&uri).ok_or_else(missing)?;
-                json(serde_json::to_value(features::code_actions(
-                    &a, &uri, &p, enc,
-                )))
+                self.analysis(&uri).ok_or_else(missing)?;
+                json(serde_json::to_value(features::code_actions(&uri, &p)))
             }
             Completion::METHOD => {
                 let (_, p) = params::<lsp_types::CompletionParams>(req)?;

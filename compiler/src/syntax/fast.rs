@@ -468,7 +468,7 @@ impl Parser<'_> {
                     let text = &self.text[at + 1..self.pos];
                     match decode_escape(text, self.span(at, self.pos)) {
                         Ok(d) => parts.text(d),
-                        Err(d) => self.escapes.push(d),
+                        Err(d) => self.escapes.push(*d),
                     }
                 }
                 b'$' if self.src.get(self.pos + 1) == Some(&b'{') => {

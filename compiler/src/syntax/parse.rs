@@ -203,7 +203,7 @@ impl Cx<'_> {
                 Rule::text => parts.text(p.as_str()),
                 Rule::escape => match decode_escape(&p.as_str()[1..], self.span(&p)) {
                     Ok(d) => parts.text(d),
-                    Err(d) => self.diags.push(d),
+                    Err(d) => self.diags.push(*d),
                 },
                 Rule::interp => {
                     let ispan = self.span(&p);

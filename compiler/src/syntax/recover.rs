@@ -132,10 +132,26 @@ pub(super) fn syntax_error(
         diag = diag.with_secondary(open, "this `{` is never closed");
     }
     let before = text[..start.min(part.len())].trim_end();
-    match hint_for(before, tail) {
+    let diag = match hint_for(before, tail) {
         Some(h) => diag.help(h),
         None => diag.help("every entry has the shape `key [label] [: kind] [= value | { ... }]`"),
+    };
+    match single_quoted(tail) {
+        Some(inner) => diag.fix_replace(
+            "Write it in double quotes",
+            Span::new(file, start, start + inner.len() + 2),
+            format!("\"{inner}\""),
+        ),
+        None => diag,
     }
+}
+
+/// The text of a string written in single quotes at the start of `tail`, on
+/// one line, when double quotes around it mean the same (no `"`, `\` or `$`).
+fn single_quoted(tail: &str) -> Option<&str> {
+    let rest = tail.strip_prefix('\'')?;
+    let inner = &rest[..rest.find('\'')?];
+    (!inner.contains(['"', '\\', '$', '\n'])).then_some(inner)
 }
 
 /// What pest expected, in words, each once.

@@ -137,7 +137,7 @@ pub const MAX_NESTING: usize = 64;
 /// What an escape sequence stands for: the character after `\\`, decoded, or
 /// the diagnostic for one the language does not know (both parsers decode
 /// escapes here).
-pub(crate) fn decode_escape(c: &str, span: Span) -> Result<&'static str, Diagnostic> {
+pub(crate) fn decode_escape(c: &str, span: Span) -> Result<&'static str, Box<Diagnostic>> {
     match c {
         "\"" => Ok("\""),
         "\\" => Ok("\\"),
@@ -145,13 +145,15 @@ pub(crate) fn decode_escape(c: &str, span: Span) -> Result<&'static str, Diagnos
         "t" => Ok("\t"),
         "r" => Ok("\r"),
         "$" => Ok("$"),
-        _ => Err(Diagnostic::error(
-            Code::BadEscape,
-            span,
-            format!("unknown escape sequence `\\{c}`"),
-        )
-        .label("not an escape")
-        .help(r#"the escapes are \" \\ \n \t \r and \$ (a literal `$` before `{`)"#)),
+        _ => Err(Box::new(
+            Diagnostic::error(
+                Code::BadEscape,
+                span,
+                format!("unknown escape sequence `\\{c}`"),
+            )
+            .label("not an escape")
+            .help(r#"the escapes are \" \\ \n \t \r and \$ (a literal `$` before `{`)"#),
+        )),
     }
 }
 
