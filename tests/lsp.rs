@@ -295,6 +295,14 @@ fn navigation_rename_symbols_and_formatting() {
     let published = c.notification("textDocument/publishDiagnostics");
     assert_eq!(published["uri"], uri);
     assert_eq!(published["diagnostics"], json!([]), "{published}");
+    // An attribute: `url` in `db.url` goes to the kind's `url` template.
+    let def = c.request("textDocument/definition", doc_position(DOC, "db.url", 0, 4));
+    assert_eq!(def["uri"], uri, "{def}");
+    assert_eq!(
+        def["range"]["start"],
+        at(&stdlib, "  url = ", 0, 2),
+        "{def}"
+    );
     // References of `db`, with its declaration: `db.url`, `run = [api, db]`.
     let mut params = doc_position(DOC, "db:", 0, 0);
     params["context"] = json!({ "includeDeclaration": true });
@@ -729,5 +737,94 @@ fn quick_fixes_declare_remove_and_complete() {
     let (_, actions) = fixes_for(&mut c, &cases[0].0, 200);
     assert_eq!(actions.len(), 2, "{actions:?}");
     assert_eq!(actions[1]["title"], "Replace with `db_password`");
+    c.stop();
+}
+
+/// In an `ha` block, the options of the modes the service may run in: its
+/// kind's `ha_modes`, or the `mode` written; never another database's.
+#[test]
+fn ha_options_follow_the_kind_and_the_mode() {
+    let mut c = Client::start();
+    let doc = "service db: postgres {\n  ha {  }\n}\n\nservice cache: redis {\n  ha {  }\n}\n\nservice pg2: postgres {\n  ha { mode = patroni  }\n}\n";
+    open(&mut c, doc);
+    let labels = |c: &mut Client, n: usize, needle: &str, delta: u32| -> Vec<String> {
+        let list = c.request(
+            "textDocument/completion",
+            doc_position(doc, needle, n, delta),
+        );
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["label"].as_str().map(str::to_string))
+            .collect()
+    };
+    let has = |labels: &[String], f: &str| labels.iter().any(|l| l == f);
+    let postgres = labels(&mut c, 0, "ha {  }", 5);
+    assert!(
+        has(&postgres, "replication_user") && has(&postgres, "superuser_password"),
+        "{postgres:?}"
+    );
+    assert!(has(&postgres, "mode"), "{postgres:?}");
+    assert!(
+        !has(&postgres, "sentinels") && !has(&postgres, "quorum"),
+        "{postgres:?}"
+    );
+    let redis = labels(&mut c, 1, "ha {  }", 5);
+    assert!(
+        has(&redis, "sentinels") && has(&redis, "quorum"),
+        "{redis:?}"
+    );
+    assert!(
+        !has(&redis, "superuser_password") && !has(&redis, "ttl"),
+        "{redis:?}"
+    );
+    let patroni = labels(&mut c, 0, "patroni  }", 8);
+    assert!(has(&patroni, "ttl") && has(&patroni, "etcd"), "{patroni:?}");
+    assert!(!has(&patroni, "sentinels"), "{patroni:?}");
+    c.stop();
+}
+
+/// Go to definition on an attribute: a parameter goes to the kind's `param`,
+/// `ports.NAME` to the `port NAME`, a service's own `url` to its own entry
+/// (before its kind's), in a reference and in a string's `${...}`.
+#[test]
+fn definition_of_an_attribute_is_where_it_is_decided() {
+    let mut c = Client::start();
+    let doc = "kind api_base {\n  param level = \"info\"\n  port http = 8000\n  url = \"http://${self.address}/v1\"\n}\n\nservice api: api_base {\n  image = \"a:1\"\n  url = \"http://${self.address}/v2\"\n}\n\nservice web {\n  image = \"w:1\"\n  env {\n    A = api.level\n    B = \"${api.ports.http}\"\n    C = api.url\n  }\n}\n\ntopology t {\n  host h { run = [api, web] }\n}\n";
+    let published = open(&mut c, doc);
+    assert_eq!(published["diagnostics"], json!([]), "{published}");
+    let cases = [
+        (("api.level", 5), ("param level", 6)),
+        (("api.ports.http", 11), ("port http", 5)),
+        (("api.url", 5), ("url = \"http://${self.address}/v2", 0)),
+    ];
+    for ((needle, delta), (target, target_delta)) in cases {
+        let def = c.request(
+            "textDocument/definition",
+            doc_position(doc, needle, 0, delta),
+        );
+        assert_eq!(def["uri"], URI, "{needle}: {def}");
+        assert_eq!(
+            def["range"]["start"],
+            at(doc, target, 0, target_delta),
+            "{needle}: {def}"
+        );
+    }
+    c.stop();
+}
+
+/// Hover on a choice names the field's documentation and the other choices.
+#[test]
+fn hover_on_a_choice_lists_the_others() {
+    let mut c = Client::start();
+    let doc = "service api {\n  image = \"a:1\"\n  restart = always\n}\n\ntopology t {\n  host h { run = [api] }\n}\n";
+    open(&mut c, doc);
+    let hover = c.request("textDocument/hover", doc_position(doc, "always", 0, 2));
+    let text = hover["contents"]["value"].as_str().unwrap_or_default();
+    assert!(
+        text.starts_with("**choice** of `restart`: `no`, `always`"),
+        "{text}"
+    );
+    assert!(text.contains("**field** `restart` of a service"), "{text}");
     c.stop();
 }

@@ -13,9 +13,9 @@ pub(super) fn check_options(
     h: &HaDef,
     diags: &mut Diagnostics,
 ) {
-    let options = options_by_mode(h);
     // An option of another mode than the chosen one.
-    for (modes, option, span) in options {
+    for (option, span) in options_set(h) {
+        let modes = crate::model::option_modes(option);
         let Some(span) = span.filter(|_| !modes.contains(&h.mode.value)) else {
             continue;
         };
@@ -214,71 +214,53 @@ fn sentinel_fragility(h: &HaDef, diags: &mut Diagnostics) {
     }
 }
 
-/// The options an `ha` block may set, each with the modes that use it and
-/// where it is set (`None`: not set).
-fn options_by_mode(h: &HaDef) -> [(&'static [HaMode], &'static str, Option<Span>); 14] {
+/// The options an `ha` block sets, with where.
+fn options_set(h: &HaDef) -> [(&'static str, Option<Span>); 14] {
+    fn at<T>(v: &Option<Sp<T>>) -> Option<Span> {
+        v.as_ref().map(|v| v.span)
+    }
     [
+        ("sentinels", at(&h.sentinels)),
+        ("quorum", at(&h.quorum)),
+        ("down_after", at(&h.down_after)),
+        ("failover_timeout", at(&h.failover_timeout)),
+        ("master_name", at(&h.master_name)),
+        ("replication_user", at(&h.replication_user)),
         (
-            &[HaMode::Sentinel],
-            "sentinels",
-            h.sentinels.as_ref().map(|v| v.span),
-        ),
-        (
-            &[HaMode::Sentinel],
-            "quorum",
-            h.quorum.as_ref().map(|v| v.span),
-        ),
-        (
-            &[HaMode::Sentinel],
-            "down_after",
-            h.down_after.as_ref().map(|v| v.span),
-        ),
-        (
-            &[HaMode::Sentinel],
-            "failover_timeout",
-            h.failover_timeout.as_ref().map(|v| v.span),
-        ),
-        (
-            &[HaMode::Sentinel],
-            "master_name",
-            h.master_name.as_ref().map(|v| v.span),
-        ),
-        (
-            &[HaMode::Streaming, HaMode::Patroni],
-            "replication_user",
-            h.replication_user.as_ref().map(|v| v.span),
-        ),
-        (
-            &[HaMode::Streaming, HaMode::Patroni],
             "replication_password",
             h.replication_password.as_ref().map(|v| v.span),
         ),
         (
-            &[HaMode::Patroni],
             "superuser_password",
             h.superuser_password.as_ref().map(|v| v.span),
         ),
-        (&[HaMode::Patroni], "ttl", h.ttl.as_ref().map(|v| v.span)),
-        (
-            &[HaMode::Patroni],
-            "loop_wait",
-            h.loop_wait.as_ref().map(|v| v.span),
-        ),
-        (
-            &[HaMode::Patroni],
-            "retry_timeout",
-            h.retry_timeout.as_ref().map(|v| v.span),
-        ),
-        (
-            &[HaMode::Patroni],
-            "synchronous",
-            h.synchronous.as_ref().map(|v| v.span),
-        ),
-        (
-            &[HaMode::Patroni],
-            "watchdog",
-            h.watchdog.as_ref().map(|v| v.span),
-        ),
-        (&[HaMode::Patroni], "etcd", h.etcd.as_ref().map(|v| v.span)),
+        ("ttl", at(&h.ttl)),
+        ("loop_wait", at(&h.loop_wait)),
+        ("retry_timeout", at(&h.retry_timeout)),
+        ("synchronous", at(&h.synchronous)),
+        ("watchdog", at(&h.watchdog)),
+        ("etcd", at(&h.etcd)),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The options the check knows are the `ha` block's fields (but `mode`),
+    /// and each applies to some mode.
+    #[test]
+    fn every_ha_option_has_its_modes() {
+        let mode = Sp {
+            value: HaMode::Single,
+            span: Span::default(),
+        };
+        let h = HaDef::new(mode, Span::default());
+        let set: Vec<&str> = options_set(&h).iter().map(|(o, _)| *o).collect();
+        let fields: Vec<&str> = crate::schema::HA.names().filter(|f| *f != "mode").collect();
+        assert_eq!(set, fields);
+        for option in set {
+            assert!(!crate::model::option_modes(option).is_empty(), "{option}");
+        }
+    }
 }

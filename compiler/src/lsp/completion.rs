@@ -5,7 +5,7 @@
 
 use lsp_types::{CompletionItem, CompletionItemKind, CompletionResponse, Position};
 
-use super::features::{chain, kind_of, params_of};
+use super::features::{chain, kind_entries, kind_of, params_of};
 use super::index::SymbolKind;
 use super::text::{offset, Encoding};
 use super::Analysis;
@@ -123,9 +123,12 @@ pub fn completion(current: &Analysis, pos: Position, enc: Encoding) -> Option<Co
     let key_position = !prefix.ends_with('=') && !prefix.ends_with('[') && !prefix.ends_with(',');
     if key_position {
         let (block, kind) = enclosing_block(before);
+        // An `ha` block: the options of the modes the service may run in.
+        let modes = (block == "ha").then(|| ha_modes(a, at)).flatten();
         for f in crate::schema::blocks_of(&block)
             .iter()
             .flat_map(|b| b.fields)
+            .filter(|f| modes.as_ref().is_none_or(|m| applies(f.name, m)))
         {
             items.push(item(f.name, CompletionItemKind::KEYWORD, f.doc));
         }
@@ -176,4 +179,54 @@ fn enclosing_header_label(before: &str) -> Option<(String, String)> {
         }
     }
     None
+}
+
+/// Whether an `ha` option applies to one of `modes` (`mode` always does).
+fn applies(option: &str, modes: &[crate::model::HaMode]) -> bool {
+    let of = crate::model::option_modes(option);
+    of.is_empty() || of.iter().any(|m| modes.contains(m))
+}
+
+/// The modes the service around `at` may run in: its `ha` block's `mode`
+/// once written, else its kind's `ha_modes`; `None` when neither is known.
+fn ha_modes(a: &Analysis, at: usize) -> Option<Vec<crate::model::HaMode>> {
+    use crate::syntax::{EntryValue, ValueKind};
+    let entries = chain(a, at);
+    let service = entries.first().filter(|e| e.key.name == "service")?;
+    let chosen = entries
+        .iter()
+        .find(|e| e.key.name == "ha")
+        .and_then(|ha| match &ha.value {
+            EntryValue::Block(fields) => fields.iter().find(|f| f.key.name == "mode"),
+            _ => None,
+        })
+        .and_then(|mode| match &mode.value {
+            EntryValue::Assign(v) => match &v.kind {
+                ValueKind::Path(p) if p.len() == 1 => {
+                    Some(vec![crate::model::HaMode::new(&p[0].name)])
+                }
+                _ => None,
+            },
+            _ => None,
+        });
+    if chosen.is_some() {
+        return chosen;
+    }
+    let kind = kind_of(a, service.label_name()?)?;
+    let (_, _, declared) = kind_entries(a, &kind, "ha_modes").into_iter().next()?;
+    match &declared.value {
+        EntryValue::Assign(v) => match &v.kind {
+            ValueKind::List(items) => Some(
+                items
+                    .iter()
+                    .filter_map(|i| match &i.kind {
+                        ValueKind::Path(p) => p.first().map(|n| crate::model::HaMode::new(&n.name)),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        },
+        _ => None,
+    }
 }

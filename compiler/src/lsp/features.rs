@@ -6,8 +6,8 @@ use std::str::FromStr;
 use lsp_types::{
     CodeAction, CodeActionKind, CodeActionOrCommand, CodeActionParams,
     DiagnosticRelatedInformation, DiagnosticSeverity, DocumentSymbol, DocumentSymbolResponse,
-    GotoDefinitionResponse, Hover, HoverContents, Location, MarkupContent, MarkupKind,
-    NumberOrString, Position, PrepareRenameResponse, TextEdit, Uri, WorkspaceEdit,
+    Hover, HoverContents, Location, MarkupContent, MarkupKind, NumberOrString, Position,
+    PrepareRenameResponse, TextEdit, Uri, WorkspaceEdit,
 };
 
 use super::index::{Definition, SymbolKind, Target};
@@ -63,7 +63,7 @@ fn write_read_only(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&temporary, path)
 }
 
-fn location(a: &Analysis, span: Span, doc: &Uri, enc: Encoding) -> Option<Location> {
+pub(super) fn location(a: &Analysis, span: Span, doc: &Uri, enc: Encoding) -> Option<Location> {
     let file = a.sources.get(span.file);
     Some(Location {
         uri: uri_of(a, span, doc)?,
@@ -387,6 +387,21 @@ pub fn hover(a: &Analysis, pos: Position, enc: Encoding) -> Option<Hover> {
         }
         return field_doc(&entries);
     }
+    // A choice (`restart = always`): the field's documentation and the others.
+    if let EntryValue::Assign(v) = &last.value {
+        let on_value = v.span.start as usize <= at && at <= v.span.end as usize;
+        let choices = crate::schema::choices(&last.key.name).filter(|_| on_value)?;
+        let doc = field_doc(&entries).map_or(String::new(), |h| match h.contents {
+            HoverContents::Markup(m) => format!("\n\n{}", m.value),
+            _ => String::new(),
+        });
+        let listed: Vec<String> = choices.iter().map(|c| format!("`{c}`")).collect();
+        return Some(markdown(format!(
+            "**choice** of `{}`: {}{doc}",
+            last.key.name,
+            listed.join(", ")
+        )));
+    }
     None
 }
 
@@ -402,20 +417,6 @@ fn field_doc(entries: &[&Entry]) -> Option<Hover> {
         "**field** `{}` of {}: {}",
         field.name, block.called, field.doc
     )))
-}
-
-pub fn definition(
-    a: &Analysis,
-    doc: &Uri,
-    pos: Position,
-    enc: Encoding,
-) -> Option<GotoDefinitionResponse> {
-    let at = offset(a.file(), pos, enc) as u32;
-    let (target, _) = a.index.at(a.user, at)?;
-    let def = a.index.definition(&target)?;
-    Some(GotoDefinitionResponse::Scalar(location(
-        a, def.span, doc, enc,
-    )?))
 }
 
 pub fn references(
@@ -619,6 +620,16 @@ pub(super) fn params_of(a: &Analysis, kind: &str) -> Vec<(String, Name)> {
 /// The `param` entries of a kind and its ancestors, nearest first: (the kind
 /// that declares it, its file's text, the entry).
 fn kind_params<'a>(a: &'a Analysis, kind: &str) -> Vec<(Name, &'a str, &'a Entry)> {
+    kind_entries(a, kind, "param")
+}
+
+/// The entries keyed `key` of a kind and its ancestors, nearest first: (the
+/// kind that has it, its file's text, the entry).
+pub(super) fn kind_entries<'a>(
+    a: &'a Analysis,
+    kind: &str,
+    key: &str,
+) -> Vec<(Name, &'a str, &'a Entry)> {
     let mut out = Vec::new();
     let mut current = Some(Name::new(kind));
     let mut seen = 0;
@@ -639,7 +650,7 @@ fn kind_params<'a>(a: &'a Analysis, kind: &str) -> Vec<(Name, &'a str, &'a Entry
                 .find(|e| e.span() == def.entry)
                 .map(|e| &e.value)
             {
-                for p in entries.iter().filter(|e| e.key.name == "param") {
+                for p in entries.iter().filter(|e| e.key.name == key) {
                     out.push((k.clone(), text, p));
                 }
             }

@@ -18,6 +18,7 @@
 //! the last version without errors (saying so).
 
 mod completion;
+mod definition;
 mod features;
 mod fixes;
 pub mod index;
@@ -523,7 +524,7 @@ impl Server {
                 let uri = p.text_document_position_params.text_document.uri;
                 let a = self.analysis(&uri).ok_or_else(missing)?;
                 let pos = p.text_document_position_params.position;
-                json(serde_json::to_value(features::definition(
+                json(serde_json::to_value(definition::definition(
                     &a, &uri, pos, enc,
                 )))
             }

@@ -137,6 +137,21 @@ impl HaMode {
     }
 }
 
+/// The modes an option of an `ha` block applies to (`mode` and unknown
+/// options: none listed). The check refuses an option of another mode than
+/// the chosen one; completion offers a kind only the options of its modes.
+pub fn option_modes(option: &str) -> &'static [HaMode] {
+    const SENTINEL: &[HaMode] = &[HaMode::Sentinel];
+    const PATRONI: &[HaMode] = &[HaMode::Patroni];
+    match option {
+        "sentinels" | "quorum" | "down_after" | "failover_timeout" | "master_name" => SENTINEL,
+        "replication_user" | "replication_password" => &[HaMode::Streaming, HaMode::Patroni],
+        "superuser_password" | "ttl" | "loop_wait" | "retry_timeout" | "synchronous"
+        | "watchdog" | "etcd" => PATRONI,
+        _ => &[],
+    }
+}
+
 impl std::fmt::Display for HaMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
