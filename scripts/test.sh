@@ -44,6 +44,8 @@ command -v pgbackrest >/dev/null || need+=(pgbackrest)
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 { command -v pg_ctl >/dev/null || [ -n "$(pg_bin)" ]; } || need+=(postgresql)
 /usr/bin/python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
+# The editor tests run VS Code's tokenizer and packager (npm, below).
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   as_root apt-get update -qq
@@ -83,6 +85,23 @@ if [ "$("$tools/patroni/bin/patroni" --version 2>/dev/null)" != "patroni $patron
   as_root "$tools/patroni/bin/pip" install -q "patroni[etcd3,psycopg2-binary]==$patroni_version"
 fi
 export PATH="$tools/patroni/bin:$PATH"
+
+# The editor tests (tests/editors.rs): VS Code's tokenizer (vscode-textmate on
+# the Oniguruma engine VS Code uses) and its packager (vsce), pinned, and the
+# extension's own dependencies, which a package bundles.
+if [ ! -d "$tools/node/node_modules/vscode-textmate" ] || [ ! -x "$tools/node/node_modules/.bin/vsce" ]; then
+  echo "installing: vsce, vscode-textmate, vscode-oniguruma (npm) in $tools/node"
+  as_root mkdir -p "$tools/node"
+  as_root npm install -q --no-audit --no-fund --prefix "$tools/node" \
+    @vscode/vsce@2.32.0 vscode-textmate@9.3.2 vscode-oniguruma@2.0.1 >/dev/null
+fi
+if ! cmp -s editors/vscode/package.json "$tools/vscode-ext/package.json"; then
+  echo "installing: the VS Code extension's dependencies (npm) in $tools/vscode-ext"
+  as_root rm -rf "$tools/vscode-ext"
+  as_root mkdir -p "$tools/vscode-ext"
+  as_root cp editors/vscode/package.json "$tools/vscode-ext/"
+  as_root npm install -q --no-audit --no-fund --omit=dev --prefix "$tools/vscode-ext" >/dev/null
+fi
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 

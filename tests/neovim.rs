@@ -1,6 +1,7 @@
 //! The language server driven by a real editor's LSP client: Neovim, headless,
-//! starts `stackc lsp`, opens a file with a mistake, and reports the
-//! diagnostics it received and the hover it got, as JSON.
+//! set up as editors/README.md says for its version, opens a file with a
+//! mistake (the setup starts `stackc lsp`), and reports the diagnostics it
+//! received and the hover it got, as JSON.
 
 use std::process::Command;
 
@@ -8,18 +9,16 @@ use serde_json::Value;
 
 use crate::support::require;
 
-const SCRIPT: &str = r#"
+/// What the test does once Neovim has read the documented `init.lua`: open
+/// the file (the setup's FileType handler starts the client), wait for the
+/// diagnostics, ask for a hover, check that the other version's setup loads,
+/// and write what it saw as JSON.
+const PROBE: &str = r#"
 local file = os.getenv("STACK_FILE")
 vim.cmd("edit " .. file)
 local buf = vim.api.nvim_get_current_buf()
-local client = vim.lsp.start_client({
-  name = "stackc",
-  cmd = { os.getenv("STACKC"), "lsp" },
-  root_dir = vim.fn.fnamemodify(file, ":h"),
-})
-vim.lsp.buf_attach_client(buf, client)
 vim.wait(15000, function() return #vim.diagnostic.get(buf) > 0 end, 50)
-local out = { diagnostics = {} }
+local out = { diagnostics = {}, filetype = vim.bo[buf].filetype }
 for _, d in ipairs(vim.diagnostic.get(buf)) do
   local code = d.code
   if code == nil and d.user_data and d.user_data.lsp then code = d.user_data.lsp.code end
@@ -33,11 +32,57 @@ local results = vim.lsp.buf_request_sync(buf, "textDocument/hover", params, 1500
 for _, r in pairs(results) do
   if r.result and r.result.contents then out.hover = r.result.contents.value end
 end
+local other = io.open(os.getenv("OTHER_SETUP")):read("*a")
+local chunk, err = loadstring(other)
+out.other_loads = chunk ~= nil
+out.other_error = err
 local f = io.open(os.getenv("OUT"), "w")
 f:write(vim.fn.json_encode(out))
 f:close()
 vim.cmd("qa!")
 "#;
+
+/// The Lua block after `<!-- neovim VERSION -->` in editors/README.md, as a
+/// user copies it (the list item's indent removed).
+fn documented_setup(version: &str) -> String {
+    let readme = crate::support::read(&crate::support::root().join("editors/README.md"));
+    let marker = format!("<!-- neovim {version} -->");
+    let after = &readme[readme
+        .find(&marker)
+        .unwrap_or_else(|| panic!("editors/README.md has no `{marker}`"))..];
+    let start = after
+        .find("```lua\n")
+        .unwrap_or_else(|| panic!("no lua block after {marker}"))
+        + 7;
+    let end = after[start..]
+        .find("```")
+        .unwrap_or_else(|| panic!("unclosed block"))
+        + start;
+    after[start..end]
+        .lines()
+        .map(|l| l.strip_prefix("  ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The documented setup that this Neovim runs: "0.7" or "0.8" (and later).
+fn setup_version() -> &'static str {
+    let out = Command::new("nvim")
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("nvim: {e}"));
+    let first = String::from_utf8_lossy(&out.stdout);
+    let minor: u32 = first
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.trim_start_matches('v').split('.').nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("nvim --version: {first}"));
+    if minor <= 7 {
+        "0.7"
+    } else {
+        "0.8"
+    }
+}
 
 const FILE: &str = r#"secret db_password
 
@@ -67,20 +112,42 @@ fn neovim_receives_diagnostics_and_hover() {
     }
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let file = tmp.path().join("app.stack");
-    let script = tmp.path().join("client.lua");
+    let init = tmp.path().join("init.lua");
+    let other = tmp.path().join("other.lua");
+    let probe = tmp.path().join("probe.lua");
     let out = tmp.path().join("out.json");
+    let version = setup_version();
+    let other_version = if version == "0.7" { "0.8" } else { "0.7" };
     std::fs::write(&file, FILE).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(&script, SCRIPT).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&init, documented_setup(version)).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&other, documented_setup(other_version)).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&probe, PROBE).unwrap_or_else(|e| panic!("{e}"));
+    // `stackc` on PATH, as the setup names it.
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_stackc"));
+    let path = format!(
+        "{}:{}",
+        bin.parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     // Hover on `db` of `db.url` (line 5, zero-based).
     let status = Command::new("nvim")
-        .args(["--headless", "--clean", "-n", "-c"])
-        .arg(format!("luafile {}", script.display()))
+        .args(["--headless", "-n", "-i", "NONE", "-u"])
+        .arg(&init)
+        .arg("-c")
+        .arg(format!("luafile {}", probe.display()))
         .env("STACK_FILE", &file)
-        .env("STACKC", env!("CARGO_BIN_EXE_stackc"))
+        .env("PATH", path)
         .env("HOVER_LINE", "5")
         .env("HOVER_COL", "20")
+        .env("OTHER_SETUP", &other)
         .env("OUT", &out)
         .env("HOME", tmp.path())
+        .env("XDG_CONFIG_HOME", tmp.path())
+        .env("XDG_DATA_HOME", tmp.path())
+        .env("XDG_STATE_HOME", tmp.path())
+        .env("XDG_CACHE_HOME", tmp.path())
         .output()
         .unwrap_or_else(|e| panic!("nvim: {e}"));
     let text = std::fs::read_to_string(&out).unwrap_or_else(|e| {
@@ -91,6 +158,11 @@ fn neovim_receives_diagnostics_and_hover() {
         )
     });
     let result: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(result["filetype"], "stack", "{result}");
+    assert_eq!(
+        result["other_loads"], true,
+        "the {other_version} setup: {result}"
+    );
     let diags = result["diagnostics"]
         .as_array()
         .cloned()
