@@ -82,3 +82,62 @@ fn a_closed_pipe_ends_the_output_without_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+/// The Neural DSL stack as Graphviz lays it out (`dot -Tplain`): the
+/// topologies top to bottom in the file's order, no label on an edge (it
+/// would sit on a host's title), and no container left without an edge (a
+/// sentinel watches its node, Prometheus scrapes the API).
+#[test]
+fn the_ha_topologies_are_laid_out_readably() {
+    if !require("dot") {
+        return;
+    }
+    let path = root().join("examples/neural-dsl.stack");
+    let plan = plan(&path);
+    let text = render(&plan, &[], GraphFormat::Dot);
+    let mut dot = Command::new("dot")
+        .arg("-Tplain")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("dot: {e}"));
+    if let Some(mut stdin) = dot.stdin.take() {
+        std::io::Write::write_all(&mut stdin, text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let out = dot.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let layout = String::from_utf8_lossy(&out.stdout);
+    // `node NAME X Y ...`: a topology's highest node, per topology.
+    let mut top: Vec<(String, f64)> = Vec::new();
+    let mut nodes = Vec::new();
+    let mut edges = Vec::new();
+    for line in layout.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["node", name, _x, y, ..] => {
+                let topology = name.split("__").next().unwrap_or_default().to_string();
+                let y: f64 = y.parse().unwrap_or_default();
+                match top.iter_mut().find(|(t, _)| *t == topology) {
+                    Some((_, highest)) => *highest = highest.max(y),
+                    None => top.push((topology, y)),
+                }
+                nodes.push(name.to_string());
+            }
+            ["edge", tail, head, ..] => {
+                edges.push((tail.to_string(), head.to_string()));
+                // `edge T H n x1 y1 ... [label xl yl] style color`: a label adds three words.
+                let n: usize = words[3].parse().unwrap_or_default();
+                assert_eq!(words.len(), 4 + 2 * n + 2, "an edge with a label: {line}");
+            }
+            _ => {}
+        }
+    }
+    top.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let order: Vec<&str> = top.iter().map(|(t, _)| t.as_str()).collect();
+    let file: Vec<&str> = plan.topologies.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(order, file, "top to bottom");
+    let alone: Vec<&String> = nodes
+        .iter()
+        .filter(|n| !edges.iter().any(|(t, h)| t == *n || h == *n))
+        .collect();
+    assert!(alone.is_empty(), "containers without an edge: {alone:?}");
+}

@@ -3,13 +3,15 @@
 //! proxies, sentinels, etcd members and HAProxies stackc adds); an edge goes
 //! from a container to what it depends on or connects to (to the container on
 //! its own host, else to every container of that service; from a proxy, to
-//! every container it balances over); the members of one
-//! HA service are joined by dashed edges labelled with the mode.
+//! every container it balances over); the members of one HA service are
+//! joined by dashed edges (the mode is in their labels); a dotted edge goes
+//! from a sentinel to the node it watches and from a Prometheus server to
+//! what it scrapes.
 
 use std::collections::{HashMap, HashSet};
 
 use crate::model::HaMode;
-use crate::plan::{Instance, Plan, TopologyPlan};
+use crate::plan::{Added, Instance, Plan, TopologyPlan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GraphFormat {
@@ -24,11 +26,15 @@ struct Node<'p> {
     inst: &'p Instance,
 }
 
-/// The nodes, the dependency edges and the HA edges of a topology.
+/// The nodes, the dependency edges, the HA edges and the watching edges of a
+/// topology.
 struct Shape<'p> {
     nodes: Vec<Node<'p>>,
     edges: Vec<(usize, usize)>,
     ha: Vec<(usize, usize, &'p str)>,
+    /// A sentinel to the node it watches, a Prometheus server to what it
+    /// scrapes: drawn dotted, and left out of the layout's ranks.
+    watches: Vec<(usize, usize)>,
 }
 
 fn id(text: &str) -> String {
@@ -115,7 +121,44 @@ fn shape(topo: &TopologyPlan) -> Shape<'_> {
             ha.push((i, j, n.inst.ha.name()));
         }
     }
-    Shape { nodes, edges, ha }
+    let watches = watches(topo, &nodes, &all_of, &on_host);
+    Shape {
+        nodes,
+        edges,
+        ha,
+        watches,
+    }
+}
+
+/// Who watches whom: each sentinel stackc adds, the node of its service on
+/// its own host (else every node); a Prometheus server, every container of
+/// each service it scrapes.
+fn watches<'n>(
+    topo: &TopologyPlan,
+    nodes: &[Node<'_>],
+    all_of: &impl Fn(&str) -> &'n Vec<usize>,
+    on_host: &HashMap<(usize, &str), usize>,
+) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        if let Some((owner, Added::Sentinel)) = Added::owner(&n.inst.name) {
+            match on_host.get(&(n.host, owner)) {
+                Some(&j) => out.push((i, j)),
+                None => out.extend(all_of(owner).iter().map(|&j| (i, j))),
+            }
+        }
+        if n.inst.kind.as_deref() == Some("prometheus") {
+            for job in &topo.scrape_jobs {
+                out.extend(
+                    all_of(&job.name)
+                        .iter()
+                        .filter(|&&j| j != i)
+                        .map(|&j| (i, j)),
+                );
+            }
+        }
+    }
+    out
 }
 
 fn label(inst: &Instance) -> String {
@@ -149,7 +192,10 @@ fn quote(s: &str) -> String {
 fn dot(stack: &str, topologies: &[&TopologyPlan]) -> String {
     let mut out = format!("digraph {} {{\n", quote(stack));
     out.push_str("  rankdir=LR;\n  compound=true;\n  node [shape=box, style=rounded];\n");
-    for topo in topologies {
+    // Left to right, dot stacks the clusters it reads first at the bottom:
+    // written last to first, the topologies read top to bottom in the file's
+    // order.
+    for topo in topologies.iter().rev() {
         let s = shape(topo);
         out.push_str(&format!(
             "  subgraph {} {{\n    label={};\n",
@@ -178,12 +224,20 @@ fn dot(stack: &str, topologies: &[&TopologyPlan]) -> String {
         for (a, b) in &s.edges {
             out.push_str(&format!("    {} -> {};\n", s.nodes[*a].id, s.nodes[*b].id));
         }
+        // The mode is in the members' labels: a label on the edge would sit
+        // on the hosts' titles it crosses.
         for (a, b, mode) in &s.ha {
             out.push_str(&format!(
-                "    {} -> {} [dir=none, style=dashed, label={}];\n",
+                "    {} -> {} [dir=none, style=dashed, tooltip={}];\n",
                 s.nodes[*a].id,
                 s.nodes[*b].id,
                 quote(mode)
+            ));
+        }
+        for (a, b) in &s.watches {
+            out.push_str(&format!(
+                "    {} -> {} [style=dotted, arrowhead=open, constraint=false];\n",
+                s.nodes[*a].id, s.nodes[*b].id
             ));
         }
         out.push_str("  }\n");
@@ -226,6 +280,9 @@ fn mermaid(topologies: &[&TopologyPlan]) -> String {
                 "  {} -.-|{}| {}\n",
                 s.nodes[*a].id, mode, s.nodes[*b].id
             ));
+        }
+        for (a, b) in &s.watches {
+            out.push_str(&format!("  {} -.-> {}\n", s.nodes[*a].id, s.nodes[*b].id));
         }
     }
     out
