@@ -42,3 +42,4 @@ mod schedules;
 mod sentinel_failover;
 mod support;
 mod tidy;
+mod why;

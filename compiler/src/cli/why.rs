@@ -101,8 +101,12 @@ fn locations(message: &str) -> Vec<(PathBuf, usize)> {
 
 fn print_origins(analyzed: &Analysis, origins: &[crate::why::Origin]) {
     for o in origins {
-        let src = analyzed.sources.get(o.span.file);
-        let (l, c) = analyzed.sources.line_col(o.span.file, o.span.start);
+        let Some(span) = o.span else {
+            println!("  (default) {}", o.what);
+            continue;
+        };
+        let src = analyzed.sources.get(span.file);
+        let (l, c) = analyzed.sources.line_col(span.file, span.start);
         let shown = src.text.lines().nth(l - 1).unwrap_or_default().trim();
         println!("  {}:{l}:{c}: {}", src.name, o.what);
         println!("      {shown}");
@@ -116,11 +120,13 @@ pub(super) fn why(location: &str) -> i32 {
         for message in std::io::stdin().lines().map_while(Result::ok) {
             for (file, line) in locations(&message) {
                 if let Ok((analyzed, origins, _)) = trace(&file, line) {
-                    let Some(first) = origins.first() else {
+                    // The first origin that is a line of the source.
+                    let Some((first, span)) = origins.iter().find_map(|o| Some((o, o.span?)))
+                    else {
                         continue;
                     };
-                    let src = analyzed.sources.get(first.span.file);
-                    let (l, c) = analyzed.sources.line_col(first.span.file, first.span.start);
+                    let src = analyzed.sources.get(span.file);
+                    let (l, c) = analyzed.sources.line_col(span.file, span.start);
                     println!("{}:{l}:{c}: {}", src.name, message.trim());
                     println!("  (in {}:{line}, from {})", file.display(), first.what);
                     found = true;

@@ -6,18 +6,40 @@
 //! the stdlib or a topology override), a field to the innermost block that
 //! sets it (the host's `run` block, the topology's `override`, the service,
 //! then its kinds), a container stackc adds to the `ha` block or proxy that
-//! asks for it.
+//! asks for it; a proxy's line to its route, domain or upstream (`proxy`), a
+//! dependency to what makes it (`compose`). A line no entry decides gets an
+//! origin without a span, naming the default it is.
 
 use crate::diag::{FileId, Span};
 use crate::pipeline::Analysis as Analyzed;
 use crate::plan::{Instance, TopologyPlan};
-use crate::syntax::{Entry, EntryValue, File, Label};
+use crate::syntax::{Entry, EntryValue, File};
 
-/// One source of a generated line: what it is, and where.
+mod compose;
+mod proxy;
+
+/// One source of a generated line: what it is, and where (`None`: no line of
+/// the source decides it; `what` says which default it is).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Origin {
     pub what: String,
-    pub span: Span,
+    pub span: Option<Span>,
+}
+
+impl Origin {
+    fn at(what: impl Into<String>, span: Span) -> Origin {
+        Origin {
+            what: what.into(),
+            span: Some(span),
+        }
+    }
+
+    fn default(what: impl Into<String>) -> Origin {
+        Origin {
+            what: what.into(),
+            span: None,
+        }
+    }
 }
 
 /// The source file and topology a generated file's header names.
@@ -146,11 +168,14 @@ impl<'a> Finder<'a> {
                 ha,
             ));
         }
-        let t = self.topology_entry()?;
-        let proxy = block(t)
+        Some((format!("proxy `{name}`"), self.proxy(name)?))
+    }
+
+    /// The topology's `proxy NAME` entry.
+    fn proxy(&self, name: &str) -> Option<&'a Entry> {
+        block(self.topology_entry()?)
             .iter()
-            .find(|p| p.key.name == "proxy" && p.label_name() == Some(name))?;
-        Some((format!("proxy `{name}`"), proxy))
+            .find(|p| p.key.name == "proxy" && p.label_name() == Some(name))
     }
 }
 
@@ -160,10 +185,10 @@ fn env_origins(f: &Finder<'_>, inst: &Instance, host: &str, key: &str) -> Vec<Or
     let Some(v) = inst.env.iter().find(|v| v.key == key) else {
         return Vec::new();
     };
-    let mut out = vec![Origin {
-        what: format!("environment variable `{key}` of `{}`", inst.name),
-        span: v.span,
-    }];
+    let mut out = vec![Origin::at(
+        format!("environment variable `{key}` of `{}`", inst.name),
+        v.span,
+    )];
     let text = &f.a.sources.get(v.span.file).text;
     let entry_line = text[v.span.start as usize..]
         .lines()
@@ -175,64 +200,7 @@ fn env_origins(f: &Finder<'_>, inst: &Instance, host: &str, key: &str) -> Vec<Or
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect();
         if let Some(e) = f.field(&inst.name, host, &[name.as_str()]) {
-            out.push(Origin {
-                what: format!("`{name}` of `{}`", inst.name),
-                span: e.span(),
-            });
-        }
-    }
-    out
-}
-
-/// The route or upstream a proxy config's line belongs to: the nearest
-/// `location PATH` (nginx) or `path_beg PATH` (HAProxy) above or on the line,
-/// or an `upstream`/`backend` named `<service>_<port>`.
-fn proxy_line(f: &Finder<'_>, text: &str, line: usize) -> Vec<Origin> {
-    let lines: Vec<&str> = text.lines().take(line).collect();
-    let mut out = Vec::new();
-    for l in lines.iter().rev() {
-        let words: Vec<&str> = l.split_whitespace().collect();
-        let path = match words.as_slice() {
-            ["location", "=", ..] => None,
-            ["location", path, ..] => Some(*path),
-            ["acl", _, "path_beg", path, ..] => Some(*path),
-            _ => None,
-        };
-        let upstream = match words.as_slice() {
-            ["upstream" | "backend", name, ..] => name.rsplit_once('_').map(|(s, _)| s),
-            _ => None,
-        };
-        if let Some(path) = path {
-            for (_, file) in f.files() {
-                for svc in file.entries.iter().filter(|e| e.key.name == "service") {
-                    for route in block(svc).iter().filter(|r| r.key.name == "route") {
-                        if let Some(Label::Str(t)) = route.label.as_deref() {
-                            if t.literal_text() == path {
-                                out.push(Origin {
-                                    what: format!(
-                                        "route `{path}` of `{}`",
-                                        svc.label_name().unwrap_or_default()
-                                    ),
-                                    span: route.span(),
-                                });
-                            }
-                        }
-                    }
-                }
-            }
-            break;
-        }
-        if let Some(service) = upstream {
-            if let Some(e) = f.top("service", service) {
-                out.push(Origin {
-                    what: format!("the placements of `{service}`"),
-                    span: e.span(),
-                });
-            }
-            break;
-        }
-        if l.trim_start().starts_with("server {") || l.trim_start().starts_with("frontend") {
-            break;
+            out.push(Origin::at(format!("`{name}` of `{}`", inst.name), e.span()));
         }
     }
     out
@@ -276,10 +244,7 @@ pub fn why(
     }
     if out.is_empty() {
         if let Some(t) = w.f.topology_entry() {
-            out.push(Origin {
-                what: format!("topology `{topology}`"),
-                span: t.span(),
-            });
+            out.push(Origin::at(format!("topology `{topology}`"), t.span()));
         }
     }
     out.dedup();
@@ -307,15 +272,11 @@ impl Why<'_> {
     /// HA mode's helper).
     fn service_origin(&self, service: &str, host: &str) -> Option<Origin> {
         if let Some(e) = self.f.top("service", service) {
-            return Some(Origin {
-                what: format!("service `{service}`"),
-                span: e.span(),
-            });
+            return Some(Origin::at(format!("service `{service}`"), e.span()));
         }
-        self.f.auxiliary(service, host).map(|(what, e)| Origin {
-            what,
-            span: e.span(),
-        })
+        self.f
+            .auxiliary(service, host)
+            .map(|(what, e)| Origin::at(what, e.span()))
     }
 
     /// A line of a host's compose file: the field of the service it writes.
@@ -350,23 +311,36 @@ impl Why<'_> {
                     if let (Some(inst), Some(k)) = (inst, key(3)) {
                         out.extend(env_origins(&self.f, inst, host, k));
                     }
+                } else if let (Some("depends_on"), Some(target)) = (field, key(3)) {
+                    out.extend(compose::dependency(
+                        &self.f,
+                        inst,
+                        service,
+                        host,
+                        target,
+                        key(4)
+                            .and(text.lines().nth(line - 1))
+                            .and_then(|l| l.split(':').nth(1))
+                            .map(str::trim),
+                    ));
                 } else if let Some(e) = self.f.field(service, host, fields) {
-                    out.push(Origin {
-                        what: format!("`{}` of `{service}`", e.key.name),
-                        span: e.span(),
-                    });
+                    out.push(Origin::at(
+                        format!("`{}` of `{service}`", e.key.name),
+                        e.span(),
+                    ));
+                } else if field == Some("restart") {
+                    out.push(compose::restart_default(&self.f, service, host, inst));
                 }
                 out.extend(self.service_origin(service, host));
             }
             (Some("volumes"), Some(volume), _) => {
-                out.push(Origin {
-                    what: format!("volume `{volume}`"),
-                    span: self
-                        .f
+                out.push(Origin::at(
+                    format!("volume `{volume}`"),
+                    self.f
                         .topology_entry()
                         .map(|t| t.span())
                         .ok_or("no topology entry")?,
-                });
+                ));
             }
             _ => {}
         }
@@ -406,7 +380,8 @@ impl Why<'_> {
         out.extend(self.service_origin(service, "cluster"));
     }
 
-    /// A line of a proxy's config: the route or upstream it writes, and the proxy.
+    /// A line of a proxy's config: its block's route, domain or upstream, the
+    /// field or default of its directive, and the proxy.
     fn proxy(
         &self,
         proxy_dir: &str,
@@ -416,15 +391,11 @@ impl Why<'_> {
         out: &mut Vec<Origin>,
     ) -> Result<(), String> {
         let name = file.rsplit_once('.').map_or(file, |(n, _)| n);
-        out.extend(proxy_line(&self.f, text, line));
-        if let Some((what, e)) = self.f.auxiliary(name, "") {
-            out.push(Origin {
-                what,
-                span: e.span(),
-            });
-        } else {
-            return Err(format!("no proxy `{name}` in {proxy_dir}"));
-        }
+        let entry = self
+            .f
+            .proxy(name)
+            .ok_or_else(|| format!("no proxy `{name}` in {proxy_dir}"))?;
+        out.extend(proxy::origins(&self.f, entry, text, line));
         Ok(())
     }
 
@@ -435,10 +406,7 @@ impl Why<'_> {
                 || line_text.contains(&format!("job_name: \"{}\"", s.name))
             {
                 if let Some(e) = self.f.field(&s.name, "", &["metrics"]) {
-                    out.push(Origin {
-                        what: format!("`metrics` of `{}`", s.name),
-                        span: e.span(),
-                    });
+                    out.push(Origin::at(format!("`metrics` of `{}`", s.name), e.span()));
                 }
             }
         }
@@ -447,10 +415,7 @@ impl Why<'_> {
             .top("service", "monitoring")
             .or_else(|| self.f.topology_entry())
         {
-            out.push(Origin {
-                what: "the scrape config of the topology".into(),
-                span: e.span(),
-            });
+            out.push(Origin::at("the scrape config of the topology", e.span()));
         }
     }
 
@@ -459,10 +424,7 @@ impl Why<'_> {
         // A service's own files (replication, Patroni, Sentinel): its HA mode.
         let host = if rest.len() > 1 { rest[0] } else { "" };
         if let Some(e) = self.f.field(service, host, &["ha"]) {
-            out.push(Origin {
-                what: format!("the HA mode of `{service}`"),
-                span: e.span(),
-            });
+            out.push(Origin::at(format!("the HA mode of `{service}`"), e.span()));
         }
         out.extend(self.service_origin(service, host));
     }

@@ -1,0 +1,179 @@
+//! `stackc why` on every line of the examples' proxy configs and compose
+//! files: each names the `.stack` entry that decides it, beyond the proxy or
+//! the service it is in, or says which default it is; and on chosen lines,
+//! the entry it names is the right one.
+
+use stackc::why::{why, Origin};
+
+use crate::support::{options, read, rel, root, stack_files};
+
+/// One line's answer: the origin, and the source line it points at (or
+/// `default: WHAT`).
+type Answer = (Origin, String);
+
+/// The origins of every line of every proxy config and compose file of an
+/// example: (file, line, its text, its origins).
+fn every_line(path: &std::path::Path) -> Vec<(String, usize, String, Vec<Answer>)> {
+    let text = read(path);
+    let options = options(path);
+    let compilation = stackc::compile(&text, &options);
+    let analysis = stackc::analyze(text.as_str(), &options, stackc::Disposal::KeepTrees);
+    let mut out = Vec::new();
+    for a in &compilation.artifacts {
+        let Some((topology, inner)) = a.path.split_once('/') else {
+            continue;
+        };
+        let proxy = inner.starts_with("nginx/") && inner.ends_with(".conf")
+            || inner.starts_with("haproxy/") && inner.ends_with(".cfg");
+        if !(proxy || inner.starts_with("compose/")) {
+            continue;
+        }
+        for (i, l) in a.contents.lines().enumerate() {
+            let t = l.trim();
+            if t.is_empty() || t.starts_with('#') || t == "}" || t == "{" {
+                continue;
+            }
+            let origins = why(&analysis, topology, inner, &a.contents, i + 1)
+                .unwrap_or_else(|e| panic!("{}:{}: {e}", a.path, i + 1));
+            let answers = origins
+                .into_iter()
+                .map(|o| {
+                    let shown = match o.span {
+                        Some(s) => analysis.sources.get(s.file).text[s.start as usize..]
+                            .lines()
+                            .next()
+                            .unwrap_or_default()
+                            .trim()
+                            .to_string(),
+                        None => format!("default: {}", o.what),
+                    };
+                    (o, shown)
+                })
+                .collect();
+            out.push((a.path.clone(), i + 1, t.to_string(), answers));
+        }
+    }
+    out
+}
+
+/// A proxy config's line names more than the proxy: a route, a field, a
+/// domain, a service, or a default by name.
+#[test]
+fn every_proxy_line_names_what_decides_it() {
+    let mut lines = 0;
+    for path in stack_files("examples") {
+        for (file, line, text, origins) in every_line(&path) {
+            if file.contains("/compose/") {
+                assert!(
+                    !origins.is_empty(),
+                    "{}: {file}:{line}: `{text}`: no answer",
+                    rel(&path)
+                );
+                continue;
+            }
+            let specific = origins.iter().any(|(o, _)| !o.what.starts_with("proxy `"));
+            assert!(
+                specific,
+                "{}: {file}:{line}: `{text}` only names the proxy: {origins:?}",
+                rel(&path)
+            );
+            lines += 1;
+        }
+    }
+    assert!(lines > 200, "{lines} proxy lines");
+}
+
+/// The answers for the lines of `file` that contain `needle`.
+fn answers<'a>(
+    all: &'a [(String, usize, String, Vec<Answer>)],
+    file: &str,
+    needle: &str,
+) -> Vec<&'a str> {
+    let found: Vec<&str> = all
+        .iter()
+        .filter(|(f, _, t, _)| f == file && t.contains(needle))
+        .flat_map(|(_, _, _, a)| a.iter().map(|(_, shown)| shown.as_str()))
+        .collect();
+    assert!(!found.is_empty(), "no line `{needle}` in {file}");
+    found
+}
+
+#[test]
+fn proxy_and_compose_lines_name_the_entry_that_decides_them() {
+    let path = root().join("examples/synthstack.stack");
+    let all = every_line(&path);
+    let cases = [
+        // A rate limit's zone: the route's `rate`.
+        ("single/nginx/edge.conf", "zone=api_http_0:10m", "rate = 10"),
+        (
+            "single/nginx/edge.conf",
+            "limit_req zone=ml_http_1",
+            "rate = 2",
+        ),
+        (
+            "single/nginx/edge.conf",
+            "least_conn",
+            "strategy = least_conn",
+        ),
+        (
+            "single/nginx/edge.conf",
+            "proxy_read_timeout 300s",
+            "read_timeout = 300s",
+        ),
+        (
+            "single/nginx/edge.conf",
+            "Connection $connection_upgrade",
+            "websocket = true",
+        ),
+        // A domain's server: the route's `domain`; its certificate by ACME.
+        (
+            "single/nginx/edge.conf",
+            "server_name api.",
+            "domain = \"api.synthstack.example.com\"",
+        ),
+        (
+            "single/nginx/edge.conf",
+            "ssl_certificate /",
+            "default: the certificate the ACME client obtains",
+        ),
+        (
+            "single/nginx/edge.conf",
+            "return 301",
+            "default: HTTP redirected to HTTPS",
+        ),
+        (
+            "single/nginx/edge.conf",
+            "worker_processes",
+            "default: nginx's settings",
+        ),
+        (
+            "single/nginx/edge.conf",
+            "limit_req_status",
+            "default: status 429",
+        ),
+        // A health-gated dependency: the reference, and the target's check.
+        (
+            "single/compose/main.yml",
+            "condition: service_healthy",
+            "DATABASE_URL = db.url",
+        ),
+        (
+            "single/compose/main.yml",
+            "condition: service_healthy",
+            "health {",
+        ),
+        (
+            "single/compose/main.yml",
+            "condition: service_completed_successfully",
+            "role = task",
+        ),
+        ("single/compose/main.yml", "restart: \"no\"", "role = task"),
+    ];
+    for (file, needle, expected) in cases {
+        let shown = answers(&all, file, needle);
+        assert!(
+            shown.iter().any(|t| t.starts_with(expected)),
+            "{file}: `{needle}`: expected `{expected}` in {shown:#?}"
+        );
+    }
+}
