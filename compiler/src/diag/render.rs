@@ -48,8 +48,13 @@ impl miette::SourceCode for Window<'_> {
             miette::SourceSpan::new((inner.span().offset() + lo).into(), inner.span().len()),
             inner.line() + lo_line,
             inner.column(),
-            // miette counts the lines from the start of what it scanned.
-            inner.line_count() + lo_line,
+            // miette joins two labels into one snippet when the first's line
+            // plus this count reaches the second's line. Its own count (of
+            // lines from the start of the text) joins nearly every pair; the
+            // lines the snippet holds, and `JOIN_GAP` more, join only labels
+            // a few lines apart, and a long block's first and last lines
+            // (`elide_long_labels`) are drawn apart, its middle left out.
+            inner.data().iter().filter(|&&b| b == b'\n').count() + JOIN_GAP,
         )))
     }
 }
@@ -120,6 +125,38 @@ fn to_miette(span: Span) -> miette::SourceSpan {
     )
 }
 
+/// Labels at most this many lines apart share one snippet.
+const JOIN_GAP: usize = 2;
+
+/// A label spans at most this many lines in a snippet; a longer one (a whole
+/// block) is drawn as its first line and its last, the lines between elided.
+const MAX_LABEL_LINES: usize = 6;
+
+/// Cuts each label longer than `MAX_LABEL_LINES` to its first line, and
+/// marks its last line with a label of its own: miette draws labels far
+/// apart as separate snippets, so the middle of the block is left out.
+fn elide_long_labels(sources: &SourceMap, diag: &mut Diagnostic) {
+    let mut ends = Vec::new();
+    for label in std::iter::once(&mut diag.primary).chain(diag.secondary.iter_mut()) {
+        let f = sources.get(label.span.file);
+        let (start, end) = (label.span.start as usize, label.span.end as usize);
+        let (first, _) = f.line_of(start);
+        let (last, last_start) = f.line_of(end.saturating_sub(1).max(start));
+        if last - first < MAX_LABEL_LINES {
+            continue;
+        }
+        let first_end = f.text[start..].find('\n').map_or(end, |i| start + i);
+        let last_text = &f.text[last_start..end];
+        let indent = last_text.len() - last_text.trim_start().len();
+        ends.push(Label {
+            span: Span::new(label.span.file, last_start + indent, end),
+            message: "ends here".into(),
+        });
+        label.span.end = first_end as u32;
+    }
+    diag.secondary.extend(ends);
+}
+
 /// Renders diagnostics as human-readable text, without colors when `color` is false.
 pub fn render_human(sources: &SourceMap, diags: &[Diagnostic], color: bool) -> String {
     let theme = if color {
@@ -134,6 +171,7 @@ pub fn render_human(sources: &SourceMap, diags: &[Diagnostic], color: bool) -> S
     for diag in diags {
         let file = sources.get(diag.primary.span.file);
         let mut diag = diag.clone();
+        elide_long_labels(sources, &mut diag);
         for other in diag
             .secondary
             .iter()

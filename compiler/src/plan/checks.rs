@@ -373,8 +373,12 @@ impl Topo<'_> {
                 let span = placement
                     .and_then(|p| p.def.ports.get(&port.name))
                     .map_or(fallback, |d| d.name.span);
+                // Replicas of a stateful service without an HA mode are refused
+                // already (E0404): its published port is no second error of
+                // the same `replicas`.
+                let refused = inst.role == Role::Stateful && inst.ha == HaMode::Single;
                 for bind in &port.binds {
-                    if inst.replicas > 1 {
+                    if inst.replicas > 1 && !refused {
                         let mut d = Diagnostic::error(
                             Code::ReplicasPublishPort,
                             span,
