@@ -264,6 +264,12 @@ fn exercise(program: Program, topology: &str, lb: &str, b1: &str, b2: &str) {
         contents.contains(&pem_path),
         "the proxy serves TLS:\n{contents}"
     );
+    // HAProxy's exporter on a port of the test's: every HAProxy binds 8405
+    // with SO_REUSEPORT, so another test's could answer there.
+    if matches!(program, Program::Haproxy) {
+        assert!(contents.contains(":8405\n"), "{contents}");
+        contents = contents.replace(":8405\n", ":28405\n");
+    }
     std::fs::write(&conf_path, &contents).unwrap_or_else(|e| panic!("{e}"));
 
     let api1 = backend("api-1", &format!("{b1}:28081"));
@@ -335,6 +341,39 @@ fn exercise(program: Program, topology: &str, lb: &str, b1: &str, b2: &str) {
         "the rate limit answers 429 past the burst: {statuses:?}"
     );
 
+    // The series the `ProxyBackendWithoutServer` alert reads (alerts.yml),
+    // from HAProxy's own exporter: the API backend's active servers, down to
+    // none once the last one is gone.
+    if matches!(program, Program::Haproxy) {
+        let metrics = format!("{lb}:28405");
+        let active = |metrics: &str| -> Option<String> {
+            let (_, body) = get(metrics, "/metrics");
+            body.lines()
+                .find(|l| l.starts_with("haproxy_backend_active_servers{proxy=\"api_http\"}"))
+                .map(str::to_string)
+        };
+        let before = active(&metrics);
+        assert!(
+            before.as_deref().is_some_and(|l| !l.ends_with(" 0")),
+            "the API backend has servers up: {before:?}"
+        );
+        drop(api1);
+        // A server that is up is checked every 30 s (`inter`), then three
+        // times 500 ms apart (`fastinter`, `fall 3`) before it counts as down.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+        while active(&metrics).as_deref()
+            != Some("haproxy_backend_active_servers{proxy=\"api_http\"} 0")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                active(&metrics)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        drop(proxy_process);
+        return;
+    }
     drop(proxy_process);
     drop(api1);
 }

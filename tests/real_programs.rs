@@ -847,6 +847,98 @@ fn prometheus_configs_pass_promtool() {
     );
 }
 
+/// The generated alerting rules pass `promtool check rules`, and fire as
+/// Prometheus evaluates them (`promtool test rules`, on series a down target
+/// and a backend left without servers give): a target after two minutes
+/// down, not before; a backend after one minute without a server, but never
+/// HAProxy's `no_route`, which has none by design.
+#[test]
+fn prometheus_alerts_fire_as_promtool_evaluates_them() {
+    if !require("promtool") {
+        return;
+    }
+    let mut checked = 0;
+    for b in build_all() {
+        for f in b
+            .files
+            .iter()
+            .filter(|f| f.ends_with("prometheus/alerts.yml"))
+        {
+            let rules = b.out.join(f);
+            let r = Command::new("promtool")
+                .args(["check", "rules"])
+                .arg(&rules)
+                .output()
+                .unwrap_or_else(|e| panic!("promtool: {e}"));
+            assert!(
+                r.status.success(),
+                "{} {f}: {}",
+                b.name,
+                String::from_utf8_lossy(&r.stdout)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "the examples have alerting rules ({checked})");
+    // The rules of a topology with an HAProxy proxy, evaluated.
+    let b = build_all()
+        .iter()
+        .find(|b| b.name.contains("neural-dsl"))
+        .unwrap_or_else(|| panic!("the Neural DSL example is built"));
+    let rules = b.out.join("cluster/prometheus/alerts.yml");
+    assert!(rules.is_file(), "{}", rules.display());
+    let test = r#"rule_files: [RULES]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'up{job="api", instance="10.20.1.12:8000"}'
+        values: '1 1 0 0 0 0'
+      - series: 'up{job="dashboard", instance="10.20.1.11:8050"}'
+        values: '1 1 1 1 1 1'
+      - series: 'haproxy_backend_active_servers{job="haproxy-lb", proxy="api_http"}'
+        values: '3 3 0 0 0 0'
+      - series: 'haproxy_backend_active_servers{job="haproxy-lb", proxy="no_route"}'
+        values: '0 0 0 0 0 0'
+    alert_rule_test:
+      - eval_time: 3m
+        alertname: TargetDown
+        exp_alerts: []
+      - eval_time: 4m
+        alertname: TargetDown
+        exp_alerts:
+          - exp_labels: { severity: critical, job: api, instance: "10.20.1.12:8000" }
+            exp_annotations:
+              summary: "api on 10.20.1.12:8000 is down"
+              description: "Prometheus has not scraped 10.20.1.12:8000 (job api) for 2 minutes."
+      - eval_time: 2m
+        alertname: ProxyBackendWithoutServer
+        exp_alerts: []
+      - eval_time: 3m
+        alertname: ProxyBackendWithoutServer
+        exp_alerts:
+          - exp_labels: { severity: critical, job: haproxy-lb, proxy: api_http }
+            exp_annotations:
+              summary: "backend api_http of haproxy-lb has no server up"
+              description: "Every server of HAProxy backend api_http fails its health check: its requests get 503."
+"#
+    .replace("RULES", &rules.display().to_string());
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let test_file = dir.path().join("alerts_test.yml");
+    fs::write(&test_file, test).unwrap_or_else(|e| panic!("{e}"));
+    let r = Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(&test_file)
+        .output()
+        .unwrap_or_else(|e| panic!("promtool: {e}"));
+    assert!(
+        r.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr)
+    );
+}
+
 /// Every generated `patroni.yml` passes `patroni --validate-config -i` (which
 /// skips binding and reaching etcd). The one line it may print is the node
 /// image's `bin_dir` when that PostgreSQL version is not installed here.

@@ -14,6 +14,9 @@ use super::*;
 /// The generated config, as a Prometheus service mounts it (`@out/...`).
 pub const PROMETHEUS_CONFIG: &str = "prometheus/prometheus.yml";
 
+/// The alerting rules the config loads, written beside it.
+pub const PROMETHEUS_RULES: &str = "prometheus/alerts.yml";
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScrapeJob {
     pub name: String,
@@ -155,14 +158,15 @@ impl Topo<'_> {
             })
             .collect();
         let mounted = self.placements.values().flatten().any(|p| {
-            p.def
-                .storage
-                .mounts
-                .values()
-                .any(|m| m.source.value == format!("@out/{PROMETHEUS_CONFIG}"))
+            p.def.storage.mounts.values().any(|m| {
+                [PROMETHEUS_CONFIG, PROMETHEUS_RULES]
+                    .iter()
+                    .any(|f| m.source.value == format!("@out/{f}"))
+            })
         });
         if !jobs.is_empty() || mounted {
             available.insert(PROMETHEUS_CONFIG.to_string());
+            available.insert(PROMETHEUS_RULES.to_string());
         }
         for p in self.placements.values().flatten() {
             for m in p.def.storage.mounts.values() {

@@ -1,7 +1,9 @@
 //! Prometheus: `out/<topology>/prometheus/prometheus.yml`, one scrape job per
 //! service that declares `metrics`, and one per HAProxy exporter. Targets are
 //! `host:port` only (the path is `metrics_path`); a job's timeout never exceeds its
-//! interval. Serialized from typed structs.
+//! interval. Beside it, `alerts.yml`, the rules the config loads: a target
+//! Prometheus cannot scrape, and a proxy's backend left with no server.
+//! Serialized from typed structs.
 
 use serde::Serialize;
 
@@ -9,7 +11,7 @@ use super::{header, yaml, Artifact};
 use crate::diag::Diagnostics;
 use crate::model::Duration;
 use crate::options::Options;
-use crate::plan::{ScrapeJob, TopologyPlan, PROMETHEUS_CONFIG};
+use crate::plan::{ScrapeJob, TopologyPlan, PROMETHEUS_CONFIG, PROMETHEUS_RULES};
 
 /// Prometheus' defaults, written out so that the file says what it does.
 const INTERVAL: Duration = Duration(15_000);
@@ -18,7 +20,42 @@ const TIMEOUT: Duration = Duration(10_000);
 #[derive(Serialize)]
 struct Config {
     global: Global,
+    /// Relative to the config's directory, where the rules are mounted too.
+    rule_files: Vec<&'static str>,
     scrape_configs: Vec<Job>,
+}
+
+/// A rule file: groups of alerting rules.
+#[derive(Serialize)]
+struct Rules {
+    groups: Vec<Group>,
+}
+
+#[derive(Serialize)]
+struct Group {
+    name: &'static str,
+    rules: Vec<Alert>,
+}
+
+#[derive(Serialize)]
+struct Alert {
+    alert: &'static str,
+    expr: String,
+    #[serde(rename = "for")]
+    after: &'static str,
+    labels: Severity,
+    annotations: Annotations,
+}
+
+#[derive(Serialize)]
+struct Severity {
+    severity: &'static str,
+}
+
+#[derive(Serialize)]
+struct Annotations {
+    summary: &'static str,
+    description: &'static str,
 }
 
 #[derive(Serialize)]
@@ -76,15 +113,80 @@ pub fn generate(
             scrape_timeout: duration(TIMEOUT),
             evaluation_interval: duration(INTERVAL),
         },
+        rule_files: vec![rules_name()],
         scrape_configs: topo.scrape_jobs.iter().map(job).collect(),
     };
-    match yaml::to_string(&config) {
-        Ok(body) => out.push(Artifact {
-            path: format!("{}/{PROMETHEUS_CONFIG}", topo.name),
-            contents: format!("{}{body}", header("#", options, &topo.name)),
-        }),
-        Err(e) => diags.push(super::internal(topo, "Prometheus config", &e)),
+    let rules = Rules {
+        groups: vec![Group {
+            name: "stackc",
+            rules: alerts(topo),
+        }],
+    };
+    for (path, what, body) in [
+        (
+            PROMETHEUS_CONFIG,
+            "Prometheus config",
+            yaml::to_string(&config),
+        ),
+        (
+            PROMETHEUS_RULES,
+            "Prometheus rules",
+            yaml::to_string(&rules),
+        ),
+    ] {
+        match body {
+            Ok(body) => out.push(Artifact {
+                path: format!("{}/{path}", topo.name),
+                contents: format!("{}{body}", header("#", options, &topo.name)),
+            }),
+            Err(e) => diags.push(super::internal(topo, what, &e)),
+        }
     }
+}
+
+/// The rule file's name, as the config (beside it) loads it.
+fn rules_name() -> &'static str {
+    PROMETHEUS_RULES
+        .rsplit('/')
+        .next()
+        .unwrap_or(PROMETHEUS_RULES)
+}
+
+/// The alerts every topology gets: a scrape target down; with HAProxy
+/// proxies, a backend without a server to send requests to (HAProxy's own
+/// exporter; its `no_route` backend has none by design).
+fn alerts(topo: &TopologyPlan) -> Vec<Alert> {
+    let mut rules = vec![Alert {
+        alert: "TargetDown",
+        expr: "up == 0".into(),
+        after: "2m",
+        labels: Severity {
+            severity: "critical",
+        },
+        annotations: Annotations {
+            summary: "{{ $labels.job }} on {{ $labels.instance }} is down",
+            description: "Prometheus has not scraped {{ $labels.instance }} (job {{ $labels.job }}) for 2 minutes.",
+        },
+    }];
+    if topo
+        .scrape_jobs
+        .iter()
+        .any(|j| j.name.starts_with("haproxy-"))
+    {
+        rules.push(Alert {
+            alert: "ProxyBackendWithoutServer",
+            expr: r#"haproxy_backend_active_servers{job=~"haproxy-.*", proxy!="no_route"} == 0"#.into(),
+            after: "1m",
+            labels: Severity {
+                severity: "critical",
+            },
+            annotations: Annotations {
+                summary: "backend {{ $labels.proxy }} of {{ $labels.job }} has no server up",
+                description: "Every server of HAProxy backend {{ $labels.proxy }} fails its health check: its requests get 503.",
+            },
+        });
+    }
+    rules
 }
 
 fn job(j: &ScrapeJob) -> Job {
