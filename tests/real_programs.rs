@@ -813,21 +813,14 @@ fn haproxy_configs_pass_haproxy_c() {
     );
 }
 
-/// Every generated Prometheus config passes `promtool check config`.
-#[test]
-fn prometheus_configs_pass_promtool() {
-    if !require("promtool") {
-        return;
-    }
+/// Runs `promtool check WHAT` on every generated file ending in `suffix`;
+/// returns how many it checked.
+fn promtool_checks(what: &str, suffix: &str) -> usize {
     let mut checked = 0;
     for b in build_all() {
-        for f in b
-            .files
-            .iter()
-            .filter(|f| f.ends_with("prometheus/prometheus.yml"))
-        {
+        for f in b.files.iter().filter(|f| f.ends_with(suffix)) {
             let r = Command::new("promtool")
-                .args(["check", "config"])
+                .args(["check", what])
                 .arg(b.out.join(f))
                 .output()
                 .unwrap_or_else(|e| panic!("promtool: {e}"));
@@ -841,6 +834,16 @@ fn prometheus_configs_pass_promtool() {
             checked += 1;
         }
     }
+    checked
+}
+
+/// Every generated Prometheus config passes `promtool check config`.
+#[test]
+fn prometheus_configs_pass_promtool() {
+    if !require("promtool") {
+        return;
+    }
+    let checked = promtool_checks("config", "prometheus/prometheus.yml");
     assert!(
         checked >= 3,
         "the examples have Prometheus configs ({checked})"
@@ -857,28 +860,7 @@ fn prometheus_alerts_fire_as_promtool_evaluates_them() {
     if !require("promtool") {
         return;
     }
-    let mut checked = 0;
-    for b in build_all() {
-        for f in b
-            .files
-            .iter()
-            .filter(|f| f.ends_with("prometheus/alerts.yml"))
-        {
-            let rules = b.out.join(f);
-            let r = Command::new("promtool")
-                .args(["check", "rules"])
-                .arg(&rules)
-                .output()
-                .unwrap_or_else(|e| panic!("promtool: {e}"));
-            assert!(
-                r.status.success(),
-                "{} {f}: {}",
-                b.name,
-                String::from_utf8_lossy(&r.stdout)
-            );
-            checked += 1;
-        }
-    }
+    let checked = promtool_checks("rules", "prometheus/alerts.yml");
     assert!(checked >= 3, "the examples have alerting rules ({checked})");
     // The rules of a topology with an HAProxy proxy, evaluated.
     let b = build_all()
