@@ -29,12 +29,14 @@ fn every_line(path: &std::path::Path) -> Vec<(String, usize, String, Vec<Answer>
             continue;
         }
         for (i, l) in a.contents.lines().enumerate() {
+            // Every line is answered without a panic; the ones with nothing to
+            // trace are not checked further.
+            let origins = why(&analysis, topology, inner, &a.contents, i + 1)
+                .unwrap_or_else(|e| panic!("{}:{}: {e}", a.path, i + 1));
             let t = l.trim();
             if t.is_empty() || t.starts_with('#') || t == "}" || t == "{" {
                 continue;
             }
-            let origins = why(&analysis, topology, inner, &a.contents, i + 1)
-                .unwrap_or_else(|e| panic!("{}:{}: {e}", a.path, i + 1));
             let answers = origins
                 .into_iter()
                 .map(|o| {

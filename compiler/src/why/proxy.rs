@@ -383,9 +383,15 @@ fn haproxy_line(
         (["backend", "no_route"], _) => {
             vec![Origin::default("a request no route matches gets 404")]
         }
-        (["backend", name], _) => {
-            upstream_directive(f, name, if words[0] == "backend" { &[] } else { words })
-        }
+        (["backend", name], _) => upstream_directive(
+            f,
+            name,
+            if words.first() == Some(&"backend") {
+                &[]
+            } else {
+                words
+            },
+        ),
         (["frontend", ..], ["acl", _, "path_beg", path, ..]) => route_directive(f, path, &[]),
         (["frontend", ..], ["use_backend", _, "if", acl]) => {
             // The acl the rule names holds the route's path.
