@@ -617,3 +617,41 @@ topology single {
         String::from_utf8_lossy(&cmdline)
     );
 }
+
+/// A service that runs only on managed hosts (a platform such as Vercel runs
+/// it) gets no scrape job: Prometheus could reach none of its placements. The
+/// one beside Prometheus is scraped.
+#[test]
+fn a_service_on_managed_hosts_only_gets_no_scrape_job() {
+    let text = r#"
+service web {
+  image = "web:1"
+  port http = 3000
+  metrics = http
+}
+service api {
+  image = "api:1"
+  port http = 8000
+  metrics = http
+}
+service prom: prometheus {}
+topology t {
+  host cdn {
+    managed = true
+    run = [web]
+  }
+  host main { run = [api, prom] }
+}
+"#;
+    let compilation = stackc::compile(text, &options());
+    assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics);
+    let prom = crate::support::artifact(&compilation, "t/prometheus/prometheus.yml");
+    let doc: serde_norway::Value = serde_norway::from_str(&prom).unwrap_or_else(|e| panic!("{e}"));
+    let jobs: Vec<&str> = doc["scrape_configs"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|j| j["job_name"].as_str())
+        .collect();
+    assert_eq!(jobs, ["api"], "{prom}");
+}

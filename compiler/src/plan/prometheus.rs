@@ -136,7 +136,11 @@ impl Topo<'_> {
                     host: host.name.name.to_string(),
                 });
             }
-            jobs.push(job);
+            // Placed on managed hosts only (a platform runs it): nothing to
+            // scrape, and no job without a target.
+            if !job.dns.is_empty() || !job.targets.is_empty() {
+                jobs.push(job);
+            }
         }
         jobs.extend(haproxy_jobs(proxies, server, &self.hosts));
         (jobs, publishes)
