@@ -409,7 +409,10 @@ impl Topo<'_> {
                 diags.push(
                     Diagnostic::error(Code::TlsWithoutDomain, tls.domain.span, format!("no route is served on `https://{}`", tls.domain.value))
                         .label("TLS for a domain without routes")
-                        .help("give a routed service `public_url = \"https://DOMAIN\"`, or remove this block"),
+                        .help(format!(
+                            "serve routes there: `public_url = \"https://{d}\"` on a routed service, or `domain = \"{d}\"` in a route; or remove this block",
+                            d = tls.domain.value
+                        )),
                 );
             }
         }
