@@ -643,3 +643,127 @@ fn every_tls_secret_of_an_ingress_is_filled_by_a_certificate() {
     }
     assert!(checked > 0, "the examples have https Ingress hosts");
 }
+
+/// Every route of every Kubernetes topology reaches its Ingress with what it
+/// asks (as ingress-nginx's annotations read it): its timeouts in seconds,
+/// its body size, its rate and burst; on its own `domain` when it has one.
+/// A route without settings is in an Ingress without annotations; a route
+/// with its own domain is served there even without a public URL.
+#[test]
+fn each_ingress_keeps_its_routes_settings() {
+    let mut routes = 0;
+    for path in stack_files("examples")
+        .into_iter()
+        .chain(stack_files("tests/cases"))
+    {
+        let options = options(&path);
+        let analysis = stackc::analyze(read(&path), &options, stackc::Disposal::Free);
+        let Some(plan) = analysis.plan else {
+            continue;
+        };
+        let sets = sets();
+        for topo in plan
+            .topologies
+            .iter()
+            .filter(|t| t.platform == stackc::model::Platform::Kubernetes)
+        {
+            let set = sets
+                .iter()
+                .find(|s| s.name == format!("{} {}", rel(&path), topo.name))
+                .unwrap_or_else(|| panic!("{} {}: no manifests", rel(&path), topo.name));
+            for inst in topo.hosts.iter().flat_map(|h| &h.services) {
+                // On the Ingress: with a public URL, or on its own domain.
+                let public = inst.public_url.is_some();
+                for route in inst.routes.iter().filter(|r| public || r.domain.is_some()) {
+                    let ingress = set
+                        .docs
+                        .iter()
+                        .filter(|d| kind(d) == "Ingress")
+                        .find(|d| {
+                            d["spec"]["rules"]
+                                .as_sequence()
+                                .into_iter()
+                                .flatten()
+                                .any(|r| {
+                                    route
+                                        .domain
+                                        .as_deref()
+                                        .is_none_or(|h| r["host"].as_str() == Some(h))
+                                        && r["http"]["paths"]
+                                            .as_sequence()
+                                            .into_iter()
+                                            .flatten()
+                                            .any(|p| {
+                                                p["path"].as_str() == Some(&route.path)
+                                                    && p["backend"]["service"]["name"].as_str()
+                                                        == Some(&inst.name)
+                                            })
+                                })
+                        })
+                        .unwrap_or_else(|| {
+                            panic!(
+                                "{}: no Ingress routes {} to {}",
+                                set.name, route.path, inst.name
+                            )
+                        });
+                    let annotation = |key: &str| {
+                        ingress["metadata"]["annotations"]
+                            [format!("nginx.ingress.kubernetes.io/{key}")]
+                        .as_str()
+                        .map(str::to_string)
+                    };
+                    let s = &route.settings;
+                    let seconds = |d: Option<stackc::model::Duration>| {
+                        d.map(|d| d.0.div_ceil(1000).to_string())
+                    };
+                    assert_eq!(
+                        annotation("proxy-connect-timeout"),
+                        seconds(s.connect_timeout),
+                        "{}",
+                        set.name
+                    );
+                    assert_eq!(
+                        annotation("proxy-send-timeout"),
+                        seconds(s.send_timeout),
+                        "{}",
+                        set.name
+                    );
+                    assert_eq!(
+                        annotation("proxy-read-timeout"),
+                        seconds(s.read_timeout),
+                        "{}",
+                        set.name
+                    );
+                    assert_eq!(
+                        annotation("limit-rps"),
+                        s.rate.map(|r| r.rate.to_string()),
+                        "{}",
+                        set.name
+                    );
+                    if let Some(r) = s.rate.filter(|r| r.burst > 0 && r.burst % r.rate == 0) {
+                        assert_eq!(
+                            annotation("limit-burst-multiplier"),
+                            Some((r.burst / r.rate).to_string())
+                        );
+                    }
+                    assert_eq!(
+                        annotation("proxy-body-size").is_some(),
+                        s.body_size.is_some(),
+                        "{}",
+                        set.name
+                    );
+                    if *s == stackc::plan::RouteSettings::default() {
+                        assert!(
+                            ingress["metadata"]["annotations"].is_null(),
+                            "{}: {:?}",
+                            set.name,
+                            ingress["metadata"]
+                        );
+                    }
+                    routes += 1;
+                }
+            }
+        }
+    }
+    assert!(routes >= 5, "{routes} routes on Kubernetes");
+}

@@ -562,6 +562,8 @@ codes! {
     /// An environment value cannot be written to an env file so that both
     /// docker-compose and a POSIX shell read back the same string.
     UnrepresentableEnvValue = "E0501", Error, "unrepresentable-env-value";
+    /// A route's setting the Kubernetes Ingress controller cannot express exactly.
+    IngressCannotExpress = "W0502", Warning, "ingress-cannot-express";
     /// stackc failed to write a file it should be able to write: a bug in stackc.
     /// Nothing is written; please report it with the input.
     Internal = "E0900", Error, "internal";

@@ -540,6 +540,13 @@ fn routes(def: &ServiceDef) -> Vec<RoutedPath> {
         Some(RoutedPath {
             path: r.path.value.clone(),
             port,
+            domain: r
+                .options
+                .domain
+                .as_ref()
+                .map(|d| d.value.to_ascii_lowercase()),
+            settings: super::RouteSettings::of(r),
+            span: r.path.span,
         })
     }));
     routes

@@ -48,8 +48,8 @@ pub use patroni::{
 pub use prometheus::{ScrapeJob, PROMETHEUS_CONFIG, PROMETHEUS_RULES};
 pub use proxy::acme;
 pub use proxy::{
-    HttpHealth, ProxyPlan, RateLimit, RoutePlan, Site, Tls, Upstream, UpstreamServer,
-    HAPROXY_METRICS_PORT, HAPROXY_STATS_PORT,
+    HttpHealth, ProxyPlan, RateLimit, RoutePlan, RouteSettings, Site, Tls, Upstream,
+    UpstreamServer, HAPROXY_METRICS_PORT, HAPROXY_STATS_PORT,
 };
 pub use replication::{
     SentinelNode, StreamingPlan, REDIS_DIR, REDIS_PASSWORD_ENV, REPLICATION_PASSWORD_ENV,
@@ -85,6 +85,9 @@ pub struct TopologyPlan {
     pub span: Span,
     pub platform: Platform,
     pub hosts: Vec<HostPlan>,
+    /// The warnings its `allow` silences (an unknown name is reported by the
+    /// lints).
+    pub allowed: Vec<crate::diag::Code>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -424,6 +427,11 @@ impl Instance {
 pub struct RoutedPath {
     pub path: Name,
     pub port: Name,
+    /// The route's own domain, when it is not the public URL's.
+    pub domain: Option<String>,
+    pub settings: RouteSettings,
+    /// The route's path in the source, for what a target cannot express.
+    pub span: crate::diag::Span,
 }
 
 /// A named volume: `<service>-<name>`, mounted at `path`.

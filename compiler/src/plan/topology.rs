@@ -217,6 +217,11 @@ fn plan_topology(
         span: topo.name.span,
         platform: topo.platform.value,
         hosts: host_plans,
+        allowed: topo
+            .allow
+            .iter()
+            .filter_map(|a| crate::diag::Code::parse(&a.name))
+            .collect(),
     }
 }
 

@@ -261,7 +261,7 @@ fn frontend(proxy: &ProxyPlan) -> (Vec<String>, Vec<String>) {
         .sites
         .iter()
         .flat_map(|s| &s.routes)
-        .any(|r| r.strip_prefix);
+        .any(|r| r.settings.strip_prefix);
     // Domains first (longest prefixes first within each), then the default server.
     let mut sites: Vec<_> = proxy.sites.iter().collect();
     sites.sort_by_key(|s| s.domain.is_none());
@@ -298,7 +298,7 @@ fn frontend(proxy: &ProxyPlan) -> (Vec<String>, Vec<String>) {
             } else {
                 format!("{host_cond}{path}")
             };
-            if let Some(limit) = &route.rate {
+            if let Some(limit) = &route.settings.rate {
                 let table = format!("rate_{acl}");
                 lines.push(format!(
                     "http-request track-sc0 src table {table} if {cond}"
@@ -310,13 +310,13 @@ fn frontend(proxy: &ProxyPlan) -> (Vec<String>, Vec<String>) {
                 ));
                 tables.push(table);
             }
-            if let Some(size) = route.body_size {
+            if let Some(size) = route.settings.body_size {
                 lines.push(format!(
                     "http-request deny deny_status 413 if {cond} {{ req.hdr_val(content-length) gt {} }}",
                     bytes(size)
                 ));
             }
-            if route.strip_prefix && route.path.ends_with('/') {
+            if route.settings.strip_prefix && route.path.ends_with('/') {
                 lines.push(format!(
                     "http-request replace-path ^{}(.*) /\\1 if {cond}",
                     regex_escape(&route.path)

@@ -129,8 +129,9 @@ impl<'s> Files<'s> {
 /// made (`check` runs this; `generate` then meets none).
 pub fn check(plan: &Plan, diags: &mut Diagnostics) {
     for topo in &plan.topologies {
-        if topo.platform == crate::model::Platform::Compose {
-            env::check(topo, diags);
+        match topo.platform {
+            crate::model::Platform::Compose => env::check(topo, diags),
+            crate::model::Platform::Kubernetes => kubernetes::unexpressible(topo, diags),
         }
     }
 }

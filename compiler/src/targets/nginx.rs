@@ -140,7 +140,7 @@ fn render(proxy: &ProxyPlan, header: &str) -> Result<String, String> {
             templates::render_into("nginx-location", location, &mut out)?;
         }
         for route in server.routes {
-            let zone = route.rate.as_ref().and_then(|_| zones.next());
+            let zone = route.settings.rate.as_ref().and_then(|_| zones.next());
             templates::render_into("nginx-location", &location(route, zone), &mut out)?;
         }
         templates::render_into("nginx-server-end", &(), &mut out)?;
@@ -156,7 +156,7 @@ fn zones(proxy: &ProxyPlan) -> Vec<Zone> {
         .sites
         .iter()
         .flat_map(|site| &site.routes)
-        .filter_map(|route| Some((route, route.rate.as_ref()?)))
+        .filter_map(|route| Some((route, route.settings.rate.as_ref()?)))
         .enumerate()
         .map(|(i, (route, limit))| Zone {
             name: format!("{}_{i}", route.upstream),
@@ -292,21 +292,21 @@ fn health() -> LocationView {
 
 fn location(route: &RoutePlan, zone: Option<&Zone>) -> LocationView {
     let mut d = Vec::new();
-    if let (Some(limit), Some(zone)) = (&route.rate, zone) {
+    if let (Some(limit), Some(zone)) = (&route.settings.rate, zone) {
         d.push(format!(
             "limit_req zone={} burst={} nodelay",
             zone.name, limit.burst
         ));
         d.push(format!("limit_req_status {}", limit.status));
     }
-    let target = if route.strip_prefix && route.path.ends_with('/') {
+    let target = if route.settings.strip_prefix && route.path.ends_with('/') {
         format!("http://{}/", route.upstream)
     } else {
         format!("http://{}", route.upstream)
     };
     d.push(format!("proxy_pass {target}"));
     d.push("proxy_http_version 1.1".into());
-    if route.websocket {
+    if route.settings.websocket {
         d.push("proxy_set_header Upgrade $http_upgrade".into());
         d.push("proxy_set_header Connection $connection_upgrade".into());
     } else {
@@ -319,15 +319,15 @@ fn location(route: &RoutePlan, zone: Option<&Zone>) -> LocationView {
     d.push("proxy_set_header X-Forwarded-Proto $scheme".into());
     d.push("proxy_set_header X-Forwarded-Host $host".into());
     for (directive, value) in [
-        ("proxy_connect_timeout", route.connect_timeout),
-        ("proxy_send_timeout", route.send_timeout),
-        ("proxy_read_timeout", route.read_timeout),
+        ("proxy_connect_timeout", route.settings.connect_timeout),
+        ("proxy_send_timeout", route.settings.send_timeout),
+        ("proxy_read_timeout", route.settings.read_timeout),
     ] {
         if let Some(v) = value {
             d.push(format!("{directive} {}", seconds(v)));
         }
     }
-    if let Some(size) = route.body_size {
+    if let Some(size) = route.settings.body_size {
         d.push(format!("client_max_body_size {}", body_size(size)));
     }
     d.push("proxy_next_upstream error timeout http_502 http_503 http_504".into());
@@ -346,7 +346,7 @@ fn seconds(d: Duration) -> String {
 }
 
 /// nginx sizes: `k` and `m` are binary.
-fn body_size(s: Size) -> String {
+pub(crate) fn body_size(s: Size) -> String {
     const K: u64 = 1024;
     if s.0 >= K * K && s.0.is_multiple_of(K * K) {
         format!("{}m", s.0 / (K * K))

@@ -67,6 +67,13 @@ pub struct RoutePlan {
     pub path: Name,
     /// The name of its upstream.
     pub upstream: Name,
+    pub settings: RouteSettings,
+}
+
+/// What a route asks of whatever proxies it, with its defaults applied: one
+/// value every target reads (nginx, HAProxy, the Kubernetes Ingress).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RouteSettings {
     pub strip_prefix: bool,
     pub rate: Option<RateLimit>,
     pub connect_timeout: Option<Duration>,
@@ -74,6 +81,24 @@ pub struct RoutePlan {
     pub read_timeout: Option<Duration>,
     pub body_size: Option<Size>,
     pub websocket: bool,
+}
+
+impl RouteSettings {
+    pub fn of(route: &RouteDef) -> RouteSettings {
+        RouteSettings {
+            strip_prefix: route.strip_prefix,
+            rate: route.options.rate.as_ref().map(|r| RateLimit {
+                rate: r.value,
+                burst: route.options.burst.as_ref().map_or(0, |b| b.value),
+                status: route.options.limit_status.as_ref().map_or(429, |s| s.value),
+            }),
+            connect_timeout: route.options.connect_timeout.as_ref().map(|d| d.value),
+            send_timeout: route.options.send_timeout.as_ref().map(|d| d.value),
+            read_timeout: route.options.read_timeout.as_ref().map(|d| d.value),
+            body_size: route.options.body_size.as_ref().map(|s| s.value),
+            websocket: route.websocket,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -348,17 +373,7 @@ impl Topo<'_> {
                 site.routes.push(RoutePlan {
                     path: route.path.value.clone(),
                     upstream: upstream_name,
-                    strip_prefix: route.strip_prefix,
-                    rate: route.options.rate.as_ref().map(|r| RateLimit {
-                        rate: r.value,
-                        burst: route.options.burst.as_ref().map_or(0, |b| b.value),
-                        status: route.options.limit_status.as_ref().map_or(429, |s| s.value),
-                    }),
-                    connect_timeout: route.options.connect_timeout.as_ref().map(|d| d.value),
-                    send_timeout: route.options.send_timeout.as_ref().map(|d| d.value),
-                    read_timeout: route.options.read_timeout.as_ref().map(|d| d.value),
-                    body_size: route.options.body_size.as_ref().map(|s| s.value),
-                    websocket: route.websocket,
+                    settings: RouteSettings::of(route),
                 });
             }
         }

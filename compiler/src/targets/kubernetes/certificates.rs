@@ -59,9 +59,18 @@ struct IssuerRef {
 }
 
 impl Cx<'_> {
-    /// The Issuer and a Certificate per TLS host of the Ingress, if any.
-    pub(super) fn certificates(&self, ingress: &Object<IngressSpec>) -> Option<Documents> {
-        let tls = &ingress.spec.as_ref()?.tls;
+    /// The Issuer and a Certificate per TLS host of the Ingresses, if any.
+    pub(super) fn certificates(&self, ingresses: &[Object<IngressSpec>]) -> Option<Documents> {
+        let mut tls: Vec<&IngressTls> = Vec::new();
+        for t in ingresses
+            .iter()
+            .filter_map(|i| i.spec.as_ref())
+            .flat_map(|s| &s.tls)
+        {
+            if !tls.iter().any(|o| o.hosts == t.hosts) {
+                tls.push(t);
+            }
+        }
         if tls.is_empty() {
             return None;
         }

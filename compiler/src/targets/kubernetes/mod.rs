@@ -29,6 +29,7 @@ use crate::plan::{self, Instance, Out, Plan, RoutedPath, SentinelPlan, TopologyP
 mod certificates;
 mod cnpg;
 mod ingress;
+pub(crate) use ingress::unexpressible;
 mod secrets;
 mod sentinel;
 mod tasks;
@@ -142,11 +143,16 @@ pub fn generate(
         );
         restores.extend(cx.cnpg_restore(inst).map(|r| (*inst, r)));
     }
-    if let Some(ingress) = cx.ingress(&instances) {
-        if let Some(certificates) = cx.certificates(&ingress) {
+    let ingresses = cx.ingresses(&instances);
+    if !ingresses.is_empty() {
+        if let Some(certificates) = cx.certificates(&ingresses) {
             write("certificates.yaml", certificates, out);
         }
-        write("ingress.yaml", Documents::of(&ingress), out);
+        let mut docs = Documents::default();
+        for ingress in &ingresses {
+            docs.push(ingress);
+        }
+        write("ingress.yaml", docs, out);
     }
     out.push(Artifact {
         path: format!("{}/k8s/secrets.sh", topo.name),
