@@ -190,43 +190,32 @@ fn applies(option: &str, modes: &[crate::model::HaMode]) -> bool {
 /// The modes the service around `at` may run in: its `ha` block's `mode`
 /// once written, else its kind's `ha_modes`; `None` when neither is known.
 fn ha_modes(a: &Analysis, at: usize) -> Option<Vec<crate::model::HaMode>> {
+    use crate::model::HaMode;
     use crate::syntax::{EntryValue, ValueKind};
     let entries = chain(a, at);
     let service = entries.first().filter(|e| e.key.name == "service")?;
-    let chosen = entries
-        .iter()
-        .find(|e| e.key.name == "ha")
-        .and_then(|ha| match &ha.value {
-            EntryValue::Block(fields) => fields.iter().find(|f| f.key.name == "mode"),
+    fn value(e: &crate::syntax::Entry) -> Option<&ValueKind> {
+        match &e.value {
+            EntryValue::Assign(v) => Some(&v.kind),
             _ => None,
-        })
-        .and_then(|mode| match &mode.value {
-            EntryValue::Assign(v) => match &v.kind {
-                ValueKind::Path(p) if p.len() == 1 => {
-                    Some(vec![crate::model::HaMode::new(&p[0].name)])
-                }
-                _ => None,
-            },
-            _ => None,
-        });
-    if chosen.is_some() {
-        return chosen;
+        }
+    }
+    let name = |v: &ValueKind| match v {
+        ValueKind::Path(p) if p.len() == 1 => Some(HaMode::new(&p[0].name)),
+        _ => None,
+    };
+    let ha = entries.iter().find(|e| e.key.name == "ha");
+    let written = ha.and_then(|ha| match &ha.value {
+        EntryValue::Block(fields) => fields.iter().find(|f| f.key.name == "mode"),
+        _ => None,
+    });
+    if let Some(mode) = written.and_then(|m| name(value(m)?)) {
+        return Some(vec![mode]);
     }
     let kind = kind_of(a, service.label_name()?)?;
     let (_, _, declared) = kind_entries(a, &kind, "ha_modes").into_iter().next()?;
-    match &declared.value {
-        EntryValue::Assign(v) => match &v.kind {
-            ValueKind::List(items) => Some(
-                items
-                    .iter()
-                    .filter_map(|i| match &i.kind {
-                        ValueKind::Path(p) => p.first().map(|n| crate::model::HaMode::new(&n.name)),
-                        _ => None,
-                    })
-                    .collect(),
-            ),
-            _ => None,
-        },
+    match value(declared)? {
+        ValueKind::List(items) => Some(items.iter().filter_map(|i| name(&i.kind)).collect()),
         _ => None,
     }
 }

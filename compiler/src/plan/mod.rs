@@ -45,7 +45,7 @@ pub use patroni::{
     endpoint, EtcdMember, PatroniNode, ETCD_CLIENT_PORT, ETCD_DATA_DIR, ETCD_PEER_PORT,
     PATRONI_DIR, PATRONI_PRIMARY_PORT, PATRONI_REPLICA_PORT, PATRONI_REST_PORT, PATRONI_VERSION,
 };
-pub use prometheus::{ScrapeJob, PROMETHEUS_CONFIG, PROMETHEUS_RULES};
+pub use prometheus::{ScrapeJob, HAPROXY_JOB, PROMETHEUS_CONFIG, PROMETHEUS_RULES};
 pub use proxy::acme;
 pub use proxy::{
     HttpHealth, ProxyPlan, RateLimit, RoutePlan, RouteSettings, Site, Tls, Upstream,

@@ -14,6 +14,9 @@ use super::*;
 /// The generated config, as a Prometheus service mounts it (`@out/...`).
 pub const PROMETHEUS_CONFIG: &str = "prometheus/prometheus.yml";
 
+/// The name of an HAProxy proxy's scrape job: this and the proxy's name.
+pub const HAPROXY_JOB: &str = "haproxy-";
+
 /// The alerting rules the config loads, written beside it.
 pub const PROMETHEUS_RULES: &str = "prometheus/alerts.yml";
 
@@ -211,7 +214,7 @@ fn haproxy_jobs(
         let host = hosts.iter().position(|h| h.name.name == proxy.host);
         let local = host.is_some() && host == server && !proxy.on_host;
         let mut job = ScrapeJob {
-            name: format!("haproxy-{}", proxy.name),
+            name: format!("{HAPROXY_JOB}{}", proxy.name),
             path: "/metrics".into(),
             interval: None,
             timeout: None,

@@ -11,7 +11,7 @@ use super::{header, yaml, Artifact};
 use crate::diag::Diagnostics;
 use crate::model::Duration;
 use crate::options::Options;
-use crate::plan::{ScrapeJob, TopologyPlan, PROMETHEUS_CONFIG, PROMETHEUS_RULES};
+use crate::plan::{ScrapeJob, TopologyPlan, HAPROXY_JOB, PROMETHEUS_CONFIG, PROMETHEUS_RULES};
 
 /// Prometheus' defaults, written out so that the file says what it does.
 const INTERVAL: Duration = Duration(15_000);
@@ -171,11 +171,13 @@ fn alerts(topo: &TopologyPlan) -> Vec<Alert> {
     if topo
         .scrape_jobs
         .iter()
-        .any(|j| j.name.starts_with("haproxy-"))
+        .any(|j| j.name.starts_with(HAPROXY_JOB))
     {
         rules.push(Alert {
             alert: "ProxyBackendWithoutServer",
-            expr: r#"haproxy_backend_active_servers{job=~"haproxy-.*", proxy!="no_route"} == 0"#.into(),
+            expr: format!(
+                r#"haproxy_backend_active_servers{{job=~"{HAPROXY_JOB}.*", proxy!="no_route"}} == 0"#
+            ),
             after: "1m",
             labels: Severity {
                 severity: "critical",

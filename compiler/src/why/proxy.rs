@@ -6,7 +6,7 @@
 //! to the default it is, by name (a line no `.stack` entry decides).
 
 use super::{block, Finder, Origin};
-use crate::syntax::{Entry, Label};
+use crate::syntax::{Entry, EntryValue, Label, Value, ValueKind};
 
 /// The origins of line `line` (1-based) of proxy `proxy`'s config `text`.
 pub(super) fn origins(f: &Finder<'_>, proxy: &Entry, text: &str, line: usize) -> Vec<Origin> {
@@ -86,9 +86,10 @@ fn nginx_line(
     words: &[&str],
 ) -> Vec<Origin> {
     let blocks = enclosing(lines, line);
-    let header = |h: &str| -> Vec<String> { h.split_whitespace().map(str::to_string).collect() };
-    let inner: Vec<String> = blocks.first().map(|h| header(h)).unwrap_or_default();
-    let inner: Vec<&str> = inner.iter().map(String::as_str).collect();
+    let inner: Vec<&str> = blocks
+        .first()
+        .map(|h| h.split_whitespace().collect())
+        .unwrap_or_default();
     // The server block this line is in (or is the header of).
     let server_at = (0..line)
         .rev()
@@ -107,7 +108,7 @@ fn nginx_line(
         return server_directive(f, proxy, domain, &["return", "301"]);
     }
     match (inner.as_slice(), words) {
-        (["location", "=", "/health", ..], _) => vec![Origin::default(
+        (["location", "=", ..], _) | (_, ["location", "=", ..]) => vec![Origin::default(
             "the proxy's own health check (`/health`), on every proxy",
         )],
         _ if acme => {
@@ -119,9 +120,6 @@ fn nginx_line(
         }
         (["location", path, ..], _) => route_directive(f, path, words),
         (["upstream", name, ..], _) => upstream_directive(f, name, words),
-        (_, ["location", "=", ..]) => vec![Origin::default(
-            "the proxy's own health check (`/health`), on every proxy",
-        )],
         (_, ["location", path, ..]) => route_directive(f, path, &[]),
         (_, ["upstream", name, ..]) => upstream_directive(f, name, &[]),
         (_, ["limit_req_zone", .., zone, _rate]) => {
@@ -162,19 +160,8 @@ fn server_directive(
         )];
     };
     match words {
-        ["listen", port, ..] => {
-            let key = if words.contains(&"ssl") {
-                "https"
-            } else {
-                "http"
-            };
-            let mut out = field(proxy, key)
-                .map(|e| vec![Origin::at(format!("`{key}` of the proxy"), e.span())])
-                .unwrap_or_else(|| {
-                    vec![Origin::default(format!(
-                        "port {port}: the proxy's default `{key}` port"
-                    ))]
-                });
+        ["listen", ..] => {
+            let mut out = vec![listen_port(proxy, words)];
             out.extend(domain_origins(f, proxy, Some(domain), "the server of"));
             out
         }
@@ -215,6 +202,20 @@ fn server_directive(
     }
 }
 
+/// What decides the port of a `listen` (nginx) or `bind` (HAProxy) line: the
+/// proxy's `https` port for TLS, else its `http` port, or their default.
+fn listen_port(proxy: &Entry, words: &[&str]) -> Origin {
+    let key = if words.contains(&"ssl") {
+        "https"
+    } else {
+        "http"
+    };
+    match field(proxy, key) {
+        Some(e) => Origin::at(format!("`{key}` of the proxy"), e.span()),
+        None => Origin::default(format!("the proxy's default `{key}` port")),
+    }
+}
+
 /// What decides a domain: the proxy's `tls "DOMAIN"` entry, the routes whose
 /// `domain` it is.
 fn domain_origins(f: &Finder<'_>, proxy: &Entry, domain: Option<&str>, what: &str) -> Vec<Origin> {
@@ -232,10 +233,9 @@ fn domain_origins(f: &Finder<'_>, proxy: &Entry, domain: Option<&str>, what: &st
         .filter(|e| e.key.name == "service")
     {
         let url = field(svc, "public_url").filter(|u| {
-            value_text(f, u).is_some_and(|v| {
-                let host = v.split_once("://").map_or(v, |(_, rest)| rest);
-                host.split(['/', ':']).next() == Some(domain)
-            })
+            literal(u)
+                .and_then(|v| crate::grammar::url(&v).ok().map(|u| u.host))
+                .is_some_and(|host| host == domain)
         });
         if let Some(u) = url {
             out.push(Origin::at(
@@ -245,7 +245,7 @@ fn domain_origins(f: &Finder<'_>, proxy: &Entry, domain: Option<&str>, what: &st
         }
     }
     for (svc, route) in routes(f) {
-        if let Some(d) = field(route, "domain").filter(|d| value_text(f, d) == Some(domain)) {
+        if let Some(d) = field(route, "domain").filter(|d| literal(d).as_deref() == Some(domain)) {
             out.push(Origin::at(
                 format!("`domain` of route `{}` of `{svc}`", route_path(route)),
                 d.span(),
@@ -405,18 +405,7 @@ fn haproxy_line(
             path.map(|p| route_directive(f, &p, &[]))
                 .unwrap_or_default()
         }
-        (["frontend", ..], ["bind", ..]) => {
-            let key = if words.contains(&"ssl") {
-                "https"
-            } else {
-                "http"
-            };
-            field(proxy, key)
-                .map(|e| vec![Origin::at(format!("`{key}` of the proxy"), e.span())])
-                .unwrap_or_else(|| {
-                    vec![Origin::default(format!("the proxy's default `{key}` port"))]
-                })
-        }
+        (["frontend", ..], ["bind", ..]) => vec![listen_port(proxy, words)],
         (["frontend", ..], _) => vec![Origin::default(
             "every frontend: the health URI and the forwarding headers",
         )],
@@ -445,11 +434,7 @@ fn routes<'a>(f: &Finder<'a>) -> Vec<(&'a str, &'a Entry)> {
 }
 
 fn route_path(route: &Entry) -> String {
-    match route.label.as_deref() {
-        Some(Label::Str(t)) => t.literal_text(),
-        Some(Label::Ident(i)) => i.name.to_string(),
-        None => String::new(),
-    }
+    route.label.as_deref().map(Label::text).unwrap_or_default()
 }
 
 fn field<'a>(e: &'a Entry, key: &str) -> Option<&'a Entry> {
@@ -466,15 +451,13 @@ fn tls<'a>(proxy: &'a Entry, domain: &str) -> Option<&'a Entry> {
     })
 }
 
-/// A field's value as written, without quotes.
-fn value_text<'a>(f: &Finder<'a>, e: &Entry) -> Option<&'a str> {
-    let text: &str = &f.a.sources.get(e.key.span.file).text;
-    let value = text.get(e.key.span.end as usize..e.end as usize)?;
-    Some(
-        value
-            .trim()
-            .trim_start_matches('=')
-            .trim()
-            .trim_matches('"'),
-    )
+/// A field's string value, when it has no interpolation.
+fn literal(e: &Entry) -> Option<String> {
+    match &e.value {
+        EntryValue::Assign(Value {
+            kind: ValueKind::Str(t),
+            ..
+        }) => t.as_literal(),
+        _ => None,
+    }
 }

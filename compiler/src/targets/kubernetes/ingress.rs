@@ -195,8 +195,8 @@ pub(crate) fn unexpressible(topo: &TopologyPlan, diags: &mut Diagnostics) {
             }
             if let Some(limit) = s.rate {
                 differs.push(format!(
-                    "the status past the rate: {}'s `limit-req-status-code` (503 unless set), not {}",
-                    "the controller's ConfigMap", limit.status
+                    "the status past the rate: the controller's ConfigMap's `limit-req-status-code` (503 unless set), not {}",
+                    limit.status
                 ));
                 if burst_multiplier(limit.rate, limit.burst).is_none() {
                     differs.push(format!(
