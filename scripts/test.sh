@@ -25,6 +25,10 @@ command -v etcd >/dev/null || need+=(etcd-server)
 command -v etcdctl >/dev/null || need+=(etcd-client)
 # strace: a test sees the syncs a build makes before it swaps a tree in.
 command -v strace >/dev/null || need+=(strace)
+# The host firewalls: nft checks and loads them, ip makes the namespaces a
+# loaded one is tried in (tests/firewall.rs).
+command -v nft >/dev/null || need+=(nftables)
+command -v ip >/dev/null || need+=(iproute2)
 # The timers of scheduled tasks: systemd-analyze verifies them and computes
 # their times, croniter the times cron would run (tests/schedules.rs); verify
 # looks for the docker client the units run.

@@ -19,6 +19,7 @@ mod consistency;
 mod editors;
 mod errors;
 mod examples;
+mod firewall;
 mod format;
 mod generate;
 mod graph;

@@ -564,6 +564,10 @@ codes! {
     UnrepresentableEnvValue = "E0501", Error, "unrepresentable-env-value";
     /// A route's setting the Kubernetes Ingress controller cannot express exactly.
     IngressCannotExpress = "W0502", Warning, "ingress-cannot-express";
+    /// A host's firewall cannot tell a reader of a port by its address (a host
+    /// with no IP address, a Prometheus outside the topology): it lets the
+    /// port in from anywhere.
+    FirewallOpen = "W0503", Warning, "firewall-open";
     /// stackc failed to write a file it should be able to write: a bug in stackc.
     /// Nothing is written; please report it with the input.
     Internal = "E0900", Error, "internal";

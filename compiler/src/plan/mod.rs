@@ -20,6 +20,7 @@ mod backup_task;
 pub mod backups;
 mod checks;
 pub mod cnpg_backup;
+pub mod firewall;
 mod instance;
 mod kubernetes;
 pub mod redis_backup;
@@ -85,6 +86,9 @@ pub struct TopologyPlan {
     pub span: Span,
     pub platform: Platform,
     pub hosts: Vec<HostPlan>,
+    /// The IP addresses of its compose hosts: where the HA peers' ports are
+    /// let in from (`firewall::Sources::TopologyHosts`).
+    pub host_ips: Vec<firewall::Peer>,
     /// The warnings its `allow` silences (an unknown name is reported by the
     /// lints).
     pub allowed: Vec<crate::diag::Code>,
@@ -96,6 +100,8 @@ pub struct HostPlan {
     pub address: Option<String>,
     pub managed: bool,
     pub services: Vec<Instance>,
+    /// The ports its firewall lets in, and from where (compose hosts only).
+    pub firewall: Vec<firewall::Allow>,
 }
 
 /// A piece of a resolved value: text, or a secret that the target writes in its

@@ -52,8 +52,8 @@ impl Topo<'_> {
         &self,
         proxies: &[ProxyPlan],
         diags: &mut Diagnostics,
-    ) -> (Vec<ScrapeJob>, IndexSet<PublishedPort>) {
-        let mut publishes = IndexSet::default();
+    ) -> (Vec<ScrapeJob>, Publishes) {
+        let mut publishes = Publishes::default();
         let mut jobs = Vec::new();
         if self.topo.platform.value != Platform::Compose {
             return (jobs, publishes);
@@ -133,7 +133,10 @@ impl Topo<'_> {
                     );
                     continue;
                 };
-                publishes.insert(PublishedPort::new(name, p.host, &port.name.name));
+                // Without a server of its own, the topology is scraped from
+                // outside: the firewall cannot know from where.
+                let reader = server.map_or(Reader::Outside, Reader::Host);
+                publishes.insert(PublishedPort::new(name, p.host, &port.name.name), reader);
                 job.targets.push(StaticTarget {
                     address: crate::grammar::host_port(&addr.value, published),
                     host: host.name.name.to_string(),

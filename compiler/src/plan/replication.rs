@@ -4,7 +4,7 @@
 //! address. `url` goes to the primary from everywhere; `read_url` to the
 //! consumer's own standby, else the first standby.
 
-use crate::base::{IndexMap, IndexSet};
+use crate::base::IndexMap;
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
 
@@ -122,8 +122,8 @@ impl Topo<'_> {
 
     /// Checks every replicated service, and the primary's port the standbys need
     /// published on its address: (service, host, port name).
-    pub(super) fn replication(&self, diags: &mut Diagnostics) -> IndexSet<PublishedPort> {
-        let mut publishes = IndexSet::default();
+    pub(super) fn replication(&self, diags: &mut Diagnostics) -> Publishes {
+        let mut publishes = Publishes::default();
         // The sentinel published on each host, by the service it watches.
         let mut sentinel_hosts: IndexMap<usize, &str> = IndexMap::default();
         for (name, ps) in &self.placements {
@@ -203,9 +203,13 @@ impl Topo<'_> {
             } else {
                 1
             };
+            // Read by the other nodes (their replicas and sentinels).
             for p in ps.iter().take(reached) {
                 if let Some(port) = first_port(p) {
-                    publishes.insert(PublishedPort::new(name, p.host, &port.name.name));
+                    for reader in ps.iter().filter(|r| r.host != p.host) {
+                        let key = PublishedPort::new(name, p.host, &port.name.name);
+                        publishes.insert(key, Reader::Host(reader.host));
+                    }
                 }
             }
             if *mode == HaMode::Patroni {

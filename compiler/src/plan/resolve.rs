@@ -122,6 +122,7 @@ impl Topo<'_> {
             target,
             def,
             host,
+            consumer: consumer_host,
             placement,
             local,
             operator,
@@ -441,6 +442,8 @@ struct Reached<'a> {
     target: &'a Name,
     def: &'a ServiceDef,
     host: &'a HostDef,
+    /// The host of the service that reaches it, by index.
+    consumer: usize,
     placement: &'a Placement<'a>,
     /// On the consumer's own host: by name, on the container's port.
     local: bool,
@@ -512,11 +515,8 @@ impl Reached<'_> {
         if self.local {
             Some(endpoint.container)
         } else {
-            fx.publishes.insert(PublishedPort::new(
-                self.target,
-                self.placement.host,
-                &port.name.name,
-            ));
+            let key = PublishedPort::new(self.target, self.placement.host, &port.name.name);
+            fx.publishes.insert(key, Reader::Host(self.consumer));
             Some(endpoint.published)
         }
     }

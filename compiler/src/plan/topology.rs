@@ -91,7 +91,7 @@ pub(super) struct Topo<'a> {
 /// The ports other hosts (on their address) and on-host proxies (on 127.0.0.1)
 /// need.
 pub(super) struct Published<'a> {
-    pub(super) on_address: &'a IndexSet<PublishedPort>,
+    pub(super) on_address: &'a Publishes,
     pub(super) on_loopback: &'a IndexSet<PublishedPort>,
 }
 
@@ -103,6 +103,45 @@ pub(super) struct PublishedPort {
     /// The placement's host, by index.
     pub(super) host: usize,
     pub(super) port: Name,
+}
+
+/// Who reads a published port: a host of the topology, by index, or a
+/// program outside it (a Prometheus the topology does not run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Reader {
+    Host(usize),
+    Outside,
+}
+
+/// The ports placements publish on their host's address, each with its
+/// readers: the host firewall lets in those.
+#[derive(Default)]
+pub(super) struct Publishes(IndexMap<PublishedPort, IndexSet<Reader>>);
+
+impl Publishes {
+    /// `reader` reads `port` on its host's address.
+    pub(super) fn insert(&mut self, port: PublishedPort, reader: Reader) {
+        self.0.entry(port).or_default().insert(reader);
+    }
+
+    pub(super) fn extend(&mut self, other: Publishes) {
+        for (port, readers) in other.0 {
+            self.0.entry(port).or_default().extend(readers);
+        }
+    }
+
+    pub(super) fn contains(&self, port: &PublishedPort) -> bool {
+        self.0.contains_key(port)
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The hosts that read `port`, if it is published for a reader.
+    pub(super) fn readers(&self, port: &PublishedPort) -> Option<&IndexSet<Reader>> {
+        self.0.get(port)
+    }
 }
 
 impl PublishedPort {
@@ -133,7 +172,7 @@ pub(super) struct Dependency {
 pub(super) struct Effects {
     /// The services its values refer to at run time, each where referred to.
     pub(super) deps: Vec<Dependency>,
-    pub(super) publishes: IndexSet<PublishedPort>,
+    pub(super) publishes: Publishes,
 }
 
 fn plan_topology(
@@ -149,7 +188,7 @@ fn plan_topology(
         t.check_cluster_names(diags);
     }
     t.lints(diags);
-    let (proxies, proxy_fx) = t.proxies(diags);
+    let (proxies, mut proxy_fx) = t.proxies(diags);
     let (scrape_jobs, scrape_publishes) = t.prometheus(&proxies, diags);
     let replication_publishes = t.replication(diags);
     let generated = t.check_generated_mounts(&proxies, &scrape_jobs, diags);
@@ -168,13 +207,12 @@ fn plan_topology(
                 .collect()
         })
         .collect();
-    let (effects, mut envs) = t.resolve_runs(&placed, diags);
-    let mut publishes: IndexSet<PublishedPort> = effects
-        .iter()
-        .flatten()
-        .flat_map(|fx| fx.publishes.iter().cloned())
-        .collect();
-    publishes.extend(proxy_fx.publishes.iter().cloned());
+    let (mut effects, mut envs) = t.resolve_runs(&placed, diags);
+    let mut publishes = Publishes::default();
+    for fx in effects.iter_mut().flatten() {
+        publishes.extend(std::mem::take(&mut fx.publishes));
+    }
+    publishes.extend(std::mem::take(&mut proxy_fx.publishes));
     publishes.extend(scrape_publishes);
     publishes.extend(replication_publishes);
 
@@ -199,7 +237,11 @@ fn plan_topology(
             diags,
         ));
     }
+    for (h, host) in host_plans.iter_mut().enumerate() {
+        host.firewall = t.firewall(h, &host.services, &proxies, &publishes, diags);
+    }
     TopologyPlan {
+        host_ips: t.topology_ips(),
         proxies,
         scrape_jobs,
         prometheus_config: generated.contains(PROMETHEUS_CONFIG),
@@ -367,6 +409,7 @@ impl Topo<'_> {
             address: host.address.as_ref().map(|a| a.value.clone()),
             managed: host.managed,
             services,
+            firewall: Vec::new(),
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod acme;
 pub mod compose;
 pub mod env;
+pub mod firewall;
 pub mod haproxy;
 mod k8s_types;
 pub mod kubernetes;
@@ -197,6 +198,7 @@ fn topology(
             pgbackrest::generate(topo, options, out, d);
             sentinel_hosts::generate(topo, options, out, d);
             systemd::generate(plan, topo, options, out, d);
+            firewall::generate(&plan.stack, topo, options, out, d);
         }
         Platform::Kubernetes => kubernetes::generate(plan, topo, options, out, d),
     }

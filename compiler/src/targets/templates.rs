@@ -123,6 +123,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../targets/systemd/acme.timer.hbs"),
     ),
     (
+        "host.nft",
+        include_str!("../../../targets/firewall/host.nft.hbs"),
+    ),
+    (
         "redis.conf",
         include_str!("../../../targets/redis/redis.conf.hbs"),
     ),

@@ -145,7 +145,7 @@ pub struct UpstreamServer {
 #[derive(Default)]
 pub(super) struct ProxyEffects {
     /// Ports published on their host's address, for a proxy elsewhere.
-    pub(super) publishes: IndexSet<PublishedPort>,
+    pub(super) publishes: Publishes,
     /// Ports published on 127.0.0.1, for a proxy on the host itself.
     pub(super) loopback: IndexSet<PublishedPort>,
     /// The services a proxy routes to on its own host: it starts after them.

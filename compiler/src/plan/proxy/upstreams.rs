@@ -112,8 +112,8 @@ impl Topo<'_> {
                     );
                     continue;
                 };
-                fx.publishes
-                    .insert(PublishedPort::new(name, p.host, &port.name.name));
+                let key = PublishedPort::new(name, p.host, &port.name.name);
+                fx.publishes.insert(key, Reader::Host(proxy_host));
                 resolve::host_port("", &addr.value, published)
             };
             let by_name = p.host == proxy_host && !proxy.on_host;

@@ -1,0 +1,286 @@
+//! Each compose host's firewall: every port its instances and on-host proxies
+//! publish, let in from where the port's readers are, and nothing else.
+//!
+//! A port published on all interfaces (`public`, a proxy's) is let in from
+//! anywhere; a port published on the host's address, from the hosts whose
+//! services read it there (the consumers, the proxy, Prometheus, the other
+//! nodes of a replicated service); a port on loopback needs no rule. The HA
+//! peers' own ports (Patroni, etcd, Sentinel) are let in from every host of
+//! the topology, and so are the ports of a Patroni or Sentinel-watched node:
+//! each is read by whichever nodes and clients find it the primary.
+
+use std::net::IpAddr;
+
+use crate::diag::{Code, Diagnostic, Diagnostics};
+
+use super::*;
+
+/// One port a host lets in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Allow {
+    pub port: u16,
+    pub transport: Transport,
+    pub from: Sources,
+    /// What listens there, for the rule's comment: `service port NAME`.
+    pub serves: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sources {
+    Anywhere,
+    /// These peers only, in the order their hosts are written.
+    Peers(IndexSet<Peer>),
+    /// Every host of the topology with an IP address (`TopologyHosts`), and
+    /// this host's own containers.
+    TopologyHosts,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Peer {
+    /// The host's own containers and processes.
+    ThisHost,
+    /// Another host, by its IP address.
+    Host { name: Name, ip: IpAddr },
+}
+
+impl Topo<'_> {
+    /// The firewall of host `h`: its published ports and where each is let
+    /// in from. Empty for a managed host, and on Kubernetes.
+    pub(super) fn firewall(
+        &self,
+        h: usize,
+        services: &[Instance],
+        proxies: &[ProxyPlan],
+        publishes: &Publishes,
+        diags: &mut Diagnostics,
+    ) -> Vec<Allow> {
+        let Some(host) = self.hosts.get(h) else {
+            return Vec::new();
+        };
+        if host.managed || self.topo.platform.value != Platform::Compose {
+            return Vec::new();
+        }
+        let mut allows: IndexMap<(u16, Transport), Allow> = IndexMap::default();
+        for inst in services {
+            // A Patroni or Sentinel-watched node is read by whichever nodes
+            // and clients find it the primary: every host may.
+            let ha_node =
+                inst.replication.patroni.is_some() || inst.replication.sentinel_node.is_some();
+            for port in &inst.ports {
+                let key = PublishedPort::new(&inst.name, h, &port.name);
+                for bind in &port.binds {
+                    let from = match bind {
+                        Bind::All => Sources::Anywhere,
+                        Bind::Address(a) if is_loopback(a) => continue,
+                        Bind::Address(_) => match publishes.readers(&key).filter(|_| !ha_node) {
+                            Some(readers) => {
+                                self.sources(h, readers.iter().copied(), &inst.name, port, diags)
+                            }
+                            None => self.topology_hosts(h, &inst.name, port, diags),
+                        },
+                    };
+                    let serves = format!("{} port {}", inst.name, port.name);
+                    add(
+                        &mut allows,
+                        port.host,
+                        transport(port.protocol),
+                        from,
+                        serves,
+                    );
+                }
+            }
+        }
+        for proxy in proxies
+            .iter()
+            .filter(|p| p.on_host && p.host == host.name.name)
+        {
+            let mut ports = vec![("http", proxy.http)];
+            if proxy.has_tls() {
+                ports.push(("https", proxy.https));
+            }
+            for (name, port) in ports {
+                let serves = format!("proxy {} port {name}", proxy.name);
+                add(&mut allows, port, Transport::Tcp, Sources::Anywhere, serves);
+            }
+        }
+        allows.into_values().collect()
+    }
+
+    /// The sources of an HA peer's port: every host of the topology, when
+    /// each has an IP address.
+    fn topology_hosts(
+        &self,
+        h: usize,
+        service: &Name,
+        port: &PortPlan,
+        diags: &mut Diagnostics,
+    ) -> Sources {
+        let named = self.hosts.iter().enumerate().find_map(|(r, host)| {
+            let by_name = host
+                .address
+                .as_ref()
+                .is_some_and(|a| a.value.parse::<IpAddr>().is_err());
+            (!host.managed && by_name)
+                .then(|| self.host_ip(r).err())
+                .flatten()
+        });
+        match named {
+            Some(why) => {
+                self.report_open(h, service, port, &why, diags);
+                Sources::Anywhere
+            }
+            None => Sources::TopologyHosts,
+        }
+    }
+
+    /// The IP addresses of the topology's compose hosts, in file order: the
+    /// `TopologyHosts` of every firewall.
+    pub(super) fn topology_ips(&self) -> Vec<Peer> {
+        (0..self.hosts.len())
+            .filter(|&r| !self.hosts[r].managed)
+            .filter_map(|r| self.host_ip(r).ok())
+            .collect()
+    }
+
+    /// Where `readers` connect from, seen from host `h`; anywhere (with a
+    /// warning) when one of them has no IP address to let in.
+    fn sources(
+        &self,
+        h: usize,
+        readers: impl Iterator<Item = Reader>,
+        service: &Name,
+        port: &PortPlan,
+        diags: &mut Diagnostics,
+    ) -> Sources {
+        let mut peers = IndexSet::default();
+        for reader in readers {
+            match reader {
+                Reader::Host(r) if r == h => {
+                    peers.insert(Peer::ThisHost);
+                }
+                Reader::Host(r) => match self.host_ip(r) {
+                    Ok(peer) => {
+                        peers.insert(peer);
+                    }
+                    Err(why) => {
+                        self.report_open(h, service, port, &why, diags);
+                        return Sources::Anywhere;
+                    }
+                },
+                Reader::Outside => {
+                    let why = "it is scraped by a Prometheus outside the topology".to_string();
+                    self.report_open(h, service, port, &why, diags);
+                    return Sources::Anywhere;
+                }
+            }
+        }
+        Sources::Peers(peers)
+    }
+
+    /// Host `r` as a firewall names it: by its IP address.
+    fn host_ip(&self, r: usize) -> Result<Peer, String> {
+        let host = self.hosts[r];
+        let name = &host.name.name;
+        match &host.address {
+            Some(a) => match a.value.parse::<IpAddr>() {
+                Ok(ip) => Ok(Peer::Host {
+                    name: name.clone(),
+                    ip,
+                }),
+                Err(_) => Err(format!(
+                    "host `{name}` reads it, and its address `{}` is a name, not an IP address",
+                    a.value
+                )),
+            },
+            None => Err(format!("host `{name}` reads it, and has no address")),
+        }
+    }
+
+    /// Reports a port let in from anywhere, unless the topology allows it.
+    fn report_open(
+        &self,
+        h: usize,
+        service: &Name,
+        port: &PortPlan,
+        why: &str,
+        diags: &mut Diagnostics,
+    ) {
+        let allowed = self
+            .topo
+            .allow
+            .iter()
+            .any(|a| Code::parse(&a.name) == Some(Code::FirewallOpen));
+        if !allowed {
+            diags.push(self.open_port(h, service, port, why));
+        }
+    }
+
+    fn open_port(&self, h: usize, service: &Name, port: &PortPlan, why: &str) -> Diagnostic {
+        let host = self.hosts[h];
+        let span = host.address.as_ref().map_or(host.name.span, |a| a.span);
+        Diagnostic::error(
+            Code::FirewallOpen,
+            span,
+            format!(
+                "the firewall of host `{}` lets port {} (`{service}`) in from anywhere: {why}",
+                host.name.name, port.host
+            ),
+        )
+        .label("its firewall cannot name the reader")
+        .help("give every host that reads it an IP `address`, so that only those addresses are let in")
+    }
+}
+
+fn is_loopback(address: &str) -> bool {
+    address.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn transport(protocol: Protocol) -> Transport {
+    match protocol {
+        Protocol::Udp => Transport::Udp,
+        Protocol::Http | Protocol::Tcp => Transport::Tcp,
+    }
+}
+
+/// Adds a port's sources to the rule of that port, or a new rule: a port is
+/// one rule, let in from the union of its sources.
+fn add(
+    allows: &mut IndexMap<(u16, Transport), Allow>,
+    port: u16,
+    transport: Transport,
+    from: Sources,
+    serves: String,
+) {
+    let Some(allow) = allows.get_mut(&(port, transport)) else {
+        let serves = vec![serves];
+        allows.insert(
+            (port, transport),
+            Allow {
+                port,
+                transport,
+                from,
+                serves,
+            },
+        );
+        return;
+    };
+    // A port's instances are few (one per replica's port): a scan is enough.
+    if !allow.serves.contains(&serves) {
+        allow.serves.push(serves);
+    }
+    allow.from = match (std::mem::replace(&mut allow.from, Sources::Anywhere), from) {
+        (Sources::Peers(mut old), Sources::Peers(new)) => {
+            old.extend(new);
+            Sources::Peers(old)
+        }
+        (Sources::TopologyHosts, Sources::Peers(_) | Sources::TopologyHosts)
+        | (Sources::Peers(_), Sources::TopologyHosts) => Sources::TopologyHosts,
+        _ => Sources::Anywhere,
+    };
+}

@@ -1,0 +1,273 @@
+//! The host firewalls (`firewall/HOST.nft`): every one loads in nftables, and
+//! a loaded one lets in exactly its readers, on the host itself and on a port
+//! published the way Docker publishes it (DNAT to a container), in network
+//! namespaces on the real kernel.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::support::{self, require};
+
+/// Every firewall of every example and case is accepted by `nft -c`.
+#[test]
+fn every_hosts_firewall_loads_in_nft() {
+    if !require("nft") || !require("unshare") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("firewall test step");
+    let mut checked = 0;
+    let mut files = support::stack_files("examples");
+    files.extend(support::stack_files("tests/cases"));
+    for path in files {
+        let compilation = stackc::compile(support::read(&path), &support::options(&path));
+        for a in compilation
+            .artifacts
+            .iter()
+            .filter(|a| a.path.ends_with(".nft"))
+        {
+            let file = dir.path().join("ruleset.nft");
+            std::fs::write(&file, &a.contents).expect("firewall test step");
+            let out = Command::new("unshare")
+                .args(["-rn", "nft", "-c", "-f"])
+                .arg(&file)
+                .output()
+                .expect("firewall test step");
+            assert!(
+                out.status.success(),
+                "{}: {}: {}",
+                support::rel(&path),
+                a.path,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} firewalls checked");
+}
+
+const STACK: &str = r#"stack fw
+
+service db {
+  image = "postgres:16"
+  port postgres = 5432
+}
+
+service api {
+  image = "api:1"
+  port http = 8000
+  public = [http]
+  env {
+    DB_HOST = db.host
+    DB_PORT = db.port
+  }
+}
+
+topology two {
+  host data {
+    address = "10.77.0.1"
+    run = [db]
+  }
+  host app {
+    address = "10.77.0.2"
+    run = [api]
+  }
+}
+"#;
+
+/// Network namespaces, removed when the test ends.
+struct Lab {
+    prefix: String,
+    names: Vec<String>,
+    children: Vec<Child>,
+}
+
+impl Lab {
+    fn ns(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    fn add(&mut self, name: &str) {
+        let ns = self.ns(name);
+        run(&["ip", "netns", "add", &ns]);
+        self.names.push(ns.clone());
+        self.exec(name, &["ip", "link", "set", "lo", "up"]);
+    }
+
+    fn exec(&self, name: &str, args: &[&str]) {
+        let ns = self.ns(name);
+        let mut all = vec!["ip", "netns", "exec", &ns];
+        all.extend_from_slice(args);
+        run(&all);
+    }
+
+    /// A veth pair: `a`'s end `a_if` with `a_addr`, `b`'s end `b_if`.
+    fn link(&self, (a, a_if, a_addr): (&str, &str, &str), (b, b_if): (&str, &str)) {
+        let (na, nb) = (self.ns(a), self.ns(b));
+        run(&[
+            "ip", "link", "add", a_if, "netns", &na, "type", "veth", "peer", b_if, "netns", &nb,
+        ]);
+        self.exec(a, &["ip", "addr", "add", a_addr, "dev", a_if]);
+        self.exec(a, &["ip", "link", "set", a_if, "up"]);
+        self.exec(b, &["ip", "link", "set", b_if, "up"]);
+    }
+
+    /// Python running `code` in the namespace `name`.
+    fn python(&self, name: &str, code: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args([
+            "netns",
+            "exec",
+            &self.ns(name),
+            "/usr/bin/python3",
+            "-c",
+            code,
+        ]);
+        c
+    }
+
+    /// A TCP server in `name` on `port`, answering every connection.
+    fn listen(&mut self, name: &str, port: u16) {
+        let code = format!(
+            "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('0.0.0.0',{port}))\ns.listen()\nwhile True:\n  c,_=s.accept(); c.sendall(b'ok'); c.close()\n"
+        );
+        let child = self
+            .python(name, &code)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("firewall test step");
+        self.children.push(child);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+
+    /// Whether `name` gets an answer from `address:port` within a second.
+    fn reaches(&self, name: &str, address: &str, port: u16) -> bool {
+        let code = format!(
+            "import socket\ns=socket.create_connection(('{address}',{port}),timeout=1)\nassert s.recv(2)==b'ok'\n"
+        );
+        self.python(name, &code)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn stop_listeners(&mut self) {
+        for mut c in self.children.drain(..) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.stop_listeners();
+        for ns in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn run(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("firewall test step");
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn load(lab: &Lab, name: &str, ruleset: &Path) {
+    let file = ruleset.to_string_lossy().to_string();
+    lab.exec(name, &["nft", "-f", &file]);
+}
+
+/// The database host lets in the API's host and no other, whether PostgreSQL
+/// listens on the host itself or in a container Docker publishes; the API's
+/// public port is let in from anywhere.
+#[test]
+fn a_loaded_firewall_lets_in_exactly_the_readers() {
+    if !require("nft") || !require("ip") {
+        return;
+    }
+    let compilation = stackc::compile(STACK, &support::options(Path::new("fw.stack")));
+    assert!(compilation
+        .artifacts
+        .iter()
+        .any(|a| a.path == "two/firewall/data.nft"));
+    let dir = tempfile::tempdir().expect("firewall test step");
+    support::write_artifacts(&compilation, dir.path());
+
+    let mut lab = Lab {
+        prefix: format!("stackc-fw{}-", std::process::id()),
+        names: Vec::new(),
+        children: Vec::new(),
+    };
+    for ns in ["lan", "data", "app", "other", "ctr"] {
+        lab.add(ns);
+    }
+    lab.exec("lan", &["ip", "link", "add", "br0", "type", "bridge"]);
+    lab.exec("lan", &["ip", "link", "set", "br0", "up"]);
+    for (ns, addr) in [
+        ("data", "10.77.0.1/24"),
+        ("app", "10.77.0.2/24"),
+        ("other", "10.77.0.3/24"),
+    ] {
+        let port = format!("p-{ns}");
+        lab.link((ns, "eth0", addr), ("lan", &port));
+        lab.exec("lan", &["ip", "link", "set", &port, "master", "br0"]);
+    }
+    load(&lab, "data", &dir.path().join("two/firewall/data.nft"));
+    load(&lab, "app", &dir.path().join("two/firewall/app.nft"));
+
+    // PostgreSQL on the host itself (the input chain).
+    lab.listen("data", 5432);
+    lab.listen("data", 9999);
+    only_the_readers(&lab, "on the host");
+    lab.listen("app", 8000);
+    assert!(
+        lab.reaches("other", "10.77.0.2", 8000),
+        "a public port is open to all"
+    );
+    lab.stop_listeners();
+
+    // PostgreSQL in a container, published as Docker does: DNAT to the
+    // container's address on a bridge, so the connection is forwarded.
+    lab.link(("ctr", "eth0", "172.31.0.2/24"), ("data", "br-fwtest"));
+    lab.exec(
+        "data",
+        &["ip", "addr", "add", "172.31.0.1/24", "dev", "br-fwtest"],
+    );
+    lab.exec(
+        "ctr",
+        &["ip", "route", "add", "default", "via", "172.31.0.1"],
+    );
+    lab.exec("data", &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    let nat = "table ip docker-like {\n chain prerouting {\n  type nat hook prerouting priority dstnat;\n  ip daddr 10.77.0.1 tcp dport { 5432, 9999 } dnat to 172.31.0.2\n }\n}\n";
+    let nat_file = dir.path().join("nat.nft");
+    std::fs::write(&nat_file, nat).expect("firewall test step");
+    load(&lab, "data", &nat_file);
+    lab.listen("ctr", 5432);
+    lab.listen("ctr", 9999);
+    only_the_readers(&lab, "in a container");
+}
+
+/// PostgreSQL's port on the database host lets in the API's host only, and
+/// a port no service publishes is closed.
+fn only_the_readers(lab: &Lab, listening: &str) {
+    assert!(
+        lab.reaches("app", "10.77.0.1", 5432),
+        "{listening}: the API's host is let in"
+    );
+    assert!(
+        !lab.reaches("other", "10.77.0.1", 5432),
+        "{listening}: another host is not"
+    );
+    assert!(
+        !lab.reaches("app", "10.77.0.1", 9999),
+        "{listening}: an unpublished port is closed"
+    );
+}
