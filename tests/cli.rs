@@ -153,11 +153,14 @@ fn build_writes_the_layout_to_out() {
             "single/compose/main.yml",
             "single/env/main/api.env",
             "single/env/main/db.env",
+            "single/firewall/main.nft",
             "single/stackc-manifest.json",
             "split/compose/app.yml",
             "split/compose/data.yml",
             "split/env/app/api.env",
             "split/env/data/db.env",
+            "split/firewall/app.nft",
+            "split/firewall/data.nft",
             "split/stackc-manifest.json",
         ]
     );
@@ -182,7 +185,7 @@ fn builds_are_deterministic_and_skip_unchanged_files() {
     assert_eq!(files_under(&t.path("a")), files_under(&t.path("b")));
     let again = t.run(&["build", "good.stack", "--out", "a"]);
     assert!(again.stderr.contains("wrote 0 files"), "{}", again.stderr);
-    assert!(again.stderr.contains("9 unchanged"), "{}", again.stderr);
+    assert!(again.stderr.contains("12 unchanged"), "{}", again.stderr);
 }
 
 #[test]
@@ -436,7 +439,7 @@ fn diff_summarises_a_change_by_topology_host_and_target() {
         health(8080)
     );
     let expected = format!(
-        "2 generated files change\n\ntopology single\n  host main\n    compose    changed single/compose/main.yml (+2 -2): services ~api\n{settings}\ntopology split\n  host app\n    compose    changed split/compose/app.yml (+2 -2): services ~api\n{settings}"
+        "4 generated files change\n\ntopology single\n  host main\n    compose    changed single/compose/main.yml (+2 -2): services ~api\n{settings}    firewall   changed single/firewall/main.nft (+2 -2)\n\ntopology split\n  host app\n    compose    changed split/compose/app.yml (+2 -2): services ~api\n{settings}    firewall   changed split/firewall/app.nft (+2 -2)\n"
     );
     assert_eq!(r.stdout, expected);
     // Against the output directory: what `build` would change.

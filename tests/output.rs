@@ -117,6 +117,7 @@ fn removes_stale_files_it_generated_and_nothing_else() {
             "single/compose/primary.yml",
             "single/env/primary/api.env",
             "single/env/primary/db.env",
+            "single/firewall/primary.nft",
             "single/stackc-manifest.json",
             "split/NOTES.md",
         ]

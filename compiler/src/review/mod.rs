@@ -96,6 +96,7 @@ fn locate(path: &str) -> (String, Option<String>, String) {
     match rest {
         ["compose", file] => (topology, Some(stem(file)), "compose".into()),
         ["env", host, _] => (topology, Some(host.to_string()), "env".into()),
+        ["firewall", file] => (topology, Some(stem(file)), "firewall".into()),
         ["k8s", ..] => (topology, None, "kubernetes".into()),
         [target @ ("nginx" | "haproxy" | "prometheus"), ..] => (topology, None, target.to_string()),
         // A service's own files: per host (`<service>/<host>/...`) or shared.
