@@ -58,6 +58,7 @@ impl Topo<'_> {
         services: &[Instance],
         proxies: &[ProxyPlan],
         publishes: &Publishes,
+        dns_host: Option<&str>,
         diags: &mut Diagnostics,
     ) -> Vec<Allow> {
         let Some(host) = self.hosts.get(h) else {
@@ -82,7 +83,7 @@ impl Topo<'_> {
                             Some(readers) => {
                                 self.sources(h, readers.iter().copied(), &inst.name, port, diags)
                             }
-                            None => self.topology_hosts(h, &inst.name, port, diags),
+                            None => self.topology_hosts(h, &inst.name, port, dns_host, diags),
                         },
                     };
                     let serves = format!("{} port {}", inst.name, port.name);
@@ -112,16 +113,29 @@ impl Topo<'_> {
         allows.into_values().collect()
     }
 
-    /// The sources of an HA peer's port: every host of the topology, when
-    /// each has an IP address.
+    /// The sources of an HA peer's port: every host of the topology, unless
+    /// one is named by DNS (`dns_host`, the reason, found once per topology).
     fn topology_hosts(
         &self,
         h: usize,
         service: &Name,
         port: &PortPlan,
+        dns_host: Option<&str>,
         diags: &mut Diagnostics,
     ) -> Sources {
-        let named = self.hosts.iter().enumerate().find_map(|(r, host)| {
+        match dns_host {
+            Some(why) => {
+                self.report_open(h, service, port, why, diags);
+                Sources::Anywhere
+            }
+            None => Sources::TopologyHosts,
+        }
+    }
+
+    /// Why the topology's hosts cannot all be named by IP address: the first
+    /// compose host whose address is a DNS name.
+    pub(super) fn dns_host(&self) -> Option<String> {
+        self.hosts.iter().enumerate().find_map(|(r, host)| {
             let by_name = host
                 .address
                 .as_ref()
@@ -129,14 +143,7 @@ impl Topo<'_> {
             (!host.managed && by_name)
                 .then(|| self.host_ip(r).err())
                 .flatten()
-        });
-        match named {
-            Some(why) => {
-                self.report_open(h, service, port, &why, diags);
-                Sources::Anywhere
-            }
-            None => Sources::TopologyHosts,
-        }
+        })
     }
 
     /// The IP addresses of the topology's compose hosts, in file order: the

@@ -237,8 +237,10 @@ fn plan_topology(
             diags,
         ));
     }
+    let dns_host = t.dns_host();
     for (h, host) in host_plans.iter_mut().enumerate() {
-        host.firewall = t.firewall(h, &host.services, &proxies, &publishes, diags);
+        let dns = dns_host.as_deref();
+        host.firewall = t.firewall(h, &host.services, &proxies, &publishes, dns, diags);
     }
     TopologyPlan {
         host_ips: t.topology_ips(),

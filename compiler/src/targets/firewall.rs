@@ -68,13 +68,7 @@ pub fn generate(
 /// The sets `hosts4` and `hosts6`: the topology's hosts by IP address.
 fn sets(ips: &[Peer]) -> [String; 2] {
     let of = |v6: bool| {
-        let ips: Vec<String> = ips
-            .iter()
-            .filter_map(|p| match p {
-                Peer::Host { ip, .. } if ip.is_ipv6() == v6 => Some(ip.to_string()),
-                _ => None,
-            })
-            .collect();
+        let ips = addresses(ips.iter(), v6);
         let (name, ty) = if v6 {
             ("hosts6", "ipv6_addr")
         } else {
@@ -133,18 +127,9 @@ fn sources(from: &Sources) -> Vec<String> {
             out
         }
         Sources::Peers(peers) => {
-            let ips = |v6: bool| -> Vec<String> {
-                peers
-                    .iter()
-                    .filter_map(|p| match p {
-                        Peer::Host { ip, .. } if ip.is_ipv6() == v6 => Some(ip.to_string()),
-                        _ => None,
-                    })
-                    .collect()
-            };
             let mut out = Vec::new();
             for (family, v6) in [("ip", false), ("ip6", true)] {
-                let ips = ips(v6);
+                let ips = addresses(peers.iter(), v6);
                 if !ips.is_empty() {
                     out.push(format!("{family} saddr {{ {} }}", ips.join(", ")));
                 }
@@ -155,6 +140,17 @@ fn sources(from: &Sources) -> Vec<String> {
             out
         }
     }
+}
+
+/// The IP addresses of `peers` of one family (IPv6 when `v6`), as nft
+/// writes them.
+fn addresses<'a>(peers: impl Iterator<Item = &'a Peer>, v6: bool) -> Vec<String> {
+    peers
+        .filter_map(|p| match p {
+            Peer::Host { ip, .. } if ip.is_ipv6() == v6 => Some(ip.to_string()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The host's own readers: its processes (`fib saddr type local`) and its
