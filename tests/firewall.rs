@@ -65,6 +65,7 @@ service api {
 topology two {
   host data {
     address = "10.77.0.1"
+    ssh_port = 2222
     run = [db]
   }
   host app {
@@ -187,7 +188,7 @@ fn load(lab: &Lab, name: &str, ruleset: &Path) {
 
 /// The database host lets in the API's host and no other, whether PostgreSQL
 /// listens on the host itself or in a container Docker publishes; the API's
-/// public port is let in from anywhere.
+/// public port and the host's SSH port are let in from anywhere.
 #[test]
 fn a_loaded_firewall_lets_in_exactly_the_readers() {
     if !require("nft") || !require("ip") {
@@ -227,6 +228,17 @@ fn a_loaded_firewall_lets_in_exactly_the_readers() {
     lab.listen("data", 5432);
     lab.listen("data", 9999);
     only_the_readers(&lab, "on the host");
+    // SSH on the port the host names, from anywhere; 22 is nothing there.
+    lab.listen("data", 2222);
+    lab.listen("data", 22);
+    assert!(
+        lab.reaches("other", "10.77.0.1", 2222),
+        "the host's SSH port is open to all"
+    );
+    assert!(
+        !lab.reaches("other", "10.77.0.1", 22),
+        "port 22 is closed when SSH listens elsewhere"
+    );
     lab.listen("app", 8000);
     assert!(
         lab.reaches("other", "10.77.0.2", 8000),

@@ -374,6 +374,10 @@ pub const HOST: Block = Block {
         ),
         f("gpu", "the GPUs on the host (or `true` for one)"),
         f(
+            "ssh_port",
+            "the port its SSH server listens on: its firewall lets it in (default 22)",
+        ),
+        f(
             "managed",
             "a platform (Vercel...) runs its services: env files only",
         ),

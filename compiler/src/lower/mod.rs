@@ -343,7 +343,7 @@ impl Lower<'_> {
                 }
                 "port" => {
                     if let Some(v) = self.assigned(f) {
-                        def.port = self.integer(v, "a port number");
+                        def.port = self.port_number(v);
                     }
                 }
                 _ => {

@@ -516,7 +516,7 @@ impl Lower<'_> {
         };
         match &e.value {
             EntryValue::Assign(v) => {
-                port.container = self.integer(v, "a port number");
+                port.container = self.port_number(v);
                 // Reported already: later stages must not report it missing too.
                 port.invalid = port.container.is_none();
             }
@@ -524,10 +524,10 @@ impl Lower<'_> {
                 for (f, v) in self.settings(entries, "a port") {
                     match f.key.name.as_str() {
                         "container" => {
-                            port.container = self.integer(v, "a port number");
+                            port.container = self.port_number(v);
                             port.invalid = port.container.is_none();
                         }
-                        "host" => port.host = self.integer(v, "a port number"),
+                        "host" => port.host = self.port_number(v),
                         "protocol" => {
                             port.protocol = self.choice(
                                 v,
@@ -550,15 +550,6 @@ impl Lower<'_> {
                     Diagnostic::error(Code::MissingField, e.span(), "a port needs a number")
                         .label("expected `= NUMBER`")
                         .help("write `port NAME = NUMBER`"),
-                );
-            }
-        }
-        for p in [&port.container, &port.host].into_iter().flatten() {
-            if p.value == 0 {
-                self.push(
-                    Diagnostic::error(Code::InvalidValue, p.span, "port 0 is not a port")
-                        .label("expected 1 to 65535")
-                        .help("choose a port from 1 to 65535"),
                 );
             }
         }

@@ -126,6 +126,7 @@ impl Lower<'_> {
             name,
             address: None,
             gpu: None,
+            ssh_port: None,
             managed: false,
             runs: Vec::new(),
             incomplete: false,
@@ -153,6 +154,12 @@ impl Lower<'_> {
                             ValueKind::Bool(b) => Some(Sp::new(u32::from(*b), v.span)),
                             _ => self.integer(v, "a GPU count or `true`"),
                         };
+                    }
+                }
+                "ssh_port" => {
+                    self.no_label(f);
+                    if let Some(v) = self.assigned(f) {
+                        host.ssh_port = self.port_number(v);
                     }
                 }
                 "managed" => {
@@ -342,6 +349,7 @@ impl Lower<'_> {
                         if topo.gpu_nodes { u32::MAX } else { 0 },
                         topo.name.span,
                     )),
+                    ssh_port: None,
                     managed: false,
                     runs,
                     incomplete: false,
@@ -452,8 +460,8 @@ impl Lower<'_> {
                     let bind = self.string(v);
                     proxy.bind = self.ip_address(bind, "a proxy's `bind`");
                 }
-                "http" => proxy.http = self.integer(v, "a port number"),
-                "https" => proxy.https = self.integer(v, "a port number"),
+                "http" => proxy.http = self.port_number(v),
+                "https" => proxy.https = self.port_number(v),
                 "image" => proxy.image = self.string(v),
                 _ => {
                     let d = not_a_field(&f.key, &schema::PROXY);

@@ -63,6 +63,20 @@ impl Lower<'_> {
         None
     }
 
+    /// A TCP or UDP port: 1 to 65535.
+    pub(super) fn port_number(&mut self, v: &Value) -> Option<Sp<u16>> {
+        let port = self.integer::<u16>(v, "a port number")?;
+        if port.value == 0 {
+            self.push(
+                Diagnostic::error(Code::InvalidValue, port.span, "port 0 is not a port")
+                    .label("expected 1 to 65535")
+                    .help("choose a port from 1 to 65535"),
+            );
+            return None;
+        }
+        Some(port)
+    }
+
     pub(super) fn boolean(&mut self, v: &Value) -> Option<bool> {
         match v.kind {
             ValueKind::Bool(b) => Some(b),

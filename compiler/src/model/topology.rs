@@ -77,6 +77,9 @@ pub struct HostDef {
     pub name: Ident,
     pub address: Option<Sp<String>>,
     pub gpu: Option<Sp<u32>>,
+    /// The port its SSH server listens on (default 22): its firewall lets
+    /// it in, and no service may publish it.
+    pub ssh_port: Option<Sp<u16>>,
     /// A platform (a CDN, a PaaS) runs these services: env files, no compose file.
     pub managed: bool,
     pub runs: Vec<RunDef>,

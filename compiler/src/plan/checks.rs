@@ -377,6 +377,9 @@ impl Topo<'_> {
                 // already (E0404): its published port is no second error of
                 // the same `replicas`.
                 let refused = inst.role == Role::Stateful && inst.ha == HaMode::Single;
+                if let Some(d) = self.ssh_clash(host, inst, port, span) {
+                    diags.push(d);
+                }
                 for bind in &port.binds {
                     if inst.replicas > 1 && !refused {
                         let mut d = Diagnostic::error(
@@ -439,6 +442,39 @@ impl Topo<'_> {
                 }
             }
         }
+    }
+}
+
+impl Topo<'_> {
+    /// A TCP port published on the host's SSH port: sshd holds it on every
+    /// address, so the container cannot start (and the firewall lets it in
+    /// for SSH).
+    fn ssh_clash(
+        &self,
+        host: &HostDef,
+        inst: &Instance,
+        port: &PortPlan,
+        span: Span,
+    ) -> Option<Diagnostic> {
+        let ssh = host.ssh_port.as_ref();
+        let ssh_port = ssh.map_or(SSH_PORT, |p| p.value);
+        if port.host != ssh_port || port.protocol == Protocol::Udp || port.binds.is_empty() {
+            return None;
+        }
+        let mut d = Diagnostic::error(
+            Code::PortConflict,
+            span,
+            format!(
+                "`{}` publishes port {ssh_port} on host `{}`, its SSH port",
+                inst.name, host.name.name
+            ),
+        )
+        .label(format!("`{}` publishes {ssh_port} here", inst.name))
+        .help("publish the service on another host port (`port NAME { container = N  host = M }`), or move SSH with the host's `ssh_port`");
+        if let Some(p) = ssh {
+            d = d.with_secondary(p.span, "the SSH port");
+        }
+        Some(d)
     }
 }
 

@@ -68,6 +68,7 @@ impl Topo<'_> {
             return Vec::new();
         }
         let mut allows: IndexMap<(u16, Transport), Allow> = IndexMap::default();
+        let mut open = Open::default();
         for inst in services {
             // A Patroni or Sentinel-watched node is read by whichever nodes
             // and clients find it the primary: every host may.
@@ -81,9 +82,10 @@ impl Topo<'_> {
                         Bind::Address(a) if is_loopback(a) => continue,
                         Bind::Address(_) => match publishes.readers(&key).filter(|_| !ha_node) {
                             Some(readers) => {
-                                self.sources(h, readers.iter().copied(), &inst.name, port, diags)
+                                let served = (&inst.name, port);
+                                self.sources(h, readers.iter().copied(), served, &mut open)
                             }
-                            None => self.topology_hosts(h, &inst.name, port, dns_host, diags),
+                            None => topology_hosts(&inst.name, port, dns_host, &mut open),
                         },
                     };
                     let serves = format!("{} port {}", inst.name, port.name);
@@ -110,26 +112,8 @@ impl Topo<'_> {
                 add(&mut allows, port, Transport::Tcp, Sources::Anywhere, serves);
             }
         }
+        self.report_open(h, open, diags);
         allows.into_values().collect()
-    }
-
-    /// The sources of an HA peer's port: every host of the topology, unless
-    /// one is named by DNS (`dns_host`, the reason, found once per topology).
-    fn topology_hosts(
-        &self,
-        h: usize,
-        service: &Name,
-        port: &PortPlan,
-        dns_host: Option<&str>,
-        diags: &mut Diagnostics,
-    ) -> Sources {
-        match dns_host {
-            Some(why) => {
-                self.report_open(h, service, port, why, diags);
-                Sources::Anywhere
-            }
-            None => Sources::TopologyHosts,
-        }
     }
 
     /// Why the topology's hosts cannot all be named by IP address: the first
@@ -161,9 +145,8 @@ impl Topo<'_> {
         &self,
         h: usize,
         readers: impl Iterator<Item = Reader>,
-        service: &Name,
-        port: &PortPlan,
-        diags: &mut Diagnostics,
+        (service, port): (&Name, &PortPlan),
+        open: &mut Open,
     ) -> Sources {
         let mut peers = IndexSet::default();
         for reader in readers {
@@ -176,13 +159,13 @@ impl Topo<'_> {
                         peers.insert(peer);
                     }
                     Err(why) => {
-                        self.report_open(h, service, port, &why, diags);
+                        open.add(why, service, port);
                         return Sources::Anywhere;
                     }
                 },
                 Reader::Outside => {
-                    let why = "it is scraped by a Prometheus outside the topology".to_string();
-                    self.report_open(h, service, port, &why, diags);
+                    let why = "a Prometheus outside the topology scrapes metrics there";
+                    open.add(why.to_string(), service, port);
                     return Sources::Anywhere;
                 }
             }
@@ -201,46 +184,78 @@ impl Topo<'_> {
                     ip,
                 }),
                 Err(_) => Err(format!(
-                    "host `{name}` reads it, and its address `{}` is a name, not an IP address",
+                    "host `{name}`, a reader, is addressed by a name (`{}`), not an IP address",
                     a.value
                 )),
             },
-            None => Err(format!("host `{name}` reads it, and has no address")),
+            None => Err(format!("host `{name}`, a reader, has no address")),
         }
     }
 
-    /// Reports a port let in from anywhere, unless the topology allows it.
-    fn report_open(
-        &self,
-        h: usize,
-        service: &Name,
-        port: &PortPlan,
-        why: &str,
-        diags: &mut Diagnostics,
-    ) {
+    /// Reports the ports let in from anywhere, one warning per reason,
+    /// unless the topology allows it.
+    fn report_open(&self, h: usize, open: Open, diags: &mut Diagnostics) {
         let allowed = self
             .topo
             .allow
             .iter()
             .any(|a| Code::parse(&a.name) == Some(Code::FirewallOpen));
-        if !allowed {
-            diags.push(self.open_port(h, service, port, why));
+        if allowed {
+            return;
+        }
+        for (why, ports) in open.0 {
+            diags.push(self.open_ports(h, &ports, &why));
         }
     }
 
-    fn open_port(&self, h: usize, service: &Name, port: &PortPlan, why: &str) -> Diagnostic {
+    fn open_ports(&self, h: usize, ports: &IndexSet<String>, why: &str) -> Diagnostic {
         let host = self.hosts[h];
         let span = host.address.as_ref().map_or(host.name.span, |a| a.span);
+        let list: Vec<&str> = ports.iter().map(String::as_str).collect();
+        let ports = match list.as_slice() {
+            [one] => format!("port {one}"),
+            [rest @ .., last] => format!("ports {} and {last}", rest.join(", ")),
+            [] => "no port".into(),
+        };
         Diagnostic::error(
             Code::FirewallOpen,
             span,
             format!(
-                "the firewall of host `{}` lets port {} (`{service}`) in from anywhere: {why}",
-                host.name.name, port.host
+                "the firewall of host `{}` lets {ports} in from anywhere: {why}",
+                host.name.name
             ),
         )
         .label("its firewall cannot name the reader")
-        .help("give every host that reads it an IP `address`, so that only those addresses are let in")
+        .help("give every host that reads a port an IP `address`, so that only those addresses are let in")
+    }
+}
+
+/// The ports a firewall lets in from anywhere for want of a reader's
+/// address, by reason (`host `x` has no address`): one warning each.
+#[derive(Default)]
+struct Open(IndexMap<String, IndexSet<String>>);
+
+impl Open {
+    fn add(&mut self, why: String, service: &Name, port: &PortPlan) {
+        let port = format!("{} (`{service}`)", port.host);
+        self.0.entry(why).or_default().insert(port);
+    }
+}
+
+/// The sources of an HA peer's port: every host of the topology, unless
+/// one is named by DNS (`dns_host`, the reason, found once per topology).
+fn topology_hosts(
+    service: &Name,
+    port: &PortPlan,
+    dns_host: Option<&str>,
+    open: &mut Open,
+) -> Sources {
+    match dns_host {
+        Some(why) => {
+            open.add(why.to_string(), service, port);
+            Sources::Anywhere
+        }
+        None => Sources::TopologyHosts,
     }
 }
 

@@ -102,7 +102,12 @@ pub struct HostPlan {
     pub services: Vec<Instance>,
     /// The ports its firewall lets in, and from where (compose hosts only).
     pub firewall: Vec<firewall::Allow>,
+    /// The port of its SSH server, which its firewall always lets in.
+    pub ssh_port: u16,
 }
+
+/// The SSH port of a host that does not name one.
+pub const SSH_PORT: u16 = 22;
 
 /// A piece of a resolved value: text, or a secret that the target writes in its
 /// own way (never its value, which stackc does not know).

@@ -412,6 +412,7 @@ impl Topo<'_> {
             managed: host.managed,
             services,
             firewall: Vec::new(),
+            ssh_port: host.ssh_port.as_ref().map_or(SSH_PORT, |p| p.value),
         }
     }
 }

@@ -23,6 +23,7 @@ struct Model<'a> {
     file: String,
     table: String,
     sets: [String; 2],
+    ssh_port: u16,
     rules: Vec<Rule>,
 }
 
@@ -53,6 +54,7 @@ pub fn generate(
             file: file(&host.name),
             table: format!("stackc-{stack}"),
             sets: sets.clone(),
+            ssh_port: host.ssh_port,
             rules: rules(host),
         };
         match super::templates::render("host.nft", &model) {
