@@ -14,6 +14,9 @@ command -v yamllint >/dev/null || need+=(yamllint)
 command -v nginx >/dev/null || need+=(nginx)
 command -v haproxy >/dev/null || need+=(haproxy)
 command -v promtool >/dev/null || need+=(prometheus)
+# amtool checks the Alertmanager configs; its alertmanager routes alerts to a
+# test receiver (tests/alerting.rs).
+command -v amtool >/dev/null || need+=(prometheus-alertmanager)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 command -v openssl >/dev/null || need+=(openssl)

@@ -4,8 +4,9 @@
 //! namespaces on the real kernel.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
+use crate::netns::Lab;
 use crate::support::{self, require};
 
 /// Every firewall of every example and case is accepted by `nft -c`.
@@ -75,112 +76,6 @@ topology two {
 }
 "#;
 
-/// Network namespaces, removed when the test ends.
-struct Lab {
-    prefix: String,
-    names: Vec<String>,
-    children: Vec<Child>,
-}
-
-impl Lab {
-    fn ns(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
-    }
-
-    fn add(&mut self, name: &str) {
-        let ns = self.ns(name);
-        run(&["ip", "netns", "add", &ns]);
-        self.names.push(ns.clone());
-        self.exec(name, &["ip", "link", "set", "lo", "up"]);
-    }
-
-    fn exec(&self, name: &str, args: &[&str]) {
-        let ns = self.ns(name);
-        let mut all = vec!["ip", "netns", "exec", &ns];
-        all.extend_from_slice(args);
-        run(&all);
-    }
-
-    /// A veth pair: `a`'s end `a_if` with `a_addr`, `b`'s end `b_if`.
-    fn link(&self, (a, a_if, a_addr): (&str, &str, &str), (b, b_if): (&str, &str)) {
-        let (na, nb) = (self.ns(a), self.ns(b));
-        run(&[
-            "ip", "link", "add", a_if, "netns", &na, "type", "veth", "peer", b_if, "netns", &nb,
-        ]);
-        self.exec(a, &["ip", "addr", "add", a_addr, "dev", a_if]);
-        self.exec(a, &["ip", "link", "set", a_if, "up"]);
-        self.exec(b, &["ip", "link", "set", b_if, "up"]);
-    }
-
-    /// Python running `code` in the namespace `name`.
-    fn python(&self, name: &str, code: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args([
-            "netns",
-            "exec",
-            &self.ns(name),
-            "/usr/bin/python3",
-            "-c",
-            code,
-        ]);
-        c
-    }
-
-    /// A TCP server in `name` on `port`, answering every connection.
-    fn listen(&mut self, name: &str, port: u16) {
-        let code = format!(
-            "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('0.0.0.0',{port}))\ns.listen()\nwhile True:\n  c,_=s.accept(); c.sendall(b'ok'); c.close()\n"
-        );
-        let child = self
-            .python(name, &code)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("firewall test step");
-        self.children.push(child);
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
-
-    /// Whether `name` gets an answer from `address:port` within a second.
-    fn reaches(&self, name: &str, address: &str, port: u16) -> bool {
-        let code = format!(
-            "import socket\ns=socket.create_connection(('{address}',{port}),timeout=1)\nassert s.recv(2)==b'ok'\n"
-        );
-        self.python(name, &code)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-
-    fn stop_listeners(&mut self) {
-        for mut c in self.children.drain(..) {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        self.stop_listeners();
-        for ns in &self.names {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-fn run(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("firewall test step");
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn load(lab: &Lab, name: &str, ruleset: &Path) {
     let file = ruleset.to_string_lossy().to_string();
     lab.exec(name, &["nft", "-f", &file]);
@@ -202,11 +97,7 @@ fn a_loaded_firewall_lets_in_exactly_the_readers() {
     let dir = tempfile::tempdir().expect("firewall test step");
     support::write_artifacts(&compilation, dir.path());
 
-    let mut lab = Lab {
-        prefix: format!("stackc-fw{}-", std::process::id()),
-        names: Vec::new(),
-        children: Vec::new(),
-    };
+    let mut lab = Lab::new("fw");
     for ns in ["lan", "data", "app", "other", "ctr"] {
         lab.add(ns);
     }

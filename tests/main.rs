@@ -12,6 +12,7 @@
 //!   and a shell.
 
 mod acme_e2e;
+mod alerting;
 mod backup_restore;
 mod cli;
 mod cnpg_backup;
@@ -27,12 +28,15 @@ mod kubernetes;
 mod lsp;
 mod meaning;
 mod neovim;
+mod netns;
 mod output;
 mod parser;
 mod patroni_backup;
 mod patroni_cluster;
 mod patroni_failover;
+mod postgres_access;
 mod postgres_streaming;
+mod prometheus_server;
 mod proxy_e2e;
 mod real_programs;
 mod redis_replica;

@@ -204,17 +204,58 @@ fn log(path: &Path) -> Stdio {
 
 /// The HTTP status of a GET to Patroni's REST API.
 pub fn rest_status(address: &str, path: &str) -> u16 {
+    rest(
+        address,
+        &format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n"),
+    )
+}
+
+/// The HTTP status of a POST to Patroni's REST API, with basic
+/// authentication when `user` is `Some((name, password))`.
+pub fn rest_post(address: &str, path: &str, user: Option<(&str, &str)>) -> u16 {
+    let auth = user.map_or_else(String::new, |(name, password)| {
+        format!(
+            "Authorization: Basic {}\r\n",
+            base64(&format!("{name}:{password}"))
+        )
+    });
+    rest(
+        address,
+        &format!("POST {path} HTTP/1.0\r\nHost: {address}\r\n{auth}Content-Length: 0\r\n\r\n"),
+    )
+}
+
+/// The status of the answer to `request` on the REST API's port; 0 when
+/// nothing answers.
+fn rest(address: &str, request: &str) -> u16 {
     let Ok(mut s) = TcpStream::connect((address, 8008)) else {
         return 0;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n");
+    let _ = s.write_all(request.as_bytes());
     let mut text = String::new();
     let _ = s.read_to_string(&mut text);
     text.split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0)
+}
+
+/// `text` in base64, by coreutils' `base64`.
+fn base64(text: &str) -> String {
+    let mut child = Command::new("base64")
+        .args(["-w", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("base64: {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(text.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("base64: {e}"));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// A query through the generated HAProxy endpoint, as the app's URL connects.

@@ -16,8 +16,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::patroni_cluster::{
-    execute, psql, rest_status, text, wait_streaming, Cluster, HOSTS, SECRETS,
+    execute, psql, rest_post, rest_status, text, wait_streaming, Cluster, HOSTS, SECRETS,
 };
+use crate::prometheus_server::Prometheus;
 use crate::support::{require, wait_for};
 
 const TTL: Duration = Duration::from_secs(20);
@@ -35,6 +36,8 @@ service db: postgres {
   password = secret.db_password
 }
 
+service monitoring: prometheus {}
+
 service app {
   image = "app:1"
   env {
@@ -46,7 +49,7 @@ service app {
 topology trio {
   host one {
     address = "127.0.0.71"
-    run = [db, app]
+    run = [db, app, monitoring]
   }
   host two {
     address = "127.0.0.72"
@@ -141,6 +144,18 @@ fn patroni_fails_over_through_the_generated_haproxy() {
         },
     );
 
+    // A real Prometheus on the generated config scrapes every node's REST
+    // API, without its password.
+    let config = cluster.out.join("trio/prometheus/prometheus.yml");
+    let prometheus = Prometheus::start(&config, "127.0.0.71:9090");
+    if let Some(p) = &prometheus {
+        wait_for(
+            "Prometheus scrapes the three nodes",
+            Duration::from_secs(60),
+            || p.labels(r#"up{job="patroni-db"} == 1"#, "host") == ["one", "three", "two"],
+        );
+    }
+
     // Kill -9 the primary node: Patroni and its postmaster.
     let leader = cluster
         .leader()
@@ -168,6 +183,33 @@ fn patroni_fails_over_through_the_generated_haproxy() {
         "a replica was promoted"
     );
     eprintln!("patroni failover: writes again {elapsed:?} after the kill");
+    // The REST API's unsafe endpoints take the superuser's password only.
+    let (_, address) = HOSTS[new_leader.unwrap_or_default()];
+    assert_eq!(rest_post(address, "/reload", None), 401, "no password");
+    let wrong = Some(("postgres", "not-the-password"));
+    assert_eq!(rest_post(address, "/reload", wrong), 401, "a wrong one");
+    let password = SECRETS.iter().find(|(k, _)| *k == "DB_PASSWORD");
+    let superuser = password.map(|(_, v)| ("postgres", *v));
+    assert_eq!(
+        rest_post(address, "/reload", superuser),
+        202,
+        "the superuser's"
+    );
+    // The generated rules tell of the new leader, as Prometheus evaluates
+    // them on what it scraped.
+    if let Some(p) = &prometheus {
+        let (new_host, _) = HOSTS[new_leader.unwrap_or_default()];
+        wait_for(
+            "PatroniLeaderChanged fires for the new leader",
+            Duration::from_secs(60),
+            || {
+                p.labels(
+                    r#"ALERTS{alertname="PatroniLeaderChanged", alertstate="firing"}"#,
+                    "name",
+                ) == [new_host]
+            },
+        );
+    }
     for n in &cluster.nodes {
         // Every node's data stayed in its own volume.
         assert!(n.volume.join("pgdata/PG_VERSION").exists());

@@ -813,17 +813,17 @@ fn haproxy_configs_pass_haproxy_c() {
     );
 }
 
-/// Runs `promtool check WHAT` on every generated file ending in `suffix`;
-/// returns how many it checked.
-fn promtool_checks(what: &str, suffix: &str) -> usize {
+/// Runs `PROGRAM ARGS FILE` on every generated file ending in `suffix`,
+/// each of which must pass; returns how many it checked.
+fn checks_pass(program: &str, args: &[&str], suffix: &str) -> usize {
     let mut checked = 0;
     for b in build_all() {
         for f in b.files.iter().filter(|f| f.ends_with(suffix)) {
-            let r = Command::new("promtool")
-                .args(["check", what])
+            let r = Command::new(program)
+                .args(args)
                 .arg(b.out.join(f))
                 .output()
-                .unwrap_or_else(|e| panic!("promtool: {e}"));
+                .unwrap_or_else(|e| panic!("{program}: {e}"));
             assert!(
                 r.status.success(),
                 "{} {f}: {}{}",
@@ -843,10 +843,27 @@ fn prometheus_configs_pass_promtool() {
     if !require("promtool") {
         return;
     }
-    let checked = promtool_checks("config", "prometheus/prometheus.yml");
+    let checked = checks_pass(
+        "promtool",
+        &["check", "config"],
+        "prometheus/prometheus.yml",
+    );
     assert!(
         checked >= 3,
         "the examples have Prometheus configs ({checked})"
+    );
+}
+
+/// Every generated Alertmanager config passes `amtool check-config`.
+#[test]
+fn alertmanager_configs_pass_amtool() {
+    if !require("amtool") {
+        return;
+    }
+    let checked = checks_pass("amtool", &["check-config"], "alertmanager/alertmanager.yml");
+    assert!(
+        checked >= 3,
+        "the examples have Alertmanager configs ({checked})"
     );
 }
 
@@ -860,7 +877,7 @@ fn prometheus_alerts_fire_as_promtool_evaluates_them() {
     if !require("promtool") {
         return;
     }
-    let checked = promtool_checks("rules", "prometheus/alerts.yml");
+    let checked = checks_pass("promtool", &["check", "rules"], "prometheus/alerts.yml");
     assert!(checked >= 3, "the examples have alerting rules ({checked})");
     // The rules of a topology with an HAProxy proxy, evaluated.
     let b = build_all()
@@ -905,6 +922,113 @@ tests:
               description: "Every server of HAProxy backend api_http fails its health check: its requests get 503."
 "#
     .replace("RULES", &rules.display().to_string());
+    promtool_test(&test);
+}
+
+/// The Patroni alerts of the Neural DSL cluster, as Prometheus evaluates them
+/// on series shaped as its nodes' REST APIs serve them (`scope`, `name`, and
+/// the scrape job's labels): a new leader, a cluster without one, a node whose
+/// PostgreSQL is down, a replica too far behind to take over (and not the
+/// leader, whose replay location is 0, nor a replica that keeps up).
+#[test]
+fn patroni_alerts_fire_as_promtool_evaluates_them() {
+    if !require("promtool") {
+        return;
+    }
+    let b = build_all()
+        .iter()
+        .find(|b| b.name.contains("neural-dsl"))
+        .unwrap_or_else(|| panic!("the Neural DSL example is built"));
+    let config = fs::read_to_string(b.out.join("cluster/prometheus/prometheus.yml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        config.contains("job_name: patroni-db") && config.contains("10.20.1.23:8008"),
+        "the nodes' REST APIs are scraped:\n{config}"
+    );
+    let rules = b.out.join("cluster/prometheus/alerts.yml");
+    let node = |n: u8| {
+        format!(
+            r#"job="patroni-db", instance="10.20.1.2{n}:8008", host="db-{n}", scope="neural-db", name="db-{n}""#
+        )
+    };
+    let labels = |n: u8| {
+        format!(
+            r#"{{ job: patroni-db, instance: "10.20.1.2{n}:8008", host: db-{n}, scope: neural-db, name: db-{n}"#
+        )
+    };
+    let test = format!(
+        r#"rule_files: ["{rules}"]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - {{ series: 'patroni_primary{{{n1}}}', values: '1 1 1 0 0 0 0 0 0 0 0 0 0 0 0 0' }}
+      - {{ series: 'patroni_primary{{{n2}}}', values: '0 0 0 1 1 1 1 1 1 1 1 1 1 1 1 1' }}
+      - {{ series: 'patroni_primary{{{n3}}}', values: '0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0' }}
+      - {{ series: 'patroni_cluster_unlocked{{{n2}}}', values: '0 0 1 1 1 0 0' }}
+      - {{ series: 'patroni_cluster_unlocked{{{n3}}}', values: '0 0 1 1 1 0 0' }}
+    alert_rule_test:
+      - {{ eval_time: 2m, alertname: PatroniLeaderChanged, exp_alerts: [] }}
+      - eval_time: 4m
+        alertname: PatroniLeaderChanged
+        exp_alerts:
+          - exp_labels: {l2}, severity: warning }}
+            exp_annotations:
+              summary: "db-2 is the new leader of neural-db"
+              description: "neural-db failed over or switched over to db-2 in the last 10 minutes."
+      - {{ eval_time: 14m, alertname: PatroniLeaderChanged, exp_alerts: [] }}
+      - {{ eval_time: 2m, alertname: PatroniClusterWithoutLeader, exp_alerts: [] }}
+      - eval_time: 3m
+        alertname: PatroniClusterWithoutLeader
+        exp_alerts:
+          - exp_labels: {{ scope: neural-db, severity: critical }}
+            exp_annotations:
+              summary: "Patroni cluster neural-db has no leader"
+              description: "No node of neural-db holds the leader lock: writes fail until one does."
+      - {{ eval_time: 6m, alertname: PatroniClusterWithoutLeader, exp_alerts: [] }}
+  - interval: 1m
+    input_series:
+      - {{ series: 'patroni_replica{{{n1}}}', values: '0x10' }}
+      - {{ series: 'patroni_replica{{{n2}}}', values: '1x10' }}
+      - {{ series: 'patroni_replica{{{n3}}}', values: '1x10' }}
+      - {{ series: 'patroni_xlog_location{{{n1}}}', values: '0+2000000x10' }}
+      - {{ series: 'patroni_xlog_location{{{n2}}}', values: '0x10' }}
+      - {{ series: 'patroni_xlog_location{{{n3}}}', values: '0x10' }}
+      - {{ series: 'patroni_xlog_replayed_location{{{n1}}}', values: '0x10' }}
+      - {{ series: 'patroni_xlog_replayed_location{{{n2}}}', values: '0+2000000x10' }}
+      - {{ series: 'patroni_xlog_replayed_location{{{n3}}}', values: '0 2000000 4000000x8' }}
+      - {{ series: 'patroni_postgres_running{{{n1}}}', values: '1x10' }}
+      - {{ series: 'patroni_postgres_running{{{n3}}}', values: '1 1 0 0 0 0 0 0 0 0' }}
+    alert_rule_test:
+      - {{ eval_time: 4m, alertname: PostgresReplicationLag, exp_alerts: [] }}
+      - eval_time: 6m
+        alertname: PostgresReplicationLag
+        exp_alerts:
+          - exp_labels: {l3}, severity: warning }}
+            exp_annotations:
+              summary: "replica db-3 of neural-db is 7.629MiB behind its leader"
+              description: "A replica further behind than Patroni's maximum_lag_on_failover is not promoted when the leader fails."
+      - {{ eval_time: 2m, alertname: PatroniPostgresDown, exp_alerts: [] }}
+      - eval_time: 3m
+        alertname: PatroniPostgresDown
+        exp_alerts:
+          - exp_labels: {l3}, severity: critical }}
+            exp_annotations:
+              summary: "PostgreSQL is not running on db-3 of neural-db"
+              description: "Patroni on db-3 answers, but its PostgreSQL has not run for a minute."
+"#,
+        rules = rules.display(),
+        n1 = node(1),
+        n2 = node(2),
+        n3 = node(3),
+        l2 = labels(2),
+        l3 = labels(3),
+    );
+    promtool_test(&test);
+}
+
+/// Runs `promtool test rules` on `test`, a unit test file.
+fn promtool_test(test: &str) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let test_file = dir.path().join("alerts_test.yml");
     fs::write(&test_file, test).unwrap_or_else(|e| panic!("{e}"));
@@ -932,9 +1056,12 @@ fn patroni_configs_pass_patroni_validate_config() {
     let mut checked = 0;
     for b in build_all() {
         for f in b.files.iter().filter(|f| f.ends_with("/patroni.yml")) {
+            // The node's environment holds the REST API's password (from the
+            // superuser's secret), which the config does not.
             let out = Command::new("patroni")
                 .args(["--validate-config", "-i"])
                 .arg(b.out.join(f))
+                .env("PATRONI_RESTAPI_PASSWORD", "from-the-environment")
                 .output()
                 .unwrap_or_else(|e| panic!("patroni: {e}"));
             let text = String::from_utf8_lossy(&out.stdout).into_owned()

@@ -42,6 +42,10 @@ pub enum Place {
     Region,
     /// A repository's path in a bucket.
     BucketPath,
+    /// The URL an Alertmanager webhook posts to.
+    WebhookUrl,
+    /// A Slack channel (`#ops`) or user (`@name`).
+    SlackChannel,
 }
 
 impl Place {
@@ -62,6 +66,8 @@ impl Place {
             Place::S3Endpoint => "an S3 endpoint",
             Place::Region => "a region",
             Place::BucketPath => "a path in a bucket",
+            Place::WebhookUrl => "a webhook URL",
+            Place::SlackChannel => "a Slack channel",
         }
     }
 
@@ -82,6 +88,8 @@ impl Place {
             Place::S3Endpoint => "`https://` then a host and an optional `:PORT`, no path",
             Place::Region => "lowercase letters, digits and `-`",
             Place::BucketPath => "`/` then letters, digits and `-._~%+=@/`",
+            Place::WebhookUrl => "`http://` or `https://`, a host (`[...]` for an IPv6 address) and an optional `:PORT`, then a path and query of letters, digits and `-._~%/:?=&+`",
+            Place::SlackChannel => "`#` or `@`, then lowercase letters, digits, `-`, `_` and `.`",
         }
     }
 }
@@ -170,6 +178,17 @@ pub fn invalid(place: Place, s: &str) -> Option<String> {
             domain(host, "an email address's domain")
         }
         Place::Bucket | Place::S3Endpoint | Place::Region | Place::BucketPath => s3(place, s),
+        Place::WebhookUrl => webhook_url(s),
+        Place::SlackChannel => {
+            let Some(name) = s.strip_prefix('#').or_else(|| s.strip_prefix('@')) else {
+                return Some("a Slack channel starts with `#` (a user with `@`)".to_string());
+            };
+            if name.is_empty() || name.len() > 80 {
+                return Some("a Slack channel's name is 1 to 80 characters".to_string());
+            }
+            let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c);
+            name.chars().find(|&c| !ok(c)).and_then(bad)
+        }
         Place::RoleName => {
             let mut chars = s.chars();
             match chars.next() {
@@ -183,6 +202,47 @@ pub fn invalid(place: Place, s: &str) -> Option<String> {
             }
         }
     }
+}
+
+/// `http(s)://HOST[:PORT][/PATH][?QUERY]`, the host a DNS name, an IPv4
+/// address or `[IPv6]`.
+fn webhook_url(s: &str) -> Option<String> {
+    let Some(rest) = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+    else {
+        return Some("a webhook URL starts with `http://` or `https://`".to_string());
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let port = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((a, port)) if matches!(address(a), Ok(AddressKind::V6)) => port,
+            _ => return Some(format!("`{authority}` is not an IPv6 address in `[...]`")),
+        },
+        None => {
+            let (host, port) = authority
+                .find(':')
+                .map_or((authority, ""), |i| authority.split_at(i));
+            if let Some(why) =
+                domain(host, "a webhook URL's host").filter(|_| address(host).is_err())
+            {
+                return Some(why);
+            }
+            port
+        }
+    };
+    if let Some(p) = port.strip_prefix(':') {
+        if p.parse::<u16>().map_or(true, |p| p == 0) {
+            return Some(format!("`{p}` is not a port"));
+        }
+    } else if !port.is_empty() {
+        return Some(format!("`{port}` after the host is not `:PORT`"));
+    }
+    let ok = |c: char| c.is_ascii_alphanumeric() || "-._~%/:?=&+".contains(c);
+    path.chars()
+        .find(|&c| !ok(c))
+        .map(|c| format!("a webhook URL cannot hold {}", shown(c)))
 }
 
 /// The places of an S3 repository (`Place::Bucket` and after).
@@ -550,5 +610,35 @@ mod tests {
         assert_eq!(invalid(Place::FilePath, "/etc/ssl/x.pem"), None);
         assert!(invalid(Place::FilePath, "/etc/x.pem;").is_some());
         assert!(invalid(Place::FilePath, "/a:b").is_some());
+    }
+
+    #[test]
+    fn receivers_urls_and_channels() {
+        for ok in [
+            "https://alerts.example.com/hook",
+            "http://10.0.0.5:8080/hook?src=shop&x=1",
+            "http://[fd00::5]:8080/hook",
+            "https://hooks.example.com",
+        ] {
+            assert_eq!(invalid(Place::WebhookUrl, ok), None, "{ok}");
+        }
+        for bad in [
+            "ftp://alerts.example.com/",
+            "https://",
+            "https://a b/",
+            "https://x.example.com:0/",
+            "https://x.example.com:99999/",
+            "http://[not-v6]/",
+            "https://x.example.com/a b",
+            "https://x.example.com/a\nb",
+            "https://x.example.com/a\"b",
+        ] {
+            assert!(invalid(Place::WebhookUrl, bad).is_some(), "{bad:?}");
+        }
+        assert_eq!(invalid(Place::SlackChannel, "#ops-alerts"), None);
+        assert_eq!(invalid(Place::SlackChannel, "@oncall"), None);
+        for bad in ["ops", "#", "#Ops", "#ops alerts", "#ops\n"] {
+            assert!(invalid(Place::SlackChannel, bad).is_some(), "{bad:?}");
+        }
     }
 }

@@ -14,4 +14,8 @@ pub const FILES: &[(&str, &str)] = &[
         "prometheus.stack",
         include_str!("../../stdlib/prometheus.stack"),
     ),
+    (
+        "alertmanager.stack",
+        include_str!("../../stdlib/alertmanager.stack"),
+    ),
 ];

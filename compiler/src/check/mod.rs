@@ -195,6 +195,11 @@ pub fn definitions(stack: &Stack, checked: &Checked<'_>, diags: &mut Diagnostics
                 check_expr(stack, &checked.bases, Some(&ident.name), e, diags);
             }
         }
+        for r in topo.receivers.values() {
+            for e in [&r.slack, &r.pagerduty].into_iter().flatten() {
+                check_expr(stack, &checked.bases, None, e, diags);
+            }
+        }
     }
 }
 

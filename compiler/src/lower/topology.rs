@@ -57,6 +57,15 @@ impl Lower<'_> {
                     self.no_label(f);
                     topo.acme = Some(self.acme(f));
                 }
+                "receiver" => {
+                    let Some(r) = self.receiver(f) else { continue };
+                    if let Some(first) = topo.receivers.get(&r.name.name) {
+                        let first = first.name.span;
+                        self.push(duplicate(&r.name, "receiver", first));
+                    } else {
+                        topo.receivers.insert(r.name.name.clone(), r);
+                    }
+                }
                 "directory" => {
                     self.no_label(f);
                     topo.directory = self.assigned(f).and_then(|v| self.directory(v));

@@ -90,6 +90,41 @@ pub struct HostDef {
 /// The name of the one host of a Kubernetes topology.
 pub const CLUSTER_HOST: &str = "cluster";
 
+/// `receiver NAME { slack = secret.X  channel = "#ops"  pagerduty = secret.Y
+/// webhook = "https://..."  severity = [critical] }`: where Alertmanager
+/// sends the alerts of the given severities.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceiverDef {
+    pub name: Ident,
+    /// A Slack incoming webhook's URL (a secret).
+    pub slack: Option<Expr>,
+    /// The Slack channel, where the webhook may post to several.
+    pub channel: Option<Sp<String>>,
+    /// A PagerDuty Events API v2 routing key (a secret).
+    pub pagerduty: Option<Expr>,
+    /// A URL that receives Alertmanager's JSON (not a secret).
+    pub webhook: Option<Sp<String>>,
+    /// The severities it receives; empty: every alert.
+    pub severity: Vec<Sp<Severity>>,
+    pub span: Span,
+}
+
+/// The severity of an alert stackc generates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Critical,
+    Warning,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopologyDef {
     pub name: Ident,
@@ -104,6 +139,8 @@ pub struct TopologyDef {
     pub directory: Option<Sp<String>>,
     /// Where the certificates of its https domains come from.
     pub acme: Option<AcmeDef>,
+    /// Where Alertmanager sends the alerts, by name.
+    pub receivers: IndexMap<Name, ReceiverDef>,
     /// A production topology: the production lints run on it (W06xx).
     pub production: bool,
     /// Lints silenced in this topology, by code or name.
@@ -131,6 +168,7 @@ impl TopologyDef {
             ingress_class: None,
             directory: None,
             acme: None,
+            receivers: IndexMap::default(),
             production: false,
             allow: Vec::new(),
             hosts: IndexMap::default(),

@@ -13,6 +13,7 @@ use crate::grammar::Place;
 use crate::schedule::Schedule;
 
 use super::backup_task::{backup_task, not_written, when};
+use super::patroni::PATRONI_RESTAPI_PASSWORD;
 use super::*;
 
 pub use super::backup_task::BACKUP_DIR;
@@ -276,8 +277,18 @@ impl Topo<'_> {
             );
             return None;
         }
-        let access_key = self.credential(s3.access_key.as_ref()?, "access_key", diags)?;
-        let secret_key = self.credential(s3.secret_key.as_ref()?, "secret_key", diags)?;
+        let access_key = self.credential(
+            s3.access_key.as_ref()?,
+            "access_key",
+            "backup_access_key",
+            diags,
+        )?;
+        let secret_key = self.credential(
+            s3.secret_key.as_ref()?,
+            "secret_key",
+            "backup_secret_key",
+            diags,
+        )?;
         let region = s3.region.as_ref()?.value.clone();
         let endpoint = s3.endpoint.as_ref().map_or_else(
             || format!("s3.{region}.amazonaws.com"),
@@ -303,8 +314,14 @@ impl Topo<'_> {
     }
 
     /// A credential: exactly `secret.NAME` (an undeclared one is E0103
-    /// already).
-    fn credential(&self, e: &Expr, field: &str, diags: &mut Diagnostics) -> Option<(Name, Name)> {
+    /// already); the help suggests `secret.SUGGESTED`.
+    pub(super) fn credential(
+        &self,
+        e: &Expr,
+        field: &str,
+        suggested: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<(Name, Name)> {
         let is_secret = matches!(
             e.pieces.as_slice(),
             [Piece::Ref(r)] if matches!(r.target, RefTarget::Secret(_))
@@ -313,7 +330,7 @@ impl Topo<'_> {
             diags.push(
                 Diagnostic::error(Code::WrongType, e.span, format!("`{field}` must be a secret"))
                     .label("expected `secret.NAME`")
-                    .help(format!("declare `secret backup_{field}` and write `{field} = secret.backup_{field}`: a credential never lands in a generated file")),
+                    .help(format!("declare `secret {suggested}` and write `{field} = secret.{suggested}`: a credential never lands in a generated file")),
             );
         }
         self.secret_of(e)
@@ -389,6 +406,14 @@ pub(super) fn task(server: &Instance, plan: &BackupPlan) -> Instance {
     task.host_network = server.host_network;
     task.env = vec![config_env(Span::default())];
     task.env.extend(plan.repo.env(Span::default()));
+    // Its restore runs `patronictl` on the node's config.
+    task.env.extend(
+        server
+            .env
+            .iter()
+            .filter(|e| e.key.as_str() == PATRONI_RESTAPI_PASSWORD)
+            .cloned(),
+    );
     task
 }
 

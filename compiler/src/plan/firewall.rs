@@ -70,33 +70,19 @@ impl Topo<'_> {
         let mut allows: IndexMap<(u16, Transport), Allow> = IndexMap::default();
         let mut open = Open::default();
         for inst in services {
-            // A Patroni or Sentinel-watched node is read by whichever nodes
-            // and clients find it the primary: every host may.
-            let ha_node =
-                inst.replication.patroni.is_some() || inst.replication.sentinel_node.is_some();
             for port in &inst.ports {
-                let key = PublishedPort::new(&inst.name, h, &port.name);
-                for bind in &port.binds {
-                    let from = match bind {
-                        Bind::All => Sources::Anywhere,
-                        Bind::Address(a) if is_loopback(a) => continue,
-                        Bind::Address(_) => match publishes.readers(&key).filter(|_| !ha_node) {
-                            Some(readers) => {
-                                let served = (&inst.name, port);
-                                self.sources(h, readers.iter().copied(), served, &mut open)
-                            }
-                            None => topology_hosts(&inst.name, port, dns_host, &mut open),
-                        },
-                    };
-                    let serves = format!("{} port {}", inst.name, port.name);
-                    add(
-                        &mut allows,
-                        port.host,
-                        transport(port.protocol),
-                        from,
-                        serves,
-                    );
-                }
+                let Some(from) = self.port_sources(h, inst, port, publishes, dns_host, &mut open)
+                else {
+                    continue;
+                };
+                let serves = format!("{} port {}", inst.name, port.name);
+                add(
+                    &mut allows,
+                    port.host,
+                    transport(port.protocol),
+                    from,
+                    serves,
+                );
             }
         }
         for proxy in proxies
@@ -114,6 +100,74 @@ impl Topo<'_> {
         }
         self.report_open(h, open, diags);
         allows.into_values().collect()
+    }
+
+    /// Where the readers of `inst`'s `port` on host `h` connect from, by the
+    /// port's binds: `None` when it is published on no address other hosts
+    /// reach (on loopback, or not at all: only the host's own programs and
+    /// containers reach it).
+    fn port_sources(
+        &self,
+        h: usize,
+        inst: &Instance,
+        port: &PortPlan,
+        publishes: &Publishes,
+        dns_host: Option<&str>,
+        open: &mut Open,
+    ) -> Option<Sources> {
+        // A Patroni or Sentinel-watched node is read by whichever nodes and
+        // clients find it the primary: every host may.
+        let ha_node =
+            inst.replication.patroni.is_some() || inst.replication.sentinel_node.is_some();
+        let key = PublishedPort::new(&inst.name, h, &port.name);
+        let mut from: Option<Sources> = None;
+        for bind in &port.binds {
+            let sources = match bind {
+                Bind::All => Sources::Anywhere,
+                Bind::Address(a) if is_loopback(a) => continue,
+                Bind::Address(_) => match publishes.readers(&key).filter(|_| !ha_node) {
+                    Some(readers) => {
+                        let served = (&inst.name, port);
+                        self.sources(h, readers.iter().copied(), served, open)
+                    }
+                    None => topology_hosts(&inst.name, port, dns_host, open),
+                },
+            };
+            from = Some(match from {
+                Some(f) => f.union(sources),
+                None => sources,
+            });
+        }
+        from
+    }
+
+    /// Records where each PostgreSQL node's clients connect from (the
+    /// readers of its port, as its host's firewall lets them in): its
+    /// `pg_hba` lets in those addresses and no others.
+    pub(super) fn database_clients(
+        &self,
+        h: usize,
+        services: &mut [Instance],
+        publishes: &Publishes,
+        dns_host: Option<&str>,
+    ) {
+        for inst in services.iter_mut() {
+            let pg_port = match (&inst.replication.streaming, &inst.replication.patroni) {
+                (Some(s), _) => inst.ports.iter().find(|p| p.container == s.port),
+                (None, Some(n)) => inst.ports.iter().find(|p| p.host == n.port),
+                (None, None) => continue,
+            };
+            // The firewall has reported the ports it cannot narrow.
+            let mut reported = Open::default();
+            let clients = pg_port
+                .and_then(|p| self.port_sources(h, inst, p, publishes, dns_host, &mut reported))
+                .unwrap_or_else(|| Sources::Peers(IndexSet::from_iter([Peer::ThisHost])));
+            if let Some(s) = &mut inst.replication.streaming {
+                s.clients = clients;
+            } else if let Some(n) = &mut inst.replication.patroni {
+                n.clients = clients;
+            }
+        }
     }
 
     /// Why the topology's hosts cannot all be named by IP address: the first
@@ -164,7 +218,7 @@ impl Topo<'_> {
                     }
                 },
                 Reader::Outside => {
-                    let why = "a Prometheus outside the topology scrapes metrics there";
+                    let why = "a Prometheus outside the topology connects there";
                     open.add(why.to_string(), service, port);
                     return Sources::Anywhere;
                 }
@@ -296,13 +350,20 @@ fn add(
     if !allow.serves.contains(&serves) {
         allow.serves.push(serves);
     }
-    allow.from = match (std::mem::replace(&mut allow.from, Sources::Anywhere), from) {
-        (Sources::Peers(mut old), Sources::Peers(new)) => {
-            old.extend(new);
-            Sources::Peers(old)
+    allow.from = std::mem::replace(&mut allow.from, Sources::Anywhere).union(from);
+}
+
+impl Sources {
+    /// Where either lets in from.
+    fn union(self, other: Sources) -> Sources {
+        match (self, other) {
+            (Sources::Peers(mut old), Sources::Peers(new)) => {
+                old.extend(new);
+                Sources::Peers(old)
+            }
+            (Sources::TopologyHosts, Sources::Peers(_) | Sources::TopologyHosts)
+            | (Sources::Peers(_), Sources::TopologyHosts) => Sources::TopologyHosts,
+            _ => Sources::Anywhere,
         }
-        (Sources::TopologyHosts, Sources::Peers(_) | Sources::TopologyHosts)
-        | (Sources::Peers(_), Sources::TopologyHosts) => Sources::TopologyHosts,
-        _ => Sources::Anywhere,
-    };
+    }
 }

@@ -405,6 +405,7 @@ impl Topo<'_> {
             self.wire_patroni(&node, instance);
         }
         self.wire_redis_auth(name, instance);
+        self.wire_alertmanager(name, instance);
         // A variable the HA mode sets is not the user's to set too: the
         // environment would hold the key twice, and one value would be lost.
         let (own, added) = instance.env.split_at(declared);

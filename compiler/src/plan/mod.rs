@@ -25,6 +25,7 @@ mod instance;
 mod kubernetes;
 pub mod redis_backup;
 pub use kubernetes::names as kubernetes_names;
+mod alerting;
 mod lints;
 mod patroni;
 pub mod patroni_backup;
@@ -42,11 +43,15 @@ mod topology;
 pub use topology::plan;
 use topology::*;
 
+pub use alerting::{
+    Alerting, Credential, ReceiverPlan, ALERTMANAGER_CONFIG, ALERTMANAGER_START, CREDENTIALS_DIR,
+};
 pub use patroni::{
     endpoint, EtcdMember, PatroniNode, ETCD_CLIENT_PORT, ETCD_DATA_DIR, ETCD_PEER_PORT,
-    PATRONI_DIR, PATRONI_PRIMARY_PORT, PATRONI_REPLICA_PORT, PATRONI_REST_PORT, PATRONI_VERSION,
+    PATRONI_DIR, PATRONI_MAXIMUM_LAG, PATRONI_PRIMARY_PORT, PATRONI_REPLICA_PORT,
+    PATRONI_REST_PORT, PATRONI_VERSION,
 };
-pub use prometheus::{ScrapeJob, HAPROXY_JOB, PROMETHEUS_CONFIG, PROMETHEUS_RULES};
+pub use prometheus::{Exporter, ScrapeJob, HAPROXY_JOB, PROMETHEUS_CONFIG, PROMETHEUS_RULES};
 pub use proxy::acme;
 pub use proxy::{
     HttpHealth, ProxyPlan, RateLimit, RoutePlan, RouteSettings, Site, Tls, Upstream,
@@ -80,6 +85,8 @@ pub struct TopologyPlan {
     pub acme: acme::AcmeServer,
     pub proxies: Vec<ProxyPlan>,
     pub scrape_jobs: Vec<ScrapeJob>,
+    /// Its receivers and the Alertmanagers that send to them.
+    pub alerting: Alerting,
     /// Write `prometheus/prometheus.yml` (there are jobs, or a service mounts it).
     pub prometheus_config: bool,
     /// Where the topology is defined, for diagnostics of the targets.

@@ -17,6 +17,15 @@ use super::*;
 
 /// The Patroni release the node image installs, and the tests run.
 pub const PATRONI_VERSION: &str = "4.1.5";
+
+/// How far behind its primary (in bytes of WAL) a replica may be and still
+/// take over; the replication lag alert fires past it.
+pub const PATRONI_MAXIMUM_LAG: u64 = 1 << 20;
+
+/// The password of the REST API's unsafe endpoints, in a node's environment
+/// and in whatever else reads its config (`patronictl` will not load it
+/// without one).
+pub(super) const PATRONI_RESTAPI_PASSWORD: &str = "PATRONI_RESTAPI_PASSWORD";
 /// Where a node's generated files are mounted in its container.
 pub const PATRONI_DIR: &str = "/etc/stackc/patroni";
 /// Patroni's REST API, which HAProxy checks, unless the service declares a
@@ -66,6 +75,8 @@ pub struct PatroniNode {
     /// The directory of this node's generated files, relative to the topology's
     /// output directory: `<service>/<host>`.
     pub dir: String,
+    /// Where its clients connect from (set with the host's firewall).
+    pub clients: firewall::Sources,
 }
 
 /// A node of a Patroni cluster as the others reach it.
@@ -360,6 +371,7 @@ impl Topo<'_> {
             major: major_version(primary)?,
             dir: format!("{name}/{node}"),
             name: node,
+            clients: firewall::Sources::TopologyHosts,
         })
     }
 
@@ -406,6 +418,13 @@ impl Topo<'_> {
             ),
             (
                 "PATRONI_REWIND_PASSWORD",
+                self.superuser_secret(&node.service),
+            ),
+            // The REST API's unsafe endpoints (switchover, restart, reload,
+            // config) ask for the superuser's name and password: whoever can
+            // reach the port is no longer able to take the cluster down.
+            (
+                PATRONI_RESTAPI_PASSWORD,
                 self.superuser_secret(&node.service),
             ),
             (

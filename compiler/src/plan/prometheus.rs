@@ -3,7 +3,9 @@
 //! from the Prometheus server's host (a service of kind `prometheus`): by DNS
 //! discovery of the compose name on that host (every replica), by address and
 //! published port elsewhere. Without a Prometheus service, every target is an
-//! address and a published port, for a Prometheus outside the topology.
+//! address and a published port, for a Prometheus outside the topology. With a
+//! config, each Patroni cluster is scraped too: every node's REST API serves
+//! `/metrics`, at its host address.
 
 use crate::base::IndexSet;
 
@@ -17,12 +19,27 @@ pub const PROMETHEUS_CONFIG: &str = "prometheus/prometheus.yml";
 /// The name of an HAProxy proxy's scrape job: this and the proxy's name.
 pub const HAPROXY_JOB: &str = "haproxy-";
 
+/// The name of a Patroni cluster's scrape job: this and the service's name.
+const PATRONI_JOB: &str = "patroni-";
+
 /// The alerting rules the config loads, written beside it.
 pub const PROMETHEUS_RULES: &str = "prometheus/alerts.yml";
+
+/// What serves a job's metrics, which decides the alerts on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exporter {
+    /// A service's own `metrics`.
+    Service,
+    /// An HAProxy proxy's exporter.
+    Haproxy,
+    /// The REST API of a Patroni cluster's nodes.
+    Patroni,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScrapeJob {
     pub name: String,
+    pub exporter: Exporter,
     pub path: String,
     pub interval: Option<Duration>,
     pub timeout: Option<Duration>,
@@ -37,6 +54,12 @@ pub struct ScrapeJob {
 pub struct DnsTarget {
     pub name: String,
     pub port: u16,
+}
+
+/// How Prometheus reaches a port.
+pub(super) enum Target {
+    Dns(DnsTarget),
+    Static(StaticTarget),
 }
 
 /// A `host:port` to scrape, and the name of its host (a label).
@@ -58,13 +81,7 @@ impl Topo<'_> {
         if self.topo.platform.value != Platform::Compose {
             return (jobs, publishes);
         }
-        // The host of the Prometheus server, if the topology runs one.
-        let server = self.placements.iter().find_map(|(name, ps)| {
-            let kind = self.stack.services.get(*name)?.kind.as_ref()?;
-            (kind.name == "prometheus")
-                .then(|| ps.first().map(|p| p.host))
-                .flatten()
-        });
+        let server = self.prometheus_host();
         for (name, placements) in &self.placements {
             let Some(first) = placements.first() else {
                 continue;
@@ -94,6 +111,7 @@ impl Topo<'_> {
             };
             let mut job = ScrapeJob {
                 name: name.to_string(),
+                exporter: Exporter::Service,
                 path: m
                     .path
                     .as_ref()
@@ -104,43 +122,11 @@ impl Topo<'_> {
                 targets: Vec::new(),
             };
             for p in placements.iter() {
-                let Some(host) = self.hosts.get(p.host) else {
-                    continue;
-                };
-                // This host's own port: a `run` block may publish it elsewhere.
-                let Some(Endpoint {
-                    container,
-                    published,
-                }) = p.endpoint(Some(&port.name.name))
-                else {
-                    continue;
-                };
-                if host.managed {
-                    continue;
+                match self.target(name, p, &port.name.name, server, &mut publishes, diags) {
+                    Some(Target::Dns(t)) => job.dns.push(t),
+                    Some(Target::Static(t)) => job.targets.push(t),
+                    None => {}
                 }
-                if Some(p.host) == server {
-                    job.dns.push(DnsTarget {
-                        name: name.to_string(),
-                        port: container,
-                    });
-                    continue;
-                }
-                let Some(addr) = &host.address else {
-                    diags.push(
-                        Diagnostic::error(Code::Unresolvable, p.run_span, format!("Prometheus cannot reach `{name}` on host `{}`, which has no address", host.name.name))
-                            .label("its metrics are unreachable")
-                            .help(format!("give host `{}` an `address = \"...\"`", host.name.name)),
-                    );
-                    continue;
-                };
-                // Without a server of its own, the topology is scraped from
-                // outside: the firewall cannot know from where.
-                let reader = server.map_or(Reader::Outside, Reader::Host);
-                publishes.insert(PublishedPort::new(name, p.host, &port.name.name), reader);
-                job.targets.push(StaticTarget {
-                    address: crate::grammar::host_port(&addr.value, published),
-                    host: host.name.name.to_string(),
-                });
             }
             // Placed on managed hosts only (a platform runs it): nothing to
             // scrape, and no job without a target.
@@ -152,12 +138,81 @@ impl Topo<'_> {
         (jobs, publishes)
     }
 
-    /// The files this topology generates that a service may mount (`@out/...`);
+    /// Where the Prometheus server (on host `server`, if the topology runs
+    /// one) reaches port `port` of placement `p` of service `name`: by its
+    /// compose name on the server's own host, else at its host's address,
+    /// where the port is then published. `None` on a managed host (a
+    /// platform runs it), or without the port.
+    pub(super) fn target(
+        &self,
+        name: &str,
+        p: &Placement<'_>,
+        port: &Name,
+        server: Option<usize>,
+        publishes: &mut Publishes,
+        diags: &mut Diagnostics,
+    ) -> Option<Target> {
+        let host = self.hosts.get(p.host)?;
+        // This host's own port: a `run` block may publish it elsewhere.
+        let Endpoint {
+            container,
+            published,
+        } = p.endpoint(Some(port.as_str()))?;
+        if host.managed {
+            return None;
+        }
+        if Some(p.host) == server {
+            return Some(Target::Dns(DnsTarget {
+                name: name.to_string(),
+                port: container,
+            }));
+        }
+        let Some(addr) = &host.address else {
+            diags.push(
+                Diagnostic::error(
+                    Code::Unresolvable,
+                    p.run_span,
+                    format!(
+                        "Prometheus cannot reach `{name}` on host `{}`, which has no address",
+                        host.name.name
+                    ),
+                )
+                .label("unreachable from Prometheus")
+                .help(format!(
+                    "give host `{}` an `address = \"...\"`",
+                    host.name.name
+                )),
+            );
+            return None;
+        };
+        // Without a server of its own, the topology is scraped from
+        // outside: the firewall cannot know from where.
+        let reader = server.map_or(Reader::Outside, Reader::Host);
+        publishes.insert(PublishedPort::new(name, p.host, port), reader);
+        Some(Target::Static(StaticTarget {
+            address: crate::grammar::host_port(&addr.value, published),
+            host: host.name.name.to_string(),
+        }))
+    }
+
+    /// The host of the Prometheus server, if the topology runs one.
+    pub(super) fn prometheus_host(&self) -> Option<usize> {
+        self.placements.iter().find_map(|(name, ps)| {
+            let kind = self.stack.services.get(*name)?.kind.as_ref()?;
+            (kind.name == "prometheus")
+                .then(|| ps.first().map(|p| p.host))
+                .flatten()
+        })
+    }
+
+    /// The files this topology generates that a service may mount (`@out/...`:
+    /// the proxies', Prometheus', and `others`);
     /// a mount of any other is reported.
     pub(super) fn check_generated_mounts(
         &self,
         proxies: &[ProxyPlan],
         jobs: &[ScrapeJob],
+        others: &[&str],
         diags: &mut Diagnostics,
     ) -> IndexSet<String> {
         let mut available: IndexSet<String> = proxies
@@ -178,6 +233,7 @@ impl Topo<'_> {
             available.insert(PROMETHEUS_CONFIG.to_string());
             available.insert(PROMETHEUS_RULES.to_string());
         }
+        available.extend(others.iter().map(|f| f.to_string()));
         for p in self.placements.values().flatten() {
             for m in p.def.storage.mounts.values() {
                 let Some(file) = m.source.value.strip_prefix("@out/") else {
@@ -218,6 +274,7 @@ fn haproxy_jobs(
         let local = host.is_some() && host == server && !proxy.on_host;
         let mut job = ScrapeJob {
             name: format!("{HAPROXY_JOB}{}", proxy.name),
+            exporter: Exporter::Haproxy,
             path: "/metrics".into(),
             interval: None,
             timeout: None,
@@ -242,4 +299,32 @@ fn haproxy_jobs(
         jobs.push(job);
     }
     jobs
+}
+
+/// A job per Patroni cluster: each node's REST API, at its host address
+/// (its `/metrics` answers without the REST API's password).
+pub(super) fn patroni_jobs(hosts: &[HostPlan]) -> Vec<ScrapeJob> {
+    let mut jobs: IndexMap<&str, ScrapeJob> = IndexMap::default();
+    for host in hosts {
+        for node in host
+            .services
+            .iter()
+            .filter_map(|i| i.replication.patroni.as_ref())
+        {
+            let job = jobs.entry(&node.service).or_insert_with(|| ScrapeJob {
+                name: format!("{PATRONI_JOB}{}", node.service),
+                exporter: Exporter::Patroni,
+                path: "/metrics".into(),
+                interval: None,
+                timeout: None,
+                dns: Vec::new(),
+                targets: Vec::new(),
+            });
+            job.targets.push(StaticTarget {
+                address: endpoint(&node.address, node.rest_port),
+                host: host.name.to_string(),
+            });
+        }
+    }
+    jobs.into_values().collect()
 }

@@ -32,6 +32,8 @@ pub struct StreamingPlan {
     /// The directory of this node's generated files, relative to the topology's
     /// output directory: `<service>/<host>`.
     pub dir: String,
+    /// Where its clients connect from (set with the host's firewall).
+    pub clients: firewall::Sources,
 }
 
 /// Where a node's generated files are mounted in its container.
@@ -317,6 +319,7 @@ impl Topo<'_> {
                 "{name}/{}",
                 self.hosts.get(h).map_or("", |x| x.name.name.as_str())
             ),
+            clients: firewall::Sources::Peers(IndexSet::default()),
         })
     }
 }

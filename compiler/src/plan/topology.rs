@@ -189,9 +189,11 @@ fn plan_topology(
     }
     t.lints(diags);
     let (proxies, mut proxy_fx) = t.proxies(diags);
-    let (scrape_jobs, scrape_publishes) = t.prometheus(&proxies, diags);
+    let (scrape_jobs, mut scrape_publishes) = t.prometheus(&proxies, diags);
+    let alerting = t.alerting(&mut scrape_publishes, diags);
     let replication_publishes = t.replication(diags);
-    let generated = t.check_generated_mounts(&proxies, &scrape_jobs, diags);
+    let generated =
+        t.check_generated_mounts(&proxies, &scrape_jobs, &t.alerting_files(&alerting), diags);
 
     // Resolve every instance's environment, collecting start-order edges and the
     // ports other hosts need.
@@ -241,11 +243,17 @@ fn plan_topology(
     for (h, host) in host_plans.iter_mut().enumerate() {
         let dns = dns_host.as_deref();
         host.firewall = t.firewall(h, &host.services, &proxies, &publishes, dns, diags);
+        t.database_clients(h, &mut host.services, &publishes, dns);
+    }
+    let mut scrape_jobs = scrape_jobs;
+    if generated.contains(PROMETHEUS_CONFIG) {
+        scrape_jobs.extend(super::prometheus::patroni_jobs(&host_plans));
     }
     TopologyPlan {
         host_ips: t.topology_ips(),
         proxies,
         scrape_jobs,
+        alerting,
         prometheus_config: generated.contains(PROMETHEUS_CONFIG),
         name: topo.name.name.clone(),
         namespace: topo

@@ -3,6 +3,7 @@
 //! line in `generate`.
 
 pub mod acme;
+pub mod alertmanager;
 pub mod compose;
 pub mod env;
 pub mod firewall;
@@ -193,6 +194,7 @@ fn topology(
             acme::generate(topo, options, out, d);
             haproxy::generate(topo, options, out, d);
             prometheus::generate(topo, options, out, d);
+            alertmanager::generate(topo, options, out, d);
             postgres::generate(topo, options, out, d);
             patroni::generate(topo, options, out, d);
             pgbackrest::generate(topo, options, out, d);

@@ -22,9 +22,11 @@ use crate::diag::Diagnostics;
 use crate::options::Options;
 use crate::plan::backup::{BackupPlan, ARCHIVE_TIMEOUT};
 use crate::plan::backups::Backup;
+use crate::plan::firewall::Peer;
 use crate::plan::{
     endpoint, EtcdMember, PatroniNode, TopologyPlan, ETCD_CLIENT_PORT, ETCD_DATA_DIR,
-    ETCD_PEER_PORT, PATRONI_DIR, PATRONI_PRIMARY_PORT, PATRONI_REPLICA_PORT, PATRONI_VERSION,
+    ETCD_PEER_PORT, PATRONI_DIR, PATRONI_MAXIMUM_LAG, PATRONI_PRIMARY_PORT, PATRONI_REPLICA_PORT,
+    PATRONI_VERSION,
 };
 
 #[derive(Serialize)]
@@ -42,6 +44,8 @@ struct PatroniConfig<'a> {
 struct RestApi {
     listen: String,
     connect_address: String,
+    /// For the unsafe endpoints; the password is `PATRONI_RESTAPI_PASSWORD`.
+    authentication: User<'static>,
 }
 
 #[derive(Serialize)]
@@ -222,7 +226,7 @@ fn node_files(
         topo,
         options,
         &file,
-        &patroni_config(node, backup),
+        &patroni_config(node, backup, &topo.host_ips),
         out,
         diags,
     );
@@ -290,7 +294,11 @@ fn archiving(backup: Option<&BackupPlan>) -> IndexMap<&'static str, Param> {
     ])
 }
 
-fn patroni_config<'a>(node: &'a PatroniNode, backup: Option<&BackupPlan>) -> PatroniConfig<'a> {
+fn patroni_config<'a>(
+    node: &'a PatroniNode,
+    backup: Option<&BackupPlan>,
+    host_ips: &[Peer],
+) -> PatroniConfig<'a> {
     // Every node may become the primary: each allows the others to replicate.
     let mut sources: Vec<String> = Vec::new();
     for member in &node.members {
@@ -307,7 +315,11 @@ fn patroni_config<'a>(node: &'a PatroniNode, backup: Option<&BackupPlan>) -> Pat
             .iter()
             .map(|s| format!("host replication {user} {s} scram-sha-256")),
     );
-    pg_hba.push("host all all all scram-sha-256".into());
+    pg_hba.extend(
+        super::postgres::hba_clients(&node.clients, host_ips)
+            .iter()
+            .map(|a| format!("host all all {a} scram-sha-256")),
+    );
     // Every other node, plus the two connections of a streaming base backup,
     // with room for a rebuild.
     let senders = (node.members.len() + 2) * 2 + 2;
@@ -331,6 +343,9 @@ fn patroni_config<'a>(node: &'a PatroniNode, backup: Option<&BackupPlan>) -> Pat
         restapi: RestApi {
             listen: endpoint(&node.address, node.rest_port),
             connect_address: endpoint(&node.address, node.rest_port),
+            authentication: User {
+                username: SUPERUSER,
+            },
         },
         etcd3: Etcd3 { hosts: &node.etcd },
         bootstrap: Bootstrap {
@@ -338,7 +353,7 @@ fn patroni_config<'a>(node: &'a PatroniNode, backup: Option<&BackupPlan>) -> Pat
                 ttl: node.ttl,
                 loop_wait: node.loop_wait,
                 retry_timeout: node.retry_timeout,
-                maximum_lag_on_failover: 1 << 20,
+                maximum_lag_on_failover: PATRONI_MAXIMUM_LAG,
                 synchronous_mode: node.synchronous,
                 postgresql: DcsPostgresql {
                     use_pg_rewind: true,

@@ -7,12 +7,15 @@
 //!
 //! Replication connections are accepted from the nodes' host addresses only, with
 //! scram-sha-256; the password is read from the environment by the scripts.
+//! Clients are accepted from where the plan says they connect from
+//! (`hba_clients`), not from everywhere.
 
 use serde::Serialize;
 
 use super::header;
 use crate::diag::Diagnostics;
 use crate::options::Options;
+use crate::plan::firewall::{Peer, Sources};
 use crate::plan::{StreamingPlan, TopologyPlan, REPLICATION_PASSWORD_ENV};
 
 #[derive(Serialize)]
@@ -26,6 +29,8 @@ struct Model<'a> {
     user: &'a str,
     /// The nodes' addresses as CIDRs, allowed to replicate.
     replication: Vec<String>,
+    /// Where its clients connect from: `samenet`, CIDRs, or `all`.
+    clients: Vec<String>,
     password_env: &'static str,
     primary: String,
     primary_host: &'a str,
@@ -43,7 +48,8 @@ pub fn generate(
             let Some(s) = &inst.replication.streaming else {
                 continue;
             };
-            let model = model(&inst.name, s, header("#", options, &topo.name));
+            let mut model = model(&inst.name, s, header("#", options, &topo.name));
+            model.clients = hba_clients(&s.clients, &topo.host_ips);
             let script = if s.standby {
                 "standby.sh"
             } else {
@@ -81,6 +87,7 @@ fn model<'a>(service: &'a str, s: &'a StreamingPlan, header: String) -> Model<'a
         max_wal_senders: (s.standby_addresses.len() + 2) * 2 + 2,
         user: &s.user,
         replication,
+        clients: Vec::new(),
         password_env: REPLICATION_PASSWORD_ENV,
         primary: crate::grammar::host_port(primary_host, s.primary_port),
         primary_host,
@@ -100,4 +107,29 @@ pub(crate) fn hba_sources(address: &str) -> Vec<String> {
         sources.push("127.0.0.1/32".into());
     }
     sources
+}
+
+/// The `pg_hba` addresses of a node's clients, from where the plan says they
+/// connect from: `samenet` for the node's own host (the compose network's
+/// containers; on the host's network, its Docker bridges too), then each
+/// reading host's address; `all` when a reader has no IP address (W0503 says
+/// so). `host_ips` are the topology's hosts, for `Sources::TopologyHosts`.
+pub(crate) fn hba_clients(clients: &Sources, host_ips: &[Peer]) -> Vec<String> {
+    let peers: Vec<&Peer> = match clients {
+        Sources::Anywhere => return vec!["all".into()],
+        Sources::TopologyHosts => host_ips.iter().collect(),
+        Sources::Peers(peers) => peers.iter().collect(),
+    };
+    let mut addresses = vec!["samenet".to_string()];
+    for peer in peers {
+        let Peer::Host { ip, .. } = peer else {
+            continue;
+        };
+        for cidr in hba_sources(&ip.to_string()) {
+            if !addresses.contains(&cidr) {
+                addresses.push(cidr);
+            }
+        }
+    }
+    addresses
 }

@@ -2,7 +2,8 @@
 //! service that declares `metrics`, and one per HAProxy exporter. Targets are
 //! `host:port` only (the path is `metrics_path`); a job's timeout never exceeds its
 //! interval. Beside it, `alerts.yml`, the rules the config loads: a target
-//! Prometheus cannot scrape, and a proxy's backend left with no server.
+//! Prometheus cannot scrape, a proxy's backend left with no server, and a
+//! Patroni cluster's leader, nodes and replication lag.
 //! Serialized from typed structs.
 
 use serde::Serialize;
@@ -11,7 +12,10 @@ use super::{header, yaml, Artifact};
 use crate::diag::Diagnostics;
 use crate::model::Duration;
 use crate::options::Options;
-use crate::plan::{ScrapeJob, TopologyPlan, HAPROXY_JOB, PROMETHEUS_CONFIG, PROMETHEUS_RULES};
+use crate::plan::{
+    Exporter, ScrapeJob, TopologyPlan, HAPROXY_JOB, PATRONI_MAXIMUM_LAG, PROMETHEUS_CONFIG,
+    PROMETHEUS_RULES,
+};
 
 /// Prometheus' defaults, written out so that the file says what it does.
 const INTERVAL: Duration = Duration(15_000);
@@ -20,9 +24,27 @@ const TIMEOUT: Duration = Duration(10_000);
 #[derive(Serialize)]
 struct Config {
     global: Global,
+    /// Where the alerts go: the topology's Alertmanagers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alerting: Option<Alerting>,
     /// Relative to the config's directory, where the rules are mounted too.
     rule_files: Vec<&'static str>,
     scrape_configs: Vec<Job>,
+}
+
+#[derive(Serialize)]
+struct Alerting {
+    alertmanagers: Vec<Alertmanagers>,
+}
+
+#[derive(Serialize)]
+struct Alertmanagers {
+    static_configs: Vec<Targets>,
+}
+
+#[derive(Serialize)]
+struct Targets {
+    targets: Vec<String>,
 }
 
 /// A rule file: groups of alerting rules.
@@ -113,6 +135,13 @@ pub fn generate(
             scrape_timeout: duration(TIMEOUT),
             evaluation_interval: duration(INTERVAL),
         },
+        alerting: (!topo.alerting.alertmanagers.is_empty()).then(|| Alerting {
+            alertmanagers: vec![Alertmanagers {
+                static_configs: vec![Targets {
+                    targets: topo.alerting.alertmanagers.clone(),
+                }],
+            }],
+        }),
         rule_files: vec![rules_name()],
         scrape_configs: topo.scrape_jobs.iter().map(job).collect(),
     };
@@ -154,41 +183,96 @@ fn rules_name() -> &'static str {
 
 /// The alerts every topology gets: a scrape target down; with HAProxy
 /// proxies, a backend without a server to send requests to (HAProxy's own
-/// exporter; its `no_route` backend has none by design).
+/// exporter; its `no_route` backend has none by design); with Patroni
+/// clusters, what their nodes' metrics say of the cluster.
 fn alerts(topo: &TopologyPlan) -> Vec<Alert> {
-    let mut rules = vec![Alert {
-        alert: "TargetDown",
-        expr: "up == 0".into(),
-        after: "2m",
-        labels: Severity {
-            severity: "critical",
-        },
-        annotations: Annotations {
-            summary: "{{ $labels.job }} on {{ $labels.instance }} is down",
-            description: "Prometheus has not scraped {{ $labels.instance }} (job {{ $labels.job }}) for 2 minutes.",
-        },
-    }];
-    if topo
-        .scrape_jobs
-        .iter()
-        .any(|j| j.name.starts_with(HAPROXY_JOB))
-    {
-        rules.push(Alert {
-            alert: "ProxyBackendWithoutServer",
-            expr: format!(
+    let mut rules = vec![alert(
+        "TargetDown",
+        "up == 0".into(),
+        "2m",
+        "critical",
+        "{{ $labels.job }} on {{ $labels.instance }} is down",
+        "Prometheus has not scraped {{ $labels.instance }} (job {{ $labels.job }}) for 2 minutes.",
+    )];
+    let has = |e: Exporter| topo.scrape_jobs.iter().any(|j| j.exporter == e);
+    if has(Exporter::Haproxy) {
+        rules.push(alert(
+            "ProxyBackendWithoutServer",
+            format!(
                 r#"haproxy_backend_active_servers{{job=~"{HAPROXY_JOB}.*", proxy!="no_route"}} == 0"#
             ),
-            after: "1m",
-            labels: Severity {
-                severity: "critical",
-            },
-            annotations: Annotations {
-                summary: "backend {{ $labels.proxy }} of {{ $labels.job }} has no server up",
-                description: "Every server of HAProxy backend {{ $labels.proxy }} fails its health check: its requests get 503.",
-            },
-        });
+            "1m",
+            "critical",
+            "backend {{ $labels.proxy }} of {{ $labels.job }} has no server up",
+            "Every server of HAProxy backend {{ $labels.proxy }} fails its health check: its requests get 503.",
+        ));
+    }
+    if has(Exporter::Patroni) {
+        rules.extend(patroni_alerts());
     }
     rules
+}
+
+/// On the metrics of Patroni's REST API (labelled by `scope`, the cluster,
+/// and `name`, the node): no leader, a new leader, a node whose PostgreSQL
+/// is down, a replica too far behind to take over.
+fn patroni_alerts() -> [Alert; 4] {
+    [
+        alert(
+            "PatroniClusterWithoutLeader",
+            "max by (scope) (patroni_cluster_unlocked) == 1".into(),
+            "1m",
+            "critical",
+            "Patroni cluster {{ $labels.scope }} has no leader",
+            "No node of {{ $labels.scope }} holds the leader lock: writes fail until one does.",
+        ),
+        alert(
+            "PatroniLeaderChanged",
+            "changes(patroni_primary[10m]) > 0 and patroni_primary == 1".into(),
+            "0m",
+            "warning",
+            "{{ $labels.name }} is the new leader of {{ $labels.scope }}",
+            "{{ $labels.scope }} failed over or switched over to {{ $labels.name }} in the last 10 minutes.",
+        ),
+        alert(
+            "PatroniPostgresDown",
+            "patroni_postgres_running == 0".into(),
+            "1m",
+            "critical",
+            "PostgreSQL is not running on {{ $labels.name }} of {{ $labels.scope }}",
+            "Patroni on {{ $labels.name }} answers, but its PostgreSQL has not run for a minute.",
+        ),
+        alert(
+            "PostgresReplicationLag",
+            format!(
+                "(max by (scope) (patroni_xlog_location) - on (scope) group_right patroni_xlog_replayed_location) > {PATRONI_MAXIMUM_LAG} and on (scope, name) patroni_replica == 1"
+            ),
+            "2m",
+            "warning",
+            "replica {{ $labels.name }} of {{ $labels.scope }} is {{ $value | humanize1024 }}B behind its leader",
+            "A replica further behind than Patroni's maximum_lag_on_failover is not promoted when the leader fails.",
+        ),
+    ]
+}
+
+fn alert(
+    name: &'static str,
+    expr: String,
+    after: &'static str,
+    severity: &'static str,
+    summary: &'static str,
+    description: &'static str,
+) -> Alert {
+    Alert {
+        alert: name,
+        expr,
+        after,
+        labels: Severity { severity },
+        annotations: Annotations {
+            summary,
+            description,
+        },
+    }
 }
 
 fn job(j: &ScrapeJob) -> Job {

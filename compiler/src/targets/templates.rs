@@ -71,6 +71,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../targets/haproxy/start.sh.hbs"),
     ),
     (
+        "alertmanager-start.sh",
+        include_str!("../../../targets/alertmanager/start.sh.hbs"),
+    ),
+    (
         "nginx-start.sh",
         include_str!("../../../targets/nginx/start.sh.hbs"),
     ),
