@@ -108,28 +108,23 @@ impl Drop for Running {
 }
 
 /// Runs the generated start script in a mount namespace with a private
-/// `/tmp`, the container's binary and paths swapped for this machine's.
+/// `/tmp`, the container's binary and paths swapped for this machine's. The
+/// test's directory, which may be under `/tmp`, is seen at `/mnt` there.
 fn start(dir: &Path, listen: &str, slack_url: &str) -> Running {
     let script = std::fs::read_to_string(dir.join("alertmanager/start.sh"))
         .unwrap_or_else(|e| panic!("{e}"));
     let exec = "exec /bin/alertmanager --config.file=/etc/alertmanager/alertmanager.yml --storage.path=/alertmanager \"$@\"";
     assert!(script.contains(exec), "{script}");
-    let storage = dir.join("data");
     let here = script.replace(
         exec,
-        &format!(
-            "exec prometheus-alertmanager --config.file={} --storage.path={} \"$@\"",
-            dir.join("alertmanager/alertmanager.yml").display(),
-            storage.display()
-        ),
+        "exec prometheus-alertmanager --config.file=/mnt/alertmanager/alertmanager.yml --storage.path=/mnt/data \"$@\"",
     );
-    let local = dir.join("start-here.sh");
-    std::fs::write(&local, here).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("start-here.sh"), here).unwrap_or_else(|e| panic!("{e}"));
     let log = std::fs::File::create(dir.join("alertmanager.log")).unwrap_or_else(|e| panic!("{e}"));
     let child = Command::new("unshare")
         .args(["-m", "sh", "-c"])
-        .arg("mount -t tmpfs tmpfs /tmp && exec sh \"$0\" \"$@\"")
-        .arg(&local)
+        .arg("mount --bind \"$0\" /mnt && mount -t tmpfs tmpfs /tmp && exec sh /mnt/start-here.sh \"$@\"")
+        .arg(dir)
         .arg(format!("--web.listen-address={listen}"))
         .arg("--cluster.listen-address=")
         .env("SLACK_WEBHOOK", slack_url)
@@ -153,16 +148,20 @@ fn post_alerts(listen: &str, alerts: &str) -> bool {
 
 #[test]
 fn alerts_reach_the_receivers_of_their_severity() {
-    if !["amtool", "prometheus-alertmanager", "unshare", "curl"]
-        .iter()
-        .all(|p| require(p))
+    if ![
+        "amtool",
+        "prometheus-alertmanager",
+        "unshare",
+        "mount",
+        "curl",
+    ]
+    .iter()
+    .all(|p| require(p))
     {
         return;
     }
     let (port, got) = receiver();
-    let tmp = tempfile::Builder::new()
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let compilation = stackc::compile(stack(port), &options(&tmp.path().join("watch.stack")));
     assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics);
     write_artifacts(&compilation, &tmp.path().join("out"));

@@ -35,6 +35,7 @@ mod patroni_backup;
 mod patroni_cluster;
 mod patroni_failover;
 mod postgres_access;
+mod postgres_settings;
 mod postgres_streaming;
 mod prometheus_server;
 mod proxy_e2e;

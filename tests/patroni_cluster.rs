@@ -204,10 +204,19 @@ fn log(path: &Path) -> Stdio {
 
 /// The HTTP status of a GET to Patroni's REST API.
 pub fn rest_status(address: &str, path: &str) -> u16 {
-    rest(
-        address,
-        &format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n"),
-    )
+    status(&rest(address, &get(address, path)))
+}
+
+/// The body of the answer to a GET to Patroni's REST API.
+pub fn rest_body(address: &str, path: &str) -> String {
+    let text = rest(address, &get(address, path));
+    text.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
+}
+
+fn get(address: &str, path: &str) -> String {
+    format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n")
 }
 
 /// The HTTP status of a POST to Patroni's REST API, with basic
@@ -219,23 +228,28 @@ pub fn rest_post(address: &str, path: &str, user: Option<(&str, &str)>) -> u16 {
             base64(&format!("{name}:{password}"))
         )
     });
-    rest(
-        address,
-        &format!("POST {path} HTTP/1.0\r\nHost: {address}\r\n{auth}Content-Length: 0\r\n\r\n"),
-    )
+    let request =
+        format!("POST {path} HTTP/1.0\r\nHost: {address}\r\n{auth}Content-Length: 0\r\n\r\n");
+    status(&rest(address, &request))
 }
 
-/// The status of the answer to `request` on the REST API's port; 0 when
-/// nothing answers.
-fn rest(address: &str, request: &str) -> u16 {
+/// The answer to `request` on the REST API's port; empty when nothing
+/// answers.
+fn rest(address: &str, request: &str) -> String {
     let Ok(mut s) = TcpStream::connect((address, 8008)) else {
-        return 0;
+        return String::new();
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
     let _ = s.write_all(request.as_bytes());
     let mut text = String::new();
     let _ = s.read_to_string(&mut text);
-    text.split_whitespace()
+    text
+}
+
+/// An HTTP answer's status; 0 for none.
+fn status(answer: &str) -> u16 {
+    answer
+        .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0)

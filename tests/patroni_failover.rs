@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::patroni_cluster::{
-    execute, psql, rest_post, rest_status, text, wait_streaming, Cluster, HOSTS, SECRETS,
+    execute, psql, rest_body, rest_post, rest_status, text, wait_streaming, Cluster, HOSTS, SECRETS,
 };
 use crate::prometheus_server::Prometheus;
 use crate::support::{require, wait_for};
@@ -34,6 +34,10 @@ service db: postgres {
   database = "orders"
   user = "shop"
   password = secret.db_password
+  postgresql {
+    max_connections = 50
+    work_mem = 8Mi
+  }
 }
 
 service monitoring: prometheus {}
@@ -65,6 +69,7 @@ topology trio {
       ttl = 20s
       loop_wait = 2s
       retry_timeout = 5s
+      maximum_lag = 2Mi
       replication_password = secret.replication_password
     }
   }
@@ -133,6 +138,17 @@ fn patroni_fails_over_through_the_generated_haproxy() {
             )) == "2"
         },
     );
+    // The cluster's configuration in etcd, as Patroni serves it.
+    let (_, first) = HOSTS[0];
+    let config: serde_json::Value =
+        serde_json::from_str(&rest_body(first, "/config")).unwrap_or_default();
+    assert_eq!(config["maximum_lag_on_failover"], 2 << 20, "{config}");
+    // The service's settings, cluster-wide (Patroni's DCS): the primary and
+    // a replica run with them.
+    for u in [&admin, &read_url] {
+        assert_eq!(text(&psql(u, "SHOW max_connections")), "50", "{u}");
+        assert_eq!(text(&psql(u, "SHOW work_mem")), "8MB", "{u}");
+    }
     wait_for(
         "the replica endpoint reads from a replica",
         Duration::from_secs(10),

@@ -127,6 +127,10 @@ pub const SERVICE: Block = Block {
             "ha",
             "an HA mode its kind allows, or a block of the mode's options",
         ),
+        f(
+            "postgresql",
+            "PostgreSQL's settings: `postgresql { max_connections = 200  shared_buffers = 1Gi }`",
+        ),
         f("autoscale", "Kubernetes: a HorizontalPodAutoscaler"),
         f(
             "update",
@@ -358,6 +362,10 @@ pub const HA: Block = Block {
             "Patroni: the DCS and PostgreSQL retry timeout (default 10s)",
         ),
         f(
+            "maximum_lag",
+            "Patroni: the most WAL a replica may trail by and still be promoted (default 1Mi)",
+        ),
+        f(
             "synchronous",
             "Patroni: synchronous replication, no acknowledged write lost",
         ),
@@ -516,19 +524,25 @@ pub const ACME: Block = Block {
     ],
 };
 
+/// A few of PostgreSQL's settings, for the editor: the block takes any.
+pub const POSTGRESQL: Block = Block {
+    called: "a postgresql block",
+    fields: &[
+        f("max_connections", "the most concurrent connections"),
+        f("shared_buffers", "the memory for shared buffers (`1Gi`)"),
+        f("effective_cache_size", "the planner's idea of the OS cache"),
+        f("work_mem", "the memory of a sort or hash, per operation"),
+        f("wal_keep_size", "the WAL kept for standbys (`1Gi`)"),
+    ],
+};
+
 pub const RECEIVER: Block = Block {
     called: "a receiver",
     fields: &[
         f("slack", "a Slack incoming webhook's URL: `secret.NAME`"),
         f("channel", "the Slack channel to post to (`#ops`)"),
-        f(
-            "pagerduty",
-            "a PagerDuty Events API v2 routing key: `secret.NAME`",
-        ),
-        f(
-            "webhook",
-            "an `http(s)://` URL that receives Alertmanager's JSON",
-        ),
+        f("pagerduty", "a PagerDuty routing key: `secret.NAME`"),
+        f("webhook", "a URL that receives Alertmanager's JSON"),
         f(
             "severity",
             "the severities it receives: `[critical]`, `[critical, warning]` (default: all)",
@@ -593,6 +607,7 @@ pub fn blocks_of(key: &str) -> &'static [&'static Block] {
         "tls" => &[&TLS],
         "acme" => &[&ACME],
         "receiver" => &[&RECEIVER],
+        "postgresql" => &[&POSTGRESQL],
         _ => &[],
     }
 }
@@ -624,6 +639,7 @@ pub(crate) const BLOCKS: &[&Block] = &[
     &TLS,
     &ACME,
     &RECEIVER,
+    &POSTGRESQL,
 ];
 
 /// Values files write again and again (platforms, roles, strategies...).

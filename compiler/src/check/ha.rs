@@ -215,7 +215,7 @@ fn sentinel_fragility(h: &HaDef, diags: &mut Diagnostics) {
 }
 
 /// The options an `ha` block sets, with where.
-fn options_set(h: &HaDef) -> [(&'static str, Option<Span>); 14] {
+fn options_set(h: &HaDef) -> [(&'static str, Option<Span>); 15] {
     fn at<T>(v: &Option<Sp<T>>) -> Option<Span> {
         v.as_ref().map(|v| v.span)
     }
@@ -237,6 +237,7 @@ fn options_set(h: &HaDef) -> [(&'static str, Option<Span>); 14] {
         ("ttl", at(&h.ttl)),
         ("loop_wait", at(&h.loop_wait)),
         ("retry_timeout", at(&h.retry_timeout)),
+        ("maximum_lag", at(&h.maximum_lag)),
         ("synchronous", at(&h.synchronous)),
         ("watchdog", at(&h.watchdog)),
         ("etcd", at(&h.etcd)),

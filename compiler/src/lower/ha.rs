@@ -36,6 +36,7 @@ impl Lower<'_> {
                         "ttl" => ha.ttl = self.duration(v),
                         "loop_wait" => ha.loop_wait = self.duration(v),
                         "retry_timeout" => ha.retry_timeout = self.duration(v),
+                        "maximum_lag" => ha.maximum_lag = self.size(v),
                         "synchronous" => {
                             ha.synchronous = self.boolean(v).map(|b| Sp::new(b, v.span))
                         }

@@ -17,6 +17,7 @@ mod backup;
 mod entries;
 mod ha;
 mod health;
+mod postgresql;
 mod receiver;
 mod service;
 mod topology;

@@ -64,6 +64,7 @@ impl Lower<'_> {
             "mount" => self.mount(def, e),
             "health" => self.health(def, e),
             "ha" => def.replication.ha = self.ha(e).map(Box::new),
+            "postgresql" => self.postgresql(def, e),
             _ if schema::SERVICE.has(key) || (is_kind && key == "ha_modes") => {
                 if let Some(v) = self.assigned(e) {
                     self.assignment(def, &e.key, v);

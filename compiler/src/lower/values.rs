@@ -390,13 +390,7 @@ impl Lower<'_> {
     }
 
     pub(super) fn duration(&mut self, v: &Value) -> Option<Sp<Duration>> {
-        let units = [
-            ("ms", 1.0),
-            ("s", 1000.0),
-            ("m", 60_000.0),
-            ("h", 3_600_000.0),
-        ];
-        let (ms, span) = self.quantity(v, "a duration (`30s`, `500ms`, `5m`)", &units)?;
+        let (ms, span) = self.quantity(v, "a duration (`30s`, `500ms`, `5m`)", &DURATION_UNITS)?;
         // Up to a year, in whole milliseconds: what every target can write.
         let ms = self.bounded(
             ms,
@@ -614,6 +608,20 @@ pub(super) fn attribute(name: &str) -> Attribute {
         "master_name" => Attribute::MasterName,
         _ => Attribute::Param,
     }
+}
+
+/// A duration's units, in milliseconds.
+const DURATION_UNITS: [(&str, f64); 4] = [
+    ("ms", 1.0),
+    ("s", 1000.0),
+    ("m", 60_000.0),
+    ("h", 3_600_000.0),
+];
+
+/// Whether `unit` is a duration's, or another tool's spelling of one
+/// (`sec`): a value that may be a size or a duration is then a duration.
+pub(super) fn is_duration_unit(unit: &str) -> bool {
+    DURATION_UNITS.iter().any(|u| u.0 == unit) || unit_instead(unit, &DURATION_UNITS).is_some()
 }
 
 /// The unit a newcomer meant by `unit`, when it is one of `units`: the

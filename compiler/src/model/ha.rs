@@ -30,6 +30,9 @@ pub struct HaDef {
     pub loop_wait: Option<Sp<Duration>>,
     /// Patroni: how long DCS and PostgreSQL operations are retried (default 10s).
     pub retry_timeout: Option<Sp<Duration>>,
+    /// Patroni: how far behind (in WAL) a replica may be and still be
+    /// promoted (`maximum_lag_on_failover`, default 1Mi).
+    pub maximum_lag: Option<Sp<Size>>,
     /// Patroni: synchronous replication (`synchronous_mode`, default false).
     pub synchronous: Option<Sp<bool>>,
     /// Patroni: the watchdog mode (`off`, `automatic` or `required`).
@@ -55,6 +58,7 @@ impl HaDef {
             ttl: None,
             loop_wait: None,
             retry_timeout: None,
+            maximum_lag: None,
             synchronous: None,
             watchdog: None,
             etcd: None,
@@ -146,8 +150,8 @@ pub fn option_modes(option: &str) -> &'static [HaMode] {
     match option {
         "sentinels" | "quorum" | "down_after" | "failover_timeout" | "master_name" => SENTINEL,
         "replication_user" | "replication_password" => &[HaMode::Streaming, HaMode::Patroni],
-        "superuser_password" | "ttl" | "loop_wait" | "retry_timeout" | "synchronous"
-        | "watchdog" | "etcd" => PATRONI,
+        "superuser_password" | "ttl" | "loop_wait" | "retry_timeout" | "maximum_lag"
+        | "synchronous" | "watchdog" | "etcd" => PATRONI,
         _ => &[],
     }
 }

@@ -298,6 +298,63 @@ pub struct LifecycleDef {
 pub struct ReplicationDef {
     pub ha: Option<Box<HaDef>>,
     pub ha_modes: Option<Sp<Vec<Ident>>>,
+    /// PostgreSQL's settings (`postgresql { max_connections = 200 }`), which
+    /// its HA mode decides where to write.
+    pub postgresql: IndexMap<Name, PgSetting>,
+}
+
+/// One PostgreSQL setting: `shared_buffers = 1Gi`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PgSetting {
+    pub name: Ident,
+    pub value: Sp<PgValue>,
+}
+
+/// A setting's value, in the language's own units.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PgValue {
+    /// As written: `200`, `0.9`.
+    Number(String),
+    Size(Size),
+    Duration(Duration),
+    Bool(bool),
+    Text(String),
+}
+
+impl PgValue {
+    /// The value as PostgreSQL reads it, unquoted: memory in its units
+    /// (`kB`, `MB`, `GB`, `TB`, powers of 1024), time in `ms`, `s`, `min`,
+    /// `h`, `d`, booleans `on` and `off`.
+    pub fn to_conf(&self) -> String {
+        match self {
+            PgValue::Number(n) | PgValue::Text(n) => n.clone(),
+            PgValue::Bool(b) => if *b { "on" } else { "off" }.to_string(),
+            PgValue::Size(s) => {
+                let units = [
+                    ("TB", 1u64 << 40),
+                    ("GB", 1 << 30),
+                    ("MB", 1 << 20),
+                    ("kB", 1 << 10),
+                ];
+                match units.iter().find(|(_, f)| s.0 >= *f && s.0 % f == 0) {
+                    Some((unit, f)) => format!("{}{unit}", s.0 / f),
+                    None => format!("{}B", s.0),
+                }
+            }
+            PgValue::Duration(d) => {
+                let units = [
+                    ("d", 86_400_000),
+                    ("h", 3_600_000),
+                    ("min", 60_000),
+                    ("s", 1000),
+                ];
+                match units.iter().find(|(_, f)| d.0 >= *f && d.0 % f == 0) {
+                    Some((unit, f)) => format!("{}{unit}", d.0 / f),
+                    None => format!("{}ms", d.0),
+                }
+            }
+        }
+    }
 }
 
 /// Kubernetes scaling: the autoscaler, the rolling update and the
@@ -389,6 +446,7 @@ fn lay_parts(base: &mut ServiceDef, top: &ServiceDef) {
     lay_part(&mut base.replication, &top.replication, |b, t| {
         lay(&mut b.ha, &t.ha);
         lay(&mut b.ha_modes, &t.ha_modes);
+        lay_map(&mut b.postgresql, &t.postgresql);
     });
     lay_part(&mut base.scaling, &top.scaling, |b, t| {
         lay(&mut b.autoscale, &t.autoscale);

@@ -111,6 +111,7 @@ impl Topo<'_> {
         };
         self.wire(name, h, &mut instance, diags);
         self.wire_backup(name, def, &mut instance, diags);
+        self.wire_postgresql(name, def, &mut instance, diags);
         Some(instance)
     }
 
@@ -378,6 +379,7 @@ impl Topo<'_> {
             sentinel_node: self.sentinel_node(name, h).map(Box::new),
             patroni: self.patroni_node(name, h).map(Box::new),
             etcd: None,
+            postgresql: Vec::new(),
             sentinel: def
                 .replication
                 .ha

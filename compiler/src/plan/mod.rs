@@ -30,6 +30,7 @@ mod lints;
 mod patroni;
 pub mod patroni_backup;
 mod place;
+mod postgresql;
 mod probes;
 mod prometheus;
 mod proxy;
@@ -48,9 +49,9 @@ pub use alerting::{
 };
 pub use patroni::{
     endpoint, EtcdMember, PatroniNode, ETCD_CLIENT_PORT, ETCD_DATA_DIR, ETCD_PEER_PORT,
-    PATRONI_DIR, PATRONI_MAXIMUM_LAG, PATRONI_PRIMARY_PORT, PATRONI_REPLICA_PORT,
-    PATRONI_REST_PORT, PATRONI_VERSION,
+    PATRONI_DIR, PATRONI_PRIMARY_PORT, PATRONI_REPLICA_PORT, PATRONI_REST_PORT, PATRONI_VERSION,
 };
+pub use postgresql::WAL_KEEP_SIZE;
 pub use prometheus::{Exporter, ScrapeJob, HAPROXY_JOB, PROMETHEUS_CONFIG, PROMETHEUS_RULES};
 pub use proxy::acme;
 pub use proxy::{
@@ -368,6 +369,18 @@ pub struct Replication {
     pub patroni: Option<Box<PatroniNode>>,
     /// A member of a Patroni cluster's etcd (hosts).
     pub etcd: Option<Box<EtcdMember>>,
+    /// PostgreSQL's settings, where its HA mode writes them (a streaming
+    /// node's `postgresql.conf`, Patroni's cluster-wide parameters,
+    /// CloudNativePG's); a single server has them on its command line.
+    pub postgresql: Vec<PgParam>,
+}
+
+/// A PostgreSQL setting: its name, and its value as PostgreSQL reads it
+/// (`PgValue::to_conf`), unquoted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PgParam {
+    pub name: Name,
+    pub value: String,
 }
 
 /// The values of its kind's parameters, resolved.

@@ -19,8 +19,9 @@ use super::*;
 pub const PATRONI_VERSION: &str = "4.1.5";
 
 /// How far behind its primary (in bytes of WAL) a replica may be and still
-/// take over; the replication lag alert fires past it.
-pub const PATRONI_MAXIMUM_LAG: u64 = 1 << 20;
+/// take over, unless `ha { maximum_lag }` says; the replication lag alert
+/// fires past it.
+const PATRONI_MAXIMUM_LAG: u64 = 1 << 20;
 
 /// The password of the REST API's unsafe endpoints, in a node's environment
 /// and in whatever else reads its config (`patronictl` will not load it
@@ -65,6 +66,8 @@ pub struct PatroniNode {
     pub ttl: u64,
     pub loop_wait: u64,
     pub retry_timeout: u64,
+    /// `maximum_lag_on_failover`, in bytes of WAL.
+    pub maximum_lag: u64,
     pub synchronous: bool,
     pub watchdog: Watchdog,
     pub replication_user: String,
@@ -361,6 +364,10 @@ impl Topo<'_> {
             ttl: secs(&ha.ttl, 30),
             loop_wait: secs(&ha.loop_wait, 10),
             retry_timeout: secs(&ha.retry_timeout, 10),
+            maximum_lag: ha
+                .maximum_lag
+                .as_ref()
+                .map_or(PATRONI_MAXIMUM_LAG, |s| s.value.0),
             synchronous: ha.synchronous.as_ref().is_some_and(|s| s.value),
             watchdog: ha.watchdog.as_ref().map_or(Watchdog::Off, |w| w.value),
             replication_user: ha

@@ -29,6 +29,7 @@ fn every_block_is_documented_and_reached_by_the_editor() {
         "tls",
         "acme",
         "receiver",
+        "postgresql",
         "backup",
         "s3",
     ];

@@ -539,6 +539,9 @@ pub struct CnpgClusterSpec {
     pub instances: u32,
     pub bootstrap: CnpgBootstrap,
     pub storage: CnpgStorage,
+    /// The service's `postgresql` settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgresql: Option<CnpgPostgresql>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
     pub affinity: CnpgAffinity,
@@ -548,6 +551,12 @@ pub struct CnpgClusterSpec {
     /// The cluster a recovery restores from.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub external_clusters: Vec<CnpgExternalCluster>,
+}
+
+#[derive(Serialize)]
+pub struct CnpgPostgresql {
+    /// As PostgreSQL reads them: every value a string.
+    pub parameters: IndexMap<String, String>,
 }
 
 /// How a cluster starts: a new database, or a recovery from a backup (one

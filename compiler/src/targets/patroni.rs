@@ -17,6 +17,8 @@
 use indexmap::IndexMap;
 use serde::Serialize;
 
+use crate::base::Name;
+
 use super::{header, yaml, Artifact};
 use crate::diag::Diagnostics;
 use crate::options::Options;
@@ -24,9 +26,9 @@ use crate::plan::backup::{BackupPlan, ARCHIVE_TIMEOUT};
 use crate::plan::backups::Backup;
 use crate::plan::firewall::Peer;
 use crate::plan::{
-    endpoint, EtcdMember, PatroniNode, TopologyPlan, ETCD_CLIENT_PORT, ETCD_DATA_DIR,
-    ETCD_PEER_PORT, PATRONI_DIR, PATRONI_MAXIMUM_LAG, PATRONI_PRIMARY_PORT, PATRONI_REPLICA_PORT,
-    PATRONI_VERSION,
+    endpoint, EtcdMember, PatroniNode, PgParam, TopologyPlan, ETCD_CLIENT_PORT, ETCD_DATA_DIR,
+    ETCD_PEER_PORT, PATRONI_DIR, PATRONI_PRIMARY_PORT, PATRONI_REPLICA_PORT, PATRONI_VERSION,
+    WAL_KEEP_SIZE,
 };
 
 #[derive(Serialize)]
@@ -75,7 +77,9 @@ struct Dcs {
 struct DcsPostgresql {
     use_pg_rewind: bool,
     use_slots: bool,
-    parameters: IndexMap<&'static str, Param>,
+    /// Cluster-wide: every node's, stackc's and then the service's
+    /// `postgresql` settings.
+    parameters: IndexMap<Name, Param>,
 }
 
 #[derive(Serialize)]
@@ -172,7 +176,8 @@ pub fn generate(
                     _ => None,
                 };
                 clusters.entry(&node.service).or_insert((node, backup));
-                node_files(topo, options, node, backup, out, diags);
+                let settings = &inst.replication.postgresql;
+                node_files(topo, options, (node, settings), backup, out, diags);
             }
             if let Some(member) = &inst.replication.etcd {
                 push_yaml(
@@ -216,7 +221,7 @@ pub fn generate(
 fn node_files(
     topo: &TopologyPlan,
     options: &Options,
-    node: &PatroniNode,
+    (node, settings): (&PatroniNode, &[PgParam]),
     backup: Option<&BackupPlan>,
     out: &mut super::Files<'_>,
     diags: &mut Diagnostics,
@@ -226,7 +231,7 @@ fn node_files(
         topo,
         options,
         &file,
-        &patroni_config(node, backup, &topo.host_ips),
+        &patroni_config(node, settings, backup, &topo.host_ips),
         out,
         diags,
     );
@@ -296,6 +301,7 @@ fn archiving(backup: Option<&BackupPlan>) -> IndexMap<&'static str, Param> {
 
 fn patroni_config<'a>(
     node: &'a PatroniNode,
+    settings: &[PgParam],
     backup: Option<&BackupPlan>,
     host_ips: &[Peer],
 ) -> PatroniConfig<'a> {
@@ -323,16 +329,24 @@ fn patroni_config<'a>(
     // Every other node, plus the two connections of a streaming base backup,
     // with room for a rebuild.
     let senders = (node.members.len() + 2) * 2 + 2;
-    let parameters = IndexMap::from([
+    let mut parameters: IndexMap<Name, Param> = [
         ("wal_level", Param::Text("replica")),
         ("hot_standby", Param::Text("on")),
         // pg_rewind needs hint bits in the WAL (or data checksums).
         ("wal_log_hints", Param::Text("on")),
         ("max_wal_senders", Param::Int(senders)),
         ("max_replication_slots", Param::Int(senders)),
-        ("wal_keep_size", Param::Text("1GB")),
+        ("wal_keep_size", Param::Text(WAL_KEEP_SIZE)),
         ("password_encryption", Param::Text("scram-sha-256")),
-    ]);
+    ]
+    .into_iter()
+    .map(|(k, v)| (Name::new_static(k), v))
+    .collect();
+    // The service's own: a value of stackc's default (`wal_keep_size`)
+    // replaced in place.
+    for s in settings {
+        parameters.insert(s.name.clone(), Param::Owned(s.value.clone()));
+    }
     let data = node
         .data_dir
         .rsplit_once('/')
@@ -353,7 +367,7 @@ fn patroni_config<'a>(
                 ttl: node.ttl,
                 loop_wait: node.loop_wait,
                 retry_timeout: node.retry_timeout,
-                maximum_lag_on_failover: PATRONI_MAXIMUM_LAG,
+                maximum_lag_on_failover: node.maximum_lag,
                 synchronous_mode: node.synchronous,
                 postgresql: DcsPostgresql {
                     use_pg_rewind: true,

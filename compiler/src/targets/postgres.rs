@@ -16,7 +16,14 @@ use super::header;
 use crate::diag::Diagnostics;
 use crate::options::Options;
 use crate::plan::firewall::{Peer, Sources};
-use crate::plan::{StreamingPlan, TopologyPlan, REPLICATION_PASSWORD_ENV};
+use crate::plan::{PgParam, StreamingPlan, TopologyPlan, REPLICATION_PASSWORD_ENV, WAL_KEEP_SIZE};
+
+/// `NAME = 'VALUE'` in postgresql.conf.
+#[derive(Serialize)]
+struct Setting {
+    name: String,
+    value: String,
+}
 
 #[derive(Serialize)]
 struct Model<'a> {
@@ -31,6 +38,10 @@ struct Model<'a> {
     replication: Vec<String>,
     /// Where its clients connect from: `samenet`, CIDRs, or `all`.
     clients: Vec<String>,
+    /// Quoted, as the file reads it.
+    wal_keep_size: String,
+    /// The service's `postgresql` settings, but `wal_keep_size`.
+    settings: Vec<Setting>,
     password_env: &'static str,
     primary: String,
     primary_host: &'a str,
@@ -50,6 +61,7 @@ pub fn generate(
             };
             let mut model = model(&inst.name, s, header("#", options, &topo.name));
             model.clients = hba_clients(&s.clients, &topo.host_ips);
+            settings(&mut model, &inst.replication.postgresql);
             let script = if s.standby {
                 "standby.sh"
             } else {
@@ -88,11 +100,35 @@ fn model<'a>(service: &'a str, s: &'a StreamingPlan, header: String) -> Model<'a
         user: &s.user,
         replication,
         clients: Vec::new(),
+        wal_keep_size: conf_string(WAL_KEEP_SIZE),
+        settings: Vec::new(),
         password_env: REPLICATION_PASSWORD_ENV,
         primary: crate::grammar::host_port(primary_host, s.primary_port),
         primary_host,
         primary_port: s.primary_port,
     }
+}
+
+/// The service's settings into the model: `wal_keep_size` replaces stackc's
+/// default in place, the others follow stackc's.
+fn settings(model: &mut Model<'_>, params: &[PgParam]) {
+    for p in params {
+        if p.name == "wal_keep_size" {
+            model.wal_keep_size = conf_string(&p.value);
+        } else {
+            model.settings.push(Setting {
+                name: p.name.to_string(),
+                value: conf_string(&p.value),
+            });
+        }
+    }
+}
+
+/// A value as postgresql.conf reads it: in single quotes, where a backslash
+/// starts an escape and a quote is doubled. (Every setting may be quoted,
+/// numbers and units too.)
+pub(crate) fn conf_string(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 /// The `pg_hba` addresses a node at `address` connects from: the address

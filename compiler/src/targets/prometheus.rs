@@ -13,8 +13,7 @@ use crate::diag::Diagnostics;
 use crate::model::Duration;
 use crate::options::Options;
 use crate::plan::{
-    Exporter, ScrapeJob, TopologyPlan, HAPROXY_JOB, PATRONI_MAXIMUM_LAG, PROMETHEUS_CONFIG,
-    PROMETHEUS_RULES,
+    Exporter, ScrapeJob, TopologyPlan, HAPROXY_JOB, PROMETHEUS_CONFIG, PROMETHEUS_RULES,
 };
 
 /// Prometheus' defaults, written out so that the file says what it does.
@@ -208,16 +207,16 @@ fn alerts(topo: &TopologyPlan) -> Vec<Alert> {
         ));
     }
     if has(Exporter::Patroni) {
-        rules.extend(patroni_alerts());
+        rules.extend(patroni_alerts(topo));
     }
     rules
 }
 
 /// On the metrics of Patroni's REST API (labelled by `scope`, the cluster,
 /// and `name`, the node): no leader, a new leader, a node whose PostgreSQL
-/// is down, a replica too far behind to take over.
-fn patroni_alerts() -> [Alert; 4] {
-    [
+/// is down, and per cluster a replica too far behind to take over.
+fn patroni_alerts(topo: &TopologyPlan) -> Vec<Alert> {
+    let mut rules = vec![
         alert(
             "PatroniClusterWithoutLeader",
             "max by (scope) (patroni_cluster_unlocked) == 1".into(),
@@ -242,17 +241,33 @@ fn patroni_alerts() -> [Alert; 4] {
             "PostgreSQL is not running on {{ $labels.name }} of {{ $labels.scope }}",
             "Patroni on {{ $labels.name }} answers, but its PostgreSQL has not run for a minute.",
         ),
-        alert(
+    ];
+    // Each cluster's own `maximum_lag_on_failover`.
+    let mut clusters: Vec<(&str, u64)> = Vec::new();
+    for node in topo
+        .hosts
+        .iter()
+        .flat_map(|h| &h.services)
+        .filter_map(|i| i.replication.patroni.as_deref())
+    {
+        if !clusters.iter().any(|(scope, _)| *scope == node.scope) {
+            clusters.push((&node.scope, node.maximum_lag));
+        }
+    }
+    for (scope, lag) in clusters {
+        let s = format!(r#"scope="{scope}""#);
+        rules.push(alert(
             "PostgresReplicationLag",
             format!(
-                "(max by (scope) (patroni_xlog_location) - on (scope) group_right patroni_xlog_replayed_location) > {PATRONI_MAXIMUM_LAG} and on (scope, name) patroni_replica == 1"
+                "(max by (scope) (patroni_xlog_location{{{s}}}) - on (scope) group_right patroni_xlog_replayed_location{{{s}}}) > {lag} and on (scope, name) patroni_replica{{{s}}} == 1"
             ),
             "2m",
             "warning",
             "replica {{ $labels.name }} of {{ $labels.scope }} is {{ $value | humanize1024 }}B behind its leader",
             "A replica further behind than Patroni's maximum_lag_on_failover is not promoted when the leader fails.",
-        ),
-    ]
+        ));
+    }
+    rules
 }
 
 fn alert(

@@ -113,6 +113,14 @@ impl Cx<'_> {
                     recovery: None,
                 },
                 storage: CnpgStorage { size: memory(size) },
+                postgresql: (!inst.replication.postgresql.is_empty()).then(|| CnpgPostgresql {
+                    parameters: inst
+                        .replication
+                        .postgresql
+                        .iter()
+                        .map(|p| (p.name.to_string(), p.value.clone()))
+                        .collect(),
+                }),
                 resources: resources(inst),
                 affinity: CnpgAffinity {
                     enable_pod_anti_affinity: true,
