@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 use serde_norway::Value;
 
-use crate::support::{options, read, require, root};
+use crate::support::{options, read, require, root, wait_for};
+
+/// The password the scripts get from the Secret, for a Redis that has one.
+const PASSWORD: &str = "k8s-cache-secret";
 
 /// The ConfigMaps of Redis with Sentinel in every example: (name, files).
 fn sentinel_configs() -> Vec<(String, Vec<(String, String)>)> {
@@ -60,13 +63,17 @@ fn sentinel_configs() -> Vec<(String, Vec<(String, String)>)> {
 }
 
 /// A directory of stand-ins: `redis-cli` (no sentinel answers) and
-/// `redis-server` (copies its config to $CAPTURE).
+/// `redis-server` (copies its config to $CAPTURE, and the directives it
+/// reads on standard input after it, as Redis applies them, with `-`).
 fn stubs(dir: &Path) -> PathBuf {
     let bin = dir.join("stubs");
     fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("{e}"));
     for (name, body) in [
         ("redis-cli", "exit 1\n"),
-        ("redis-server", "cp \"$1\" \"$CAPTURE\"\n"),
+        (
+            "redis-server",
+            "cp \"$1\" \"$CAPTURE\"\nif [ \"${2:-}\" = - ]; then cat >> \"$CAPTURE\"; fi\n",
+        ),
     ] {
         let p = bin.join(name);
         fs::write(&p, format!("#!/bin/sh\n{body}")).unwrap_or_else(|e| panic!("{e}"));
@@ -168,6 +175,7 @@ fn sentinel_pods_configs_run_with_real_redis() {
                     ("CONFIG_DIR", config.display().to_string()),
                     ("DATA_DIR", data.display().to_string()),
                     ("CAPTURE", captured.display().to_string()),
+                    ("REDIS_PASSWORD", PASSWORD.to_string()),
                 ],
                 &bin,
             );
@@ -199,19 +207,28 @@ fn sentinel_pods_configs_run_with_real_redis() {
                 "--appendonly".into(),
                 "no".into(),
             ];
-            let s = sock.clone();
-            accepted(
-                "redis-server",
-                &args,
-                || s.exists(),
-                || {
-                    let _ = Command::new("redis-cli")
-                        .arg("-s")
-                        .arg(&sock)
-                        .args(["shutdown", "nosave"])
-                        .output();
-                },
-            )
+            // With a password, the node requires it: a ping without one is
+            // refused, with it answered.
+            let auth = files.iter().any(|(_, t)| t.contains("requirepass"));
+            let cli = |password: Option<&str>, words: &[&str]| {
+                let mut c = Command::new("redis-cli");
+                c.arg("-s").arg(&sock).args(words);
+                if let Some(p) = password {
+                    c.env("REDISCLI_AUTH", p);
+                }
+                c.output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default()
+            };
+            let password = auth.then_some(PASSWORD);
+            let ready = || {
+                sock.exists()
+                    && cli(password, &["ping"]).contains("PONG")
+                    && (!auth || cli(None, &["ping"]).contains("NOAUTH"))
+            };
+            accepted("redis-server", &args, ready, || {
+                cli(password, &["shutdown", "nosave"]);
+            })
             .unwrap_or_else(|e| panic!("{service} pod {ordinal}: {e}\n{conf}"));
         }
 
@@ -223,6 +240,7 @@ fn sentinel_pods_configs_run_with_real_redis() {
             &[
                 ("POD_NAME", format!("{service}-sentinel-0")),
                 ("SENTINEL_CONF", sentinel_conf.display().to_string()),
+                ("REDIS_PASSWORD", PASSWORD.to_string()),
             ],
             &bin,
         );
@@ -238,6 +256,15 @@ fn sentinel_pods_configs_run_with_real_redis() {
             "resolve-hostnames comes before the monitor line:\n{text}"
         );
         assert!(!text.contains("sentinel myid"), "no fixed id:\n{text}");
+        if files.iter().any(|(_, t)| t.contains("requirepass")) {
+            assert!(
+                text.contains(&format!(
+                    "sentinel auth-pass {} \"{PASSWORD}\"",
+                    master_name(&text)
+                )),
+                "the sentinel authenticates to the nodes:\n{text}"
+            );
+        }
         let copy = tmp.path().join("sentinel-copy.conf");
         fs::copy(&sentinel_conf, &copy).unwrap_or_else(|e| panic!("{e}"));
         let port = 36379 + i as u16;
@@ -267,21 +294,8 @@ fn sentinel_pods_configs_run_with_real_redis() {
         if require("haproxy") && require("unshare") {
             let cfg = config.join("haproxy.cfg");
             let text = read(&cfg);
-            let mut hosts = fs::read_to_string("/etc/hosts").unwrap_or_default();
-            for line in text
-                .lines()
-                .filter_map(|l| l.trim().strip_prefix("server "))
-            {
-                if let Some(host) = line
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|a| a.split(':').next())
-                {
-                    hosts.push_str(&format!("127.0.0.1 {host}\n"));
-                }
-            }
             let hosts_file = tmp.path().join("hosts");
-            fs::write(&hosts_file, hosts).unwrap_or_else(|e| panic!("{e}"));
+            hosts_with_servers(&text, "127.0.0.1", &hosts_file);
             let script = format!(
                 "mount --bind {} /etc/hosts && haproxy -c -dW -f {}",
                 hosts_file.display(),
@@ -297,6 +311,116 @@ fn sentinel_pods_configs_run_with_real_redis() {
                 String::from_utf8_lossy(&r.stdout),
                 String::from_utf8_lossy(&r.stderr)
             );
+            if text.contains("AUTH") {
+                master_endpoint_authenticates(&text, tmp.path(), i);
+            }
         }
+    }
+}
+
+/// The master's name in a sentinel's config.
+fn master_name(conf: &str) -> String {
+    conf.lines()
+        .find_map(|l| l.strip_prefix("sentinel monitor "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// This machine's /etc/hosts, with the names of the HAProxy config's
+/// servers (the pods') at `address`, written to `path`.
+fn hosts_with_servers(config: &str, address: &str, path: &Path) {
+    let mut hosts = fs::read_to_string("/etc/hosts").unwrap_or_default();
+    for server in config
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("server "))
+    {
+        if let Some(host) = server
+            .split_whitespace()
+            .nth(1)
+            .and_then(|a| a.split(':').next())
+        {
+            hosts.push_str(&format!("{address} {host}\n"));
+        }
+    }
+    fs::write(path, hosts).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The master endpoint's checks authenticate, as HAProxy runs them: from the
+/// generated config (its bind address aside, and the pods' names resolved
+/// once from /etc/hosts instead of by the cluster's DNS), HAProxy keeps a
+/// real Redis that requires the password up, and a client reaches it
+/// through the frontend; with another password in HAProxy's environment
+/// every server goes down and no client gets through.
+fn master_endpoint_authenticates(text: &str, dir: &Path, n: usize) {
+    let address = format!("127.0.0.{}", 97 - n);
+    let hosts_file = dir.join("hosts-auth");
+    hosts_with_servers(text, &address, &hosts_file);
+    assert!(text.contains("    bind :6379\n"), "{text}");
+    let front = format!("{address}:16379");
+    let cfg = dir.join("haproxy-auth.cfg");
+    let here = text
+        .replace("    bind :6379\n", &format!("    bind {front}\n"))
+        .replace(" resolvers cluster", "");
+    fs::write(&cfg, here).unwrap_or_else(|e| panic!("{e}"));
+    let redis = Command::new("redis-server")
+        .args([
+            "--bind",
+            &address,
+            "--port",
+            "6379",
+            "--requirepass",
+            PASSWORD,
+        ])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("redis-server: {e}"));
+    let _redis = crate::support::Running(redis);
+    // What a client gets through the frontend: `None` while nothing
+    // listens, else whether Redis answered its ping.
+    let through = || -> Option<bool> {
+        let mut s = std::net::TcpStream::connect(&front).ok()?;
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let ping = format!("AUTH {PASSWORD}\r\nPING\r\n");
+        let _ = std::io::Write::write_all(&mut s, ping.as_bytes());
+        let mut got = [0u8; 64];
+        let mut answer = String::new();
+        while let Ok(k) = std::io::Read::read(&mut s, &mut got) {
+            if k == 0 {
+                break;
+            }
+            answer.push_str(&String::from_utf8_lossy(&got[..k]));
+            if answer.contains("+PONG") {
+                return Some(true);
+            }
+        }
+        Some(false)
+    };
+    for (password, up) in [(PASSWORD, true), ("not-the-password", false)] {
+        let script = format!(
+            "mount --bind {} /etc/hosts && exec haproxy -db -f {}",
+            hosts_file.display(),
+            cfg.display()
+        );
+        let proxy = Command::new("unshare")
+            .args(["-m", "sh", "-c", &script])
+            .env("REDIS_PASSWORD", password)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("haproxy: {e}"));
+        let _proxy = crate::support::Running(proxy);
+        let what = if up {
+            "clients reach Redis through HAProxy"
+        } else {
+            "the servers go down when the checks cannot authenticate"
+        };
+        wait_for(what, Duration::from_secs(10), || through() == Some(up));
+        // Checks every second, a change after two: the same after four.
+        std::thread::sleep(Duration::from_secs(4));
+        assert_eq!(through(), Some(up), "{what}, and stay so");
     }
 }

@@ -163,12 +163,6 @@ impl Topo<'_> {
             match (kubernetes, *ha == HaMode::CloudNativePg) {
                 (true, true) => {}
                 (false, false) if ha.on_hosts() => {}
-                (true, false) if *ha == HaMode::Sentinel && def.env.contains_key(REDIS_PASSWORD_ENV) => {
-                    diags.push(unsupported(
-                        "a password-protected Redis with Sentinel is not emitted for Kubernetes by this version of stackc".into(),
-                        format!("on Kubernetes, run `{name}` with `ha = sentinel` inside the cluster's network without a password (kind `redis`), or with `ha = single`"),
-                    ));
-                }
                 (true, false) if *ha == HaMode::Sentinel => {
                     if replicas < 2 {
                         let span = def.replicas.as_ref().map_or(h.span, |r| r.span);

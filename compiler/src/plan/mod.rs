@@ -34,7 +34,7 @@ mod postgresql;
 mod probes;
 mod prometheus;
 mod proxy;
-mod redis_auth;
+pub(crate) mod redis_auth;
 mod replication;
 mod resolve;
 mod scaling;

@@ -15,7 +15,7 @@ use super::*;
 const END: &str = "STACKC_REDIS_AUTH";
 
 /// The check every start makes before the password is used.
-fn check() -> String {
+pub(crate) fn check() -> String {
     url_safe_check(
         REDIS_PASSWORD_ENV,
         false,
@@ -25,7 +25,7 @@ fn check() -> String {
 
 /// The lines a node's shell runs before it starts Redis: the password's
 /// check, then standard input made the directives that carry it.
-fn node_preamble() -> String {
+pub(crate) fn node_preamble() -> String {
     let var = REDIS_PASSWORD_ENV;
     format!(
         "{}exec <<{END}\nrequirepass \"${var}\"\nmasterauth \"${var}\"\n{END}\n",
@@ -47,7 +47,7 @@ pub(super) fn sentinel_preamble(conf: &str, master: &str) -> String {
 }
 
 /// Whether an instance runs a password-protected Redis.
-pub(super) fn requires_auth(inst: &Instance) -> bool {
+pub(crate) fn requires_auth(inst: &Instance) -> bool {
     inst.env.iter().any(|v| v.key == REDIS_PASSWORD_ENV)
 }
 

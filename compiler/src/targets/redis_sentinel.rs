@@ -6,7 +6,8 @@
 use serde::Serialize;
 
 use super::templates;
-use crate::plan::{Instance, SentinelPlan};
+use crate::plan::redis_auth::{check, node_preamble, requires_auth};
+use crate::plan::{Instance, SentinelPlan, REDIS_PASSWORD_ENV};
 
 pub struct SentinelFiles {
     pub redis_conf: String,
@@ -27,6 +28,13 @@ struct Model<'a> {
     quorum: u32,
     down_after_ms: u64,
     failover_ms: u64,
+    /// With a password: the node's check and its directives on standard
+    /// input (`redis_auth`, as on hosts), `redis-server`'s ` -` that reads
+    /// them, the sentinel's check and its `auth-pass` line; else empty.
+    node_auth: String,
+    stdin: &'static str,
+    sentinel_check: String,
+    auth_pass: String,
 }
 
 /// The headless Service of the Redis nodes.
@@ -47,6 +55,8 @@ pub fn files(
 ) -> Result<SentinelFiles, String> {
     let fqdn = |pod: String, svc: &str| format!("{pod}.{svc}.{namespace}.svc.cluster.local");
     let sentinel_headless = headless(&sentinel_name(&inst.name));
+    let auth = requires_auth(inst);
+    let when = |s: String| if auth { s } else { String::new() };
     let model = Model {
         header,
         master: &s.master_name,
@@ -66,6 +76,14 @@ pub fn files(
         quorum: s.quorum,
         down_after_ms: s.down_after.0,
         failover_ms: s.failover_timeout.0,
+        node_auth: when(node_preamble()),
+        stdin: if auth { " -" } else { "" },
+        sentinel_check: when(check()),
+        // In the unquoted here-document: the shell writes the value.
+        auth_pass: when(format!(
+            "sentinel auth-pass {} \"${REDIS_PASSWORD_ENV}\"\n",
+            s.master_name
+        )),
     };
     let servers: Vec<String> = (0..inst.replicas)
         .map(|i| {
@@ -76,9 +94,16 @@ pub fn files(
             )
         })
         .collect();
-    let mut master = vec![
-        "option tcp-check".to_string(),
-        "tcp-check connect".into(),
+    let mut master: Vec<String> = vec!["option tcp-check".to_string(), "tcp-check connect".into()];
+    if auth {
+        // HAProxy expands the variable in a double-quoted word; the
+        // container has it from the Secret.
+        master.extend([
+            format!("tcp-check send \"AUTH ${{{REDIS_PASSWORD_ENV}}}\\r\\n\""),
+            "tcp-check expect string +OK".into(),
+        ]);
+    }
+    master.extend([
         "tcp-check send PING\\r\\n".into(),
         "tcp-check expect string +PONG".into(),
         "tcp-check send info\\ replication\\r\\n".into(),
@@ -88,7 +113,7 @@ pub fn files(
         // Sessions to a demoted master are cut, so clients reconnect to the new one.
         "default-server inter 1s fall 2 rise 2 on-marked-down shutdown-sessions resolvers cluster"
             .into(),
-    ];
+    ]);
     master.extend(servers);
     let sections = vec![
         (

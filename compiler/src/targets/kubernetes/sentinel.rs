@@ -3,6 +3,7 @@
 
 use super::workload::{claim_template, resources};
 use super::*;
+use crate::plan::REDIS_PASSWORD_ENV;
 use crate::targets::redis_sentinel::{files, headless, proxy_name, sentinel_name};
 
 impl Cx<'_> {
@@ -117,6 +118,25 @@ impl Set<'_> {
         }
     }
 
+    /// The password's variable, from the Secret, for the containers that
+    /// authenticate to the nodes (sentinels, the master endpoint's checks);
+    /// `None` for a Redis without one.
+    fn password(&self) -> Option<EnvVar> {
+        self.cx
+            .env(self.inst)
+            .into_iter()
+            .find(|v| v.name == REDIS_PASSWORD_ENV)
+    }
+
+    /// A node's probe: `PONG` to a ping, with the password where it has one.
+    fn ping(&self) -> Probe {
+        if self.password().is_none() {
+            return exec(&["redis-cli", "ping"]);
+        }
+        let line = format!("REDISCLI_AUTH=\"${REDIS_PASSWORD_ENV}\" redis-cli ping | grep -q PONG");
+        exec(&["sh", "-c", &line])
+    }
+
     /// The Redis nodes.
     fn nodes(&self, docs: &mut Documents) {
         let data = self.inst.storage.volumes.first();
@@ -151,10 +171,13 @@ impl Set<'_> {
                             image: self.inst.image.clone(),
                             command: Some(vec!["sh".into(), "/config/start-redis.sh".into()]),
                             ports: vec![port("redis", 6379)],
-                            env: vec![pod_name()],
+                            env: [pod_name()]
+                                .into_iter()
+                                .chain(self.cx.env(self.inst))
+                                .collect(),
                             resources: resources(self.inst),
-                            liveness_probe: Some(exec(&["redis-cli", "ping"])),
-                            readiness_probe: Some(exec(&["redis-cli", "ping"])),
+                            liveness_probe: Some(self.ping()),
+                            readiness_probe: Some(self.ping()),
                             volume_mounts: redis_mounts,
                             ..Default::default()
                         }],
@@ -217,7 +240,7 @@ impl Set<'_> {
                             image: self.inst.image.clone(),
                             command: Some(vec!["sh".into(), "/config/start-sentinel.sh".into()]),
                             ports: Vec::new(),
-                            env: vec![pod_name()],
+                            env: [pod_name()].into_iter().chain(self.password()).collect(),
                             volume_mounts: vec![
                                 mount("config", "/config"),
                                 mount("sentinel", "/sentinel"),
@@ -286,7 +309,7 @@ impl Set<'_> {
                             name: "haproxy".into(),
                             image: Some(REDIS_PROXY_IMAGE.into()),
                             ports: vec![port("redis", 6379)],
-                            env: Vec::new(),
+                            env: self.password().into_iter().collect(),
                             readiness_probe: Some(Probe {
                                 tcp_socket: Some(TcpSocket {
                                     port: "redis".into(),

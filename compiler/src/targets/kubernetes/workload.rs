@@ -276,7 +276,7 @@ impl Cx<'_> {
     /// The container's env. A value that embeds a secret reads it from a variable
     /// defined earlier in the list: the secret's own variable when the service
     /// already has it, else a helper `STACKC_<NAME>` placed first.
-    fn env(&self, inst: &Instance) -> Vec<EnvVar> {
+    pub(super) fn env(&self, inst: &Instance) -> Vec<EnvVar> {
         let secret_ref = |env: &str, optional: bool| ValueFrom {
             secret_key_ref: Some(SecretKeyRef {
                 name: self.secret_name.clone(),
