@@ -113,11 +113,11 @@ impl Drop for Running {
 fn start(dir: &Path, listen: &str, slack_url: &str) -> Running {
     let script = std::fs::read_to_string(dir.join("alertmanager/start.sh"))
         .unwrap_or_else(|e| panic!("{e}"));
-    let exec = "exec /bin/alertmanager --config.file=/etc/alertmanager/alertmanager.yml --storage.path=/alertmanager \"$@\"";
+    let exec = "exec /bin/alertmanager --config.file=/etc/alertmanager/alertmanager.yml --storage.path=/alertmanager --cluster.listen-address= \"$@\"";
     assert!(script.contains(exec), "{script}");
     let here = script.replace(
         exec,
-        "exec prometheus-alertmanager --config.file=/mnt/alertmanager/alertmanager.yml --storage.path=/mnt/data \"$@\"",
+        "exec prometheus-alertmanager --config.file=/mnt/alertmanager/alertmanager.yml --storage.path=/mnt/data --cluster.listen-address= \"$@\"",
     );
     std::fs::write(dir.join("start-here.sh"), here).unwrap_or_else(|e| panic!("{e}"));
     let log = std::fs::File::create(dir.join("alertmanager.log")).unwrap_or_else(|e| panic!("{e}"));
@@ -126,7 +126,6 @@ fn start(dir: &Path, listen: &str, slack_url: &str) -> Running {
         .arg("mount --bind \"$0\" /mnt && mount -t tmpfs tmpfs /tmp && exec sh /mnt/start-here.sh \"$@\"")
         .arg(dir)
         .arg(format!("--web.listen-address={listen}"))
-        .arg("--cluster.listen-address=")
         .env("SLACK_WEBHOOK", slack_url)
         .stdout(Stdio::null())
         .stderr(log)

@@ -5,7 +5,7 @@
 //! environment, and its start script writes them to the files its config
 //! names (`*_file`), so that no generated file holds them.
 
-use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 use crate::model::Severity;
 
 use super::prometheus::Target;
@@ -76,6 +76,7 @@ impl Topo<'_> {
             .values()
             .map(|r| self.receiver(r, diags))
             .collect();
+        self.one_alertmanager(&senders, diags);
         let server = self.prometheus_host();
         let mut alertmanagers = Vec::new();
         for name in senders {
@@ -160,6 +161,34 @@ impl Topo<'_> {
             }
             (Some(_), Some(_)) => true,
         }
+    }
+
+    /// One Alertmanager per topology: two that do not gossip (stackc writes
+    /// no cluster) would each send every alert. (Two replicas of one are
+    /// E0404 already: it is stateful.)
+    fn one_alertmanager(&self, senders: &[&str], diags: &mut Diagnostics) {
+        let mut placed = senders.iter().flat_map(|name| {
+            self.placements
+                .get(name)
+                .into_iter()
+                .flatten()
+                .map(move |p| (name, p))
+        });
+        if let (Some(_), Some((name, second))) = (placed.next(), placed.next()) {
+            self.second_alertmanager(name, second.run_span, diags);
+        }
+    }
+
+    fn second_alertmanager(&self, name: &str, span: Span, diags: &mut Diagnostics) {
+        diags.push(
+            Diagnostic::error(
+                Code::NotSupported,
+                span,
+                format!("a second Alertmanager (`{name}`) in topology `{}`", self.topo.name.name),
+            )
+            .label("Alertmanagers that do not gossip each send every alert")
+            .help("run one Alertmanager (one host, `replicas = 1`): stackc does not write an Alertmanager cluster yet"),
+        );
     }
 
     fn receiver(&self, r: &ReceiverDef, diags: &mut Diagnostics) -> ReceiverPlan {
