@@ -61,12 +61,7 @@ impl Topo<'_> {
     /// `publishes` where it reaches them on another host; at an address
     /// for a Prometheus outside the topology).
     pub(super) fn alerting(&self, publishes: &mut Publishes, diags: &mut Diagnostics) -> Alerting {
-        let senders: Vec<&str> = self
-            .placements
-            .keys()
-            .copied()
-            .filter(|s| self.is_kind(s, ALERTMANAGER_KIND))
-            .collect();
+        let senders = self.senders();
         if !self.alerting_runs(&senders, diags) {
             return Alerting::default();
         }
@@ -80,9 +75,10 @@ impl Topo<'_> {
         let server = self.prometheus_host();
         let mut alertmanagers = Vec::new();
         for name in senders {
-            let port = self.defs.get(name).and_then(|d| d.ports.keys().next());
+            let Some(port) = self.defs.get(name).and_then(|d| d.ports.keys().next()) else {
+                continue;
+            };
             for p in self.placements.get(name).into_iter().flatten() {
-                let Some(port) = port else { continue };
                 match self.target(name, p, port, server, publishes, diags) {
                     Some(Target::Dns(t)) => {
                         alertmanagers.push(crate::grammar::host_port(&t.name, t.port))
@@ -102,14 +98,19 @@ impl Topo<'_> {
     /// are there for an Alertmanager without receivers too: that is
     /// reported as such, not as mounting files that are not there.
     pub(super) fn alerting_files(&self, alerting: &Alerting) -> Vec<&'static str> {
-        let sender = self
-            .placements
-            .keys()
-            .any(|s| self.is_kind(s, ALERTMANAGER_KIND));
-        if alerting.receivers.is_empty() && !sender {
+        if alerting.receivers.is_empty() && self.senders().is_empty() {
             return Vec::new();
         }
         vec![ALERTMANAGER_CONFIG, ALERTMANAGER_START]
+    }
+
+    /// The placed services of kind `alertmanager`.
+    fn senders(&self) -> Vec<&str> {
+        self.placements
+            .keys()
+            .copied()
+            .filter(|s| self.is_kind(s, ALERTMANAGER_KIND))
+            .collect()
     }
 
     /// Whether the topology sends alerts: receivers and an Alertmanager to

@@ -195,14 +195,14 @@ impl Topo<'_> {
         }))
     }
 
-    /// The host of the Prometheus server, if the topology runs one.
+    /// The host of the Prometheus server (a service of kind `prometheus`, or
+    /// of a kind made from it), if the topology runs one.
     pub(super) fn prometheus_host(&self) -> Option<usize> {
-        self.placements.iter().find_map(|(name, ps)| {
-            let kind = self.stack.services.get(*name)?.kind.as_ref()?;
-            (kind.name == "prometheus")
-                .then(|| ps.first().map(|p| p.host))
-                .flatten()
-        })
+        self.placements
+            .iter()
+            .find(|(name, _)| self.is_kind(name, "prometheus"))
+            .and_then(|(_, ps)| ps.first())
+            .map(|p| p.host)
     }
 
     /// The files this topology generates that a service may mount (`@out/...`:
