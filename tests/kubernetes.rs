@@ -479,12 +479,7 @@ fn waits_for_tasks_name_jobs_their_pods_may_read() {
         for w in workloads(&set) {
             let pod = &w["spec"]["template"]["spec"];
             let inits = pod["initContainers"].as_sequence().into_iter().flatten();
-            for init in inits.filter(|c| {
-                c["name"]
-                    .as_str()
-                    .expect("in the manifest")
-                    .starts_with("wait-for-")
-            }) {
+            for init in inits.filter(|c| c["command"][0].as_str() == Some("kubectl")) {
                 waits += 1;
                 let args: Vec<&str> = init["args"]
                     .as_sequence()
@@ -577,6 +572,139 @@ fn waits_for_tasks_name_jobs_their_pods_may_read() {
         }
     }
     assert!(waits > 0, "a case waits for a task");
+}
+
+/// The init containers that wait for a dependency (not a task), in a pod.
+fn dependency_waits(pod: &Value) -> impl Iterator<Item = &Value> {
+    pod["initContainers"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["command"][0].as_str() == Some("bash"))
+}
+
+/// The Service and port a dependency's wait connects to.
+fn wait_target(init: &Value) -> (String, u64) {
+    let args = &init["args"];
+    let host = args[1].as_str().expect("in the manifest").to_string();
+    let port = args[2]
+        .as_str()
+        .expect("in the manifest")
+        .parse()
+        .expect("a port");
+    (host, port)
+}
+
+#[test]
+fn a_pod_waits_for_each_healthy_dependency_on_its_service() {
+    let mut waits = 0;
+    for set in sets() {
+        let services: BTreeMap<&str, &Value> = set
+            .docs
+            .iter()
+            .filter(|d| kind(d) == "Service")
+            .map(|d| (name(d), d))
+            .collect();
+        let clusters: BTreeSet<String> = set
+            .docs
+            .iter()
+            .filter(|d| kind(d) == "Cluster")
+            .map(|d| format!("{}-rw", name(d)))
+            .collect();
+        for w in &set.docs {
+            let pod = match kind(w) {
+                "CronJob" => &w["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+                "Deployment" | "StatefulSet" | "Job" => &w["spec"]["template"]["spec"],
+                _ => continue,
+            };
+            for init in dependency_waits(pod) {
+                waits += 1;
+                let (host, port) = wait_target(init);
+                // A Service of the namespace with that port, which routes to
+                // ready pods only (no `publishNotReadyAddresses`), or
+                // CloudNativePG's primary on PostgreSQL's port.
+                match services.get(host.as_str()) {
+                    Some(s) => {
+                        assert!(
+                            s["spec"]["ports"]
+                                .as_sequence()
+                                .into_iter()
+                                .flatten()
+                                .any(|p| p["port"].as_u64() == Some(port)),
+                            "{}: {}: waits for {host}:{port}, which the Service does not serve",
+                            set.name,
+                            name(w)
+                        );
+                        assert!(s["spec"]["publishNotReadyAddresses"].is_null());
+                    }
+                    None => assert!(
+                        clusters.contains(&host) && port == 5432,
+                        "{}: {}: waits for {host}:{port}, which no Service serves",
+                        set.name,
+                        name(w)
+                    ),
+                }
+            }
+        }
+    }
+    assert!(waits >= 5, "the examples' pods wait for their dependencies");
+}
+
+/// The generated wait, run by bash as the init container runs it: it keeps
+/// trying while nothing listens, and ends, successfully, once the port
+/// accepts a connection.
+#[test]
+fn a_dependency_wait_ends_once_its_service_accepts() {
+    if !crate::support::require("bash") {
+        return;
+    }
+    let set = sets()
+        .into_iter()
+        .find(|s| s.name.contains("neural-dsl"))
+        .expect("the Neural DSL example");
+    let api = set
+        .docs
+        .iter()
+        .find(|d| kind(d) == "Deployment" && name(d) == "api")
+        .expect("the api Deployment");
+    let init = dependency_waits(&api["spec"]["template"]["spec"])
+        .next()
+        .expect("api waits for a dependency");
+    let command: Vec<String> = init["command"]
+        .as_sequence()
+        .expect("in the manifest")
+        .iter()
+        .map(|w| w.as_str().expect("in the manifest").to_string())
+        .collect();
+    // A free port: bound, then released, so nothing listens on it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let mut child = std::process::Command::new(&command[0])
+        .args(&command[1..])
+        .args(["wait", "127.0.0.1", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("bash");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the wait ended while nothing listened"
+    );
+    let _listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("listen");
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("the wait did not end once the port accepted");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.success(), "the wait failed: {status}");
 }
 
 #[test]

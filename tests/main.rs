@@ -9,7 +9,9 @@
 //!   files, links, kills, concurrent builds, syncs;
 //! - `real_programs`: the generated files of the examples, the cases and varied
 //!   generated stacks (`generate`) run through docker-compose, yamllint
-//!   and a shell.
+//!   and a shell;
+//! - `parity`: each service of a stack with a compose and a Kubernetes topology
+//!   means the same on both.
 
 mod acme_e2e;
 mod alerting;
@@ -30,6 +32,7 @@ mod meaning;
 mod neovim;
 mod netns;
 mod output;
+mod parity;
 mod parser;
 mod patroni_backup;
 mod patroni_cluster;

@@ -145,7 +145,7 @@ fn compose(args: &[&str], env: &[(String, String)], cwd: &Path) -> std::process:
 
 /// Creates the build contexts and mount sources a compose file names, so that
 /// `docker-compose config` can resolve them.
-fn make_contexts(compose_file: &Path) {
+pub(crate) fn make_contexts(compose_file: &Path) {
     let doc: serde_norway::Value =
         serde_norway::from_str(&read(compose_file)).unwrap_or_else(|e| panic!("{e}"));
     let dir = compose_file.parent().unwrap_or(Path::new("."));

@@ -150,3 +150,49 @@ pub fn sh_env_values<S: AsRef<std::ffi::OsStr>>(file: &Path, names: &[S]) -> Vec
         .map(str::to_string)
         .collect()
 }
+
+/// Kubernetes' expansion of `$(VAR)` in an env value, `command` or `args`
+/// (k8s.io/kubernetes third_party/forked/golang/expansion, as documented for
+/// "Define dependent environment variables"): `$$` is a literal `$`; `$(NAME)`
+/// is NAME's value when NAME is defined (for env, earlier in the list), else
+/// left as written; any other `$` is itself.
+pub fn kubernetes_expand(
+    value: &str,
+    defined: &std::collections::BTreeMap<String, String>,
+) -> String {
+    let b = value.as_bytes();
+    let mut out: Vec<u8> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'$' || i + 1 == b.len() {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        match b[i + 1] {
+            b'$' => {
+                out.push(b'$');
+                i += 2;
+            }
+            b'(' => match value[i + 2..].find(')') {
+                Some(end) => {
+                    let name = &value[i + 2..i + 2 + end];
+                    match defined.get(name) {
+                        Some(v) => out.extend_from_slice(v.as_bytes()),
+                        None => out.extend_from_slice(format!("$({name})").as_bytes()),
+                    }
+                    i += end + 3;
+                }
+                None => {
+                    out.extend_from_slice(&b[i..]);
+                    i = b.len();
+                }
+            },
+            _ => {
+                out.push(b'$');
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_default()
+}

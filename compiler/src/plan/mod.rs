@@ -241,6 +241,27 @@ pub struct Probe {
     pub start_period: Option<Duration>,
 }
 
+impl Probe {
+    /// The timing of a check that does not set it: docker's defaults, which
+    /// compose applies itself and the Kubernetes target writes out (its own,
+    /// a 10 s period and a 1 s timeout, would make it another check).
+    pub const DEFAULT_INTERVAL: Duration = Duration(30_000);
+    pub const DEFAULT_TIMEOUT: Duration = Duration(30_000);
+    pub const DEFAULT_RETRIES: u32 = 3;
+
+    pub fn interval(&self) -> Duration {
+        self.interval.unwrap_or(Probe::DEFAULT_INTERVAL)
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(Probe::DEFAULT_TIMEOUT)
+    }
+
+    pub fn retries(&self) -> u32 {
+        self.retries.unwrap_or(Probe::DEFAULT_RETRIES)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Condition {
     Started,

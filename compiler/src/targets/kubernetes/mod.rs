@@ -32,6 +32,7 @@ mod ingress;
 pub(crate) use ingress::unexpressible;
 mod secrets;
 mod sentinel;
+mod starts;
 mod tasks;
 mod workload;
 
@@ -43,6 +44,8 @@ struct Cx<'a> {
     secret_name: String,
     /// The tasks that run once, and who waits for each.
     tasks: tasks::TaskIndex<'a>,
+    /// Its instances by name (a Kubernetes topology is one host).
+    instances: rustc_hash::FxHashMap<&'a str, &'a Instance>,
 }
 
 /// The YAML documents of one file, in order, serialized as they are added. A
@@ -108,6 +111,12 @@ pub fn generate(
         options,
         secret_name: format!("{}-secrets", plan.stack),
         tasks: tasks::TaskIndex::new(topo),
+        instances: topo
+            .hosts
+            .iter()
+            .flat_map(|h| &h.services)
+            .map(|i| (i.name.as_str(), i))
+            .collect(),
     };
     let mut write = |file: &str, docs: Documents, out: &mut super::Files<'_>| match docs
         .after(header("#", options, &topo.name))

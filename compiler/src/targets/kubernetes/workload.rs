@@ -184,6 +184,14 @@ impl Cx<'_> {
         let replicated =
             inst.replicas > 1 || inst.scaling.autoscale.as_ref().is_some_and(|a| a.max > 1);
         let resources = resources(inst);
+        let start_period = inst
+            .probes
+            .startup
+            .is_none()
+            .then(|| inst.ready_check().and_then(start_period_probe))
+            .flatten();
+        // The start period is the startup probe's, not a delay of the others.
+        let delayed = start_period.is_none();
         let container = Container {
             name: inst.name.to_string(),
             image: inst.image.clone(),
@@ -201,9 +209,14 @@ impl Cx<'_> {
                 .collect(),
             env: self.env(inst),
             resources,
-            liveness_probe: inst.probes.liveness.as_deref().map(probe),
-            readiness_probe: inst.probes.readiness.as_deref().map(probe),
-            startup_probe: inst.probes.startup.as_deref().map(probe),
+            liveness_probe: inst.probes.liveness.as_deref().map(|p| probe(p, delayed)),
+            readiness_probe: inst.probes.readiness.as_deref().map(|p| probe(p, delayed)),
+            startup_probe: inst
+                .probes
+                .startup
+                .as_deref()
+                .map(|p| probe(p, true))
+                .or(start_period),
             lifecycle: inst.lifecycle.pre_stop.map(|d| Lifecycle {
                 pre_stop: Handler {
                     exec: Exec {
@@ -252,7 +265,11 @@ impl Cx<'_> {
                 .stop_grace_period
                 .map(seconds)
                 .or_else(|| inst.lifecycle.pre_stop.map(|d| seconds(d) + 30)),
-            init_containers: waits.containers,
+            // Its dependencies first: a task it waits for waits for them too.
+            init_containers: self
+                .dependency_waits(inst)
+                .chain(waits.containers)
+                .collect(),
             containers: vec![container],
             // A stateful set's volumes are its claim templates.
             volumes: (if stateful {
@@ -467,7 +484,8 @@ fn hpa(inst: &Instance, a: &plan::Autoscale) -> HpaSpec {
     }
 }
 
-fn probe(p: &plan::Probe) -> Probe {
+/// A probe; `delayed`: its first check waits for its `start_period`.
+fn probe(p: &plan::Probe, delayed: bool) -> Probe {
     let port = p.port_name.as_deref().unwrap_or_default().to_string();
     let (http_get, tcp_socket, exec) = match &p.check {
         ProbeCheck::Http(path) => (
@@ -491,11 +509,25 @@ fn probe(p: &plan::Probe) -> Probe {
         http_get,
         tcp_socket,
         exec,
-        initial_delay_seconds: p.start_period.map(|d| d.0 / 1000),
-        period_seconds: p.interval.map(seconds),
-        timeout_seconds: p.timeout.map(seconds),
-        failure_threshold: p.retries,
+        initial_delay_seconds: p.start_period.filter(|_| delayed).map(|d| d.0 / 1000),
+        period_seconds: Some(seconds(p.interval())),
+        timeout_seconds: Some(seconds(p.timeout())),
+        failure_threshold: Some(p.retries()),
     }
+}
+
+/// The startup probe that means the ready check's `start_period` as compose
+/// does: failures during the period do not count, but the first success does.
+/// An initial delay would hold readiness back for the whole period; this
+/// probe checks from the start and allows the period's checks and then the
+/// check's retries, while the other probes wait for it to pass.
+fn start_period_probe(p: &plan::Probe) -> Option<Probe> {
+    let period = seconds(p.start_period.filter(|d| d.0 > 0)?);
+    let interval = seconds(p.interval());
+    let mut startup = probe(p, false);
+    startup.failure_threshold =
+        Some(u32::try_from(period.div_ceil(interval)).unwrap_or(u32::MAX) + p.retries());
+    Some(startup)
 }
 
 /// A literal string in a field where Kubernetes expands `$(VAR)` (a container's
