@@ -9,13 +9,13 @@ use serde_norway::Value;
 use crate::support::{options, read, rel, stack_files};
 
 /// One topology's manifests: every document, and the secrets script.
-struct Set {
-    name: String,
-    docs: Vec<Value>,
+pub(crate) struct Set {
+    pub name: String,
+    pub docs: Vec<Value>,
     secrets_script: String,
 }
 
-fn sets() -> Vec<Set> {
+pub(crate) fn sets() -> Vec<Set> {
     let mut sets: BTreeMap<String, Set> = BTreeMap::new();
     for path in stack_files("examples")
         .into_iter()

@@ -11,7 +11,9 @@
 //!   generated stacks (`generate`) run through docker-compose, yamllint
 //!   and a shell;
 //! - `parity`: each service of a stack with a compose and a Kubernetes topology
-//!   means the same on both.
+//!   means the same on both;
+//! - `network_policy`: the NetworkPolicies allow exactly the connections the
+//!   manifests make.
 
 mod acme_e2e;
 mod alerting;
@@ -31,6 +33,7 @@ mod lsp;
 mod meaning;
 mod neovim;
 mod netns;
+mod network_policy;
 mod output;
 mod parity;
 mod parser;

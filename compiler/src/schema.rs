@@ -212,6 +212,18 @@ pub const TOPOLOGY: Block = Block {
             "Kubernetes: the IngressClass of public routes",
         ),
         f(
+            "ingress_namespace",
+            "Kubernetes: the ingress controller's namespace, let in to the routed ports (default `ingress-nginx`)",
+        ),
+        f(
+            "monitoring_namespace",
+            "Kubernetes: the cluster Prometheus's namespace, let in to the metrics ports (default `monitoring`)",
+        ),
+        f(
+            "cnpg_namespace",
+            "Kubernetes: the CloudNativePG operator's namespace, let in to its clusters' instances (default `cnpg-system`)",
+        ),
+        f(
             "directory",
             "compose: where `out/<topology>/` is on the hosts, for the timers of scheduled tasks (default `/opt/<stack>/out/<topology>`)",
         ),

@@ -41,18 +41,11 @@ impl Lower<'_> {
                     run_spans.push(f.key.span);
                     self.run_entry(f, &mut cluster_runs);
                 }
-                "namespace" | "ingress_class" => {
-                    self.no_label(f);
-                    let Some(v) = self.assigned(f) else { continue };
-                    let Some(value) = self.string(v) else {
-                        continue;
-                    };
-                    if f.key.name == "namespace" {
-                        topo.namespace = Some(value);
-                    } else {
-                        topo.ingress_class = Some(value);
-                    }
-                }
+                "namespace"
+                | "ingress_class"
+                | "ingress_namespace"
+                | "monitoring_namespace"
+                | "cnpg_namespace" => self.cluster_name(f, &mut topo),
                 "acme" => {
                     self.no_label(f);
                     topo.acme = Some(self.acme(f));
@@ -296,6 +289,24 @@ impl Lower<'_> {
         Some(d)
     }
 
+    /// A Kubernetes topology's name-valued setting (`namespace`, the
+    /// IngressClass, the namespaces its NetworkPolicies let in).
+    fn cluster_name(&mut self, f: &Entry, topo: &mut TopologyDef) {
+        self.no_label(f);
+        let Some(v) = self.assigned(f) else { return };
+        let Some(value) = self.string(v) else {
+            return;
+        };
+        let field = match &*f.key.name {
+            "namespace" => &mut topo.namespace,
+            "ingress_class" => &mut topo.ingress_class,
+            "ingress_namespace" => &mut topo.ingress_namespace,
+            "monitoring_namespace" => &mut topo.monitoring_namespace,
+            _ => &mut topo.cnpg_namespace,
+        };
+        *field = Some(value);
+    }
+
     fn platform_shape(&mut self, topo: &mut TopologyDef, runs: Vec<RunDef>, run_spans: &[Span]) {
         match topo.platform.value {
             Platform::Compose => {
@@ -309,6 +320,18 @@ impl Lower<'_> {
                 let k8s_only = [
                     ("namespace", topo.namespace.as_ref().map(|n| n.span)),
                     ("ingress_class", topo.ingress_class.as_ref().map(|n| n.span)),
+                    (
+                        "ingress_namespace",
+                        topo.ingress_namespace.as_ref().map(|n| n.span),
+                    ),
+                    (
+                        "monitoring_namespace",
+                        topo.monitoring_namespace.as_ref().map(|n| n.span),
+                    ),
+                    (
+                        "cnpg_namespace",
+                        topo.cnpg_namespace.as_ref().map(|n| n.span),
+                    ),
                 ];
                 for (field, span) in k8s_only {
                     if let Some(span) = span {

@@ -135,6 +135,11 @@ pub struct TopologyDef {
     pub gpu_nodes: bool,
     /// Kubernetes: the IngressClass of public routes.
     pub ingress_class: Option<Sp<String>>,
+    /// Kubernetes: the namespaces of what runs beside the stack and reaches
+    /// its pods (the NetworkPolicies let them in).
+    pub ingress_namespace: Option<Sp<String>>,
+    pub monitoring_namespace: Option<Sp<String>>,
+    pub cnpg_namespace: Option<Sp<String>>,
     /// Compose: where the topology's output directory is on its hosts.
     pub directory: Option<Sp<String>>,
     /// Where the certificates of its https domains come from.
@@ -166,6 +171,9 @@ impl TopologyDef {
             namespace: None,
             gpu_nodes: false,
             ingress_class: None,
+            ingress_namespace: None,
+            monitoring_namespace: None,
+            cnpg_namespace: None,
             directory: None,
             acme: None,
             receivers: IndexMap::default(),

@@ -65,6 +65,10 @@ impl Topo<'_> {
             public: public.iter().map(|p| p.to_string()).collect(),
             public_url: resolved.public_url,
             routes: routes(def),
+            metrics_port: def.reach.metrics.as_ref().and_then(|m| match &m.port {
+                Some(p) => Some(p.name.clone()),
+                None => def.ports.values().next().map(|p| p.name.name.clone()),
+            }),
             update: Update {
                 max_surge: def.scaling.update.max_surge.as_ref().map_or(1, |v| v.value),
                 max_unavailable: def

@@ -115,7 +115,14 @@ impl Topo<'_> {
                 )),
             );
         }
-        if let Some(ns) = &self.topo.namespace {
+        let namespaces = [
+            ("namespace", &self.topo.namespace),
+            ("ingress_namespace", &self.topo.ingress_namespace),
+            ("monitoring_namespace", &self.topo.monitoring_namespace),
+            ("cnpg_namespace", &self.topo.cnpg_namespace),
+        ];
+        for (field, ns) in namespaces {
+            let Some(ns) = ns else { continue };
             if !is_dns1123_label(&ns.value) {
                 diags.push(
                     Diagnostic::error(
@@ -125,7 +132,7 @@ impl Topo<'_> {
                     )
                     .label("a DNS label: lowercase letters, digits and `-`, at most 63 characters")
                     .help(format!(
-                        "write `namespace = \"{}\"`",
+                        "write `{field} = \"{}\"`",
                         ns.value.to_ascii_lowercase().replace(['_', '.', ' '], "-")
                     )),
                 );

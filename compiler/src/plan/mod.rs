@@ -80,6 +80,8 @@ pub struct TopologyPlan {
     pub namespace: String,
     /// Kubernetes: the IngressClass of public routes.
     pub ingress_class: Option<String>,
+    /// Kubernetes: the namespaces that reach the stack's pods.
+    pub peer_namespaces: PeerNamespaces,
     /// Compose: where `out/<topology>/` is on the hosts.
     pub directory: String,
     /// Where the certificates of its https domains come from.
@@ -100,6 +102,18 @@ pub struct TopologyPlan {
     /// The warnings its `allow` silences (an unknown name is reported by the
     /// lints).
     pub allowed: Vec<crate::diag::Code>,
+}
+
+/// The namespaces of the cluster's own components that reach a stack's pods:
+/// each one is let in by the NetworkPolicies, to what it needs only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerNamespaces {
+    /// The ingress controller (ingress-nginx's default namespace).
+    pub ingress: String,
+    /// The cluster's Prometheus (kube-prometheus-stack's usual one).
+    pub monitoring: String,
+    /// The CloudNativePG operator (its manifests' namespace).
+    pub cnpg: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -320,6 +334,8 @@ pub struct Instance {
     pub public: Vec<String>,
     pub public_url: Option<Pieces>,
     pub routes: Vec<RoutedPath>,
+    /// The port Prometheus scrapes (its `metrics`), by name.
+    pub metrics_port: Option<Name>,
     pub update: Update,
     /// The HA mode (`single` when none is chosen).
     pub ha: HaMode,
@@ -439,6 +455,7 @@ impl Instance {
             public: Vec::new(),
             public_url: None,
             routes: Vec::new(),
+            metrics_port: None,
             update: Update {
                 max_surge: 1,
                 max_unavailable: 0,

@@ -261,6 +261,11 @@ fn plan_topology(
             .as_ref()
             .map_or_else(|| stack.name.clone(), |n| n.value.clone()),
         ingress_class: topo.ingress_class.as_ref().map(|c| c.value.clone()),
+        peer_namespaces: super::PeerNamespaces {
+            ingress: or_default(&topo.ingress_namespace, "ingress-nginx"),
+            monitoring: or_default(&topo.monitoring_namespace, "monitoring"),
+            cnpg: or_default(&topo.cnpg_namespace, "cnpg-system"),
+        },
         acme: super::proxy::acme::server(topo),
         directory: topo.directory.as_ref().map_or_else(
             || format!("/opt/{}/out/{}", stack.name, topo.name.name),
@@ -547,4 +552,11 @@ fn check_public_url(value: &[Out], span: Span, diags: &mut Diagnostics) {
                 .help("write `public_url = \"https://DOMAIN[:PORT][/PATH]\"`, the domain DNS labels of letters, digits and `-`"),
         );
     }
+}
+
+/// A setting's value, or its default.
+fn or_default(value: &Option<crate::model::Sp<String>>, default: &str) -> String {
+    value
+        .as_ref()
+        .map_or_else(|| default.to_string(), |v| v.value.clone())
 }

@@ -26,7 +26,7 @@ pub struct Metadata {
     pub annotations: Labels,
 }
 
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct Selector {
     pub match_labels: Labels,

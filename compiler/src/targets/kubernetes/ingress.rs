@@ -119,6 +119,20 @@ fn public(inst: &Instance) -> Option<(String, String)> {
     split_url(&literal(inst.public_url.as_ref()?)?)
 }
 
+/// The ports of a service that its Ingress paths reach (the ingress
+/// controller connects to them).
+pub(super) fn routed_ports(inst: &Instance) -> Vec<Name> {
+    let url = public(inst).is_some();
+    let mut ports: Vec<Name> = routes_of(inst, url)
+        .into_iter()
+        .filter(|r| r.domain.is_some() || url)
+        .map(|r| r.port)
+        .collect();
+    ports.sort();
+    ports.dedup();
+    ports
+}
+
 /// A service's routes, or, with a public URL, its first port at `/` when it
 /// has none.
 fn routes_of(inst: &Instance, public: bool) -> Vec<RoutedPath> {

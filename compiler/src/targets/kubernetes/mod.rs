@@ -7,6 +7,8 @@
 //! - `ingress.yaml`: one Ingress for every service with a public URL, and
 //!   `certificates.yaml`: cert-manager's Issuer and Certificates for its https
 //!   hosts;
+//! - `network-policies.yaml`: the NetworkPolicies, a default deny and what
+//!   each workload lets in (`policies.rs`);
 //! - `secrets.sh`: the secret keys the topology needs and the command that creates
 //!   the Secret from environment variables. No secret value is ever written.
 //!
@@ -30,6 +32,7 @@ mod certificates;
 mod cnpg;
 mod ingress;
 pub(crate) use ingress::unexpressible;
+mod policies;
 mod secrets;
 mod sentinel;
 mod starts;
@@ -152,6 +155,11 @@ pub fn generate(
         );
         restores.extend(cx.cnpg_restore(inst).map(|r| (*inst, r)));
     }
+    write(
+        "network-policies.yaml",
+        cx.network_policies(&instances),
+        out,
+    );
     let ingresses = cx.ingresses(&instances);
     if !ingresses.is_empty() {
         if let Some(certificates) = cx.certificates(&ingresses) {
