@@ -895,3 +895,135 @@ fn each_ingress_keeps_its_routes_settings() {
     }
     assert!(routes >= 5, "{routes} routes on Kubernetes");
 }
+
+/// Every PodMonitor selects the pods of one workload (or one CloudNativePG
+/// cluster's instances) and scrapes a port they name, and its endpoints are a
+/// scrape config Prometheus accepts (`promtool check config`: paths,
+/// durations, a timeout within the interval). A topology with `scrape =
+/// annotations` has none, and its annotations name a container port.
+#[test]
+fn pod_monitors_and_scrape_annotations_name_what_exists() {
+    let mut monitors = 0;
+    let mut jobs = Vec::new();
+    for set in sets() {
+        let pods: Vec<(&str, &Value)> = set
+            .docs
+            .iter()
+            .filter(|d| matches!(kind(d), "Deployment" | "StatefulSet"))
+            .map(|d| (name(d), &d["spec"]["template"]))
+            .collect();
+        let clusters: BTreeSet<&str> = set
+            .docs
+            .iter()
+            .filter(|d| kind(d) == "Cluster")
+            .map(name)
+            .collect();
+        for m in set.docs.iter().filter(|d| kind(d) == "PodMonitor") {
+            monitors += 1;
+            let selector = labels(&m["spec"]["selector"]["matchLabels"]);
+            let endpoint = &m["spec"]["podMetricsEndpoints"][0];
+            let port = endpoint["port"].as_str().expect("a port name");
+            if let Some(cluster) = selector.get("cnpg.io/cluster") {
+                assert!(
+                    clusters.contains(cluster.as_str()),
+                    "{}: {cluster}",
+                    set.name
+                );
+                assert_eq!(port, "metrics", "CloudNativePG's exporter port");
+            } else {
+                let selected: Vec<&(&str, &Value)> = pods
+                    .iter()
+                    .filter(|(_, t)| subset(&selector, &labels(&t["metadata"]["labels"])))
+                    .collect();
+                assert_eq!(
+                    selected.len(),
+                    1,
+                    "{}: {} selects {}",
+                    set.name,
+                    name(m),
+                    selected.len()
+                );
+                let names: BTreeSet<String> = containers_of(selected[0].1)
+                    .iter()
+                    .flat_map(|c| port_names(c))
+                    .collect();
+                assert!(
+                    names.contains(port),
+                    "{}: {} scrapes {port}",
+                    set.name,
+                    name(m)
+                );
+            }
+            jobs.push(format!(
+                "  - job_name: {:?}\n    metrics_path: {:?}\n{}{}    static_configs:\n      - targets: [\"localhost:9\"]\n",
+                format!("{} {}", set.name.replace(['/', ' '], "-"), name(m)),
+                endpoint["path"].as_str().expect("a path"),
+                endpoint["interval"]
+                    .as_str()
+                    .map(|i| format!("    scrape_interval: {i}\n"))
+                    .unwrap_or_default(),
+                endpoint["scrapeTimeout"]
+                    .as_str()
+                    .map(|t| format!("    scrape_timeout: {t}\n"))
+                    .unwrap_or_default(),
+            ));
+        }
+        let annotated: Vec<&(&str, &Value)> = pods
+            .iter()
+            .filter(|(_, t)| {
+                t["metadata"]["annotations"]["prometheus.io/scrape"].as_str() == Some("true")
+            })
+            .collect();
+        for (workload, template) in &annotated {
+            let a = &template["metadata"]["annotations"];
+            let port: u64 = a["prometheus.io/port"]
+                .as_str()
+                .and_then(|p| p.parse().ok())
+                .expect("a port");
+            let ports: BTreeSet<u64> = containers_of(template)
+                .iter()
+                .flat_map(|c| c["ports"].as_sequence().into_iter().flatten())
+                .filter_map(|p| p["containerPort"].as_u64())
+                .collect();
+            assert!(
+                ports.contains(&port),
+                "{}: {workload} annotates port {port}",
+                set.name
+            );
+            assert!(a["prometheus.io/path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with('/')));
+            assert!(
+                !set.docs.iter().any(|d| kind(d) == "PodMonitor"),
+                "{}: annotations and PodMonitors both",
+                set.name
+            );
+        }
+    }
+    assert!(monitors >= 2, "the examples' metrics have PodMonitors");
+    if !crate::support::require("promtool") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("prometheus.yml");
+    std::fs::write(&file, format!("scrape_configs:\n{}", jobs.concat())).expect("write");
+    let out = std::process::Command::new("promtool")
+        .args(["check", "config"])
+        .arg(&file)
+        .output()
+        .expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check config: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn containers_of(template: &Value) -> Vec<&Value> {
+    template["spec"]["containers"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .collect()
+}

@@ -443,6 +443,7 @@ fn needed(set: &Set, c: &Cluster) -> Vec<(Source, String, u64)> {
             reach(&Source::Outside, name(s), &mut out);
         }
     }
+    scraped(set, c, &mut out);
     for cl in &c.cnpg {
         let target = format!("{cl}-1");
         out.push((actor("cnpg-system", "cloudnative-pg"), target.clone(), 8000));
@@ -453,6 +454,96 @@ fn needed(set: &Set, c: &Cluster) -> Vec<(Source, String, u64)> {
         out.push((peer, target, 5432));
     }
     out
+}
+
+/// Where the cluster's Prometheus runs: the namespace the stack names for
+/// it (`monitoring_namespace`), a fact of the cluster the file states, else
+/// kube-prometheus-stack's usual one.
+fn prometheus(set: &Set) -> Source {
+    let path = set.name.split(' ').next().unwrap_or_default();
+    let text = crate::support::read(&crate::support::root().join(path));
+    let namespace = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("monitoring_namespace = "))
+        .map_or("monitoring", |v| v.trim_matches('"'));
+    actor(namespace, "prometheus")
+}
+
+/// What the cluster's Prometheus scrapes: each PodMonitor's pods on its
+/// endpoints' ports, each pod with `prometheus.io/scrape` on the annotated
+/// port (a CloudNativePG cluster's through its inherited annotations).
+fn scraped(set: &Set, c: &Cluster, out: &mut Vec<(Source, String, u64)>) {
+    let prometheus = prometheus(set);
+    for m in kind_docs(set, "PodMonitor") {
+        for endpoint in m["spec"]["podMetricsEndpoints"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            let port_name = endpoint["port"].as_str().unwrap_or_default();
+            for t in c
+                .targets
+                .iter()
+                .filter(|t| selects(&m["spec"]["selector"], &t.labels))
+            {
+                let port = named_port(set, t, port_name)
+                    .unwrap_or_else(|| panic!("{}: {}: no port {port_name}", set.name, t.name));
+                out.push((prometheus.clone(), t.name.clone(), port));
+            }
+        }
+    }
+    for (doc, template) in pod_specs(set) {
+        annotated(
+            &template["metadata"]["annotations"],
+            name(doc),
+            &prometheus,
+            out,
+        );
+    }
+    for cl in kind_docs(set, "Cluster") {
+        let target = format!("{}-1", name(cl));
+        annotated(
+            &cl["spec"]["inheritedMetadata"]["annotations"],
+            &target,
+            &prometheus,
+            out,
+        );
+    }
+}
+
+fn annotated(
+    annotations: &Value,
+    target: &str,
+    prometheus: &Source,
+    out: &mut Vec<(Source, String, u64)>,
+) {
+    if annotations["prometheus.io/scrape"].as_str() == Some("true") {
+        let port = annotations["prometheus.io/port"]
+            .as_str()
+            .and_then(|p| p.parse().ok())
+            .expect("an annotated port");
+        out.push((prometheus.clone(), target.to_string(), port));
+    }
+}
+
+/// A named container port of a target: its workload's, or a CloudNativePG
+/// instance's exporter.
+fn named_port(set: &Set, target: &Target, port_name: &str) -> Option<u64> {
+    if target.labels.contains_key("cnpg.io/cluster") {
+        return (port_name == "metrics").then_some(9187);
+    }
+    pod_specs(set)
+        .iter()
+        .find(|(d, _)| name(d) == target.name)
+        .and_then(|(_, t)| {
+            t["spec"]["containers"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .flat_map(|c| c["ports"].as_sequence().into_iter().flatten())
+                .find(|p| p["name"].as_str() == Some(port_name))
+                .and_then(|p| p["containerPort"].as_u64())
+        })
 }
 
 #[test]
@@ -468,6 +559,7 @@ fn network_policies_allow_exactly_the_connections_the_manifests_make() {
             actor("default", "stranger"),
             actor("ingress-nginx", "ingress-nginx"),
             actor("cnpg-system", "cloudnative-pg"),
+            prometheus(&set),
             Source::Outside,
         ]);
         sources.extend(pod_specs(&set).iter().map(|(_, t)| Source::Pod {

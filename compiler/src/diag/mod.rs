@@ -568,6 +568,9 @@ codes! {
     /// with no IP address, a Prometheus outside the topology): it lets the
     /// port in from anywhere.
     FirewallOpen = "W0503", Warning, "firewall-open";
+    /// A service's metrics timing that the Kubernetes scrape annotations
+    /// cannot carry.
+    ScrapeCannotExpress = "W0504", Warning, "scrape-cannot-express";
     /// stackc failed to write a file it should be able to write: a bug in stackc.
     /// Nothing is written; please report it with the input.
     Internal = "E0900", Error, "internal";

@@ -76,6 +76,7 @@ fn every_choice_completion_offers_is_accepted() {
                 "strategy" => format!("service s {{\n  image = \"s:1\"\n  port http = 80\n  route \"/\" {{ strategy = {value} }}\n}}\n"),
                 "protocol" => format!("service s {{\n  image = \"s:1\"\n  port p {{ container = 80  protocol = {value} }}\n}}\n"),
                 "platform" => format!("topology t {{\n  platform = {value}\n}}\n"),
+                "scrape" => format!("topology t {{\n  platform = kubernetes\n  scrape = {value}\n}}\n"),
                 _ => format!("service s {{\n  image = \"s:1\"\n  {field} = {value}\n}}\n"),
             };
             let wrong: Vec<String> = analyze(text.as_str(), &options, Disposal::Free)

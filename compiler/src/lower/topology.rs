@@ -36,6 +36,16 @@ impl Lower<'_> {
                         }
                     }
                 }
+                "scrape" => {
+                    self.no_label(f);
+                    if let Some(v) = self.assigned(f) {
+                        let choices = [
+                            ("pod_monitor", Scrape::PodMonitor),
+                            ("annotations", Scrape::Annotations),
+                        ];
+                        topo.scrape = self.choice(v, &choices);
+                    }
+                }
                 "run" => {
                     self.no_kind(f);
                     run_spans.push(f.key.span);
@@ -332,6 +342,7 @@ impl Lower<'_> {
                         "cnpg_namespace",
                         topo.cnpg_namespace.as_ref().map(|n| n.span),
                     ),
+                    ("scrape", topo.scrape.as_ref().map(|n| n.span)),
                 ];
                 for (field, span) in k8s_only {
                     if let Some(span) = span {

@@ -199,6 +199,16 @@ pub enum Protocol {
     Udp,
 }
 
+/// How the cluster's Prometheus finds what to scrape (Kubernetes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scrape {
+    /// A Prometheus Operator `PodMonitor` per service with metrics.
+    #[default]
+    PodMonitor,
+    /// The `prometheus.io/scrape`, `port` and `path` pod annotations.
+    Annotations,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Platform {
     Compose,

@@ -140,6 +140,8 @@ pub struct TopologyDef {
     pub ingress_namespace: Option<Sp<String>>,
     pub monitoring_namespace: Option<Sp<String>>,
     pub cnpg_namespace: Option<Sp<String>>,
+    /// Kubernetes: how the cluster's Prometheus finds the metrics.
+    pub scrape: Option<Sp<super::Scrape>>,
     /// Compose: where the topology's output directory is on its hosts.
     pub directory: Option<Sp<String>>,
     /// Where the certificates of its https domains come from.
@@ -174,6 +176,7 @@ impl TopologyDef {
             ingress_namespace: None,
             monitoring_namespace: None,
             cnpg_namespace: None,
+            scrape: None,
             directory: None,
             acme: None,
             receivers: IndexMap::default(),

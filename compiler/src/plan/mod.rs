@@ -82,6 +82,8 @@ pub struct TopologyPlan {
     pub ingress_class: Option<String>,
     /// Kubernetes: the namespaces that reach the stack's pods.
     pub peer_namespaces: PeerNamespaces,
+    /// Kubernetes: how the cluster's Prometheus finds the metrics.
+    pub scrape: crate::model::Scrape,
     /// Compose: where `out/<topology>/` is on the hosts.
     pub directory: String,
     /// Where the certificates of its https domains come from.
@@ -334,8 +336,8 @@ pub struct Instance {
     pub public: Vec<String>,
     pub public_url: Option<Pieces>,
     pub routes: Vec<RoutedPath>,
-    /// The port Prometheus scrapes (its `metrics`), by name.
-    pub metrics_port: Option<Name>,
+    /// What Prometheus scrapes (its `metrics`).
+    pub metrics: Option<Box<Metrics>>,
     pub update: Update,
     /// The HA mode (`single` when none is chosen).
     pub ha: HaMode,
@@ -350,6 +352,18 @@ pub struct Instance {
     pub scaling: Part<Scaling>,
     pub replication: Part<Replication>,
     pub parameters: Part<Parameters>,
+}
+
+/// A service's metrics endpoint: its port (by name), path and timing (the
+/// scraper's own when unset).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metrics {
+    pub port: Name,
+    pub path: String,
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    /// Its `metrics` entry, for what a target cannot express.
+    pub span: Span,
 }
 
 /// What an instance runs, besides its image.
@@ -455,7 +469,7 @@ impl Instance {
             public: Vec::new(),
             public_url: None,
             routes: Vec::new(),
-            metrics_port: None,
+            metrics: None,
             update: Update {
                 max_surge: 1,
                 max_unavailable: 0,

@@ -261,6 +261,7 @@ fn plan_topology(
             .as_ref()
             .map_or_else(|| stack.name.clone(), |n| n.value.clone()),
         ingress_class: topo.ingress_class.as_ref().map(|c| c.value.clone()),
+        scrape: topo.scrape.as_ref().map(|s| s.value).unwrap_or_default(),
         peer_namespaces: super::PeerNamespaces {
             ingress: or_default(&topo.ingress_namespace, "ingress-nginx"),
             monitoring: or_default(&topo.monitoring_namespace, "monitoring"),

@@ -101,6 +101,8 @@ pub struct PodTemplate {
 #[derive(Serialize, Default)]
 pub struct TemplateMetadata {
     pub labels: Labels,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub annotations: Labels,
 }
 
 #[derive(Serialize, Default)]
@@ -551,6 +553,14 @@ pub struct CnpgClusterSpec {
     /// The cluster a recovery restores from.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub external_clusters: Vec<CnpgExternalCluster>,
+    /// What the operator puts on every object of the cluster, its pods too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inherited_metadata: Option<InheritedMetadata>,
+}
+
+#[derive(Serialize)]
+pub struct InheritedMetadata {
+    pub annotations: Labels,
 }
 
 #[derive(Serialize)]

@@ -133,7 +133,10 @@ pub fn check(plan: &Plan, diags: &mut Diagnostics) {
     for topo in &plan.topologies {
         match topo.platform {
             crate::model::Platform::Compose => env::check(topo, diags),
-            crate::model::Platform::Kubernetes => kubernetes::unexpressible(topo, diags),
+            crate::model::Platform::Kubernetes => {
+                kubernetes::unexpressible(topo, diags);
+                kubernetes::unexpressible_scrape(topo, diags);
+            }
         }
     }
 }

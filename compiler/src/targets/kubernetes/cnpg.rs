@@ -126,6 +126,9 @@ impl Cx<'_> {
                     enable_pod_anti_affinity: true,
                     topology_key: "kubernetes.io/hostname",
                 },
+                inherited_metadata: Some(self.scrape_annotations(inst))
+                    .filter(|a| !a.is_empty())
+                    .map(|annotations| InheritedMetadata { annotations }),
                 ..CnpgClusterSpec::default()
             }),
         }

@@ -32,6 +32,8 @@ mod certificates;
 mod cnpg;
 mod ingress;
 pub(crate) use ingress::unexpressible;
+mod monitoring;
+pub(crate) use monitoring::unexpressible_scrape;
 mod policies;
 mod secrets;
 mod sentinel;

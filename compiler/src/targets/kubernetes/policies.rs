@@ -145,9 +145,9 @@ impl Cx<'_> {
             .collect();
         rules.extend(from(vec![self.ingress_controller()], &routed));
         let metrics: Vec<u16> = inst
-            .metrics_port
+            .metrics
             .iter()
-            .filter_map(|n| port_of(n))
+            .filter_map(|m| port_of(&m.port))
             .collect();
         rules.extend(from(vec![self.prometheus()], &metrics));
         // A public port without a public URL is its LoadBalancer's: anyone's.
@@ -218,7 +218,7 @@ impl Cx<'_> {
         let operator = self.namespace(&self.topo.peer_namespaces.cnpg, Some("cloudnative-pg"));
         let mut ingress: Vec<Rule> = from(consumers, &[POSTGRES_PORT]).into_iter().collect();
         ingress.extend(from(vec![operator], &[CNPG_STATUS_PORT]));
-        if inst.metrics_port.is_some() {
+        if inst.metrics.is_some() {
             ingress.extend(from(vec![self.prometheus()], &[CNPG_METRICS_PORT]));
         }
         PolicySpec {

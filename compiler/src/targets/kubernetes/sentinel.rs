@@ -162,6 +162,7 @@ impl Set<'_> {
                 template: PodTemplate {
                     metadata: TemplateMetadata {
                         labels: self.cx.labels(self.inst),
+                        annotations: Labels::default(),
                     },
                     spec: PodSpec {
                         affinity: self.anti_affinity(&self.inst.name),
@@ -232,6 +233,7 @@ impl Set<'_> {
                         labels: self
                             .cx
                             .named_labels(&self.sentinel, &self.component("sentinel")),
+                        annotations: Labels::default(),
                     },
                     spec: PodSpec {
                         affinity: self.anti_affinity(&self.sentinel),
@@ -301,6 +303,7 @@ impl Set<'_> {
                         labels: self
                             .cx
                             .named_labels(&self.proxy, &self.component("master-endpoint")),
+                        annotations: Labels::default(),
                     },
                     spec: PodSpec {
                         affinity: self.anti_affinity(&self.proxy),

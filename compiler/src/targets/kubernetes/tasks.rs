@@ -135,6 +135,7 @@ impl Cx<'_> {
                     job_template: JobTemplate {
                         metadata: TemplateMetadata {
                             labels: self.labels(inst),
+                            annotations: Labels::default(),
                         },
                         spec: job,
                     },
@@ -166,6 +167,7 @@ impl Cx<'_> {
             template: PodTemplate {
                 metadata: TemplateMetadata {
                     labels: self.labels(inst),
+                    annotations: Labels::default(),
                 },
                 spec: self.pod_spec(inst, false),
             },

@@ -8,21 +8,22 @@ impl Cx<'_> {
     /// disruption budget (an HA mode run by an operator or by Sentinel has its
     /// own).
     pub(super) fn service_objects(&self, inst: &Instance) -> Documents {
-        if inst.ha == HaMode::CloudNativePg {
-            return self.cnpg_cluster(inst);
-        }
-        if let Some(s) = &inst.replication.sentinel {
-            return self.redis_sentinel(inst, s);
-        }
-        if inst.role == Role::Task {
-            return self.task_objects(inst);
-        }
-        let mut docs = Documents::default();
-        let stateful = inst.role == Role::Stateful;
-        self.waiting_account(inst, &mut docs);
-        self.workload(inst, stateful, &mut docs);
-        self.services(inst, stateful, &mut docs);
-        self.scaling(inst, &mut docs);
+        let mut docs = if inst.ha == HaMode::CloudNativePg {
+            self.cnpg_cluster(inst)
+        } else if let Some(s) = &inst.replication.sentinel {
+            self.redis_sentinel(inst, s)
+        } else if inst.role == Role::Task {
+            self.task_objects(inst)
+        } else {
+            let mut docs = Documents::default();
+            let stateful = inst.role == Role::Stateful;
+            self.waiting_account(inst, &mut docs);
+            self.workload(inst, stateful, &mut docs);
+            self.services(inst, stateful, &mut docs);
+            self.scaling(inst, &mut docs);
+            docs
+        };
+        self.pod_monitor(inst, &mut docs);
         docs
     }
 
@@ -33,6 +34,7 @@ impl Cx<'_> {
         let template = PodTemplate {
             metadata: TemplateMetadata {
                 labels: self.labels(inst),
+                annotations: self.scrape_annotations(inst),
             },
             spec: self.pod_spec(inst, stateful),
         };
