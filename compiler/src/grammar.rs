@@ -46,6 +46,10 @@ pub enum Place {
     WebhookUrl,
     /// A Slack channel (`#ops`) or user (`@name`).
     SlackChannel,
+    /// A metric's name, as Prometheus and the Kubernetes metrics APIs read it.
+    MetricName,
+    /// A Kubernetes label's name (without a prefix) or value.
+    LabelValue,
 }
 
 impl Place {
@@ -68,6 +72,8 @@ impl Place {
             Place::BucketPath => "a path in a bucket",
             Place::WebhookUrl => "a webhook URL",
             Place::SlackChannel => "a Slack channel",
+            Place::MetricName => "a metric name",
+            Place::LabelValue => "a label",
         }
     }
 
@@ -90,6 +96,8 @@ impl Place {
             Place::BucketPath => "`/` then letters, digits and `-._~%+=@/`",
             Place::WebhookUrl => "`http://` or `https://`, a host (`[...]` for an IPv6 address) and an optional `:PORT`, then a path and query of letters, digits and `-._~%/:?=&+`",
             Place::SlackChannel => "`#` or `@`, then lowercase letters, digits, `-`, `_` and `.`",
+            Place::MetricName => "a letter, `_` or `:`, then letters, digits, `_` and `:`",
+            Place::LabelValue => "at most 63 letters, digits, `-`, `_` and `.`, a letter or digit at each end",
         }
     }
 }
@@ -130,6 +138,8 @@ pub fn invalid(place: Place, s: &str) -> Option<String> {
             None
         }
         Place::Domain => domain(s, "a domain"),
+        Place::MetricName => metric_name(s),
+        Place::LabelValue => label(s),
         Place::FilePath => {
             if s.is_empty() {
                 return Some("a file path cannot be empty".to_string());
@@ -484,6 +494,39 @@ pub fn host_port(host: &str, port: u16) -> String {
     } else {
         format!("{host}:{port}")
     }
+}
+
+/// Why `s` is not a metric name (Prometheus' grammar, which the metrics APIs
+/// take).
+fn metric_name(s: &str) -> Option<String> {
+    let bad = |c: char| Some(format!("a metric name cannot hold {}", shown(c)));
+    let first = |c: char| c.is_ascii_alphabetic() || "_:".contains(c);
+    match s.chars().next() {
+        None => Some("a metric name cannot be empty".to_string()),
+        Some(c) if !first(c) => bad(c),
+        _ => s
+            .chars()
+            .find(|&c| !(first(c) || c.is_ascii_digit()))
+            .and_then(bad),
+    }
+}
+
+/// Why `s` is not a Kubernetes label's name (without a prefix) or value.
+fn label(s: &str) -> Option<String> {
+    if s.len() > 63 {
+        return Some("a label holds at most 63 characters".to_string());
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
+    {
+        return Some(format!("a label cannot hold {}", shown(c)));
+    }
+    let ends = |c: Option<char>| c.is_none_or(|c| c.is_ascii_alphanumeric());
+    if !ends(s.chars().next()) || !ends(s.chars().last()) {
+        return Some("a label starts and ends with a letter or digit".to_string());
+    }
+    None
 }
 
 #[cfg(test)]

@@ -198,8 +198,28 @@ pub const AUTOSCALE: Block = Block {
             "memory",
             "the target memory utilization, percent of the request",
         ),
+        f(
+            "metric",
+            "a pod metric to scale on: `metric \"NAME\" { per_pod = N }`",
+        ),
+        f(
+            "external",
+            "a metric from outside the cluster: `external \"NAME\" { per_pod = N  labels { ... } }`",
+        ),
         f("scale_up", "how fast replicas are added"),
         f("scale_down", "how fast replicas are removed"),
+    ],
+};
+
+pub const SCALE_METRIC: Block = Block {
+    called: "an autoscale metric",
+    fields: &[
+        f(
+            "per_pod",
+            "the value per pod to keep it at (a pod metric's average)",
+        ),
+        f("total", "an external metric: its own value to keep it at"),
+        f("labels", "an external metric: the labels of its series"),
     ],
 };
 
@@ -526,6 +546,7 @@ pub fn blocks_of(key: &str) -> &'static [&'static Block] {
         "topology" => &[&TOPOLOGY],
         "autoscale" => &[&AUTOSCALE],
         "scale_up" | "scale_down" => &[&SCALE_POLICY],
+        "metric" => &[&SCALE_METRIC],
         "update" => &[&UPDATE],
         "volume" => &[&VOLUME],
         "metrics" => &[&METRICS],
@@ -558,6 +579,7 @@ pub(crate) const BLOCKS: &[&Block] = &[
     &TOPOLOGY,
     &AUTOSCALE,
     &SCALE_POLICY,
+    &SCALE_METRIC,
     &UPDATE,
     &VOLUME,
     &METRICS,

@@ -13,6 +13,7 @@ use crate::model::*;
 use crate::schema::{self, Block};
 use crate::syntax::{self, Entry, EntryValue, Ident, Label};
 
+mod autoscale;
 mod backup;
 mod entries;
 mod ha;

@@ -92,7 +92,32 @@ pub struct AutoscaleDef {
     pub memory: Option<Sp<u32>>,
     pub scale_up: Option<ScalePolicyDef>,
     pub scale_down: Option<ScalePolicyDef>,
+    /// Metrics besides CPU and memory.
+    pub metrics: Vec<ScaleMetricDef>,
     pub span: Span,
+}
+
+/// A metric an autoscaler follows besides CPU and memory: `metric "NAME"`,
+/// each pod's own (Kubernetes' custom metrics API), or `external "NAME"`,
+/// one from outside the cluster (a queue's length; the external metrics API).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScaleMetricDef {
+    pub name: Sp<String>,
+    pub external: bool,
+    pub target: Option<Sp<ScaleTarget>>,
+    /// An external metric's series, by its labels.
+    pub labels: Vec<(Ident, Sp<String>)>,
+    pub span: Span,
+}
+
+/// The value an autoscaler keeps a metric at, as a Kubernetes quantity.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScaleTarget {
+    /// The value per pod: a pod metric's average, or an external metric
+    /// divided by the pods.
+    PerPod(String),
+    /// An external metric's own value.
+    Total(String),
 }
 
 /// How fast an autoscaler may move: `scale_down { window = 300s  percent = 50  period = 60s }`.

@@ -571,6 +571,17 @@ pub struct Autoscale {
     pub memory: Option<u32>,
     pub scale_up: Option<ScalePolicy>,
     pub scale_down: Option<ScalePolicy>,
+    /// Metrics besides CPU and memory.
+    pub metrics: Vec<ScaleMetric>,
+}
+
+/// A pod or external metric an autoscaler keeps at its target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScaleMetric {
+    pub name: String,
+    pub external: bool,
+    pub target: crate::model::ScaleTarget,
+    pub labels: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -58,7 +58,7 @@ impl Topo<'_> {
                 );
             }
         }
-        if a.cpu.is_none() && a.memory.is_none() {
+        if a.cpu.is_none() && a.memory.is_none() && a.metrics.is_empty() {
             diags.push(
                 Diagnostic::error(
                     Code::MissingField,
@@ -66,7 +66,7 @@ impl Topo<'_> {
                     format!("the autoscaler of `{name}` has no target"),
                 )
                 .label("scale on what?")
-                .help("write `cpu = 70` and/or `memory = 80` (percent of the requests)"),
+                .help("write `cpu = 70` and/or `memory = 80` (percent of the requests), or a `metric \"NAME\" { per_pod = N }`"),
             );
         }
         let _ = decl_span;
@@ -85,6 +85,22 @@ impl Topo<'_> {
             memory: a.memory.as_ref().map(|c| c.value),
             scale_up: policy(&a.scale_up),
             scale_down: policy(&a.scale_down),
+            metrics: a
+                .metrics
+                .iter()
+                .filter_map(|m| {
+                    Some(ScaleMetric {
+                        name: m.name.value.clone(),
+                        external: m.external,
+                        target: m.target.as_ref()?.value.clone(),
+                        labels: m
+                            .labels
+                            .iter()
+                            .map(|(k, v)| (k.name.to_string(), v.value.clone()))
+                            .collect(),
+                    })
+                })
+                .collect(),
         })
     }
 }

@@ -32,6 +32,7 @@ fn every_block_is_documented_and_reached_by_the_editor() {
         "postgresql",
         "backup",
         "s3",
+        "metric",
     ];
     for block in BLOCKS {
         let mut names: Vec<&str> = block.names().collect();

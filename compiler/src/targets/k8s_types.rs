@@ -6,6 +6,9 @@ use serde::Serialize;
 
 pub type Labels = IndexMap<String, String>;
 
+mod autoscaling;
+pub use autoscaling::*;
+
 #[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Object<S: Serialize> {
@@ -395,73 +398,6 @@ pub struct ServicePort {
     pub port: u16,
     pub target_port: String,
     pub protocol: &'static str,
-}
-
-#[derive(Serialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct HpaSpec {
-    pub scale_target_ref: TargetRef,
-    pub min_replicas: u32,
-    pub max_replicas: u32,
-    pub metrics: Vec<Metric>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub behavior: Option<Behavior>,
-}
-
-#[derive(Serialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct TargetRef {
-    pub api_version: &'static str,
-    pub kind: &'static str,
-    pub name: String,
-}
-
-#[derive(Serialize, Default)]
-pub struct Metric {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub resource: ResourceMetric,
-}
-
-#[derive(Serialize, Default)]
-pub struct ResourceMetric {
-    pub name: &'static str,
-    pub target: MetricTarget,
-}
-
-#[derive(Serialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct MetricTarget {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub average_utilization: u32,
-}
-
-#[derive(Serialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct Behavior {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scale_up: Option<ScalingRules>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scale_down: Option<ScalingRules>,
-}
-
-#[derive(Serialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct ScalingRules {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stabilization_window_seconds: Option<u64>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub policies: Vec<ScalingPolicy>,
-}
-
-#[derive(Serialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct ScalingPolicy {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub value: u32,
-    pub period_seconds: u64,
 }
 
 #[derive(Serialize, Default)]

@@ -428,13 +428,15 @@ fn service_ports(inst: &Instance) -> Vec<ServicePort> {
 fn hpa(inst: &Instance, a: &plan::Autoscale) -> HpaSpec {
     let metric = |name: &'static str, pct: u32| Metric {
         kind: "Resource",
-        resource: ResourceMetric {
+        resource: Some(ResourceMetric {
             name,
             target: MetricTarget {
                 kind: "Utilization",
                 average_utilization: pct,
             },
-        },
+        }),
+        pods: None,
+        external: None,
     };
     let rules = |p: &plan::ScalePolicy| {
         let period = p.period.map_or(60, seconds);
@@ -469,6 +471,7 @@ fn hpa(inst: &Instance, a: &plan::Autoscale) -> HpaSpec {
     if let Some(m) = a.memory {
         metrics.push(metric("memory", m));
     }
+    metrics.extend(a.metrics.iter().map(scale_metric));
     HpaSpec {
         scale_target_ref: TargetRef {
             api_version: "apps/v1",
@@ -579,5 +582,42 @@ pub(super) fn claim_template(v: &plan::Volume) -> ClaimTemplate {
             access_modes: vec!["ReadWriteOnce"],
             resources: storage(v.size),
         },
+    }
+}
+
+/// A pod metric (the custom metrics API) or an external one, with its target.
+fn scale_metric(m: &plan::ScaleMetric) -> Metric {
+    use crate::model::ScaleTarget;
+    let target = match &m.target {
+        ScaleTarget::PerPod(q) => ValueTarget {
+            kind: "AverageValue",
+            average_value: Some(q.clone()),
+            value: None,
+        },
+        ScaleTarget::Total(q) => ValueTarget {
+            kind: "Value",
+            average_value: None,
+            value: Some(q.clone()),
+        },
+    };
+    let named = NamedMetric {
+        metric: MetricIdentifier {
+            name: m.name.clone(),
+            selector: (!m.labels.is_empty()).then(|| Selector {
+                match_labels: m.labels.iter().cloned().collect(),
+            }),
+        },
+        target,
+    };
+    let (pods, external) = if m.external {
+        (None, Some(named))
+    } else {
+        (Some(named), None)
+    };
+    Metric {
+        kind: if m.external { "External" } else { "Pods" },
+        resource: None,
+        pods,
+        external,
     }
 }
