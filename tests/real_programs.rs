@@ -1027,6 +1027,82 @@ tests:
     promtool_test(&test);
 }
 
+/// The HTTP alerts of the Neural DSL API (its `requests` and `latency`), as
+/// Prometheus evaluates them on series shaped as a client library serves
+/// them: 10 % of requests answered 500 fires the error-rate alert after its
+/// 5 minutes and 2 % never does; a 95th percentile in the bucket above 2 s
+/// fires the latency alert, one under it never does.
+#[test]
+fn http_alerts_fire_as_promtool_evaluates_them() {
+    if !require("promtool") {
+        return;
+    }
+    let b = build_all()
+        .iter()
+        .find(|b| b.name.contains("neural-dsl"))
+        .unwrap_or_else(|| panic!("the Neural DSL example is built"));
+    let rules = b.out.join("cluster/prometheus/alerts.yml");
+    let group = |ok: u32, errors: u32, buckets: [u32; 4], fires: bool| {
+        let [b05, b1, b25, inf] = buckets;
+        let error_alert = if fires {
+            r#"
+          - exp_labels: { severity: critical, job: api }
+            exp_annotations:
+              summary: "api answers 10% of its requests with an error"
+              description: "More than 5% of the requests to api got a 5xx answer over the last 5 minutes.""#
+        } else {
+            ""
+        };
+        let latency_alert = if fires {
+            r#"
+          - exp_labels: { severity: warning, job: api }
+            exp_annotations:
+              summary: "api answers in 2.5s at the 95th percentile"
+              description: "The slowest 5% of the requests to api took longer than 2s over the last 5 minutes.""#
+        } else {
+            ""
+        };
+        let series = |labels: &str, per_minute: u32| {
+            format!("      - series: 'http_request_duration_seconds_bucket{{job=\"api\", instance=\"10.20.1.11:8000\", {labels}}}'\n        values: '0+{per_minute}x15'\n")
+        };
+        format!(
+            r#"  - interval: 1m
+    input_series:
+      - series: 'http_requests_total{{job="api", instance="10.20.1.11:8000", code="200"}}'
+        values: '0+{ok}x15'
+      - series: 'http_requests_total{{job="api", instance="10.20.1.11:8000", code="500"}}'
+        values: '0+{errors}x15'
+{}{}{}{}    alert_rule_test:
+      - eval_time: 4m
+        alertname: HighErrorRate
+        exp_alerts: []
+      - eval_time: 10m
+        alertname: HighErrorRate
+        exp_alerts:{}
+      - eval_time: 4m
+        alertname: HighLatency
+        exp_alerts: []
+      - eval_time: 10m
+        alertname: HighLatency
+        exp_alerts:{}
+"#,
+            series(r#"le="0.5""#, b05),
+            series(r#"le="1""#, b1),
+            series(r#"le="2.5""#, b25),
+            series(r#"le="+Inf""#, inf),
+            if fires { error_alert } else { " []" },
+            if fires { latency_alert } else { " []" },
+        )
+    };
+    let test = format!(
+        "rule_files: [{:?}]\nevaluation_interval: 1m\ntests:\n{}{}",
+        rules.display().to_string(),
+        group(90, 10, [10, 20, 50, 100], true),
+        group(98, 2, [10, 96, 99, 100], false),
+    );
+    promtool_test(&test);
+}
+
 /// Runs `promtool test rules` on `test`, a unit test file.
 fn promtool_test(test: &str) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

@@ -50,6 +50,8 @@ pub enum Place {
     MetricName,
     /// A Kubernetes label's name (without a prefix) or value.
     LabelValue,
+    /// A Prometheus label's name.
+    PromLabel,
 }
 
 impl Place {
@@ -74,6 +76,7 @@ impl Place {
             Place::SlackChannel => "a Slack channel",
             Place::MetricName => "a metric name",
             Place::LabelValue => "a label",
+            Place::PromLabel => "a Prometheus label name",
         }
     }
 
@@ -98,6 +101,7 @@ impl Place {
             Place::SlackChannel => "`#` or `@`, then lowercase letters, digits, `-`, `_` and `.`",
             Place::MetricName => "a letter, `_` or `:`, then letters, digits, `_` and `:`",
             Place::LabelValue => "at most 63 letters, digits, `-`, `_` and `.`, a letter or digit at each end",
+            Place::PromLabel => "a letter or `_`, then letters, digits and `_`",
         }
     }
 }
@@ -140,6 +144,10 @@ pub fn invalid(place: Place, s: &str) -> Option<String> {
         Place::Domain => domain(s, "a domain"),
         Place::MetricName => metric_name(s),
         Place::LabelValue => label(s),
+        Place::PromLabel => match metric_name(s) {
+            None if s.contains(':') => Some("a Prometheus label name cannot hold `:`".to_string()),
+            other => other.map(|why| why.replace("metric name", "Prometheus label name")),
+        },
         Place::FilePath => {
             if s.is_empty() {
                 return Some("a file path cannot be empty".to_string());

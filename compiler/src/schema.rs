@@ -295,6 +295,26 @@ pub const METRICS: Block = Block {
         f("path", "the path scraped (default /metrics)"),
         f("interval", "how often it is scraped"),
         f("timeout", "how long a scrape may take: at most `interval`"),
+        f(
+            "requests",
+            "the counter of HTTP requests (`http_requests_total`): alerts on its 5xx rate",
+        ),
+        f(
+            "status_label",
+            "the label of `requests` that holds the status (default `code`)",
+        ),
+        f(
+            "error_rate",
+            "the percent of requests answered 5xx that alerts (default 5)",
+        ),
+        f(
+            "latency",
+            "the histogram of request durations in seconds: alerts on its 95th percentile",
+        ),
+        f(
+            "latency_p95",
+            "the 95th percentile of `latency` that alerts (default 2s)",
+        ),
     ],
 };
 

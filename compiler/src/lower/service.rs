@@ -323,18 +323,45 @@ impl Lower<'_> {
         r
     }
 
+    /// A percent of requests, 1 to 99.
+    fn error_rate(&mut self, v: &Value) -> Option<Sp<u32>> {
+        let p = self.integer::<u32>(v, "a percentage")?;
+        if p.value == 0 || p.value >= 100 {
+            self.push(
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    p.span,
+                    format!("an error rate of {}% never alerts usefully", p.value),
+                )
+                .label("expected a percent from 1 to 99")
+                .help("the percent of requests answered 5xx above which it alerts, like `5`"),
+            );
+            return None;
+        }
+        Some(p)
+    }
+
     fn metrics(&mut self, e: &Entry) -> Option<MetricsDef> {
         let mut m = MetricsDef {
             port: None,
             path: None,
             interval: None,
             timeout: None,
+            requests: None,
+            status_label: None,
+            error_rate: None,
+            latency: None,
+            latency_p95: None,
             span: e.span(),
         };
+        // The fields written, right or wrong: a threshold beside a metric
+        // whose name was wrong is not reported again.
+        let mut written: Vec<&str> = Vec::new();
         match &e.value {
             EntryValue::Assign(v) => m.port = Some(self.name(v)?),
             EntryValue::Block(entries) => {
                 for (f, v) in self.settings(entries, "a metrics block") {
+                    written.push(f.key.name.as_str());
                     match f.key.name.as_str() {
                         "port" => m.port = self.name(v),
                         "path" => {
@@ -343,6 +370,21 @@ impl Lower<'_> {
                         }
                         "interval" => m.interval = self.duration(v),
                         "timeout" => m.timeout = self.duration(v),
+                        "requests" | "latency" => {
+                            let name = self.string(v);
+                            let name = self.in_grammar(Place::MetricName, name);
+                            if f.key.name == "requests" {
+                                m.requests = name;
+                            } else {
+                                m.latency = name;
+                            }
+                        }
+                        "status_label" => {
+                            let label = self.string(v);
+                            m.status_label = self.in_grammar(Place::PromLabel, label);
+                        }
+                        "error_rate" => m.error_rate = self.error_rate(v),
+                        "latency_p95" => m.latency_p95 = self.duration(v),
                         _ => {
                             let d = not_a_field(&f.key, &schema::METRICS);
                             self.push(d);
@@ -365,7 +407,50 @@ impl Lower<'_> {
                 );
             }
         }
+        for (at, field, of) in [
+            (
+                m.error_rate.as_ref().map(|s| s.span),
+                "error_rate",
+                "requests",
+            ),
+            (
+                m.status_label.as_ref().map(|s| s.span),
+                "status_label",
+                "requests",
+            ),
+            (
+                m.latency_p95.as_ref().map(|s| s.span),
+                "latency_p95",
+                "latency",
+            ),
+        ] {
+            if !written.contains(&of) {
+                self.alert_needs(at, field, of);
+            }
+        }
         Some(m)
+    }
+
+    /// A threshold without the metric it is of.
+    fn alert_needs(&mut self, at: Option<crate::diag::Span>, field: &str, of: &str) {
+        if let Some(span) = at {
+            self.push(
+                Diagnostic::error(
+                    Code::MissingField,
+                    span,
+                    format!("`{field}` needs `{of}`, the metric it reads"),
+                )
+                .label(format!("no `{of}` in this metrics block"))
+                .help(format!(
+                    "name the metric: `{of} = \"{}\"`",
+                    if of == "requests" {
+                        "http_requests_total"
+                    } else {
+                        "http_request_duration_seconds"
+                    }
+                )),
+            );
+        }
     }
 
     /// `volume NAME = "/path"` or `volume NAME { path = "/path"  size = 10Gi }`.

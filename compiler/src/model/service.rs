@@ -183,6 +183,15 @@ pub struct MetricsDef {
     pub path: Option<Sp<String>>,
     pub interval: Option<Sp<Duration>>,
     pub timeout: Option<Sp<Duration>>,
+    /// The counter of HTTP requests, with the label that holds the status.
+    pub requests: Option<Sp<String>>,
+    pub status_label: Option<Sp<String>>,
+    /// The percent of requests answered 5xx the error-rate alert fires above.
+    pub error_rate: Option<Sp<u32>>,
+    /// The histogram of request durations, and the 95th percentile the
+    /// latency alert fires above.
+    pub latency: Option<Sp<String>>,
+    pub latency_p95: Option<Sp<Duration>>,
     pub span: Span,
 }
 

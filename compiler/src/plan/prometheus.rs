@@ -47,6 +47,39 @@ pub struct ScrapeJob {
     pub dns: Vec<DnsTarget>,
     /// Reached at an address on another host.
     pub targets: Vec<StaticTarget>,
+    /// The HTTP metrics its alerts read (a service's `requests`, `latency`).
+    pub http: HttpAlerts,
+}
+
+/// A service's HTTP metrics, and the thresholds of the alerts on them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HttpAlerts {
+    /// The requests counter, its status label, and the percent of 5xx.
+    pub errors: Option<(String, String, u32)>,
+    /// The duration histogram, and the 95th percentile that alerts.
+    pub latency: Option<(String, Duration)>,
+}
+
+/// A service's HTTP alerts, with their defaults: the status in `code` (the
+/// Prometheus client libraries' label), 5 % of requests, 2 s.
+fn http_alerts(m: &MetricsDef) -> HttpAlerts {
+    HttpAlerts {
+        errors: m.requests.as_ref().map(|r| {
+            (
+                r.value.clone(),
+                m.status_label
+                    .as_ref()
+                    .map_or_else(|| "code".to_string(), |l| l.value.clone()),
+                m.error_rate.as_ref().map_or(5, |e| e.value),
+            )
+        }),
+        latency: m.latency.as_ref().map(|l| {
+            (
+                l.value.clone(),
+                m.latency_p95.as_ref().map_or(Duration(2000), |d| d.value),
+            )
+        }),
+    }
 }
 
 /// A compose service name and the port its replicas serve metrics on.
@@ -120,6 +153,7 @@ impl Topo<'_> {
                 timeout: m.timeout.as_ref().map(|d| d.value),
                 dns: Vec::new(),
                 targets: Vec::new(),
+                http: http_alerts(m),
             };
             for p in placements.iter() {
                 match self.target(name, p, &port.name.name, server, &mut publishes, diags) {
@@ -280,6 +314,7 @@ fn haproxy_jobs(
             timeout: None,
             dns: Vec::new(),
             targets: Vec::new(),
+            http: HttpAlerts::default(),
         };
         if local {
             job.dns.push(DnsTarget {
@@ -319,6 +354,7 @@ pub(super) fn patroni_jobs(hosts: &[HostPlan]) -> Vec<ScrapeJob> {
                 timeout: None,
                 dns: Vec::new(),
                 targets: Vec::new(),
+                http: HttpAlerts::default(),
             });
             job.targets.push(StaticTarget {
                 address: endpoint(&node.address, node.rest_port),

@@ -75,8 +75,8 @@ struct Severity {
 
 #[derive(Serialize)]
 struct Annotations {
-    summary: &'static str,
-    description: &'static str,
+    summary: String,
+    description: String,
 }
 
 #[derive(Serialize)]
@@ -209,6 +209,44 @@ fn alerts(topo: &TopologyPlan) -> Vec<Alert> {
     if has(Exporter::Patroni) {
         rules.extend(patroni_alerts(topo));
     }
+    for j in &topo.scrape_jobs {
+        rules.extend(http_alerts(j));
+    }
+    rules
+}
+
+/// On a service's own HTTP metrics (`requests`, `latency`): the share of its
+/// requests answered 5xx, and the 95th percentile of their durations, each
+/// over 5 minutes, summed over its replicas.
+fn http_alerts(j: &ScrapeJob) -> Vec<Alert> {
+    let job = &j.name;
+    let mut rules = Vec::new();
+    if let Some((requests, status, percent)) = &j.http.errors {
+        rules.push(alert(
+            "HighErrorRate",
+            format!(
+                r#"sum by (job) (rate({requests}{{job="{job}", {status}=~"5.."}}[5m])) / sum by (job) (rate({requests}{{job="{job}"}}[5m])) > {}"#,
+                f64::from(*percent) / 100.0
+            ),
+            "5m",
+            "critical",
+            "{{ $labels.job }} answers {{ $value | humanizePercentage }} of its requests with an error",
+            format!("More than {percent}% of the requests to {job} got a 5xx answer over the last 5 minutes."),
+        ));
+    }
+    if let Some((latency, p95)) = &j.http.latency {
+        let seconds = p95.0 as f64 / 1000.0;
+        rules.push(alert(
+            "HighLatency",
+            format!(
+                r#"histogram_quantile(0.95, sum by (job, le) (rate({latency}_bucket{{job="{job}"}}[5m]))) > {seconds}"#
+            ),
+            "5m",
+            "warning",
+            "{{ $labels.job }} answers in {{ $value | humanizeDuration }} at the 95th percentile",
+            format!("The slowest 5% of the requests to {job} took longer than {seconds}s over the last 5 minutes."),
+        ));
+    }
     rules
 }
 
@@ -275,8 +313,8 @@ fn alert(
     expr: String,
     after: &'static str,
     severity: &'static str,
-    summary: &'static str,
-    description: &'static str,
+    summary: impl Into<String>,
+    description: impl Into<String>,
 ) -> Alert {
     Alert {
         alert: name,
@@ -284,8 +322,8 @@ fn alert(
         after,
         labels: Severity { severity },
         annotations: Annotations {
-            summary,
-            description,
+            summary: summary.into(),
+            description: description.into(),
         },
     }
 }
