@@ -880,10 +880,7 @@ fn prometheus_alerts_fire_as_promtool_evaluates_them() {
     let checked = checks_pass("promtool", &["check", "rules"], "prometheus/alerts.yml");
     assert!(checked >= 3, "the examples have alerting rules ({checked})");
     // The rules of a topology with an HAProxy proxy, evaluated.
-    let b = build_all()
-        .iter()
-        .find(|b| b.name.contains("neural-dsl"))
-        .unwrap_or_else(|| panic!("the Neural DSL example is built"));
+    let b = neural_build();
     let rules = b.out.join("cluster/prometheus/alerts.yml");
     assert!(rules.is_file(), "{}", rules.display());
     let test = r#"rule_files: [RULES]
@@ -935,10 +932,7 @@ fn patroni_alerts_fire_as_promtool_evaluates_them() {
     if !require("promtool") {
         return;
     }
-    let b = build_all()
-        .iter()
-        .find(|b| b.name.contains("neural-dsl"))
-        .unwrap_or_else(|| panic!("the Neural DSL example is built"));
+    let b = neural_build();
     let config = fs::read_to_string(b.out.join("cluster/prometheus/prometheus.yml"))
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(
@@ -1037,10 +1031,7 @@ fn http_alerts_fire_as_promtool_evaluates_them() {
     if !require("promtool") {
         return;
     }
-    let b = build_all()
-        .iter()
-        .find(|b| b.name.contains("neural-dsl"))
-        .unwrap_or_else(|| panic!("the Neural DSL example is built"));
+    let b = neural_build();
     let rules = b.out.join("cluster/prometheus/alerts.yml");
     let group = |ok: u32, errors: u32, buckets: [u32; 4], fires: bool| {
         let [b05, b1, b25, inf] = buckets;
@@ -1101,6 +1092,14 @@ fn http_alerts_fire_as_promtool_evaluates_them() {
         group(98, 2, [10, 96, 99, 100], false),
     );
     promtool_test(&test);
+}
+
+/// The Neural DSL example's build, whose topologies have every alert.
+fn neural_build() -> &'static Built {
+    build_all()
+        .iter()
+        .find(|b| b.name.contains("neural-dsl"))
+        .unwrap_or_else(|| panic!("the Neural DSL example is built"))
 }
 
 /// Runs `promtool test rules` on `test`, a unit test file.
