@@ -799,6 +799,10 @@ fn each_ingress_keeps_its_routes_settings() {
                 .iter()
                 .find(|s| s.name == format!("{} {}", rel(&path), topo.name))
                 .unwrap_or_else(|| panic!("{} {}: no manifests", rel(&path), topo.name));
+            if topo.gateway.is_some() {
+                // HTTPRoutes instead (http_routes_attach_to_the_gateway...).
+                continue;
+            }
             for inst in topo.hosts.iter().flat_map(|h| &h.services) {
                 // On the Ingress: with a public URL, or on its own domain.
                 let public = inst.public_url.is_some();
@@ -1026,4 +1030,66 @@ fn containers_of(template: &Value) -> Vec<&Value> {
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// With a Gateway, the public routes are HTTPRoutes attached to it, and no
+/// Ingress: each rule a path prefix to a Service port that exists, a
+/// stripped prefix rewritten to `/`.
+#[test]
+fn http_routes_attach_to_the_gateway_and_reach_services() {
+    let mut rules = 0;
+    for set in sets() {
+        let routes: Vec<&Value> = set.docs.iter().filter(|d| kind(d) == "HTTPRoute").collect();
+        if routes.is_empty() {
+            continue;
+        }
+        assert!(
+            !set.docs.iter().any(|d| kind(d) == "Ingress"),
+            "{}: HTTPRoutes and Ingresses both",
+            set.name
+        );
+        for r in routes {
+            assert_eq!(r["spec"]["parentRefs"][0]["name"].as_str(), Some("public"));
+            assert_eq!(
+                r["spec"]["parentRefs"][0]["namespace"].as_str(),
+                Some("infra")
+            );
+            assert_eq!(r["spec"]["hostnames"].as_sequence().map(Vec::len), Some(1));
+            for rule in r["spec"]["rules"].as_sequence().expect("rules") {
+                rules += 1;
+                let path = rule["matches"][0]["path"]["value"]
+                    .as_str()
+                    .expect("a path");
+                assert!(path.starts_with('/'));
+                assert_eq!(
+                    rule["matches"][0]["path"]["type"].as_str(),
+                    Some("PathPrefix")
+                );
+                let backend = &rule["backendRefs"][0];
+                let service = backend["name"].as_str().expect("a backend");
+                let port = backend["port"].as_u64().expect("a port");
+                let served = set.docs.iter().any(|d| {
+                    kind(d) == "Service"
+                        && name(d) == service
+                        && d["spec"]["ports"]
+                            .as_sequence()
+                            .into_iter()
+                            .flatten()
+                            .any(|p| p["port"].as_u64() == Some(port))
+                });
+                assert!(
+                    served,
+                    "{}: {} routes to {service}:{port}",
+                    set.name,
+                    name(r)
+                );
+                if path == "/api/" {
+                    let rewrite = &rule["filters"][0]["urlRewrite"]["path"];
+                    assert_eq!(rewrite["type"].as_str(), Some("ReplacePrefixMatch"));
+                    assert_eq!(rewrite["replacePrefixMatch"].as_str(), Some("/"));
+                }
+            }
+        }
+    }
+    assert!(rules >= 3, "the Gateway case routes three paths");
 }

@@ -427,7 +427,18 @@ fn needed(set: &Set, c: &Cluster) -> Vec<(Source, String, u64)> {
             }
         }
     }
-    let controller = actor("ingress-nginx", "ingress-nginx");
+    let controller = controller(set);
+    for route in kind_docs(set, "HTTPRoute") {
+        for rule in route["spec"]["rules"].as_sequence().into_iter().flatten() {
+            for backend in rule["backendRefs"].as_sequence().into_iter().flatten() {
+                reach(
+                    &controller,
+                    backend["name"].as_str().unwrap_or_default(),
+                    &mut out,
+                );
+            }
+        }
+    }
     for ing in kind_docs(set, "Ingress") {
         for rule in ing["spec"]["rules"].as_sequence().into_iter().flatten() {
             for path in rule["http"]["paths"].as_sequence().into_iter().flatten() {
@@ -460,13 +471,32 @@ fn needed(set: &Set, c: &Cluster) -> Vec<(Source, String, u64)> {
 /// it (`monitoring_namespace`), a fact of the cluster the file states, else
 /// kube-prometheus-stack's usual one.
 fn prometheus(set: &Set) -> Source {
+    actor(
+        &stated(set, "monitoring_namespace", "monitoring"),
+        "prometheus",
+    )
+}
+
+/// Where the ingress controller or the Gateway's data plane runs: as the
+/// stack states it (`ingress_namespace`), else ingress-nginx's namespace.
+fn controller(set: &Set) -> Source {
+    actor(
+        &stated(set, "ingress_namespace", "ingress-nginx"),
+        "ingress-nginx",
+    )
+}
+
+/// A setting of the set's stack file, as written, or its default.
+fn stated(set: &Set, field: &str, default: &str) -> String {
     let path = set.name.split(' ').next().unwrap_or_default();
     let text = crate::support::read(&crate::support::root().join(path));
-    let namespace = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("monitoring_namespace = "))
-        .map_or("monitoring", |v| v.trim_matches('"'));
-    actor(namespace, "prometheus")
+    text.lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix(&format!("{field} = "))
+                .map(str::to_string)
+        })
+        .map_or(default.to_string(), |v| v.trim_matches('"').to_string())
 }
 
 /// What the cluster's Prometheus scrapes: each PodMonitor's pods on its
@@ -557,7 +587,7 @@ fn network_policies_allow_exactly_the_connections_the_manifests_make() {
         let mut sources: Vec<Source> = needed.iter().map(|(s, _, _)| s.clone()).collect();
         sources.extend([
             actor("default", "stranger"),
-            actor("ingress-nginx", "ingress-nginx"),
+            controller(&set),
             actor("cnpg-system", "cloudnative-pg"),
             prometheus(&set),
             Source::Outside,

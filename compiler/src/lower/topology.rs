@@ -55,7 +55,8 @@ impl Lower<'_> {
                 | "ingress_class"
                 | "ingress_namespace"
                 | "monitoring_namespace"
-                | "cnpg_namespace" => self.cluster_name(f, &mut topo),
+                | "cnpg_namespace"
+                | "gateway" => self.cluster_name(f, &mut topo),
                 "acme" => {
                     self.no_label(f);
                     topo.acme = Some(self.acme(f));
@@ -312,6 +313,7 @@ impl Lower<'_> {
             "ingress_class" => &mut topo.ingress_class,
             "ingress_namespace" => &mut topo.ingress_namespace,
             "monitoring_namespace" => &mut topo.monitoring_namespace,
+            "gateway" => &mut topo.gateway,
             _ => &mut topo.cnpg_namespace,
         };
         *field = Some(value);
@@ -343,6 +345,7 @@ impl Lower<'_> {
                         topo.cnpg_namespace.as_ref().map(|n| n.span),
                     ),
                     ("scrape", topo.scrape.as_ref().map(|n| n.span)),
+                    ("gateway", topo.gateway.as_ref().map(|n| n.span)),
                 ];
                 for (field, span) in k8s_only {
                     if let Some(span) = span {

@@ -142,6 +142,9 @@ pub struct TopologyDef {
     pub cnpg_namespace: Option<Sp<String>>,
     /// Kubernetes: how the cluster's Prometheus finds the metrics.
     pub scrape: Option<Sp<super::Scrape>>,
+    /// Kubernetes: the Gateway (`NAMESPACE/NAME`) the public routes attach
+    /// to, as Gateway API HTTPRoutes instead of Ingresses.
+    pub gateway: Option<Sp<String>>,
     /// Compose: where the topology's output directory is on its hosts.
     pub directory: Option<Sp<String>>,
     /// Where the certificates of its https domains come from.
@@ -177,6 +180,7 @@ impl TopologyDef {
             monitoring_namespace: None,
             cnpg_namespace: None,
             scrape: None,
+            gateway: None,
             directory: None,
             acme: None,
             receivers: IndexMap::default(),

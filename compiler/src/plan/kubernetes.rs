@@ -121,6 +121,20 @@ impl Topo<'_> {
             ("monitoring_namespace", &self.topo.monitoring_namespace),
             ("cnpg_namespace", &self.topo.cnpg_namespace),
         ];
+        if let Some(g) = &self.topo.gateway {
+            let parts = g.value.split_once('/');
+            if !parts.is_some_and(|(ns, name)| is_dns1123_label(ns) && is_dns1123_label(name)) {
+                diags.push(
+                    Diagnostic::error(
+                        Code::InvalidKubernetesName,
+                        g.span,
+                        format!("`{}` cannot name a Gateway", g.value),
+                    )
+                    .label("its namespace and name, `NAMESPACE/NAME`, each a DNS label")
+                    .help("write `gateway = \"infra/public\"`"),
+                );
+            }
+        }
         for (field, ns) in namespaces {
             let Some(ns) = ns else { continue };
             if !is_dns1123_label(&ns.value) {

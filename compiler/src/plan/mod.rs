@@ -84,6 +84,8 @@ pub struct TopologyPlan {
     pub peer_namespaces: PeerNamespaces,
     /// Kubernetes: how the cluster's Prometheus finds the metrics.
     pub scrape: crate::model::Scrape,
+    /// Kubernetes: the Gateway of the public routes, (namespace, name).
+    pub gateway: Option<(String, String)>,
     /// Compose: where `out/<topology>/` is on the hosts.
     pub directory: String,
     /// Where the certificates of its https domains come from.

@@ -262,6 +262,10 @@ fn plan_topology(
             .map_or_else(|| stack.name.clone(), |n| n.value.clone()),
         ingress_class: topo.ingress_class.as_ref().map(|c| c.value.clone()),
         scrape: topo.scrape.as_ref().map(|s| s.value).unwrap_or_default(),
+        gateway: topo.gateway.as_ref().and_then(|g| {
+            let (ns, name) = g.value.split_once('/')?;
+            Some((ns.to_string(), name.to_string()))
+        }),
         peer_namespaces: super::PeerNamespaces {
             ingress: or_default(&topo.ingress_namespace, "ingress-nginx"),
             monitoring: or_default(&topo.monitoring_namespace, "monitoring"),

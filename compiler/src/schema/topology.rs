@@ -38,6 +38,10 @@ pub const TOPOLOGY: Block = Block {
             "Kubernetes: the CloudNativePG operator's namespace, let in to its clusters' instances (default `cnpg-system`)",
         ),
         f(
+            "gateway",
+            "Kubernetes: the Gateway the public routes attach to, `NAMESPACE/NAME`: HTTPRoutes instead of Ingresses",
+        ),
+        f(
             "scrape",
             "Kubernetes: how the cluster's Prometheus finds the metrics: `pod_monitor` (default) or `annotations`",
         ),

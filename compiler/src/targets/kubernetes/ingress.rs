@@ -115,7 +115,7 @@ impl Cx<'_> {
 }
 
 /// The scheme and host of a service's public URL.
-fn public(inst: &Instance) -> Option<(String, String)> {
+pub(super) fn public(inst: &Instance) -> Option<(String, String)> {
     split_url(&literal(inst.public_url.as_ref()?)?)
 }
 
@@ -135,7 +135,7 @@ pub(super) fn routed_ports(inst: &Instance) -> Vec<Name> {
 
 /// A service's routes, or, with a public URL, its first port at `/` when it
 /// has none.
-fn routes_of(inst: &Instance, public: bool) -> Vec<RoutedPath> {
+pub(super) fn routes_of(inst: &Instance, public: bool) -> Vec<RoutedPath> {
     if !inst.routes.is_empty() || !public {
         return inst.routes.clone();
     }

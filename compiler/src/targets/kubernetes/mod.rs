@@ -4,6 +4,7 @@
 //! - `<service>.yaml`: the workload (a Deployment for stateless services, a
 //!   StatefulSet with a headless Service and volume claims for stateful ones), its
 //!   Service, and its HorizontalPodAutoscaler, PodDisruptionBudget and volume claims;
+//! - `routes.yaml`: with `gateway`, the Gateway API HTTPRoutes instead;
 //! - `ingress.yaml`: one Ingress for every service with a public URL, and
 //!   `certificates.yaml`: cert-manager's Issuer and Certificates for its https
 //!   hosts;
@@ -30,8 +31,16 @@ use crate::plan::{self, Instance, Out, Plan, RoutedPath, SentinelPlan, TopologyP
 
 mod certificates;
 mod cnpg;
+mod gateway;
 mod ingress;
-pub(crate) use ingress::unexpressible;
+/// What the topology's route objects cannot express of its routes.
+pub(crate) fn unexpressible(topo: &TopologyPlan, diags: &mut Diagnostics) {
+    if topo.gateway.is_some() {
+        gateway::unexpressible(topo, diags);
+    } else {
+        ingress::unexpressible(topo, diags);
+    }
+}
 mod monitoring;
 pub(crate) use monitoring::unexpressible_scrape;
 mod policies;
@@ -162,7 +171,16 @@ pub fn generate(
         cx.network_policies(&instances),
         out,
     );
-    let ingresses = cx.ingresses(&instances);
+    // The public routes: HTTPRoutes of the topology's Gateway, or Ingresses.
+    let routes = cx.http_routes(&instances);
+    if !routes.texts.is_empty() {
+        write("routes.yaml", routes, out);
+    }
+    let ingresses = if topo.gateway.is_some() {
+        Vec::new()
+    } else {
+        cx.ingresses(&instances)
+    };
     if !ingresses.is_empty() {
         if let Some(certificates) = cx.certificates(&ingresses) {
             write("certificates.yaml", certificates, out);
