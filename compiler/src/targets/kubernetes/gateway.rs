@@ -7,9 +7,9 @@
 
 use serde::Serialize;
 
-use super::ingress::{public, routes_of};
+use super::ingress::{cannot_express, public, routes_of};
 use super::*;
-use crate::diag::{Code, Diagnostic};
+use crate::diag::Code;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -173,21 +173,9 @@ pub(crate) fn unexpressible(topo: &TopologyPlan, diags: &mut Diagnostics) {
             if s.rate.is_some() {
                 differs.push("`rate` and `burst`: an HTTPRoute has no rate limit".to_string());
             }
-            if differs.is_empty() {
-                continue;
+            if let Some(d) = cannot_express("an HTTPRoute", topo, inst, route, &differs) {
+                diags.push(d);
             }
-            diags.push(
-                Diagnostic::error(
-                    Code::IngressCannotExpress,
-                    route.span,
-                    format!(
-                        "an HTTPRoute cannot express route `{}` of `{}` exactly on topology `{}`",
-                        route.path, inst.name, topo.name
-                    ),
-                )
-                .label("written without it")
-                .help(differs.join("; ")),
-            );
         }
     }
 }

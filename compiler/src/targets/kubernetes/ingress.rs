@@ -228,23 +228,37 @@ pub(crate) fn unexpressible(topo: &TopologyPlan, diags: &mut Diagnostics) {
                     differs.push(format!("`{what}` is rounded up to whole seconds"));
                 }
             }
-            if differs.is_empty() {
-                continue;
+            if let Some(d) = cannot_express("ingress-nginx", topo, inst, route, &differs) {
+                diags.push(d);
             }
-            diags.push(
-                Diagnostic::error(
-                    Code::IngressCannotExpress,
-                    route.span,
-                    format!(
-                        "ingress-nginx cannot express route `{}` of `{}` exactly on topology `{}`",
-                        route.path, inst.name, topo.name
-                    ),
-                )
-                .label("written as close as it can")
-                .help(differs.join("; ")),
-            );
         }
     }
+}
+
+/// W0502 at a route, when `what` (the route objects' controller) cannot
+/// write some of its settings: `differs` says which, and how it is written.
+pub(super) fn cannot_express(
+    what: &str,
+    topo: &TopologyPlan,
+    inst: &Instance,
+    route: &RoutedPath,
+    differs: &[String],
+) -> Option<Diagnostic> {
+    if differs.is_empty() {
+        return None;
+    }
+    Some(
+        Diagnostic::error(
+            Code::IngressCannotExpress,
+            route.span,
+            format!(
+                "{what} cannot express route `{}` of `{}` exactly on topology `{}`",
+                route.path, inst.name, topo.name
+            ),
+        )
+        .label("written as close as it can")
+        .help(differs.join("; ")),
+    )
 }
 
 /// `https://api.example.com/x` → ("https", "api.example.com").
