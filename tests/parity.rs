@@ -938,6 +938,9 @@ fn stack_differences(
     write_artifacts(&compilation, dir);
     let no_says = Says::default();
     let mut compared = 0;
+    // Each compose topology through `docker-compose config` once, whatever
+    // the number of Kubernetes topologies it is compared with.
+    let composed: Vec<_> = compose.iter().map(|ct| compose_meanings(dir, ct)).collect();
     for kt in &k8s {
         let names: BTreeSet<String> = kt
             .hosts
@@ -948,8 +951,7 @@ fn stack_differences(
         let docs = kubernetes_docs(dir, &kt.name);
         let ka = kubernetes_addresses(&docs, &kt.namespace, &names);
         let km = kubernetes_meanings(&docs, &ka);
-        for ct in &compose {
-            let (hosts, ca) = compose_meanings(dir, ct);
+        for (ct, (hosts, ca)) in compose.iter().zip(&composed) {
             let pair = Pair {
                 stack: stack.to_string(),
                 source,
@@ -959,7 +961,7 @@ fn stack_differences(
                 kubernetes_says: says.get(&*kt.name).unwrap_or(&no_says),
             };
             let mut diffs = Vec::new();
-            for (host, services) in &hosts {
+            for (host, services) in hosts {
                 for (name, svc) in services {
                     let (Some(k), Some(ci), Some(ki)) = (
                         km.get(name),
@@ -974,7 +976,7 @@ fn stack_differences(
                         continue;
                     }
                     let c = compose_meaning(svc, services);
-                    compare(&pair, name, host, (&c, k), (ci, ki), (&ca, &ka), &mut diffs);
+                    compare(&pair, name, host, (&c, k), (ci, ki), (ca, &ka), &mut diffs);
                     compared += 1;
                 }
             }

@@ -65,7 +65,7 @@ impl Topo<'_> {
             public: public.iter().map(|p| p.to_string()).collect(),
             public_url: resolved.public_url,
             routes: routes(def),
-            metrics: metrics(def),
+            metrics: super::prometheus::metrics_endpoint(def).map(Box::new),
             update: Update {
                 max_surge: def.scaling.update.max_surge.as_ref().map_or(1, |v| v.value),
                 max_unavailable: def
@@ -588,23 +588,4 @@ fn storage(name: &Name, def: &ServiceDef) -> Storage {
         backup: None,
         shared_from: None,
     }
-}
-
-/// The service's metrics endpoint, on its first port unless it names one.
-fn metrics(def: &ServiceDef) -> Option<Box<super::Metrics>> {
-    let m = def.reach.metrics.as_ref()?;
-    let port = match &m.port {
-        Some(p) => p.name.clone(),
-        None => def.ports.values().next()?.name.name.clone(),
-    };
-    Some(Box::new(super::Metrics {
-        port,
-        path: m
-            .path
-            .as_ref()
-            .map_or_else(|| "/metrics".into(), |p| p.value.clone()),
-        interval: m.interval.as_ref().map(|d| d.value),
-        timeout: m.timeout.as_ref().map(|d| d.value),
-        span: m.span,
-    }))
 }

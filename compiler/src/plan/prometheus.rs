@@ -60,6 +60,27 @@ pub struct HttpAlerts {
     pub latency: Option<(String, Duration)>,
 }
 
+/// A service's metrics endpoint, on its first port unless it names one: the
+/// one reading of `metrics` that the scrape jobs and the Kubernetes target
+/// share.
+pub(super) fn metrics_endpoint(def: &ServiceDef) -> Option<super::Metrics> {
+    let m = def.reach.metrics.as_ref()?;
+    let port = match &m.port {
+        Some(p) => p.name.clone(),
+        None => def.ports.values().next()?.name.name.clone(),
+    };
+    Some(super::Metrics {
+        port,
+        path: m
+            .path
+            .as_ref()
+            .map_or_else(|| "/metrics".into(), |p| p.value.clone()),
+        interval: m.interval.as_ref().map(|d| d.value),
+        timeout: m.timeout.as_ref().map(|d| d.value),
+        span: m.span,
+    })
+}
+
 /// A service's HTTP alerts, with their defaults: the status in `code` (the
 /// Prometheus client libraries' label), 5 % of requests, 2 s.
 fn http_alerts(m: &MetricsDef) -> HttpAlerts {
@@ -122,11 +143,9 @@ impl Topo<'_> {
             let Some(m) = &first.def.reach.metrics else {
                 continue;
             };
-            let port = match &m.port {
-                Some(p) => first.def.ports.get(&p.name),
-                None => first.def.ports.values().next(),
-            };
-            let Some(port) = port else {
+            let port =
+                metrics_endpoint(&first.def).filter(|e| first.def.ports.contains_key(&e.port));
+            let Some(endpoint) = port else {
                 if m.port.is_some() {
                     // An unknown port name was reported by `check`.
                     continue;
@@ -145,18 +164,15 @@ impl Topo<'_> {
             let mut job = ScrapeJob {
                 name: name.to_string(),
                 exporter: Exporter::Service,
-                path: m
-                    .path
-                    .as_ref()
-                    .map_or_else(|| "/metrics".into(), |p| p.value.clone()),
-                interval: m.interval.as_ref().map(|d| d.value),
-                timeout: m.timeout.as_ref().map(|d| d.value),
+                path: endpoint.path,
+                interval: endpoint.interval,
+                timeout: endpoint.timeout,
                 dns: Vec::new(),
                 targets: Vec::new(),
                 http: http_alerts(m),
             };
             for p in placements.iter() {
-                match self.target(name, p, &port.name.name, server, &mut publishes, diags) {
+                match self.target(name, p, &endpoint.port, server, &mut publishes, diags) {
                     Some(Target::Dns(t)) => job.dns.push(t),
                     Some(Target::Static(t)) => job.targets.push(t),
                     None => {}
