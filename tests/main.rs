@@ -29,6 +29,7 @@ mod format;
 mod generate;
 mod graph;
 mod kubernetes;
+mod kubernetes_alerts;
 mod lsp;
 mod meaning;
 mod neovim;

@@ -1103,7 +1103,7 @@ fn neural_build() -> &'static Built {
 }
 
 /// Runs `promtool test rules` on `test`, a unit test file.
-fn promtool_test(test: &str) {
+pub(crate) fn promtool_test(test: &str) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let test_file = dir.path().join("alerts_test.yml");
     fs::write(&test_file, test).unwrap_or_else(|e| panic!("{e}"));

@@ -52,7 +52,9 @@ pub use patroni::{
     PATRONI_DIR, PATRONI_PRIMARY_PORT, PATRONI_REPLICA_PORT, PATRONI_REST_PORT, PATRONI_VERSION,
 };
 pub use postgresql::WAL_KEEP_SIZE;
-pub use prometheus::{Exporter, ScrapeJob, HAPROXY_JOB, PROMETHEUS_CONFIG, PROMETHEUS_RULES};
+pub use prometheus::{
+    Exporter, HttpAlerts, ScrapeJob, HAPROXY_JOB, PROMETHEUS_CONFIG, PROMETHEUS_RULES,
+};
 pub use proxy::acme;
 pub use proxy::{
     HttpHealth, ProxyPlan, RateLimit, RoutePlan, RouteSettings, Site, Tls, Upstream,
@@ -364,6 +366,8 @@ pub struct Metrics {
     pub path: String,
     pub interval: Option<Duration>,
     pub timeout: Option<Duration>,
+    /// The HTTP metrics its alerts read.
+    pub http: HttpAlerts,
     /// Its `metrics` entry, for what a target cannot express.
     pub span: Span,
 }

@@ -77,6 +77,7 @@ pub(super) fn metrics_endpoint(def: &ServiceDef) -> Option<super::Metrics> {
             .map_or_else(|| "/metrics".into(), |p| p.value.clone()),
         interval: m.interval.as_ref().map(|d| d.value),
         timeout: m.timeout.as_ref().map(|d| d.value),
+        http: http_alerts(m),
         span: m.span,
     })
 }
@@ -169,7 +170,7 @@ impl Topo<'_> {
                 timeout: endpoint.timeout,
                 dns: Vec::new(),
                 targets: Vec::new(),
-                http: http_alerts(m),
+                http: endpoint.http,
             };
             for p in placements.iter() {
                 match self.target(name, p, &endpoint.port, server, &mut publishes, diags) {

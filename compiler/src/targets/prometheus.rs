@@ -13,7 +13,7 @@ use crate::diag::Diagnostics;
 use crate::model::Duration;
 use crate::options::Options;
 use crate::plan::{
-    Exporter, ScrapeJob, TopologyPlan, HAPROXY_JOB, PROMETHEUS_CONFIG, PROMETHEUS_RULES,
+    Exporter, HttpAlerts, ScrapeJob, TopologyPlan, HAPROXY_JOB, PROMETHEUS_CONFIG, PROMETHEUS_RULES,
 };
 
 /// Prometheus' defaults, written out so that the file says what it does.
@@ -48,18 +48,18 @@ struct Targets {
 
 /// A rule file: groups of alerting rules.
 #[derive(Serialize)]
-struct Rules {
-    groups: Vec<Group>,
+pub(super) struct Rules {
+    pub(super) groups: Vec<Group>,
 }
 
 #[derive(Serialize)]
-struct Group {
-    name: &'static str,
-    rules: Vec<Alert>,
+pub(super) struct Group {
+    pub(super) name: &'static str,
+    pub(super) rules: Vec<Alert>,
 }
 
 #[derive(Serialize)]
-struct Alert {
+pub(super) struct Alert {
     alert: &'static str,
     expr: String,
     #[serde(rename = "for")]
@@ -210,41 +210,45 @@ fn alerts(topo: &TopologyPlan) -> Vec<Alert> {
         rules.extend(patroni_alerts(topo));
     }
     for j in &topo.scrape_jobs {
-        rules.extend(http_alerts(j));
+        rules.extend(http_alerts(
+            &format!(r#"job="{}""#, j.name),
+            &j.name,
+            &j.http,
+        ));
     }
     rules
 }
 
-/// On a service's own HTTP metrics (`requests`, `latency`): the share of its
-/// requests answered 5xx, and the 95th percentile of their durations, each
-/// over 5 minutes, summed over its replicas.
-fn http_alerts(j: &ScrapeJob) -> Vec<Alert> {
-    let job = &j.name;
+/// On a service's own HTTP metrics (`requests`, `latency`), its series
+/// chosen by `selector` (`job="api"`) and `name` what the alerts call it:
+/// the share of its requests answered 5xx, and the 95th percentile of their
+/// durations, each over 5 minutes, summed over its replicas.
+pub(super) fn http_alerts(selector: &str, name: &str, http: &HttpAlerts) -> Vec<Alert> {
     let mut rules = Vec::new();
-    if let Some((requests, status, percent)) = &j.http.errors {
+    if let Some((requests, status, percent)) = &http.errors {
         rules.push(alert(
             "HighErrorRate",
             format!(
-                r#"sum by (job) (rate({requests}{{job="{job}", {status}=~"5.."}}[5m])) / sum by (job) (rate({requests}{{job="{job}"}}[5m])) > {}"#,
+                r#"sum by (job) (rate({requests}{{{selector}, {status}=~"5.."}}[5m])) / sum by (job) (rate({requests}{{{selector}}}[5m])) > {}"#,
                 f64::from(*percent) / 100.0
             ),
             "5m",
             "critical",
             "{{ $labels.job }} answers {{ $value | humanizePercentage }} of its requests with an error",
-            format!("More than {percent}% of the requests to {job} got a 5xx answer over the last 5 minutes."),
+            format!("More than {percent}% of the requests to {name} got a 5xx answer over the last 5 minutes."),
         ));
     }
-    if let Some((latency, p95)) = &j.http.latency {
+    if let Some((latency, p95)) = &http.latency {
         let seconds = p95.0 as f64 / 1000.0;
         rules.push(alert(
             "HighLatency",
             format!(
-                r#"histogram_quantile(0.95, sum by (job, le) (rate({latency}_bucket{{job="{job}"}}[5m]))) > {seconds}"#
+                r#"histogram_quantile(0.95, sum by (job, le) (rate({latency}_bucket{{{selector}}}[5m]))) > {seconds}"#
             ),
             "5m",
             "warning",
             "{{ $labels.job }} answers in {{ $value | humanizeDuration }} at the 95th percentile",
-            format!("The slowest 5% of the requests to {job} took longer than {seconds}s over the last 5 minutes."),
+            format!("The slowest 5% of the requests to {name} took longer than {seconds}s over the last 5 minutes."),
         ));
     }
     rules
@@ -308,7 +312,7 @@ fn patroni_alerts(topo: &TopologyPlan) -> Vec<Alert> {
     rules
 }
 
-fn alert(
+pub(super) fn alert(
     name: &'static str,
     expr: String,
     after: &'static str,

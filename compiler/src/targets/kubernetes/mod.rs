@@ -10,6 +10,8 @@
 //!   hosts;
 //! - `network-policies.yaml`: the NetworkPolicies, a default deny and what
 //!   each workload lets in (`policies.rs`);
+//! - `alerts.yaml`: with PodMonitors, the alerting rules as a PrometheusRule
+//!   (`monitoring.rs`);
 //! - `secrets.sh`: the secret keys the topology needs and the command that creates
 //!   the Secret from environment variables. No secret value is ever written.
 //!
@@ -171,6 +173,9 @@ pub fn generate(
         cx.network_policies(&instances),
         out,
     );
+    if let Some(rules) = cx.prometheus_rule(&instances) {
+        write("alerts.yaml", rules, out);
+    }
     // The public routes: HTTPRoutes of the topology's Gateway, or Ingresses.
     let routes = cx.http_routes(&instances);
     if !routes.texts.is_empty() {

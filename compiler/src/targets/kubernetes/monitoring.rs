@@ -7,6 +7,13 @@
 //! Services (a LoadBalancer, a headless one) over the same pods, and a
 //! ServiceMonitor would scrape each pod once per Service. A CloudNativePG
 //! cluster's metrics are its instances' exporter.
+//!
+//! With PodMonitors, the alerts are a `PrometheusRule` (`alerts.yaml`),
+//! which the same Prometheus Operator loads: a scrape target of the
+//! namespace down, a service's HTTP error rate and latency, and of a
+//! CloudNativePG cluster no primary, a new primary, PostgreSQL down, and a
+//! replica that lags or does not stream. Each is chosen by the job label the
+//! Operator gives a PodMonitor's targets.
 
 use serde::Serialize;
 
@@ -14,6 +21,11 @@ use super::*;
 use crate::diag::{Code, Diagnostic};
 use crate::model::Scrape;
 use crate::plan::Metrics;
+use crate::targets::prometheus::{alert, http_alerts, Alert, Group, Rules};
+
+/// The replay lag that alerts on a CloudNativePG replica: 1 MiB of WAL, as
+/// Patroni's default `maximum_lag_on_failover` does on compose.
+const LAG_BYTES: u64 = 1 << 20;
 
 /// The container port name and number of a CloudNativePG instance's exporter.
 const CNPG_METRICS: (&str, u16) = ("metrics", 9187);
@@ -96,6 +108,60 @@ impl Cx<'_> {
         });
     }
 
+    /// The `job` label of what a service's PodMonitor scrapes: without a
+    /// `jobLabel`, the Operator's `<namespace>/<PodMonitor name>`.
+    fn job(&self, inst: &Instance) -> String {
+        format!("{}/{}", self.topo.namespace, inst.name)
+    }
+
+    /// The topology's alerting rules, when its PodMonitors have targets.
+    pub(super) fn prometheus_rule(&self, instances: &[&Instance]) -> Option<Documents> {
+        if self.topo.scrape != Scrape::PodMonitor {
+            return None;
+        }
+        let scraped: Vec<&Instance> = instances
+            .iter()
+            .copied()
+            .filter(|i| self.scraped(i).is_some())
+            .collect();
+        if scraped.is_empty() {
+            return None;
+        }
+        let ns = &self.topo.namespace;
+        let mut rules = vec![alert(
+            "TargetDown",
+            format!(r#"up{{namespace="{ns}"}} == 0"#),
+            "2m",
+            "critical",
+            "{{ $labels.job }} on {{ $labels.pod }} is down",
+            "Prometheus has not scraped {{ $labels.pod }} (job {{ $labels.job }}) for 2 minutes.",
+        )];
+        for inst in scraped {
+            let selector = format!(r#"job="{}""#, self.job(inst));
+            if inst.ha == HaMode::CloudNativePg {
+                rules.extend(cnpg_alerts(&selector, &inst.name));
+            } else if let Some(m) = inst.metrics.as_deref() {
+                rules.extend(http_alerts(&selector, &inst.name, &m.http));
+            }
+        }
+        Some(Documents::of(&Object {
+            api_version: "monitoring.coreos.com/v1",
+            kind: "PrometheusRule",
+            metadata: Metadata {
+                name: format!("{}-alerts", self.plan.stack),
+                namespace: Some(ns.clone()),
+                labels: self.part_of(),
+                ..Metadata::default()
+            },
+            spec: Some(Rules {
+                groups: vec![Group {
+                    name: "stackc",
+                    rules,
+                }],
+            }),
+        }))
+    }
+
     /// The scrape annotations of a service's pods, when the topology uses
     /// them.
     pub(super) fn scrape_annotations(&self, inst: &Instance) -> Labels {
@@ -118,8 +184,59 @@ impl Cx<'_> {
     }
 }
 
+/// On the metrics of a CloudNativePG cluster's instances (the exporter's
+/// default queries, `cnpg_pg_replication_*` from each instance and
+/// `cnpg_pg_stat_replication_*` from the primary, one series per replica):
+/// every instance in recovery, a new primary, PostgreSQL down, a replica
+/// whose WAL receiver is down, and one further behind than Patroni's default
+/// `maximum_lag_on_failover` (1 MiB) as on compose.
+fn cnpg_alerts(selector: &str, name: &str) -> Vec<Alert> {
+    vec![
+        alert(
+            "PostgresWithoutPrimary",
+            format!("min by (job) (cnpg_pg_replication_in_recovery{{{selector}}}) == 1"),
+            "1m",
+            "critical",
+            "CloudNativePG cluster {{ $labels.job }} has no primary",
+            format!("Every instance of {name} is in recovery: writes fail until one is promoted."),
+        ),
+        alert(
+            "PostgresPrimaryChanged",
+            format!("changes(cnpg_pg_replication_in_recovery{{{selector}}}[10m]) > 0 and cnpg_pg_replication_in_recovery{{{selector}}} == 0"),
+            "0m",
+            "warning",
+            "{{ $labels.pod }} is the new primary of {{ $labels.job }}",
+            format!("{name} failed over or switched over to {{{{ $labels.pod }}}} in the last 10 minutes."),
+        ),
+        alert(
+            "PostgresDown",
+            format!("cnpg_collector_up{{{selector}}} == 0"),
+            "1m",
+            "critical",
+            "PostgreSQL is not running in {{ $labels.pod }} of {{ $labels.job }}",
+            format!("The exporter of {name} on {{{{ $labels.pod }}}} answers, but its PostgreSQL has not run for a minute."),
+        ),
+        alert(
+            "PostgresReplicaNotStreaming",
+            format!("cnpg_pg_replication_in_recovery{{{selector}}} == 1 and cnpg_pg_replication_is_wal_receiver_up{{{selector}}} == 0"),
+            "2m",
+            "warning",
+            "replica {{ $labels.pod }} of {{ $labels.job }} receives no WAL",
+            format!("A replica of {name} has had no connection to its primary for 2 minutes: it falls behind."),
+        ),
+        alert(
+            "PostgresReplicationLag",
+            format!("max by (job, application_name) (cnpg_pg_stat_replication_replay_diff_bytes{{{selector}}}) > {}", LAG_BYTES),
+            "2m",
+            "warning",
+            "replica {{ $labels.application_name }} of {{ $labels.job }} is {{ $value | humanize1024 }}B behind its primary",
+            format!("A replica of {name} has not replayed the last MiB of WAL for 2 minutes: its reads are stale."),
+        ),
+    ]
+}
+
 /// W0504: the annotations carry no interval or timeout (the scraper's own
-/// apply).
+/// apply), and no alert rule is written for them.
 pub(crate) fn unexpressible_scrape(topo: &TopologyPlan, diags: &mut Diagnostics) {
     if topo.scrape != Scrape::Annotations || topo.allowed.contains(&Code::ScrapeCannotExpress) {
         return;
@@ -132,6 +249,20 @@ pub(crate) fn unexpressible_scrape(topo: &TopologyPlan, diags: &mut Diagnostics)
             .into_iter()
             .flatten()
             .collect();
+        if m.http.errors.is_some() || m.http.latency.is_some() {
+            diags.push(
+                Diagnostic::error(
+                    Code::ScrapeCannotExpress,
+                    m.span,
+                    format!(
+                        "the error rate and latency alerts of `{}` are not written: `scrape = annotations` has no PrometheusRule",
+                        inst.name
+                    ),
+                )
+                .label(format!("`scrape = annotations` in topology `{}`", topo.name))
+                .help("use `scrape = pod_monitor` (the Prometheus Operator loads the rules), or write the rules on the cluster's Prometheus"),
+            );
+        }
         if set.is_empty() {
             continue;
         }
