@@ -44,6 +44,7 @@ mod patroni_failover;
 mod postgres_access;
 mod postgres_settings;
 mod postgres_streaming;
+mod postgres_tls;
 mod prometheus_server;
 mod proxy_e2e;
 mod real_programs;

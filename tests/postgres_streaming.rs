@@ -73,7 +73,7 @@ pub(crate) fn scratch() -> tempfile::TempDir {
     tmp
 }
 
-fn initdb(data: &Path) {
+pub(crate) fn initdb(data: &Path) {
     let d = data.display().to_string();
     ok(as_postgres(
         "initdb",
@@ -83,7 +83,7 @@ fn initdb(data: &Path) {
 }
 
 /// Stops the clusters it was given, even when an assertion fails.
-struct Clusters(Vec<PathBuf>);
+pub(crate) struct Clusters(pub(crate) Vec<PathBuf>);
 
 impl Drop for Clusters {
     fn drop(&mut self) {
@@ -100,7 +100,7 @@ impl Drop for Clusters {
 
 /// A started script that runs the cluster in the directory: stopped (the
 /// cluster first), even when an assertion fails.
-struct Running(Child, PathBuf);
+pub(crate) struct Running(pub(crate) Child, pub(crate) PathBuf);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -110,7 +110,7 @@ impl Drop for Running {
     }
 }
 
-fn psql(socket: &Path, port: u16, sql: &str) -> Output {
+pub(crate) fn psql(socket: &Path, port: u16, sql: &str) -> Output {
     let s = socket.display().to_string();
     run(as_postgres(
         "psql",
@@ -135,7 +135,7 @@ fn psql(socket: &Path, port: u16, sql: &str) -> Output {
     ))
 }
 
-fn query(socket: &Path, port: u16, sql: &str) -> String {
+pub(crate) fn query(socket: &Path, port: u16, sql: &str) -> String {
     let o = psql(socket, port, sql);
     assert!(
         o.status.success(),
@@ -145,7 +145,12 @@ fn query(socket: &Path, port: u16, sql: &str) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
-fn wait_for(what: &str, seconds: u64, mut done: impl FnMut() -> bool, log: impl Fn() -> String) {
+pub(crate) fn wait_for(
+    what: &str,
+    seconds: u64,
+    mut done: impl FnMut() -> bool,
+    log: impl Fn() -> String,
+) {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     while !done() {
         assert!(
@@ -247,6 +252,57 @@ topology pair {
 }
 "#;
 
+/// A server on `data` started with `opts` (`-c NAME=VALUE ...`), its log in
+/// `log`: stopped when the guard is dropped.
+pub(crate) fn pg_ctl_start(data: &Path, opts: &str, log: &Path) -> Clusters {
+    let stop = Clusters(vec![data.to_path_buf()]);
+    let (d, l) = (data.display().to_string(), log.display().to_string());
+    let o = run(as_postgres(
+        "pg_ctl",
+        &["-D", &d, "-w", "-t", "30", "-l", &l, "-o", opts, "start"],
+        &[],
+    ));
+    assert!(
+        o.status.success(),
+        "postgres: {}",
+        fs::read_to_string(log).unwrap_or_default()
+    );
+    stop
+}
+
+/// A streaming primary as its container starts it: the server on `data`
+/// with the node's generated files in `dir`, listening on `address` and on
+/// `socket`, then the role script (which the image runs at initdb) through
+/// psql. Stopped when the guard is dropped.
+pub(crate) fn start_primary(
+    dir: &Path,
+    data: &Path,
+    socket: &Path,
+    (address, port): (&str, u16),
+    password: &str,
+    log: &Path,
+) -> Clusters {
+    let opts = format!(
+        "-c config_file={0}/postgresql.conf -c hba_file={0}/pg_hba.conf -c listen_addresses={address} -c port={port} -c unix_socket_directories={1}",
+        dir.display(),
+        socket.display()
+    );
+    let stop = pg_ctl_start(data, &opts, log);
+    let (s, p) = (socket.display().to_string(), port.to_string());
+    ok(as_postgres(
+        "sh",
+        &[&dir.join("init-replication.sh").display().to_string()],
+        &[
+            ("POSTGRES_USER", "postgres"),
+            ("POSTGRES_DB", "postgres"),
+            ("PGHOST", &s),
+            ("PGPORT", &p),
+            ("STACKC_REPLICATION_PASSWORD", password),
+        ],
+    ));
+    stop
+}
+
 #[test]
 fn streaming_standby_clones_streams_and_promotes() {
     if !PG_PROGRAMS.iter().all(|p| require(p)) || !require("gosu") || !require("runuser") {
@@ -288,40 +344,14 @@ fn streaming_standby_clones_streams_and_promotes() {
     }
     own(tmp.path());
     let standby = tmp.path().join("standby");
-    let _stop = Clusters(vec![primary.clone()]);
-    let plog = tmp.path().join("primary.log");
-    let opts = format!(
-        "-c config_file={0}/postgresql.conf -c hba_file={0}/pg_hba.conf -c listen_addresses=127.0.0.41 -c port=25441 -c unix_socket_directories={1}",
-        primary_dir.display(),
-        sock_p.display()
+    let _stop = start_primary(
+        &primary_dir,
+        &primary,
+        &sock_p,
+        ("127.0.0.41", 25441),
+        password,
+        &tmp.path().join("primary.log"),
     );
-    let pd = primary.display().to_string();
-    let pl = plog.display().to_string();
-    let o = run(as_postgres(
-        "pg_ctl",
-        &["-D", &pd, "-w", "-t", "30", "-l", &pl, "-o", &opts, "start"],
-        &[],
-    ));
-    assert!(
-        o.status.success(),
-        "primary: {}",
-        fs::read_to_string(&plog).unwrap_or_default()
-    );
-    let sp = sock_p.display().to_string();
-    ok(as_postgres(
-        "sh",
-        &[&primary_dir
-            .join("init-replication.sh")
-            .display()
-            .to_string()],
-        &[
-            ("POSTGRES_USER", "postgres"),
-            ("POSTGRES_DB", "postgres"),
-            ("PGHOST", &sp),
-            ("PGPORT", "25441"),
-            ("STACKC_REPLICATION_PASSWORD", password),
-        ],
-    ));
     query(
         &sock_p,
         25441,
@@ -363,6 +393,7 @@ fn streaming_standby_clones_streams_and_promotes() {
                 if let Ok(Some(status)) = child.0.try_wait() {
                     panic!("standby.sh exited ({status}):\n{}", standby_log());
                 }
+                // pg_basebackup's own WAL stream counts until the standby runs.
                 psql(
                     &sock_p,
                     25441,
@@ -370,6 +401,9 @@ fn streaming_standby_clones_streams_and_promotes() {
                 )
                 .stdout
                 .starts_with(b"streaming")
+                    && psql(&sock_s, 25442, "SELECT pg_is_in_recovery()")
+                        .stdout
+                        .starts_with(b"t")
             },
             standby_log,
         );

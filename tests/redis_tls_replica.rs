@@ -51,7 +51,7 @@ topology pair {
 }
 "#;
 
-fn openssl(args: &[&str], dir: &Path) {
+pub(crate) fn openssl(args: &[&str], dir: &Path) {
     let o = Command::new("openssl")
         .args(args)
         .current_dir(dir)
@@ -64,9 +64,9 @@ fn openssl(args: &[&str], dir: &Path) {
     );
 }
 
-/// A CA, and a certificate it signs for both addresses: `ca.crt`,
-/// `redis.crt` and `redis.key`, as the kind mounts them.
-fn certificates(dir: &Path) {
+/// A CA, and a certificate it signs for the addresses: `ca.crt`,
+/// `NAME.crt` and `NAME.key`, as a TLS kind mounts them.
+pub(crate) fn certificates(dir: &Path, name: &str, ips: &[&str]) {
     openssl(
         &[
             "req",
@@ -92,17 +92,23 @@ fn certificates(dir: &Path) {
             "rsa:2048",
             "-nodes",
             "-subj",
-            "/CN=redis",
+            &format!("/CN={name}"),
             "-keyout",
-            "redis.key",
+            &format!("{name}.key"),
             "-out",
-            "redis.csr",
+            &format!("{name}.csr"),
         ],
         dir,
     );
     fs::write(
         dir.join("san.ext"),
-        format!("subjectAltName = IP:{MASTER}, IP:{REPLICA}\n"),
+        format!(
+            "subjectAltName = {}\n",
+            ips.iter()
+                .map(|ip| format!("IP:{ip}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     openssl(
@@ -110,7 +116,7 @@ fn certificates(dir: &Path) {
             "x509",
             "-req",
             "-in",
-            "redis.csr",
+            &format!("{name}.csr"),
             "-CA",
             "ca.crt",
             "-CAkey",
@@ -121,7 +127,7 @@ fn certificates(dir: &Path) {
             "-extfile",
             "san.ext",
             "-out",
-            "redis.crt",
+            &format!("{name}.crt"),
         ],
         dir,
     );
@@ -207,7 +213,7 @@ fn redis_replicates_over_tls_with_a_password() {
     for d in [&tls, &master_data, &replica_data] {
         fs::create_dir_all(d).unwrap_or_else(|e| panic!("{e}"));
     }
-    certificates(&tls);
+    certificates(&tls, "redis", &[MASTER, REPLICA]);
     let _master = start(&shell_line(&main), &tls, &master_data, MASTER);
     let _replica = start(&shell_line(&replica), &tls, &replica_data, REPLICA);
 

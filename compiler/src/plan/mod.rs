@@ -438,6 +438,27 @@ pub struct Replication {
 pub struct PgParam {
     pub name: Name,
     pub value: String,
+    /// What decided it: the service's `postgresql` block, or its kind's TLS.
+    pub from: PgFrom,
+}
+
+/// Where a PostgreSQL setting comes from, as the config says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgFrom {
+    /// The service's `postgresql { ... }`.
+    Block,
+    /// The TLS of the kind `postgres_tls`.
+    Tls,
+}
+
+impl PgFrom {
+    /// The comment beside the setting in a config file.
+    pub fn comment(self) -> &'static str {
+        match self {
+            PgFrom::Block => "the service's `postgresql` block",
+            PgFrom::Tls => "TLS, of the kind `postgres_tls`",
+        }
+    }
 }
 
 /// The values of its kind's parameters, resolved.

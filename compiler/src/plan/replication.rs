@@ -34,6 +34,8 @@ pub struct StreamingPlan {
     pub dir: String,
     /// Where its clients connect from (set with the host's firewall).
     pub clients: firewall::Sources,
+    /// Clients and standbys connect over TLS only (`postgres_tls`).
+    pub tls: bool,
 }
 
 /// Where a node's generated files are mounted in its container.
@@ -320,6 +322,7 @@ impl Topo<'_> {
                 self.hosts.get(h).map_or("", |x| x.name.name.as_str())
             ),
             clients: firewall::Sources::Peers(IndexSet::default()),
+            tls: false,
         })
     }
 }

@@ -8,7 +8,8 @@
 //! Replication connections are accepted from the nodes' host addresses only, with
 //! scram-sha-256; the password is read from the environment by the scripts.
 //! Clients are accepted from where the plan says they connect from
-//! (`hba_clients`), not from everywhere.
+//! (`hba_clients`), not from everywhere. For `postgres_tls`, both only over
+//! TLS (`hostssl`), and the standby clones with `sslmode=require`.
 
 use serde::Serialize;
 
@@ -23,6 +24,8 @@ use crate::plan::{PgParam, StreamingPlan, TopologyPlan, REPLICATION_PASSWORD_ENV
 struct Setting {
     name: String,
     value: String,
+    /// Where it comes from, as its comment says.
+    from: &'static str,
 }
 
 #[derive(Serialize)]
@@ -46,6 +49,11 @@ struct Model<'a> {
     primary: String,
     primary_host: &'a str,
     primary_port: u16,
+    /// The pg_hba type of TCP connections: `hostssl` (TLS only) or `host`.
+    connection: &'static str,
+    /// What the standby asks of its connection to the primary (libpq's
+    /// `sslmode`): `require` over TLS, else libpq's default, `prefer`.
+    sslmode: &'static str,
 }
 
 pub fn generate(
@@ -106,6 +114,8 @@ fn model<'a>(service: &'a str, s: &'a StreamingPlan, header: String) -> Model<'a
         primary: crate::grammar::host_port(primary_host, s.primary_port),
         primary_host,
         primary_port: s.primary_port,
+        connection: if s.tls { "hostssl" } else { "host" },
+        sslmode: if s.tls { "require" } else { "prefer" },
     }
 }
 
@@ -119,6 +129,7 @@ fn settings(model: &mut Model<'_>, params: &[PgParam]) {
             model.settings.push(Setting {
                 name: p.name.to_string(),
                 value: conf_string(&p.value),
+                from: p.from.comment(),
             });
         }
     }
