@@ -187,7 +187,13 @@ fn examples_postgres_configs_are_accepted_by_postgres() {
             initdb(&data);
             let conf_file = tmp.path().join("postgresql.conf");
             let hba_file = tmp.path().join("pg_hba.conf");
-            fs::write(&conf_file, &conf.contents).unwrap_or_else(|e| panic!("{e}"));
+            // A `postgres_tls` server's certificates, made for the test.
+            let contents = if conf.contents.contains("ssl = 'on'") {
+                crate::postgres_tls::with_test_certificates(&conf.contents, tmp.path())
+            } else {
+                conf.contents.clone()
+            };
+            fs::write(&conf_file, contents).unwrap_or_else(|e| panic!("{e}"));
             fs::write(&hba_file, &hba.contents).unwrap_or_else(|e| panic!("{e}"));
             let d = data.display().to_string();
             let config = format!("config_file={}", conf_file.display());

@@ -16,6 +16,7 @@
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
 use std::process::Command;
 
 use serde_norway::Value;
@@ -24,6 +25,8 @@ use crate::postgres_streaming::{
     as_postgres, initdb, is_root, ok, own, pg_ctl_start, psql, query, run, scratch, start_primary,
     wait_for, Running, PG_PROGRAMS,
 };
+use stackc::plan::TLS_KEY;
+
 use crate::redis_tls_replica::certificates;
 use crate::support::{options, read, require, write_artifacts};
 
@@ -94,16 +97,29 @@ impl Built {
     /// A container path as the test's: the mounted certificates, and the
     /// key's copy beside them.
     fn mapped(&self, text: &str) -> String {
-        text.replace(
-            "/var/lib/postgresql/stackc-server.key",
-            &self.key().display().to_string(),
-        )
-        .replace("/tls/", &format!("{}/", self.tls().display()))
+        text.replace(TLS_KEY, &self.key().display().to_string())
+            .replace("/tls/", &format!("{}/", self.tls().display()))
     }
 
     fn key(&self) -> std::path::PathBuf {
         self.tmp.path().join("stackc-server.key")
     }
+}
+
+/// A config of `postgres_tls` made to start here: a test CA's certificate
+/// and key in `dir` (the key as the entrypoint leaves it: postgres's, 0600),
+/// the config's container paths replaced by theirs.
+pub(crate) fn with_test_certificates(config: &str, dir: &Path) -> String {
+    let tls = dir.join("tls");
+    fs::create_dir_all(&tls).unwrap_or_else(|e| panic!("{e}"));
+    certificates(&tls, "server", &["127.0.0.1"]);
+    let key = dir.join("stackc-server.key");
+    fs::copy(tls.join("server.key"), &key).unwrap_or_else(|e| panic!("{e}"));
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap_or_else(|e| panic!("{e}"));
+    own(dir);
+    config
+        .replace(TLS_KEY, &key.display().to_string())
+        .replace("/tls/", &format!("{}/", tls.display()))
 }
 
 fn build() -> Built {

@@ -51,7 +51,7 @@ pub use patroni::{
     endpoint, EtcdMember, PatroniNode, ETCD_CLIENT_PORT, ETCD_DATA_DIR, ETCD_PEER_PORT,
     PATRONI_DIR, PATRONI_PRIMARY_PORT, PATRONI_REPLICA_PORT, PATRONI_REST_PORT, PATRONI_VERSION,
 };
-pub use postgresql::WAL_KEEP_SIZE;
+pub use postgresql::{TLS_KEY, WAL_KEEP_SIZE};
 pub use prometheus::{
     Exporter, HttpAlerts, ScrapeJob, HAPROXY_JOB, PROMETHEUS_CONFIG, PROMETHEUS_RULES,
 };
