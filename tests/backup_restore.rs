@@ -215,7 +215,14 @@ fn exercise(case: &Case) {
     );
     if let Some(streaming) = case.streaming {
         for f in ["postgresql.conf", "pg_hba.conf"] {
-            write(&format!("conf/{f}"), file(&format!("{streaming}/{f}")));
+            let text = file(&format!("{streaming}/{f}"));
+            // A `postgres_tls` server's certificates, made for the test.
+            let text = if text.contains("ssl = 'on'") {
+                crate::postgres_tls::with_test_certificates(&text, dir)
+            } else {
+                text
+            };
+            write(&format!("conf/{f}"), text);
         }
     }
     own(dir);

@@ -27,6 +27,7 @@ mod examples;
 mod firewall;
 mod format;
 mod generate;
+mod grafana;
 mod graph;
 mod kubernetes;
 mod kubernetes_alerts;

@@ -1102,6 +1102,25 @@ fn neural_build() -> &'static Built {
         .unwrap_or_else(|| panic!("the Neural DSL example is built"))
 }
 
+/// Runs `promtool check rules` on `rules`, a rule file's text (`what` names
+/// it in a failure).
+pub(crate) fn promtool_check_rules(rules: &str, what: &str) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("rules.yml");
+    fs::write(&file, rules).unwrap_or_else(|e| panic!("{e}"));
+    let r = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("promtool: {e}"));
+    assert!(
+        r.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr)
+    );
+}
+
 /// Runs `promtool test rules` on `test`, a unit test file.
 pub(crate) fn promtool_test(test: &str) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

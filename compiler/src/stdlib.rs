@@ -18,4 +18,5 @@ pub const FILES: &[(&str, &str)] = &[
         "alertmanager.stack",
         include_str!("../../stdlib/alertmanager.stack"),
     ),
+    ("grafana.stack", include_str!("../../stdlib/grafana.stack")),
 ];

@@ -53,7 +53,8 @@ pub use patroni::{
 };
 pub use postgresql::{TLS_KEY, WAL_KEEP_SIZE};
 pub use prometheus::{
-    Exporter, HttpAlerts, ScrapeJob, HAPROXY_JOB, PROMETHEUS_CONFIG, PROMETHEUS_RULES,
+    Exporter, HttpAlerts, ScrapeJob, GRAFANA_DASHBOARDS, GRAFANA_PROVISIONING, HAPROXY_JOB,
+    PROMETHEUS_CONFIG, PROMETHEUS_RULES,
 };
 pub use proxy::acme;
 pub use proxy::{
@@ -98,6 +99,8 @@ pub struct TopologyPlan {
     pub alerting: Alerting,
     /// Write `prometheus/prometheus.yml` (there are jobs, or a service mounts it).
     pub prometheus_config: bool,
+    /// Write Grafana's provisioning and dashboards (a service mounts them).
+    pub grafana: bool,
     /// Where the topology is defined, for diagnostics of the targets.
     pub span: Span,
     pub platform: Platform,

@@ -25,6 +25,11 @@ const PATRONI_JOB: &str = "patroni-";
 /// The alerting rules the config loads, written beside it.
 pub const PROMETHEUS_RULES: &str = "prometheus/alerts.yml";
 
+/// Grafana's provisioning (its datasource and dashboard provider) and the
+/// dashboards it loads, as a service of kind `grafana` mounts them.
+pub const GRAFANA_PROVISIONING: &str = "grafana/provisioning";
+pub const GRAFANA_DASHBOARDS: &str = "grafana/dashboards";
+
 /// What serves a job's metrics, which decides the alerts on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exporter {
@@ -256,6 +261,18 @@ impl Topo<'_> {
             .map(|p| p.host)
     }
 
+    /// Whether a placed service mounts one of `files` (`@out/...`).
+    fn mounts_any(&self, files: &[&str]) -> bool {
+        self.placements.values().flatten().any(|p| {
+            p.def.storage.mounts.values().any(|m| {
+                m.source
+                    .value
+                    .strip_prefix("@out/")
+                    .is_some_and(|f| files.contains(&f))
+            })
+        })
+    }
+
     /// The files this topology generates that a service may mount (`@out/...`:
     /// the proxies', Prometheus', and `others`);
     /// a mount of any other is reported.
@@ -273,16 +290,14 @@ impl Topo<'_> {
                 ProxyKind::Haproxy => format!("haproxy/{}.cfg", p.name),
             })
             .collect();
-        let mounted = self.placements.values().flatten().any(|p| {
-            p.def.storage.mounts.values().any(|m| {
-                [PROMETHEUS_CONFIG, PROMETHEUS_RULES]
-                    .iter()
-                    .any(|f| m.source.value == format!("@out/{f}"))
-            })
-        });
+        let mounted = self.mounts_any(&[PROMETHEUS_CONFIG, PROMETHEUS_RULES]);
         if !jobs.is_empty() || mounted {
             available.insert(PROMETHEUS_CONFIG.to_string());
             available.insert(PROMETHEUS_RULES.to_string());
+        }
+        if self.mounts_any(&[GRAFANA_PROVISIONING, GRAFANA_DASHBOARDS]) {
+            available.insert(GRAFANA_PROVISIONING.to_string());
+            available.insert(GRAFANA_DASHBOARDS.to_string());
         }
         available.extend(others.iter().map(|f| f.to_string()));
         for p in self.placements.values().flatten() {

@@ -255,6 +255,7 @@ fn plan_topology(
         scrape_jobs,
         alerting,
         prometheus_config: generated.contains(PROMETHEUS_CONFIG),
+        grafana: generated.contains(GRAFANA_PROVISIONING),
         name: topo.name.name.clone(),
         namespace: topo
             .namespace

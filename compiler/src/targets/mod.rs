@@ -7,6 +7,7 @@ pub mod alertmanager;
 pub mod compose;
 pub mod env;
 pub mod firewall;
+pub mod grafana;
 pub mod haproxy;
 mod k8s_types;
 pub mod kubernetes;
@@ -197,6 +198,7 @@ fn topology(
             acme::generate(topo, options, out, d);
             haproxy::generate(topo, options, out, d);
             prometheus::generate(topo, options, out, d);
+            grafana::generate(topo, options, out, d);
             alertmanager::generate(topo, options, out, d);
             postgres::generate(topo, options, out, d);
             patroni::generate(topo, options, out, d);

@@ -229,7 +229,8 @@ pub(super) fn http_alerts(selector: &str, name: &str, http: &HttpAlerts) -> Vec<
         rules.push(alert(
             "HighErrorRate",
             format!(
-                r#"sum by (job) (rate({requests}{{{selector}, {status}=~"5.."}}[5m])) / sum by (job) (rate({requests}{{{selector}}}[5m])) > {}"#,
+                "{} > {}",
+                error_ratio(selector, requests, status),
                 f64::from(*percent) / 100.0
             ),
             "5m",
@@ -238,13 +239,11 @@ pub(super) fn http_alerts(selector: &str, name: &str, http: &HttpAlerts) -> Vec<
             format!("More than {percent}% of the requests to {name} got a 5xx answer over the last 5 minutes."),
         ));
     }
-    if let Some((latency, p95)) = &http.latency {
-        let seconds = p95.0 as f64 / 1000.0;
+    if let Some((latency, threshold)) = &http.latency {
+        let seconds = threshold.0 as f64 / 1000.0;
         rules.push(alert(
             "HighLatency",
-            format!(
-                r#"histogram_quantile(0.95, sum by (job, le) (rate({latency}_bucket{{{selector}}}[5m]))) > {seconds}"#
-            ),
+            format!("{} > {seconds}", p95(selector, latency)),
             "5m",
             "warning",
             "{{ $labels.job }} answers in {{ $value | humanizeDuration }} at the 95th percentile",
@@ -252,6 +251,20 @@ pub(super) fn http_alerts(selector: &str, name: &str, http: &HttpAlerts) -> Vec<
         ));
     }
     rules
+}
+
+/// The share of a service's requests answered 5xx over 5 minutes, summed
+/// over its replicas: what `HighErrorRate` and the dashboards read.
+pub(super) fn error_ratio(selector: &str, requests: &str, status: &str) -> String {
+    format!(
+        r#"sum by (job) (rate({requests}{{{selector}, {status}=~"5.."}}[5m])) / sum by (job) (rate({requests}{{{selector}}}[5m]))"#
+    )
+}
+
+/// The 95th percentile of a service's request durations over 5 minutes,
+/// summed over its replicas: what `HighLatency` and the dashboards read.
+pub(super) fn p95(selector: &str, latency: &str) -> String {
+    format!("histogram_quantile(0.95, sum by (job, le) (rate({latency}_bucket{{{selector}}}[5m])))")
 }
 
 /// On the metrics of Patroni's REST API (labelled by `scope`, the cluster,
