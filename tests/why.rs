@@ -179,3 +179,27 @@ fn proxy_and_compose_lines_name_the_entry_that_decides_them() {
         );
     }
 }
+
+/// Every generated file names its source and topology where `why` reads
+/// them, a dashboard's JSON too (in its `description`); only the manifest,
+/// which lists the files, does not.
+#[test]
+fn why_reads_the_header_of_every_generated_file() {
+    let mut read_json = 0;
+    for path in stack_files("examples")
+        .into_iter()
+        .chain(stack_files("tests/cases"))
+    {
+        let c = stackc::compile(read(&path), &options(&path));
+        for a in &c.artifacts {
+            if a.path.ends_with("stackc-manifest.json") {
+                continue;
+            }
+            let (_, topology) = stackc::why::header(&a.contents)
+                .unwrap_or_else(|| panic!("{}: no header `why` reads", a.path));
+            assert!(a.path.starts_with(&format!("{topology}/")), "{}", a.path);
+            read_json += usize::from(a.path.ends_with(".json"));
+        }
+    }
+    assert!(read_json > 0, "the dashboards' headers are read");
+}

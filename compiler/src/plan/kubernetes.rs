@@ -223,7 +223,7 @@ impl Topo<'_> {
             if inst.ha == HaMode::CloudNativePg {
                 self.check_cloudnativepg(inst, def, decl, diags);
             }
-            check_no_bind_mounts(def, diags);
+            check_no_bind_mounts(&inst.name, def, decl, diags);
             check_restart_kept(inst, def, diags);
         }
     }
@@ -454,17 +454,31 @@ fn check_pulled_image(inst: &Instance, def: &ServiceDef, decl: Span, diags: &mut
     }
 }
 
-/// A cluster has no host paths.
-fn check_no_bind_mounts(def: &ServiceDef, diags: &mut Diagnostics) {
-    for m in def.storage.mounts.values() {
-        diags.push(
-            Diagnostic::error(
-                Code::NotSupported,
-                m.source.span,
-                "bind mounts are not supported on Kubernetes",
-            )
-            .label("no host path in a cluster")
-            .help("use a `volume`; configuration files belong in the image or a ConfigMap"),
-        );
+/// A cluster has no host paths: one report per service, at its first mount
+/// (at the service itself when the mounts are its kind's, in the stdlib).
+fn check_no_bind_mounts(name: &str, def: &ServiceDef, decl: Span, diags: &mut Diagnostics) {
+    let mut mounts = def.storage.mounts.values();
+    let Some(first) = mounts.next() else {
+        return;
+    };
+    let generated = def
+        .storage
+        .mounts
+        .values()
+        .any(|m| m.source.value.starts_with("@out/"));
+    let mut d = Diagnostic::error(
+        Code::NotSupported,
+        first.source.span,
+        "bind mounts are not supported on Kubernetes",
+    )
+    .label("no host path in a cluster");
+    for m in mounts {
+        d = d.with_secondary(m.source.span, "another host path");
     }
+    d = d.with_secondary(decl, format!("service `{name}` mounts them"));
+    diags.push(d.help(if generated {
+        "these are files stackc generates for hosts: in a cluster, use the cluster's own (an operator's Prometheus or Grafana), outside this topology's `run`"
+    } else {
+        "use a `volume`; configuration files belong in the image or a ConfigMap"
+    }));
 }
