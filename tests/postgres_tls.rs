@@ -6,9 +6,11 @@
 //! entrypoint replaced by a recorder: it copies the key so that PostgreSQL's
 //! user owns it with mode 0600, and hands the command on unchanged. Then:
 //!
-//! - a single server started with its compose command's settings answers
-//!   the client URL (`sslmode=require`) over TLS, and with
-//!   `sslmode=verify-full` against the CA: it serves the mounted certificate;
+//! - a single server started with its compose command's settings, its
+//!   pg_hba.conf as the image writes it then stackc's initdb script leaves
+//!   it, answers the client URL (`sslmode=require`) over TLS, and with
+//!   `sslmode=verify-full` against the CA (it serves the mounted
+//!   certificate), and refuses a client without TLS;
 //! - a primary and a standby started as streaming starts them: the standby
 //!   clones and streams over TLS (the primary's walsender is encrypted), a
 //!   client's connection without TLS is refused (`hostssl`), and the URL's is
@@ -263,6 +265,26 @@ fn single_postgres_tls_serves_the_url_over_tls() {
     let mut lines = read(&hba);
     lines.push_str("host all all all scram-sha-256\n");
     fs::write(&hba, lines).unwrap_or_else(|e| panic!("{e}"));
+    // Then the image runs the initdb scripts: stackc's makes them `hostssl`.
+    assert!(
+        strings(&db["volumes"])
+            .contains(&"../db/hostssl.sh:/docker-entrypoint-initdb.d/stackc-hostssl.sh:ro".into()),
+        "{db:?}"
+    );
+    let d = data.display().to_string();
+    ok(as_postgres(
+        "sh",
+        &[&b.out.join("single/db/hostssl.sh").display().to_string()],
+        &[("PGDATA", &d)],
+    ));
+    let hba_text = read(&hba);
+    assert!(
+        hba_text
+            .lines()
+            .filter(|l| l.starts_with("host"))
+            .all(|l| l.starts_with("hostssl")),
+        "{hba_text}"
+    );
     let socket = b.tmp.path().join("socket");
     fs::create_dir_all(&socket).unwrap_or_else(|e| panic!("{e}"));
     own(b.tmp.path());
@@ -303,6 +325,14 @@ fn single_postgres_tls_serves_the_url_over_tls() {
         o.status.success(),
         "the mounted certificate, verified: {}",
         String::from_utf8_lossy(&o.stderr)
+    );
+    let plain = psql_url(
+        &url.replace("sslmode=require", "sslmode=disable"),
+        "SELECT 1",
+    );
+    assert!(
+        !plain.status.success() && String::from_utf8_lossy(&plain.stderr).contains("no encryption"),
+        "a client without TLS is refused: {plain:?}"
     );
 }
 

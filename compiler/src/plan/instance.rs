@@ -375,6 +375,7 @@ impl Topo<'_> {
             patroni: self.patroni_node(name, h).map(Box::new),
             etcd: None,
             postgresql: Vec::new(),
+            hostssl: None,
             sentinel: def
                 .replication
                 .ha

@@ -51,7 +51,7 @@ pub use patroni::{
     endpoint, EtcdMember, PatroniNode, ETCD_CLIENT_PORT, ETCD_DATA_DIR, ETCD_PEER_PORT,
     PATRONI_DIR, PATRONI_PRIMARY_PORT, PATRONI_REPLICA_PORT, PATRONI_REST_PORT, PATRONI_VERSION,
 };
-pub use postgresql::{TLS_KEY, WAL_KEEP_SIZE};
+pub use postgresql::{HOSTSSL_SCRIPT, TLS_KEY, WAL_KEEP_SIZE};
 pub use prometheus::{
     Exporter, HttpAlerts, ScrapeJob, GRAFANA_DASHBOARDS, GRAFANA_PROVISIONING, HAPROXY_JOB,
     PROMETHEUS_CONFIG, PROMETHEUS_RULES,
@@ -433,6 +433,10 @@ pub struct Replication {
     /// node's `postgresql.conf`, Patroni's cluster-wide parameters,
     /// CloudNativePG's); a single server has them on its command line.
     pub postgresql: Vec<PgParam>,
+    /// A single `postgres_tls` server on a host: the directory (under the
+    /// topology's output) of its script that makes the image's `pg_hba.conf`
+    /// accept TCP over TLS only, run at initdb.
+    pub hostssl: Option<String>,
 }
 
 /// A PostgreSQL setting: its name, and its value as PostgreSQL reads it

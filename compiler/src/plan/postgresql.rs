@@ -27,6 +27,10 @@ const TLS_DIR: &str = "/tls";
 /// only key PostgreSQL reads (a mounted file keeps the host's owner).
 pub const TLS_KEY: &str = "/var/lib/postgresql/stackc-server.key";
 
+/// The script of a single `postgres_tls` server that makes the image's
+/// `pg_hba.conf` accept TCP over TLS only.
+pub const HOSTSSL_SCRIPT: &str = "hostssl.sh";
+
 /// The entrypoint of a `postgres_tls` container: the key copied, then the
 /// image's own entrypoint with the command (`$@`).
 fn tls_entrypoint() -> Vec<String> {
@@ -212,8 +216,18 @@ impl Topo<'_> {
             generated: false,
         });
         inst.program.entrypoint = Some(tls_entrypoint());
-        if let Some(s) = inst.replication.streaming.as_deref_mut() {
-            s.tls = true;
+        match inst.replication.streaming.as_deref_mut() {
+            // Its generated pg_hba.conf says `hostssl`.
+            Some(s) => s.tls = true,
+            // The image writes pg_hba.conf at initdb: a script it runs then
+            // makes its lines `hostssl`.
+            None => {
+                inst.storage.mounts.push(Mount::generated(
+                    format!("{name}/{HOSTSSL_SCRIPT}"),
+                    format!("/docker-entrypoint-initdb.d/stackc-{HOSTSSL_SCRIPT}"),
+                ));
+                inst.replication.hostssl = Some(name.to_string());
+            }
         }
         tls_settings()
     }

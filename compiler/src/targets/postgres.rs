@@ -17,7 +17,9 @@ use super::header;
 use crate::diag::Diagnostics;
 use crate::options::Options;
 use crate::plan::firewall::{Peer, Sources};
-use crate::plan::{PgParam, StreamingPlan, TopologyPlan, REPLICATION_PASSWORD_ENV, WAL_KEEP_SIZE};
+use crate::plan::{
+    PgParam, StreamingPlan, TopologyPlan, HOSTSSL_SCRIPT, REPLICATION_PASSWORD_ENV, WAL_KEEP_SIZE,
+};
 
 /// `NAME = 'VALUE'` in postgresql.conf.
 #[derive(Serialize)]
@@ -56,14 +58,35 @@ struct Model<'a> {
     sslmode: &'static str,
 }
 
+/// A single `postgres_tls` server's initdb script.
+#[derive(Serialize)]
+struct Hostssl<'a> {
+    header: String,
+    service: &'a str,
+}
+
 pub fn generate(
     topo: &TopologyPlan,
     options: &Options,
     out: &mut super::Files<'_>,
     diags: &mut Diagnostics,
 ) {
+    let mut hostssl_written: Vec<&str> = Vec::new();
     for host in &topo.hosts {
         for inst in &host.services {
+            if let Some(dir) = &inst.replication.hostssl {
+                // The same script for every host that runs the service.
+                if !hostssl_written.contains(&dir.as_str()) {
+                    hostssl_written.push(dir);
+                    let model = Hostssl {
+                        header: header("#", options, &topo.name),
+                        service: &inst.name,
+                    };
+                    let node = (inst.name.as_str(), host.name.as_str());
+                    let files = [(HOSTSSL_SCRIPT, HOSTSSL_SCRIPT)];
+                    super::node_files(topo, dir, &files, &model, node, out, diags);
+                }
+            }
             let Some(s) = &inst.replication.streaming else {
                 continue;
             };

@@ -50,6 +50,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../targets/postgres/standby.sh.hbs"),
     ),
     (
+        "hostssl.sh",
+        include_str!("../../../targets/postgres/hostssl.sh.hbs"),
+    ),
+    (
         "patroni-post-bootstrap.sh",
         include_str!("../../../targets/patroni/post-bootstrap.sh.hbs"),
     ),
