@@ -231,6 +231,18 @@ fn psql_url(url: &str, sql: &str) -> std::process::Output {
     ))
 }
 
+/// The URL's client, without TLS, is refused by pg_hba.conf.
+fn refused_without_tls(url: &str) {
+    let plain = psql_url(
+        &url.replace("sslmode=require", "sslmode=disable"),
+        "SELECT 1",
+    );
+    assert!(
+        !plain.status.success() && String::from_utf8_lossy(&plain.stderr).contains("no encryption"),
+        "a client without TLS is refused: {plain:?}"
+    );
+}
+
 const OVER_TLS: &str = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
 
 /// The app's DATABASE_URL in a compose file, its password filled in and its
@@ -326,14 +338,7 @@ fn single_postgres_tls_serves_the_url_over_tls() {
         "the mounted certificate, verified: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let plain = psql_url(
-        &url.replace("sslmode=require", "sslmode=disable"),
-        "SELECT 1",
-    );
-    assert!(
-        !plain.status.success() && String::from_utf8_lossy(&plain.stderr).contains("no encryption"),
-        "a client without TLS is refused: {plain:?}"
-    );
+    refused_without_tls(&url);
 }
 
 #[test]
@@ -419,14 +424,7 @@ fn streaming_postgres_tls_replicates_over_tls_and_refuses_plain_clients() {
         "@127.0.0.52:25451/",
         "@127.0.0.52:25451/",
     );
-    let plain = psql_url(
-        &url.replace("sslmode=require", "sslmode=disable"),
-        "SELECT 1",
-    );
-    assert!(
-        !plain.status.success() && String::from_utf8_lossy(&plain.stderr).contains("no encryption"),
-        "a client without TLS is refused: {plain:?}"
-    );
+    refused_without_tls(&url);
     let o = psql_url(&url, OVER_TLS);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "t");
