@@ -203,3 +203,62 @@ fn why_reads_the_header_of_every_generated_file() {
     }
     assert!(read_json > 0, "the dashboards' headers are read");
 }
+
+/// Grafana's lines: a panel names the `metrics` of the service it shows, the
+/// datasource the `prometheus_url` of the Grafana that reads it.
+#[test]
+fn grafana_lines_name_the_metrics_and_the_prometheus_they_read() {
+    let path = root().join("examples/synaxic.stack");
+    let text = read(&path);
+    let options = options(&path);
+    let compilation = stackc::compile(&text, &options);
+    let analysis = stackc::analyze(text.as_str(), &options, stackc::Disposal::KeepTrees);
+    let cases = [
+        (
+            "grafana/dashboards/services.json",
+            "\"expr\": \"sum by (job) (up",
+            "metrics {",
+        ),
+        (
+            "grafana/dashboards/services.json",
+            "\"title\": \"app: 95th",
+            "metrics {",
+        ),
+        (
+            "grafana/provisioning/datasources/stackc.yaml",
+            "url:",
+            "prometheus_url = prometheus.url",
+        ),
+    ];
+    for (file, needle, expected) in cases {
+        let a = compilation
+            .artifacts
+            .iter()
+            .find(|a| a.path == format!("single/{file}"))
+            .unwrap_or_else(|| panic!("single/{file}"));
+        let line = a
+            .contents
+            .lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{file}: {needle}"))
+            + 1;
+        let origins = why(&analysis, "single", file, &a.contents, line)
+            .unwrap_or_else(|e| panic!("{file}:{line}: {e}"));
+        let shown: Vec<String> = origins
+            .iter()
+            .filter_map(|o| o.span)
+            .map(|s| {
+                analysis.sources.get(s.file).text[s.start as usize..]
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string()
+            })
+            .collect();
+        assert!(
+            shown.iter().any(|s| s == expected),
+            "{file}:{line} ({needle}): {shown:?}"
+        );
+    }
+}

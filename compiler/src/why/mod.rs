@@ -244,6 +244,7 @@ pub fn why(
             w.proxy(proxy_dir, file, text, line, &mut out)?
         }
         ["prometheus", _] => w.prometheus(line_text, &mut out),
+        ["grafana", ..] => w.grafana(line_text, &mut out),
         [service, rest @ ..] if !rest.is_empty() => w.ha_file(service, rest, &mut out),
         _ => {}
     }
@@ -421,6 +422,32 @@ impl Why<'_> {
             .or_else(|| self.f.topology_entry())
         {
             out.push(Origin::at("the scrape config of the topology", e.span()));
+        }
+    }
+
+    /// A line of Grafana's files: a panel's, the `metrics` of the service it
+    /// shows (its job); the datasource's, the `prometheus_url` of Grafana.
+    fn grafana(&self, line_text: &str, out: &mut Vec<Origin>) {
+        let services = || self.topo.hosts.iter().flat_map(|h| &h.services);
+        for s in services() {
+            let job = format!("job=\\\"{}\\\"", s.name);
+            let title = format!("\"{}: ", s.name);
+            if line_text.contains(&job) || line_text.contains(&title) {
+                if let Some(e) = self.f.field(&s.name, "", &["metrics"]) {
+                    out.push(Origin::at(format!("`metrics` of `{}`", s.name), e.span()));
+                }
+            }
+        }
+        if !out.is_empty() {
+            return;
+        }
+        for s in services() {
+            if let Some(e) = self.f.field(&s.name, "", &["prometheus_url"]) {
+                out.push(Origin::at(
+                    format!("the Prometheus of `{}`", s.name),
+                    e.span(),
+                ));
+            }
         }
     }
 
