@@ -375,7 +375,7 @@ impl Topo<'_> {
             patroni: self.patroni_node(name, h).map(Box::new),
             etcd: None,
             postgresql: Vec::new(),
-            hostssl: None,
+            hostssl: false,
             sentinel: def
                 .replication
                 .ha

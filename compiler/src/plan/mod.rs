@@ -433,10 +433,10 @@ pub struct Replication {
     /// node's `postgresql.conf`, Patroni's cluster-wide parameters,
     /// CloudNativePG's); a single server has them on its command line.
     pub postgresql: Vec<PgParam>,
-    /// A single `postgres_tls` server on a host: the directory (under the
-    /// topology's output) of its script that makes the image's `pg_hba.conf`
-    /// accept TCP over TLS only, run at initdb.
-    pub hostssl: Option<String>,
+    /// A single `postgres_tls` server on a host: it mounts `<service>/`
+    /// `HOSTSSL_SCRIPT`, which makes the image's `pg_hba.conf` accept TCP
+    /// over TLS only, run at initdb.
+    pub hostssl: bool,
 }
 
 /// A PostgreSQL setting: its name, and its value as PostgreSQL reads it
@@ -456,16 +456,6 @@ pub enum PgFrom {
     Block,
     /// The TLS of the kind `postgres_tls`.
     Tls,
-}
-
-impl PgFrom {
-    /// The comment beside the setting in a config file.
-    pub fn comment(self) -> &'static str {
-        match self {
-            PgFrom::Block => "the service's `postgresql` block",
-            PgFrom::Tls => "TLS, of the kind `postgres_tls`",
-        }
-    }
 }
 
 /// The values of its kind's parameters, resolved.

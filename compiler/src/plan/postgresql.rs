@@ -226,7 +226,7 @@ impl Topo<'_> {
                     format!("{name}/{HOSTSSL_SCRIPT}"),
                     format!("/docker-entrypoint-initdb.d/stackc-{HOSTSSL_SCRIPT}"),
                 ));
-                inst.replication.hostssl = Some(name.to_string());
+                inst.replication.hostssl = true;
             }
         }
         tls_settings()

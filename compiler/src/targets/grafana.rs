@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use super::{header, yaml, Artifact};
+use super::{header, Artifact};
 use crate::diag::Diagnostics;
 use crate::options::Options;
 use crate::plan::{Exporter, ScrapeJob, TopologyPlan, GRAFANA_DASHBOARDS, GRAFANA_PROVISIONING};
@@ -183,19 +183,10 @@ pub fn generate(
             },
         }],
     };
-    let yaml_files = [
-        ("datasources/stackc.yaml", yaml::to_string(&datasources)),
-        ("dashboards/stackc.yaml", yaml::to_string(&providers)),
-    ];
-    for (file, body) in yaml_files {
-        match body {
-            Ok(body) => out.push(Artifact {
-                path: format!("{}/{GRAFANA_PROVISIONING}/{file}", topo.name),
-                contents: format!("{}{body}", header("#", options, &topo.name)),
-            }),
-            Err(e) => diags.push(super::internal(topo, "Grafana provisioning", &e)),
-        }
-    }
+    let sources = format!("{GRAFANA_PROVISIONING}/datasources/stackc.yaml");
+    super::push_yaml(topo, options, &sources, &datasources, out, diags);
+    let provider = format!("{GRAFANA_PROVISIONING}/dashboards/stackc.yaml");
+    super::push_yaml(topo, options, &provider, &providers, out, diags);
     for (file, dashboard) in dashboards(topo, options) {
         match serde_json::to_string_pretty(&dashboard) {
             Ok(body) => out.push(Artifact {

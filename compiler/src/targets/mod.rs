@@ -48,6 +48,26 @@ pub fn header(comment: &str, options: &Options, topology: &str) -> String {
     )
 }
 
+/// A YAML file of the topology (`file` under its directory), serialized from
+/// `value` after the header; a value that cannot be serialized is a bug of
+/// stackc, reported, and the file is not written.
+pub(crate) fn push_yaml<T: Serialize>(
+    topo: &TopologyPlan,
+    options: &Options,
+    file: &str,
+    value: &T,
+    out: &mut Files<'_>,
+    diags: &mut Diagnostics,
+) {
+    match yaml::to_string(value) {
+        Ok(body) => out.push(Artifact {
+            path: format!("{}/{file}", topo.name),
+            contents: format!("{}{body}", header("#", options, &topo.name)),
+        }),
+        Err(e) => diags.push(internal(topo, file, &e)),
+    }
+}
+
 /// The room reserved, per service, for a file that holds every service of a
 /// host (a compose file, an nginx config), before it is written: grown by
 /// doubling, a large file copies itself a dozen times and, at its last

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::base::Name;
 
-use super::{header, yaml, Artifact};
+use super::{header, Artifact};
 use crate::diag::Diagnostics;
 use crate::options::Options;
 use crate::plan::backup::{BackupPlan, ARCHIVE_TIMEOUT};
@@ -180,7 +180,7 @@ pub fn generate(
                 node_files(topo, options, (node, settings), backup, out, diags);
             }
             if let Some(member) = &inst.replication.etcd {
-                push_yaml(
+                super::push_yaml(
                     topo,
                     options,
                     &member.file,
@@ -227,7 +227,7 @@ fn node_files(
     diags: &mut Diagnostics,
 ) {
     let file = format!("{}/patroni.yml", node.dir);
-    push_yaml(
+    super::push_yaml(
         topo,
         options,
         &file,
@@ -246,23 +246,6 @@ fn node_files(
         out,
         diags,
     );
-}
-
-fn push_yaml<T: Serialize>(
-    topo: &TopologyPlan,
-    options: &Options,
-    file: &str,
-    value: &T,
-    out: &mut super::Files<'_>,
-    diags: &mut Diagnostics,
-) {
-    match yaml::to_string(value) {
-        Ok(body) => out.push(Artifact {
-            path: format!("{}/{file}", topo.name),
-            contents: format!("{}{body}", header("#", options, &topo.name)),
-        }),
-        Err(e) => diags.push(super::internal(topo, file, &e)),
-    }
 }
 
 fn script_model<'a>(

@@ -18,7 +18,8 @@ use crate::diag::Diagnostics;
 use crate::options::Options;
 use crate::plan::firewall::{Peer, Sources};
 use crate::plan::{
-    PgParam, StreamingPlan, TopologyPlan, HOSTSSL_SCRIPT, REPLICATION_PASSWORD_ENV, WAL_KEEP_SIZE,
+    PgFrom, PgParam, StreamingPlan, TopologyPlan, HOSTSSL_SCRIPT, REPLICATION_PASSWORD_ENV,
+    WAL_KEEP_SIZE,
 };
 
 /// `NAME = 'VALUE'` in postgresql.conf.
@@ -74,9 +75,10 @@ pub fn generate(
     let mut hostssl_written: Vec<&str> = Vec::new();
     for host in &topo.hosts {
         for inst in &host.services {
-            if let Some(dir) = &inst.replication.hostssl {
+            let dir = inst.name.as_str();
+            if inst.replication.hostssl {
                 // The same script for every host that runs the service.
-                if !hostssl_written.contains(&dir.as_str()) {
+                if !hostssl_written.contains(&dir) {
                     hostssl_written.push(dir);
                     let model = Hostssl {
                         header: header("#", options, &topo.name),
@@ -152,7 +154,10 @@ fn settings(model: &mut Model<'_>, params: &[PgParam]) {
             model.settings.push(Setting {
                 name: p.name.to_string(),
                 value: conf_string(&p.value),
-                from: p.from.comment(),
+                from: match p.from {
+                    PgFrom::Block => "the service's `postgresql` block",
+                    PgFrom::Tls => "TLS, of the kind `postgres_tls`",
+                },
             });
         }
     }

@@ -8,7 +8,6 @@
 
 use serde::Serialize;
 
-use super::{header, yaml, Artifact};
 use crate::diag::Diagnostics;
 use crate::model::Duration;
 use crate::options::Options;
@@ -150,26 +149,8 @@ pub fn generate(
             rules: alerts(topo),
         }],
     };
-    for (path, what, body) in [
-        (
-            PROMETHEUS_CONFIG,
-            "Prometheus config",
-            yaml::to_string(&config),
-        ),
-        (
-            PROMETHEUS_RULES,
-            "Prometheus rules",
-            yaml::to_string(&rules),
-        ),
-    ] {
-        match body {
-            Ok(body) => out.push(Artifact {
-                path: format!("{}/{path}", topo.name),
-                contents: format!("{}{body}", header("#", options, &topo.name)),
-            }),
-            Err(e) => diags.push(super::internal(topo, what, &e)),
-        }
-    }
+    super::push_yaml(topo, options, PROMETHEUS_CONFIG, &config, out, diags);
+    super::push_yaml(topo, options, PROMETHEUS_RULES, &rules, out, diags);
 }
 
 /// The rule file's name, as the config (beside it) loads it.
