@@ -43,6 +43,7 @@ mod patroni_backup;
 mod patroni_cluster;
 mod patroni_failover;
 mod postgres_access;
+mod postgres_roles;
 mod postgres_settings;
 mod postgres_streaming;
 mod postgres_tls;

@@ -109,10 +109,17 @@ fn normalize(value: &str, addresses: &Addresses) -> String {
             .filter(|n| *n > 0)
             .map_or(0, |n| n + 1);
         let with_port = &rest[..end + port_len];
+        // A URL's user (`postgresql://api:...@db`) is a name, not an address,
+        // even where it is a service's (a role of its own is named so).
+        let user = out.ends_with("://")
+            && after
+                .split('/')
+                .next()
+                .is_some_and(|authority| authority.contains('@'));
         let service = addresses
             .get(with_port)
             .or_else(|| addresses.get(word))
-            .filter(|_| !after.starts_with("://"));
+            .filter(|_| !after.starts_with("://") && !user);
         match service {
             Some(s) => {
                 out.push_str(&format!("⟨{s}⟩"));

@@ -262,3 +262,22 @@ fn grafana_lines_name_the_metrics_and_the_prometheus_they_read() {
         );
     }
 }
+
+/// The task that makes per-service roles, and the clients' wait for it,
+/// name the server's `roles` entry.
+#[test]
+fn roles_task_lines_name_the_roles_entry() {
+    let path = root().join("tests/cases/postgres-roles.stack");
+    let all = every_line(&path);
+    for (file, needle) in [
+        ("single/compose/main.yml", "db-roles:"),
+        ("single/compose/main.yml", "PGHOST: db"),
+        ("patroni/compose/a.yml", "PGTARGETSESSIONATTRS"),
+    ] {
+        let shown = answers(&all, file, needle);
+        assert!(
+            shown.contains(&"roles = per_service"),
+            "{file}: `{needle}`: {shown:#?}"
+        );
+    }
+}

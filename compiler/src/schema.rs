@@ -124,6 +124,10 @@ pub const SERVICE: Block = Block {
         f("read_url", "the read-only form of `url` (default: `url`)"),
         f("public_url", "the URL the public reaches it at"),
         f(
+            "roles",
+            "PostgreSQL: `per_service` gives each client a role of its own (default `shared`)",
+        ),
+        f(
             "ha",
             "an HA mode its kind allows, or a block of the mode's options",
         ),
@@ -646,6 +650,7 @@ pub const CHOICES: &[(&str, &[&str])] = &[
     ("protocol", &["http", "tcp", "udp"]),
     ("platform", &["compose", "kubernetes"]),
     ("scrape", &["pod_monitor", "annotations"]),
+    ("roles", &["shared", "per_service"]),
 ];
 
 /// The values a choice field takes, when `field` is one.

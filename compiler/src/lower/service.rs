@@ -133,6 +133,15 @@ impl Lower<'_> {
             "read_url" => def.reach.read_url = self.expr(v),
             "public_url" => def.reach.public_url = self.expr(v),
             "ha_modes" => def.replication.ha_modes = self.names(v),
+            "roles" => {
+                def.reach.roles = self.choice(
+                    v,
+                    &[
+                        ("shared", Roles::Shared),
+                        ("per_service", Roles::PerService),
+                    ],
+                );
+            }
             _ => {
                 let d = not_a_field(key, &schema::SERVICE);
                 self.push(d);

@@ -279,6 +279,17 @@ pub struct ReachDef {
     pub metrics: Option<Box<MetricsDef>>,
     /// This placement's share of a weighted route (`run api { weight = 3 }`).
     pub weight: Option<Sp<u32>>,
+    /// Who its clients connect as (PostgreSQL).
+    pub roles: Option<Sp<Roles>>,
+}
+
+/// Who a PostgreSQL server's clients connect as: the `user` it was given, or
+/// a role of each client's own (`roles = per_service`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Roles {
+    #[default]
+    Shared,
+    PerService,
 }
 
 /// A service's named volumes and bind mounts.
@@ -446,6 +457,7 @@ fn lay_parts(base: &mut ServiceDef, top: &ServiceDef) {
         lay(&mut b.read_url, &t.read_url);
         lay(&mut b.public_url, &t.public_url);
         lay(&mut b.weight, &t.weight);
+        lay(&mut b.roles, &t.roles);
         lay(&mut b.metrics, &t.metrics);
     });
     lay_part(&mut base.storage, &top.storage, |b, t| {

@@ -37,6 +37,7 @@ mod proxy;
 pub(crate) mod redis_auth;
 mod replication;
 mod resolve;
+pub mod roles;
 mod scaling;
 mod tasks;
 mod topology;
@@ -94,6 +95,8 @@ pub struct TopologyPlan {
     /// Where the certificates of its https domains come from.
     pub acme: acme::AcmeServer,
     pub proxies: Vec<ProxyPlan>,
+    /// The roles of their own each PostgreSQL server gives its clients.
+    pub roles: roles::ServerRoles,
     pub scrape_jobs: Vec<ScrapeJob>,
     /// Its receivers and the Alertmanagers that send to them.
     pub alerting: Alerting,

@@ -592,7 +592,7 @@ pub use crate::grammar::host_port as endpoint;
 
 /// The PostgreSQL major version of a placement's image: `postgres:16-alpine`
 /// is 16.
-fn major_version(p: &Placement<'_>) -> Option<u32> {
+pub(super) fn major_version(p: &Placement<'_>) -> Option<u32> {
     let image = &p.def.image.as_ref()?.value;
     let tag = image.rsplit_once(':')?.1;
     if tag.contains('/') {

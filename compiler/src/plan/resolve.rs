@@ -179,7 +179,13 @@ impl Topo<'_> {
                     def.reach.url.as_ref()
                 };
                 match template {
-                    Some(t) => Some(self.eval(target, consumer_host, t, fx, diags, depth + 1)),
+                    Some(t) => {
+                        let role = self.client_role(target, def, attr.kind.reads(), fx);
+                        let outer = std::mem::replace(&mut fx.as_role, role);
+                        let url = self.eval(target, consumer_host, t, fx, diags, depth + 1);
+                        fx.as_role = outer;
+                        Some(url)
+                    }
                     None => {
                         let http = def.ports.values().next().filter(|p| {
                             p.protocol.as_ref().map(|p| p.value) == Some(Protocol::Http)
@@ -217,6 +223,11 @@ impl Topo<'_> {
             },
             Attribute::Param => {
                 let param = attr.name.name.as_str();
+                if let Some(role) = fx.as_role.as_ref().filter(|r| r.server == *target) {
+                    if let Some(value) = role.param(param) {
+                        return Some(value);
+                    }
+                }
                 let value = def
                     .parameters
                     .args

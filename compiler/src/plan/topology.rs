@@ -26,10 +26,12 @@ pub fn plan(stack: &Stack, checked: &Checked, diags: &mut Diagnostics) -> Plan {
         topologies.push(topology);
         diags.extend(d);
     }
+    let mut secrets = stack.secrets.clone();
+    super::roles::add_secrets(&mut secrets, &topologies);
     Plan {
         stack: stack.name.clone(),
         services: stack.services.len(),
-        secrets: stack.secrets.clone(),
+        secrets,
         topologies,
     }
 }
@@ -173,6 +175,14 @@ pub(super) struct Effects {
     /// The services its values refer to at run time, each where referred to.
     pub(super) deps: Vec<Dependency>,
     pub(super) publishes: Publishes,
+    /// The service whose values these are, when they are a service's: the
+    /// client a server with `roles = per_service` gives a role.
+    pub(super) client: Option<Name>,
+    /// The roles of their own its values connect as.
+    pub(super) roles: Vec<super::roles::RoleUse>,
+    /// While a server's URL is resolved for a client with a role of its own:
+    /// that role, which the URL's `self.user` and `self.password` name.
+    pub(super) as_role: Option<super::roles::RoleUse>,
 }
 
 fn plan_topology(
@@ -219,6 +229,7 @@ fn plan_topology(
     publishes.extend(replication_publishes);
 
     t.check_cycles(&placed, &effects, diags);
+    let roles = t.server_roles(&effects, diags);
 
     let mut host_plans = Vec::with_capacity(t.hosts.len());
     for (h, host) in t.hosts.iter().enumerate() {
@@ -239,6 +250,7 @@ fn plan_topology(
             diags,
         ));
     }
+    t.wire_roles(&mut host_plans, &roles, diags);
     let dns_host = t.dns_host();
     for (h, host) in host_plans.iter_mut().enumerate() {
         let dns = dns_host.as_deref();
@@ -250,6 +262,7 @@ fn plan_topology(
         scrape_jobs.extend(super::prometheus::patroni_jobs(&host_plans));
     }
     TopologyPlan {
+        roles,
         host_ips: t.topology_ips(),
         proxies,
         scrape_jobs,
@@ -446,7 +459,10 @@ impl Topo<'_> {
         p: Option<&Placement<'_>>,
         diags: &mut Diagnostics,
     ) -> (Effects, Resolved) {
-        let mut fx = Effects::default();
+        let mut fx = Effects {
+            client: Some(name.clone()),
+            ..Effects::default()
+        };
         let mut resolved = Resolved::default();
         let Some(p) = p else {
             return (fx, resolved);

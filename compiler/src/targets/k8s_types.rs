@@ -492,6 +492,31 @@ pub struct CnpgClusterSpec {
     /// What the operator puts on every object of the cluster, its pods too.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inherited_metadata: Option<InheritedMetadata>,
+    /// The roles the operator makes and keeps: the clients' own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub managed: Option<CnpgManaged>,
+}
+
+#[derive(Serialize)]
+pub struct CnpgManaged {
+    pub roles: Vec<CnpgRole>,
+}
+
+/// A role CloudNativePG makes, its password from a `kubernetes.io/basic-auth`
+/// Secret.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CnpgRole {
+    pub name: String,
+    pub comment: String,
+    pub ensure: &'static str,
+    pub login: bool,
+    pub superuser: bool,
+    pub createdb: bool,
+    pub createrole: bool,
+    pub replication: bool,
+    pub in_roles: Vec<String>,
+    pub password_secret: NameOnly,
 }
 
 #[derive(Serialize)]

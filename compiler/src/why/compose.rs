@@ -16,8 +16,10 @@ pub(super) fn dependency(
     condition: Option<&str>,
 ) -> Vec<Origin> {
     // A Patroni cluster is reached through the HAProxy beside the consumer.
-    let named = match Added::owner(target) {
-        Some((owner, Added::Haproxy)) => owner,
+    let roles = f.roles_task(target, host);
+    let named = match (Added::owner(target), roles) {
+        (Some((owner, Added::Haproxy)), _) => owner,
+        (_, Some((server, _))) => server,
         _ => target,
     };
     let mut out = Vec::new();
@@ -46,7 +48,12 @@ pub(super) fn dependency(
             v.span,
         ));
     }
-    if named != target {
+    if let Some((server, entry)) = roles {
+        out.push(Origin::at(
+            format!("`roles` of `{server}`: `{target}` makes its clients' roles first"),
+            entry.span(),
+        ));
+    } else if named != target {
         out.push(Origin::default(format!(
             "`{target}`: a Patroni cluster is reached through the HAProxy beside its consumer"
         )));

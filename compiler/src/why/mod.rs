@@ -166,6 +166,12 @@ impl<'a> Finder<'a> {
     /// The entry that asks for a container stackc adds: `<svc>-sentinel`,
     /// `<svc>-etcd`, `<svc>-haproxy` (the `ha` block), or a proxy.
     fn auxiliary(&self, name: &str, host: &str) -> Option<(String, &'a Entry)> {
+        if let Some((server, roles)) = self.roles_task(name, host) {
+            return Some((
+                format!("`{name}`, the task that makes the roles of `{server}`'s clients"),
+                roles,
+            ));
+        }
         if let Some((service, _)) = crate::plan::Added::owner(name) {
             let ha = self.field(service, host, &["ha"])?;
             return Some((
@@ -174,6 +180,13 @@ impl<'a> Finder<'a> {
             ));
         }
         Some((format!("proxy `{name}`"), self.proxy(name)?))
+    }
+
+    /// The server and its `roles` entry, when `name` is the task that makes
+    /// the roles of its clients (`<server>-roles`).
+    fn roles_task<'n>(&self, name: &'n str, host: &str) -> Option<(&'n str, &'a Entry)> {
+        let server = name.strip_suffix("-roles")?;
+        Some((server, self.field(server, host, &["roles"])?))
     }
 
     /// The topology's `proxy NAME` entry.

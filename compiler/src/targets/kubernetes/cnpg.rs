@@ -7,6 +7,7 @@ use super::workload::resources;
 use super::*;
 use crate::plan::backups::Backup;
 use crate::plan::cnpg_backup::CnpgBackup;
+use crate::plan::roles::Access;
 
 /// The Barman Cloud plugin's name, as the operator knows it.
 const BARMAN_PLUGIN: &str = "barman-cloud.cloudnative-pg.io";
@@ -129,9 +130,44 @@ impl Cx<'_> {
                 inherited_metadata: Some(self.scrape_annotations(inst))
                     .filter(|a| !a.is_empty())
                     .map(|annotations| InheritedMetadata { annotations }),
+                managed: self.managed_roles(inst, &text("user")),
                 ..CnpgClusterSpec::default()
             }),
         }
+    }
+
+    /// The clients' roles (`roles = per_service`): each reads, a client of
+    /// `url` writes, and a task that writes (a migration) is a member of the
+    /// owner, which CloudNativePG does not make a superuser.
+    fn managed_roles(&self, inst: &Instance, owner: &str) -> Option<CnpgManaged> {
+        let roles = self.topo.roles.get(&inst.name)?;
+        let roles = roles
+            .iter()
+            .map(|r| {
+                let mut in_roles = vec!["pg_read_all_data".to_string()];
+                if r.access >= Access::Write {
+                    in_roles.push("pg_write_all_data".into());
+                }
+                if r.access >= Access::Migrate {
+                    in_roles.push(owner.to_string());
+                }
+                CnpgRole {
+                    name: r.name.to_string(),
+                    comment: format!("the role of `{}`, made by stackc", r.client),
+                    ensure: "present",
+                    login: true,
+                    superuser: false,
+                    createdb: false,
+                    createrole: false,
+                    replication: false,
+                    in_roles,
+                    password_secret: NameOnly {
+                        name: role_secret(&inst.name, &r.client),
+                    },
+                }
+            })
+            .collect();
+        Some(CnpgManaged { roles })
     }
 
     /// The bucket, its credentials (the Secret `secrets.sh` makes), gzip, and
@@ -192,6 +228,12 @@ fn store_name(service: &str) -> String {
 /// The Secret of a store's credentials and region, made by `secrets.sh`.
 pub(super) fn store_secret(service: &str) -> String {
     format!("{service}-backup-s3")
+}
+
+/// The `kubernetes.io/basic-auth` Secret of a client's role, made by
+/// `secrets.sh`.
+pub(super) fn role_secret(service: &str, client: &str) -> String {
+    format!("{service}-role-{client}")
 }
 
 /// The `kubernetes.io/basic-auth` Secret a CloudNativePG Cluster bootstraps from.

@@ -1,7 +1,7 @@
 //! `secrets.sh`: the secret keys a topology needs and the command that creates
 //! its Secret from environment variables (no value is ever written).
 
-use super::cnpg::{cnpg_backup, cnpg_secret, store_secret};
+use super::cnpg::{cnpg_backup, cnpg_secret, role_secret, store_secret};
 use super::*;
 use crate::plan::cnpg_backup::CnpgBackup;
 
@@ -91,31 +91,7 @@ impl Cx<'_> {
             s.push_str("  --dry-run=client -o yaml | kubectl apply -f -\n");
         }
         for inst in instances.iter().filter(|i| i.ha == HaMode::CloudNativePg) {
-            let user = literal(
-                inst.parameters
-                    .params
-                    .get("user")
-                    .map_or(&[][..], |v| v.as_slice()),
-            )
-            .unwrap_or_default();
-            let Some([Out::Secret(secret)]) =
-                inst.parameters.params.get("password").map(|v| v.as_slice())
-            else {
-                continue;
-            };
-            let env = &secret.env;
-            s.push_str(&format!(
-                "# The owner of the PostgreSQL cluster `{}`, for CloudNativePG's bootstrap.\n",
-                inst.name
-            ));
-            s.push_str(&format!(
-                "kubectl create secret generic {} --namespace {} --type=kubernetes.io/basic-auth \\\n",
-                cnpg_secret(&inst.name),
-                self.topo.namespace
-            ));
-            s.push_str(&format!("  --from-literal=username='{user}' \\\n"));
-            s.push_str(&format!("  --from-file=password=\"$values/{env}\" \\\n"));
-            s.push_str("  --dry-run=client -o yaml | kubectl apply -f -\n");
+            s.push_str(&self.cnpg_secrets(inst));
         }
         for inst in instances {
             if let Some(b) = cnpg_backup(inst) {
@@ -123,6 +99,50 @@ impl Cx<'_> {
             }
         }
         s
+    }
+
+    /// The `kubernetes.io/basic-auth` Secrets of a CloudNativePG cluster: its
+    /// owner's, which it bootstraps from, and each client role's.
+    fn cnpg_secrets(&self, inst: &Instance) -> String {
+        let mut s = String::new();
+        let user = literal(
+            inst.parameters
+                .params
+                .get("user")
+                .map_or(&[][..], |v| v.as_slice()),
+        )
+        .unwrap_or_default();
+        if let Some([Out::Secret(secret)]) =
+            inst.parameters.params.get("password").map(|v| v.as_slice())
+        {
+            let why = format!(
+                "The owner of the PostgreSQL cluster `{}`, for CloudNativePG's bootstrap.",
+                inst.name
+            );
+            s.push_str(&self.basic_auth(&why, &cnpg_secret(&inst.name), &user, &secret.env));
+        }
+        for r in self.topo.roles.get(&inst.name).into_iter().flatten() {
+            let why = format!(
+                "The role of `{}` on `{}`, which CloudNativePG makes.",
+                r.client, inst.name
+            );
+            let name = role_secret(&inst.name, &r.client);
+            s.push_str(&self.basic_auth(&why, &name, &r.name, &r.password.env));
+        }
+        s
+    }
+
+    /// The lines that make the basic-auth Secret `name` of `username` and the
+    /// password in the secrets' file `env` (a role's name, safe in quotes).
+    fn basic_auth(&self, why: &str, name: &str, username: &str, env: &str) -> String {
+        format!(
+            "# {why}\n\
+             kubectl create secret generic {name} --namespace {ns} --type=kubernetes.io/basic-auth \\\n  \
+             --from-literal=username='{username}' \\\n  \
+             --from-file=password=\"$values/{env}\" \\\n  \
+             --dry-run=client -o yaml | kubectl apply -f -\n",
+            ns = self.topo.namespace,
+        )
     }
 
     /// The Secret of a CloudNativePG store: its credentials, from the
