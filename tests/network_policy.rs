@@ -225,6 +225,17 @@ fn strip_names(v: &mut Value) {
             }
         }
         Value::Sequence(items) => items.iter_mut().for_each(strip_names),
+        // The statements of a psql here-document name roles and tables (a
+        // role is named after its client), not hosts: the host psql reaches
+        // is its environment's.
+        Value::String(line) => {
+            while let Some(start) = line.find("<<'SQL'\n") {
+                let end = line[start..]
+                    .find("\nSQL\n")
+                    .map_or(line.len(), |e| start + e + "\nSQL\n".len());
+                line.replace_range(start..end, "");
+            }
+        }
         _ => {}
     }
 }

@@ -282,8 +282,7 @@ fn the_roles_task_refuses_a_password_outside_a_url() {
     let o = run_roles_task(&doc);
     assert!(!o.status.success());
     assert!(
-        String::from_utf8_lossy(&o.stderr)
-            .contains("DB_API_PASSWORD is the password of the role api"),
+        String::from_utf8_lossy(&o.stderr).contains("DB_API_PASSWORD is a role's password"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
@@ -466,5 +465,122 @@ topology operated {
             .iter()
             .any(|a| a.path == "operated/k8s/db-roles.yaml"),
         "no task beside an operator"
+    );
+}
+
+const PATRONI_STACK: &str = r#"
+stack ha
+
+secret db_password
+secret replication_password
+
+service db: postgres {
+  image = "postgres:MAJOR"
+  database = "orders"
+  user = "shop"
+  password = secret.db_password
+  roles = per_service
+}
+
+service app {
+  image = "app:1"
+  env { DATABASE_URL = db.url }
+}
+
+topology trio {
+  host one {
+    address = "127.0.0.71"
+    run = [db, app]
+  }
+  host two {
+    address = "127.0.0.72"
+    run = [db]
+  }
+  host three {
+    address = "127.0.0.73"
+    run = [db]
+  }
+  override db {
+    ha {
+      mode = patroni
+      ttl = 20s
+      loop_wait = 2s
+      retry_timeout = 5s
+      replication_password = secret.replication_password
+    }
+  }
+}
+"#;
+
+/// A compose environment with the secrets filled in, the app's role's too.
+fn patroni_env(service: &Value) -> BTreeMap<String, String> {
+    crate::patroni_cluster::environment(service)
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v.find("${DB_APP_PASSWORD:") {
+                Some(start) => {
+                    let end = v[start..].find('}').map_or(v.len(), |e| start + e + 1);
+                    format!("{}app-secret{}", &v[..start], &v[end..])
+                }
+                None => v,
+            };
+            (k, v)
+        })
+        .collect()
+}
+
+/// On a Patroni cluster the task reaches whichever node leads, through
+/// every node's address: the role it makes is the cluster's, and after a
+/// failover the task runs again on the new leader.
+#[test]
+fn patroni_roles_are_made_on_whichever_node_leads() {
+    use crate::patroni_cluster::{psql, service, text, wait_streaming, Cluster};
+    let Some(mut cluster) = Cluster::prepare(PATRONI_STACK, &|_| Vec::new()) else {
+        return;
+    };
+    for n in 0..3 {
+        cluster.start(n);
+    }
+    cluster.start_haproxy();
+    let admin = "postgresql://postgres:orders-secret@127.0.0.1:5000/postgres";
+    wait_streaming(admin, admin, 2);
+
+    let one = cluster.file("trio/compose/one.yml");
+    let task = service(&one, "db-roles");
+    let env = patroni_env(&task);
+    assert_eq!(env["PGHOST"], "127.0.0.71,127.0.0.72,127.0.0.73");
+    assert_eq!(env["PGTARGETSESSIONATTRS"], "read-write");
+    let line = task["command"][2]
+        .as_str()
+        .unwrap_or_default()
+        .replace("$$", "$");
+    let run_task = |cluster: &Cluster| {
+        let o = cluster
+            .as_postgres(0, &env, &["sh".into(), "-c".into(), line.clone()])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    run_task(&cluster);
+    let url =
+        patroni_env(&service(&one, "app"))["DATABASE_URL"].replace("@db-haproxy:", "@127.0.0.1:");
+    assert!(url.starts_with("postgresql://app:app-secret@"), "{url}");
+    let who = "SELECT current_user || ' ' || pg_is_in_recovery()";
+    assert_eq!(text(&psql(&url, who)), "app false");
+
+    let leader = cluster
+        .leader()
+        .unwrap_or_else(|| panic!("no node answers /primary"));
+    cluster.kill(leader);
+    crate::support::wait_for(
+        "another node leads",
+        std::time::Duration::from_secs(40),
+        || cluster.leader().is_some_and(|l| l != leader),
+    );
+    run_task(&cluster);
+    crate::support::wait_for(
+        "the app connects to the new leader as its role",
+        std::time::Duration::from_secs(20),
+        || text(&psql(&url, who)) == "app false",
     );
 }

@@ -400,8 +400,8 @@ fn script(clients: &[ClientRole]) -> String {
     let mut s = String::from("set -e\n");
     for c in clients {
         let why = format!(
-            "{} is the password of the role {}, in its client's URL",
-            c.password.env, c.name
+            "{} is a role's password, in its client's URL",
+            c.password.env
         );
         s.push_str(&url_safe_check(&c.password.env, false, &why));
     }
