@@ -53,6 +53,7 @@ mod real_programs;
 mod redis_replica;
 mod redis_sentinel;
 mod redis_tls_replica;
+mod redis_users;
 mod s3_store;
 mod schedules;
 mod sentinel_failover;

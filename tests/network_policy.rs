@@ -225,15 +225,22 @@ fn strip_names(v: &mut Value) {
             }
         }
         Value::Sequence(items) => items.iter_mut().for_each(strip_names),
-        // The statements of a psql here-document name roles and tables (a
-        // role is named after its client), not hosts: the host psql reaches
-        // is its environment's.
+        // The statements of a psql here-document and Redis's `user`
+        // directives name roles, users and tables (a role is named after its
+        // client), not hosts: the host psql reaches is its environment's.
         Value::String(line) => {
             while let Some(start) = line.find("<<'SQL'\n") {
                 let end = line[start..]
                     .find("\nSQL\n")
                     .map_or(line.len(), |e| start + e + "\nSQL\n".len());
                 line.replace_range(start..end, "");
+            }
+            if line.contains("\nuser ") {
+                *line = line
+                    .lines()
+                    .filter(|l| !(l.starts_with("user ") && l.contains(" on ")))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
             }
         }
         _ => {}

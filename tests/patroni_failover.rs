@@ -143,12 +143,6 @@ fn patroni_fails_over_through_the_generated_haproxy() {
     let config: serde_json::Value =
         serde_json::from_str(&rest_body(first, "/config")).unwrap_or_default();
     assert_eq!(config["maximum_lag_on_failover"], 2 << 20, "{config}");
-    // The service's settings, cluster-wide (Patroni's DCS): the primary and
-    // a replica run with them.
-    for u in [&admin, &read_url] {
-        assert_eq!(text(&psql(u, "SHOW max_connections")), "50", "{u}");
-        assert_eq!(text(&psql(u, "SHOW work_mem")), "8MB", "{u}");
-    }
     wait_for(
         "the replica endpoint reads from a replica",
         Duration::from_secs(10),
@@ -159,6 +153,12 @@ fn patroni_fails_over_through_the_generated_haproxy() {
             )) == "t|20"
         },
     );
+    // The service's settings, cluster-wide (Patroni's DCS): the primary and
+    // a replica (once HAProxy has found one up) run with them.
+    for u in [&admin, &read_url] {
+        assert_eq!(text(&psql(u, "SHOW max_connections")), "50", "{u}");
+        assert_eq!(text(&psql(u, "SHOW work_mem")), "8MB", "{u}");
+    }
 
     // A real Prometheus on the generated config scrapes every node's REST
     // API, without its password.

@@ -24,7 +24,9 @@ use serde_norway::Value;
 use crate::postgres_streaming::{
     as_postgres, initdb, own, pg_ctl_start, query, run, scratch, PG_PROGRAMS,
 };
-use crate::support::{options, read, require, write_artifacts};
+use crate::support::{
+    compose_environment, compose_resolved, options, read, require, write_artifacts,
+};
 
 const STACK: &str = r#"
 stack shop
@@ -66,50 +68,17 @@ topology prod {
 const ADDRESS: &str = "127.0.0.61";
 const PORT: u16 = 25461;
 
-/// The secrets' values the host holds.
-fn secrets(api: &str) -> Vec<(String, String)> {
-    [
-        ("DB_PASSWORD", "owner-secret"),
-        ("DB_API_PASSWORD", api),
-        ("DB_REPORTS_PASSWORD", "reports-secret"),
-        ("DB_MIGRATE_PASSWORD", "migrate-secret"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
-
-/// The compose file as `docker-compose config` resolves it with `env`,
-/// `$$` read back as the `$` the container gets.
-fn resolved(file: &Path, env: &[(String, String)]) -> Value {
-    let o = Command::new("docker-compose")
-        .args(["-f", &file.display().to_string(), "config"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .output()
-        .unwrap_or_else(|e| panic!("docker-compose: {e}"));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let text = String::from_utf8_lossy(&o.stdout).replace("$$", "$");
-    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn environment(service: &Value) -> BTreeMap<String, String> {
-    let Some(map) = service["environment"].as_mapping() else {
-        panic!("no environment: {service:?}");
-    };
-    map.iter()
-        .map(|(k, v)| {
-            let value = match v {
-                Value::String(s) => s.clone(),
-                other => serde_norway::to_string(other)
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string(),
-            };
-            (k.as_str().unwrap_or_default().to_string(), value)
-        })
-        .collect()
+/// The compose file as the host resolves it with its secrets' values.
+fn resolved(file: &Path, api: &str) -> Value {
+    compose_resolved(
+        file,
+        &[
+            ("DB_PASSWORD", "owner-secret"),
+            ("DB_API_PASSWORD", api),
+            ("DB_REPORTS_PASSWORD", "reports-secret"),
+            ("DB_MIGRATE_PASSWORD", "migrate-secret"),
+        ],
+    )
 }
 
 /// Runs the roles task's shell line as the container would, its compose
@@ -123,7 +92,7 @@ fn run_roles_task(doc: &Value) -> Output {
         .map(|w| w.as_str().unwrap_or_default().to_string())
         .collect();
     assert_eq!(command[..2], ["sh".to_string(), "-c".to_string()]);
-    let mut env = environment(task);
+    let mut env = compose_environment(task);
     assert_eq!(env.get("PGHOST").map(String::as_str), Some("db"));
     env.insert("PGHOST".into(), ADDRESS.into());
     env.insert("PGPORT".into(), PORT.to_string());
@@ -133,7 +102,7 @@ fn run_roles_task(doc: &Value) -> Output {
 
 /// A client's URL from its resolved environment, made the test's address.
 fn url(doc: &Value, client: &str) -> String {
-    let env = environment(&doc["services"][client]);
+    let env = compose_environment(&doc["services"][client]);
     env["DATABASE_URL"].replace("@db:5432/", &format!("@{ADDRESS}:{PORT}/"))
 }
 
@@ -186,7 +155,7 @@ fn each_client_connects_as_its_own_role_with_its_access() {
         return;
     }
     let (tmp, file) = build();
-    let doc = resolved(&file, &secrets("api-secret"));
+    let doc = resolved(&file, "api-secret");
 
     // The clients beside the task start after it.
     for client in ["api", "reports", "migrate"] {
@@ -261,7 +230,7 @@ fn each_client_connects_as_its_own_role_with_its_access() {
 
     // Again, with the API's password changed: the roles stay, the password
     // is the new one.
-    let doc = resolved(&file, &secrets("api-rotated"));
+    let doc = resolved(&file, "api-rotated");
     let o = run_roles_task(&doc);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let rotated = url(&doc, "api");
@@ -278,7 +247,7 @@ fn the_roles_task_refuses_a_password_outside_a_url() {
         return;
     }
     let (_tmp, file) = build();
-    let doc = resolved(&file, &secrets("a@b"));
+    let doc = resolved(&file, "a@b");
     let o = run_roles_task(&doc);
     assert!(!o.status.success());
     assert!(

@@ -196,3 +196,39 @@ pub fn kubernetes_expand(
     }
     String::from_utf8(out).unwrap_or_default()
 }
+
+/// A compose file as `docker-compose config` resolves it with the secrets'
+/// values `env`, `$$` read back as the `$` the container gets.
+pub fn compose_resolved(file: &Path, env: &[(&str, &str)]) -> serde_norway::Value {
+    let o = std::process::Command::new("docker-compose")
+        .args(["-f", &file.display().to_string(), "config"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("docker-compose: {e}"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout).replace("$$", "$");
+    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A resolved compose service's environment, every value as text.
+pub fn compose_environment(
+    service: &serde_norway::Value,
+) -> std::collections::BTreeMap<String, String> {
+    let Some(map) = service["environment"].as_mapping() else {
+        panic!("no environment: {service:?}");
+    };
+    map.iter()
+        .map(|(k, v)| {
+            let value = match v {
+                serde_norway::Value::String(s) => s.clone(),
+                other => serde_norway::to_string(other)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            };
+            (k.as_str().unwrap_or_default().to_string(), value)
+        })
+        .collect()
+}

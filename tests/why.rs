@@ -267,7 +267,7 @@ fn grafana_lines_name_the_metrics_and_the_prometheus_they_read() {
 /// name the server's `roles` entry.
 #[test]
 fn roles_task_lines_name_the_roles_entry() {
-    let path = root().join("tests/cases/postgres-roles.stack");
+    let path = root().join("tests/cases/roles.stack");
     let all = every_line(&path);
     for (file, needle) in [
         ("single/compose/main.yml", "db-roles:"),

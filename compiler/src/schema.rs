@@ -125,7 +125,7 @@ pub const SERVICE: Block = Block {
         f("public_url", "the URL the public reaches it at"),
         f(
             "roles",
-            "PostgreSQL: `per_service` gives each client a role of its own (default `shared`)",
+            "PostgreSQL and Redis: `per_service` gives each client a role (a user) of its own (default `shared`)",
         ),
         f(
             "ha",

@@ -1,4 +1,5 @@
-//! Roles of their own (docs/targets.md, "PostgreSQL roles per client"): a
+//! Roles of their own (docs/targets.md, "PostgreSQL roles per client"; Redis's
+//! users in "A Redis password", made in `redis_auth.rs`): a
 //! PostgreSQL server with `roles = per_service` gives each service that
 //! refers to its `url` or `read_url` a login role named after the service,
 //! with a password of its own, and the client's URL names that role. What a
@@ -104,7 +105,7 @@ impl Topo<'_> {
             .as_ref()
             .is_some_and(|r| r.value == Roles::PerService);
         let client = fx.client.as_ref().filter(|c| *c != target)?;
-        if !per_service || !self.is_kind(target, "postgres") {
+        if !per_service || self.role_server(target).is_none() {
             return None;
         }
         let role = RoleUse {
@@ -129,17 +130,27 @@ impl Topo<'_> {
             let Some(span) = per_service(def) else {
                 continue;
             };
-            if !self.is_kind(name, "postgres") {
+            if self.role_server(name).is_none() {
                 diags.push(
                     Diagnostic::error(
                         Code::InvalidValue,
                         span,
-                        format!(
-                            "`{name}` is not PostgreSQL: only PostgreSQL gives its clients roles"
-                        ),
+                        format!("`{name}` gives no roles: only PostgreSQL and Redis with a password do"),
                     )
-                    .label("roles of PostgreSQL")
-                    .help("remove `roles`, or give the service a kind of `postgres`"),
+                    .label("roles of PostgreSQL or Redis")
+                    .help("remove `roles`, or give the service a kind of `postgres`, or of `redis_auth` (Redis's users need the server's password beside theirs)"),
+                );
+            } else if def.ha_mode() == &HaMode::Sentinel {
+                // Its clients find the master through the sentinels, which
+                // know the default user only.
+                diags.push(
+                    Diagnostic::error(
+                        Code::NotSupported,
+                        span,
+                        format!("`{name}` is watched by Sentinel: its clients have no users of their own"),
+                    )
+                    .label("per-service users")
+                    .help("remove `roles` (the clients share the password), or use `ha = replica`"),
                 );
             }
         }
@@ -175,6 +186,17 @@ impl Topo<'_> {
         roles
     }
 
+    /// Which server gives roles: PostgreSQL, or Redis with a password.
+    pub(super) fn role_server(&self, name: &str) -> Option<Server> {
+        if self.is_kind(name, "postgres") {
+            Some(Server::Postgres)
+        } else if self.is_kind(name, "redis_auth") {
+            Some(Server::Redis)
+        } else {
+            None
+        }
+    }
+
     fn check_roles(&self, server: &str, clients: &[ClientRole], diags: &mut Diagnostics) {
         let Some(p) = self.placements.get(server).and_then(|ps| ps.first()) else {
             return;
@@ -182,6 +204,10 @@ impl Topo<'_> {
         let Some(span) = per_service(&p.def) else {
             return;
         };
+        if self.role_server(server) == Some(Server::Redis) {
+            check_redis_users(server, clients, span, diags);
+            return;
+        }
         if let Some(major) = super::patroni::major_version(p).filter(|m| *m < OLDEST_MAJOR) {
             diags.push(
                 Diagnostic::error(
@@ -243,6 +269,36 @@ impl Topo<'_> {
     }
 }
 
+/// What gives its clients roles of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Server {
+    /// Login roles, made by a task or the operator.
+    Postgres,
+    /// ACL users, in each node's config.
+    Redis,
+}
+
+/// A Redis's users: none named `default`, the server's own.
+fn check_redis_users(server: &str, clients: &[ClientRole], span: Span, diags: &mut Diagnostics) {
+    for r in clients.iter().filter(|r| r.name == "default") {
+        diags.push(
+            Diagnostic::error(
+                Code::InvalidValue,
+                span,
+                format!(
+                    "the client `{}` of `{server}` cannot have the user `default`",
+                    r.client
+                ),
+            )
+            .label("a user per client, named after it")
+            .help(format!(
+                "`default` is the server's own user: rename the service `{}`",
+                r.client
+            )),
+        );
+    }
+}
+
 /// The span of `roles = per_service`, when a definition says so.
 fn per_service(def: &ServiceDef) -> Option<Span> {
     def.reach
@@ -275,6 +331,17 @@ impl Topo<'_> {
             else {
                 continue;
             };
+            if self.role_server(server) == Some(Server::Redis) {
+                let span = per_service(&first.def).unwrap_or_default();
+                for inst in hosts
+                    .iter_mut()
+                    .flat_map(|h| h.services.iter_mut())
+                    .filter(|i| &i.name == server)
+                {
+                    super::redis_auth::add_users(inst, clients, span);
+                }
+                continue;
+            }
             if self.topo.platform.value == Platform::Kubernetes
                 && first.def.ha_mode() == &HaMode::CloudNativePg
             {
