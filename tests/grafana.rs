@@ -36,9 +36,18 @@ impl Topology {
     }
 
     fn dashboards(&self) -> Vec<Json> {
+        self.json_under("/grafana/dashboards/")
+    }
+
+    /// The dashboards for a Grafana outside the topology.
+    fn imported(&self) -> Vec<Json> {
+        self.json_under("/grafana/import/")
+    }
+
+    fn json_under(&self, dir: &str) -> Vec<Json> {
         self.files
             .iter()
-            .filter(|(p, _)| p.contains("/grafana/dashboards/"))
+            .filter(|(p, _)| p.contains(dir))
             .map(|(p, c)| serde_json::from_str(c).unwrap_or_else(|e| panic!("{p}: {e}")))
             .collect()
     }
@@ -52,7 +61,15 @@ impl Topology {
     }
 }
 
+/// The topologies that run Grafana (they provision it).
 fn with_grafana() -> Vec<Topology> {
+    let found = topologies_with("/grafana/provisioning/");
+    assert!(!found.is_empty(), "an example runs Grafana");
+    found
+}
+
+/// The topologies whose files hold `dir`, with all their files.
+fn topologies_with(dir: &str) -> Vec<Topology> {
     let mut found = Vec::new();
     for path in stack_files("examples")
         .into_iter()
@@ -62,7 +79,7 @@ fn with_grafana() -> Vec<Topology> {
         let mut topologies: Vec<String> = compilation
             .artifacts
             .iter()
-            .filter(|a| a.path.contains("/grafana/"))
+            .filter(|a| a.path.contains(dir))
             .filter_map(|a| a.path.split('/').next().map(str::to_string))
             .collect();
         topologies.dedup();
@@ -78,7 +95,6 @@ fn with_grafana() -> Vec<Topology> {
             });
         }
     }
-    assert!(!found.is_empty(), "an example runs Grafana");
     found
 }
 
@@ -211,8 +227,11 @@ fn grafana_reads_the_topologys_prometheus_and_its_dashboards() {
 /// Every panel's expression, with the topology's name.
 fn panel_exprs() -> Vec<(String, String, String)> {
     let mut exprs = Vec::new();
-    for t in with_grafana() {
-        for d in t.dashboards() {
+    for t in with_grafana()
+        .into_iter()
+        .chain(topologies_with("/grafana/import/"))
+    {
+        for d in t.dashboards().into_iter().chain(t.imported()) {
             for p in d["panels"].as_array().into_iter().flatten() {
                 for target in p["targets"].as_array().into_iter().flatten() {
                     exprs.push((
@@ -291,4 +310,66 @@ fn grafana_service_panels_show_what_the_series_say() {
         "tests:\n  - interval: 1m\n    input_series:\n      - series: 'up{{job=\"app\", instance=\"10.30.0.10:8080\"}}'\n        values: '1x15'\n{input}    promql_expr_test:\n{tests}"
     );
     crate::real_programs::promtool_test(&test);
+}
+
+/// A topology whose metrics another Grafana reads (SynthStack's guide imports
+/// its dashboards) gets them in the form Grafana's import reads: the
+/// Prometheus is an input every panel names, and each panel charts a job the
+/// topology's `prometheus.yml` scrapes; uids are unique across every stack
+/// and topology (one Grafana may import them all) and within 40 characters.
+#[test]
+fn imported_dashboards_ask_for_the_prometheus_of_their_jobs() {
+    let topologies = topologies_with("/grafana/import/");
+    assert!(
+        topologies
+            .iter()
+            .any(|t| t.name == "examples/synthstack.stack single"),
+        "SynthStack's Grafana is outside the stack"
+    );
+    let mut uids = BTreeSet::new();
+    for t in topologies {
+        let config: Value = serde_norway::from_str(
+            t.file("prometheus/prometheus.yml")
+                .unwrap_or_else(|| panic!("{}: prometheus.yml", t.name)),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let jobs: BTreeSet<&str> = config["scrape_configs"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(|j| j["job_name"].as_str())
+            .collect();
+        let dashboards = t.imported();
+        assert!(!dashboards.is_empty(), "{}", t.name);
+        for d in dashboards {
+            let id = d["uid"].as_str().unwrap_or_default().to_string();
+            assert!(
+                id.len() <= 40 && uids.insert(id.clone()),
+                "{}: {id}",
+                t.name
+            );
+            let inputs = d["__inputs"].as_array().cloned().unwrap_or_default();
+            assert_eq!(inputs.len(), 1, "{}: {id}", t.name);
+            assert_eq!(inputs[0]["name"], "DS_PROMETHEUS");
+            assert_eq!(inputs[0]["type"], "datasource");
+            assert_eq!(inputs[0]["pluginId"], "prometheus");
+            for p in d["panels"].as_array().into_iter().flatten() {
+                assert_eq!(p["datasource"]["uid"], "${DS_PROMETHEUS}", "{}", t.name);
+                for target in p["targets"].as_array().into_iter().flatten() {
+                    assert_eq!(target["datasource"]["uid"], "${DS_PROMETHEUS}");
+                    let expr = target["expr"].as_str().unwrap_or_default();
+                    let job = expr
+                        .split("job=\"")
+                        .nth(1)
+                        .and_then(|rest| rest.split('"').next())
+                        .unwrap_or_else(|| panic!("{}: no job in {expr}", t.name));
+                    assert!(
+                        jobs.contains(job),
+                        "{}: {job} is not scraped: {jobs:?}",
+                        t.name
+                    );
+                }
+            }
+        }
+    }
 }

@@ -281,3 +281,35 @@ fn roles_task_lines_name_the_roles_entry() {
         );
     }
 }
+
+/// An imported dashboard's datasource lines say that the importer picks the
+/// Prometheus; its panels name the `metrics` of the service they chart.
+#[test]
+fn imported_dashboard_lines_name_the_input_and_the_metrics() {
+    let path = root().join("examples/synthstack.stack");
+    let options = options(&path);
+    let text = read(&path);
+    let compilation = stackc::compile(&text, &options);
+    let analysis = stackc::analyze(text.as_str(), &options, stackc::Disposal::KeepTrees);
+    let file = "grafana/import/services.json";
+    let contents = crate::support::artifact(&compilation, &format!("single/{file}"));
+    let answer = |needle: &str| -> Vec<Origin> {
+        let line = contents
+            .lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in {file}"));
+        why(&analysis, "single", file, &contents, line + 1).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let input = answer("${DS_PROMETHEUS}");
+    assert!(
+        input
+            .iter()
+            .any(|o| o.span.is_none() && o.what.contains("Grafana's import")),
+        "{input:?}"
+    );
+    let panel = answer("\"api: targets up\"");
+    assert!(
+        panel.iter().any(|o| o.what == "`metrics` of `api`"),
+        "{panel:?}"
+    );
+}

@@ -5,8 +5,12 @@
 //! the dashboard provider; `grafana/dashboards/` a dashboard per kind of
 //! scrape job: the services' own metrics (up, and where `metrics` names them
 //! the request rate, the share of errors and the 95th percentile latency, the
-//! expressions the alerts read), HAProxy's backends, Patroni's nodes.
-//! Serialized from typed structs.
+//! expressions the alerts read), HAProxy's backends, Patroni's nodes. A
+//! topology whose metrics another Grafana reads (no `grafana` service here,
+//! the seed guides' "Import dashboard JSON") gets the same dashboards in
+//! `grafana/import/`, in the form Grafana's import reads: the Prometheus is
+//! an input (`${DS_PROMETHEUS}`) the importer picks. Serialized from typed
+//! structs.
 
 use serde::Serialize;
 
@@ -20,6 +24,32 @@ pub const DATASOURCE_UID: &str = "stackc-prometheus";
 
 /// Where the kind mounts the dashboards, which the provider reads.
 const DASHBOARDS_DIR: &str = "/etc/grafana/dashboards";
+
+/// The directory of the dashboards for a Grafana outside the topology.
+pub const IMPORT_DIR: &str = "grafana/import";
+
+/// The input an imported dashboard's panels name for their Prometheus.
+pub const IMPORT_INPUT: &str = "DS_PROMETHEUS";
+
+/// Whom a dashboard is for: the topology's Grafana, which provisions it with
+/// the generated datasource, or another, whose user imports it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    Provisioned,
+    Imported,
+}
+
+impl Reader {
+    fn datasource(self) -> DatasourceRef {
+        DatasourceRef {
+            kind: "prometheus",
+            uid: match self {
+                Reader::Provisioned => DATASOURCE_UID,
+                Reader::Imported => "${DS_PROMETHEUS}",
+            },
+        }
+    }
+}
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -75,11 +105,26 @@ struct Dashboard {
     title: String,
     /// JSON has no comments: the header is the description.
     description: String,
+    /// What Grafana's import asks the importer for: the Prometheus.
+    #[serde(rename = "__inputs", skip_serializing_if = "Vec::is_empty")]
+    inputs: Vec<Input>,
     tags: Vec<&'static str>,
     schema_version: u32,
     refresh: &'static str,
     time: TimeRange,
     panels: Vec<Panel>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Input {
+    name: &'static str,
+    label: &'static str,
+    description: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    plugin_id: &'static str,
+    plugin_name: &'static str,
 }
 
 #[derive(Serialize)]
@@ -143,13 +188,6 @@ struct Chart {
     unit: &'static str,
 }
 
-fn datasource_ref() -> DatasourceRef {
-    DatasourceRef {
-        kind: "prometheus",
-        uid: DATASOURCE_UID,
-    }
-}
-
 pub fn generate(
     topo: &TopologyPlan,
     options: &Options,
@@ -157,6 +195,9 @@ pub fn generate(
     diags: &mut Diagnostics,
 ) {
     if !topo.grafana {
+        if topo.prometheus_config {
+            push_dashboards(topo, options, Reader::Imported, out, diags);
+        }
         return;
     }
     let datasources = Datasources {
@@ -187,10 +228,24 @@ pub fn generate(
     super::push_yaml(topo, options, &sources, &datasources, out, diags);
     let provider = format!("{GRAFANA_PROVISIONING}/dashboards/stackc.yaml");
     super::push_yaml(topo, options, &provider, &providers, out, diags);
-    for (file, dashboard) in dashboards(topo, options) {
+    push_dashboards(topo, options, Reader::Provisioned, out, diags);
+}
+
+fn push_dashboards(
+    topo: &TopologyPlan,
+    options: &Options,
+    reader: Reader,
+    out: &mut super::Files<'_>,
+    diags: &mut Diagnostics,
+) {
+    let dir = match reader {
+        Reader::Provisioned => GRAFANA_DASHBOARDS,
+        Reader::Imported => IMPORT_DIR,
+    };
+    for (file, dashboard) in dashboards(topo, options, reader) {
         match serde_json::to_string_pretty(&dashboard) {
             Ok(body) => out.push(Artifact {
-                path: format!("{}/{GRAFANA_DASHBOARDS}/{file}.json", topo.name),
+                path: format!("{}/{dir}/{file}.json", topo.name),
                 contents: format!("{body}\n"),
             }),
             Err(e) => diags.push(super::internal(topo, "Grafana dashboard", &e.to_string())),
@@ -228,7 +283,11 @@ const KINDS: [Kind; 3] = [
 ];
 
 /// A dashboard per kind of job the topology's Prometheus scrapes.
-fn dashboards(topo: &TopologyPlan, options: &Options) -> Vec<(&'static str, Dashboard)> {
+fn dashboards(
+    topo: &TopologyPlan,
+    options: &Options,
+    reader: Reader,
+) -> Vec<(&'static str, Dashboard)> {
     let of = |e: Exporter| -> Vec<&ScrapeJob> {
         topo.scrape_jobs
             .iter()
@@ -243,7 +302,7 @@ fn dashboards(topo: &TopologyPlan, options: &Options) -> Vec<(&'static str, Dash
             continue;
         }
         let charts: Vec<Chart> = jobs.into_iter().flat_map(kind.charts).collect();
-        let mut board = dashboard(topo, file, title, charts);
+        let mut board = dashboard(topo, file, title, charts, reader);
         board.description = header("", options, &topo.name)
             .lines()
             .map(str::trim)
@@ -255,7 +314,13 @@ fn dashboards(topo: &TopologyPlan, options: &Options) -> Vec<(&'static str, Dash
 }
 
 /// The charts laid out two to a row.
-fn dashboard(topo: &TopologyPlan, file: &str, title: &str, charts: Vec<Chart>) -> Dashboard {
+fn dashboard(
+    topo: &TopologyPlan,
+    file: &str,
+    title: &str,
+    charts: Vec<Chart>,
+    reader: Reader,
+) -> Dashboard {
     let panels = charts
         .into_iter()
         .zip(1u32..)
@@ -269,12 +334,12 @@ fn dashboard(topo: &TopologyPlan, file: &str, title: &str, charts: Vec<Chart>) -
                 w: 12,
                 h: 8,
             },
-            datasource: datasource_ref(),
+            datasource: reader.datasource(),
             targets: vec![Target {
                 ref_id: "A",
                 expr: c.expr,
                 legend_format: c.legend,
-                datasource: datasource_ref(),
+                datasource: reader.datasource(),
             }],
             field_config: FieldConfig {
                 defaults: FieldDefaults { unit: c.unit },
@@ -283,11 +348,20 @@ fn dashboard(topo: &TopologyPlan, file: &str, title: &str, charts: Vec<Chart>) -
         .collect();
     Dashboard {
         generated_by: "stackc",
-        // Unique in the one topology a Grafana reads, and within Grafana's
-        // 40 characters.
-        uid: format!("stackc-{file}"),
+        uid: uid(topo, file, reader),
         title: format!("{title} ({})", topo.name),
         description: String::new(),
+        inputs: match reader {
+            Reader::Provisioned => Vec::new(),
+            Reader::Imported => vec![Input {
+                name: IMPORT_INPUT,
+                label: "Prometheus",
+                description: "the Prometheus that scrapes the topology's jobs",
+                kind: "datasource",
+                plugin_id: "prometheus",
+                plugin_name: "Prometheus",
+            }],
+        },
         tags: vec!["stackc"],
         schema_version: 39,
         refresh: "30s",
@@ -296,6 +370,25 @@ fn dashboard(topo: &TopologyPlan, file: &str, title: &str, charts: Vec<Chart>) -
             to: "now",
         },
         panels,
+    }
+}
+
+/// A dashboard's uid, within Grafana's 40 characters: unique in the one
+/// topology a provisioned Grafana reads; an imported one is unique in a
+/// Grafana that reads several topologies (and stacks): the topology's name,
+/// or a hash of it where that would be too long.
+fn uid(topo: &TopologyPlan, file: &str, reader: Reader) -> String {
+    match reader {
+        Reader::Provisioned => format!("stackc-{file}"),
+        Reader::Imported => {
+            let named = format!("stackc-{}-{}-{file}", topo.namespace, topo.name);
+            if named.len() <= 40 {
+                named
+            } else {
+                let hash = super::fnv1a(format!("{}/{}", topo.namespace, topo.name).as_bytes());
+                format!("stackc-{file}-{:08x}", hash as u32)
+            }
+        }
     }
 }
 

@@ -76,6 +76,14 @@ pub(crate) fn push_yaml<T: Serialize>(
 /// errs high (docs/performance.md has a service's bytes in each file).
 pub(crate) const ROOM_PER_SERVICE: usize = 2048;
 
+/// FNV-1a: a fixed function (unlike std's hashers), so a name made from it
+/// is the same in every build of stackc on every machine.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// A target failed where it cannot fail: reported, never a missing file.
 fn internal(topo: &TopologyPlan, what: &str, error: &str) -> Diagnostic {
     Diagnostic::error(

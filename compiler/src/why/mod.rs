@@ -454,6 +454,13 @@ impl Why<'_> {
         if !out.is_empty() {
             return;
         }
+        let input = crate::targets::grafana::IMPORT_INPUT;
+        if line_text.contains(input) {
+            out.push(Origin::default(format!(
+                "`{input}`: the Prometheus that Grafana's import asks for (no `grafana` runs in the topology)"
+            )));
+            return;
+        }
         for s in services() {
             if let Some(e) = self.f.field(&s.name, "", &["prometheus_url"]) {
                 out.push(Origin::at(

@@ -325,15 +325,11 @@ fn waits_for(inst: &Instance) -> impl Iterator<Item = &Name> {
 /// changes exactly when the spec does.
 fn job_name(inst: &Instance, job: &JobSpec) -> String {
     let text = yaml::to_string(job).unwrap_or_default();
-    format!("{}-{:08x}", inst.name, fnv1a(text.as_bytes()) as u32)
-}
-
-/// FNV-1a: a fixed function (unlike std's hashers), so the name is the same
-/// in every build of stackc on every machine.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    format!(
+        "{}-{:08x}",
+        inst.name,
+        crate::targets::fnv1a(text.as_bytes()) as u32
+    )
 }
 
 /// The projected token, CA and namespace, as the kubelet mounts them.
