@@ -50,10 +50,15 @@ fn rules_and_jobs() -> Vec<(String, Value, BTreeSet<String>)> {
             .filter(|d| kind(d) == "PrometheusRule")
             .collect();
         assert!(rules.len() <= 1, "{}: one PrometheusRule", set.name);
-        assert_eq!(
-            rules.is_empty(),
-            jobs.is_empty(),
-            "{}: a PrometheusRule exactly where there are PodMonitors",
+        let certificates = set.docs.iter().any(|d| kind(d) == "Certificate");
+        assert!(
+            jobs.is_empty() || !rules.is_empty(),
+            "{}: a PrometheusRule where there are PodMonitors",
+            set.name
+        );
+        assert!(
+            rules.is_empty() || !jobs.is_empty() || certificates,
+            "{}: a PrometheusRule only for PodMonitors or Certificates",
             set.name
         );
         if let Some(rule) = rules.first() {
@@ -211,9 +216,8 @@ fn kubernetes_alerts_fire_as_promtool_evaluates_them() {
         "      - eval_time: 10m\n        alertname: PostgresWithoutPrimary\n        exp_alerts: []\n",
     );
     let test = format!(
-        "rule_files: [{:?}]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:{SERIES}\n    alert_rule_test:\n{tests}{}",
+        "rule_files: [{:?}]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:{SERIES}\n    alert_rule_test:\n{tests}{WITHOUT_PRIMARY}{CERTIFICATES}",
         rules.display().to_string(),
-        WITHOUT_PRIMARY
     );
     crate::real_programs::promtool_test(&test);
 }
@@ -237,4 +241,40 @@ const WITHOUT_PRIMARY: &str = r#"  - interval: 1m
             exp_annotations:
               summary: "CloudNativePG cluster shop/db has no primary"
               description: "Every instance of db is in recovery: writes fail until one is promoted."
+"#;
+
+/// cert-manager's series of the shop's certificate, which has 10 days left
+/// and is not ready, and of another namespace's of the same name, with one
+/// day left, which no alert here may see.
+const CERTIFICATES: &str = r#"  - interval: 1m
+    input_series:
+      - series: 'certmanager_certificate_expiration_timestamp_seconds{job="cert-manager", namespace="shop", name="shop-example-com-tls"}'
+        values: '865800x40'
+      - series: 'certmanager_certificate_expiration_timestamp_seconds{job="cert-manager", namespace="other", name="shop-example-com-tls"}'
+        values: '88200x40'
+      - series: 'certmanager_certificate_ready_status{job="cert-manager", namespace="shop", name="shop-example-com-tls", condition="False"}'
+        values: '1x40'
+      - series: 'certmanager_certificate_ready_status{job="cert-manager", namespace="shop", name="shop-example-com-tls", condition="True"}'
+        values: '0x40'
+    alert_rule_test:
+      - eval_time: 5m
+        alertname: CertificateExpiresSoon
+        exp_alerts: []
+      - eval_time: 30m
+        alertname: CertificateExpiresSoon
+        exp_alerts:
+          - exp_labels: { severity: warning, job: cert-manager, namespace: shop, name: shop-example-com-tls }
+            exp_annotations:
+              summary: "the certificate shop-example-com-tls expires in 10d 0h 0m 0s"
+              description: "cert-manager renews a certificate 30 days before it expires: shop-example-com-tls has less than 14 days left, so its renewals fail (`kubectl describe certificate shop-example-com-tls -n shop`)."
+      - eval_time: 10m
+        alertname: CertificateNotReady
+        exp_alerts: []
+      - eval_time: 30m
+        alertname: CertificateNotReady
+        exp_alerts:
+          - exp_labels: { severity: warning, job: cert-manager, namespace: shop, name: shop-example-com-tls, condition: "False" }
+            exp_annotations:
+              summary: "the certificate shop-example-com-tls is not ready"
+              description: "cert-manager has not issued shop-example-com-tls for 15 minutes: its host is served without it (`kubectl describe certificate shop-example-com-tls -n shop`)."
 "#;

@@ -276,6 +276,9 @@ struct Cluster {
     targets: Vec<Target>,
     /// Service name → (the pods' selector, the target ports).
     services: BTreeMap<String, (Value, BTreeSet<u64>)>,
+    /// A Service's port, by its name and by its number: the target port,
+    /// where a route's backend names one.
+    backend_ports: BTreeMap<(String, String), u64>,
     /// The CloudNativePG clusters' names.
     cnpg: BTreeSet<String>,
 }
@@ -314,29 +317,39 @@ fn cluster(set: &Set) -> Cluster {
         });
     }
     let mut services = BTreeMap::new();
+    let mut backend_ports = BTreeMap::new();
     for s in kind_docs(set, "Service") {
         let selector = s["spec"]["selector"].clone();
         // The target ports, as numbers: a named one is the selected pods'.
-        let ports = s["spec"]["ports"]
-            .as_sequence()
+        let target = |p: &Value| match &p["targetPort"] {
+            Value::Number(n) => n.as_u64(),
+            Value::String(port_name) => pod_specs(set)
+                .iter()
+                .filter(|(_, t)| {
+                    let mut sel = Value::Mapping(Default::default());
+                    sel["matchLabels"] = selector.clone();
+                    selects(&sel, &labels(&t["metadata"]["labels"]))
+                })
+                .flat_map(|(_, t)| t["spec"]["containers"].as_sequence().into_iter().flatten())
+                .flat_map(|c| c["ports"].as_sequence().into_iter().flatten())
+                .find(|cp| cp["name"].as_str() == Some(port_name))
+                .and_then(|cp| cp["containerPort"].as_u64()),
+            _ => p["port"].as_u64(),
+        };
+        let mut ports = BTreeSet::new();
+        for p in s["spec"]["ports"].as_sequence().into_iter().flatten() {
+            let Some(t) = target(p) else { continue };
+            ports.insert(t);
+            for key in [
+                p["name"].as_str().map(str::to_string),
+                p["port"].as_u64().map(|n| n.to_string()),
+            ]
             .into_iter()
             .flatten()
-            .filter_map(|p| match &p["targetPort"] {
-                Value::Number(n) => n.as_u64(),
-                Value::String(port_name) => pod_specs(set)
-                    .iter()
-                    .filter(|(_, t)| {
-                        let mut sel = Value::Mapping(Default::default());
-                        sel["matchLabels"] = selector.clone();
-                        selects(&sel, &labels(&t["metadata"]["labels"]))
-                    })
-                    .flat_map(|(_, t)| t["spec"]["containers"].as_sequence().into_iter().flatten())
-                    .flat_map(|c| c["ports"].as_sequence().into_iter().flatten())
-                    .find(|cp| cp["name"].as_str() == Some(port_name))
-                    .and_then(|cp| cp["containerPort"].as_u64()),
-                _ => p["port"].as_u64(),
-            })
-            .collect();
+            {
+                backend_ports.insert((name(s).to_string(), key), t);
+            }
+        }
         let mut sel = Value::Mapping(Default::default());
         sel["matchLabels"] = selector;
         services.insert(name(s).to_string(), (sel, ports));
@@ -352,6 +365,7 @@ fn cluster(set: &Set) -> Cluster {
         }
     }
     Cluster {
+        backend_ports,
         namespace,
         policies: kind_docs(set, "NetworkPolicy")
             .into_iter()
@@ -446,24 +460,39 @@ fn needed(set: &Set, c: &Cluster) -> Vec<(Source, String, u64)> {
         }
     }
     let controller = controller(set);
+    // A route's backend: the port of the Service it names, only.
+    let backend = |service: &str, port: &Value, out: &mut Vec<(Source, String, u64)>| {
+        let key = port
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| port.as_u64().map(|n| n.to_string()));
+        let target = key.and_then(|k| c.backend_ports.get(&(service.to_string(), k)));
+        match (target, c.services.get(service)) {
+            (Some(t), Some((selector, _))) => {
+                for pod in c.targets.iter().filter(|p| selects(selector, &p.labels)) {
+                    out.push((controller.clone(), pod.name.clone(), *t));
+                }
+            }
+            _ => reach(&controller, service, out),
+        }
+    };
     for route in kind_docs(set, "HTTPRoute") {
         for rule in route["spec"]["rules"].as_sequence().into_iter().flatten() {
-            for backend in rule["backendRefs"].as_sequence().into_iter().flatten() {
-                reach(
-                    &controller,
-                    backend["name"].as_str().unwrap_or_default(),
-                    &mut out,
-                );
+            for b in rule["backendRefs"].as_sequence().into_iter().flatten() {
+                backend(b["name"].as_str().unwrap_or_default(), &b["port"], &mut out);
             }
         }
     }
     for ing in kind_docs(set, "Ingress") {
         for rule in ing["spec"]["rules"].as_sequence().into_iter().flatten() {
             for path in rule["http"]["paths"].as_sequence().into_iter().flatten() {
-                let service = path["backend"]["service"]["name"]
-                    .as_str()
-                    .unwrap_or_default();
-                reach(&controller, service, &mut out);
+                let service = &path["backend"]["service"];
+                let port = if service["port"]["name"].is_null() {
+                    &service["port"]["number"]
+                } else {
+                    &service["port"]["name"]
+                };
+                backend(service["name"].as_str().unwrap_or_default(), port, &mut out);
             }
         }
     }

@@ -61,16 +61,7 @@ struct IssuerRef {
 impl Cx<'_> {
     /// The Issuer and a Certificate per TLS host of the Ingresses, if any.
     pub(super) fn certificates(&self, ingresses: &[Object<IngressSpec>]) -> Option<Documents> {
-        let mut tls: Vec<&IngressTls> = Vec::new();
-        for t in ingresses
-            .iter()
-            .filter_map(|i| i.spec.as_ref())
-            .flat_map(|s| &s.tls)
-        {
-            if !tls.iter().any(|o| o.hosts == t.hosts) {
-                tls.push(t);
-            }
-        }
+        let tls = tls(ingresses);
         if tls.is_empty() {
             return None;
         }
@@ -120,4 +111,20 @@ impl Cx<'_> {
         }
         Some(docs)
     }
+}
+
+/// The TLS hosts of the Ingresses, each set once: a Certificate each, named
+/// as its Secret.
+pub(super) fn tls(ingresses: &[Object<IngressSpec>]) -> Vec<&IngressTls> {
+    let mut tls: Vec<&IngressTls> = Vec::new();
+    for t in ingresses
+        .iter()
+        .filter_map(|i| i.spec.as_ref())
+        .flat_map(|s| &s.tls)
+    {
+        if !tls.iter().any(|o| o.hosts == t.hosts) {
+            tls.push(t);
+        }
+    }
+    tls
 }

@@ -173,9 +173,6 @@ pub fn generate(
         cx.network_policies(&instances),
         out,
     );
-    if let Some(rules) = cx.prometheus_rule(&instances) {
-        write("alerts.yaml", rules, out);
-    }
     // The public routes: HTTPRoutes of the topology's Gateway, or Ingresses.
     let routes = cx.http_routes(&instances);
     if !routes.texts.is_empty() {
@@ -186,6 +183,13 @@ pub fn generate(
     } else {
         cx.ingresses(&instances)
     };
+    let certificates: Vec<String> = certificates::tls(&ingresses)
+        .into_iter()
+        .map(|t| t.secret_name.clone())
+        .collect();
+    if let Some(rules) = cx.prometheus_rule(&instances, &certificates) {
+        write("alerts.yaml", rules, out);
+    }
     if !ingresses.is_empty() {
         if let Some(certificates) = cx.certificates(&ingresses) {
             write("certificates.yaml", certificates, out);

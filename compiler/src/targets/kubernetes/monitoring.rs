@@ -13,7 +13,10 @@
 //! namespace down, a service's HTTP error rate and latency, and of a
 //! CloudNativePG cluster no primary, a new primary, PostgreSQL down, and a
 //! replica that lags or does not stream. Each is chosen by the job label the
-//! Operator gives a PodMonitor's targets.
+//! Operator gives a PodMonitor's targets. The certificates of the Ingress's
+//! https hosts alert from cert-manager's own metrics (which the cluster's
+//! Prometheus scrapes from cert-manager, as its chart offers): one that is
+//! not ready, or that expires within 14 days (cert-manager renews at 30).
 
 use serde::Serialize;
 
@@ -115,7 +118,13 @@ impl Cx<'_> {
     }
 
     /// The topology's alerting rules, when its PodMonitors have targets.
-    pub(super) fn prometheus_rule(&self, instances: &[&Instance]) -> Option<Documents> {
+    /// The alerts of the topology (`scrape = pod_monitor`): of its scraped
+    /// services, and of the `certificates` cert-manager keeps.
+    pub(super) fn prometheus_rule(
+        &self,
+        instances: &[&Instance],
+        certificates: &[String],
+    ) -> Option<Documents> {
         if self.topo.scrape != Scrape::PodMonitor {
             return None;
         }
@@ -124,18 +133,22 @@ impl Cx<'_> {
             .copied()
             .filter(|i| self.scraped(i).is_some())
             .collect();
-        if scraped.is_empty() {
+        if scraped.is_empty() && certificates.is_empty() {
             return None;
         }
         let ns = &self.topo.namespace;
-        let mut rules = vec![alert(
-            "TargetDown",
-            format!(r#"up{{namespace="{ns}"}} == 0"#),
-            "2m",
-            "critical",
-            "{{ $labels.job }} on {{ $labels.pod }} is down",
-            "Prometheus has not scraped {{ $labels.pod }} (job {{ $labels.job }}) for 2 minutes.",
-        )];
+        let mut rules = Vec::new();
+        if !scraped.is_empty() {
+            rules.push(alert(
+                "TargetDown",
+                format!(r#"up{{namespace="{ns}"}} == 0"#),
+                "2m",
+                "critical",
+                "{{ $labels.job }} on {{ $labels.pod }} is down",
+                "Prometheus has not scraped {{ $labels.pod }} (job {{ $labels.job }}) for 2 minutes.",
+            ));
+        }
+        rules.extend(certificate_alerts(ns, certificates));
         for inst in scraped {
             let selector = format!(r#"job="{}""#, self.job(inst));
             if inst.ha == HaMode::CloudNativePg {
@@ -280,4 +293,40 @@ pub(crate) fn unexpressible_scrape(topo: &TopologyPlan, diags: &mut Diagnostics)
             .help("use `scrape = pod_monitor` (a PodMonitor has them), or set them on the Prometheus"),
         );
     }
+}
+
+/// How close to its expiry a certificate alerts: cert-manager renews a
+/// Let's Encrypt certificate 30 days before, so 14 days left means that
+/// renewals have failed for two weeks.
+const CERTIFICATE_DAYS_LEFT: u32 = 14;
+
+/// cert-manager's alerts on the topology's Certificates, by namespace and
+/// name.
+fn certificate_alerts(ns: &str, certificates: &[String]) -> Vec<Alert> {
+    if certificates.is_empty() {
+        return Vec::new();
+    }
+    // The names are DNS labels (`<host>-tls`): no character of a regex.
+    let selector = format!(r#"namespace="{ns}", name=~"{}""#, certificates.join("|"));
+    let days = CERTIFICATE_DAYS_LEFT;
+    vec![
+        alert(
+            "CertificateExpiresSoon",
+            format!(
+                "certmanager_certificate_expiration_timestamp_seconds{{{selector}}} - time() < {days} * 86400"
+            ),
+            "10m",
+            "warning",
+            "the certificate {{ $labels.name }} expires in {{ $value | humanizeDuration }}",
+            format!("cert-manager renews a certificate 30 days before it expires: {{{{ $labels.name }}}} has less than {days} days left, so its renewals fail (`kubectl describe certificate {{{{ $labels.name }}}} -n {ns}`)."),
+        ),
+        alert(
+            "CertificateNotReady",
+            format!(r#"certmanager_certificate_ready_status{{{selector}, condition="False"}} == 1"#),
+            "15m",
+            "warning",
+            "the certificate {{ $labels.name }} is not ready",
+            format!("cert-manager has not issued {{{{ $labels.name }}}} for 15 minutes: its host is served without it (`kubectl describe certificate {{{{ $labels.name }}}} -n {ns}`)."),
+        ),
+    ]
 }
