@@ -84,6 +84,8 @@ pub struct ClientRole {
     /// The secret of its password.
     pub password: SecretRef,
     pub access: Access,
+    /// The server's `roles = per_service`, which asks for it.
+    pub span: Span,
 }
 
 /// The roles a server gives, in the order its clients are first seen.
@@ -173,6 +175,11 @@ impl Topo<'_> {
                         name: used.role(),
                         password: used.secret(),
                         access,
+                        span: self
+                            .defs
+                            .get(used.server.as_str())
+                            .and_then(|d| per_service(d))
+                            .unwrap_or_default(),
                     }),
                 }
             }
@@ -523,7 +530,7 @@ pub(super) fn add_secrets(secrets: &mut IndexMap<Name, SecretDef>, topologies: &
                 secrets.entry(p.name.clone()).or_insert_with(|| SecretDef {
                     name: crate::syntax::Ident {
                         name: p.name.clone(),
-                        span: t.span,
+                        span: c.span,
                     },
                     env_name: p.env.clone(),
                     optional: false,
