@@ -131,6 +131,45 @@ pub struct StaticTarget {
 
 impl Topo<'_> {
     /// The scrape jobs, and the ports they need published: (service, host, port).
+    /// `metrics` on a server that serves none (PostgreSQL, Redis: their
+    /// port speaks its own protocol, and a scrape of it is a target down for
+    /// ever), but a CloudNativePG cluster's, whose instances run an exporter.
+    pub(super) fn check_metrics_servers(&self, diags: &mut Diagnostics) {
+        for (name, placements) in &self.placements {
+            let Some(def) = placements.first().map(|p| &p.def) else {
+                continue;
+            };
+            let Some(m) = &def.reach.metrics else {
+                continue;
+            };
+            let server = if self.is_kind(name, "postgres") {
+                "PostgreSQL"
+            } else if self.is_kind(name, "redis") {
+                "Redis"
+            } else {
+                continue;
+            };
+            let operated = self.topo.platform.value == Platform::Kubernetes
+                && def.ha_mode() == &HaMode::CloudNativePg;
+            if operated {
+                continue;
+            }
+            diags.push(
+                Diagnostic::error(
+                    Code::NotSupported,
+                    m.span,
+                    format!("{server} serves no metrics of its own: `{name}` has none to scrape in topology `{}`", self.topo.name.name),
+                )
+                .label("a scrape of this port fails for ever")
+                .help(if server == "PostgreSQL" {
+                    "remove `metrics` here (an `override` may add it where it runs as a CloudNativePG cluster, `ha = cloudnativepg`, whose instances run an exporter); under `ha = patroni` the nodes' REST API is scraped without it"
+                } else {
+                    "remove `metrics`: stackc runs no Redis exporter"
+                }),
+            );
+        }
+    }
+
     pub(super) fn prometheus(
         &self,
         proxies: &[ProxyPlan],

@@ -198,6 +198,7 @@ fn plan_topology(
         t.check_cluster_names(diags);
     }
     t.lints(diags);
+    t.check_metrics_servers(diags);
     let (proxies, mut proxy_fx) = t.proxies(diags);
     let (scrape_jobs, mut scrape_publishes) = t.prometheus(&proxies, diags);
     let alerting = t.alerting(&mut scrape_publishes, diags);
