@@ -9,7 +9,6 @@
 //! newline would end it), and the value is in the clients' URLs too: so a
 //! password outside `URL_SAFE` stops the container at its start, saying why.
 
-use super::roles::{Access, ClientRole};
 use super::*;
 use crate::diag::Span;
 
@@ -31,40 +30,50 @@ pub(crate) fn node_preamble() -> String {
     node_preamble_with(&[])
 }
 
-/// `node_preamble` with an ACL user per client that has a role of its own
-/// (`roles = per_service`): each password checked as the server's is, and
-/// its `user` directive on standard input too. The default user, whose
-/// password is the server's, stays for replication, sentinels and backups.
-fn node_preamble_with(clients: &[ClientRole]) -> String {
+/// An ACL user of a node: a client with a role of its own (`roles =
+/// per_service`, `plan/roles.rs`).
+pub(super) struct User<'a> {
+    pub(super) name: &'a str,
+    pub(super) password: &'a SecretRef,
+    /// Reads only (a client of `read_url` alone).
+    pub(super) read_only: bool,
+}
+
+/// `node_preamble` with the ACL users of the clients: each password checked
+/// as the server's is, and its `user` directive on standard input too. The
+/// default user, whose password is the server's, stays for replication,
+/// sentinels and backups.
+fn node_preamble_with(users: &[User<'_>]) -> String {
     let var = REDIS_PASSWORD_ENV;
     let mut s = check();
-    let mut users = String::new();
-    for c in clients {
-        let env = &c.password.env;
+    let mut directives = String::new();
+    for u in users {
+        let env = &u.password.env;
         s.push_str(&url_safe_check(
             env,
             false,
             &format!("{env} is a Redis user's password, in its client's URL"),
         ));
-        let rules = match c.access {
-            Access::Read => "~* resetchannels +@read +@connection",
-            Access::Write | Access::Migrate => "~* &* +@all -@admin",
+        let rules = if u.read_only {
+            "~* resetchannels +@read +@connection"
+        } else {
+            "~* &* +@all -@admin"
         };
-        users.push_str(&format!("user {} on \">${env}\" {rules}\n", c.name));
+        directives.push_str(&format!("user {} on \">${env}\" {rules}\n", u.name));
     }
-    format!("{s}exec <<{END}\nrequirepass \"${var}\"\nmasterauth \"${var}\"\n{users}{END}\n")
+    format!("{s}exec <<{END}\nrequirepass \"${var}\"\nmasterauth \"${var}\"\n{directives}{END}\n")
 }
 
 /// Gives a node the ACL users of its clients: their passwords in its
 /// environment, their `user` directives in the preamble `wire_redis_auth`
 /// gave it.
-pub(super) fn add_users(inst: &mut Instance, clients: &[ClientRole], span: Span) {
+pub(super) fn add_users(inst: &mut Instance, users: &[User<'_>], span: Span) {
     let Some(line) = inst.program.command.as_mut().and_then(|c| c.get_mut(2)) else {
         return;
     };
-    *line = line.replacen(&node_preamble(), &node_preamble_with(clients), 1);
-    for c in clients {
-        let p = &c.password;
+    *line = line.replacen(&node_preamble(), &node_preamble_with(users), 1);
+    for u in users {
+        let p = u.password;
         inst.env.push(EnvVar {
             key: p.env.clone(),
             value: smallvec::smallvec![Out::secret(p.name.clone(), p.env.clone(), p.optional)],

@@ -16,6 +16,8 @@
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 
+use super::redis_auth::User;
+
 use super::*;
 
 /// The oldest PostgreSQL whose roles do what a per-service role needs:
@@ -340,12 +342,20 @@ impl Topo<'_> {
             };
             if self.role_server(server) == Some(Server::Redis) {
                 let span = per_service(&first.def).unwrap_or_default();
+                let users: Vec<User<'_>> = clients
+                    .iter()
+                    .map(|c| User {
+                        name: &c.name,
+                        password: &c.password,
+                        read_only: c.access == Access::Read,
+                    })
+                    .collect();
                 for inst in hosts
                     .iter_mut()
                     .flat_map(|h| h.services.iter_mut())
                     .filter(|i| &i.name == server)
                 {
-                    super::redis_auth::add_users(inst, clients, span);
+                    super::redis_auth::add_users(inst, &users, span);
                 }
                 continue;
             }
