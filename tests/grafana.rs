@@ -373,3 +373,38 @@ fn imported_dashboards_ask_for_the_prometheus_of_their_jobs() {
         }
     }
 }
+
+/// Imported dashboards of topologies with long names keep within Grafana's
+/// 40 characters and apart, though their names share the first 40.
+#[test]
+fn long_topology_names_give_short_distinct_uids() {
+    let host = |t: &str| {
+        format!(
+            "topology {t} {{\n  allow = [firewall-open]\n  host a {{\n    address = \"10.0.0.1\"\n    run = [api]\n  }}\n}}\n"
+        )
+    };
+    let (one, two) = (
+        "production-europe-west-primary-region-one",
+        "production-europe-west-primary-region-two",
+    );
+    let text = format!(
+        "stack shop\n\nservice api {{\n  image = \"api:1\"\n  port http = 8080\n  metrics = http\n}}\n\n{}\n{}",
+        host(one),
+        host(two)
+    );
+    let path = std::path::Path::new("shop.stack");
+    let c = stackc::compile(text.as_str(), &options(path));
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    let uid = |t: &str| -> String {
+        let board: Json = serde_json::from_str(&crate::support::artifact(
+            &c,
+            &format!("{t}/grafana/import/services.json"),
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        board["uid"].as_str().unwrap_or_default().to_string()
+    };
+    let (a, b) = (uid(one), uid(two));
+    assert!(a.len() <= 40 && b.len() <= 40, "{a} {b}");
+    assert_ne!(a, b);
+    assert!(a.starts_with("stackc-services-"), "{a}");
+}
