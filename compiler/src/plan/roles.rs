@@ -192,6 +192,7 @@ impl Topo<'_> {
             clients.sort_by_key(|r| self.stack.services.get_index_of(&r.client));
             self.check_roles(server, clients, diags);
         }
+        check_secret_names(&roles, diags);
         roles
     }
 
@@ -273,6 +274,34 @@ impl Topo<'_> {
                     .label("a role per client, named after it")
                     .help(format!("{why}: rename the service `{}`", r.client)),
                 );
+            }
+        }
+    }
+}
+
+/// Two roles whose secrets would have one name (`-` and `_` are one in a
+/// secret's environment variable: `db`'s `a-b` and `db-a`'s `b`).
+fn check_secret_names(roles: &ServerRoles, diags: &mut Diagnostics) {
+    let mut seen: IndexMap<&Name, (&Name, &Name)> = IndexMap::default();
+    for (server, clients) in roles {
+        for r in clients {
+            match seen.get(&r.password.name) {
+                Some((s, c)) if (*s, *c) != (server, &r.client) => diags.push(
+                    Diagnostic::error(
+                        Code::DuplicateName,
+                        r.span,
+                        format!(
+                            "the role of `{}` on `{server}` and of `{c}` on `{s}` would share the secret `{}`",
+                            r.client, r.password.name
+                        ),
+                    )
+                    .label("a secret per role, named after its server and client")
+                    .help(format!("rename `{}` or `{c}`", r.client)),
+                ),
+                Some(_) => {}
+                None => {
+                    seen.insert(&r.password.name, (server, &r.client));
+                }
             }
         }
     }
