@@ -93,6 +93,25 @@ if [ "$("$tools/patroni/bin/patroni" --version 2>/dev/null)" != "patroni $patron
 fi
 export PATH="$tools/patroni/bin:$PATH"
 
+# kubectl, whose `create secret --dry-run=client` makes the Secrets of
+# secrets.sh without a cluster (tests/postgres_roles.rs); Debian ships none:
+# the release binary, checked against its published digest.
+kubectl_version=v1.32.0
+if ! command -v kubectl >/dev/null && [ ! -x "$tools/kubectl/kubectl" ]; then
+  echo "installing: kubectl $kubectl_version in $tools/kubectl"
+  as_root mkdir -p "$tools/kubectl"
+  base="https://dl.k8s.io/release/$kubectl_version/bin/linux/amd64/kubectl"
+  # Where dl.k8s.io cannot be reached, the test that needs kubectl says so.
+  if as_root curl -fsSL -o "$tools/kubectl/kubectl.new" "$base" \
+    && echo "$(curl -fsSL "$base.sha256")  $tools/kubectl/kubectl.new" | sha256sum -c --quiet; then
+    as_root chmod 755 "$tools/kubectl/kubectl.new"
+    as_root mv "$tools/kubectl/kubectl.new" "$tools/kubectl/kubectl"
+  else
+    echo "could not install kubectl from $base" >&2
+  fi
+fi
+export PATH="$PATH:$tools/kubectl"
+
 # The editor tests (tests/editors.rs): VS Code's tokenizer (vscode-textmate on
 # the Oniguruma engine VS Code uses) and its packager (vsce), pinned, and the
 # extension's own dependencies, which a package bundles.

@@ -310,6 +310,84 @@ fn kubernetes_env(container: &Value) -> BTreeMap<String, String> {
     defined
 }
 
+/// The value `applied_secrets` gives the secret of the environment variable
+/// `key`.
+fn value_of(key: &str) -> String {
+    format!("v-{}", key.to_ascii_lowercase().replace('_', "-"))
+}
+
+/// The Secrets `secrets.sh` applies, as the real `kubectl create --dry-run`
+/// writes them (only `kubectl apply`, which needs a cluster, is a stand-in
+/// that keeps what it is given), each secret's value made by `value_of`.
+fn applied_secrets(script: &str) -> Vec<Value> {
+    assert!(require("kubectl"), "kubectl");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (bin, applied) = (dir.path().join("bin"), dir.path().join("applied.yaml"));
+    fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("{e}"));
+    let real = String::from_utf8_lossy(
+        &Command::new("sh")
+            .args(["-c", "command -v kubectl"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    let wrapper = bin.join("kubectl");
+    fs::write(
+        &wrapper,
+        format!("#!/bin/sh\ncase \" $* \" in *\" apply \"*) {{ cat; echo ---; }} >> \"{}\"; exit 0 ;; esac\nexec {real} \"$@\"\n", applied.display()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    fs::set_permissions(&wrapper, executable).unwrap_or_else(|e| panic!("{e}"));
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let keys: Vec<String> = script
+        .lines()
+        .filter_map(|l| l.strip_prefix(": \"${"))
+        .filter_map(|l| l.split(':').next())
+        .map(str::to_string)
+        .collect();
+    assert!(!keys.is_empty(), "{script}");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", dir.path())
+        .envs(keys.iter().map(|k| (k.clone(), value_of(k))))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        o.status.success(),
+        "secrets.sh: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    documents(&fs::read_to_string(&applied).unwrap_or_else(|e| panic!("{e}")))
+        .into_iter()
+        .filter(|d| d["kind"] == "Secret")
+        .collect()
+}
+
+/// A Secret's `data` value, base64-decoded.
+fn decoded(v: &Value) -> String {
+    let o = Command::new("base64")
+        .arg("-d")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .map(|mut i| i.write_all(v.as_str().unwrap_or_default().as_bytes()));
+            child.wait_with_output()
+        })
+        .unwrap_or_else(|e| panic!("base64: {e}"));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 fn first_container(doc: &Value) -> &Value {
     let spec = &doc["spec"]["template"]["spec"];
     &spec["containers"][0]
@@ -377,7 +455,7 @@ topology operated {
         .iter()
         .find(|d| d["kind"] == "Cluster")
         .unwrap_or_else(|| panic!("no Cluster"));
-    let secrets_sh = crate::support::artifact(&c, "operated/k8s/secrets.sh");
+    let secrets = applied_secrets(&crate::support::artifact(&c, "operated/k8s/secrets.sh"));
     let roles = cluster["spec"]["managed"]["roles"]
         .as_sequence()
         .unwrap_or_else(|| panic!("no managed roles: {cluster:?}"));
@@ -423,10 +501,18 @@ topology operated {
             .map(|(k, _)| k)
             .unwrap_or_else(|| panic!("{url}"));
         let secret = role["passwordSecret"]["name"].as_str().unwrap_or_default();
-        let made = format!(
-            "kubectl create secret generic {secret} --namespace shop --type=kubernetes.io/basic-auth \\\n  --from-literal=username='{name}' \\\n  --from-file=password=\"$values/{key}\" \\\n"
+        let made = secrets
+            .iter()
+            .find(|d| d["metadata"]["name"] == secret)
+            .unwrap_or_else(|| panic!("secrets.sh applies no Secret {secret}"));
+        assert_eq!(made["type"], "kubernetes.io/basic-auth");
+        assert_eq!(made["metadata"]["namespace"], "shop");
+        assert_eq!(decoded(&made["data"]["username"]), name);
+        assert_eq!(
+            decoded(&made["data"]["password"]),
+            value_of(key),
+            "{secret}"
         );
-        assert!(secrets_sh.contains(&made), "{made}\nnot in\n{secrets_sh}");
     }
     assert_eq!(seen, ["api", "reports", "migrate"]);
     assert!(

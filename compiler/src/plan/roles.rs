@@ -103,15 +103,9 @@ impl Topo<'_> {
         reads: bool,
         fx: &mut Effects,
     ) -> Option<RoleUse> {
-        let per_service = def
-            .reach
-            .roles
-            .as_ref()
-            .is_some_and(|r| r.value == Roles::PerService);
+        per_service(def)?;
         let client = fx.client.as_ref().filter(|c| *c != target)?;
-        if !per_service || self.role_server(target).is_none() {
-            return None;
-        }
+        self.role_server(target)?;
         let role = RoleUse {
             server: target.clone(),
             client: client.clone(),
@@ -129,7 +123,6 @@ impl Topo<'_> {
         effects: &[Vec<Effects>],
         diags: &mut Diagnostics,
     ) -> ServerRoles {
-        let mut roles = ServerRoles::default();
         for (name, def) in &self.defs {
             let Some(span) = per_service(def) else {
                 continue;
@@ -158,6 +151,8 @@ impl Topo<'_> {
                 );
             }
         }
+        // By server, then by client: a server may have thousands.
+        let mut by_client: IndexMap<Name, IndexMap<Name, ClientRole>> = IndexMap::default();
         for fx in effects.iter().flatten() {
             for used in &fx.roles {
                 let task = self
@@ -169,28 +164,34 @@ impl Topo<'_> {
                     (true, Some(Role::Task)) => Access::Migrate,
                     (true, _) => Access::Write,
                 };
-                let server = roles.entry(used.server.clone()).or_default();
-                match server.iter_mut().find(|r| r.client == used.client) {
+                let server = by_client.entry(used.server.clone()).or_default();
+                match server.get_mut(&used.client) {
                     Some(r) => r.access = r.access.max(access),
-                    None => server.push(ClientRole {
-                        client: used.client.clone(),
-                        name: used.role(),
-                        password: used.secret(),
-                        access,
-                        span: self
-                            .defs
-                            .get(used.server.as_str())
-                            .and_then(|d| per_service(d))
-                            .unwrap_or_default(),
-                    }),
+                    None => {
+                        let role = ClientRole {
+                            client: used.client.clone(),
+                            name: used.role(),
+                            password: used.secret(),
+                            access,
+                            span: self
+                                .defs
+                                .get(used.server.as_str())
+                                .and_then(|d| per_service(d))
+                                .unwrap_or_default(),
+                        };
+                        server.insert(used.client.clone(), role);
+                    }
                 }
             }
         }
-        for (server, clients) in &mut roles {
+        let mut roles = ServerRoles::default();
+        for (server, mut clients) in by_client {
             // In the stack's order, whatever host each client is on: the
             // same task on every platform.
-            clients.sort_by_key(|r| self.stack.services.get_index_of(&r.client));
-            self.check_roles(server, clients, diags);
+            clients.sort_by_cached_key(|client, _| self.stack.services.get_index_of(client));
+            let clients: Vec<ClientRole> = clients.into_values().collect();
+            self.check_roles(&server, &clients, diags);
+            roles.insert(server, clients);
         }
         check_secret_names(&roles, diags);
         roles
@@ -370,7 +371,7 @@ impl Topo<'_> {
                 continue;
             };
             if self.role_server(server) == Some(Server::Redis) {
-                let span = per_service(&first.def).unwrap_or_default();
+                let span = clients.first().map(|c| c.span).unwrap_or_default();
                 let users: Vec<User<'_>> = clients
                     .iter()
                     .map(|c| User {
@@ -417,8 +418,9 @@ impl Topo<'_> {
             let Some(task) = self.roles_task(name, server, first, host, clients) else {
                 continue;
             };
+            let names: IndexSet<&Name> = clients.iter().map(|c| &c.client).collect();
             for inst in &mut host.services {
-                if clients.iter().any(|c| c.client == inst.name) {
+                if names.contains(&inst.name) {
                     inst.depends_on
                         .push((task.name.clone(), Condition::Completed));
                 }
