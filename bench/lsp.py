@@ -5,12 +5,16 @@ Starts `stackc lsp` (release build), opens bench/data/services-N.stack, then
 sends 30 changes (each edits one service's env value, so every change gives a
 new text) and times each from the didChange notification to the
 publishDiagnostics notification that answers it. Prints the median and the
-90th percentile. Run: python3 bench/lsp.py [N ...]   (default 1000)
+90th percentile. Each change is the range it replaces, as an editor sends it
+to a server that offers incremental synchronisation (Neovim, VS Code); with
+--full, the whole text, as they send it to one that does not.
+Run: python3 bench/lsp.py [--full] [N ...]   (default 1000)
 """
 import json, os, statistics, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "stackc")
+# STACKC_BIN: another build, to compare (bench/ab.py builds old commits).
+BIN = os.environ.get("STACKC_BIN") or os.path.join(ROOT, "target", "release", "stackc")
 
 
 def send(p, msg):
@@ -37,7 +41,25 @@ def wait(p, method):
             return m
 
 
-def run(n):
+def position(text, offset):
+    """The LSP position of a character offset (the workload is ASCII)."""
+    line = text.count("\n", 0, offset)
+    return {"line": line, "character": offset - (text.rfind("\n", 0, offset) + 1)}
+
+
+def change(text, i, full):
+    """The i-th version of the text, and the change that makes it."""
+    start = text.index('LOG_LEVEL = "') + len('LOG_LEVEL = "')
+    end = text.index('"', start)
+    new = f"info-{i}"
+    changed = text[:start] + new + text[end:]
+    if full:
+        return changed, {"text": changed}
+    span = {"start": position(text, start), "end": position(text, end)}
+    return changed, {"range": span, "text": new}
+
+
+def run(n, full):
     path = os.path.join(ROOT, "bench", "data", f"services-{n}.stack")
     if not os.path.exists(path):
         subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen.py"), str(n)], check=True)
@@ -51,9 +73,9 @@ def run(n):
     wait(p, "textDocument/publishDiagnostics")
     times = []
     for i in range(30):
-        changed = text.replace('LOG_LEVEL = "info"', f'LOG_LEVEL = "info-{i}"', 1)
+        text, edit = change(text, i, full)
         start = time.perf_counter()
-        send(p, {"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {"textDocument": {"uri": uri, "version": i + 2}, "contentChanges": [{"text": changed}]}})
+        send(p, {"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {"textDocument": {"uri": uri, "version": i + 2}, "contentChanges": [edit]}})
         wait(p, "textDocument/publishDiagnostics")
         times.append(time.perf_counter() - start)
     send(p, {"jsonrpc": "2.0", "id": 2, "method": "shutdown"})
@@ -61,10 +83,12 @@ def run(n):
     send(p, {"jsonrpc": "2.0", "method": "exit"})
     p.wait()
     times.sort()
-    print(f"N={n}: change -> diagnostics median {statistics.median(times)*1000:.1f} ms, p90 {times[int(len(times)*0.9)]*1000:.1f} ms")
+    sync = "whole text" if full else "range"
+    print(f"N={n} ({sync}): change -> diagnostics median {statistics.median(times)*1000:.1f} ms, p90 {times[int(len(times)*0.9)]*1000:.1f} ms")
 
 
 if __name__ == "__main__":
     subprocess.run(["cargo", "build", "--release", "-q"], cwd=ROOT, check=True)
-    for n in [int(a) for a in sys.argv[1:]] or [1000]:
-        run(n)
+    full = "--full" in sys.argv[1:]
+    for n in [int(a) for a in sys.argv[1:] if a != "--full"] or [1000]:
+        run(n, full)

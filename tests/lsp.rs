@@ -520,6 +520,72 @@ fn requests_after_shutdown_are_refused_and_exit_codes_follow_the_protocol() {
     assert_eq!(status.code(), Some(1), "exit without shutdown");
 }
 
+/// The LSP position of a byte offset, in UTF-16 units (the encoding a client
+/// that offers no other gets).
+fn utf16_at(text: &str, offset: usize) -> Value {
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[..offset].matches('\n').count();
+    let character = text[line_start..offset].encode_utf16().count();
+    json!({ "line": line, "character": character })
+}
+
+/// Incremental synchronisation: a notification of several range changes (on
+/// a line with characters of two and four UTF-8 bytes, one and two UTF-16
+/// units; across lines; at the end) leaves the server with the text a full
+/// synchronisation of the same edits gives: the same diagnostics, at the
+/// same ranges, and the same formatted text.
+#[test]
+fn range_changes_leave_the_text_the_whole_text_would() {
+    let base = format!("# naïve café: €𝄞 ünïcode\n{DOC}");
+    // Each edit as (the text it replaces, which occurrence, the new text),
+    // found in the text the edits before it left.
+    let edits = [
+        ("ünïcode", 0, "ω 𝄞 done"),
+        ("db.url", 0, "dbb.url"),
+        ("\n\n# The API, in front of the database.", 0, "\n"),
+        ("\n}\n", 2, "\n}\n# €nd\nservice extra { image = 1 }\n"),
+        ("image = \"api:1\"", 0, "image=\"api:1\""),
+    ];
+    let mut c = Client::start();
+    open(&mut c, &base);
+    let mut text = base.clone();
+    let mut changes = Vec::new();
+    for (old, n, new) in edits {
+        let (start, _) = text
+            .match_indices(old)
+            .nth(n)
+            .unwrap_or_else(|| panic!("{old} in {text}"));
+        let end = start + old.len();
+        changes.push(json!({
+            "range": { "start": utf16_at(&text, start), "end": utf16_at(&text, end) },
+            "text": new,
+        }));
+        text.replace_range(start..end, new);
+    }
+    c.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": URI, "version": 2 }, "contentChanges": changes }),
+    );
+    let incremental = c.notification("textDocument/publishDiagnostics");
+    let mut whole = Client::start();
+    let full = open(&mut whole, &text);
+    assert_eq!(incremental["diagnostics"], full["diagnostics"]);
+    // The unknown `dbb`, reported where the edited text has it.
+    let dbb = text.find("dbb.url").unwrap_or_else(|| panic!("{text}"));
+    let reported = incremental["diagnostics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|d| d["range"]["start"] == utf16_at(&text, dbb));
+    assert!(reported, "{incremental}");
+    let format = json!({ "textDocument": { "uri": URI }, "options": { "tabSize": 2, "insertSpaces": true } });
+    let formatted = c.request("textDocument/formatting", format.clone());
+    assert!(formatted[0]["newText"].is_string(), "{formatted}");
+    assert_eq!(formatted, whole.request("textDocument/formatting", format));
+    c.stop();
+    whole.stop();
+}
+
 /// Edits that arrive while one is analysed are analysed once, at their latest
 /// text: 300 quick edits of a large file give a few publications, the last
 /// for the last text, and a hover sent after them is answered on it.

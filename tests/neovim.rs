@@ -1,7 +1,8 @@
 //! The language server driven by a real editor's LSP client: Neovim, headless,
 //! set up as editors/README.md says for its version, opens a file with a
 //! mistake (the setup starts `stackc lsp`), and reports the diagnostics it
-//! received and the hover it got, as JSON.
+//! received and the hover it got, then those after edits it sends as ranges,
+//! as JSON.
 
 use std::process::Command;
 
@@ -32,6 +33,22 @@ local results = vim.lsp.buf_request_sync(buf, "textDocument/hover", params, 1500
 for _, r in pairs(results) do
   if r.result and r.result.contents then out.hover = r.result.contents.value end
 end
+-- Edits as a user makes them, which Neovim sends as the ranges they change
+-- (the server offers incremental synchronisation): a line with characters of
+-- two and four UTF-8 bytes inserted, the mistake below it fixed, then one
+-- made after those characters on their line.
+vim.api.nvim_buf_set_text(buf, 6, 4, 6, 4, { 'NOTE = "naïve 𝄞"', "    " })
+vim.api.nvim_buf_set_text(buf, 7, 16, 7, 20, { "cache" })
+vim.wait(15000, function() return #vim.diagnostic.get(buf) == 0 end, 20)
+out.after_fix = #vim.diagnostic.get(buf)
+local line = vim.api.nvim_buf_get_lines(buf, 6, 7, false)[1]
+vim.api.nvim_buf_set_text(buf, 6, #line, 6, #line, { " cach.url" })
+vim.wait(15000, function() return #vim.diagnostic.get(buf) > 0 end, 20)
+out.after_edit = {}
+for _, d in ipairs(vim.diagnostic.get(buf)) do
+  table.insert(out.after_edit, { lnum = d.lnum, col = d.col, message = d.message })
+end
+out.text = table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), "\n")
 local other = io.open(os.getenv("OTHER_SETUP")):read("*a")
 local chunk, err = loadstring(other)
 out.other_loads = chunk ~= nil
@@ -185,4 +202,23 @@ fn neovim_receives_diagnostics_and_hover() {
     // `db` is.
     let hover = result["hover"].as_str().unwrap_or_default();
     assert!(hover.contains("**service** `db`: `postgres`"), "{result}");
+    // The edits, as the server applied them: no error once the mistake is
+    // fixed, then the one after the two- and four-byte characters, at the
+    // column Neovim counts in bytes from the server's UTF-16 position.
+    assert!(
+        result["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("    NOTE = \"naïve 𝄞\" cach.url\n    CACHE_URL = cache.url\n"),
+        "{result}"
+    );
+    assert_eq!(result["after_fix"], 0, "{result}");
+    let edited = result["after_edit"].as_array().cloned().unwrap_or_default();
+    assert_eq!(edited.len(), 1, "{result}");
+    let column = "    NOTE = \"naïve 𝄞\" cach".len() as u64;
+    assert_eq!(
+        (edited[0]["lnum"].as_u64(), edited[0]["col"].as_u64()),
+        (Some(6), Some(column)),
+        "{result}"
+    );
 }

@@ -51,7 +51,7 @@ fn enclosing_block(text: &str) -> (String, Option<String>) {
 
 pub fn completion(current: &Analysis, pos: Position, enc: Encoding) -> Option<CompletionResponse> {
     let at = offset(current.file(), pos, enc);
-    let before = &current.text[..at];
+    let before = &current.file().text[..at];
     // Names from the last version that parsed, while this one does not.
     let a = current.names();
     let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
@@ -60,7 +60,7 @@ pub fn completion(current: &Analysis, pos: Position, enc: Encoding) -> Option<Co
         .map_or(0, |i| i + 1);
     let word = &line[word_start..];
     let names = |kind: SymbolKind| -> Vec<String> {
-        a.index
+        a.index()
             .definitions
             .iter()
             .filter(|d| d.target.kind == kind)
@@ -154,7 +154,7 @@ pub fn completion(current: &Analysis, pos: Position, enc: Encoding) -> Option<Co
             items.push(item(&s, CompletionItemKind::MODULE, "service"));
         }
         items.push(item("secret", CompletionItemKind::KEYWORD, "secret.NAME"));
-        for d in a.index.definitions.iter().flat_map(|d| &d.children) {
+        for d in a.index().definitions.iter().flat_map(|d| &d.children) {
             items.push(item(&d.target.name, CompletionItemKind::VALUE, "host"));
         }
     }

@@ -21,8 +21,8 @@ pub fn definition(
     enc: Encoding,
 ) -> Option<GotoDefinitionResponse> {
     let at = offset(a.file(), pos, enc);
-    let span = match a.index.at(a.user, at as u32) {
-        Some((target, _)) => a.index.definition(&target)?.span,
+    let span = match a.index().at(a.user, at as u32) {
+        Some((target, _)) => a.index().definition(&target)?.span,
         None => attribute(a, at)?,
     };
     Some(GotoDefinitionResponse::Scalar(location(a, span, doc, enc)?))
@@ -76,7 +76,7 @@ fn is_template(name: &str) -> bool {
 
 /// The top-level `service NAME` entry of the user's file.
 fn service_entry<'a>(a: &'a Analysis, name: &str) -> Option<&'a Entry> {
-    let def = a.index.definition(&Target {
+    let def = a.index().definition(&Target {
         kind: SymbolKind::Service,
         name: Name::new(name),
         topology: None,

@@ -176,7 +176,7 @@ fn param<'a>(a: &'a Analysis, kind: &str, name: &str) -> Option<(&'a str, &'a En
 
 /// The kind of a service, from its definition.
 pub(super) fn kind_of(a: &Analysis, service: &str) -> Option<Name> {
-    a.index
+    a.index()
         .definition(&Target {
             kind: SymbolKind::Service,
             name: Name::new(service),
@@ -198,7 +198,7 @@ fn markdown(value: String) -> Hover {
 
 fn describe(a: &Analysis, target: &Target) -> String {
     let mut out = format!("**{}** `{}`", target.kind.word(), target.name);
-    let def = a.index.definition(target);
+    let def = a.index().definition(target);
     if let Some(k) = def.and_then(|d| d.kind_of.as_ref()) {
         out.push_str(&format!(": `{k}`"));
     }
@@ -357,7 +357,7 @@ pub fn hover(a: &Analysis, pos: Position, enc: Encoding) -> Option<Hover> {
             }
         }
     }
-    if let Some((target, _)) = a.index.at(a.user, at as u32) {
+    if let Some((target, _)) = a.index().at(a.user, at as u32) {
         return Some(markdown(describe(a, &target)));
     }
     // A field of a service: a parameter of its kind, with its documentation.
@@ -427,15 +427,15 @@ pub fn references(
     enc: Encoding,
 ) -> Option<Vec<Location>> {
     let at = offset(a.file(), pos, enc) as u32;
-    let (target, _) = a.index.at(a.user, at)?;
+    let (target, _) = a.index().at(a.user, at)?;
     let mut out = Vec::new();
     if with_declaration {
-        if let Some(def) = a.index.definition(&target) {
+        if let Some(def) = a.index().definition(&target) {
             out.extend(location(a, def.span, doc, enc));
         }
     }
     out.extend(
-        a.index
+        a.index()
             .references_to(&target)
             .filter_map(|r| location(a, r.span, doc, enc)),
     );
@@ -469,10 +469,10 @@ pub fn prepare_rename(
 fn renamable(a: &Analysis, pos: Position, enc: Encoding) -> Result<(Target, Span, Span), String> {
     let at = offset(a.file(), pos, enc) as u32;
     let (target, span) = a
-        .index
+        .index()
         .at(a.user, at)
         .ok_or("no service, kind, secret, topology or host here")?;
-    let def = a.index.definition(&target).ok_or("it is not defined")?;
+    let def = a.index().definition(&target).ok_or("it is not defined")?;
     if def.span.file != a.user {
         return Err(format!(
             "`{}` is defined in the stdlib; define a kind of your own instead",
@@ -506,7 +506,7 @@ fn rename_refused(a: &Analysis, target: &Target, new_name: &str) -> Option<Strin
         name: Name::new(new_name),
         ..target.clone()
     };
-    (taken != *target && a.index.definition(&taken).is_some())
+    (taken != *target && a.index().definition(&taken).is_some())
         .then(|| format!("`{new_name}` is already a {what}: choose a name of its own"))
 }
 
@@ -522,7 +522,7 @@ pub fn rename(
         return Err(why);
     }
     let mut edits: Vec<TextEdit> = std::iter::once(defined)
-        .chain(a.index.references_to(&target).map(|r| r.span))
+        .chain(a.index().references_to(&target).map(|r| r.span))
         .filter(|s| s.file == a.user)
         .map(|s| TextEdit {
             range: range(a.file(), s.start as usize, s.end as usize, enc),
@@ -564,7 +564,7 @@ fn symbol(a: &Analysis, d: &Definition, enc: Encoding) -> DocumentSymbol {
 
 pub fn symbols(a: &Analysis, enc: Encoding) -> DocumentSymbolResponse {
     DocumentSymbolResponse::Nested(
-        a.index
+        a.index()
             .definitions
             .iter()
             .filter(|d| d.span.file == a.user)
@@ -574,12 +574,13 @@ pub fn symbols(a: &Analysis, enc: Encoding) -> DocumentSymbolResponse {
 }
 
 pub fn formatting(a: &Analysis, enc: Encoding) -> Option<Vec<TextEdit>> {
-    let formatted = crate::format::format("document", &a.text).ok()?;
-    if formatted == a.text {
+    let text = &*a.file().text;
+    let formatted = crate::format::format("document", text).ok()?;
+    if formatted == text {
         return Some(Vec::new());
     }
     Some(vec![TextEdit {
-        range: range(a.file(), 0, a.text.len(), enc),
+        range: range(a.file(), 0, text.len(), enc),
         new_text: formatted,
     }])
 }
@@ -635,7 +636,7 @@ pub(super) fn kind_entries<'a>(
     let mut seen = 0;
     while let Some(k) = current.take().filter(|_| seen < 16) {
         seen += 1;
-        let Some(def) = a.index.definition(&Target {
+        let Some(def) = a.index().definition(&Target {
             kind: SymbolKind::Kind,
             name: k.clone(),
             topology: None,

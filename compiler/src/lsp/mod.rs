@@ -19,6 +19,7 @@
 
 mod completion;
 mod definition;
+mod document;
 mod features;
 mod fixes;
 pub mod index;
@@ -45,28 +46,18 @@ use lsp_types::{
 use crate::diag::{Diagnostic, FileId, SourceMap};
 use crate::plan::Plan;
 use crate::syntax::File;
+use document::Document;
 
 pub use text::Encoding;
 
-/// One open document and, once computed, its analysis.
-struct Document {
-    text: String,
-    analysis: Option<std::sync::Arc<Analysis>>,
-    /// The last analysis of a version that parsed: while the text being typed
-    /// does not parse, completion and navigation use its names.
-    last_parsed: Option<std::sync::Arc<Analysis>>,
-    /// The last analysis of a version without errors: while the text has
-    /// some, hover shows its values, marked as that version's.
-    last_planned: Option<std::sync::Arc<Analysis>>,
-}
-
 /// Everything the features need of one version of a file.
 pub struct Analysis {
-    pub text: String,
     pub sources: SourceMap,
     pub user: FileId,
     pub trees: Vec<(FileId, File)>,
-    pub index: index::Index,
+    /// Made by the first request that needs it: diagnostics do not, so an
+    /// edit's are published without it.
+    index: std::sync::OnceLock<index::Index>,
     pub plan: Option<Plan>,
     pub diagnostics: Vec<Diagnostic>,
     /// The names of the last version that parsed, when this one does not.
@@ -78,7 +69,7 @@ pub struct Analysis {
 impl Analysis {
     /// Parses and indexes the file with the stdlib, then runs the whole check
     /// (the plan only when the file has no errors).
-    pub fn new(name: &str, text: &str) -> Analysis {
+    pub fn new(name: &str, text: String) -> Analysis {
         let options = crate::options::Options {
             source_name: name.to_string(),
             topologies: Vec::new(),
@@ -86,19 +77,24 @@ impl Analysis {
             source_from_out: format!("../{name}"),
         };
         let a = crate::pipeline::analyze(text, &options, crate::pipeline::Disposal::KeepTrees);
-        let refs: Vec<(FileId, &File)> = a.trees.iter().map(|(id, f)| (*id, f)).collect();
-        let index = index::Index::build(&refs);
         Analysis {
-            text: text.to_string(),
             sources: a.sources,
             user: a.user,
             trees: a.trees,
-            index,
+            index: std::sync::OnceLock::new(),
             plan: a.plan,
             diagnostics: a.diagnostics,
             fallback: None,
             planned: None,
         }
+    }
+
+    /// The definitions and references of the trees.
+    pub fn index(&self) -> &index::Index {
+        self.index.get_or_init(|| {
+            let refs: Vec<(FileId, &File)> = self.trees.iter().map(|(id, f)| (*id, f)).collect();
+            index::Index::build(&refs)
+        })
     }
 
     /// The user's file, with its line index.
@@ -267,7 +263,9 @@ fn initialize(params: serde_json::Value) -> Result<(Encoding, serde_json::Value)
             Encoding::Utf8 => PositionEncodingKind::UTF8,
             Encoding::Utf16 => PositionEncodingKind::UTF16,
         }),
-        text_document_sync: Some(TextDocumentSyncCapability::Kind(TextDocumentSyncKind::FULL)),
+        text_document_sync: Some(TextDocumentSyncCapability::Kind(
+            TextDocumentSyncKind::INCREMENTAL,
+        )),
         hover_provider: Some(HoverProviderCapability::Simple(true)),
         definition_provider: Some(OneOf::Left(true)),
         references_provider: Some(OneOf::Left(true)),
@@ -324,7 +322,7 @@ impl Server {
         }
         let doc = self.docs.get_mut(uri.as_str())?;
         if doc.analysis.is_none() {
-            let mut analysis = Analysis::new(&name_of(uri), &doc.text);
+            let mut analysis = Analysis::new(&name_of(uri), doc.text());
             if analysis.plan.is_none() {
                 analysis.planned = doc.last_planned.clone();
             }
@@ -393,12 +391,7 @@ impl Server {
                 };
                 self.docs.insert(
                     p.text_document.uri.as_str().to_string(),
-                    Document {
-                        text: p.text_document.text,
-                        analysis: None,
-                        last_parsed: None,
-                        last_planned: None,
-                    },
+                    Document::open(&p.text_document.text),
                 );
                 self.changed(p.text_document.uri);
                 Vec::new()
@@ -409,13 +402,10 @@ impl Server {
                 else {
                     return Vec::new();
                 };
-                // Full synchronisation: the last change is the whole text.
-                if let (Some(doc), Some(change)) = (
-                    self.docs.get_mut(p.text_document.uri.as_str()),
-                    p.content_changes.into_iter().last(),
-                ) {
-                    doc.text = change.text;
-                    self.retired.extend(doc.analysis.take());
+                if let Some(doc) = self.docs.get_mut(p.text_document.uri.as_str()) {
+                    for change in p.content_changes {
+                        self.retired.extend(doc.change(change, self.encoding));
+                    }
                 }
                 self.changed(p.text_document.uri);
                 Vec::new()

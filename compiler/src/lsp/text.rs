@@ -13,25 +13,30 @@ pub enum Encoding {
     Utf16,
 }
 
-/// The byte offset of a position; past the end of a line is its end.
+/// The byte offset of a position; past the end of a line is its end, before
+/// its `\r\n` or `\n` (LSP's rule).
 pub fn offset(file: &SourceFile, pos: Position, enc: Encoding) -> usize {
     let text = &*file.text;
     let Some(line_start) = file.line_start(pos.line as usize) else {
         return text.len();
     };
-    let line_end = file
-        .line_start(pos.line as usize + 1)
-        .map_or(text.len(), |next| next - 1);
+    let line_end = match file.line_start(pos.line as usize + 1) {
+        Some(next) if text[..next].ends_with("\r\n") => next - 2,
+        Some(next) => next - 1,
+        None => text.len(),
+    };
     let line = &text[line_start..line_end];
+    // A position inside a character (a byte or a UTF-16 unit of it) is that
+    // character's start.
     let mut units = 0u32;
     for (i, c) in line.char_indices() {
-        if units >= pos.character {
-            return line_start + i;
-        }
         units += match enc {
             Encoding::Utf8 => c.len_utf8() as u32,
             Encoding::Utf16 => c.len_utf16() as u32,
         };
+        if units > pos.character {
+            return line_start + i;
+        }
     }
     line_end
 }
