@@ -17,6 +17,9 @@ command -v promtool >/dev/null || need+=(prometheus)
 # amtool checks the Alertmanager configs; its alertmanager routes alerts to a
 # test receiver (tests/alerting.rs).
 command -v amtool >/dev/null || need+=(prometheus-alertmanager)
+# The Blackbox exporter probes the certificates of a proxy as generated
+# (tests/certificate_probe.rs).
+command -v prometheus-blackbox-exporter >/dev/null || need+=(prometheus-blackbox-exporter)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 command -v openssl >/dev/null || need+=(openssl)

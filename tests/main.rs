@@ -18,6 +18,7 @@
 mod acme_e2e;
 mod alerting;
 mod backup_restore;
+mod certificate_probe;
 mod cli;
 mod cnpg_backup;
 mod consistency;

@@ -9,20 +9,39 @@ use crate::support::require;
 pub struct Prometheus {
     child: Child,
     listen: String,
+    /// The network namespace it runs in, if not the test's.
+    netns: Option<String>,
     _data: tempfile::TempDir,
+}
+
+/// `program`, in network namespace `netns` if there is one.
+fn command(netns: Option<&str>, program: &str) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, program]);
+            c
+        }
+        None => Command::new(program),
+    }
 }
 
 impl Prometheus {
     /// Starts `prometheus` on `config`, listening on `listen` (`ip:port`);
     /// `None` where it is not installed (outside CI).
     pub fn start(config: &Path, listen: &str) -> Option<Prometheus> {
+        Prometheus::start_in(None, config, listen)
+    }
+
+    /// As `start`, in network namespace `netns` (where it is queried too).
+    pub fn start_in(netns: Option<&str>, config: &Path, listen: &str) -> Option<Prometheus> {
         if !require("prometheus") || !require("curl") {
             return None;
         }
         let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let log = std::fs::File::create(data.path().join("prometheus.log"))
             .unwrap_or_else(|e| panic!("{e}"));
-        let child = Command::new("prometheus")
+        let child = command(netns, "prometheus")
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", data.path().display()))
             .arg(format!("--web.listen-address={listen}"))
@@ -33,6 +52,7 @@ impl Prometheus {
         Some(Prometheus {
             child,
             listen: listen.to_string(),
+            netns: netns.map(str::to_string),
             _data: data,
         })
     }
@@ -40,7 +60,7 @@ impl Prometheus {
     /// The result of an instant query (`data.result`), empty while
     /// Prometheus does not answer.
     pub fn query(&self, promql: &str) -> Vec<serde_json::Value> {
-        let out = Command::new("curl")
+        let out = command(self.netns.as_deref(), "curl")
             .args(["-sf", "-G"])
             .arg(format!("http://{}/api/v1/query", self.listen))
             .arg("--data-urlencode")

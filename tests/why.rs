@@ -40,15 +40,7 @@ fn every_line(path: &std::path::Path) -> Vec<(String, usize, String, Vec<Answer>
             let answers = origins
                 .into_iter()
                 .map(|o| {
-                    let shown = match o.span {
-                        Some(s) => analysis.sources.get(s.file).text[s.start as usize..]
-                            .lines()
-                            .next()
-                            .unwrap_or_default()
-                            .trim()
-                            .to_string(),
-                        None => format!("default: {}", o.what),
-                    };
+                    let shown = shown(&analysis, &o);
                     (o, shown)
                 })
                 .collect();
@@ -56,6 +48,50 @@ fn every_line(path: &std::path::Path) -> Vec<(String, usize, String, Vec<Answer>
         }
     }
     out
+}
+
+/// What `why` shows for an origin: the first line of its entry, or
+/// `default: WHAT`.
+fn shown(analysis: &stackc::Analysis, o: &Origin) -> String {
+    match o.span {
+        Some(s) => analysis.sources.get(s.file).text[s.start as usize..]
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        None => format!("default: {}", o.what),
+    }
+}
+
+/// The answers for the `nth` line of topology `single`'s `file` that
+/// contains `needle`, as `shown` shows them.
+fn answers_at(
+    compilation: &stackc::Compilation,
+    analysis: &stackc::Analysis,
+    file: &str,
+    needle: &str,
+    nth: usize,
+) -> Vec<String> {
+    let a = compilation
+        .artifacts
+        .iter()
+        .find(|a| a.path == format!("single/{file}"))
+        .unwrap_or_else(|| panic!("no single/{file}"));
+    let line = a
+        .contents
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(needle))
+        .nth(nth)
+        .unwrap_or_else(|| panic!("no `{needle}` in {file}"))
+        .0
+        + 1;
+    why(analysis, "single", file, &a.contents, line)
+        .unwrap_or_else(|e| panic!("{file}:{line}: {e}"))
+        .iter()
+        .map(|o| shown(analysis, o))
+        .collect()
 }
 
 /// A proxy config's line names more than the proxy: a route, a field, a
@@ -231,34 +267,10 @@ fn grafana_lines_name_the_metrics_and_the_prometheus_they_read() {
         ),
     ];
     for (file, needle, expected) in cases {
-        let a = compilation
-            .artifacts
-            .iter()
-            .find(|a| a.path == format!("single/{file}"))
-            .unwrap_or_else(|| panic!("single/{file}"));
-        let line = a
-            .contents
-            .lines()
-            .position(|l| l.contains(needle))
-            .unwrap_or_else(|| panic!("{file}: {needle}"))
-            + 1;
-        let origins = why(&analysis, "single", file, &a.contents, line)
-            .unwrap_or_else(|e| panic!("{file}:{line}: {e}"));
-        let shown: Vec<String> = origins
-            .iter()
-            .filter_map(|o| o.span)
-            .map(|s| {
-                analysis.sources.get(s.file).text[s.start as usize..]
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string()
-            })
-            .collect();
+        let shown = answers_at(&compilation, &analysis, file, needle, 0);
         assert!(
             shown.iter().any(|s| s == expected),
-            "{file}:{line} ({needle}): {shown:?}"
+            "{file} ({needle}): {shown:?}"
         );
     }
 }
@@ -311,5 +323,49 @@ fn imported_dashboard_lines_name_the_input_and_the_metrics() {
     assert!(
         panel.iter().any(|o| o.what == "`metrics` of `api`"),
         "{panel:?}"
+    );
+}
+
+/// The certificates' probe: its job and exporter name the Prometheus it is
+/// added beside; each target and its module name what serves the domain
+/// with TLS and where its certificate comes from.
+#[test]
+fn probe_lines_name_the_domain_and_its_certificate() {
+    let path = root().join("tests/cases/certificates.stack");
+    let text = read(&path);
+    let options = options(&path);
+    let compilation = stackc::compile(&text, &options);
+    let analysis = stackc::analyze(text.as_str(), &options, stackc::Disposal::KeepTrees);
+    let shown = |file: &str, needle: &str, nth: usize| {
+        answers_at(&compilation, &analysis, file, needle, nth)
+    };
+    let prometheus = "service prometheus: prometheus {}".to_string();
+    assert!(shown(
+        "prometheus/prometheus.yml",
+        "job_name: prometheus-blackbox",
+        0
+    )
+    .contains(&prometheus));
+    assert!(shown("compose/mon.yml", "prometheus-blackbox:", 0).contains(&prometheus));
+    // The operator's certificate: its `tls` block, not verified.
+    let api = shown("prometheus/prometheus.yml", "__param_module", 0);
+    assert!(
+        api.contains(&"tls \"api.example.com\" {".to_string()),
+        "{api:#?}"
+    );
+    assert!(
+        api.iter().any(|a| a.contains("without verification")),
+        "{api:#?}"
+    );
+    // Let's Encrypt's: the service's `public_url`, and `production`.
+    let app = shown("prometheus/prometheus.yml", "\"app.example.com:443\"", 0);
+    assert!(
+        app.contains(&"public_url = \"https://app.example.com\"".to_string()),
+        "{app:#?}"
+    );
+    let module = shown("prometheus/prometheus.yml", "__param_module", 1);
+    assert!(
+        module.contains(&"production = true".to_string()),
+        "{module:#?}"
     );
 }

@@ -40,6 +40,7 @@ mod resolve;
 pub mod roles;
 mod scaling;
 mod tasks;
+pub mod tls_probe;
 mod topology;
 
 pub use topology::plan;
@@ -54,8 +55,8 @@ pub use patroni::{
 };
 pub use postgresql::{HOSTSSL_SCRIPT, TLS_KEY, WAL_KEEP_SIZE};
 pub use prometheus::{
-    Exporter, HttpAlerts, ScrapeJob, GRAFANA_DASHBOARDS, GRAFANA_PROVISIONING, HAPROXY_JOB,
-    PROMETHEUS_CONFIG, PROMETHEUS_RULES,
+    DnsTarget, Exporter, HttpAlerts, ScrapeJob, StaticTarget, GRAFANA_DASHBOARDS,
+    GRAFANA_PROVISIONING, HAPROXY_JOB, PROMETHEUS_CONFIG, PROMETHEUS_RULES,
 };
 pub use proxy::acme;
 pub use proxy::{

@@ -39,6 +39,9 @@ pub enum Exporter {
     Haproxy,
     /// The REST API of a Patroni cluster's nodes.
     Patroni,
+    /// A Blackbox exporter's probes of the proxies' certificates
+    /// (`tls_probe.rs`).
+    Blackbox,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +55,9 @@ pub struct ScrapeJob {
     pub dns: Vec<DnsTarget>,
     /// Reached at an address on another host.
     pub targets: Vec<StaticTarget>,
+    /// The exporter that probes the targets, which it is handed as its
+    /// `target` parameter (a Blackbox exporter's); `None`: they are scraped.
+    pub via: Option<DnsTarget>,
     /// The HTTP metrics its alerts read (a service's `requests`, `latency`).
     pub http: HttpAlerts,
 }
@@ -127,6 +133,8 @@ pub(super) enum Target {
 pub struct StaticTarget {
     pub address: String,
     pub host: String,
+    /// For a probe's target, the exporter's module that probes it.
+    pub module: Option<&'static str>,
 }
 
 impl Topo<'_> {
@@ -214,6 +222,7 @@ impl Topo<'_> {
                 timeout: endpoint.timeout,
                 dns: Vec::new(),
                 targets: Vec::new(),
+                via: None,
                 http: endpoint.http,
             };
             for p in placements.iter() {
@@ -287,6 +296,7 @@ impl Topo<'_> {
         Some(Target::Static(StaticTarget {
             address: crate::grammar::host_port(&addr.value, published),
             host: host.name.name.to_string(),
+            module: None,
         }))
     }
 
@@ -385,6 +395,7 @@ fn haproxy_jobs(
             timeout: None,
             dns: Vec::new(),
             targets: Vec::new(),
+            via: None,
             http: HttpAlerts::default(),
         };
         if local {
@@ -400,6 +411,7 @@ fn haproxy_jobs(
             job.targets.push(StaticTarget {
                 address: crate::grammar::host_port(&addr, HAPROXY_METRICS_PORT),
                 host: proxy.host.clone(),
+                module: None,
             });
         }
         jobs.push(job);
@@ -425,11 +437,13 @@ pub(super) fn patroni_jobs(hosts: &[HostPlan]) -> Vec<ScrapeJob> {
                 timeout: None,
                 dns: Vec::new(),
                 targets: Vec::new(),
+                via: None,
                 http: HttpAlerts::default(),
             });
             job.targets.push(StaticTarget {
                 address: endpoint(&node.address, node.rest_port),
                 host: host.name.to_string(),
+                module: None,
             });
         }
     }

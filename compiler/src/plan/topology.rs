@@ -200,7 +200,9 @@ fn plan_topology(
     t.lints(diags);
     t.check_metrics_servers(diags);
     let (proxies, mut proxy_fx) = t.proxies(diags);
-    let (scrape_jobs, mut scrape_publishes) = t.prometheus(&proxies, diags);
+    let (mut scrape_jobs, mut scrape_publishes) = t.prometheus(&proxies, diags);
+    let tls_probe = t.tls_probe(&proxies, diags);
+    scrape_jobs.extend(tls_probe.as_ref().map(super::tls_probe::TlsProbe::job));
     let alerting = t.alerting(&mut scrape_publishes, diags);
     let replication_publishes = t.replication(diags);
     let generated =
@@ -248,6 +250,7 @@ fn plan_topology(
             &proxies,
             &proxy_fx,
             &published,
+            tls_probe.as_ref(),
             diags,
         ));
     }
@@ -258,7 +261,6 @@ fn plan_topology(
         host.firewall = t.firewall(h, &host.services, &proxies, &publishes, dns, diags);
         t.database_clients(h, &mut host.services, &publishes, dns);
     }
-    let mut scrape_jobs = scrape_jobs;
     if generated.contains(PROMETHEUS_CONFIG) {
         scrape_jobs.extend(super::prometheus::patroni_jobs(&host_plans));
     }
@@ -384,6 +386,7 @@ impl Topo<'_> {
         proxies: &[ProxyPlan],
         proxy_fx: &ProxyEffects,
         published: &Published<'_>,
+        tls_probe: Option<&super::tls_probe::TlsProbe>,
         diags: &mut Diagnostics,
     ) -> HostPlan {
         // Sized once: an instance is large and a host may run thousands. Besides
@@ -413,6 +416,7 @@ impl Topo<'_> {
             services.extend(backup);
         }
         services.extend(self.etcd_instances(h));
+        services.extend(tls_probe.and_then(|p| p.instance(h)));
         // An HAProxy of each Patroni cluster the host's services connect to.
         let consumed: IndexSet<&str> = effects
             .iter()

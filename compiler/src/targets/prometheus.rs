@@ -2,8 +2,10 @@
 //! service that declares `metrics`, and one per HAProxy exporter. Targets are
 //! `host:port` only (the path is `metrics_path`); a job's timeout never exceeds its
 //! interval. Beside it, `alerts.yml`, the rules the config loads: a target
-//! Prometheus cannot scrape, a proxy's backend left with no server, and a
-//! Patroni cluster's leader, nodes and replication lag.
+//! Prometheus cannot scrape, a proxy's backend left with no server, a
+//! Patroni cluster's leader, nodes and replication lag, and the proxies'
+//! certificates (with `blackbox/blackbox.yml`, the config of the exporter
+//! that probes them).
 //! Serialized from typed structs.
 
 use serde::Serialize;
@@ -11,8 +13,10 @@ use serde::Serialize;
 use crate::diag::Diagnostics;
 use crate::model::Duration;
 use crate::options::Options;
+use crate::plan::tls_probe::{BLACKBOX_CONFIG, TLS_MODULE, TLS_UNVERIFIED_MODULE};
 use crate::plan::{
-    Exporter, HttpAlerts, ScrapeJob, TopologyPlan, HAPROXY_JOB, PROMETHEUS_CONFIG, PROMETHEUS_RULES,
+    DnsTarget, Exporter, HttpAlerts, ScrapeJob, TopologyPlan, HAPROXY_JOB, PROMETHEUS_CONFIG,
+    PROMETHEUS_RULES,
 };
 
 /// Prometheus' defaults, written out so that the file says what it does.
@@ -97,6 +101,45 @@ struct Job {
     dns_sd_configs: Vec<DnsSd>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     static_configs: Vec<Static>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    relabel_configs: Vec<Relabel>,
+}
+
+/// A relabelling step of a probe's job: the target handed to the exporter
+/// as its `target` parameter, kept as the `instance` label, and the exporter
+/// scraped in its place (Prometheus' multi-target exporter pattern).
+#[derive(Serialize)]
+struct Relabel {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    source_labels: Vec<&'static str>,
+    target_label: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replacement: Option<String>,
+}
+
+/// The Blackbox exporter's config: its modules by name.
+#[derive(Serialize)]
+struct Blackbox {
+    modules: std::collections::BTreeMap<&'static str, BlackboxModule>,
+}
+
+#[derive(Serialize)]
+struct BlackboxModule {
+    prober: &'static str,
+    timeout: &'static str,
+    tcp: BlackboxTcp,
+}
+
+#[derive(Serialize)]
+struct BlackboxTcp {
+    tls: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_config: Option<BlackboxTlsConfig>,
+}
+
+#[derive(Serialize)]
+struct BlackboxTlsConfig {
+    insecure_skip_verify: bool,
 }
 
 #[derive(Serialize)]
@@ -116,6 +159,10 @@ struct Static {
 #[derive(Serialize)]
 struct Labels {
     host: String,
+    /// A probe's module: Prometheus passes it to the exporter as its
+    /// `module` parameter.
+    #[serde(rename = "__param_module", skip_serializing_if = "Option::is_none")]
+    module: Option<&'static str>,
 }
 
 pub fn generate(
@@ -151,6 +198,38 @@ pub fn generate(
     };
     super::push_yaml(topo, options, PROMETHEUS_CONFIG, &config, out, diags);
     super::push_yaml(topo, options, PROMETHEUS_RULES, &rules, out, diags);
+    if topo
+        .scrape_jobs
+        .iter()
+        .any(|j| j.exporter == Exporter::Blackbox)
+    {
+        super::push_yaml(topo, options, BLACKBOX_CONFIG, &blackbox(), out, diags);
+    }
+}
+
+/// A TCP connection and a TLS handshake with each target, verified against
+/// the system's authorities for the target's name as a browser makes it, or
+/// not verified (`tls_probe.rs` says which): the exporter then reports the
+/// certificate's expiry (`probe_ssl_earliest_cert_expiry`), or the probe
+/// fails.
+fn blackbox() -> Blackbox {
+    let module = |verify: bool| BlackboxModule {
+        prober: "tcp",
+        timeout: "5s",
+        tcp: BlackboxTcp {
+            tls: true,
+            tls_config: (!verify).then_some(BlackboxTlsConfig {
+                insecure_skip_verify: true,
+            }),
+        },
+    };
+    Blackbox {
+        modules: [
+            (TLS_MODULE, module(true)),
+            (TLS_UNVERIFIED_MODULE, module(false)),
+        ]
+        .into(),
+    }
 }
 
 /// The rule file's name, as the config (beside it) loads it.
@@ -189,6 +268,9 @@ fn alerts(topo: &TopologyPlan) -> Vec<Alert> {
     }
     if has(Exporter::Patroni) {
         rules.extend(patroni_alerts(topo));
+    }
+    for j in topo.scrape_jobs.iter().filter(|j| j.via.is_some()) {
+        rules.extend(certificate_alerts(&j.name));
     }
     for j in &topo.scrape_jobs {
         rules.extend(http_alerts(
@@ -306,6 +388,32 @@ fn patroni_alerts(topo: &TopologyPlan) -> Vec<Alert> {
     rules
 }
 
+/// On the Blackbox exporter's probes of the domains served with `tls`: a
+/// certificate that expires within 14 days (Let's Encrypt's clients renew
+/// at 30: one still this close did not renew), and a handshake that fails
+/// (expired, not trusted, for another name, or no answer).
+fn certificate_alerts(job: &str) -> Vec<Alert> {
+    let job = format!(r#"job="{job}""#);
+    vec![
+        alert(
+            "CertificateExpiresSoon",
+            format!("probe_ssl_earliest_cert_expiry{{{job}}} - time() < 14 * 86400"),
+            "10m",
+            "warning",
+            "the certificate of {{ $labels.instance }} expires in {{ $value | humanizeDuration }}",
+            "The certificate served for {{ $labels.instance }} expires within 14 days: its renewal has failed.",
+        ),
+        alert(
+            "CertificateProbeFailed",
+            format!("probe_success{{{job}}} == 0"),
+            "15m",
+            "critical",
+            "TLS with {{ $labels.instance }} fails",
+            "A TLS handshake with {{ $labels.instance }} has failed for 15 minutes: its certificate expired, is not trusted or is for another name, or it does not answer.",
+        ),
+    ]
+}
+
 pub(super) fn alert(
     name: &'static str,
     expr: String,
@@ -354,10 +462,34 @@ fn job(j: &ScrapeJob) -> Job {
                 targets: vec![t.address.clone()],
                 labels: Labels {
                     host: t.host.clone(),
+                    module: t.module,
                 },
             })
             .collect(),
+        relabel_configs: j.via.as_ref().map(probe_relabel).unwrap_or_default(),
     }
+}
+
+/// A probe's target becomes the exporter's `target` parameter and the
+/// series' `instance`, and the exporter is scraped in its place.
+fn probe_relabel(exporter: &DnsTarget) -> Vec<Relabel> {
+    vec![
+        Relabel {
+            source_labels: vec!["__address__"],
+            target_label: "__param_target",
+            replacement: None,
+        },
+        Relabel {
+            source_labels: vec!["__param_target"],
+            target_label: "instance",
+            replacement: None,
+        },
+        Relabel {
+            source_labels: Vec::new(),
+            target_label: "__address__",
+            replacement: Some(crate::grammar::host_port(&exporter.name, exporter.port)),
+        },
+    ]
 }
 
 fn duration(d: Duration) -> String {

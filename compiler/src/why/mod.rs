@@ -172,6 +172,14 @@ impl<'a> Finder<'a> {
                 roles,
             ));
         }
+        if let Some(server) = name.strip_suffix(BLACKBOX_SUFFIX) {
+            if let Some(e) = self.top("service", server) {
+                return Some((
+                    format!("`{name}`, the Blackbox exporter beside `{server}` that probes the certificates of the domains served with TLS"),
+                    e,
+                ));
+            }
+        }
         if let Some((service, _)) = crate::plan::Added::owner(name) {
             let ha = self.field(service, host, &["ha"])?;
             return Some((
@@ -256,7 +264,7 @@ pub fn why(
         [proxy_dir @ ("nginx" | "haproxy"), file] => {
             w.proxy(proxy_dir, file, text, line, &mut out)?
         }
-        ["prometheus", _] => w.prometheus(line_text, &mut out),
+        ["prometheus", _] => w.prometheus(text, line, &mut out),
         ["grafana", ..] => w.grafana(line_text, &mut out),
         [service, rest @ ..] if !rest.is_empty() => w.ha_file(service, rest, &mut out),
         _ => {}
@@ -269,6 +277,8 @@ pub fn why(
     out.dedup();
     Ok(out)
 }
+
+use crate::plan::tls_probe::BLACKBOX_SUFFIX;
 
 /// What `why` looks in: the source's entries and the topology's plan.
 struct Why<'a> {
@@ -418,8 +428,10 @@ impl Why<'_> {
         Ok(())
     }
 
-    /// A line of the Prometheus config: the `metrics` of the job's service.
-    fn prometheus(&self, line_text: &str, out: &mut Vec<Origin>) {
+    /// A line of the Prometheus config: the `metrics` of the job's service,
+    /// or for the certificates' probe, what serves the domain with TLS.
+    fn prometheus(&self, text: &str, line: usize, out: &mut Vec<Origin>) {
+        let line_text = text.lines().nth(line.saturating_sub(1)).unwrap_or_default();
         for s in self.topo.hosts.iter().flat_map(|h| &h.services) {
             if line_text.contains(&format!("job_name: {}", s.name))
                 || line_text.contains(&format!("job_name: \"{}\"", s.name))
@@ -427,8 +439,14 @@ impl Why<'_> {
                 if let Some(e) = self.f.field(&s.name, "", &["metrics"]) {
                     out.push(Origin::at(format!("`metrics` of `{}`", s.name), e.span()));
                 }
+                out.extend(self.f.auxiliary(&s.name, "").and_then(|(what, e)| {
+                    s.name
+                        .ends_with(BLACKBOX_SUFFIX)
+                        .then(|| Origin::at(what, e.span()))
+                }));
             }
         }
+        out.extend(self.probed(text, line));
         if let Some(e) = self
             .f
             .top("service", "monitoring")
@@ -436,6 +454,60 @@ impl Why<'_> {
         {
             out.push(Origin::at("the scrape config of the topology", e.span()));
         }
+    }
+
+    /// For a line of a probe's static config (its target, its host, its
+    /// module), what serves the domain with TLS and where its certificate
+    /// comes from.
+    fn probed(&self, text: &str, line: usize) -> Vec<Origin> {
+        let lines: Vec<&str> = text.lines().collect();
+        let targets = self
+            .topo
+            .scrape_jobs
+            .iter()
+            .filter(|j| j.via.is_some())
+            .flat_map(|j| &j.targets);
+        // The static config's target is on its line or a few above it.
+        let from = line.saturating_sub(4);
+        let Some(target) = targets.into_iter().find(|t| {
+            let quoted = format!("\"{}\"", t.address);
+            (from..line).any(|l| lines.get(l).is_some_and(|x| x.contains(&quoted)))
+        }) else {
+            return Vec::new();
+        };
+        let Some((domain, _)) = target.address.rsplit_once(':') else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for p in self.topo.proxies.iter().filter(|p| p.host == target.host) {
+            if let Some(entry) = self.f.proxy(&p.name) {
+                out.extend(proxy::domain_origins(
+                    &self.f,
+                    entry,
+                    Some(domain),
+                    "the certificate of",
+                ));
+            }
+        }
+        if target.module == Some(crate::plan::tls_probe::TLS_MODULE) {
+            // Let's Encrypt is the ACME server a `directory` names, or the
+            // one of a `production` topology.
+            let topology = self.f.topology_entry().map(block).unwrap_or_default();
+            let acme = topology.iter().find(|e| e.key.name == "acme").map(block);
+            let decides = acme
+                .and_then(|a| a.iter().find(|e| e.key.name == "directory"))
+                .or_else(|| topology.iter().find(|e| e.key.name == "production"));
+            let what = "a certificate from Let's Encrypt, verified as a browser verifies it";
+            out.push(match decides {
+                Some(e) => Origin::at(format!("`{}`: {what}", e.key.name), e.span()),
+                None => Origin::default(what),
+            });
+        } else {
+            out.push(Origin::default(
+                "a certificate no browser is known to trust (the operator's, or an ACME server other than Let's Encrypt's): its expiry is probed without verification",
+            ));
+        }
+        out
     }
 
     /// A line of Grafana's files: a panel's, the `metrics` of the service it

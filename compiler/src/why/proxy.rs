@@ -218,7 +218,12 @@ fn listen_port(proxy: &Entry, words: &[&str]) -> Origin {
 
 /// What decides a domain: the proxy's `tls "DOMAIN"` entry, the routes whose
 /// `domain` it is.
-fn domain_origins(f: &Finder<'_>, proxy: &Entry, domain: Option<&str>, what: &str) -> Vec<Origin> {
+pub(super) fn domain_origins(
+    f: &Finder<'_>,
+    proxy: &Entry,
+    domain: Option<&str>,
+    what: &str,
+) -> Vec<Origin> {
     let Some(domain) = domain else {
         return Vec::new();
     };
