@@ -256,3 +256,30 @@ fn the_alerts_name_the_certificates_a_browser_would_refuse_or_soon() {
         prometheus.query("up")
     );
 }
+
+/// A Prometheus on a managed host is its platform's: no exporter beside it,
+/// and no job that would scrape one.
+#[test]
+fn a_prometheus_on_a_managed_host_gets_no_probe() {
+    let path = support::root().join("tests/cases/certificates.stack");
+    let text = support::read(&path).replace(
+        "host mon {\n    address = \"10.0.0.2\"",
+        "host mon {\n    managed = true",
+    );
+    assert!(text.contains("managed = true"));
+    let compilation = stackc::compile(text, &support::options(&path));
+    assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics);
+    let paths: Vec<&str> = compilation
+        .artifacts
+        .iter()
+        .map(|a| a.path.as_str())
+        .collect();
+    assert!(!paths.iter().any(|p| p.contains("blackbox")), "{paths:?}");
+    let prometheus = compilation
+        .artifacts
+        .iter()
+        .find(|a| a.path == "single/prometheus/prometheus.yml")
+        .map(|a| a.contents.as_str())
+        .unwrap_or_default();
+    assert!(!prometheus.contains("blackbox"), "{prometheus}");
+}

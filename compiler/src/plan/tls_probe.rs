@@ -38,8 +38,8 @@ pub struct TlsProbe {
 }
 
 impl Topo<'_> {
-    /// The probe, on a compose topology that runs a Prometheus server and
-    /// serves a domain with `tls`. A service of the exporter's name on its
+    /// The probe, on a compose topology that runs a Prometheus server (on a
+    /// host of its own, not a managed one) and serves a domain with `tls`. A service of the exporter's name on its
     /// host is reported: two containers of one compose file.
     pub(super) fn tls_probe(
         &self,
@@ -49,7 +49,9 @@ impl Topo<'_> {
         if self.topo.platform.value != Platform::Compose {
             return None;
         }
-        let host = self.prometheus_host()?;
+        // A Prometheus on a managed host is its platform's: no container
+        // of stackc's runs beside it.
+        let host = self.prometheus_host().filter(|&h| !self.hosts[h].managed)?;
         let server = self
             .placements
             .iter()
