@@ -39,8 +39,9 @@ pub struct TlsProbe {
 
 impl Topo<'_> {
     /// The probe, on a compose topology that runs a Prometheus server (on a
-    /// host of its own, not a managed one) and serves a domain with `tls`. A service of the exporter's name on its
-    /// host is reported: two containers of one compose file.
+    /// host of its own, not a managed one) and serves a domain with `tls`.
+    /// A service of the exporter's name on its host is reported: two
+    /// containers of one compose file.
     pub(super) fn tls_probe(
         &self,
         proxies: &[ProxyPlan],
@@ -49,35 +50,38 @@ impl Topo<'_> {
         if self.topo.platform.value != Platform::Compose {
             return None;
         }
-        // A Prometheus on a managed host is its platform's: no container
-        // of stackc's runs beside it.
-        let host = self.prometheus_host().filter(|&h| !self.hosts[h].managed)?;
-        let server = self
+        let (server, host) = self
             .placements
             .iter()
-            .find(|(name, _)| self.is_kind(name, "prometheus"))?
-            .0;
-        let mut targets: Vec<StaticTarget> = Vec::new();
+            .find(|(name, _)| self.is_kind(name, "prometheus"))
+            .and_then(|(name, ps)| Some((name, ps.first()?.host)))?;
+        // A Prometheus on a managed host is its platform's: no container
+        // of stackc's runs beside it.
+        if self.hosts[host].managed {
+            return None;
+        }
+        // By address, once each: a stack may serve thousands of domains.
+        let mut targets: IndexMap<String, StaticTarget> = IndexMap::default();
         for proxy in proxies {
+            let trusted: IndexSet<&str> = trusted_domains(proxy).collect();
             for site in proxy.sites.iter().filter(|s| s.tls.is_some()) {
                 let Some(domain) = &site.domain else {
                     continue;
                 };
                 let address = crate::grammar::host_port(domain, proxy.https);
-                if !targets.iter().any(|t| t.address == address) {
-                    let module = if from_lets_encrypt(proxy, domain) {
-                        TLS_MODULE
-                    } else {
-                        TLS_UNVERIFIED_MODULE
-                    };
-                    targets.push(StaticTarget {
-                        address,
-                        host: proxy.host.clone(),
-                        module: Some(module),
-                    });
-                }
+                let module = if trusted.contains(domain.as_str()) {
+                    TLS_MODULE
+                } else {
+                    TLS_UNVERIFIED_MODULE
+                };
+                targets.entry(address.clone()).or_insert(StaticTarget {
+                    address,
+                    host: proxy.host.clone(),
+                    module: Some(module),
+                });
             }
         }
+        let targets: Vec<StaticTarget> = targets.into_values().collect();
         if targets.is_empty() {
             return None;
         }
@@ -103,13 +107,14 @@ impl Topo<'_> {
     }
 }
 
-/// Whether the proxy obtains `domain`'s certificate from Let's Encrypt
-/// (not its staging): one a browser trusts.
-fn from_lets_encrypt(proxy: &ProxyPlan, domain: &str) -> bool {
-    proxy.acme.as_ref().is_some_and(|a| {
-        a.domains.iter().any(|d| d == domain)
-            && a.server.directory == AcmeDirectory::LetsEncrypt.url()
-    })
+/// The domains whose certificates the proxy obtains from Let's Encrypt (not
+/// its staging): ones a browser trusts.
+fn trusted_domains(proxy: &ProxyPlan) -> impl Iterator<Item = &str> {
+    proxy
+        .acme
+        .iter()
+        .filter(|a| a.server.directory == AcmeDirectory::LetsEncrypt.url())
+        .flat_map(|a| a.domains.iter().map(String::as_str))
 }
 
 impl TlsProbe {
