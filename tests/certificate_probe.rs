@@ -11,6 +11,8 @@
 //!   without verification, no alert;
 //! - `old.example.com` (from Let's Encrypt): self-signed → the verified
 //!   handshake fails, `CertificateProbeFailed`.
+//!
+//! The imported dashboard's panels are asked of the same Prometheus.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -255,6 +257,49 @@ fn the_alerts_name_the_certificates_a_browser_would_refuse_or_soon() {
         "{:?}",
         prometheus.query("up")
     );
+    // The dashboard's panels, as the real Prometheus answers them: the days
+    // each certificate it could read has left, and which handshakes succeed.
+    let board: serde_json::Value = serde_json::from_str(&support::artifact(
+        &compilation,
+        "single/grafana/import/certificates.json",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let panel = |title: &str| -> Vec<(String, f64)> {
+        let panels = board["panels"].as_array().cloned().unwrap_or_default();
+        let expr = panels
+            .iter()
+            .find(|p| p["title"] == title)
+            .and_then(|p| p["targets"][0]["expr"].as_str())
+            .unwrap_or_else(|| panic!("no panel `{title}`: {board}"))
+            .to_string();
+        let mut values: Vec<(String, f64)> = prometheus
+            .query(&expr)
+            .iter()
+            .map(|s| {
+                let instance = s["metric"]["instance"].as_str().unwrap_or_default();
+                let value = s["value"][1].as_str().and_then(|v| v.parse().ok());
+                (instance.to_string(), value.unwrap_or(f64::NAN))
+            })
+            .collect();
+        values.sort_by(|a, b| a.0.cmp(&b.0));
+        values
+    };
+    let days = panel("certificates: days left");
+    let names: Vec<&str> = days.iter().map(|(i, _)| i.as_str()).collect();
+    assert_eq!(
+        names,
+        ["api.example.com:443", "app.example.com:443"],
+        "{days:?}"
+    );
+    assert!((59.0..=60.0).contains(&days[0].1), "{days:?}");
+    assert!((4.0..=5.0).contains(&days[1].1), "{days:?}");
+    let handshakes = panel("certificates: TLS handshake succeeds");
+    let expected = [
+        ("api.example.com:443".to_string(), 1.0),
+        ("app.example.com:443".to_string(), 1.0),
+        ("old.example.com:443".to_string(), 0.0),
+    ];
+    assert_eq!(handshakes, expected);
 }
 
 /// A Prometheus on a managed host is its platform's: no exporter beside it,

@@ -261,7 +261,7 @@ struct Kind {
     charts: fn(&ScrapeJob) -> Vec<Chart>,
 }
 
-const KINDS: [Kind; 3] = [
+const KINDS: [Kind; 4] = [
     Kind {
         exporter: Exporter::Service,
         file: "services",
@@ -279,6 +279,12 @@ const KINDS: [Kind; 3] = [
         file: "patroni",
         title: "Patroni",
         charts: patroni_charts,
+    },
+    Kind {
+        exporter: Exporter::Blackbox,
+        file: "certificates",
+        title: "Certificates",
+        charts: certificate_charts,
     },
 ];
 
@@ -467,6 +473,27 @@ fn patroni_charts(j: &ScrapeJob) -> Vec<Chart> {
             ),
             "{{name}}",
             "bytes",
+        ),
+    ]
+}
+
+/// The certificates the Blackbox exporter probes: the days each has left,
+/// and whether the handshake with each domain succeeds (what the alerts
+/// read).
+fn certificate_charts(j: &ScrapeJob) -> Vec<Chart> {
+    let selector = format!(r#"job="{}""#, j.name);
+    vec![
+        chart(
+            "certificates: days left".into(),
+            format!("(probe_ssl_earliest_cert_expiry{{{selector}}} - time()) / 86400"),
+            "{{instance}}",
+            "d",
+        ),
+        chart(
+            "certificates: TLS handshake succeeds".into(),
+            format!("probe_success{{{selector}}}"),
+            "{{instance}}",
+            "short",
         ),
     ]
 }
